@@ -1,0 +1,50 @@
+"""spos_tf: Single Path One-Shot NAS (Guo et al., ECCV 2020) for TensorFlow / tf_keras.
+
+Importing the package is cheap: it only sets ``TF_USE_LEGACY_KERAS=1`` (TF-MOT needs Keras 2, so all
+model code is built with ``tf_keras``) and exposes the public API lazily, so that
+``from spos_tf import EvolutionOracle`` does not import TensorFlow and stays usable from Keras 3 projects.
+
+Public API::
+
+    space = spos_tf.spaces.get("shufflenet_oneshot", image_size=224, num_classes=1000)
+    arch = space.parse("2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3")
+    supernet = spos_tf.build_supernet(space)
+    model = spos_tf.build_standalone(space, arch, supernet=supernet)
+    spos_tf.costs.macs(space, arch), spos_tf.costs.params(space, arch)
+"""
+import importlib
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+# attribute -> (module, name or None for the module itself)
+_LAZY = {
+    "spaces": ("spos_tf.spaces", None),
+    "space": ("spos_tf.space", None),
+    "costs": ("spos_tf.costs", None),
+    "Architecture": ("spos_tf.space", "Architecture"),
+    "SearchSpace": ("spos_tf.space", "SearchSpace"),
+    "build_supernet": ("spos_tf.supernet", "build_supernet"),
+    "build_standalone": ("spos_tf.standalone", "build_standalone"),
+    "inherit": ("spos_tf.standalone", "inherit"),
+    "MaskedSGD": ("spos_tf.optim", "MaskedSGD"),
+    "EvolutionOracle": ("spos_tf.oracle", "EvolutionOracle"),
+    "RandomSearchOracle": ("spos_tf.oracle", "RandomSearchOracle"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'spos_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

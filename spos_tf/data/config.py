@@ -1,0 +1,164 @@
+"""``DataConfig``: the typed description of one input source, with per-data-set defaults.
+
+Fields left at ``None`` take the value of the data set's row in ``DEFAULTS`` (or ``GENERIC`` for
+other TFDS names, ``FOLDER_FLAT`` / ``FOLDER_SPLITS`` for image folders) when the pipeline resolves
+the config; ``resolved()`` shows the values that will be used. The table is the one place those
+defaults are written down.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+FOLDER_PREFIX = "folder:"
+AUGMENTATIONS = ("imagenet", "light", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Defaults:
+    """Per-data-set values for the ``None`` fields of :class:`DataConfig`."""
+
+    image_size: int
+    train_split: str
+    holdout_split: str
+    test_split: str
+    augment: str
+    cache: bool
+    eval_crop_fraction: float
+
+
+DEFAULTS = {
+    # 8x8 digits upsampled to 32; light pad-and-crop only (a flipped digit is another digit).
+    "spos_digits": Defaults(32, "train", "validation", "test", "light", True, 1.0),
+    # The paper's protocol: 50,000 training images held out for search, train on the rest,
+    # report on the official validation set. Too big to cache decoded images in host memory.
+    "imagenet2012": Defaults(224, "train[:-50000]", "train[-50000:]", "validation", "imagenet",
+                             False, 0.875),
+    "cifar10": Defaults(32, "train[:-5000]", "train[-5000:]", "test", "light", True, 1.0),
+}
+GENERIC = Defaults(224, "train", "validation", "test", "imagenet", False, 0.875)
+# root/<class>/<image>: one split "train", sliced 80/10/10 in TFDS's slicing syntax (rounding to
+# the closest example) over ImageFolder's fixed, seed-free shuffled order.
+FOLDER_FLAT = Defaults(224, "train[:80%]", "train[80%:90%]", "train[90%:]", "imagenet", True, 1.0)
+# root/<split>/<class>/<image>
+FOLDER_SPLITS = Defaults(224, "train", "validation", "test", "imagenet", True, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which images to read and how to prepare them.
+
+    Attributes:
+      name: a TFDS name (``"spos_digits"``, ``"imagenet2012"``, ``"cifar10"``, ...) or
+        ``"folder:<root>"`` for an image folder, either ``<root>/<class>/<image>`` (one split,
+        ``train``) or ``<root>/<split>/<class>/<image>``; ``.png``, ``.jpg`` and ``.jpeg`` files.
+      data_dir: TFDS data directory; ``None`` means TFDS's default (``$TFDS_DATA_DIR`` or
+        ``~/tensorflow_datasets``). Ignored for image folders.
+      manual_dir: where manually downloaded archives lie (``imagenet2012``: the two ILSVRC2012
+        tars); ``None`` means ``<data_dir>/downloads/manual`` like TFDS.
+      image_size: side of the square images the pipeline emits.
+      train_split, holdout_split, test_split: TFDS split specs (slicing allowed, e.g.
+        ``"train[-50000:]"``) for supernet training, the architecture search's held-out fitness
+        and the final report.
+      augment: ``"imagenet"`` (random-resized crop, horizontal flip, colour jitter 0.4),
+        ``"light"`` (pad by ``image_size // 8`` and random crop back: small translations, no flip)
+        or ``"none"``. Applied only to the ``train`` role in training mode.
+      cache: keep decoded (not yet augmented) images in host memory after the first pass.
+      shuffle_buffer: examples in the shuffle buffer (capped at the split size).
+      eval_crop_fraction: evaluation keeps the central square of this fraction of the shorter side
+        (ImageNet's 224/256 = 0.875) before resizing to ``image_size``.
+    """
+
+    name: str = "spos_digits"
+    data_dir: Optional[str] = None
+    manual_dir: Optional[str] = None
+    image_size: Optional[int] = None
+    train_split: Optional[str] = None
+    holdout_split: Optional[str] = None
+    test_split: Optional[str] = None
+    augment: Optional[str] = None
+    cache: Optional[bool] = None
+    shuffle_buffer: int = 10_000
+    eval_crop_fraction: Optional[float] = None
+
+    @property
+    def is_folder(self) -> bool:
+        return self.name.startswith(FOLDER_PREFIX)
+
+    @property
+    def folder_root(self) -> str:
+        """The image folder's root (``name`` without ``"folder:"``, ``~`` expanded)."""
+        if not self.is_folder:
+            raise ValueError(f"DataConfig name {self.name!r} is not an image folder")
+        return os.path.expanduser(self.name[len(FOLDER_PREFIX):])
+
+    def validate(self) -> "DataConfig":
+        """Checks every field's type and range without touching the file system.
+
+        Returns:
+          ``self``, so that ``DataConfig(...).validate()`` can be chained.
+
+        Raises:
+          ValueError: naming the bad field and quoting its value.
+        """
+        from tensorflow_datasets.core import splits as splits_lib  # parser only, no I/O
+
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"DataConfig.name must be a non-empty string, got {self.name!r}")
+        if self.is_folder and not self.name[len(FOLDER_PREFIX):].strip():
+            raise ValueError(f"DataConfig.name {self.name!r}: give the folder, 'folder:<root>'")
+        for field in ("data_dir", "manual_dir"):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ValueError(f"DataConfig.{field} must be a path or None, got {value!r}")
+        if self.image_size is not None and (
+                isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
+                or self.image_size < 1):
+            raise ValueError(f"DataConfig.image_size must be a positive int, got {self.image_size!r}")
+        for field in ("train_split", "holdout_split", "test_split"):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"DataConfig.{field} must be a TFDS split spec, got {value!r}")
+            try:
+                splits_lib.AbstractSplit.from_spec(value)
+            except (ValueError, NotImplementedError) as e:
+                raise ValueError(
+                    f"DataConfig.{field}={value!r} is not a TFDS split spec such as 'train', "
+                    f"'train[:-50000]' or 'train[80%:90%]': {e}") from None
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise ValueError(f"DataConfig.augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if self.cache is not None and not isinstance(self.cache, bool):
+            raise ValueError(f"DataConfig.cache must be a bool or None, got {self.cache!r}")
+        if isinstance(self.shuffle_buffer, bool) or not isinstance(self.shuffle_buffer, int) \
+                or self.shuffle_buffer < 1:
+            raise ValueError(
+                f"DataConfig.shuffle_buffer must be a positive int, got {self.shuffle_buffer!r}")
+        if self.eval_crop_fraction is not None and (
+                isinstance(self.eval_crop_fraction, bool)
+                or not isinstance(self.eval_crop_fraction, (int, float))
+                or not 0.0 < self.eval_crop_fraction <= 1.0):
+            raise ValueError(
+                f"DataConfig.eval_crop_fraction must be in (0, 1], got {self.eval_crop_fraction!r}")
+        if self.train_split is not None and self.train_split == self.holdout_split:
+            raise ValueError(
+                f"DataConfig.holdout_split equals train_split ({self.train_split!r}); the search "
+                "needs images the supernet was not trained on")
+        return self
+
+    def resolved(self, defaults: Defaults | None = None) -> "DataConfig":
+        """A copy with every ``None`` field filled from ``defaults``, validated.
+
+        Args:
+          defaults: the row to use; ``None`` looks ``name`` up in ``DEFAULTS`` (``GENERIC`` if
+            absent). Image folders need the row for their layout, chosen by the pipeline.
+        """
+        if defaults is None:
+            defaults = DEFAULTS.get(self.name, GENERIC)
+        filled = {
+            field.name: getattr(defaults, field.name)
+            for field in dataclasses.fields(Defaults) if getattr(self, field.name) is None
+        }
+        return dataclasses.replace(self, **filled).validate()

@@ -1,0 +1,137 @@
+"""``build_dataset``: one ``tf.data`` input pipeline for every data set and every use.
+
+Order of operations (host side, all ``map``/``prefetch`` with ``tf.data.AUTOTUNE``, deterministic):
+read (TFDS or folder, sharded by ``input_context``) -> decode -> ``cache`` (decoded, not augmented)
+-> seeded ``shuffle`` (training) -> ``repeat`` -> augment or evaluation crop/resize -> normalise
+(:func:`~spos_tf.data.preprocess.normalize`) -> batch -> prefetch.
+
+Randomness is a function of ``seed`` only: the shuffle is seeded, and each example's augmentation
+uses the stateless seed ``(seed, counter)``, where ``counter`` is the example's position in this
+pipeline's output stream (times the number of input pipelines, plus this pipeline's id). Building
+the same pipeline twice gives the same batches.
+"""
+from __future__ import annotations
+
+import typing
+
+import tensorflow as tf
+
+from spos_tf.data import config as config_lib
+from spos_tf.data import preprocess
+from spos_tf.data import sources
+
+ROLES = ("train", "holdout", "test", "calib")
+# role -> the DataConfig field holding its split spec. "calib" = training images, no augmentation
+# (BatchNorm recalibration of a sampled architecture).
+SPLIT_FIELD = {"train": "train_split", "holdout": "holdout_split", "test": "test_split",
+               "calib": "train_split"}
+_AUGMENTERS = {"light": preprocess.light_augment, "imagenet": preprocess.imagenet_augment}
+
+
+class DataInfo(typing.NamedTuple):
+    """What a model and a schedule need to know about a config's data."""
+
+    num_classes: int
+    num_examples: dict  # role ("train", "holdout", "test", "calib") -> examples in its split
+
+
+def dataset_info(config: config_lib.DataConfig) -> DataInfo:
+    """Classes and examples per role of ``config`` (prepares ``spos_digits`` if needed).
+
+    Raises:
+      ValueError, FileNotFoundError: as :func:`build_dataset`.
+    """
+    source = sources.open_source(config)
+    resolved = config.resolved(source.defaults)
+    return DataInfo(source.num_classes, {
+        role: source.num_examples(getattr(resolved, field), field)
+        for role, field in SPLIT_FIELD.items()
+    })
+
+
+def resolve(config: config_lib.DataConfig) -> config_lib.DataConfig:
+    """``config`` with every ``None`` field set to the value the pipeline will use."""
+    return config.resolved(sources.open_source(config).defaults)
+
+
+def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: int, *,
+                  training: bool, seed: int, repeat: bool | None = None,
+                  drop_remainder: bool | None = None,
+                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """The input pipeline for one role of one data set.
+
+    Args:
+      config: the data set; ``None`` fields take its defaults (see ``DataConfig.resolved``).
+      split_role: ``"train"`` (supernet training), ``"holdout"`` (search fitness), ``"test"``
+        (final report) or ``"calib"`` (training images, never augmented, for BatchNorm
+        recalibration).
+      batch_size: global batch size; with ``input_context`` each pipeline batches
+        ``input_context.get_per_replica_batch_size(batch_size)``.
+      training: shuffle (seeded) and, for ``"train"`` only, augment with ``config.augment``.
+        Otherwise examples come in the data set's fixed order with evaluation preprocessing.
+      seed: int; the whole stream (order and augmentation) is a function of it.
+      repeat: repeat forever; default ``training``.
+      drop_remainder: drop a last partial batch; default ``training``.
+      input_context: from ``strategy.distribute_datasets_from_function``; shards the examples
+        between input pipelines.
+
+    Returns:
+      ``tf.data.Dataset`` of ``(images float32 [B, S, S, 3], labels int32 [B])``, ``S`` =
+      ``image_size``, images normalised with ``preprocess.MEAN_RGB`` / ``STDDEV_RGB``.
+
+    Raises:
+      ValueError: bad role, batch size, seed or config value; unknown data set or split.
+      FileNotFoundError: data set not prepared and not preparable offline (the message says what
+        to put where); missing folder.
+    """
+    if split_role not in ROLES:
+        raise ValueError(f"split_role must be one of {ROLES}, got {split_role!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    source = sources.open_source(config)
+    cfg = config.resolved(source.defaults)
+    field = SPLIT_FIELD[split_role]
+    spec = getattr(cfg, field)
+    num_examples = source.num_examples(spec, field)
+    if num_examples == 0:
+        raise ValueError(f"DataConfig.{field}={spec!r} selects no examples of {source.description}")
+    repeat = training if repeat is None else repeat
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    pipelines, pipeline_id = 1, 0
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+        pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+
+    ds = source.read(spec, shuffle_files=training, seed=seed, input_context=input_context)
+    if cfg.cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(min(cfg.shuffle_buffer, num_examples), seed=seed,
+                        reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    size = cfg.image_size
+    augment = cfg.augment if (training and split_role == "train") else "none"
+    if augment == "none":
+        crop = cfg.eval_crop_fraction
+
+        def prepare(image, label):
+            return preprocess.preprocess_for_eval(image, size, crop), label
+    else:
+        augmenter = _AUGMENTERS[augment]
+
+        def prepare(index, example):
+            image, label = example
+            example_seed = tf.stack([tf.constant(seed, tf.int64), index * pipelines + pipeline_id])
+            image = augmenter(preprocess.to_rgb(image), size, example_seed)
+            return preprocess.normalize(image), label
+
+        ds = ds.enumerate()
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

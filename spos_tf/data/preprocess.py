@@ -1,0 +1,128 @@
+"""Pure TensorFlow image preprocessing shared by the input pipeline and exported models.
+
+Every function here is a graph-safe ``tf`` function of its inputs (no Python state, no global RNG):
+evaluation preprocessing is :func:`preprocess_for_eval`, which an exported model can apply to raw
+``uint8`` images to reproduce the pipeline exactly; training augmentation draws all randomness from
+an explicit stateless ``seed`` (shape ``[2]`` int), so an example's augmentation is a function of
+(pipeline seed, example counter) and a resumed run replays it.
+
+Normalisation constants (``MEAN_RGB``, ``STDDEV_RGB``) are the ImageNet channel statistics on the
+0..255 scale, ``(0.485, 0.456, 0.406) * 255`` and ``(0.229, 0.224, 0.225) * 255``, used for every
+data set (grey-scale images are replicated to three channels first), so a model does not depend on
+which data set produced its weights: ``x = (image - MEAN_RGB) / STDDEV_RGB``.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # (123.675, 116.28, 103.53)
+STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)  # (58.395, 57.12, 57.375)
+COLOR_JITTER = 0.4  # brightness, contrast and saturation factors drawn from [0.6, 1.4]
+CROP_AREA = (0.08, 1.0)  # random-resized-crop: fraction of the image area
+CROP_ASPECT = (3 / 4, 4 / 3)  # random-resized-crop: width / height
+
+
+def to_rgb(image: tf.Tensor) -> tf.Tensor:
+    """``[..., H, W, 1 or 3]`` -> ``[..., H, W, 3]`` (grey-scale is replicated), dtype kept."""
+    channels = image.shape[-1]
+    if channels == 3:
+        return image
+    if channels == 1:
+        return tf.image.grayscale_to_rgb(image)
+    if channels is None:  # unknown statically: decide at run time
+        return tf.cond(tf.equal(tf.shape(image)[-1], 1),
+                       lambda: tf.image.grayscale_to_rgb(image[..., :1]),
+                       lambda: image[..., :3])
+    raise ValueError(f"expected 1 or 3 channels, got image shape {image.shape}")
+
+
+def normalize(image: tf.Tensor) -> tf.Tensor:
+    """``(float(image) - MEAN_RGB) / STDDEV_RGB`` for images on the 0..255 scale; returns float32."""
+    image = tf.cast(image, tf.float32)
+    return (image - tf.constant(MEAN_RGB, tf.float32)) / tf.constant(STDDEV_RGB, tf.float32)
+
+
+def center_crop_and_resize(image: tf.Tensor, image_size: int, crop_fraction: float = 1.0):
+    """Central square of ``crop_fraction`` x the shorter side, bilinearly resized to ``image_size``.
+
+    Works on ``[H, W, C]`` and ``[B, H, W, C]``; returns float32 on the input's scale.
+    """
+    shape = tf.shape(image)
+    height, width = shape[-3], shape[-2]
+    side = tf.cast(tf.math.round(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32)),
+                   tf.int32)
+    side = tf.maximum(side, 1)
+    image = tf.image.crop_to_bounding_box(image, (height - side) // 2, (width - side) // 2,
+                                          side, side)
+    return tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), method="bilinear")
+
+
+def preprocess_for_eval(image: tf.Tensor, image_size: int | None = None,
+                        crop_fraction: float = 1.0) -> tf.Tensor:
+    """Evaluation preprocessing: raw image -> normalised float32 network input.
+
+    Args:
+      image: ``uint8`` (or any real dtype on the 0..255 scale) ``[H, W, C]`` or ``[B, H, W, C]``,
+        ``C`` 1 or 3.
+      image_size: output side; ``None`` keeps the input size (no crop, no resize), which is what a
+        model exported for inputs already at its resolution uses.
+      crop_fraction: see :func:`center_crop_and_resize`; ignored when ``image_size`` is ``None``.
+
+    Returns:
+      ``float32 [..., image_size, image_size, 3]``, ``(image - MEAN_RGB) / STDDEV_RGB``.
+    """
+    image = to_rgb(image)
+    if image_size is not None:
+        image = center_crop_and_resize(image, image_size, crop_fraction)
+    return normalize(image)
+
+
+def _seeds(seed: tf.Tensor, num: int):
+    return tf.unstack(tf.random.experimental.stateless_split(seed, num))
+
+
+def light_augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Small random translation: resize to ``image_size``, zero-pad by ``max(1, image_size // 8)``
+    on each side, stateless random crop back to ``image_size``. No flip.
+
+    Args:
+      image: ``[H, W, 3]`` on the 0..255 scale.
+      seed: ``int [2]`` stateless seed.
+
+    Returns:
+      float32 ``[image_size, image_size, 3]`` on the 0..255 scale (not normalised).
+    """
+    pad = max(1, image_size // 8)
+    image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), method="bilinear")
+    image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    return tf.image.stateless_random_crop(image, (image_size, image_size, 3), seed=seed)
+
+
+def imagenet_augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """The SPOS ImageNet recipe: random-resized crop (area 8-100 %, aspect 3/4-4/3), horizontal
+    flip, colour jitter 0.4 (brightness, contrast, saturation, in that fixed order, factors uniform
+    in [0.6, 1.4]).
+
+    Args:
+      image: ``[H, W, 3]`` on the 0..255 scale.
+      seed: ``int [2]`` stateless seed.
+
+    Returns:
+      float32 ``[image_size, image_size, 3]`` in [0, 255] (not normalised).
+    """
+    crop_seed, flip_seed, b_seed, c_seed, s_seed = _seeds(seed, 5)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=crop_seed,
+        min_object_covered=0.0, aspect_ratio_range=CROP_ASPECT, area_range=CROP_AREA,
+        max_attempts=10, use_image_if_no_bounding_boxes=True)
+    image = tf.slice(image, begin, size)
+    image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), method="bilinear")
+    image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    low, high = 1.0 - COLOR_JITTER, 1.0 + COLOR_JITTER
+    image = image / 255.0
+    image = image * tf.random.stateless_uniform([], b_seed, low, high)
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    image = tf.image.adjust_contrast(image, tf.random.stateless_uniform([], c_seed, low, high))
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    image = tf.image.adjust_saturation(image, tf.random.stateless_uniform([], s_seed, low, high))
+    return tf.clip_by_value(image, 0.0, 1.0) * 255.0

@@ -1,0 +1,172 @@
+"""TF primitives with weight sharing by leading slices.
+
+Every primitive allocates its variables at construction, at the largest shape it will ever serve
+(so that ``tf.switch_case`` branches that never ran eagerly still own their variables), and a call at a
+narrower width reads the *leading slice* of each variable: input channels are taken from the static
+shape of the input, output channels from the ``out_channels`` argument. Nothing is copied, so a narrow
+choice and a wide one share the same values.
+
+All variables are created with explicit initialisers seeded from the layer's construction order, so
+the same seed builds the same weights.
+"""
+from __future__ import annotations
+
+import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+import tf_keras as keras
+
+from spos_tf.ops import Prim
+
+
+class BNControl:
+    """Shared BatchNorm update control of one model (a plain holder: not tracked by Keras).
+
+    ``momentum`` is a scalar variable read by every :class:`BatchNorm` of the model, so that BN
+    recalibration can run an exact cumulative average (momentum ``1 - 1/t`` at batch ``t``) in the
+    same traced function as training, without retracing.
+    """
+
+    def __init__(self, momentum: float = 0.9):
+        self.momentum = tf.Variable(momentum, trainable=False, dtype=tf.float32,
+                                    name="bn_momentum",
+                                    synchronization=tf.VariableSynchronization.ON_WRITE,
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.default = momentum
+
+
+def _normal(stddev, seed):
+    return keras.initializers.RandomNormal(stddev=stddev, seed=seed)
+
+
+class Conv(keras.layers.Layer):
+    """k x k convolution without bias, SAME padding; ``call(x, out_channels=None)``."""
+
+    def __init__(self, prim: Prim, seed: int, stddev: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.prim = prim
+        std = stddev if stddev is not None else 1.0 / prim.cin
+        self.kernel = self.add_weight("kernel", (prim.k, prim.k, prim.cin, prim.cout),
+                                      initializer=_normal(std, seed), trainable=True)
+
+    def call(self, x, out_channels=None):
+        cin = x.shape[-1]
+        cout = out_channels or self.prim.cout
+        kernel = self.kernel
+        if cin != self.prim.cin or cout != self.prim.cout:
+            kernel = kernel[:, :, :cin, :cout]
+        return tf.nn.conv2d(x, kernel, self.prim.stride, "SAME")
+
+
+class DepthwiseConv(keras.layers.Layer):
+    """k x k depthwise convolution without bias over the input's (leading) channels."""
+
+    def __init__(self, prim: Prim, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.prim = prim
+        self.depthwise_kernel = self.add_weight(
+            "depthwise_kernel", (prim.k, prim.k, prim.cin, 1), initializer=_normal(1.0, seed),
+            trainable=True)
+
+    def call(self, x):
+        cin = x.shape[-1]
+        kernel = self.depthwise_kernel
+        if cin != self.prim.cin:
+            kernel = kernel[:, :, :cin, :]
+        s = self.prim.stride
+        return tf.nn.depthwise_conv2d(x, kernel, [1, s, s, 1], "SAME")
+
+
+class BatchNorm(keras.layers.Layer):
+    """Batch normalisation over the leading ``C`` channels of its statistics (C = input channels).
+
+    Training mode normalises with batch statistics and updates the moving statistics of the used
+    slice only: ``moving = m * moving + (1 - m) * batch`` with ``m = control.momentum``. Without
+    ``affine`` there are no gamma/beta (as in the reference supernet).
+    """
+
+    def __init__(self, prim: Prim, control: BNControl, affine: bool, epsilon: float = 1e-5,
+                 beta_init: float = 1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.prim = prim
+        self.affine = affine
+        self.epsilon = epsilon
+        self._control = control
+        c = prim.cin
+        stat = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.MEAN)
+        self.moving_mean = self.add_weight("moving_mean", (c,), initializer="zeros", **stat)
+        self.moving_variance = self.add_weight("moving_variance", (c,), initializer="ones", **stat)
+        if affine:
+            self.gamma = self.add_weight("gamma", (c,), initializer="ones", trainable=True)
+            self.beta = self.add_weight("beta", (c,), initializer=keras.initializers.Constant(
+                beta_init), trainable=True)
+
+    def _assign_leading(self, var, value, c):
+        if c == self.prim.cin:
+            return var.assign(value)
+        return var.assign(tf.concat([value, var[c:]], axis=0))
+
+    def call(self, x, training=None):
+        c = x.shape[-1]
+        full = c == self.prim.cin
+        if training:
+            mean, var = tf.nn.moments(x, axes=[0, 1, 2])
+            n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), x.dtype)
+            unbiased = var * n / tf.maximum(n - 1.0, 1.0)
+            m = tf.cast(tf.convert_to_tensor(self._control.momentum), x.dtype)
+            old_mean = self.moving_mean if full else self.moving_mean[:c]
+            old_var = self.moving_variance if full else self.moving_variance[:c]
+            self._assign_leading(self.moving_mean, m * old_mean + (1.0 - m) * mean, c)
+            self._assign_leading(self.moving_variance, m * old_var + (1.0 - m) * unbiased, c)
+        else:
+            mean = self.moving_mean if full else self.moving_mean[:c]
+            var = self.moving_variance if full else self.moving_variance[:c]
+        gamma = beta = None
+        if self.affine:
+            gamma = self.gamma if full else self.gamma[:c]
+            beta = self.beta if full else self.beta[:c]
+        return tf.nn.batch_normalization(x, mean, var, beta, gamma, self.epsilon)
+
+
+class Dense(keras.layers.Layer):
+    """Fully-connected layer ``cin -> cout`` (optional bias) over the leading input features."""
+
+    def __init__(self, prim: Prim, seed: int, stddev: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.prim = prim
+        self.kernel = self.add_weight("kernel", (prim.cin, prim.cout),
+                                      initializer=_normal(stddev, seed), trainable=True)
+        self.bias = (self.add_weight("bias", (prim.cout,), initializer="zeros", trainable=True)
+                     if prim.bias else None)
+
+    def call(self, x):
+        kernel = self.kernel
+        if x.shape[-1] != self.prim.cin:
+            kernel = kernel[: x.shape[-1]]
+        y = tf.matmul(x, kernel)
+        return y + self.bias if self.bias is not None else y
+
+
+def make_primitive(name: str, prim: Prim, *, seed: int, control: BNControl, affine: bool,
+                   first: bool = False):
+    """Builds the TF layer for one :class:`~spos_tf.ops.Prim` (the only place that maps kinds)."""
+    if prim.kind == "conv":
+        return Conv(prim, seed, stddev=0.01 if first else None, name=name)
+    if prim.kind == "dw":
+        return DepthwiseConv(prim, seed, name=name)
+    if prim.kind == "bn":
+        return BatchNorm(prim, control, affine, name=name)
+    if prim.kind == "fc":
+        return Dense(prim, seed, name=name)
+    raise ValueError(f"unknown primitive kind {prim.kind!r}")
+
+
+def layer_weights(layer) -> dict:
+    """``{short_name: variable}`` of a primitive (names as in :meth:`Prim.weight_shapes`)."""
+    out = {}
+    for attr in ("kernel", "depthwise_kernel", "bias", "gamma", "beta", "moving_mean",
+                 "moving_variance"):
+        var = getattr(layer, attr, None)
+        if isinstance(var, tf.Variable) or hasattr(var, "assign"):
+            out[attr] = var
+    return out

@@ -1,0 +1,185 @@
+"""Candidate ops as data: each op lists its primitive layers with their shapes.
+
+This module is plain Python (no TensorFlow). The TF layer code in :mod:`spos_tf.blocks` allocates
+exactly the primitives listed here, and the cost model in :mod:`spos_tf.costs` counts them, so the two
+cannot drift apart. A primitive is one of:
+
+- ``conv``: a k x k convolution ``cin -> cout`` without bias,
+- ``dw``: a k x k depthwise convolution over ``cin`` channels (``cout == cin``),
+- ``bn``: batch normalisation over ``cin`` channels,
+- ``fc``: a fully-connected layer ``cin -> cout`` (``bias`` optional).
+
+MACs follow the paper's convention: conv and FC only; ``out_hw^2 * k^2 * cin/groups * cout``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Prim:
+    kind: str           # "conv" | "dw" | "bn" | "fc"
+    cin: int
+    cout: int
+    k: int = 1
+    stride: int = 1
+    in_hw: int = 1
+    bias: bool = False
+    quantized: bool = False   # counts towards BitOps (weights at the block's bit width)
+
+    @property
+    def out_hw(self) -> int:
+        return -(-self.in_hw // self.stride)
+
+    @property
+    def macs(self) -> int:
+        if self.kind == "conv":
+            return self.out_hw ** 2 * self.k * self.k * self.cin * self.cout
+        if self.kind == "dw":
+            return self.out_hw ** 2 * self.k * self.k * self.cin
+        if self.kind == "fc":
+            return self.cin * self.cout
+        return 0
+
+    def params(self, affine: bool = True) -> int:
+        if self.kind == "conv":
+            return self.k * self.k * self.cin * self.cout
+        if self.kind == "dw":
+            return self.k * self.k * self.cin
+        if self.kind == "fc":
+            return self.cin * self.cout + (self.cout if self.bias else 0)
+        if self.kind == "bn":
+            return 2 * self.cin if affine else 0
+        raise ValueError(self.kind)
+
+    def weight_shapes(self, affine: bool = True) -> dict:
+        """Name -> shape of every variable this primitive owns (moving statistics included)."""
+        if self.kind == "conv":
+            return {"kernel": (self.k, self.k, self.cin, self.cout)}
+        if self.kind == "dw":
+            return {"depthwise_kernel": (self.k, self.k, self.cin, 1)}
+        if self.kind == "fc":
+            shapes = {"kernel": (self.cin, self.cout)}
+            if self.bias:
+                shapes["bias"] = (self.cout,)
+            return shapes
+        shapes = {"moving_mean": (self.cin,), "moving_variance": (self.cin,)}
+        if affine:
+            shapes.update(gamma=(self.cin,), beta=(self.cin,))
+        return shapes
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSpec:
+    """A candidate op: ``prims(cin, cout, mid, stride, in_hw)`` -> ordered ``{name: Prim}``."""
+
+    name: str
+    family: str
+    kind: str           # "shuffle" | "xception" | "basic": the dataflow in spos_tf.blocks
+    kernel: int
+    prims: Callable
+
+
+def _shuffle_prims(k):
+    def prims(cin, cout, mid, stride, in_hw):
+        main_in = cin if stride == 2 else cin // 2
+        outputs = cout - main_in if stride == 1 else cout - cin
+        out_hw = -(-in_hw // stride)
+        p = {
+            "conv1": Prim("conv", main_in, mid, 1, 1, in_hw),
+            "bn1": Prim("bn", mid, mid),
+            "dw": Prim("dw", mid, mid, k, stride, in_hw),
+            "bn2": Prim("bn", mid, mid),
+            "conv2": Prim("conv", mid, outputs, 1, 1, out_hw),
+            "bn3": Prim("bn", outputs, outputs),
+        }
+        if stride == 2:
+            p.update(_proj_prims(cin, k, in_hw))
+        return p
+    return prims
+
+
+def _proj_prims(cin, k, in_hw):
+    out_hw = -(-in_hw // 2)
+    return {
+        "proj_dw": Prim("dw", cin, cin, k, 2, in_hw),
+        "proj_bn1": Prim("bn", cin, cin),
+        "proj_conv": Prim("conv", cin, cin, 1, 1, out_hw),
+        "proj_bn2": Prim("bn", cin, cin),
+    }
+
+
+def _xception_prims(cin, cout, mid, stride, in_hw):
+    main_in = cin if stride == 2 else cin // 2
+    outputs = cout - main_in if stride == 1 else cout - cin
+    hw = -(-in_hw // stride)
+    p = {
+        "dw1": Prim("dw", main_in, main_in, 3, stride, in_hw),
+        "bn1": Prim("bn", main_in, main_in),
+        "conv1": Prim("conv", main_in, mid, 1, 1, hw),
+        "bn2": Prim("bn", mid, mid),
+        "dw2": Prim("dw", mid, mid, 3, 1, hw),
+        "bn3": Prim("bn", mid, mid),
+        "conv2": Prim("conv", mid, mid, 1, 1, hw),
+        "bn4": Prim("bn", mid, mid),
+        "dw3": Prim("dw", mid, mid, 3, 1, hw),
+        "bn5": Prim("bn", mid, mid),
+        "conv3": Prim("conv", mid, outputs, 1, 1, hw),
+        "bn6": Prim("bn", outputs, outputs),
+    }
+    if stride == 2:
+        p.update(_proj_prims(cin, 3, in_hw))
+    return p
+
+
+def _basic_prims(cin, cout, mid, stride, in_hw):
+    """ResNet basic block: 3x3 conv (cin->mid, stride), 3x3 conv (mid->cout), 1x1 shortcut if needed."""
+    hw = -(-in_hw // stride)
+    p = {
+        "conv1": Prim("conv", cin, mid, 3, stride, in_hw, quantized=True),
+        "bn1": Prim("bn", mid, mid),
+        "conv2": Prim("conv", mid, cout, 3, 1, hw, quantized=True),
+        "bn2": Prim("bn", cout, cout),
+    }
+    if stride != 1 or cin != cout:
+        p["down"] = Prim("conv", cin, cout, 1, stride, in_hw, quantized=True)
+        p["down_bn"] = Prim("bn", cout, cout)
+    return p
+
+
+OPS = {
+    "shuffle3x3": OpSpec("shuffle3x3", "shufflenet", "shuffle", 3, _shuffle_prims(3)),
+    "shuffle5x5": OpSpec("shuffle5x5", "shufflenet", "shuffle", 5, _shuffle_prims(5)),
+    "shuffle7x7": OpSpec("shuffle7x7", "shufflenet", "shuffle", 7, _shuffle_prims(7)),
+    "xception": OpSpec("xception", "shufflenet", "xception", 3, _xception_prims),
+    "basic": OpSpec("basic", "resnet", "basic", 3, _basic_prims),
+}
+
+
+def get_op(name: str) -> OpSpec:
+    if name not in OPS:
+        raise ValueError(f"unknown op {name!r}; known ops: {sorted(OPS)}")
+    return OPS[name]
+
+
+def stem_prims(space) -> dict:
+    """The stem (first conv + BN) of a space: ``{name: Prim}``."""
+    quant = space.quantized
+    return {
+        "stem_conv": Prim("conv", 3, space.stem_channels, space.stem_kernel, space.stem_stride,
+                          space.image_size, quantized=quant),
+        "stem_bn": Prim("bn", space.stem_channels, space.stem_channels),
+    }
+
+
+def head_prims(space, in_channels: int, in_hw: int) -> dict:
+    """The head (optional 1x1 conv + BN, then the classifier) of a space."""
+    p = {}
+    if space.head_channels:
+        p["head_conv"] = Prim("conv", in_channels, space.head_channels, 1, 1, in_hw)
+        p["head_bn"] = Prim("bn", space.head_channels, space.head_channels)
+        in_channels = space.head_channels
+    p["classifier"] = Prim("fc", in_channels, space.num_classes, bias=space.fc_bias,
+                           quantized=space.quantized)
+    return p

@@ -1,0 +1,87 @@
+"""Stand-alone networks: one architecture as a plain Functional tf_keras model.
+
+Built from the same layer code as the supernet (:mod:`spos_tf.blocks`), with affine BN as in the
+reference's retraining and every chosen op allocated at its chosen width; no ``switch_case``, so it
+converts to TFLite. :func:`inherit` copies weights from a supernet by layer name, taking the leading
+slice of every shared tensor; the stand-alone output then equals the supernet's output for that
+path (inference mode).
+"""
+from __future__ import annotations
+
+import numpy as np
+import spos_tf  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
+
+from spos_tf.blocks import Head, OpUnit, Stem, _PrimHolder, unit_name
+from spos_tf.layers import BNControl
+from spos_tf.space import Architecture, SearchSpace, mid_channels
+
+
+def build_standalone(space: SearchSpace, arch: Architecture, supernet=None, seed: int = 0,
+                     bn_momentum: float = 0.9) -> keras.Model:
+    """Builds the stand-alone network of ``arch``; inherits ``supernet``'s weights if given.
+
+    Raises:
+      ValueError: ``arch`` does not belong to ``space`` (wrong length, out-of-range choice).
+    """
+    space.validate(arch)
+    control = BNControl(bn_momentum)
+    inputs = keras.Input((space.image_size, space.image_size, 3), name="images")
+    x = Stem(space, control, affine=True, seed=seed)(inputs)
+    for b, (choice, (cin, cout, stride, hw)) in enumerate(zip(space.decode(arch),
+                                                              space.block_layout())):
+        width = mid_channels(space, cout, choice["channel"])
+        x = OpUnit(choice["op"], cin, cout, stride, hw, (width,), control, affine=True, seed=seed,
+                   name=unit_name(b, choice["op"]))(x)
+    logits = Head(space, control, affine=True, seed=seed)(x)
+    model = keras.Model(inputs, logits, name="standalone")
+    model.bn_control = control
+    model.space, model.arch = space, arch
+    if supernet is not None:
+        inherit(model, supernet)
+    return model
+
+
+def _sources(supernet) -> dict:
+    layers = [supernet.stem, supernet.head]
+    layers += [u for block in supernet.choice_blocks for u in block.units.values()]
+    return {layer.name: layer for layer in layers}
+
+
+def inherit(model: keras.Model, supernet) -> keras.Model:
+    """Copies ``supernet`` weights into ``model`` by layer name (leading slices; gamma=1, beta=0
+    where the supernet's BN has no affine parameters). Returns ``model``.
+
+    Raises:
+      ValueError: a layer of ``model`` has no counterpart in ``supernet`` (different space), or a
+        tensor does not fit into its source.
+    """
+    sources = _sources(supernet)
+    for layer in model.layers:
+        if not isinstance(layer, _PrimHolder):
+            continue
+        if layer.name not in sources:
+            raise ValueError(f"layer {layer.name!r} has no counterpart in the supernet; was the "
+                             f"supernet built for the same space?")
+        src = sources[layer.name].weight_dict()
+        for key, var in layer.weight_dict().items():
+            if key in src:
+                value = src[key].numpy()
+                if any(d > s for d, s in zip(var.shape, value.shape)):
+                    raise ValueError(f"{layer.name}/{key}: shape {var.shape} does not fit into "
+                                     f"the supernet's {value.shape}")
+                value = value[tuple(slice(0, d) for d in var.shape)]
+            elif key.endswith("gamma"):
+                value = np.ones(var.shape, np.float32)
+            elif key.endswith("beta"):
+                value = np.zeros(var.shape, np.float32)
+            else:
+                raise ValueError(f"{layer.name}/{key} missing from the supernet")
+            var.assign(value)
+    return model
+
+
+def trace_count(fn) -> int:
+    """Number of concrete traces of a ``tf.function`` (for tests and benchmarks)."""
+    return fn.experimental_get_tracing_count()

@@ -1,0 +1,158 @@
+"""The single-path supernet: choice blocks switching with ``tf.switch_case``.
+
+``Supernet(images, arch=arch)`` runs only the path ``arch`` (an int32 tensor ``[4, num_blocks]``, see
+:meth:`SearchSpace.indices`); without ``arch`` it runs the path stored in ``model.arch_var``. Because
+the architecture is a tensor, one traced function serves every architecture.
+
+``fit`` trains by single-path uniform sampling: each step draws one architecture as a function of
+``(seed, optimizer.iterations)`` (shared by all replicas), stores it in ``arch_var``, runs that path
+forward and backward, and applies a masked optimizer (:mod:`spos_tf.optim`) so that only the sampled
+path's kernels, BN statistics and optimizer slots change. BN layers have no affine parameters, as in
+the reference supernet.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import spos_tf  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
+
+from spos_tf import costs as costs_lib
+from spos_tf.blocks import Head, OpUnit, Stem, unit_name
+from spos_tf.layers import BNControl
+from spos_tf.optim import MaskedOptimizer, Owner
+from spos_tf.sampling import ArchSampler
+from spos_tf.space import GENE_KINDS, SearchSpace, all_widths
+
+OP_ROW = GENE_KINDS.index("op")
+CHANNEL_ROW = GENE_KINDS.index("channel")
+
+
+class ChoiceBlock(keras.layers.Layer):
+    """One choice block: a unit per candidate op, each serving every channel width.
+
+    Branch ``op_index * num_widths + channel_index`` runs unit ``op`` at that width.
+    """
+
+    def __init__(self, space: SearchSpace, block: int, control: BNControl, seed: int, **kwargs):
+        super().__init__(name=f"choice_block{block:02d}", **kwargs)
+        cin, cout, stride, hw = space.block_layout()[block]
+        self.block = block
+        self.widths = all_widths(space, cout)
+        self.units = {op: OpUnit(op, cin, cout, stride, hw, self.widths, control, affine=False,
+                                 seed=seed, name=unit_name(block, op))
+                      for op in space.ops}
+
+    def branches(self, x, training):
+        return [lambda unit=unit, w=w: unit(x, training=training, width=w)
+                for unit, w in itertools.product(self.units.values(), self.widths)]
+
+    def call(self, x, arch, training=None):
+        fns = self.branches(x, training)
+        if len(fns) == 1:
+            return fns[0]()
+        index = arch[OP_ROW, self.block] * len(self.widths) + arch[CHANNEL_ROW, self.block]
+        return tf.switch_case(index, fns)
+
+
+class Supernet(keras.Model):
+    """The supernet of a :class:`SearchSpace`. Build with :func:`build_supernet`."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, bn_momentum: float = 0.9, **kwargs):
+        super().__init__(name=kwargs.pop("name", "supernet"), **kwargs)
+        self.space = space
+        self.seed = int(seed)
+        self.bn_control = BNControl(bn_momentum)
+        self.stem = Stem(space, self.bn_control, affine=False, seed=seed)
+        self.choice_blocks = [ChoiceBlock(space, b, self.bn_control, seed)
+                              for b in range(space.num_blocks)]
+        self.head = Head(space, self.bn_control, affine=False, seed=seed)
+        self.arch_var = tf.Variable(
+            np.zeros((len(GENE_KINDS), space.num_blocks), np.int32), trainable=False,
+            name="arch", synchronization=tf.VariableSynchronization.ON_WRITE,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.sampler = ArchSampler(space, seed)
+        self._cost_table = costs_lib.CostTable(space)
+
+    # ------------------------------------------------------------------ forward
+    def call(self, images, training=None, arch=None):
+        arch = tf.convert_to_tensor(self.arch_var) if arch is None else tf.convert_to_tensor(arch)
+        x = self.stem(images, training=training)
+        for block in self.choice_blocks:
+            x = block(x, arch, training=training)
+        return self.head(x, training=training)
+
+    def set_arch(self, arch) -> None:
+        """Makes ``arch`` (an Architecture) the path used by calls without ``arch=``."""
+        self.arch_var.assign(self.space.indices(self.space.validate(arch)))
+
+    # ------------------------------------------------------------------ training
+    def set_sampler(self, sampler: ArchSampler) -> None:
+        """Replaces the per-step architecture sampler; fails fast if its constraint is infeasible."""
+        sampler(0)
+        self.sampler = sampler
+
+    def _sample(self, step):
+        arch = self.sampler(int(step))
+        return self.space.indices(arch), np.float32(self._cost_table.macs(arch))
+
+    def sample_arch_tensor(self, step):
+        """``(arch [4, B] int32, macs float32)`` for ``step``, computed on the host."""
+        arch, macs = tf.numpy_function(self._sample, [step], (tf.int32, tf.float32),
+                                       stateful=False)
+        arch.set_shape((len(GENE_KINDS), self.space.num_blocks))
+        macs.set_shape(())
+        return arch, macs
+
+    def compile(self, optimizer="masked_sgd", **kwargs):
+        if optimizer == "masked_sgd":
+            from spos_tf.optim import MaskedSGD
+            optimizer = MaskedSGD()
+        if not isinstance(optimizer, MaskedOptimizer):
+            raise TypeError(
+                f"the supernet needs a masked optimizer (spos_tf.MaskedSGD or spos_tf.optim."
+                f"MaskedAdam), got {type(optimizer).__name__}: stock optimizers move the weights "
+                f"of unsampled choices through momentum and weight decay")
+        optimizer.bind(self)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        arch, macs = self.sample_arch_tensor(self.optimizer.iterations)
+        self.arch_var.assign(arch)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True, arch=arch)
+            loss = self.compute_loss(x, y, y_pred)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        logs = self.compute_metrics(x, y, y_pred, None)
+        logs["arch_macs"] = macs
+        return logs
+
+    def variable_owners(self) -> list:
+        """``[(variable, Owner)]`` for every trainable variable that belongs to one choice."""
+        out = []
+        searched = self.space.searched_genes
+        for block in self.choice_blocks:
+            for op_index, unit in enumerate(block.units.values()):
+                conditions = ((OP_ROW, op_index),) if "op" in searched else ()
+                for key, var in unit.weight_dict().items():
+                    if not var.trainable:
+                        continue
+                    pname, wname = key.split("/")
+                    shapes = tuple(tuple(unit.prim_specs(w)[pname].weight_shapes(False)[wname])
+                                   for w in block.widths)
+                    out.append((var, Owner(block.block, conditions,
+                                           shapes if len(block.widths) > 1 else None)))
+        return out
+
+
+def build_supernet(space: SearchSpace, seed: int = 0, bn_momentum: float = 0.9) -> Supernet:
+    """Builds a supernet with every choice's variables created (call it inside a strategy scope
+    for distributed training). Cost: allocates all choices (e.g. ~8.4M float parameters for
+    ``shufflenet_oneshot`` at 1000 classes)."""
+    model = Supernet(space, seed=seed, bn_momentum=bn_momentum)
+    model(tf.zeros((1, space.image_size, space.image_size, 3)), training=False)
+    return model

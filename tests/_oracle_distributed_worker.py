@@ -1,0 +1,76 @@
+"""Subprocess entry point for tests/test_oracle_distributed.py: one KerasTuner chief or worker.
+
+Usage: ``python tests/_oracle_distributed_worker.py WORKDIR`` with ``KERASTUNER_TUNER_ID``,
+``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set. The chief serves the EvolutionOracle and, when
+the search ends, writes every trial to ``WORKDIR/chief.json``. A worker announces itself with
+``WORKDIR/ready_<id>``, waits for the other worker (so both get work), runs trials with a synthetic
+objective (no model) and writes the trials it ran to ``WORKDIR/<id>.json``.
+"""
+import json
+import os
+import sys
+import time
+
+import keras_tuner as kt
+
+from spos_tf.oracle import EvolutionOracle
+
+NUM_GENES, NUM_VALUES = 8, 4
+MAX_TRIALS, POPULATION = 30, 10
+WORKERS = ("tuner0", "tuner1")
+COST_LIMIT = 14
+
+
+def cost(values):
+    return float(sum(values.values()))
+
+
+def score(values):
+    return float(sum((g % 3 + 1) * v for g, v in enumerate(values.values())))
+
+
+class SyntheticTuner(kt.Tuner):
+    """Scores a candidate from its values; records what it ran."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ran = []
+
+    def run_trial(self, trial, *args, **kwargs):
+        time.sleep(0.02)  # long enough for the other worker to get a candidate too
+        values = dict(trial.hyperparameters.values)
+        self.ran.append({"trial_id": trial.trial_id, "values": values})
+        return {"score": score(values)}
+
+
+def main(workdir):
+    tuner_id = os.environ["KERASTUNER_TUNER_ID"]
+    hps = kt.HyperParameters()
+    for g in range(NUM_GENES):
+        hps.Choice(f"g{g}", list(range(NUM_VALUES)))
+    oracle = EvolutionOracle(kt.Objective("score", "max"), max_trials=MAX_TRIALS, population_size=POPULATION,
+                             num_parents=4, num_crossover=4, num_mutation=4,
+                             constraint={"cost": (cost, COST_LIMIT)}, hyperparameters=hps, seed=3)
+    oracle.verbose = 0
+    tuner = SyntheticTuner(oracle=oracle, directory=os.path.join(workdir, tuner_id), project_name="p",
+                           overwrite=True)
+    if "chief" in tuner_id:
+        tuner.search(verbose=0)  # serves the oracle; returns once every worker got STOPPED
+        trials = [{"trial_id": t.trial_id, "values": t.hyperparameters.values, "status": t.status,
+                   "generation": oracle.generation_of(t.trial_id)} for t in oracle.trials.values()]
+        out = trials
+    else:
+        open(os.path.join(workdir, f"ready_{tuner_id}"), "w").close()
+        deadline = time.time() + 40
+        while not all(os.path.exists(os.path.join(workdir, f"ready_{w}")) for w in WORKERS):
+            if time.time() > deadline:
+                raise TimeoutError("the other worker never became ready")
+            time.sleep(0.05)
+        tuner.search()
+        out = tuner.ran
+    with open(os.path.join(workdir, f"{tuner_id}.json"), "w") as f:
+        json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
