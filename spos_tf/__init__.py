@@ -31,6 +31,13 @@ _LAZY = {
     "build_standalone": ("spos_tf.standalone", "build_standalone"),
     "inherit": ("spos_tf.standalone", "inherit"),
     "MaskedSGD": ("spos_tf.optim", "MaskedSGD"),
+    "data": ("spos_tf.data", None),
+    "DataConfig": ("spos_tf.data", "DataConfig"),
+    "build_dataset": ("spos_tf.data", "build_dataset"),
+    "dataset_info": ("spos_tf.data", "dataset_info"),
+    "preprocess_for_eval": ("spos_tf.data", "preprocess_for_eval"),
+    "MaskedAdam": ("spos_tf.optim", "MaskedAdam"),
+    "ArchSampler": ("spos_tf.sampling", "ArchSampler"),
     "EvolutionOracle": ("spos_tf.oracle", "EvolutionOracle"),
     "RandomSearchOracle": ("spos_tf.oracle", "RandomSearchOracle"),
 }

@@ -127,8 +127,11 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
         lr = tf.cast(self.learning_rate, variable.dtype)
         owner = self._owners.get(key)
 
+        # The L2 term is formed outside the tf.cond: under MirroredStrategy, grappler's AddOpsRewrite
+        # of a 3-term sum inside the cond created clashing temporary variables across devices.
+        g = grad + self.l2 * variable if (self.l2 and key in self._decayed) else grad
+
         def apply(mask=None):
-            g = grad + self.l2 * variable if (self.l2 and key in self._decayed) else grad
             new_var, new_slots = self.dense_update(g, variable, slots, lr)
             if mask is not None:
                 new_var = tf.where(mask, new_var, variable)

@@ -39,7 +39,10 @@ class EvolutionOracle(DiscreteSearchOracle):
     with probability ``mutation_prob``). Each operator tries at most 10x its target to find legal candidates
     never proposed before; the generation is topped up to ``population_size`` with random legal candidates.
     While a generation is handed out but not finished, ``create_trial`` answers ``IDLE`` (distributed workers
-    wait). The search stops at ``max_trials`` or when no new legal candidate is left.
+    wait; KerasTuner's ``search`` loop re-asks at once, so they spin for the tail of a generation). A worker
+    that dies leaves its trial RUNNING on the chief and the generation unfinished: restart it with the same
+    ``KERASTUNER_TUNER_ID`` and KerasTuner hands it that trial again. The search stops at ``max_trials`` or
+    when no new legal candidate is left.
 
     Dedupe, constraint, randomness and resume are as in :class:`~spos_tf.oracle_base.DiscreteSearchOracle`:
     generation ``g`` is drawn from ``numpy.random.default_rng([seed, g])`` and depends only on the scores

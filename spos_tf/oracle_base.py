@@ -158,6 +158,25 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
             return all(fn(dict(values)) <= limit for fn, limit in self.constraint.values())
         return bool(self.constraint(dict(values)))
 
+    def check_feasible(self) -> None:
+        """Fails fast if no legal candidate can be found; consumes no randomness and freezes nothing.
+
+        Call it once the search space is declared (e.g. on the chief before ``tuner.search()``): an error
+        raised later inside ``create_trial`` reaches only the worker that asked, and a KerasTuner chief
+        would keep serving.
+
+        Raises:
+            InfeasibleConstraintError: as :meth:`populate_space` would on its first call.
+            ValueError: the search space is empty or not discrete.
+        """
+        if self._batch >= 0 or self._pending:
+            return  # a legal candidate was found already
+        try:
+            self._freeze_space()
+            self._random_candidate(np.random.default_rng(self.seed), set())
+        finally:
+            self._genes = self._gene_values = self._legal = None
+
     def generation_of(self, trial_id: str) -> int:
         """Returns the index of the batch (generation) in which trial ``trial_id`` was proposed.
 
@@ -199,7 +218,7 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         state["discrete_search"] = {
             "genes": self._genes,
             "batch": self._batch,
-            "pending": [],
+            "pending": [list(k) for k in self._pending],
             "trial_key": {t: list(k) for t, k in self._trial_key.items()},
             "trial_batch": dict(self._trial_batch),
         }
@@ -266,9 +285,10 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
                 return None
             grid = np.indices([len(v) for v in self._gene_values]).reshape(len(self._gene_values), -1).T
             keys = [tuple(vals[i] for vals, i in zip(self._gene_values, row)) for row in grid]
-            self._legal = [k for k in keys if self.is_legal(self._values(k))]
-            if not self._legal:
+            legal = [k for k in keys if self.is_legal(self._values(k))]
+            if not legal:
                 raise self._infeasible(f"none of the {len(keys)} candidates of the space is legal")
+            self._legal = legal
         return self._legal
 
     def _infeasible(self, why: str) -> InfeasibleConstraintError:

@@ -55,6 +55,7 @@ def main(workdir):
     tuner = SyntheticTuner(oracle=oracle, directory=os.path.join(workdir, tuner_id), project_name="p",
                            overwrite=True)
     if "chief" in tuner_id:
+        oracle.check_feasible()  # an infeasible constraint would otherwise leave the chief serving forever
         tuner.search(verbose=0)  # serves the oracle; returns once every worker got STOPPED
         trials = [{"trial_id": t.trial_id, "values": t.hyperparameters.values, "status": t.status,
                    "generation": oracle.generation_of(t.trial_id)} for t in oracle.trials.values()]

@@ -2,7 +2,7 @@
 
 Every data_dir is under tmp_path; nothing here downloads (the machine has no network).
 """
-import collections
+import dataclasses
 import os
 
 import numpy as np
@@ -32,9 +32,10 @@ class SposTestTiny(tfds.core.GeneratorBasedBuilder):
             "label": tfds.features.ClassLabel(num_classes=2)}), supervised_keys=("image", "label"))
 
     def _split_generators(self, dl_manager):
-        return {"train": self._gen(10), "validation": self._gen(4), "test": self._gen(6)}
+        sizes = {"train": 10, "validation": 4, "test": 6}
+        return {split: self._generate_examples(n) for split, n in sizes.items()}
 
-    def _gen(self, n):
+    def _generate_examples(self, n):
         for i in range(n):
             image = np.broadcast_to(np.array(self.COLOURS[i % 2], np.uint8), (4, 4, 3))
             yield i, {"image": image, "label": i % 2}
@@ -72,7 +73,7 @@ def sk():
 # ----------------------------------------------------------------------------- spos_digits builder
 def test_digits_builder_splits_cover_sklearn_exactly(digits_dir, sk):
     sk_images, sk_labels = sk
-    builder = tfds.builder("spos_digits", data_dir=digits_dir)  # registered by importing spos_tf.data
+    builder = tfds.builder("spos_digits", data_dir=digits_dir)  # registered by spos_tf.data
     assert builder.info.features["label"].num_classes == 10
     seen = {}
     for split in ("train", "validation", "test"):
@@ -102,7 +103,8 @@ def test_pipeline_test_split_equals_sklearn(digits_dir, sk):
     sk_images, sk_labels = sk
     config = data.DataConfig(data_dir=digits_dir, image_size=8, augment="none")
     images, labels = collect(data.build_dataset(config, "test", 64, training=False, seed=0))
-    assert images.shape == (300, 8, 8, 3) and images.dtype == np.float32 and labels.dtype == np.int32
+    assert images.shape == (300, 8, 8, 3) and images.dtype == np.float32
+    assert labels.dtype == np.int32
     pixels = denormalise(images)
     assert np.all(pixels[..., 0] == pixels[..., 1]) and np.all(pixels[..., 0] == pixels[..., 2])
     rows = digits.split_indices(sk_labels)["test"]
@@ -116,7 +118,8 @@ def test_dataset_info_and_defaults(digits_dir):
     info = data.dataset_info(data.DataConfig(data_dir=digits_dir))
     assert info == (10, {"train": 1197, "holdout": 300, "test": 300, "calib": 1197})
     resolved = data.resolve(data.DataConfig(data_dir=digits_dir))
-    assert (resolved.image_size, resolved.holdout_split, resolved.augment) == (32, "validation", "light")
+    assert (resolved.image_size, resolved.holdout_split, resolved.augment) == (
+        32, "validation", "light")
     imagenet = data.DataConfig(name="imagenet2012").resolved()
     assert (imagenet.train_split, imagenet.holdout_split, imagenet.test_split) == (
         "train[:-50000]", "train[-50000:]", "validation")
@@ -177,18 +180,13 @@ def test_none_and_calib_are_unaugmented_shuffles_of_eval(digits_dir):
                                                   repeat=False, drop_remainder=False))
     assert as_multiset(calib_x, calib_y) == reference  # same images, no augmentation
     assert not np.array_equal(calib_y, eval_y)  # but shuffled
-    none = dataclass_replace(config, augment="none")
+    none = dataclasses.replace(config, augment="none")
     none_x, none_y = collect(data.build_dataset(none, "train", 100, training=True, seed=5,
                                                 repeat=False))
     assert len(none_y) == 1100 and set(as_multiset(none_x, none_y)) <= set(reference)
     light_x, light_y = collect(data.build_dataset(config, "train", 100, training=True, seed=5,
                                                   repeat=False))
     assert len(set(as_multiset(light_x, light_y)) - set(reference)) > 500  # light does augment
-
-
-def dataclass_replace(config, **changes):
-    import dataclasses
-    return dataclasses.replace(config, **changes)
 
 
 def test_light_augment_is_a_small_translation_without_flip():
@@ -229,6 +227,18 @@ def test_input_context_shards_and_sets_per_replica_batch(digits_dir):
     assert sorted(as_multiset(*parts[0]) + as_multiset(*parts[1])) == whole
 
 
+def test_peeking_at_a_batch_does_not_truncate_the_cache(digits_dir):
+    # tf.data's shared in-memory cache, left half-written by an abandoned iterator, used to
+    # truncate the next pass (about one build in eight here); the pipeline now fills it up front.
+    config = data.DataConfig(data_dir=digits_dir, image_size=8, augment="none", cache=True)
+    for trial in range(15):
+        for pipeline_id in range(2):
+            ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id)
+            ds = data.build_dataset(config, "test", 64, training=False, seed=0, input_context=ctx)
+            next(iter(ds))
+            assert sum(int(y.shape[0]) for _, y in ds) == 150, trial
+
+
 # ------------------------------------------------------------------------------------ image folder
 COLOURS = {"a_red": (220, 20, 20), "b_green": (20, 220, 20), "c_blue": (20, 20, 220)}
 
@@ -242,11 +252,8 @@ def write_class_folder(root, per_class):
             tf.io.write_file(path, tf.io.encode_png(image))
 
 
-def check_colours_match_labels(images, labels, centre_only=False):
+def check_colours_match_labels(images, labels):
     pixels = denormalise(images)
-    if centre_only:
-        pixels = pixels[:, pixels.shape[1] // 2:pixels.shape[1] // 2 + 1,
-                        pixels.shape[2] // 2:pixels.shape[2] // 2 + 1]
     colours = list(COLOURS.values())
     for x, y in zip(pixels, labels):
         assert np.all(x == np.array(colours[y])), (y, x[0, 0])
@@ -274,9 +281,9 @@ def test_split_folder_layout_uses_split_subfolders(tmp_path):
     images, labels = collect(data.build_dataset(config, "holdout", 8, training=False, seed=0))
     check_colours_match_labels(images, labels)
     assert sorted(labels.tolist()) == [0, 1, 2]
-    augmented = data.build_dataset(config, "train", 6, training=True, seed=1)
-    for images, labels in augmented.take(2):
-        check_colours_match_labels(images.numpy(), labels.numpy(), centre_only=True)
+    augmented = data.build_dataset(config, "train", 6, training=True, seed=1)  # "imagenet" jitter
+    for images, labels in augmented.take(2):  # keeps the dominant channel of the image centre
+        np.testing.assert_array_equal(denormalise(images)[:, 8, 8].argmax(-1), labels)
 
 
 # ----------------------------------------------------------------------------- other TFDS by name
@@ -294,13 +301,13 @@ def test_tiny_tfds_dataset_by_name(tmp_path):
     pixels = denormalise(images)
     for x, y in zip(pixels, labels):
         assert np.all(x == np.array(SposTestTiny.COLOURS[y]))
-    sliced = dataclass_replace(config, holdout_split="train[-3:]", train_split="train[:-3]")
+    sliced = dataclasses.replace(config, holdout_split="train[-3:]", train_split="train[:-3]")
     assert data.dataset_info(sliced).num_examples["holdout"] == 3
     with pytest.raises(ValueError, match=r"no split 'val'.*\['test', 'train', 'validation'\]"):
-        data.build_dataset(dataclass_replace(config, holdout_split="val"), "holdout", 2,
+        data.build_dataset(dataclasses.replace(config, holdout_split="val"), "holdout", 2,
                            training=False, seed=0)
     with pytest.raises(ValueError, match="test\\[:50\\]"):
-        data.dataset_info(dataclass_replace(config, test_split="test[:50]"))
+        data.dataset_info(dataclasses.replace(config, test_split="test[:50]"))
 
 
 # ------------------------------------------------------------------------------------- bad inputs
@@ -319,7 +326,7 @@ def test_imagenet_without_manual_files_names_files_and_dir(tmp_path):
             "(see README 'ImageNet')") in message
     default_manual = os.path.join(str(data_dir), "downloads", "manual")
     with pytest.raises(FileNotFoundError, match=f"into {default_manual} "):
-        data.dataset_info(dataclass_replace(config, manual_dir=None))
+        data.dataset_info(dataclasses.replace(config, manual_dir=None))
     assert os.listdir(data_dir) == []
 
 
@@ -359,9 +366,9 @@ def test_bad_folders(tmp_path):
 def test_validate_rejects_bad_values(changes):
     config = data.DataConfig(**changes)
     field, value = next(iter(changes.items()))
-    with pytest.raises(ValueError, match=field if field != "train_split" else "split"):
+    with pytest.raises(ValueError) as err:
         config.validate()
-    assert repr(value) in str(pytest.raises(ValueError, config.validate).value)
+    assert field in str(err.value) and repr(value) in str(err.value)
 
 
 def test_validate_returns_self_for_good_config():

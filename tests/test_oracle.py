@@ -40,13 +40,16 @@ def threes(values):
     return float(sum(v == 3 for v in values.values()))
 
 
-def make(cls, tmp_path, name="p", space=None, seed=0, max_trials=100, **kwargs):
+def make(cls, tmp_path, name="p", space=None, seed=0, max_trials=100, persist=True, **kwargs):
     if cls is EvolutionOracle:
         kwargs = dict(dict(population_size=20, num_parents=5, num_crossover=8, num_mutation=8), **kwargs)
     oracle = cls(kt.Objective("score", "max"), max_trials=max_trials,
                  hyperparameters=big_space() if space is None else space, seed=seed, **kwargs)
     oracle._set_project_dir(str(tmp_path), name)  # what a Tuner does; trials and oracle.json go there
     oracle.verbose = 0
+    if not persist:  # KerasTuner writes oracle.json + trial.json via tf.io.gfile per call: ~80% of the time
+        oracle.save = lambda: None
+        oracle._save_trial = lambda trial: None
     return oracle
 
 
@@ -182,7 +185,7 @@ def test_evolution_beats_random_search_at_equal_evaluations(tmp_path):
             extra = dict(population_size=30, num_parents=10, num_crossover=15, num_mutation=15) \
                 if cls is EvolutionOracle else {}
             oracle = make(cls, tmp_path, name=f"{cls.__name__}{seed}", seed=seed, max_trials=300,
-                          constraint={"total": (total, 40)}, **extra)
+                          constraint={"total": (total, 40)}, persist=False, **extra)
             proposed = drive(oracle)
             assert len(proposed) == 300
             best[cls].append(max(separable_score(v) for _, v in proposed))
@@ -192,6 +195,18 @@ def test_evolution_beats_random_search_at_equal_evaluations(tmp_path):
 
 
 # --------------------------------------------------------------------------- errors
+def test_check_feasible_passes_without_side_effects(tmp_path):
+    oracle = make(EvolutionOracle, tmp_path, space=kt.HyperParameters(), constraint={"total": (total, 25)})
+    oracle.update_space(big_space())
+    oracle.check_feasible()
+    extra = kt.HyperParameters()
+    extra.Boolean("late")  # the space may still grow after the check
+    oracle.update_space(extra)
+    reference = make(EvolutionOracle, tmp_path, name="r", constraint={"total": (total, 25)},
+                     space=oracle.get_space())
+    assert keys(drive(oracle)) == keys(drive(reference)), "the check consumed no randomness"
+
+
 @pytest.mark.parametrize("cls", ORACLES)
 @pytest.mark.parametrize("small", [False, True])
 def test_infeasible_constraint_raises_clear_error(tmp_path, cls, small):
@@ -200,6 +215,8 @@ def test_infeasible_constraint_raises_clear_error(tmp_path, cls, small):
         space = kt.HyperParameters()
         space.Choice("a", [1, 2, 3])
     oracle = make(cls, tmp_path, space=space, constraint={"macs": (lambda v: 1e9, 330e6)}, max_sample_tries=500)
+    with pytest.raises(InfeasibleConstraintError, match=r"infeasible.*macs <= 330000000"):
+        oracle.check_feasible()  # what a chief should call before serving
     with pytest.raises(InfeasibleConstraintError, match=r"infeasible.*macs <= 330000000"):
         oracle.create_trial("tuner0")
 

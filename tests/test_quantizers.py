@@ -363,3 +363,41 @@ def test_configs_round_trip():
     assert clone.quantize_config.weight_quantizer == layer.quantize_config.weight_quantizer
     assert clone.quantize_config.input_quantizer == layer.quantize_config.input_quantizer
     assert clone.quantize_config.input_quantizer.selector.index is None
+
+
+# ---------------------------------------------------------------- supernet layout, dtypes
+def test_gradients_through_bit_switch_nested_in_block_switch():
+    """The supernet layout: block switch_case around wrappers whose quantizers switch bits."""
+    w_sel, a_sel = BitSelector(0), BitSelector(0)
+    convs = [quantize_layer(keras.layers.Conv2D(4, k, padding="same"), w_sel, a_sel, BITS, BITS)
+             for k in (1, 3)]
+    x = tf.nn.relu(tf.random.stateless_normal([2, 6, 6, 3], seed=[17, 18]))
+    for conv in convs:
+        conv(x)
+    variables = [quant.kernel_variable(c) for c in convs]
+
+    @tf.function
+    def grads(choice, w_idx, a_idx):
+        with quant.selecting([(w_sel, w_idx), (a_sel, a_idx)]):
+            with tf.GradientTape() as tape:
+                y = tf.switch_case(choice, [lambda c=c: c(x, training=True) for c in convs])
+                loss = tf.reduce_mean(tf.square(y))
+            return tape.gradient(loss, variables)
+
+    for choice in range(2):
+        for i in range(len(BITS)):
+            g = grads(tf.constant(choice), tf.constant(i), tf.constant(i))
+            assert np.abs(g[choice].numpy()).sum() > 0
+            assert np.all(g[1 - choice].numpy() == 0)  # unselected block: exact zeros
+    assert grads.experimental_get_tracing_count() == 1
+
+
+def test_mixed_float16_layer_gets_its_compute_dtype():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = quantize_layer_fixed(keras.layers.Dense(3), 2, 2)
+        y = layer(tf.nn.relu(tf.random.stateless_normal([4, 5], seed=[19, 20])), training=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert y.dtype == tf.float16 and np.all(np.isfinite(y.numpy()))
+    assert quant.kernel_variable(layer).dtype == tf.float32

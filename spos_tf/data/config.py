@@ -115,7 +115,8 @@ class DataConfig:
         if self.image_size is not None and (
                 isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
                 or self.image_size < 1):
-            raise ValueError(f"DataConfig.image_size must be a positive int, got {self.image_size!r}")
+            raise ValueError(
+                f"DataConfig.image_size must be a positive int, got {self.image_size!r}")
         for field in ("train_split", "holdout_split", "test_split"):
             value = getattr(self, field)
             if value is None:
@@ -129,7 +130,8 @@ class DataConfig:
                     f"DataConfig.{field}={value!r} is not a TFDS split spec such as 'train', "
                     f"'train[:-50000]' or 'train[80%:90%]': {e}") from None
         if self.augment is not None and self.augment not in AUGMENTATIONS:
-            raise ValueError(f"DataConfig.augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+            raise ValueError(
+                f"DataConfig.augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
         if self.cache is not None and not isinstance(self.cache, bool):
             raise ValueError(f"DataConfig.cache must be a bool or None, got {self.cache!r}")
         if isinstance(self.shuffle_buffer, bool) or not isinstance(self.shuffle_buffer, int) \

@@ -3,8 +3,8 @@
 The 1,797 real 8x8 grey-scale digit images of ``sklearn.datasets.load_digits`` (UCI optical
 recognition of handwritten digits, pixel values 0..16, ten classes) ship inside the scikit-learn
 wheel, so this builder prepares in about a second with no network. It goes through the same
-``tfds.builder(...).as_dataset(...)`` path as ImageNet, so the tiny twin of every flag file exercises
-the real input pipeline.
+``tfds.builder(...).as_dataset(...)`` path as ImageNet, so the tiny twin of every flag file
+exercises the real input pipeline.
 
 Contract of the prepared data:
 
@@ -58,7 +58,8 @@ def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> dict[str, np.nd
       seed: permutation seed; the published splits use ``SPLIT_SEED``.
 
     Returns:
-      ``{"train", "validation", "test"}`` -> sorted ``int64`` row indices; disjoint, covering all rows.
+      ``{"train", "validation", "test"}`` -> sorted ``int64`` row indices; disjoint, covering all
+      rows.
     """
     labels = np.asarray(labels)
     order = np.random.RandomState(seed).permutation(len(labels))
@@ -97,7 +98,8 @@ class SposDigits(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
-            description=__doc__.split("\n\n")[1],
+            description="scikit-learn's 1,797 handwritten 8x8 digits (UCI optdigits test set), "
+                        "grey levels 0..16 scaled to 0..255.",
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Image(shape=(8, 8, 1), dtype=np.uint8),
                 "label": tfds.features.ClassLabel(names=[str(i) for i in range(NUM_CLASSES)]),

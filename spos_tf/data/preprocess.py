@@ -37,7 +37,7 @@ def to_rgb(image: tf.Tensor) -> tf.Tensor:
 
 
 def normalize(image: tf.Tensor) -> tf.Tensor:
-    """``(float(image) - MEAN_RGB) / STDDEV_RGB`` for images on the 0..255 scale; returns float32."""
+    """``(float(image) - MEAN_RGB) / STDDEV_RGB`` for images on the 0..255 scale; float32."""
     image = tf.cast(image, tf.float32)
     return (image - tf.constant(MEAN_RGB, tf.float32)) / tf.constant(STDDEV_RGB, tf.float32)
 

@@ -8,6 +8,7 @@ Every failure names what to put where, and is raised before anything is written 
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import os
@@ -17,7 +18,6 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import naming
 from tensorflow_datasets.core import splits as splits_lib
-from tensorflow_datasets.core.folder_dataset import image_folder
 
 from spos_tf.data import config as config_lib
 from spos_tf.data import digits
@@ -165,12 +165,25 @@ def _open_tfds(config: config_lib.DataConfig) -> Source:
     return Source(builder, defaults, f"TFDS data set {name!r} in {data_dir_root}")
 
 
+def _download_and_prepare(builder, **download_config) -> None:
+    try:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+            try_download_gcs=False, **download_config))
+    except ModuleNotFoundError as e:
+        if e.name != "importlib_resources":
+            raise
+        raise ModuleNotFoundError(
+            f"Preparing {builder.name!r} with tensorflow-datasets {tfds.__version__} needs the "
+            "'importlib_resources' package (TFDS declares it for Python < 3.9 only but imports it "
+            "when looking up a builder's checksums): pip install importlib_resources",
+            name=e.name) from e
+
+
 def _prepare_offline(builder, config, data_dir_root: str) -> None:
     """Prepares ``builder`` if that needs no network, else raises FileNotFoundError."""
     name = builder.name
-    no_gcs = dict(try_download_gcs=False)
     if isinstance(builder, _OFFLINE_BUILDERS):
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(**no_gcs))
+        _download_and_prepare(builder)
         return
     manual_dir = os.fspath(config.manual_dir or os.path.join(data_dir_root, "downloads", "manual"))
     if name == "imagenet2012":
@@ -182,8 +195,7 @@ def _prepare_offline(builder, config, data_dir_root: str) -> None:
                 f"{'is' if len(missing) == 1 else 'are'} missing: put "
                 f"{' and '.join(IMAGENET_MANUAL_FILES)} into {manual_dir} (see README 'ImageNet'); "
                 "they are prepared on first use (several hours, about 150 GB).")
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-            manual_dir=manual_dir, **no_gcs))
+        _download_and_prepare(builder, manual_dir=manual_dir)
         return
     if builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
         raise FileNotFoundError(
@@ -202,15 +214,20 @@ class _FlatImageFolder(tfds.folder_dataset.ImageFolder, skip_registration=True):
     """``tfds.folder_dataset.ImageFolder`` over ``<root>/<class>/<image>``: one split, ``train``.
 
     Same reader, label order (sorted class names) and deterministic example order
-    (``random.Random("train")`` shuffle of the sorted paths) as ImageFolder; only the listing differs.
+    (``random.Random("train")`` shuffle of the sorted paths) as ImageFolder; only the listing
+    differs.
+    Sets the attributes ImageFolder 4.9's ``__init__``/``_as_dataset`` use (``_split_examples`` of
+    ``(image_path, label)`` records, ``_image_shape``, ``_image_dtype``); tests cover both layouts.
     """
+
+    _Example = collections.namedtuple("_Example", ["image_path", "label"])
 
     def __init__(self, root_dir: str, classes: list[str]):
         self._image_shape = None
         self._image_dtype = None
         tfds.core.DatasetBuilder.__init__(self, data_dir=root_dir)
         self._data_dir = root_dir
-        examples = [image_folder._Example(image_path=path, label=label)  # pylint: disable=protected-access
+        examples = [self._Example(image_path=path, label=label)
                     for label in classes for path in _images_in(os.path.join(root_dir, label))]
         random.Random("train").shuffle(examples)
         self._split_examples = {"train": examples}
@@ -230,7 +247,8 @@ def _images_in(path: str) -> list[str]:
 
 def _open_folder(root: str) -> Source:
     layout_help = ("Expected <root>/<class>/<image> (one split, 'train', sliced 80/10/10) or "
-                   "<root>/<split>/<class>/<image>, images ending in " + ", ".join(IMAGE_EXTENSIONS))
+                   "<root>/<split>/<class>/<image>, images ending in "
+                   + ", ".join(IMAGE_EXTENSIONS))
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Image folder {root!r} does not exist. {layout_help}.")
     top = _subfolders(root)

@@ -51,8 +51,8 @@ Level sets and gradients
   hard-tanh STE), 0 elsewhere; ``alpha`` is a constant for the gradient.
 * Activations, b >= 2: unsigned, ``2**b`` levels ``c * k / (2**b - 1)`` on ``[0, c]`` (zero point 0)
   via ``fake_quant_with_min_max_vars``; ``signed=True`` gives the symmetric narrow-range layout.
-* Activations, 1 bit: binary ``{0, c}`` (threshold ``c / 2``) by the same rounding rule, written with
-  ``tf.custom_gradient`` because fake_quant only accepts 2..16 bits.
+* Activations, 1 bit: binary ``{0, c}`` (threshold ``c / 2``) by the same rounding rule, written by
+  hand (`round_ste`) because fake_quant only accepts 2..16 bits.
 * All clip-style quantizers pass the gradient straight through (1) inside ``[lo, c]`` and give 0
   outside; ranges are ``stop_gradient``-ed (no gradient flows into the statistics).
 """
@@ -161,39 +161,33 @@ def _fake_quant(x, lo, hi, bits, narrow_range, axis=None):
     return q if axis == rank - 1 else tf.transpose(q, np.argsort(perm).tolist())
 
 
+def _straight_through(value, surrogate):
+    """``value`` in the forward pass, ``d surrogate / d x`` in the backward pass.
+
+    ``surrogate - stop_gradient(surrogate)`` is exactly 0.0, so the output equals ``value`` bit for
+    bit. (Not ``tf.custom_gradient``: a version built on it raised an AssertionError in
+    ``GradientTape.gradient`` under ``tf.function`` once the quantizer's ``switch_case`` sat inside
+    another ``switch_case``, which is exactly the supernet's layout.)
+    """
+    return tf.stop_gradient(value) + (surrogate - tf.stop_gradient(surrogate))
+
+
 def round_ste(x, lo, hi, levels):
     """``floor((clip(x, lo, hi) - lo) / s + 0.5) * s + lo`` with ``s = (hi - lo) / levels``.
 
     Gradient with respect to ``x``: 1 where ``lo <= x <= hi``, 0 elsewhere; none for ``lo``/``hi``.
     """
-
-    @tf.custom_gradient
-    def _round(x, lo, hi):
-        scale = (hi - lo) / levels
-        q = tf.floor((tf.clip_by_value(x, lo, hi) - lo) / scale + 0.5) * scale + lo
-
-        def grad(dy):
-            inside = tf.logical_and(x >= lo, x <= hi)
-            return dy * tf.cast(inside, dy.dtype), None, None
-
-        return q, grad
-
-    return _round(tf.convert_to_tensor(x), lo, hi)
+    lo, hi = tf.stop_gradient(lo), tf.stop_gradient(hi)
+    clipped = tf.clip_by_value(x, lo, hi)
+    scale = (hi - lo) / levels
+    return _straight_through(tf.floor((clipped - lo) / scale + 0.5) * scale + lo, clipped)
 
 
 def sign_ste(x, alpha, clip_value):
     """``alpha * (x >= 0 ? 1 : -1)``; gradient 1 where ``|x| <= clip_value``, else 0."""
-
-    @tf.custom_gradient
-    def _sign(x, alpha):
-        q = alpha * tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
-
-        def grad(dy):
-            return dy * tf.cast(tf.abs(x) <= clip_value, dy.dtype), None
-
-        return q, grad
-
-    return _sign(tf.convert_to_tensor(x), alpha)
+    alpha = tf.stop_gradient(alpha)
+    value = alpha * tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
+    return _straight_through(value, tf.clip_by_value(x, -clip_value, clip_value))
 
 
 class WeightQuantizer(tfmot_quantizers.Quantizer):
@@ -230,17 +224,25 @@ class WeightQuantizer(tfmot_quantizers.Quantizer):
         return [i for i in range(x.shape.rank) if i != axis]
 
     def quantize(self, w, bits):
-        """Fake-quantizes ``w`` at a fixed ``bits`` (a Python int from ``self.bits``)."""
+        """Fake-quantizes ``w`` at a fixed ``bits`` (a Python int from ``self.bits``).
+
+        Computed in float32 and returned in the dtype ``w`` reads as (float16 for an
+        AutoCastVariable read inside a mixed_float16 layer, so the layer gets its compute dtype).
+        """
+        w = tf.convert_to_tensor(w)
+        dtype = w.dtype
+        w = tf.cast(w, tf.float32)
         axes = self._reduce_axes(w)
         keep = axes is not None
         if bits == 1:
-            alpha = tf.stop_gradient(tf.reduce_mean(tf.abs(w), axis=axes, keepdims=keep))
-            return sign_ste(w, alpha, self.clip_value)
+            alpha = tf.reduce_mean(tf.abs(w), axis=axes, keepdims=keep)
+            return tf.cast(sign_ste(w, alpha, self.clip_value), dtype)
         sigma = tf.sqrt(tf.reduce_mean(tf.square(w), axis=axes, keepdims=keep))
         maximum = tf.reduce_max(tf.abs(w), axis=axes, keepdims=keep)
         c = _clip(sigma, maximum, 2 ** (bits - 1) - 1, self.range_mode)
-        return _fake_quant(w, -c, c, bits, narrow_range=True,
-                           axis=self.axis if self.per_axis else None)
+        q = _fake_quant(w, -c, c, bits, narrow_range=True,
+                        axis=self.axis if self.per_axis else None)
+        return tf.cast(q, dtype)
 
     def __call__(self, inputs, training, weights, **kwargs):
         return _select(self.selector, self.bits, functools.partial(self.quantize, inputs))
@@ -289,7 +291,8 @@ class ActivationQuantizer(tfmot_quantizers.Quantizer):
     def build(self, tensor_shape, name, layer):
         def scalar(suffix):
             return layer.add_weight(f"{name}_range_{suffix}", shape=(), dtype=tf.float32,
-                                    initializer=initializers.Zeros(), trainable=False)
+                                    initializer=initializers.Zeros(), trainable=False,
+                                    experimental_autocast=False)  # float32 under mixed_float16
 
         return {"max": scalar("max"), "sigma": scalar("sigma"), "count": scalar("count")}
 
@@ -308,7 +311,7 @@ class ActivationQuantizer(tfmot_quantizers.Quantizer):
         if training:
             batch_max, batch_sigma = self.batch_statistics(inputs)
             count = weights["count"].read_value()
-            rate = 1.0 - self.momentum
+            rate = tf.maximum(1.0 - self.momentum, 1.0 / (count + 1.0))
             new_max = weights["max"] + (batch_max - weights["max"]) * rate
             new_sigma = weights["sigma"] + (batch_sigma - weights["sigma"]) * rate
             weights["max"].assign(new_max)
