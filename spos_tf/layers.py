@@ -84,7 +84,7 @@ class BatchNorm(keras.layers.Layer):
     ``affine`` there are no gamma/beta (as in the reference supernet).
     """
 
-    def __init__(self, prim: Prim, control: BNControl, affine: bool, epsilon: float = 1e-5,
+    def __init__(self, prim: Prim, control: BNControl, affine: bool, epsilon: float = 1.001e-5,
                  beta_init: float = 1e-4, **kwargs):
         super().__init__(**kwargs)
         self.prim = prim
@@ -109,23 +109,24 @@ class BatchNorm(keras.layers.Layer):
     def call(self, x, training=None):
         c = x.shape[-1]
         full = c == self.prim.cin
-        if training:
-            mean, var = tf.nn.moments(x, axes=[0, 1, 2])
-            n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), x.dtype)
-            unbiased = var * n / tf.maximum(n - 1.0, 1.0)
-            m = tf.cast(tf.convert_to_tensor(self._control.momentum), x.dtype)
-            old_mean = self.moving_mean if full else self.moving_mean[:c]
-            old_var = self.moving_variance if full else self.moving_variance[:c]
-            self._assign_leading(self.moving_mean, m * old_mean + (1.0 - m) * mean, c)
-            self._assign_leading(self.moving_variance, m * old_var + (1.0 - m) * unbiased, c)
-        else:
-            mean = self.moving_mean if full else self.moving_mean[:c]
-            var = self.moving_variance if full else self.moving_variance[:c]
-        gamma = beta = None
         if self.affine:
             gamma = self.gamma if full else self.gamma[:c]
             beta = self.beta if full else self.beta[:c]
-        return tf.nn.batch_normalization(x, mean, var, beta, gamma, self.epsilon)
+        else:
+            gamma, beta = tf.ones([c], x.dtype), tf.zeros([c], x.dtype)
+        mean = self.moving_mean if full else self.moving_mean[:c]
+        var = self.moving_variance if full else self.moving_variance[:c]
+        # One fused op (few intermediates): inside tf.switch_case every intermediate of every
+        # branch becomes an output of the Case op for the gradient, so op count matters.
+        y, batch_mean, batch_var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=gamma, offset=beta, mean=mean, variance=var, epsilon=self.epsilon,
+            exponential_avg_factor=1.0, data_format="NHWC", is_training=bool(training))
+        if training:
+            # batch_var is the unbiased (n / (n - 1)) batch variance, as in the reference.
+            m = tf.cast(tf.convert_to_tensor(self._control.momentum), x.dtype)
+            self._assign_leading(self.moving_mean, m * mean + (1.0 - m) * batch_mean, c)
+            self._assign_leading(self.moving_variance, m * var + (1.0 - m) * batch_var, c)
+        return y
 
 
 class Dense(keras.layers.Layer):

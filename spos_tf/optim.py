@@ -2,16 +2,17 @@
 
 Inside ``tf.function`` the variables of unselected ``tf.switch_case`` branches get gradients of exactly
 0.0, and stock optimizers still move them (momentum, decoupled weight decay, Adam). These optimizers
-know which (block, choice) owns each variable (:class:`Owner`, provided by the supernet) and update a
-variable under ``tf.cond(arch[row, block] == choice, ...)``; for channel search a variable used only
-in a leading slice gets an element mask as well, so its other entries and their slots stay
+know which (block, choice) owns each variable (:class:`Owner`, provided by the supernet) and select
+the new value only where ``arch[row, block] == choice`` (``tf.where``); for channel search a variable
+used only in a leading slice gets an element mask as well, so its other entries and their slots stay
 bit-identical. Variables without an owner (stem, head) are updated every step.
 
 The current architecture is read from ``model.arch_var`` (assigned by the model's ``train_step``
 before ``apply_gradients``), so the rule also holds under ``tf.distribute`` strategies, where one
 architecture is shared by all replicas of a global step.
 
-Cost: one ``tf.cond`` per owned variable (measured ~3% of a step by the tf_pitfalls notes).
+Cost: one select per owned variable and slot (measured ~5% of a step by the tf_pitfalls notes;
+a ``tf.cond`` per variable runs ~2% faster but makes tracing large supernets several times slower).
 """
 from __future__ import annotations
 
@@ -127,25 +128,25 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
         lr = tf.cast(self.learning_rate, variable.dtype)
         owner = self._owners.get(key)
 
-        # The L2 term is formed outside the tf.cond: under MirroredStrategy, grappler's AddOpsRewrite
-        # of a 3-term sum inside the cond created clashing temporary variables across devices.
+        # The L2 term is formed first: under MirroredStrategy, grappler's AddOpsRewrite of a
+        # 3-term sum inside a tf.cond once created clashing temporary variables across devices.
         g = grad + self.l2 * variable if (self.l2 and key in self._decayed) else grad
 
-        def apply(mask=None):
-            new_var, new_slots = self.dense_update(g, variable, slots, lr)
+        new_var, new_slots = self.dense_update(g, variable, slots, lr)
+        if owner is not None:
+            arch = tf.convert_to_tensor(self._model.arch_var)
+            keep = owner.active(arch)
+            mask = owner.mask(arch, variable.shape)
             if mask is not None:
-                new_var = tf.where(mask, new_var, variable)
-                new_slots = [tf.where(mask, n, s) for n, s in zip(new_slots, slots)]
-            ops = [variable.assign(new_var)] + [s.assign(n) for s, n in zip(slots, new_slots)]
-            with tf.control_dependencies(ops):
-                return tf.constant(True)
-
-        if owner is None:
-            apply()
-            return
-        arch = tf.convert_to_tensor(self._model.arch_var)
-        mask = owner.mask(arch, variable.shape)
-        tf.cond(owner.active(arch), lambda: apply(mask), lambda: tf.constant(False))
+                keep = tf.logical_and(keep, mask)
+            # A select rather than a tf.cond: no branch functions to trace, so large supernets
+            # build their train step much faster; unselected entries get their old value back
+            # bit for bit.
+            new_var = tf.where(keep, new_var, variable)
+            new_slots = [tf.where(keep, n, s) for n, s in zip(new_slots, slots)]
+        variable.assign(new_var)
+        for slot, value in zip(slots, new_slots):
+            slot.assign(value)
 
     def get_config(self):
         config = super().get_config()

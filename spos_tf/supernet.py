@@ -12,6 +12,7 @@ the reference supernet.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -44,17 +45,25 @@ class ChoiceBlock(keras.layers.Layer):
         self.units = {op: OpUnit(op, cin, cout, stride, hw, self.widths, control, affine=False,
                                  seed=seed, name=unit_name(block, op))
                       for op in space.ops}
+        # ((gene row, selector), ...): around the block's call each selector is set to the tensor
+        # arch[row, block] (``selector.selecting(index)``), so per-block genes other than op and
+        # channel reach the layers without a retrace. Filled by wrappers that read such genes
+        # (spos_tf.quant.apply: weight and activation bit widths); empty for float spaces.
+        self.gene_selectors = ()
 
     def branches(self, x, training):
         return [lambda unit=unit, w=w: unit(x, training=training, width=w)
                 for unit, w in itertools.product(self.units.values(), self.widths)]
 
     def call(self, x, arch, training=None):
-        fns = self.branches(x, training)
-        if len(fns) == 1:
-            return fns[0]()
-        index = arch[OP_ROW, self.block] * len(self.widths) + arch[CHANNEL_ROW, self.block]
-        return tf.switch_case(index, fns)
+        with contextlib.ExitStack() as stack:
+            for row, selector in self.gene_selectors:
+                stack.enter_context(selector.selecting(arch[row, self.block]))
+            fns = self.branches(x, training)
+            if len(fns) == 1:
+                return fns[0]()
+            index = arch[OP_ROW, self.block] * len(self.widths) + arch[CHANNEL_ROW, self.block]
+            return tf.switch_case(index, fns)
 
 
 class Supernet(keras.Model):
@@ -152,7 +161,11 @@ class Supernet(keras.Model):
 def build_supernet(space: SearchSpace, seed: int = 0, bn_momentum: float = 0.9) -> Supernet:
     """Builds a supernet with every choice's variables created (call it inside a strategy scope
     for distributed training). Cost: allocates all choices (e.g. ~8.4M float parameters for
-    ``shufflenet_oneshot`` at 1000 classes)."""
+    ``shufflenet_oneshot`` at 1000 classes). For a quantized space (``space.quantized``) the
+    quantized primitives are wrapped by :func:`spos_tf.quant.apply.quantize_supernet`."""
     model = Supernet(space, seed=seed, bn_momentum=bn_momentum)
+    if space.quantized:  # the one quantization entry point: wraps the float supernet's layers
+        from spos_tf.quant.apply import quantize_supernet
+        quantize_supernet(model)
     model(tf.zeros((1, space.image_size, space.image_size, 3)), training=False)
     return model
