@@ -38,6 +38,9 @@ _LAZY = {
     "preprocess_for_eval": ("spos_tf.data", "preprocess_for_eval"),
     "MaskedAdam": ("spos_tf.optim", "MaskedAdam"),
     "ArchSampler": ("spos_tf.sampling", "ArchSampler"),
+    "PathEvaluator": ("spos_tf.evaluate", "PathEvaluator"),
+    "recalibrate_bn": ("spos_tf.evaluate", "recalibrate_bn"),
+    "evaluate_path": ("spos_tf.evaluate", "evaluate_path"),
     "EvolutionOracle": ("spos_tf.oracle", "EvolutionOracle"),
     "RandomSearchOracle": ("spos_tf.oracle", "RandomSearchOracle"),
 }

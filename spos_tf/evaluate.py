@@ -1,0 +1,210 @@
+"""Scoring a path with inherited weights: exact BN recalibration, then held-out top-1 accuracy.
+
+The fitness of a candidate in the search (paper Sec. 3, step 3) is computed on the trained supernet
+itself: :meth:`Supernet.set_arch` assigns the path to ``arch_var`` (no retrace, no rebuild), the BN
+statistics of that path are recomputed on calibration images, and the path is evaluated on the
+held-out split. :class:`PathEvaluator` holds the two traced functions, so any number of candidates
+costs one trace of each.
+
+BN recalibration is an *exact cumulative average*: for calibration batch ``t = 1..T`` the model's
+shared BN momentum (``model.bn_control.momentum``, read by every BN layer) is set to ``(t - 1) / t``
+and the model runs in training mode on the batch, so after ``T`` batches every BN layer on the path
+holds ``moving_mean = mean_t(batch_mean_t)`` and ``moving_variance = mean_t(unbiased batch
+variance_t)`` (what PyTorch's ``momentum=None`` computes, and what the reference's per-candidate
+recalibration approximates). Batch ``t = 1`` has momentum 0 and overwrites the old statistics, so no
+reset is needed; BN layers that are not on the path do not run and keep their statistics
+bit-identical (their assign ops live in ``tf.switch_case`` branches that do not execute; with channel
+search only the leading slice of a shared statistic is written). Afterwards the momentum is restored
+to ``bn_control.default``. Nothing else changes: recalibration runs no gradient and no optimizer.
+
+The same code serves a stand-alone network (:func:`spos_tf.build_standalone` models have a
+``bn_control`` too), e.g. for the final "BN statistics with learning rate 0" pass of retraining::
+
+    used = recalibrate_bn(model, calib_ds, num_batches=200)
+
+Cost per candidate: ``T`` training-mode forward passes plus one inference pass over the held-out
+data, all on device inside two ``tf.function`` loops (one host round trip each); no gradients.
+"""
+from __future__ import annotations
+
+import math
+
+import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+
+_CACHE_ATTR = "_spos_path_evaluator"
+
+
+def _images(batch):
+    """The images of a calibration element: ``(images, labels, ...)`` or plain ``images``."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+class PathEvaluator:
+    """Recalibrates BN and measures held-out top-1 accuracy of paths of one model.
+
+    Holds one traced calibration loop and one traced evaluation loop. Both take a ``tf.data``
+    iterator and loop over it on device; the architecture is read from ``model.arch_var`` at run
+    time, so every candidate reuses the same two traces (see :attr:`calib_traces`,
+    :attr:`eval_traces`). A new trace happens only for a data set of another element signature.
+
+    Args:
+      model: a :class:`~spos_tf.supernet.Supernet` (needed for :meth:`__call__`) or a stand-alone
+        network; it must have a ``bn_control`` (:class:`~spos_tf.layers.BNControl`).
+      calib_ds: default calibration data: a ``tf.data.Dataset`` of ``(images, labels)`` or of
+        images, in batches (training images, no augmentation); its first ``num_calib_batches``
+        batches are used for every candidate (iterate a fixed, finite data set to give every
+        candidate the same images).
+      holdout_ds: default evaluation data: a finite ``tf.data.Dataset`` of ``(images, labels)``
+        batches; every batch is used (a partial last batch is fine).
+      num_calib_batches: calibration batches per candidate.
+
+    Raises:
+      TypeError: ``model`` has no ``bn_control``.
+      ValueError: ``num_calib_batches`` < 1.
+    """
+
+    def __init__(self, model, calib_ds: tf.data.Dataset | None = None,
+                 holdout_ds: tf.data.Dataset | None = None, num_calib_batches: int = 1):
+        control = getattr(model, "bn_control", None)
+        if control is None or not hasattr(control, "momentum"):
+            raise TypeError(f"{type(model).__name__} has no bn_control: BN recalibration needs a "
+                            f"model built by spos_tf.build_supernet or spos_tf.build_standalone")
+        _check_batches(num_calib_batches)
+        self.model = model
+        self.calib_ds, self.holdout_ds = calib_ds, holdout_ds
+        self.num_calib_batches = int(num_calib_batches)
+        self._calib_fn = tf.function(self._calibrate_loop)
+        self._eval_fn = tf.function(self._evaluate_loop)
+
+    # ------------------------------------------------------------------ traced loops
+    def _calibrate_loop(self, iterator):
+        momentum = self.model.bn_control.momentum
+        t = tf.constant(0.0)
+        for batch in iterator:
+            t += 1.0
+            momentum.assign((t - 1.0) / t)
+            self.model(_images(batch), training=True)
+        return t
+
+    def _evaluate_loop(self, iterator):
+        correct = tf.constant(0, tf.int64)
+        count = tf.constant(0, tf.int64)
+        for images, labels in iterator:
+            logits = self.model(images, training=False)
+            labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
+            predicted = tf.argmax(logits, axis=-1, output_type=tf.int64)
+            correct += tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64))
+            count += tf.size(labels, out_type=tf.int64)
+        return correct, count
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def calib_traces(self) -> int:
+        """Number of traces of the calibration loop so far."""
+        return self._calib_fn.experimental_get_tracing_count()
+
+    @property
+    def eval_traces(self) -> int:
+        """Number of traces of the evaluation loop so far."""
+        return self._eval_fn.experimental_get_tracing_count()
+
+    def recalibrate(self, calib_ds: tf.data.Dataset | None = None,
+                    num_batches: int | None = None) -> int:
+        """Recomputes the BN statistics of the current path exactly on calibration batches.
+
+        Args:
+          calib_ds: the data (default: the constructor's); its first ``num_batches`` are used.
+          num_batches: default: the constructor's ``num_calib_batches``.
+
+        Returns:
+          The number of batches used: ``num_batches``, or fewer if ``calib_ds`` ran out.
+
+        Raises:
+          ValueError: no calibration data, or it yielded no batch (then the statistics are those
+            before the call).
+        """
+        ds = self.calib_ds if calib_ds is None else calib_ds
+        if ds is None:
+            raise ValueError("no calibration data: pass calib_ds here or to PathEvaluator()")
+        n = self.num_calib_batches if num_batches is None else _check_batches(num_batches)
+        control = self.model.bn_control
+        try:
+            used = int(self._calib_fn(iter(ds.take(n))).numpy())
+        finally:
+            control.momentum.assign(control.default)
+        if used == 0:
+            raise ValueError("the calibration data set yielded no batch; BN statistics unchanged")
+        return used
+
+    def evaluate(self, holdout_ds: tf.data.Dataset | None = None) -> float:
+        """Top-1 accuracy of the current path (inference mode) on every batch of the data.
+
+        Raises:
+          ValueError: no held-out data, or it is empty.
+        """
+        ds = self.holdout_ds if holdout_ds is None else holdout_ds
+        if ds is None:
+            raise ValueError("no held-out data: pass holdout_ds here or to PathEvaluator()")
+        correct, count = (int(v.numpy()) for v in self._eval_fn(iter(ds)))
+        if count == 0:
+            raise ValueError("the held-out data set is empty")
+        return correct / count
+
+    def __call__(self, arch) -> float:
+        """Fitness of ``arch``: set the path, recalibrate BN, return held-out top-1 accuracy.
+
+        Args:
+          arch: an :class:`~spos_tf.space.Architecture` of the supernet's space.
+
+        Raises:
+          TypeError: the model is not a supernet (no ``set_arch``).
+          ValueError: ``arch`` is not in the space; missing data (see above).
+        """
+        if not hasattr(self.model, "set_arch"):
+            raise TypeError(f"{type(self.model).__name__} is not a supernet; call recalibrate() "
+                            f"and evaluate() on a stand-alone network")
+        self.model.set_arch(arch)
+        self.recalibrate()
+        return self.evaluate()
+
+
+def _check_batches(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of calibration batches must be an int >= 1, got {n!r}")
+    return n
+
+
+def batches_for(images: int, batch_size: int) -> int:
+    """Calibration batches needed to see ``images`` images: ``ceil(images / batch_size)``."""
+    return max(1, math.ceil(images / batch_size))
+
+
+def evaluator_for(model) -> PathEvaluator:
+    """The :class:`PathEvaluator` cached on ``model`` (created on first use), so that repeated
+    :func:`recalibrate_bn` / :func:`evaluate_path` calls reuse its traces."""
+    evaluator = model.__dict__.get(_CACHE_ATTR)
+    if evaluator is None:
+        evaluator = PathEvaluator(model)
+        # Bypass Keras attribute tracking: the evaluator is not part of the model's state.
+        object.__setattr__(model, _CACHE_ATTR, evaluator)
+    return evaluator
+
+
+def recalibrate_bn(model, calib_batches: tf.data.Dataset, num_batches: int) -> int:
+    """Exact BN statistics of ``model``'s current path on the first ``num_batches`` batches.
+
+    Works for a supernet (the path in ``arch_var``) and a stand-alone network. Returns the number
+    of batches used (fewer than ``num_batches`` if the data ran out). See the module docstring.
+    """
+    return evaluator_for(model).recalibrate(calib_batches, num_batches)
+
+
+def evaluate_path(supernet, arch, calib_ds: tf.data.Dataset, holdout_ds: tf.data.Dataset,
+                  num_calib_batches: int) -> float:
+    """Sets ``arch`` in ``supernet``, recalibrates its BN on ``num_calib_batches`` batches of
+    ``calib_ds`` and returns its top-1 accuracy on ``holdout_ds``."""
+    evaluator = evaluator_for(supernet)
+    supernet.set_arch(arch)
+    evaluator.recalibrate(calib_ds, num_calib_batches)
+    return evaluator.evaluate(holdout_ds)

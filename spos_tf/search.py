@@ -1,0 +1,105 @@
+r"""Evolutionary (or random) architecture search on a trained supernet.
+
+    python -m spos_tf.search --flagfile=flags/quickstart_search.cfg --supernet_dir=/tmp/qs \
+        --workdir=/tmp/qs_search
+    python -m spos_tf.search --flagfile=flags/search.cfg --supernet_dir=/ckpt/supernet \
+        --data_dir=$TFDS --workdir=/ckpt/search
+
+The flags only build a :class:`spos_tf.search_lib.SearchConfig`; all logic lives in
+:mod:`spos_tf.search_lib`. Writes ``history.csv``, ``best.json`` and ``search.png`` into
+``--workdir``; rerunning the same command resumes a killed search. For a distributed search (one
+chief serving the oracle, workers scoring candidates) set ``KERASTUNER_TUNER_ID``,
+``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` (see the README).
+
+Exit status: 0 done, 2 bad input (the message names the fix; nothing was written), 1 a candidate
+could not be evaluated (rerun to resume once fixed).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+
+from absl import app, flags, logging
+
+COST_FLAGS = ("max_macs", "max_params", "max_bitops")
+
+
+def define_flags(fv=None) -> None:
+    """Defines the app's flags on ``fv`` (default ``absl.flags.FLAGS``); defaults are
+    ``SearchConfig``'s (the paper's evolutionary search)."""
+    fv = flags.FLAGS if fv is None else fv
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("supernet_dir", None, "The --workdir of a trained spos_tf.train supernet.",
+                        **d)
+    flags.DEFINE_string("workdir", None, "Search directory: oracle state, history.csv, best.json, "
+                        "search.png.", **d)
+    flags.DEFINE_enum("algorithm", "evolution", ["evolution", "random", "both"],
+                      "both: evolution, then random search with the same budget (Figure 3).", **d)
+    flags.DEFINE_integer("population_size", 50, "Evolution: candidates per generation.", **d)
+    flags.DEFINE_integer("num_parents", 10, "Evolution: top-k parents.", **d)
+    flags.DEFINE_integer("num_crossover", 25, "Evolution: children by crossover per generation.",
+                         **d)
+    flags.DEFINE_integer("num_mutation", 25, "Evolution: children by mutation per generation.", **d)
+    flags.DEFINE_float("mutation_prob", 0.1, "Evolution: per-gene mutation probability.", **d)
+    flags.DEFINE_integer("max_trials", 1000, "Candidates evaluated per algorithm.", **d)
+    flags.DEFINE_integer("seed", 0, "Oracle seed.", **d)
+    flags.DEFINE_float("max_macs", None, "Constraint: multiply-accumulates (the paper's FLOPs).",
+                       **d)
+    flags.DEFINE_float("max_params", None, "Constraint: parameters of the stand-alone network.", **d)
+    flags.DEFINE_float("max_bitops", None, "Constraint: BitOps (quantized spaces only).", **d)
+    flags.DEFINE_integer("calib_images", 20_000, "BN recalibration images per candidate.", **d)
+    flags.DEFINE_integer("calib_batch_size", 128, "BN recalibration batch size.", **d)
+    flags.DEFINE_integer("holdout_images", None, "Evaluate on the first this many held-out images "
+                         "(default: the whole held-out split).", **d)
+    flags.DEFINE_integer("eval_batch_size", 256, "Held-out evaluation batch size.", **d)
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (default: the supernet run's).", **d)
+    flags.DEFINE_integer("cache_mb", 4096, "Keep preprocessed calibration and held-out images in "
+                         "memory when they fit in this many MiB (0: never).", **d)
+    flags.DEFINE_bool("overwrite", False, "Delete a previous search in --workdir.", **d)
+    flags.DEFINE_bool("progress", True, "Show a progress bar with the best accuracy so far.", **d)
+
+
+def config_from_flags(fv=None):
+    """The :class:`~spos_tf.search_lib.SearchConfig` of parsed flags (not yet validated)."""
+    from spos_tf.search_lib import SearchConfig
+
+    fv = flags.FLAGS if fv is None else fv
+    return SearchConfig(**{f.name: fv[f.name].value for f in dataclasses.fields(SearchConfig)})
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TFDS logs every data set it opens at INFO
+    from spos_tf import search_lib
+
+    start = time.monotonic()
+    try:
+        summary = search_lib.run(config_from_flags())
+    except search_lib.EvaluationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    best = summary["best"]
+    if best:
+        print(f"Done in {time.monotonic() - start:.0f} s ({summary['evaluated']} candidates "
+              f"evaluated now, {best['evaluated']} in all): best {best['arch']} accuracy "
+              f"{best['accuracy']:.4f} {best['costs']}; see {flags.FLAGS.workdir}/best.json")
+    elif summary["role"] == "worker":
+        print(f"Worker done in {time.monotonic() - start:.0f} s: {summary['evaluated']} "
+              f"candidates evaluated")
+    return 0
+
+
+def run_main():
+    define_flags()
+    flags.mark_flags_as_required(["supernet_dir", "workdir"])
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

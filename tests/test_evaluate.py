@@ -1,0 +1,227 @@
+"""BN recalibration and path scoring (spos_tf.evaluate) on a trained tiny supernet."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import spos_tf
+from spos_tf import run_dir, spaces
+from spos_tf.data import DataConfig, build_dataset
+from spos_tf.evaluate import PathEvaluator, evaluate_path, evaluator_for, recalibrate_bn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _supernet_workdir import trained_supernet_dir  # noqa: E402
+
+CALIB_BATCHES, CALIB_BATCH = 4, 32
+
+
+def _calib(data):
+    ds = build_dataset(data, "calib", CALIB_BATCH, training=False, seed=0, repeat=True,
+                       drop_remainder=True)
+    return ds.take(CALIB_BATCHES).cache()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(space, supernet restored from the run directory, data config, its PathEvaluator)."""
+    space, net, config = run_dir.restore_model(trained_supernet_dir(tmp_path_factory))
+    data = DataConfig(**config["data"])
+    evaluator = evaluator_for(net)  # the instance evaluate_path() uses too
+    evaluator.calib_ds = _calib(data)
+    evaluator.holdout_ds = build_dataset(data, "holdout", 100, training=False, seed=0).cache()
+    evaluator.num_calib_batches = CALIB_BATCHES
+    trained_values = [v.numpy() for v in net.variables]
+    yield space, net, data, evaluator
+    for var, value in zip(net.variables, trained_values):
+        var.assign(value)
+
+
+def _restore(net, values):
+    for var, value in zip(net.variables, values):
+        var.assign(value)
+
+
+def _bn_stats(net):
+    """{(block or "stem"/"head", op, "prim/moving_x"): array} of every BN moving statistic."""
+    holders = [("stem", None, net.stem), ("head", None, net.head)]
+    holders += [(b.block, op, u) for b in net.choice_blocks for op, u in b.units.items()]
+    return {(block, op, key): var.numpy().copy() for block, op, holder in holders
+            for key, var in holder.weight_dict().items() if "moving" in key}
+
+
+def _on_path(space, arch, block, op):
+    return block in ("stem", "head") or space.decode(arch)[block]["op"] == op
+
+
+def _used(net, space, arch, block, op, key):
+    """Index of the entries of a statistic that the path uses (its leading slice)."""
+    if block in ("stem", "head"):
+        return slice(None)
+    width = net.choice_blocks[block].widths[space.indices(arch)[1, block]]
+    pname, wname = key.split("/")
+    (c,) = net.choice_blocks[block].units[op].prim_specs(width)[pname].weight_shapes(False)[wname]
+    return slice(0, c)
+
+
+def _capture_inputs(net, layer, batches):
+    """Inputs of ``layer`` when ``net`` runs eagerly in training mode on ``batches``."""
+    seen, original = [], layer.call
+
+    def recording(x, *args, **kwargs):
+        seen.append(x.numpy().astype(np.float64))
+        return original(x, *args, **kwargs)
+
+    object.__setattr__(layer, "call", recording)
+    try:
+        for images, _ in batches:
+            net(images, training=True)
+    finally:
+        object.__delattr__(layer, "call")
+    return seen
+
+
+def _exact_stats(inputs):
+    """Mean of the per-batch means and of the per-batch unbiased variances (numpy, float64)."""
+    means = [x.mean(axis=(0, 1, 2)) for x in inputs]
+    variances = [x.reshape(-1, x.shape[-1]).var(axis=0, ddof=1) for x in inputs]
+    return np.mean(means, axis=0), np.mean(variances, axis=0)
+
+
+def test_recalibration_changes_only_the_path_and_equals_exact_statistics(trained):
+    space, net, data, ev = trained
+    arch = space.parse("1,3,0,2")
+    net.set_arch(arch)
+    last = space.decode(arch)[-1]["op"]
+    deep = net.choice_blocks[-1].units[last].prims["bn1"]  # after 3 choice blocks
+    targets = {"stem_bn": net.stem.prims["stem_bn"], f"last_block/{last}/bn1": deep}
+    snapshot = [v.numpy() for v in net.variables]
+    inputs = {name: _capture_inputs(net, layer, ev.calib_ds) for name, layer in targets.items()}
+    _restore(net, snapshot)  # the eager capture pass moved the path's statistics
+
+    before = _bn_stats(net)
+    assert ev.recalibrate() == CALIB_BATCHES
+    after = _bn_stats(net)
+    assert float(net.bn_control.momentum.numpy()) == pytest.approx(net.bn_control.default)
+
+    changed = 0
+    for (block, op, key), old in before.items():
+        new = after[(block, op, key)]
+        if _on_path(space, arch, block, op):
+            assert not np.array_equal(old, new), f"{block}/{op}/{key} was not recalibrated"
+            changed += 1
+        else:
+            assert np.array_equal(old, new), f"{block}/{op}/{key} is off the path but changed"
+    assert changed > 10
+
+    for name, layer in targets.items():
+        mean, var = _exact_stats(inputs[name])
+        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), var, rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+
+    # The first batch overwrites: recalibrating another path in between changes nothing here.
+    ev(space.parse("0,0,0,0"))
+    net.set_arch(arch)
+    ev.recalibrate()
+    again = _bn_stats(net)
+    for key, value in after.items():
+        if _on_path(space, arch, key[0], key[1]):
+            np.testing.assert_array_equal(again[key], value)
+
+
+def test_recalibration_improves_held_out_accuracy(trained):
+    space, net, data, ev = trained
+    snapshot = [v.numpy() for v in net.variables]
+    rng = np.random.default_rng(7)
+    archs = list({space.sample(rng) for _ in range(6)})[:4]
+    stale, recalibrated = [], []
+    for arch in archs:
+        _restore(net, snapshot)  # the statistics the supernet was trained with
+        net.set_arch(arch)
+        stale.append(ev.evaluate())
+        recalibrated.append(ev(arch))
+    print("stale", np.round(stale, 3), "recalibrated", np.round(recalibrated, 3))
+    assert np.mean(recalibrated) > np.mean(stale) + 0.05
+    assert min(r - s for r, s in zip(recalibrated, stale)) > -0.03
+    assert np.mean(recalibrated) > 0.3  # well above chance (0.1): the supernet learned
+
+
+def test_fifty_candidates_trace_once(trained):
+    space, net, data, ev = trained
+    ev(space.parse("2,2,2,2"))  # traced at most once by earlier tests or here
+    calib0, eval0 = ev.calib_traces, ev.eval_traces
+    rng = np.random.default_rng(0)
+    archs = []
+    while len(archs) < 50:
+        arch = space.sample(rng)
+        if arch not in archs:
+            archs.append(arch)
+    scores = [ev(arch) for arch in archs]
+    assert (ev.calib_traces, ev.eval_traces) == (calib0, eval0) == (1, 1)
+    assert len(set(scores)) > 5 and all(0.0 <= s <= 1.0 for s in scores)
+    # The function API reuses the model's cached evaluator: still no new trace.
+    acc = evaluate_path(net, archs[0], ev.calib_ds, ev.holdout_ds, CALIB_BATCHES)
+    assert acc == scores[0]
+    assert (ev.calib_traces, ev.eval_traces) == (1, 1)
+
+
+def test_standalone_recalibration_matches_the_supernet_path(trained):
+    space, net, data, ev = trained
+    arch = space.parse("3,1,2,0")
+    supernet_acc = ev(arch)
+    model = spos_tf.build_standalone(space, arch, supernet=net)
+    for var in model.variables:
+        if "moving" in var.name:
+            var.assign(tf.fill(var.shape, 0.5))  # forget the inherited statistics
+    assert recalibrate_bn(model, ev.calib_ds, CALIB_BATCHES) == CALIB_BATCHES
+    assert recalibrate_bn(model, ev.calib_ds, CALIB_BATCHES) == CALIB_BATCHES
+    assert evaluator_for(model).calib_traces == 1
+    reference = spos_tf.build_standalone(space, arch, supernet=net)  # the supernet's statistics
+    pairs = [(a, b) for a, b in zip(model.variables, reference.variables) if "moving" in a.name]
+    assert len(pairs) > 10
+    for var, ref in pairs:
+        np.testing.assert_allclose(var.numpy(), ref.numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg=var.name)
+    standalone_acc = evaluator_for(model).evaluate(ev.holdout_ds)
+    assert abs(standalone_acc - supernet_acc) <= 1 / 300
+
+
+def test_recalibration_with_channel_search_keeps_unused_slices():
+    space = spaces.get("shufflenet_oneshot_blocks_channels", image_size=16, num_classes=10,
+                       width=0.25, repeats=(1, 1, 1, 1), channel_scales=(0.4, 1.0),
+                       ops=("shuffle3x3", "xception"))
+    net = spos_tf.build_supernet(space, seed=3)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(3, 8, 16, 16, 3)).astype("float32"))
+    ev = PathEvaluator(net, tf.data.Dataset.from_tensor_slices(images), num_calib_batches=3)
+    arch = space.make(op=[0, 1, 1, 0], channel=[0, 0, 1, 0])
+    net.set_arch(arch)
+    before = _bn_stats(net)
+    ev.recalibrate()
+    after = _bn_stats(net)
+    narrow_changed = 0
+    for (block, op, key), old in before.items():
+        new = after[(block, op, key)]
+        if not _on_path(space, arch, block, op):
+            assert np.array_equal(old, new), (block, op, key)
+            continue
+        used = _used(net, space, arch, block, op, key)
+        assert not np.array_equal(old[used], new[used]), (block, op, key)
+        if used.stop is not None and used.stop < len(old):
+            np.testing.assert_array_equal(old[used.stop:], new[used.stop:])
+            narrow_changed += 1
+    assert narrow_changed > 0  # some statistics were used only in part, the rest untouched
+
+
+def test_bad_inputs_fail_clearly(trained):
+    space, net, data, ev = trained
+    with pytest.raises(TypeError, match="bn_control"):
+        PathEvaluator(tf.keras.Sequential())
+    with pytest.raises(ValueError, match="calibration batches"):
+        ev.recalibrate(num_batches=0)
+    with pytest.raises(ValueError, match="yielded no batch"):
+        ev.recalibrate(ev.calib_ds.take(0))
+    assert float(net.bn_control.momentum.numpy()) == pytest.approx(net.bn_control.default)

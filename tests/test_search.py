@@ -1,0 +1,195 @@
+"""The search app (spos_tf.search / search_lib) end to end on a trained tiny supernet."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from absl import flags
+
+from spos_tf import costs, run_dir, search, search_lib
+from spos_tf.evaluate import PathEvaluator
+from spos_tf.space import arch_from_any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_FLAGS = REPO / "flags" / "tiny_search.cfg"
+MAX_MACS = 2.5e6  # as in flags/tiny_search.cfg
+TRIALS, POPULATION = 24, 8
+pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def supernet_dir(tmp_path_factory):
+    return trained_supernet_dir(tmp_path_factory)
+
+
+def tiny_config(supernet_dir, workdir, *extra):
+    """The SearchConfig of flags/tiny_search.cfg (parsed by the app's own flag definitions)."""
+    fv = flags.FlagValues()
+    search.define_flags(fv)
+    fv(["search", f"--flagfile={TINY_FLAGS}", f"--supernet_dir={supernet_dir}",
+        f"--workdir={workdir}", *extra])
+    return search.config_from_flags(fv)
+
+
+def read_history(workdir):
+    with open(os.path.join(workdir, search_lib.HISTORY_FILE)) as f:
+        return list(csv.DictReader(f))
+
+
+def snapshot(folder):
+    """{relative path: (bytes, mtime)} of every file under ``folder``."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = (f.read(), os.stat(path).st_mtime_ns)
+    return out
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))}
+    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return env
+
+
+def _app(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "spos_tf.search", *args], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(supernet_dir,
+                                                                               tmp_path):
+    workdir = tmp_path / "search"
+    proc = _app(f"--flagfile={TINY_FLAGS}", f"--supernet_dir={supernet_dir}",
+                f"--workdir={workdir}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "best" in proc.stdout
+
+    space, table = tiny_space(), costs.CostTable(tiny_space())
+    rows = read_history(workdir)
+    assert list(rows[0]) == search_lib.history_columns(space)
+    for algorithm in search_lib.ALGORITHMS:
+        mine = [r for r in rows if r["algorithm"] == algorithm]
+        assert len(mine) == TRIALS, algorithm
+        assert len({r["arch"] for r in mine}) == TRIALS, f"{algorithm} evaluated an arch twice"
+    for r in rows:
+        arch = space.parse(r["arch"])
+        assert int(r["macs"]) == table.macs(arch) <= MAX_MACS
+        assert int(r["params"]) == table.params(arch)
+        assert 0.0 <= float(r["accuracy"]) <= 1.0 and float(r["seconds"]) > 0
+    generations = [int(r["generation"]) for r in rows if r["algorithm"] == "evolution"]
+    assert generations == sorted(generations) and set(generations) == {0, 1, 2}
+    accuracies = [float(r["accuracy"]) for r in rows]
+    assert np.std(accuracies) > 0  # candidates are told apart
+
+    best = json.loads((workdir / search_lib.BEST_FILE).read_text())
+    arch = arch_from_any(space, str(workdir / search_lib.BEST_FILE))  # what train --arch= reads
+    assert str(arch) == best["arch"] and best["space"] == space.name
+    assert best["costs"]["macs"] == table.macs(arch) <= MAX_MACS
+    assert best["accuracy"] == max(accuracies)
+    assert best["evaluated"] == 2 * TRIALS
+
+    png = (workdir / search_lib.PLOT_FILE).read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    import matplotlib.image
+
+    assert matplotlib.image.imread(str(workdir / search_lib.PLOT_FILE)).ndim == 3
+
+    # An infeasible constraint: a clear error (exit 2) and nothing written or overwritten.
+    # (test_checks_fail_before_anything_is_written covers a fresh workdir in-process.)
+    before = snapshot(workdir)
+    proc = _app(f"--flagfile={TINY_FLAGS}", f"--supernet_dir={supernet_dir}",
+                f"--workdir={workdir}", "--max_macs=1e6", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "infeasible" in proc.stderr and "macs <= 1000000" in proc.stderr, proc.stderr
+    assert snapshot(workdir) == before
+
+
+def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, monkeypatch):
+    workdir = tmp_path / "search"
+    config = tiny_config(supernet_dir, workdir, "--algorithm=evolution")
+    # Each run restores the supernet as a fresh process would; reuse the first restored one
+    # (and its traces) to keep the test short.
+    cached = {}
+    make = search_lib.make_evaluator
+    monkeypatch.setattr(search_lib, "make_evaluator",
+                        lambda c: cached.setdefault("evaluator", make(c)))
+    original = PathEvaluator.__call__
+    first = []
+
+    def dies_during_the_twelfth(self, arch):
+        if len(first) == 11:
+            raise KeyboardInterrupt  # like a kill: KerasTuner catches Exception only
+        first.append(arch)
+        return original(self, arch)
+
+    monkeypatch.setattr(PathEvaluator, "__call__", dies_during_the_twelfth)
+    with pytest.raises(KeyboardInterrupt):
+        search_lib.run(config)
+    rows_before = read_history(workdir)
+    assert len(rows_before) == 11
+
+    second = []
+
+    def counting(self, arch):
+        second.append(arch)
+        return original(self, arch)
+
+    monkeypatch.setattr(PathEvaluator, "__call__", counting)
+    summary = search_lib.run(config)
+    assert summary["evaluated"] == len(second) == TRIALS - 11
+    assert not set(first) & set(second), "a completed candidate was evaluated again"
+    rows = read_history(workdir)
+    assert len(rows) == len({r["arch"] for r in rows}) == TRIALS
+    assert rows[:11] == rows_before  # earlier results kept as they were
+    assert summary["best"]["accuracy"] == max(float(r["accuracy"]) for r in rows)
+
+    # A finished search rerun with the same flags evaluates nothing.
+    def never(self, arch):
+        raise AssertionError(f"{arch} evaluated again")
+
+    monkeypatch.setattr(PathEvaluator, "__call__", never)
+    assert search_lib.run(config)["evaluated"] == 0
+
+
+def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
+    fresh = tmp_path / "fresh"
+    with pytest.raises(search_lib.InfeasibleConstraintError, match="infeasible"):
+        search_lib.run(tiny_config(supernet_dir, fresh, "--max_macs=1e6"))
+    with pytest.raises(ValueError, match="needs a quantized space"):
+        search_lib.run(tiny_config(supernet_dir, fresh, "--max_bitops=1e9"))
+    with pytest.raises(ValueError, match="must not exceed --population_size"):
+        search_lib.run(tiny_config(supernet_dir, fresh, "--num_mutation=9"))
+    with pytest.raises(run_dir.RunDirError, match="supernet_dir.*does not exist"):
+        search_lib.run(tiny_config(tmp_path / "nothing", fresh))
+    assert not fresh.exists()
+
+    # A workdir holding a search of other settings is refused, not overwritten.
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    old = tiny_config(supernet_dir, existing, "--seed=5").to_dict()
+    (existing / search_lib.CONFIG_FILE).write_text(json.dumps(old))
+    before = snapshot(existing)
+    with pytest.raises(run_dir.RunDirError, match="seed"):
+        search_lib.run(tiny_config(supernet_dir, existing))
+    assert snapshot(existing) == before
+
+
+def test_constraint_hook_builds_every_cost(supernet_dir):
+    space = tiny_space()
+    constraint = search_lib.build_constraint(space, {"macs": 2.5e6, "params": 8e4})
+    arch = space.parse("0,1,2,3")
+    values = space.to_values(arch)
+    assert constraint["macs"][0](values) == costs.macs(space, arch)
+    assert constraint["params"][0](values) == costs.params(space, arch)
+    assert constraint["params"][1] == 8e4
+    with pytest.raises(ValueError, match="unknown constraint"):
+        search_lib.build_constraint(space, {"latency": 1.0})
