@@ -144,7 +144,7 @@ def define_override_flags(flag_values=None) -> None:
     --weight_bits --act_bits`` (all default None = the space's own default)."""
     from absl import flags
 
-    fv = flag_values or flags.FLAGS
+    fv = flags.FLAGS if flag_values is None else flag_values
     flags.DEFINE_integer("image_size", None, "input resolution override", flag_values=fv)
     flags.DEFINE_integer("num_classes", None, "number of classes override", flag_values=fv)
     flags.DEFINE_float("width", None, "channel width multiplier", flag_values=fv)

@@ -1,0 +1,324 @@
+"""The run directory (``--workdir``) of a training run, and how other apps read it back.
+
+Layout (the contract the search and export apps rely on)::
+
+    <workdir>/config.json       effective typed config (TrainConfig as JSON): "space",
+                                "space_overrides" (kwargs of spos_tf.spaces.get), "seed", "arch"
+                                (text form; null for a supernet), "data" (DataConfig fields), ...
+    <workdir>/flags.txt         the effective flags (usable as --flagfile)
+    <workdir>/checkpoints/      tf.train.CheckpointManager over tf.train.Checkpoint(model=...,
+                                optimizer=..., data=<input iterator>, final_bn=...)
+    <workdir>/metrics.jsonl     one JSON object per log / evaluation record; the last record of a
+                                finished run holds "val_accuracy"
+    <workdir>/tb/               TensorBoard scalars (tf.summary)
+    <workdir>/workers/<task>/   checkpoints of non-chief MultiWorkerMirroredStrategy workers
+
+Writes are atomic: ``config.json`` and ``metrics.jsonl`` rewrites go through a temporary file and
+``os.replace``; TF writes a checkpoint's files before it updates the ``checkpoint`` index, so a
+killed run always leaves a readable latest checkpoint.
+
+Nothing here reads flags; TensorFlow is imported only by the functions that need it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+CONFIG_FILE = "config.json"
+FLAGS_FILE = "flags.txt"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+TB_DIR = "tb"
+WORKERS_DIR = "workers"
+# Everything a run writes; --overwrite deletes exactly these (never other files in the folder).
+RUN_ENTRIES = (CONFIG_FILE, FLAGS_FILE, METRICS_FILE, CHECKPOINT_DIR, TB_DIR, WORKERS_DIR)
+
+
+class RunDirError(ValueError):
+    """A workdir that cannot be used as asked (different config, missing or unreadable files)."""
+
+
+class CheckpointError(RunDirError):
+    """A checkpoint that is missing, unreadable or does not fit the model."""
+
+
+# ------------------------------------------------------------------------------------- files
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def normalized(config: dict) -> dict:
+    """``config`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(config, sort_keys=True))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value and key != "space_overrides":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_diff(old: dict, new: dict, neutral=()) -> list:
+    """``["learning_rate: 0.5 -> 0.1", ...]`` over the flattened keys (``data.name``), skipping
+    the ``neutral`` keys (those that do not change a run's result)."""
+    a, b = _flatten(normalized(old)), _flatten(normalized(new))
+    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
+            for k in sorted(set(a) | set(b)) if k not in neutral and a.get(k) != b.get(k)]
+
+
+def load_run_config(workdir: str) -> dict:
+    """The ``config.json`` of a training run as a dict.
+
+    Raises:
+      RunDirError: ``workdir`` or its ``config.json`` is missing or not valid JSON.
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isdir(workdir):
+        raise RunDirError(f"workdir {workdir!r} does not exist; pass the --workdir of a finished "
+                          f"`python -m spos_tf.train` run")
+    if not os.path.isfile(path):
+        raise RunDirError(f"{path} is missing: {workdir!r} is not a spos_tf.train run directory "
+                          f"(or the run failed before it started); train into it with "
+                          f"`python -m spos_tf.train --workdir={workdir} ...` first")
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path} is unreadable ({e}); restore it from the flags in "
+                          f"{os.path.join(workdir, FLAGS_FILE)} by rerunning training with "
+                          f"--overwrite, or delete the workdir") from None
+    if not isinstance(config, dict) or "space" not in config:
+        raise RunDirError(f"{path} is not a spos_tf.train config (no 'space' field)")
+    return config
+
+
+def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=()) -> str:
+    """Decides how a run may use ``workdir``, without writing anything.
+
+    Returns:
+      ``"new"`` (absent or empty folder), ``"resume"`` (same config, modulo ``neutral`` keys) or
+      ``"overwrite"`` (``overwrite`` is set and the folder holds a previous run).
+
+    Raises:
+      RunDirError: ``workdir`` is a file; holds a run of a different config (the message lists
+        the differences) or files that are not a run's, and ``overwrite`` is not set.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise RunDirError(f"--workdir={workdir!r} is a file, not a folder; choose another path")
+    if not os.path.isdir(workdir) or not os.listdir(workdir):
+        return "new"
+    ours = [e for e in RUN_ENTRIES if os.path.exists(os.path.join(workdir, e))]
+    if overwrite:
+        return "overwrite" if ours else "new"
+    if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+        if ours:
+            raise RunDirError(
+                f"workdir {workdir!r} holds {ours} but no {CONFIG_FILE}: a run that failed while "
+                f"starting, or a damaged one. Pass --overwrite to delete those entries and start "
+                f"over, or use another --workdir")
+        return "new"  # a folder with unrelated files: a run adds its own entries next to them
+    old = load_run_config(workdir)
+    diff = config_diff(old, config, neutral)
+    if diff:
+        shown = "; ".join(diff[:8]) + (f"; ... ({len(diff)} differences)" if len(diff) > 8 else "")
+        raise RunDirError(
+            f"workdir {workdir!r} holds a run of a different config ({shown}). Use another "
+            f"--workdir, rerun with the flags in {os.path.join(workdir, FLAGS_FILE)} to resume it, "
+            f"or pass --overwrite to delete that run and start over")
+    return "resume"
+
+
+def clear(workdir: str) -> None:
+    """Deletes the entries a run writes (``RUN_ENTRIES``), leaving any other file in place."""
+    for entry in RUN_ENTRIES:
+        path = os.path.join(workdir, entry)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def write_config(workdir: str, config: dict, flags_text: str | None = None) -> None:
+    os.makedirs(workdir, exist_ok=True)
+    atomic_write_text(os.path.join(workdir, CONFIG_FILE),
+                      json.dumps(normalized(config), indent=2, sort_keys=True) + "\n")
+    if flags_text is not None:
+        atomic_write_text(os.path.join(workdir, FLAGS_FILE), flags_text)
+
+
+def checkpoint_dir(workdir: str, task: str | None = None) -> str:
+    """The chief's checkpoint folder, or ``workers/<task>/checkpoints`` of a non-chief worker."""
+    if task is None:
+        return os.path.join(workdir, CHECKPOINT_DIR)
+    return os.path.join(workdir, WORKERS_DIR, task, CHECKPOINT_DIR)
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per line, appended and flushed record by record."""
+
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.path = os.path.join(workdir, METRICS_FILE)
+        self.enabled = enabled
+
+    def read(self) -> list:
+        if not os.path.exists(self.path):
+            return []
+        records = []
+        with open(self.path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    try:
+                        records.append(json.loads(line))
+                    except ValueError:
+                        break  # a line cut by a kill: drop it and everything after
+        return records
+
+    def truncate_after(self, step: int) -> None:
+        """Drops records written after ``step`` (by a run killed after its last checkpoint)."""
+        if not self.enabled or not os.path.exists(self.path):
+            return
+        keep = [r for r in self.read() if r.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+
+    def append(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+
+
+# ------------------------------------------------------------------------------------- models
+def space_from_config(config: dict):
+    """The :class:`~spos_tf.space.SearchSpace` of a run config."""
+    from spos_tf import spaces
+
+    return spaces.get(config["space"], **config.get("space_overrides", {}))
+
+
+def build_model(config: dict, space=None):
+    """The (unrestored) model of a run config: the supernet, or the stand-alone network of
+    ``config["arch"]``. Call inside ``strategy.scope()`` for distributed use."""
+    import spos_tf
+
+    space = space or space_from_config(config)
+    seed = int(config.get("seed", 0))
+    bn_momentum = float(config.get("bn_momentum", 0.9))
+    if config.get("arch"):
+        return spos_tf.build_standalone(space, space.parse(config["arch"]), seed=seed,
+                                        bn_momentum=bn_momentum)
+    return spos_tf.build_supernet(space, seed=seed, bn_momentum=bn_momentum)
+
+
+def latest_checkpoint(directory: str) -> str | None:
+    """Path prefix of the latest checkpoint in ``directory`` (None if there is none).
+
+    Raises:
+      CheckpointError: the ``checkpoint`` index is unreadable, or names files that are missing.
+    """
+    import tensorflow as tf
+
+    index = os.path.join(directory, "checkpoint")
+    if not os.path.exists(index):
+        return None
+    try:  # TF logs and returns None for an index it cannot parse
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as e:  # noqa: BLE001  (any failure to read the index means the same)
+        state, reason = None, f"{type(e).__name__}: {e}"
+    else:
+        reason = "it does not parse as a CheckpointState"
+    if state is None or not state.model_checkpoint_path:
+        raise CheckpointError(
+            f"the checkpoint index {index} is unreadable ({reason}). Fix: delete that file and "
+            f"rerun (training then restarts from scratch), or pass --overwrite")
+    path = state.model_checkpoint_path
+    if not os.path.isabs(path):
+        path = os.path.join(directory, path)
+    if not os.path.exists(path + ".index"):
+        raise CheckpointError(
+            f"the checkpoint index in {directory} names {path}, whose files are missing. Fix: "
+            f"delete {os.path.join(directory, 'checkpoint')} (or edit it to name an older "
+            f"checkpoint), or pass --overwrite to start over")
+    return path
+
+
+def read_checkpoint(checkpoint, path: str, *, partial: bool = False):
+    """``checkpoint.read(path)`` with errors turned into :class:`CheckpointError`.
+
+    Every object of ``checkpoint`` must be found in the file; with ``partial`` values in the file
+    that ``checkpoint`` does not use (the optimizer, when reading only a model) are expected.
+    """
+    try:
+        status = checkpoint.read(path)
+        if partial:
+            status.expect_partial()
+        status.assert_existing_objects_matched()
+    except Exception as e:  # noqa: BLE001  (TF raises OpError, IndexError, AssertionError...)
+        message = str(e).strip().splitlines()[0][:400] if str(e).strip() else type(e).__name__
+        folder = os.path.dirname(path)
+        raise CheckpointError(
+            f"checkpoint {path} cannot be restored ({type(e).__name__}: {message}). It is damaged "
+            f"or belongs to a different model. Fix: delete {path}.* and the 'checkpoint' index in "
+            f"{folder} to fall back to an older checkpoint, or pass --overwrite to start "
+            f"over") from None
+    return status
+
+
+def restore_model(workdir: str, strategy=None):
+    """Rebuilds the trained model of ``workdir`` and loads its latest checkpoint's weights.
+
+    Args:
+      workdir: a ``spos_tf.train`` run directory.
+      strategy: build the model in this strategy's scope (default: the current strategy).
+
+    Returns:
+      ``(space, model, config)``: the search space, the supernet (``config["arch"]`` null) or the
+      stand-alone network, and the run config dict. BN moving statistics are the checkpoint's.
+
+    Raises:
+      RunDirError: no ``config.json``; CheckpointError: no checkpoint, or a damaged one.
+    """
+    import tensorflow as tf
+
+    config = load_run_config(workdir)
+    directory = checkpoint_dir(workdir)
+    path = latest_checkpoint(directory)
+    if path is None:
+        raise CheckpointError(
+            f"no checkpoint in {directory}: the run in {workdir!r} has not saved one yet. Train "
+            f"longer (`python -m spos_tf.train --flagfile={os.path.join(workdir, FLAGS_FILE)}`), "
+            f"or lower --checkpoint_every")
+    space = space_from_config(config)
+    scope = strategy.scope() if strategy is not None else _null_scope()
+    with scope:
+        model = build_model(config, space)
+    read_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
+    return space, model, config
+
+
+class _null_scope:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

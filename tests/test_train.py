@@ -1,0 +1,492 @@
+"""Tests for the training app: flag files, the workdir contract, resume after SIGKILL, bad inputs.
+
+Runs the real loop on the tiny twins (flags/tiny_*.cfg) on the embedded digits; every data_dir and
+workdir is under tmp_path. About 2-3 minutes on 2 CPU cores, mostly tracing the tiny supernet.
+"""
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from absl import flags
+
+import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import tensorflow as tf
+from spos_tf import run_dir, spaces, train, train_lib
+from spos_tf.data import DataConfig
+from spos_tf.progress import ProgressBar, format_duration
+from spos_tf.sampling import ArchSampler
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS_DIR = REPO / "flags"
+FLAG_FILES = ("supernet.cfg", "retrain.cfg", "quickstart.cfg", "tiny_supernet.cfg",
+              "tiny_retrain.cfg")
+RECIPE = ("optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
+          "label_smoothing")
+
+
+def parse_flagfile(name, *extra):
+    fv = flags.FlagValues()
+    train.define_flags(fv)
+    fv(["train", f"--flagfile={FLAGS_DIR / name}", *extra])
+    return train.config_from_flags(fv)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_dir):
+    """The tiny supernet twin, trained once in-process: (workdir, final record, config)."""
+    workdir = str(tmp_path_factory.mktemp("tiny") / "run")
+    config = parse_flagfile("tiny_supernet.cfg", f"--workdir={workdir}", f"--data_dir={data_dir}")
+    record = train_lib.run(dataclasses.replace(config, progress=False), stream=io.StringIO())
+    return workdir, record, config
+
+
+def snapshot(folder):
+    """{relative path: sha1} of every file under ``folder``."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = hashlib.sha1(f.read()).hexdigest()
+    return out
+
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _train_checks import assert_only_sampled_choices_moved, checkpoint_values  # noqa: E402
+
+
+# ------------------------------------------------------------------------------- flag files
+@pytest.mark.parametrize("name", FLAG_FILES)
+def test_flag_file_header_and_parse(name, tmp_path):
+    lines = (FLAGS_DIR / name).read_text().splitlines()
+    header = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    text = "\n".join(header)
+    for key in ("Command:", "Run time:", "Expected:"):
+        assert key in text, f"{name}: header lacks {key!r}"
+    assert f"--flagfile=flags/{name}" in text
+    config = parse_flagfile(name, f"--workdir={tmp_path}").validate()
+    assert config.workdir == str(tmp_path)
+
+
+def test_supernet_and_retrain_flags_are_the_paper_recipe():
+    sup = parse_flagfile("supernet.cfg", "--workdir=/x")
+    assert (sup.data.name, sup.data.augment, sup.space_overrides["image_size"]) == (
+        "imagenet2012", "imagenet", 224)
+    assert (sup.batch_size, sup.steps, sup.optimizer, sup.learning_rate, sup.momentum) == (
+        1024, 150_000, "sgd", 0.5, 0.9)
+    assert (sup.lr_schedule, sup.weight_decay, sup.label_smoothing) == ("linear", 4e-5, 0.1)
+    assert sup.arch is None and sup.final_bn_batches == 0
+    ret = parse_flagfile("retrain.cfg", "--workdir=/x")
+    assert ret.steps == 300_000 and ret.final_bn_batches > 0
+    assert [getattr(ret, k) for k in RECIPE + ("batch_size",)] == [
+        getattr(sup, k) for k in RECIPE + ("batch_size",)]
+
+
+@pytest.mark.parametrize("twin, full", [("tiny_supernet.cfg", "supernet.cfg"),
+                                        ("tiny_retrain.cfg", "retrain.cfg")])
+def test_tiny_twins_keep_the_recipe(twin, full):
+    small, big = parse_flagfile(twin, "--workdir=/x"), parse_flagfile(full, "--workdir=/x")
+    assert [getattr(small, k) for k in RECIPE] == [getattr(big, k) for k in RECIPE]
+    assert small.data.name == "spos_digits"
+    assert bool(small.final_bn_batches) == bool(big.final_bn_batches)
+
+
+def test_quickstart_flags():
+    config = parse_flagfile("quickstart.cfg", "--workdir=/x").validate()
+    assert config.data.name == "spos_digits" and config.arch is None
+    assert config.eval_paths >= 10
+
+
+# ------------------------------------------------------------------------------- the run
+def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
+    workdir, record, config = tiny_run
+    saved = run_dir.load_run_config(workdir)
+    assert saved["space"] == "shufflenet_oneshot" and saved["arch"] is None
+    assert saved["seed"] == 0
+    space = spaces.get(saved["space"], **saved["space_overrides"])
+    assert (space.image_size, space.num_classes, space.num_blocks) == (8, 10, 4)
+    data = DataConfig(**saved["data"])
+    assert data.name == "spos_digits" and data.image_size == 8
+
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert records[-1] == record and record["final"] and record["step"] == config.steps
+    assert len(record["val_paths"]) == 10 and record["bn_recalibrated"]
+    sampler = ArchSampler(space, 0)  # fixed evaluation paths: (seed, 2**40 + i)
+    assert [p["arch"] for p in record["val_paths"]] == [
+        str(sampler(train_lib.EVAL_STEP_OFFSET + i)) for i in range(10)]
+    assert record["val_accuracy"] == pytest.approx(
+        np.mean([p["accuracy"] for p in record["val_paths"]]))
+    logs = [r for r in records if "loss" in r and "val_accuracy" not in r]
+    assert [r["step"] for r in logs] == [3, 6, 9, 12]
+    for r in logs:  # linear decay per step to 0; the record holds the rate of its last update
+        assert r["learning_rate"] == pytest.approx(0.5 * (1 - (r["step"] - 1) / 12), rel=1e-5)
+        assert r["arch_macs"] > 0 and 0 <= r["accuracy"] <= 1 and np.isfinite(r["loss"])
+
+    events = list(Path(workdir, "tb").glob("events.out.tfevents.*"))
+    assert events
+    tags = {v.tag for e in tf.compat.v1.train.summary_iterator(str(events[0]))
+            for v in e.summary.value}
+    assert {"loss", "accuracy", "learning_rate", "arch_macs", "val_accuracy"} <= tags
+    assert not Path(workdir, "flags.txt").exists()  # written by the app (see test_app_*)
+
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    assert latest.endswith("ckpt-12")
+    space2, model, cfg = run_dir.restore_model(workdir)
+    assert space2 == space and cfg == saved
+    values = checkpoint_values(latest)
+    kernel = model.stem.prims["stem_conv"].kernel
+    key = [k for k in values if "stem" in k and "kernel" in k and "optimizer" not in k
+           and "OPTIMIZER_SLOT" not in k]
+    assert any(np.array_equal(values[k], kernel.numpy()) for k in key)
+
+
+def test_rerunning_a_finished_run_trains_nothing(tiny_run):
+    workdir, record, config = tiny_run
+    before = snapshot(workdir)
+    out = io.StringIO()
+    again = train_lib.run(dataclasses.replace(config, log_every=6), stream=out)  # neutral change
+    assert again == record and "already trained" in out.getvalue()
+    after = snapshot(workdir)
+    assert after.pop("config.json") != before.pop("config.json")  # holds the new log_every
+    assert after == before
+    assert run_dir.load_run_config(workdir)["log_every"] == 6
+
+
+def test_a_different_config_is_refused_and_changes_nothing(tiny_run):
+    workdir, _, config = tiny_run
+    before = snapshot(workdir)
+    with pytest.raises(run_dir.RunDirError, match=r"learning_rate: 0\.5 -> 0\.1.*--overwrite"):
+        train_lib.run(dataclasses.replace(config, learning_rate=0.1))
+    with pytest.raises(run_dir.RunDirError, match="space_overrides"):
+        train_lib.run(dataclasses.replace(
+            config, space_overrides={**config.space_overrides, "width": 0.25}))
+    assert snapshot(workdir) == before
+
+
+def _copy(tiny_run, tmp_path):
+    workdir, _, config = tiny_run
+    copy = str(tmp_path / "copy")
+    shutil.copytree(workdir, copy)
+    return copy, dataclasses.replace(config, workdir=copy)
+
+
+def test_a_damaged_checkpoint_is_reported_and_kept(tiny_run, tmp_path):
+    workdir, config = _copy(tiny_run, tmp_path)
+    data = Path(workdir, "checkpoints", "ckpt-12.data-00000-of-00001")
+    data.write_bytes(data.read_bytes()[:100])
+    before = snapshot(workdir)
+    with pytest.raises(run_dir.CheckpointError, match=r"ckpt-12 cannot be restored.*--overwrite"):
+        train_lib.run(config)
+    with pytest.raises(run_dir.CheckpointError, match="ckpt-12"):
+        run_dir.restore_model(workdir)
+    assert snapshot(workdir) == before
+
+
+def test_a_damaged_checkpoint_index_is_reported(tiny_run, tmp_path):
+    workdir, config = _copy(tiny_run, tmp_path)
+    Path(workdir, "checkpoints", "checkpoint").write_text("model_checkpoint_path: {{{")
+    with pytest.raises(run_dir.CheckpointError, match="checkpoint index"):
+        train_lib.run(config)
+    Path(workdir, "checkpoints", "checkpoint").write_text('model_checkpoint_path: "ckpt-99"\n')
+    with pytest.raises(run_dir.CheckpointError, match="missing"):
+        run_dir.restore_model(workdir)
+
+
+def test_restore_model_errors_name_the_fix(tmp_path):
+    with pytest.raises(run_dir.RunDirError, match="does not exist"):
+        run_dir.restore_model(str(tmp_path / "nope"))
+    with pytest.raises(run_dir.RunDirError, match="config.json is missing"):
+        run_dir.restore_model(str(tmp_path))
+    run_dir.write_config(str(tmp_path), {"space": "shufflenet_oneshot", "space_overrides": {}})
+    with pytest.raises(run_dir.CheckpointError, match="no checkpoint"):
+        run_dir.restore_model(str(tmp_path))
+
+
+# ------------------------------------------------------------------------------- bad input
+def _tiny(tmp_path, data_dir, *flags_, **changes):
+    config = parse_flagfile("tiny_supernet.cfg", f"--workdir={tmp_path / 'wd'}",
+                            f"--data_dir={data_dir}", *flags_)
+    return dataclasses.replace(config, progress=False, **changes)
+
+
+TWO_OPS = "--ops=shuffle3x3,xception"  # half the branches: half the tracing time
+
+
+BAD = [
+    (dict(space="nope"), ValueError, "unknown search space"),
+    (dict(space_overrides={"ops": ("shuffle3x3", "conv9x9")}), ValueError, "unknown op"),
+    (dict(space_overrides={"repeats": (1, 1)}), ValueError, "repeats must list 4 stages"),
+    (dict(space_overrides={"depth": 3}), ValueError, "bad override"),
+    (dict(arch="1,2"), ValueError, "4 choice blocks"),
+    (dict(arch="0,0,0,9"), ValueError, "out of range"),
+    (dict(arch="a,b,c,d"), ValueError, "not comma-separated"),
+    (dict(arch="/no/such/arch.json"), ValueError, "does not exist"),
+    (dict(data=DataConfig(name="no_such_data")), ValueError, "Unknown data set"),
+    (dict(steps=0), ValueError, "--steps"),
+    (dict(batch_size=-4), ValueError, "--batch_size"),
+    (dict(learning_rate=float("nan")), ValueError, "--learning_rate"),
+    (dict(optimizer="rmsprop"), ValueError, "--optimizer"),
+    (dict(lr_schedule="step"), ValueError, "--lr_schedule"),
+    (dict(strategy="tpu"), ValueError, "--strategy"),
+    (dict(label_smoothing=1.0), ValueError, "--label_smoothing"),
+    (dict(eval_split="train"), ValueError, "--eval_split"),
+    (dict(min_macs=2e6, max_macs=1e6), ValueError, "above --max_macs"),
+    (dict(max_macs=10.0), ValueError, "met the sampling constraint"),
+    (dict(final_bn_batches=5), ValueError, "applies to retraining"),
+    (dict(arch="0,0,0,0", min_macs=1.0), ValueError, "drop them"),
+    (dict(space_overrides={"num_classes": 5}), ValueError, "below the 10 classes"),
+    (dict(workdir=""), ValueError, "--workdir is required"),
+]
+
+
+@pytest.mark.parametrize("changes, error, message", BAD, ids=[str(b[0])[:40] for b in BAD])
+def test_bad_input_is_refused_before_anything_is_written(changes, error, message, tmp_path,
+                                                         data_dir):
+    if "data" in changes:
+        changes["data"] = dataclasses.replace(changes["data"], data_dir=data_dir)
+    with pytest.raises(error, match=message):
+        train_lib.run(_tiny(tmp_path, data_dir, **changes))
+    assert not (tmp_path / "wd").exists()
+
+
+def test_missing_imagenet_names_the_manual_download(tmp_path):
+    config = _tiny(tmp_path, str(tmp_path / "tfds"),
+                   data=DataConfig(name="imagenet2012", data_dir=str(tmp_path / "tfds")))
+    with pytest.raises(FileNotFoundError, match="ILSVRC2012_img_train.tar"):
+        train_lib.run(config)
+    assert not (tmp_path / "wd").exists()
+
+
+def test_multi_worker_without_tf_config_is_refused(tmp_path, data_dir, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        train_lib.run(_tiny(tmp_path, data_dir, strategy="multi_worker"))
+
+
+def test_workdir_that_is_a_file_or_a_damaged_run_is_refused(tmp_path, data_dir):
+    (tmp_path / "wd").write_text("x")
+    with pytest.raises(run_dir.RunDirError, match="is a file"):
+        train_lib.run(_tiny(tmp_path, data_dir))
+    (tmp_path / "wd").unlink()
+    (tmp_path / "wd" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(run_dir.RunDirError, match="no config.json.*--overwrite"):
+        train_lib.run(_tiny(tmp_path, data_dir))
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, data_dir,
+                                                                    monkeypatch):
+    real = train_lib.build_dataset
+
+    def poisoned(config, role, *args, **kwargs):  # batch 7 (step 8) and later carry NaN images
+        ds = real(config, role, *args, **kwargs)
+        if role != "train":
+            return ds
+        return ds.enumerate().map(
+            lambda i, batch: (tf.where(i >= 7, np.nan, batch[0]), batch[1]))
+
+    monkeypatch.setattr(train_lib, "build_dataset", poisoned)
+    config = _tiny(tmp_path, data_dir, TWO_OPS)
+    with pytest.raises(train_lib.DivergenceError,
+                       match=r"diverged at step 8: the (loss is nan|gradients contain NaN)"
+                             r".*ckpt-6 is kept"):
+        train_lib.run(config)
+    ckpt_dir = str(tmp_path / "wd" / "checkpoints")
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-6")
+    assert sorted(p.name for p in Path(ckpt_dir).glob("*.index")) == [
+        "ckpt-3.index", "ckpt-6.index"]
+    records = run_dir.MetricsLog(str(tmp_path / "wd")).read()
+    assert [r["step"] for r in records] == [3, 6] and "val_accuracy" not in records[-1]
+    _, model, _ = run_dir.restore_model(str(tmp_path / "wd"))
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, data_dir):
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs 2 logical CPU devices (tests/conftest.py)")
+    with pytest.raises(train_lib.ConfigError, match="not divisible by the 2 replicas"):
+        train_lib.run(_tiny(tmp_path, data_dir, strategy="mirrored", batch_size=31))
+    config = _tiny(tmp_path, data_dir, TWO_OPS, strategy="mirrored", steps=3, eval_paths=1)
+    out = io.StringIO()
+    record = train_lib.run(config, stream=out)
+    assert "on 2 replica(s)" in out.getvalue() and record["final"]
+    assert assert_only_sampled_choices_moved(tmp_path / "wd", 3) > 0
+
+
+# ------------------------------------------------------------------------------- retraining
+def test_tiny_retrain_runs_the_final_bn_pass(tmp_path, data_dir):
+    workdir = str(tmp_path / "rt")
+    run_dir.write_config(workdir, {"space": "shufflenet_oneshot", "steps": 7})  # another run
+    os.makedirs(os.path.join(workdir, "checkpoints"))
+    Path(workdir, "notes.txt").write_text("not the run's")
+    config = parse_flagfile("tiny_retrain.cfg", f"--workdir={workdir}", f"--data_dir={data_dir}",
+                            "--overwrite")
+    out = io.StringIO()
+    record = train_lib.run(dataclasses.replace(config, progress=False), stream=out)
+    assert Path(workdir, "notes.txt").read_text() == "not the run's"
+    assert "Training the stand-alone network 2,1,0,3" in out.getvalue()
+    assert "Recomputed exact BN statistics on 2 batches" in out.getvalue()
+    assert record["final"] and record["eval_split"] == "test" and 0 <= record["val_accuracy"] <= 1
+    saved = run_dir.load_run_config(workdir)
+    assert saved["arch"] == "2,1,0,3"
+    values = checkpoint_values(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    assert [v for k, v in values.items() if k.startswith("final_bn")] == [1]
+    space, model, _ = run_dir.restore_model(workdir)
+    assert model.name == "standalone" and str(model.arch) == "2,1,0,3"
+
+
+# ------------------------------------------------------------------------------- evaluation
+def test_smoothed_sparse_ce_matches_keras():
+    import tf_keras as keras
+
+    logits = tf.constant([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+    labels = tf.constant([0, 2])
+    ours = train_lib.SmoothedSparseCE(3, 0.1)(labels, logits)
+    ref = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(
+        tf.one_hot(labels, 3), logits)
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-6)
+
+
+def test_step_dropout_is_a_function_of_seed_and_step():
+    step = tf.Variable(5, dtype=tf.int64)
+    layer = train_lib.StepDropout(0.5, 7, lambda: step)
+    x = tf.ones((4, 64))
+    a, b = layer(x, training=True).numpy(), layer(x, training=True).numpy()
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(train_lib.StepDropout(0.5, 7, lambda: step)(x, training=True), a)
+    step.assign(6)
+    assert not np.array_equal(layer(x, training=True).numpy(), a)
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
+
+
+# ------------------------------------------------------------------------------- run_dir, progress
+def test_check_workdir_states(tmp_path):
+    config = {"space": "s", "learning_rate": 0.5, "workdir": "a", "data": {"data_dir": "x"}}
+    wd = str(tmp_path / "wd")
+    assert run_dir.check_workdir(wd, config, overwrite=False) == "new"
+    os.makedirs(wd)
+    (Path(wd) / "notes.txt").write_text("mine")
+    assert run_dir.check_workdir(wd, config, overwrite=False) == "new"
+    run_dir.write_config(wd, config)
+    neutral = ("workdir", "data.data_dir")
+    moved = {**config, "workdir": "b", "data": {"data_dir": "y"}}
+    assert run_dir.check_workdir(wd, moved, overwrite=False, neutral=neutral) == "resume"
+    with pytest.raises(run_dir.RunDirError, match="learning_rate: 0.5 -> 0.1"):
+        run_dir.check_workdir(wd, {**config, "learning_rate": 0.1}, overwrite=False)
+    other = {**config, "learning_rate": 0.1}
+    assert run_dir.check_workdir(wd, other, overwrite=True) == "overwrite"
+    run_dir.clear(wd)
+    assert os.listdir(wd) == ["notes.txt"]
+
+
+def test_metrics_log_truncates_after_a_resumed_step_and_drops_a_cut_line(tmp_path):
+    log = run_dir.MetricsLog(str(tmp_path))
+    for step in (3, 6, 9):
+        log.append({"step": step})
+    with open(log.path, "a") as f:
+        f.write('{"step": 1')
+    assert [r["step"] for r in log.read()] == [3, 6, 9]
+    log.truncate_after(6)
+    assert [r["step"] for r in log.read()] == [3, 6]
+
+
+def test_progress_bar_prints_eta_lines():
+    assert format_duration(65) == "1:05" and format_duration(3725) == "1:02:05"
+    assert format_duration(None) == "?"
+    out = io.StringIO()
+    bar = ProgressBar(10, stream=out, interactive=False, log_interval_s=0.0)
+    for step in range(1, 11):
+        bar.update(step, loss=0.5)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("1/10 [") and "ETA ?" in lines[0]
+    assert lines[-1].startswith("10/10 [=====") and "ETA 0:00" in lines[-1]
+    assert "loss 0.5" in lines[-1]
+
+
+# ------------------------------------------------------------------------------- the app
+def _app(args, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.Popen([sys.executable, "-m", "spos_tf.train", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.skipif(not os.environ.get("SPOS_SLOW_TESTS"), reason="2-3 min: set SPOS_SLOW_TESTS=1")
+def test_quickstart_end_to_end(tmp_path, data_dir):
+    start = time.monotonic()
+    proc = _app(["--flagfile=flags/quickstart.cfg", f"--workdir={tmp_path / 'qs'}",
+                 f"--data_dir={data_dir}", "--noprogress"])
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert time.monotonic() - start < 300
+    assert "held-out accuracy of 10 random paths" in out
+    record = run_dir.MetricsLog(str(tmp_path / "qs")).read()[-1]
+    assert record["final"] and record["val_accuracy"] >= 0.90 and len(record["val_paths"]) >= 10
+
+
+def test_app_reports_bad_input_with_exit_status_2(tmp_path, data_dir):
+    proc = _app(["--flagfile=flags/tiny_supernet.cfg", f"--workdir={tmp_path / 'wd'}",
+                 f"--data_dir={data_dir}", "--arch=0,1"])
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert "error: bad --arch='0,1'" in out and "Traceback" not in out
+    assert not (tmp_path / "wd").exists()
+
+
+def test_sigkill_and_restart_ends_with_the_weights_of_an_uninterrupted_run(tiny_run, tmp_path,
+                                                                          data_dir):
+    ref_dir = Path(tiny_run[0])  # the same flags, trained uninterrupted (in-process)
+    work = tmp_path / "killed"
+    common = ["--flagfile=flags/tiny_supernet.cfg", f"--data_dir={data_dir}", "--noprogress",
+              f"--workdir={work}"]
+    killed = _app(common)
+    index = work / "checkpoints" / "checkpoint"
+    deadline = time.monotonic() + 150
+    while not index.exists():
+        assert killed.poll() is None, killed.communicate()[0]
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    state = tf.train.get_checkpoint_state(str(work / "checkpoints"))
+    killed_at = int(state.model_checkpoint_path.rsplit("-", 1)[1])
+    assert killed_at < 12, "the run finished before it was killed"
+
+    resumed = _app(common)
+    out, _ = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, out
+    assert "Resuming the supernet" in out and f"at step {killed_at}/12" in out
+    assert "Final (step 12) held-out accuracy of 10 random paths" in out and "Done in" in out
+
+    a = checkpoint_values(str(ref_dir / "checkpoints" / "ckpt-12"))
+    b = checkpoint_values(str(work / "checkpoints" / "ckpt-12"))
+    assert a.keys() == b.keys()
+    assert len([k for k in a if k.startswith("model/")]) > 100
+    different = [k for k in a if not np.array_equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+    def history(folder):  # same sampled paths (MACs), same losses, same evaluation
+        return [(r["step"], r.get("loss"), r.get("arch_macs"), r.get("val_accuracy"))
+                for r in run_dir.MetricsLog(str(folder)).read()]
+
+    assert history(ref_dir) == history(work)
+    flags_txt = (work / "flags.txt").read_text()
+    assert "--steps=12" in flags_txt and f"--workdir={work}" in flags_txt
