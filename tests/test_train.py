@@ -29,7 +29,7 @@ from spos_tf.sampling import ArchSampler
 REPO = Path(__file__).resolve().parents[1]
 FLAGS_DIR = REPO / "flags"
 FLAG_FILES = ("supernet.cfg", "retrain.cfg", "quickstart.cfg", "tiny_supernet.cfg",
-              "tiny_retrain.cfg")
+              "tiny_retrain.cfg", "supernet_channels.cfg", "quickstart_channels.cfg")
 RECIPE = ("optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
           "label_smoothing")
 
@@ -72,7 +72,8 @@ from _train_checks import assert_only_sampled_choices_moved, checkpoint_values  
 
 # ------------------------------------------------------------------------------- flag files
 @pytest.mark.parametrize("name", FLAG_FILES)
-def test_flag_file_header_and_parse(name, tmp_path):
+def test_flag_file_header_and_parse(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)   # nested --flagfile= paths are relative to the repository root
     lines = (FLAGS_DIR / name).read_text().splitlines()
     header = []
     for line in lines:
@@ -85,6 +86,8 @@ def test_flag_file_header_and_parse(name, tmp_path):
     assert f"--flagfile=flags/{name}" in text
     config = parse_flagfile(name, f"--workdir={tmp_path}").validate()
     assert config.workdir == str(tmp_path)
+    if "channels" in name:
+        assert config.space in ("shufflenet_oneshot_channels", "shufflenet_oneshot_blocks_channels")
 
 
 def test_supernet_and_retrain_flags_are_the_paper_recipe():
