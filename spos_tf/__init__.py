@@ -41,6 +41,7 @@ _LAZY = {
     "PathEvaluator": ("spos_tf.evaluate", "PathEvaluator"),
     "recalibrate_bn": ("spos_tf.evaluate", "recalibrate_bn"),
     "evaluate_path": ("spos_tf.evaluate", "evaluate_path"),
+    "reset_quant_ranges": ("spos_tf.quant.apply", "reset_quant_ranges"),
     "EvolutionOracle": ("spos_tf.oracle", "EvolutionOracle"),
     "RandomSearchOracle": ("spos_tf.oracle", "RandomSearchOracle"),
 }

@@ -35,9 +35,14 @@ class _PrimHolder(keras.layers.Layer):
                 affine=affine, first=first)
 
     def weight_dict(self) -> dict:
-        """``{"prim/weight": variable}`` for every variable (moving statistics included)."""
+        """``{"prim/weight": variable}`` for every variable (moving statistics included).
+
+        A primitive replaced by a wrapper (``spos_tf.quant.apply``) names its variables itself
+        through ``named_weights()``: its float kernel is no longer the layer's ``kernel``
+        attribute, and it adds variables of its own (quantizer ranges)."""
         return {f"{p}/{w}": v for p, layer in self.prims.items()
-                for w, v in layer_weights(layer).items()}
+                for w, v in (layer.named_weights() if hasattr(layer, "named_weights")
+                             else layer_weights(layer)).items()}
 
     def quantizable(self) -> list:
         """Names of primitives whose weights count towards BitOps (see ``Prim.quantized``)."""

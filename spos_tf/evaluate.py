@@ -129,6 +129,13 @@ class PathEvaluator:
             raise ValueError("no calibration data: pass calib_ds here or to PathEvaluator()")
         n = self.num_calib_batches if num_batches is None else _check_batches(num_batches)
         control = self.model.bn_control
+        space = getattr(self.model, "space", None)
+        if space is not None and space.quantized:
+            # activation-quantizer ranges restart too, so the calibration batches re-estimate them
+            from spos_tf.quant.apply import reset_quant_ranges
+            arch_var = getattr(self.model, "arch_var", None)
+            reset_quant_ranges(self.model, None if arch_var is None else
+                               space.from_indices(arch_var.numpy()))
         try:
             used = int(self._calib_fn(iter(ds.take(n))).numpy())
         finally:

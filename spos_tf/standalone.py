@@ -22,19 +22,31 @@ def build_standalone(space: SearchSpace, arch: Architecture, supernet=None, seed
                      bn_momentum: float = 0.9) -> keras.Model:
     """Builds the stand-alone network of ``arch``; inherits ``supernet``'s weights if given.
 
+    In a quantized space the quantized primitives are wrapped at the fixed bit widths ``arch``
+    chooses (:func:`spos_tf.quant.apply.quantize_standalone`; no ``switch_case``), e.g.
+    ``build_standalone(space, spos_tf.costs.uniform_arch(space, bits=4))`` for a uniform 4W4A
+    network; :func:`inherit` then also copies the quantizers' input ranges.
+
     Raises:
       ValueError: ``arch`` does not belong to ``space`` (wrong length, out-of-range choice).
     """
     space.validate(arch)
     control = BNControl(bn_momentum)
+    stem = Stem(space, control, affine=True, seed=seed)
+    units = [OpUnit(choice["op"], cin, cout, stride, hw,
+                    (mid_channels(space, cout, choice["channel"]),), control, affine=True,
+                    seed=seed, name=unit_name(b, choice["op"]))
+             for b, (choice, (cin, cout, stride, hw)) in enumerate(zip(space.decode(arch),
+                                                                       space.block_layout()))]
+    head = Head(space, control, affine=True, seed=seed)
+    if space.quantized:  # the one quantization entry point: wraps layers at the arch's bits
+        from spos_tf.quant.apply import quantize_standalone
+        quantize_standalone(space, arch, stem, units, head)
     inputs = keras.Input((space.image_size, space.image_size, 3), name="images")
-    x = Stem(space, control, affine=True, seed=seed)(inputs)
-    for b, (choice, (cin, cout, stride, hw)) in enumerate(zip(space.decode(arch),
-                                                              space.block_layout())):
-        width = mid_channels(space, cout, choice["channel"])
-        x = OpUnit(choice["op"], cin, cout, stride, hw, (width,), control, affine=True, seed=seed,
-                   name=unit_name(b, choice["op"]))(x)
-    logits = Head(space, control, affine=True, seed=seed)(x)
+    x = stem(inputs)
+    for unit in units:
+        x = unit(x)
+    logits = head(x)
     model = keras.Model(inputs, logits, name="standalone")
     model.bn_control = control
     model.space, model.arch = space, arch

@@ -126,6 +126,8 @@ class Supernet(keras.Model):
                 f"of unsampled choices through momentum and weight decay")
         optimizer.bind(self)
         super().compile(optimizer=optimizer, **kwargs)
+        # Slots created now, not inside the first traced step (which would then trace twice).
+        optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
         x, y = data[0], data[1]
