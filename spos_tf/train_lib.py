@@ -97,6 +97,10 @@ class TrainConfig:
         default to the data set's (filled in by :func:`resolve`).
       arch: ``None`` trains the supernet; otherwise the architecture to retrain from scratch (its
         text form, or a path to a text/JSON file; :func:`resolve` stores the text form).
+      uniform_bits: quantized spaces: retrain the uniform kWkA baseline, ``costs.uniform_arch(space,
+        bits=k)`` (channel scale 1.0, k bits for weights and activations in every block; the
+        first conv and last FC stay at 8 bits); :func:`resolve` turns it into ``arch``.
+        Exclusive with ``arch``.
       seed: seeds the weights, the sampled paths, the data order and augmentation, and dropout.
       data: the input data (``spos_tf.data.DataConfig``); ``data.image_size`` follows the space.
       steps, batch_size: number of updates and the global batch (split across replicas).
@@ -127,6 +131,7 @@ class TrainConfig:
     space: str = "shufflenet_oneshot"
     space_overrides: dict = dataclasses.field(default_factory=dict)
     arch: Optional[str] = None
+    uniform_bits: Optional[int] = None
     seed: int = 0
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     steps: int = 150_000
@@ -155,7 +160,7 @@ class TrainConfig:
 
     @property
     def is_supernet(self) -> bool:
-        return self.arch is None
+        return self.arch is None and self.uniform_bits is None
 
     def validate(self) -> "TrainConfig":
         """Checks every field without touching files or TensorFlow; returns ``self``.
@@ -173,6 +178,12 @@ class TrainConfig:
         if self.arch is not None and (not isinstance(self.arch, str) or not self.arch.strip()):
             raise ValueError(f"--arch must be an architecture text or a file path, got "
                              f"{self.arch!r}")
+        if self.uniform_bits is not None:
+            _check_int("uniform_bits", self.uniform_bits, 1)
+            if self.arch is not None:
+                raise ValueError(f"--uniform_bits={self.uniform_bits} retrains the uniform "
+                                 f"{self.uniform_bits}W{self.uniform_bits}A network; drop it or "
+                                 f"--arch={self.arch!r} (pass one of them)")
         _check_int("seed", self.seed, 0)
         if not isinstance(self.data, DataConfig):
             raise ValueError(f"data must be a spos_tf.data.DataConfig, got {self.data!r}")
@@ -191,7 +202,7 @@ class TrainConfig:
         if self.min_macs is not None and self.max_macs is not None \
                 and self.min_macs > self.max_macs:
             raise ValueError(f"--min_macs={self.min_macs:g} is above --max_macs={self.max_macs:g}")
-        if self.arch is not None and (self.min_macs is not None or self.max_macs is not None):
+        if not self.is_supernet and (self.min_macs is not None or self.max_macs is not None):
             raise ValueError("--min_macs/--max_macs constrain supernet sampling; drop them when "
                              "retraining one architecture (--arch)")
         _check_float("bn_momentum", self.bn_momentum, 0.0, 1.0)
@@ -202,7 +213,7 @@ class TrainConfig:
         for name in ("eval_every", "eval_batches", "final_bn_batches"):
             _check_int(name, getattr(self, name), 0)
         _check_choice("eval_split", self.eval_split, EVAL_SPLITS)
-        if self.final_bn_batches and self.arch is None:
+        if self.final_bn_batches and self.is_supernet:
             raise ValueError("--final_bn_batches applies to retraining (--arch); the supernet's "
                              "BN statistics are recalibrated per path at evaluation and search")
         return self
@@ -262,7 +273,12 @@ def resolve(config: TrainConfig) -> Resolved:
     overrides["num_classes"] = int(num_classes)
     space = spaces.get(config.space, **overrides)
     arch = sampler = None
-    if config.arch is not None:
+    if config.uniform_bits is not None:
+        if not space.quantized:
+            raise ValueError(f"--uniform_bits needs a quantized space (e.g. "
+                             f"resnet18_mixed_precision); {space.name!r} is a float space")
+        arch = costs_lib.uniform_arch(space, bits=config.uniform_bits)
+    elif config.arch is not None:
         try:
             arch = arch_from_any(space, config.arch)
         except (ValueError, OSError) as e:
@@ -280,13 +296,30 @@ def resolve(config: TrainConfig) -> Resolved:
         sampler = ArchSampler(space, config.seed, constraint, description=description)
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
     effective = dataclasses.replace(config, data=data, space_overrides=overrides,
-                                    arch=None if arch is None else str(arch))
+                                    arch=None if arch is None else str(arch), uniform_bits=None)
     return Resolved(effective, space, arch, sampler, dict(info.num_examples))
 
 
 # ----------------------------------------------------------------------------------- pieces
+_MIRRORED = {}
+
+
+def mirrored_strategy(devices) -> tf.distribute.MirroredStrategy:
+    """One ``MirroredStrategy`` per device list for the whole process.
+
+    Two MirroredStrategy objects in one process hand out the same collective instance keys, and
+    the second one's all-reduces then fail with "Shape mismatch in the collective instance"; so
+    runs in one process (tests, notebooks, the pipeline) share one strategy per device list.
+    """
+    key = tuple(devices)
+    if key not in _MIRRORED:
+        _MIRRORED[key] = tf.distribute.MirroredStrategy(list(key))
+    return _MIRRORED[key]
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The ``tf.distribute`` strategy of ``--strategy`` (create it before any other TF op).
+    """The ``tf.distribute`` strategy of ``--strategy`` (create it before any other TF op;
+    ``mirrored`` is shared within a process, see :func:`mirrored_strategy`).
 
     Raises:
       ValueError: ``multi_worker`` without a ``TF_CONFIG`` cluster.
@@ -297,7 +330,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         devices = ([d.name for d in tf.config.list_logical_devices("GPU")]
                    or [d.name for d in tf.config.list_logical_devices("CPU")])
-        return tf.distribute.MirroredStrategy(devices)
+        return mirrored_strategy(devices)
     tf_config = os.environ.get("TF_CONFIG", "")
     try:
         cluster = json.loads(tf_config).get("cluster") if tf_config else None
@@ -411,6 +444,20 @@ def make_dropout_deterministic(model, step_fn, seed: int) -> None:
 
 def _path_macs(space: SearchSpace, arch) -> float:
     return float(costs_lib.CostTable(space).macs(arch))
+
+
+def _bitops_fn(resolved: Resolved):
+    """``f(step) -> BitOps`` of the path trained at ``step`` (0-based) for a quantized space,
+    else None. The supernet's path of a step is ``sampler(step)`` (a host-side table lookup,
+    ~tens of microseconds); a stand-alone network's is fixed."""
+    space = resolved.space
+    if not space.quantized:
+        return None
+    table = costs_lib.table(space)
+    if resolved.arch is not None:
+        bitops = float(table.bitops(resolved.arch))
+        return lambda step: bitops
+    return lambda step: float(table.bitops(resolved.sampler(step)))
 
 
 def _scalar_metadata():
@@ -605,6 +652,7 @@ class _Run:
                                                   max_to_keep=config.keep_checkpoints)
         self.tb = None
         self._train_step = self._make_train_step()
+        self._bitops = _bitops_fn(resolved)
 
     # ------------------------------------------------------------------ steps
     def _make_train_step(self):
@@ -752,7 +800,7 @@ class _Run:
         schedule = make_schedule(config)
         bar = ProgressBar(config.steps, initial=start, stream=self.stream,
                           enabled=self.chief and config.progress)
-        window = np.zeros(4)  # loss, correct, macs, steps
+        window = np.zeros(5)  # loss, correct, macs, steps, bitops
         window_start = time.monotonic()
         step = start
         try:
@@ -764,7 +812,8 @@ class _Run:
                     bar.close()
                     self._diverged(step, f"the loss is {loss}" if not math.isfinite(loss) else
                                    f"the gradients contain NaN/Inf (loss {loss:.4g})")
-                window += (loss, correct, macs, 1)
+                window += (loss, correct, macs, 1,
+                           self._bitops(step - 1) if self._bitops else 0.0)
                 bar.update(step, loss=loss, acc=correct / config.batch_size, MMACs=macs / 1e6)
                 if step % config.log_every == 0 or step == config.steps:
                     elapsed = max(time.monotonic() - window_start, 1e-9)
@@ -774,6 +823,8 @@ class _Run:
                               "learning_rate": _lr_at(schedule, step - 1),
                               "arch_macs": window[2] / n, "steps_per_second": n / elapsed,
                               "examples_per_second": n * config.batch_size / elapsed}
+                    if self._bitops:
+                        record["arch_bitops"] = window[4] / n
                     self.metrics.append(record)
                     self.tb.write(step, {k: record[k] for k in (
                         "loss", "accuracy", "learning_rate", "arch_macs")})

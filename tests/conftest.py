@@ -19,14 +19,11 @@ except RuntimeError:  # already initialised by an earlier import in this process
 
 import pytest  # noqa: E402
 
-_MIRRORED = []
-
-
 @pytest.fixture(scope="session")
 def mirrored():
     """One MirroredStrategy over the 2 logical CPUs for the whole session: several strategies in
     one process reuse collective instance keys and then fail with 'Shape mismatch in the
     collective instance'."""
-    if not _MIRRORED:
-        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    return _MIRRORED[0]
+    from spos_tf import train_lib
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return train_lib.mirrored_strategy(devices)
