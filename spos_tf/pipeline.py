@@ -1,0 +1,131 @@
+r"""The newcomer's one command: supernet training, evolutionary search, retraining and export.
+
+    python -m spos_tf.pipeline --flagfile=flags/quickstart.cfg            # workdir runs/quickstart
+    python -m spos_tf.pipeline --flagfile=flags/tiny_pipeline.cfg --workdir=/tmp/tiny
+
+Flags: every flag of ``python -m spos_tf.train`` (they describe the supernet stage, so a training
+flag file such as ``flags/quickstart.cfg`` works unchanged), plus the pipeline's own below, whose
+defaults are the quick start's. ``--workdir`` is the pipeline's folder (default
+``runs/quickstart``); each stage writes into a sub-folder of it. The search stage reads its settings
+from ``--search_flagfile`` (parsed with ``python -m spos_tf.search``'s flags); retraining reuses the
+supernet's recipe with the ``--retrain_*`` overrides; the export the ``--export_*`` flags.
+``--overwrite`` clears and redoes the stages not finished with the current settings.
+
+Rerunning the same command resumes: finished stages are skipped, an interrupted one continues from
+its own checkpoint. All logic lives in :mod:`spos_tf.pipeline_lib`. Exit status: 0 done, 2 bad
+input or a stage finished with other settings (the message names the fix), 3 the training loss
+diverged, 1 a search candidate could not be evaluated.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from spos_tf import train
+
+DEFAULT_WORKDIR = os.path.join("runs", "quickstart")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def define_flags(fv=None) -> None:
+    """Defines ``spos_tf.train``'s flags and the pipeline's own on ``fv``."""
+    fv = flags.FLAGS if fv is None else fv
+    d = dict(flag_values=fv)
+    train.define_flags(fv)
+    fv.set_default("workdir", DEFAULT_WORKDIR)
+    fv["workdir"].help = ("Pipeline folder: supernet/, search/, retrain/, export/, stages/, "
+                          "summary.json.")
+    fv["overwrite"].help = ("Clear and redo every stage not finished with the current settings "
+                            "(finished, unchanged stages are kept).")
+    flags.DEFINE_string("search_flagfile", "flags/quickstart_search.cfg",
+                        "Flag file of the search stage (python -m spos_tf.search's flags; "
+                        "relative paths are tried in the current folder, then in the repository).",
+                        **d)
+    flags.DEFINE_integer("retrain_steps", None, "Retraining steps (default: the supernet's "
+                         "--steps).", **d)
+    flags.DEFINE_float("retrain_learning_rate", None, "Retraining peak learning rate (default: "
+                       "the supernet's --learning_rate).", **d)
+    flags.DEFINE_integer("retrain_final_bn_batches", 10, "Retraining ends with exact BN "
+                         "statistics on this many training batches.", **d)
+    flags.DEFINE_list("export_formats", None, "Export formats (default: saved_model,tflite,"
+                      "tflite_int8; no float tflite for a quantized space).", **d)
+    flags.DEFINE_integer("export_calib_images", 512, "Training images for the int8 "
+                         "calibration.", **d)
+    flags.DEFINE_enum("export_eval_split", "holdout", ["holdout", "test"],
+                      "Images of the export report's accuracy and differences.", **d)
+
+
+def _find(path: str) -> str:
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    candidate = os.path.join(REPO, path)
+    return candidate if os.path.exists(candidate) else path
+
+
+def config_from_flags(fv=None):
+    """The :class:`~spos_tf.pipeline_lib.PipelineConfig` of parsed flags (not yet validated).
+
+    Raises:
+      FileNotFoundError: ``--search_flagfile`` does not exist.
+      flags.Error: it holds a flag that ``spos_tf.search`` does not define.
+    """
+    from spos_tf import search
+    from spos_tf.export_lib import ExportConfig
+    from spos_tf.pipeline_lib import PipelineConfig
+
+    fv = flags.FLAGS if fv is None else fv
+    workdir = fv["workdir"].value
+    supernet = train.config_from_flags(fv)
+    path = _find(fv["search_flagfile"].value)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--search_flagfile={fv['search_flagfile'].value!r} does not "
+                                f"exist (also not under {REPO})")
+    sfv = flags.FlagValues()
+    search.define_flags(sfv)
+    sfv(["search", f"--flagfile={path}", f"--supernet_dir={os.path.join(workdir, 'supernet')}",
+         f"--workdir={os.path.join(workdir, 'search')}"])
+    search_config = search.config_from_flags(sfv)
+    if not fv["progress"].value:
+        import dataclasses
+        search_config = dataclasses.replace(search_config, progress=False)
+    formats = fv["export_formats"].value
+    export = ExportConfig(formats=tuple(formats) if formats else None,
+                          calib_images=fv["export_calib_images"].value,
+                          eval_split=fv["export_eval_split"].value)
+    return PipelineConfig(workdir=workdir, supernet=supernet, search=search_config, export=export,
+                          retrain_steps=fv["retrain_steps"].value,
+                          retrain_learning_rate=fv["retrain_learning_rate"].value,
+                          retrain_final_bn_batches=fv["retrain_final_bn_batches"].value,
+                          overwrite=fv["overwrite"].value, flags_text=train.flags_text(fv))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TFDS logs every data set it opens at INFO
+    from spos_tf import pipeline_lib, search_lib, train_lib
+
+    try:
+        pipeline_lib.run(config_from_flags())
+    except train_lib.DivergenceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except search_lib.EvaluationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, flags.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_main():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()
