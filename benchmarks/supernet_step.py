@@ -7,7 +7,8 @@ Usage:
 For each image size: K architectures are sampled; the supernet (masked SGD, momentum 0.9, wd 4e-5)
 runs `steps` training steps on each path (one traced function for all of them), and each path's
 stand-alone network (same optimizer, no owners, so plain SGD) runs the same number of steps on the
-same batch. Warm-up steps (tracing) are excluded. Prints per-step times, the ratio
+same batch. Warm-up steps (tracing) are excluded; supernet and stand-alone steps are interleaved
+round by round and each side's median per architecture is used. Prints per-step times, the ratio
 supernet / stand-alone (target <= 1.15) and images per second.
 """
 import argparse
@@ -24,31 +25,11 @@ import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from spos_tf import spaces  # noqa: E402
-from spos_tf.sampling import ArchSampler  # noqa: E402
-
-
-class CycleSampler(ArchSampler):
-    def __init__(self, space, archs):
-        super().__init__(space, 0)
-        self.archs = archs
-
-    def __call__(self, step):
-        return self.archs[step % len(self.archs)]
+from spos_tf.sampling import SequenceSampler  # noqa: E402
 
 
 def _loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def _time_steps(step_fn, n):
-    step_fn()                      # warm-up: tracing and first run
-    step_fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step_fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def bench(space, batch, num_archs, steps, seed=0):
@@ -59,21 +40,36 @@ def bench(space, batch, num_archs, steps, seed=0):
 
     net = spos_tf.build_supernet(space, seed=seed)
     net.compile(optimizer=spos_tf.MaskedSGD(0.1, 0.9, 4e-5), loss=_loss())
-    net.set_sampler(CycleSampler(space, archs))
+    net.set_sampler(SequenceSampler(space, archs, cycle=True))
     train = net.make_train_function()
     data = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
     t0 = time.perf_counter()
     train(data)
     trace_s = time.perf_counter() - t0
-    super_t = []
-    for _ in archs:   # the sampler cycles through the archs: one timed call per arch per round
-        super_t.append(_time_steps(lambda: train(data).get("loss").numpy(), steps))
-    alone_t = []
+    alone = []
     for arch in archs:
         model = spos_tf.build_standalone(space, arch, seed=seed)
         model.compile(optimizer=spos_tf.MaskedSGD(0.1, 0.9, 4e-5), loss=_loss())
         f = model.make_train_function()
-        alone_t.append(_time_steps(lambda: f(data)["loss"].numpy(), steps))
+        f(data)                     # warm-up: tracing and first run
+        f(data)
+        alone.append(f)
+    train(data)
+    # Interleaved rounds (supernet on path k, then stand-alone k), so that a change of machine load
+    # hits both sides alike; the supernet's sampler cycles through the same archs in order.
+    super_t, alone_t = [[] for _ in archs], [[] for _ in archs]
+    while int(net.optimizer.iterations.numpy()) % len(archs):
+        train(data)
+    for _ in range(steps):
+        for k, f in enumerate(alone):
+            t = time.perf_counter()
+            train(data)["loss"].numpy()
+            super_t[k].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            f(data)["loss"].numpy()
+            alone_t[k].append(time.perf_counter() - t)
+    super_t = [float(np.median(t)) for t in super_t]
+    alone_t = [float(np.median(t)) for t in alone_t]
     s, a = float(np.mean(super_t)), float(np.mean(alone_t))
     return {"space": space.name, "image_size": space.image_size, "batch": batch,
             "archs": [str(a_) for a_ in archs], "supernet_trace_s": round(trace_s, 1),

@@ -61,7 +61,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -518,10 +517,7 @@ def _size(path: str) -> int:
 
 
 def _replace_dir(tmp: str, path: str) -> None:
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.exists(path):
-        os.remove(path)
+    run_dir.remove_path(path)
     os.replace(tmp, path)
 
 

@@ -422,7 +422,7 @@ def format_summary(summary: dict) -> str:
         f"{split.capitalize() + ' top-1':<20}supernet path {summary['supernet_path_accuracy']:.4f} "
         f"(inherited weights, BN recalibrated) -> retrained {summary['retrained_accuracy']:.4f} "
         f"({summary['retrain_steps']} steps)",
-        f"Exported models     " + ", ".join(
+        "Exported models     " + ", ".join(
             f"{fmt} {acc:.4f}" for fmt, acc in export["accuracy"].items())
         + f" on {export['eval']['images']} {export['eval']['split']} images"
         + (f"; int8 agrees with Keras on {100 * export['top1_agreement']['tflite_int8']:.1f}%"

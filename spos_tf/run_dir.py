@@ -147,14 +147,19 @@ def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=()) ->
     return "resume"
 
 
-def clear(workdir: str) -> None:
-    """Deletes the entries a run writes (``RUN_ENTRIES``), leaving any other file in place."""
-    for entry in RUN_ENTRIES:
-        path = os.path.join(workdir, entry)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
+def remove_path(path: str) -> None:
+    """Deletes the file or folder ``path`` if it exists."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def clear(workdir: str, entries=None) -> None:
+    """Deletes the entries a run writes (``entries``, default ``RUN_ENTRIES``) from ``workdir``,
+    leaving any other file in place."""
+    for entry in RUN_ENTRIES if entries is None else entries:
+        remove_path(os.path.join(workdir, entry))
 
 
 def write_config(workdir: str, config: dict, flags_text: str | None = None) -> None:

@@ -56,6 +56,25 @@ class ArchSampler:
         return self.space.indices(self(int(step)))
 
 
+class SequenceSampler(ArchSampler):
+    """Trains on given architectures: step ``s`` gets ``archs[s]`` (the last one after the end),
+    or ``archs[s % len(archs)]`` with ``cycle=True``. For tests, benchmarks and replaying the
+    paths of another run."""
+
+    def __init__(self, space: SearchSpace, archs, cycle: bool = False):
+        super().__init__(space, 0)
+        self.archs = [space.validate(a) for a in archs]
+        if not self.archs:
+            raise ValueError("SequenceSampler needs at least one architecture")
+        self.cycle = bool(cycle)
+
+    def __call__(self, step: int) -> Architecture:
+        step = int(step)
+        if self.cycle:
+            return self.archs[step % len(self.archs)]
+        return self.archs[min(step, len(self.archs) - 1)]
+
+
 def macs_range(space: SearchSpace, low: float | None = None, high: float | None = None):
     """A constraint ``low <= MACs(arch) <= high`` (either bound optional)."""
     from spos_tf import costs

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import spos_tf  # noqa: F401
-import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf.blocks import Head, OpUnit, Stem, _PrimHolder, unit_name

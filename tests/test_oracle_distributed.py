@@ -1,7 +1,5 @@
 """EvolutionOracle served by a KerasTuner chief to two workers over gRPC on 127.0.0.1 (about 15-30 s)."""
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,33 +8,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _oracle_distributed_worker as job  # noqa: E402  (constants only; importing it loads keras_tuner)
+from _distributed import free_port, tuner_env  # noqa: E402  (tests/_distributed.py)
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).parent / "_oracle_distributed_worker.py"
 TIMEOUT_S = 55
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(tuner_id, port):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))}
-    env.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-               KERASTUNER_ORACLE_PORT=str(port), PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3",
-               CUDA_VISIBLE_DEVICES="")
-    return env
-
-
 def test_chief_and_two_workers_share_one_deduplicated_constrained_search(tmp_path):
-    port = _free_port()
+    port = free_port()
     procs = {}
     try:
         for tuner_id in ("chief",) + job.WORKERS:
             procs[tuner_id] = subprocess.Popen(
-                [sys.executable, str(SCRIPT), str(tmp_path)], env=_env(tuner_id, port), cwd=REPO,
+                [sys.executable, str(SCRIPT), str(tmp_path)], env=tuner_env(tuner_id, port), cwd=REPO,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         logs = {}
         for tuner_id, proc in procs.items():

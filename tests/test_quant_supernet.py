@@ -15,7 +15,7 @@ import spos_tf
 from spos_tf import costs, ops, spaces
 from spos_tf.quant import apply, kernel_variable
 from spos_tf.quant.wrap import InputQuantizeWrapper
-from spos_tf.sampling import ArchSampler
+from spos_tf.sampling import SequenceSampler
 from spos_tf.space import GENE_KINDS, mid_channels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,17 +25,6 @@ BITS = (1, 2, 3, 4)
 def tiny(name="resnet18_mixed_precision", **kw):
     kw = dict(dict(image_size=16, num_classes=10, width=0.125, repeats=(1, 1, 1, 1)), **kw)
     return spaces.get(name, **kw)
-
-
-class ListSampler(ArchSampler):
-    """Returns ``archs[step]``: training on known architectures."""
-
-    def __init__(self, space, archs):
-        super().__init__(space, 0)
-        self.archs = archs
-
-    def __call__(self, step):
-        return self.archs[min(step, len(self.archs) - 1)]
 
 
 def _data(space, n, seed=0):
@@ -118,7 +107,7 @@ def trained():
     more = [_arch(space, 10 + i) for i in range(6)]
     net = spos_tf.build_supernet(space, seed=1)
     _compile(net)
-    net.set_sampler(ListSampler(space, [a, b, b] + more))
+    net.set_sampler(SequenceSampler(space, [a, b, b] + more))
     x, y = _data(space, 72)
     net.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)
     before = _snapshot(net)
@@ -288,7 +277,7 @@ def test_unsampled_op_keeps_kernels_stats_slots_and_ranges(twin_op_space):
     b = _arch(space, 4, op=[1, 0, 1, 0], channel=[0, 1, 1, 0])
     net = spos_tf.build_supernet(space, seed=2)
     _compile(net)
-    net.set_sampler(ListSampler(space, [a, b, a]))
+    net.set_sampler(SequenceSampler(space, [a, b, a]))
     x, y = _data(space, 24, seed=1)
     net.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0, shuffle=False)  # a then b
     before = _snapshot(net)

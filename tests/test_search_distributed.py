@@ -2,8 +2,6 @@
 2 cores: each worker restores and traces its own copy of the supernet)."""
 import csv
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
 
 from spos_tf import costs, search_lib  # noqa: E402
+from _distributed import free_port, tuner_env  # noqa: E402  (tests/_distributed.py)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = REPO / "flags" / "tiny_search.cfg"
@@ -21,30 +20,16 @@ WORKERS = ("tuner0", "tuner1")
 TIMEOUT_S = 300
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(tuner_id, port):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))}
-    env.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-               KERASTUNER_ORACLE_PORT=str(port), PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3",
-               CUDA_VISIBLE_DEVICES="")
-    return env
-
-
 def test_chief_serves_workers_score_and_chief_writes_the_results(tmp_path_factory, tmp_path):
     supernet_dir = trained_supernet_dir(tmp_path_factory)
     workdir = tmp_path / "search"
-    port = _free_port()
+    port = free_port()
     args = [sys.executable, "-m", "spos_tf.search", f"--flagfile={TINY_FLAGS}",
             f"--supernet_dir={supernet_dir}", f"--workdir={workdir}", "--algorithm=evolution"]
     procs, logs = {}, {}
     try:
         for tuner_id in ("chief",) + WORKERS:
-            procs[tuner_id] = subprocess.Popen(args, env=_env(tuner_id, port), cwd=REPO,
+            procs[tuner_id] = subprocess.Popen(args, env=tuner_env(tuner_id, port), cwd=REPO,
                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                text=True)
         for tuner_id, proc in procs.items():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from spos_tf import spaces
-from spos_tf.space import Architecture, arch_from_any
+from spos_tf.space import arch_from_any
 
 PAPER = "2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3"
 

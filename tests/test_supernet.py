@@ -6,7 +6,7 @@ import tf_keras as keras
 
 import spos_tf
 from spos_tf import spaces
-from spos_tf.sampling import ArchSampler, InfeasibleConstraintError, macs_range
+from spos_tf.sampling import ArchSampler, InfeasibleConstraintError, SequenceSampler, macs_range
 
 
 def tiny(name="shufflenet_oneshot", **kw):
@@ -16,17 +16,6 @@ def tiny(name="shufflenet_oneshot", **kw):
     if "channels" in name:
         base["channel_scales"] = (0.4, 1.0, 1.6)
     return spaces.get(name, **dict(base, **kw))
-
-
-class ListSampler(ArchSampler):
-    """Returns ``archs[step]``: training on known architectures."""
-
-    def __init__(self, space, archs):
-        super().__init__(space, 0)
-        self.archs = archs
-
-    def __call__(self, step):
-        return self.archs[min(step, len(self.archs) - 1)]
 
 
 def _data(space, n, seed=0):
@@ -73,7 +62,7 @@ def test_unsampled_choices_unchanged(space_name, distributed, request):
         _compile(net)
     if distributed:
         assert strategy.num_replicas_in_sync == 2
-    net.set_sampler(ListSampler(space, [a, b, b]))
+    net.set_sampler(SequenceSampler(space, [a, b, b]))
     x, y = _data(space, 24)
     net.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)   # path a: momentum
     before = _snapshot(net)
@@ -112,7 +101,7 @@ def test_one_trace_serves_20_architectures():
     sampled = set()
     while len(sampled) < 20:
         sampled.add(space.sample(rng))
-    net.set_sampler(ListSampler(space, sorted(sampled)))
+    net.set_sampler(SequenceSampler(space, sorted(sampled)))
     x, y = _data(space, 20 * 4)
     net.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
     assert net.optimizer.iterations.numpy() == 20
