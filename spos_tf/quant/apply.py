@@ -93,7 +93,9 @@ class SlicedQuantizeWrapper(InputQuantizeWrapper):
                              f"{len(self._weight_vars)}")
         weight, quantizer, quantizer_vars = self._weight_vars[0]
         self._slicer = _LeadingSlice(quantizer)
-        self._weight_vars[0] = (weight, self._slicer, quantizer_vars)
+        # A fresh list, not an item assignment: Keras tracks the list for checkpointing and
+        # refuses to save one whose items were replaced after it was tracked.
+        self._weight_vars = [(weight, self._slicer, quantizer_vars)]
 
     def add_weight(self, name=None, shape=None, dtype=None, initializer=None, trainable=None,
                    **kwargs):
