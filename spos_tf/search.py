@@ -22,7 +22,7 @@ import time
 
 from absl import app, flags, logging
 
-COST_FLAGS = ("max_macs", "max_params", "max_bitops")
+COST_FLAGS = ("max_macs", "max_params", "max_bitops", "bitops_budget")
 
 
 def define_flags(fv=None) -> None:
@@ -48,6 +48,9 @@ def define_flags(fv=None) -> None:
                        **d)
     flags.DEFINE_float("max_params", None, "Constraint: parameters of the stand-alone network.", **d)
     flags.DEFINE_float("max_bitops", None, "Constraint: BitOps (quantized spaces only).", **d)
+    flags.DEFINE_string("bitops_budget", None, "Constraint: BitOps of the uniform kWkA network "
+                        "of the space, e.g. 3w3a (quantized spaces only; instead of --max_bitops).",
+                        **d)
     flags.DEFINE_integer("calib_images", 20_000, "BN recalibration images per candidate.", **d)
     flags.DEFINE_integer("calib_batch_size", 128, "BN recalibration batch size.", **d)
     flags.DEFINE_integer("holdout_images", None, "Evaluate on the first this many held-out images "

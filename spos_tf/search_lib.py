@@ -43,7 +43,7 @@ import dataclasses
 import io
 import json
 import os
-import shutil
+import re
 import sys
 import time
 from typing import Callable, Mapping, Optional
@@ -96,6 +96,10 @@ class SearchConfig:
       seed: the oracles' seed; a search is a function of it and the supernet.
       max_macs, max_params, max_bitops: hard constraints (None: none); ``max_bitops`` needs a
         quantized space.
+      bitops_budget: ``"kWkA"`` (e.g. ``"3w3a"``): a BitOps limit equal to the BitOps of the
+        uniform k-bit network of the supernet's space, ``costs.uniform_bitops(space, k)`` (the
+        budgets of the paper's Table 6); resolved by :func:`resolve_limits` once the space is
+        known. Exclusive with ``max_bitops``; needs a quantized space.
       calib_images, calib_batch_size: BN recalibration per candidate: the first
         ``ceil(calib_images / calib_batch_size)`` batches of the supernet's training split in its
         stored order (TFDS stores ImageNet shuffled), the same images for every candidate.
@@ -121,6 +125,7 @@ class SearchConfig:
     max_macs: Optional[float] = None
     max_params: Optional[float] = None
     max_bitops: Optional[float] = None
+    bitops_budget: Optional[str] = None
     calib_images: int = 20_000
     calib_batch_size: int = 128
     holdout_images: Optional[int] = None
@@ -136,7 +141,8 @@ class SearchConfig:
 
     @property
     def limits(self) -> dict:
-        """``{cost name: limit}`` of the constraints that are set."""
+        """``{cost name: limit}`` of the constraints that are set as numbers (without
+        ``bitops_budget``, which needs the space: see :func:`resolve_limits`)."""
         return {name: getattr(self, f"max_{name}") for name in COSTS
                 if getattr(self, f"max_{name}") is not None}
 
@@ -177,6 +183,11 @@ class SearchConfig:
                 raise ValueError(f"--max_{name} must be a positive number, got {limit!r}")
         if self.holdout_images is not None:
             _check_int("holdout_images", self.holdout_images, 1)
+        if self.bitops_budget is not None:
+            budget_bits(self.bitops_budget)
+            if self.max_bitops is not None:
+                raise ValueError(f"pass one of --max_bitops ({self.max_bitops:g}) and "
+                                 f"--bitops_budget ({self.bitops_budget!r}), not both")
         return self
 
     def to_dict(self) -> dict:
@@ -188,6 +199,38 @@ class SearchConfig:
 def _check_int(name, value, low):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"--{name} must be an integer >= {low}, got {value!r}")
+
+
+_BUDGET = re.compile(r"^\s*(\d+)\s*w\s*(\d+)\s*a\s*$", re.IGNORECASE)
+
+
+def budget_bits(budget: str) -> int:
+    """``k`` of a ``"kWkA"`` BitOps budget (``"3w3a"`` -> 3; case-insensitive).
+
+    Raises:
+      ValueError: not of the form kWkA with equal weight and activation bits in 1..32.
+    """
+    match = _BUDGET.match(budget) if isinstance(budget, str) else None
+    if match is None or match.group(1) != match.group(2) or not 1 <= int(match.group(1)) <= 32:
+        raise ValueError(f"--bitops_budget must be kWkA with the same k for weights and "
+                         f"activations (e.g. 2w2a, 3w3a, 4w4a), got {budget!r}")
+    return int(match.group(1))
+
+
+def resolve_limits(config: SearchConfig, space: SearchSpace) -> dict:
+    """``config.limits`` with ``bitops_budget`` turned into ``{"bitops": uniform_bitops(space,
+    k)}`` (the BitOps of the uniform kWkA network, first conv and last FC at 8 bits).
+
+    Raises:
+      ValueError: ``bitops_budget`` for a float space.
+    """
+    limits = dict(config.limits)
+    if config.bitops_budget is not None:
+        if not space.quantized:
+            raise ValueError(f"--bitops_budget needs a quantized space; {space.name!r} searches "
+                             f"float architectures (use --max_macs)")
+        limits["bitops"] = float(costs_lib.uniform_bitops(space, budget_bits(config.bitops_budget)))
+    return limits
 
 
 # ------------------------------------------------------------------------------- oracle side
@@ -361,7 +404,8 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
     record.update(accuracy=row["accuracy"], costs=costs, algorithm=row["algorithm"],
                   trial_id=row["trial_id"], generation=row["generation"],
                   space_overrides=run_config.get("space_overrides", {}),
-                  supernet_dir=os.fspath(config.supernet_dir), constraints=config.limits,
+                  supernet_dir=os.fspath(config.supernet_dir),
+                  constraints=resolve_limits(config, space),
                   evaluated=evaluated,
                   calib_images=config.num_calib_batches * config.calib_batch_size,
                   holdout_images=config.holdout_images)
@@ -424,7 +468,7 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, run_config: dict
     run_dir.atomic_write_text(os.path.join(workdir, BEST_FILE),
                               json.dumps(record, indent=2, sort_keys=True) + "\n")
     if plot:
-        limits = ", ".join(f"{k} <= {v:.4g}" for k, v in config.limits.items())
+        limits = ", ".join(f"{k} <= {v:.4g}" for k, v in resolve_limits(config, space).items())
         write_plot(os.path.join(workdir, PLOT_FILE), rows,
                    f"{space.name}" + (f" ({limits})" if limits else ""))
     return record
@@ -472,13 +516,6 @@ def check_workdir(config: SearchConfig) -> str:
     return "resume"
 
 
-def _clear(workdir: str) -> None:
-    for entry in SEARCH_ENTRIES:
-        path = os.path.join(workdir, entry)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
 
 
 def _cached(ds, num_images: int, image_size: int, cache_mb: int):
@@ -596,7 +633,7 @@ def run(config: SearchConfig, stream=None) -> dict:
                          "the same --workdir (the chief's outputs cover both)")
     run_config = _load_run_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
-    constraint = build_constraint(space, config.limits)
+    constraint = build_constraint(space, resolve_limits(config, space))
     oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
     for oracle in oracles.values():
         oracle.check_feasible()
@@ -608,7 +645,7 @@ def run(config: SearchConfig, stream=None) -> dict:
         evaluator = make_evaluator(config)
     if writes:
         if state == "overwrite":
-            _clear(config.workdir)
+            run_dir.clear(config.workdir, SEARCH_ENTRIES)
         os.makedirs(config.workdir, exist_ok=True)
         run_dir.atomic_write_text(os.path.join(config.workdir, CONFIG_FILE),
                                   json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")

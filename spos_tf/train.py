@@ -20,9 +20,9 @@ from absl import app, flags, logging
 from spos_tf import spaces
 
 FLAG_NAMES = (
-    "workdir", "overwrite", "space", "ops", "arch", "seed", "dataset", "data_dir", "manual_dir",
-    "augment", "train_split", "holdout_split", "test_split", "shuffle_buffer", "steps",
-    "batch_size", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
+    "workdir", "overwrite", "space", "ops", "arch", "uniform_bits", "seed", "dataset", "data_dir",
+    "manual_dir", "augment", "train_split", "holdout_split", "test_split", "shuffle_buffer",
+    "steps", "batch_size", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
     "label_smoothing", "min_macs", "max_macs", "bn_momentum", "strategy", "checkpoint_every",
     "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split", "eval_batch_size",
     "eval_batches", "calib_batches", "final_bn_batches", "progress") + spaces.OVERRIDE_FLAGS
@@ -47,6 +47,8 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_list("ops", None, "Candidate ops override, e.g. shuffle3x3,xception.", **d)
     flags.DEFINE_string("arch", None, "Retrain this architecture (text form or a JSON file) "
                         "instead of training the supernet.", **d)
+    flags.DEFINE_integer("uniform_bits", None, "Quantized spaces: retrain the uniform kWkA "
+                         "baseline (channel scale 1.0, k bits everywhere) instead of --arch.", **d)
     flags.DEFINE_integer("seed", 0, "Seeds weights, sampled paths, data order, augmentation.", **d)
     flags.DEFINE_string("dataset", "spos_digits", "TFDS name or folder:<root>.", **d)
     flags.DEFINE_string("data_dir", None, "TFDS data directory (default ~/tensorflow_datasets).",

@@ -28,8 +28,11 @@ from spos_tf.sampling import ArchSampler
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS_DIR = REPO / "flags"
+# (The other flags/quant_*.cfg need --arch / --uniform_bits or are search files: parsed and run
+# by tests/test_quant_apps.py.)
 FLAG_FILES = ("supernet.cfg", "retrain.cfg", "quickstart.cfg", "tiny_supernet.cfg",
-              "tiny_retrain.cfg", "supernet_channels.cfg", "quickstart_channels.cfg")
+              "tiny_retrain.cfg", "supernet_channels.cfg", "quickstart_channels.cfg",
+              "quant_supernet.cfg", "quant_quickstart.cfg")
 RECIPE = ("optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
           "label_smoothing")
 
