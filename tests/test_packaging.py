@@ -1,0 +1,175 @@
+"""Build systems: pyproject.toml reads the pins of the requirements files, the running environment has
+them, and Bazel's BUILD has one py_test per test module and one py_binary per app.
+
+BUILD is evaluated here as the Python it also is (Starlark's syntax is a subset), with each Bazel rule
+replaced by a recorder and `glob` by pathlib, so no Bazel is needed.
+"""
+import ast
+import importlib.metadata
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+# The source tree, also under Bazel (whose runfiles are symlinks into it).
+ROOT = Path(__file__).resolve().parents[1]
+REQUIREMENT_FILES = ("requirements.txt", "requirements-test.txt")  # runtime, test extra
+PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+")
+BAZEL_RULES = ("package", "exports_files", "filegroup", "genrule", "py_library", "py_binary", "py_test",
+               "py_runtime", "py_runtime_pair", "toolchain")
+
+
+def read_pins(name):
+    """`{canonical name: Requirement}` of requirements file `name` ({} if it does not exist);
+    fails on any line that is not a comment or an exact `name==version` pin."""
+    path = ROOT / name
+    if not path.exists():
+        return {}
+    pins = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        assert PIN.fullmatch(line), (
+            f"{name}:{number}: {line!r} is not an exact pin `name==version` (setuptools reads these "
+            "files as plain requirement lists: no pip options, no inline comments)")
+        req = Requirement(line)
+        key = canonicalize_name(req.name)
+        assert key not in pins, f"{name}:{number}: {req.name} pinned twice"
+        pins[key] = req
+    return pins
+
+
+def evaluate_build():
+    """The targets that ROOT/BUILD declares: `{rule: {name: attributes}}`."""
+    targets = {rule: {} for rule in BAZEL_RULES}
+
+    def recorder(rule):
+        def record(*args, name=None, **attrs):  # package(...), exports_files([...]) have no name
+            assert name is None or name not in targets[rule], f"BUILD declares {rule} {name!r} twice"
+            targets[rule][name] = attrs
+        return record
+
+    def paths(pattern):  # Bazel's trailing `**` matches files at any depth; pathlib's only folders
+        return ROOT.glob(pattern + "/*" if pattern.endswith("**") else pattern)
+
+    def glob(include, exclude=()):
+        found = {str(p.relative_to(ROOT)) for pattern in include for p in paths(pattern) if p.is_file()}
+        return sorted(found - {str(p.relative_to(ROOT)) for pattern in exclude for p in paths(pattern)})
+
+    def load(label, *symbols, **aliases):
+        for symbol in list(symbols) + list(aliases):
+            assert symbol in env, f"BUILD loads {symbol!r} from {label}; teach evaluate_build() that rule"
+
+    env = {rule: recorder(rule) for rule in BAZEL_RULES}
+    env.update(glob=glob, load=load, __builtins__={"len": len, "list": list, "dict": dict, "str": str})
+    exec(compile((ROOT / "BUILD").read_text(), "BUILD", "exec"), env)
+    return targets, env
+
+
+@pytest.fixture(scope="module")
+def build():
+    return evaluate_build()
+
+
+def test_one_py_test_per_test_module(build):
+    targets, _ = build
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("test_*.py"))
+    assert sorted(targets["py_test"]) == [Path(m).stem for m in modules]
+    support = targets["py_library"]["test_support"]
+    assert set(support["srcs"]) == {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")
+                                    if not p.name.startswith("test_")}
+    assert "tests/conftest.py" in support["srcs"]
+    for module in modules:
+        attrs = targets["py_test"][Path(module).stem]
+        assert attrs["main"] == "tools/pytest_main.py"
+        assert attrs["srcs"] == [module, "tools/pytest_main.py"]
+        assert attrs["args"] == [module]
+        assert ":test_support" in attrs["deps"]
+
+
+def test_library_holds_every_module_and_apps_are_python_m(build):
+    targets, env = build
+    lib = targets["py_library"]["spos_tf"]
+    assert set(lib["srcs"]) == {p.relative_to(ROOT).as_posix() for p in (ROOT / "spos_tf").rglob("*.py")}
+    assert {"spos_tf/data/__init__.py", "spos_tf/quant/__init__.py"} <= set(lib["srcs"])
+    # An app is a module with a `__main__` guard; each has a py_binary, the apps named in the issue
+    # (train, search, export, costs, pipeline) as soon as their module exists.
+    apps = {p.stem for p in (ROOT / "spos_tf").glob("*.py") if "__name__ == \"__main__\"" in p.read_text()}
+    assert apps <= set(env["APPS"]), f"add {sorted(apps - set(env['APPS']))} to APPS in BUILD"
+    assert set(targets["py_binary"]) == {a for a in env["APPS"] if (ROOT / f"spos_tf/{a}.py").exists()}
+    assert {"train", "search", "costs"} <= set(targets["py_binary"])
+    for app, attrs in targets["py_binary"].items():
+        assert attrs["deps"] == [":spos_tf"]
+        assert f'runpy.run_module("spos_tf.{app}", run_name="__main__"' in targets["genrule"][app + "_main"]["cmd"]
+
+
+def test_bazel_offline_repositories_exist():
+    workspace = (ROOT / "WORKSPACE").read_text()
+    paths = re.findall(r'local_repository\(\s*name = "(\w+)",\s*path = "([^"]+)"', workspace)
+    assert {name for name, _ in paths} == {"rules_cc", "remote_coverage_tools"}
+    for name, path in paths:
+        assert f'workspace(name = "{name}")' in (ROOT / path / "WORKSPACE").read_text()
+    assert (ROOT / "tools/venv_python.sh").stat().st_mode & 0o111, "the interpreter wrapper must be executable"
+
+
+def test_pyproject_reads_the_requirements_files():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(project["project"]["dynamic"]) >= {"dependencies", "optional-dependencies"}
+    assert "dependencies" not in project["project"], "pins belong in requirements.txt only"
+    dynamic = project["tool"]["setuptools"]["dynamic"]
+    assert dynamic["dependencies"] == {"file": ["requirements.txt"]}
+    assert dynamic["optional-dependencies"] == {"test": {"file": ["requirements-test.txt"]}}
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert packages == ["spos_tf", "spos_tf.*"]  # spos_tf.data, spos_tf.quant and any later subpackage
+    version = next(node.value.value for node in ast.parse((ROOT / "spos_tf/__init__.py").read_text()).body
+                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "__version__")
+    assert Version(version)
+
+
+def test_non_python_package_files_are_package_data(build):
+    """Every file under spos_tf/ that is not Python (a checksums.tsv, say) is in the wheel
+    (pyproject.toml's package-data) and in Bazel's runfiles (the library's data)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = [pattern for patterns in project["tool"]["setuptools"]["package-data"].values()
+                for pattern in patterns]
+    files = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "spos_tf").rglob("*")
+                   if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts)
+    missing = [f for f in files if not any(Path(f).match(pattern) for pattern in patterns)]
+    assert not missing, f"add patterns for {missing} to [tool.setuptools.package-data] in pyproject.toml"
+    targets, _ = build
+    assert set(targets["py_library"]["spos_tf"]["data"]) == set(files)
+
+
+def test_pins_are_exact_disjoint_and_installed():
+    files = {name: read_pins(name) for name in REQUIREMENT_FILES}
+    assert files["requirements.txt"], "requirements.txt has no pins"
+    runtime, test = files.values()
+    assert not set(runtime) & set(test), f"pinned in both files: {sorted(set(runtime) & set(test))}"
+    assert "pytest" in {**runtime, **test}
+    wrong = {}
+    for key, req in {**runtime, **test}.items():
+        try:
+            installed = importlib.metadata.version(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or Version(installed) not in req.specifier:
+            wrong[req.name] = (str(req.specifier), installed)
+    assert not wrong, f"the running environment differs from the pins (pinned, installed): {wrong}"
+
+
+def test_pytest_main_follows_bazel_test_protocol():
+    spec = importlib.util.spec_from_file_location("pytest_main", ROOT / "tools/pytest_main.py")
+    pytest_main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pytest_main)
+    assert pytest_main.pytest_args(["tests/test_space.py"], {}) == [
+        "-q", "-p", "no:cacheprovider", "tests/test_space.py"]
+    args = pytest_main.pytest_args(["tests/test_space.py"], {
+        "XML_OUTPUT_FILE": "/o/test.xml", "TEST_TMPDIR": "/t", "TESTBRIDGE_TEST_ONLY": "round_trip"})
+    assert args[3:] == ["tests/test_space.py", "--junitxml=/o/test.xml", "--basetemp=/t/pytest",
+                        "-k", "round_trip"]
