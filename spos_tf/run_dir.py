@@ -243,6 +243,9 @@ def latest_checkpoint(directory: str) -> str | None:
     """
     import tensorflow as tf
 
+    # TF joins a relative entry of the index with the directory it is given; an absolute directory
+    # keeps a relative --workdir (runs/quickstart) from being joined twice below.
+    directory = os.path.abspath(directory)
     index = os.path.join(directory, "checkpoint")
     if not os.path.exists(index):
         return None

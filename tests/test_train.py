@@ -217,6 +217,22 @@ def test_a_damaged_checkpoint_index_is_reported(tiny_run, tmp_path):
         run_dir.restore_model(workdir)
 
 
+def test_a_relative_workdir_finds_its_checkpoints(tiny_run, monkeypatch):
+    # The quick start's default workdir is relative (runs/quickstart); the checkpoint index names
+    # "ckpt-N" relative to its folder, which must be joined once, not twice.
+    workdir = tiny_run[0]
+    absolute = run_dir.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    monkeypatch.chdir(os.path.dirname(workdir))
+    relative = os.path.join(os.path.basename(workdir), "checkpoints")
+    assert not os.path.isabs(relative)
+    assert run_dir.latest_checkpoint(relative) == absolute
+    assert os.path.exists(absolute + ".index")
+    _, from_relative, _ = run_dir.restore_model(os.path.basename(workdir))
+    _, from_absolute, _ = run_dir.restore_model(workdir)
+    for a, b in zip(from_relative.weights, from_absolute.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_restore_model_errors_name_the_fix(tmp_path):
     with pytest.raises(run_dir.RunDirError, match="does not exist"):
         run_dir.restore_model(str(tmp_path / "nope"))
