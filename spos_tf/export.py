@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
-from spos_tf import spaces
+from spos_tf import app_common, spaces
 
 
 def define_flags(fv=None) -> None:
@@ -62,10 +62,7 @@ def config_from_flags(fv=None):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TFDS logs every data set it opens at INFO
+    app_common.start(argv)
     from spos_tf import export_lib
 
     try:

@@ -148,7 +148,7 @@ class RandomSearchOracle(DiscreteSearchOracle):
 
     The baseline of the paper's Figure 3. Candidate ``i`` is drawn from ``numpy.random.default_rng([seed,
     i])`` (rejection sampling, or an exact draw from the enumerated legal set of a small space), so a seeded
-    run is reproducible and resumes exactly. Never answers ``IDLE``.
+    run is reproducible and resumes exactly. Answers ``IDLE`` only while waiting for ``wait_for_tuners``.
 
     Args:
         objective, max_trials, constraint, hyperparameters, seed, **oracle_kwargs (e.g. ``max_sample_tries``):

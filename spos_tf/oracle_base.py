@@ -101,22 +101,30 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         seed: non-negative int, or ``None`` to draw one from OS entropy (stored in the state).
         max_sample_tries: random draws allowed to find one new legal candidate. Spaces with at most this many
             candidates are enumerated once instead (one constraint call per candidate) and sampled exactly.
+        wait_for_tuners: KerasTuner chief/worker mode: answer ``IDLE`` to everyone until this many distinct
+            tuners have asked for a trial (0: never wait). KerasTuner's chief exits once every tuner it has
+            seen was stopped, so a worker whose first request comes later finds no server; set this to the
+            number of workers to rule that out. Never set it above 1 in a single-process search (it would
+            wait forever).
         **oracle_kwargs: passed to ``keras_tuner.Oracle`` (e.g. ``max_retries_per_trial``).
 
     Raises:
-        ValueError: bad ``seed`` or ``max_sample_tries``, a malformed dict constraint, or a non-discrete
-            hyperparameter in ``hyperparameters``.
+        ValueError: bad ``seed``, ``max_sample_tries`` or ``wait_for_tuners``, a malformed dict constraint,
+            or a non-discrete hyperparameter in ``hyperparameters``.
         TypeError: ``constraint`` of an unsupported type.
     """
 
     def __init__(self, objective=None, max_trials=None, constraint: ConstraintSpec = None,
-                 hyperparameters=None, seed: int | None = None, max_sample_tries: int = 10000, **oracle_kwargs):
+                 hyperparameters=None, seed: int | None = None, max_sample_tries: int = 10000,
+                 wait_for_tuners: int = 0, **oracle_kwargs):
         if seed is None:
             seed = secrets.randbits(31)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
         if not isinstance(max_sample_tries, int) or max_sample_tries < 1:
             raise ValueError(f"max_sample_tries must be a positive int; got {max_sample_tries!r}")
+        if isinstance(wait_for_tuners, bool) or not isinstance(wait_for_tuners, int) or wait_for_tuners < 0:
+            raise ValueError(f"wait_for_tuners must be an int >= 0; got {wait_for_tuners!r}")
         if hyperparameters is not None:
             for hp in hyperparameters.space:
                 discrete_values(hp)
@@ -125,6 +133,8 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         self.seed = int(seed)  # the base class replaces a seed of 0 by a random one
         self.constraint = _check_constraint(constraint)
         self.max_sample_tries = max_sample_tries
+        self.wait_for_tuners = wait_for_tuners
+        self._tuners_arrived = wait_for_tuners == 0  # runtime only: a restarted chief waits again
         self._genes: list[str] | None = None  # hp names, frozen at the first proposal
         self._batch = -1  # index of the newest batch
         self._pending: list[Key] = []
@@ -192,13 +202,19 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
 
         Returns:
             ``{"status": RUNNING, "values": {...}}``, ``{"status": IDLE}`` while the current batch is handed
-            out but not finished, or ``{"status": STOPPED}`` when the legal space is exhausted.
+            out but not finished or fewer than ``wait_for_tuners`` tuners have asked, or
+            ``{"status": STOPPED}`` when the legal space is exhausted.
 
         Raises:
             InfeasibleConstraintError: no legal candidate exists or none was found (see ``max_sample_tries``).
             ValueError, RuntimeError: the search space is empty, not discrete, or changed after the start.
         """
         self._freeze_space()
+        if not self._tuners_arrived:
+            # KerasTuner's create_trial records the asking tuner in self.tuner_ids before calling this.
+            if len(self.tuner_ids) < self.wait_for_tuners:
+                return {"status": TrialStatus.IDLE}
+            self._tuners_arrived = True
         if not self._pending:
             if self._batch >= 0 and not self._batch_done():
                 return {"status": TrialStatus.IDLE}

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
-from spos_tf import train
+from spos_tf import app_common, train
 
 DEFAULT_WORKDIR = os.path.join("runs", "quickstart")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -102,10 +102,7 @@ def config_from_flags(fv=None):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TFDS logs every data set it opens at INFO
+    app_common.start(argv)
     from spos_tf import pipeline_lib, search_lib, train_lib
 
     try:

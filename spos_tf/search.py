@@ -20,7 +20,9 @@ import dataclasses
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
+
+from spos_tf import app_common
 
 COST_FLAGS = ("max_macs", "max_params", "max_bitops", "bitops_budget")
 
@@ -61,6 +63,10 @@ def define_flags(fv=None) -> None:
                          "memory when they fit in this many MiB (0: never).", **d)
     flags.DEFINE_bool("overwrite", False, "Delete a previous search in --workdir.", **d)
     flags.DEFINE_bool("progress", True, "Show a progress bar with the best accuracy so far.", **d)
+    flags.DEFINE_integer("wait_for_workers", 0, "Distributed search, chief: hand out no candidate "
+                         "until this many workers have asked (KerasTuner's chief exits once every "
+                         "worker it has seen is done, so a late worker would find no chief). "
+                         "0: don't wait.", **d)
 
 
 def config_from_flags(fv=None):
@@ -72,10 +78,7 @@ def config_from_flags(fv=None):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TFDS logs every data set it opens at INFO
+    app_common.start(argv)
     from spos_tf import search_lib
 
     start = time.monotonic()

@@ -68,7 +68,7 @@ PLOT_FILE = "search.png"
 SEARCH_ENTRIES = (CONFIG_FILE, HISTORY_FILE, BEST_FILE, PLOT_FILE) + ALGORITHMS
 # Settings that may differ when a search in a workdir is resumed or extended.
 NEUTRAL = ("workdir", "algorithm", "max_trials", "overwrite", "data_dir", "cache_mb", "progress",
-           "eval_batch_size")
+           "eval_batch_size", "wait_for_workers")
 # Constraint name -> cost of an architecture. The flag is --max_<name>.
 COSTS: dict = {
     "macs": lambda table, arch: table.macs(arch),
@@ -110,6 +110,9 @@ class SearchConfig:
         fit in this many MiB (decoded once instead of once per candidate); 0 disables.
       overwrite: delete a previous search in ``workdir`` and start over.
       progress: show a progress bar with the best accuracy so far.
+      wait_for_workers: distributed search, chief: hand out no candidate until this many workers
+        have asked for one (``EvolutionOracle(wait_for_tuners=...)``; 0: don't wait). Refused in a
+        single-process search.
     """
 
     supernet_dir: str = ""
@@ -134,6 +137,7 @@ class SearchConfig:
     cache_mb: int = 4096
     overwrite: bool = False
     progress: bool = True
+    wait_for_workers: int = 0
 
     @property
     def algorithms(self) -> tuple:
@@ -169,7 +173,7 @@ class SearchConfig:
         for name, low in (("population_size", 1), ("num_parents", 1), ("num_crossover", 0),
                           ("num_mutation", 0), ("max_trials", 1), ("seed", 0),
                           ("calib_images", 1), ("calib_batch_size", 1), ("eval_batch_size", 1),
-                          ("cache_mb", 0)):
+                          ("cache_mb", 0), ("wait_for_workers", 0)):
             _check_int(name, getattr(self, name), low)
         if self.num_crossover + self.num_mutation > self.population_size:
             raise ValueError(f"--num_crossover + --num_mutation ({self.num_crossover} + "
@@ -264,7 +268,8 @@ def make_oracle(algorithm: str, config: SearchConfig, space: SearchSpace,
     """The oracle of ``algorithm`` over ``space`` (objective: held-out accuracy, maximised)."""
     common = dict(objective=kt.Objective(OBJECTIVE, "max"), max_trials=config.max_trials,
                   constraint=dict(constraint) if constraint else None,
-                  hyperparameters=space.hyperparameters(), seed=config.seed)
+                  hyperparameters=space.hyperparameters(), seed=config.seed,
+                  wait_for_tuners=config.wait_for_workers)
     if algorithm == "evolution":
         oracle = EvolutionOracle(population_size=config.population_size,
                                  num_parents=config.num_parents,
@@ -631,6 +636,9 @@ def run(config: SearchConfig, stream=None) -> dict:
         raise ValueError("--algorithm=both runs one search after the other, which a distributed "
                          "search cannot: run --algorithm=evolution, then --algorithm=random into "
                          "the same --workdir (the chief's outputs cover both)")
+    if role == "single" and config.wait_for_workers:
+        raise ValueError(f"--wait_for_workers={config.wait_for_workers} applies to a distributed "
+                         f"search only (KERASTUNER_* unset here, so it would wait forever); drop it")
     run_config = _load_run_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
     constraint = build_constraint(space, resolve_limits(config, space))

@@ -15,9 +15,9 @@ import dataclasses
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
-from spos_tf import spaces
+from spos_tf import app_common, spaces
 
 FLAG_NAMES = (
     "workdir", "overwrite", "space", "ops", "arch", "uniform_bits", "seed", "dataset", "data_dir",
@@ -116,10 +116,7 @@ def flags_text(fv=None) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TFDS logs every data set it opens at INFO
+    app_common.start(argv)
     from spos_tf import run_dir, train_lib
 
     start = time.monotonic()

@@ -1,7 +1,10 @@
 """Helpers of the tests that start KerasTuner chief/worker processes on this machine."""
 import os
 import socket
+import subprocess
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,3 +25,28 @@ def tuner_env(tuner_id: str, port: int) -> dict:
                KERASTUNER_ORACLE_PORT=str(port), PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3",
                CUDA_VISIBLE_DEVICES="")
     return env
+
+
+def run_chief_and_workers(args, workers, timeout_s: int) -> dict:
+    """Runs ``args`` once as KerasTuner's ``chief`` and once per worker id on a free local port, all
+    at once; returns ``{tuner id: output}``. Fails the test if one exits non-zero or runs past
+    ``timeout_s`` (a hang); kills whatever is left."""
+    port = free_port()
+    procs, logs = {}, {}
+    try:
+        for tuner_id in ("chief",) + tuple(workers):
+            procs[tuner_id] = subprocess.Popen(args, env=tuner_env(tuner_id, port), cwd=REPO,
+                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                               text=True)
+        for tuner_id, proc in procs.items():
+            try:
+                logs[tuner_id], _ = proc.communicate(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{tuner_id} did not finish in {timeout_s} s (hang?)")
+            assert proc.returncode == 0, f"{tuner_id} failed:\n{logs[tuner_id][-4000:]}"
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return logs

@@ -2,14 +2,12 @@
 
 Usage: ``python tests/_oracle_distributed_worker.py WORKDIR`` with ``KERASTUNER_TUNER_ID``,
 ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set. The chief serves the EvolutionOracle and, when
-the search ends, writes every trial to ``WORKDIR/chief.json``. A worker announces itself with
-``WORKDIR/ready_<id>``, waits for the other worker, runs trials with a synthetic objective (no model)
-and writes the trials it ran to ``WORKDIR/<id>.json``.
+the search ends, writes every trial to ``WORKDIR/chief.json``. A worker runs trials with a synthetic
+objective (no model) and writes the trials it ran to ``WORKDIR/<id>.json``.
 
-Each worker's first trial waits until every worker holds a trial (``WORKDIR/started_<id>``). KerasTuner's
-chief exits once every tuner it has *seen* got STOPPED; without this barrier a worker whose first request
-came after the other had finished the whole search found the chief gone ("Socket closed", seen on a
-loaded CI machine).
+The chief's oracle waits for both workers (``wait_for_tuners=2``): KerasTuner's chief exits once every tuner
+it has *seen* got STOPPED, and without the wait a worker whose first request came after the other had
+finished the whole search found the chief gone (seen on a loaded CI machine).
 """
 import json
 import os
@@ -37,27 +35,15 @@ def score(values):
 class SyntheticTuner(kt.Tuner):
     """Scores a candidate from its values; records what it ran."""
 
-    def __init__(self, *args, workdir=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.ran = []
-        self.workdir = workdir
 
     def run_trial(self, trial, *args, **kwargs):
-        if not self.ran:  # first trial: hold it until every worker is registered with the chief
-            open(os.path.join(self.workdir, f"started_{self.tuner_id}"), "w").close()
-            wait_for_files(self.workdir, "started_")
         time.sleep(0.02)  # long enough for the other worker to get a candidate too
         values = dict(trial.hyperparameters.values)
         self.ran.append({"trial_id": trial.trial_id, "values": values})
         return {"score": score(values)}
-
-
-def wait_for_files(workdir, prefix, timeout_s=120):
-    deadline = time.time() + timeout_s
-    while not all(os.path.exists(os.path.join(workdir, prefix + w)) for w in WORKERS):
-        if time.time() > deadline:
-            raise TimeoutError(f"not every worker wrote {prefix}<id> within {timeout_s} s")
-        time.sleep(0.05)
 
 
 def main(workdir):
@@ -67,9 +53,10 @@ def main(workdir):
         hps.Choice(f"g{g}", list(range(NUM_VALUES)))
     oracle = EvolutionOracle(kt.Objective("score", "max"), max_trials=MAX_TRIALS, population_size=POPULATION,
                              num_parents=4, num_crossover=4, num_mutation=4,
-                             constraint={"cost": (cost, COST_LIMIT)}, hyperparameters=hps, seed=3)
+                             constraint={"cost": (cost, COST_LIMIT)}, hyperparameters=hps, seed=3,
+                             wait_for_tuners=len(WORKERS))
     oracle.verbose = 0
-    tuner = SyntheticTuner(oracle=oracle, workdir=workdir, directory=os.path.join(workdir, tuner_id), project_name="p",
+    tuner = SyntheticTuner(oracle=oracle, directory=os.path.join(workdir, tuner_id), project_name="p",
                            overwrite=True)
     if "chief" in tuner_id:
         oracle.check_feasible()  # an infeasible constraint would otherwise leave the chief serving forever
@@ -78,8 +65,6 @@ def main(workdir):
                    "generation": oracle.generation_of(t.trial_id)} for t in oracle.trials.values()]
         out = trials
     else:
-        open(os.path.join(workdir, f"ready_{tuner_id}"), "w").close()
-        wait_for_files(workdir, "ready_")
         tuner.search()
         out = tuner.ran
     with open(os.path.join(workdir, f"{tuner_id}.json"), "w") as f:

@@ -177,6 +177,22 @@ def test_generation_is_handed_out_then_idle_until_every_member_finished(tmp_path
         oracle.generation_of("nope")
 
 
+@pytest.mark.parametrize("cls", [EvolutionOracle, RandomSearchOracle])
+def test_wait_for_tuners_hands_out_nothing_until_every_worker_asked(tmp_path, cls):
+    oracle = make(cls, tmp_path, wait_for_tuners=3)
+    assert [oracle.create_trial("tuner0").status for _ in range(3)] == [TrialStatus.IDLE] * 3
+    assert oracle.create_trial("tuner1").status == TrialStatus.IDLE
+    assert not oracle.trials, "a waiting oracle must not record trials"
+    first = oracle.create_trial("tuner2")  # the third distinct tuner: the search starts
+    assert first.status == TrialStatus.RUNNING
+    second = oracle.create_trial("tuner0")
+    assert second.status == TrialStatus.RUNNING
+    # Same proposals as an oracle that never waited (waiting consumes no randomness).
+    plain = make(cls, tmp_path, name="plain")
+    assert [plain.create_trial(f"t{i}").hyperparameters.values for i in range(2)] == \
+        [first.hyperparameters.values, second.hyperparameters.values]
+
+
 # --------------------------------------------------------------------------- search quality
 def test_evolution_beats_random_search_at_equal_evaluations(tmp_path):
     best = {EvolutionOracle: [], RandomSearchOracle: []}
@@ -252,6 +268,7 @@ def test_continuous_hyperparameter_is_rejected_naming_it(tmp_path, declare):
     (dict(constraint=42), TypeError, "got 42"),
     (dict(constraint={"macs": 330e6}), ValueError, r"constraint\['macs'\]"),
     (dict(seed=-1), ValueError, "seed .* -1"),
+    (dict(wait_for_tuners=-1), ValueError, "wait_for_tuners must be an int >= 0; got -1"),
 ])
 def test_bad_settings_fail_fast(kwargs, error, match):
     with pytest.raises(error, match=match):
