@@ -15,6 +15,7 @@ from spos_tf.evaluate import PathEvaluator
 from spos_tf.space import arch_from_any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _files import snapshot  # noqa: E402
 from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,17 +42,6 @@ def tiny_config(supernet_dir, workdir, *extra):
 def read_history(workdir):
     with open(os.path.join(workdir, search_lib.HISTORY_FILE)) as f:
         return list(csv.DictReader(f))
-
-
-def snapshot(folder):
-    """{relative path: (bytes, mtime)} of every file under ``folder``."""
-    out = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, folder)] = (f.read(), os.stat(path).st_mtime_ns)
-    return out
 
 
 def _env():

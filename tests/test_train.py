@@ -4,7 +4,6 @@ Runs the real loop on the tiny twins (flags/tiny_*.cfg) on the embedded digits; 
 workdir is under tmp_path. About 2-3 minutes on 2 CPU cores, mostly tracing the tiny supernet.
 """
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -58,18 +57,8 @@ def tiny_run(tmp_path_factory, data_dir):
     return workdir, record, config
 
 
-def snapshot(folder):
-    """{relative path: sha1} of every file under ``folder``."""
-    out = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, folder)] = hashlib.sha1(f.read()).hexdigest()
-    return out
-
-
 sys.path.insert(0, str(Path(__file__).parent))
+from _files import snapshot  # noqa: E402
 from _train_checks import assert_only_sampled_choices_moved, checkpoint_values  # noqa: E402
 
 
@@ -167,11 +156,11 @@ def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
 
 def test_rerunning_a_finished_run_trains_nothing(tiny_run):
     workdir, record, config = tiny_run
-    before = snapshot(workdir)
+    before = snapshot(workdir, mtimes=False)  # a resume rewrites metrics.jsonl with the same lines
     out = io.StringIO()
     again = train_lib.run(dataclasses.replace(config, log_every=6), stream=out)  # neutral change
     assert again == record and "already trained" in out.getvalue()
-    after = snapshot(workdir)
+    after = snapshot(workdir, mtimes=False)
     assert after.pop("config.json") != before.pop("config.json")  # holds the new log_every
     assert after == before
     assert run_dir.load_run_config(workdir)["log_every"] == 6
