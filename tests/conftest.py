@@ -19,6 +19,14 @@ except RuntimeError:  # already initialised by an earlier import in this process
 
 import pytest  # noqa: E402
 
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """One TFDS data directory for the session: the embedded digits are prepared there once and
+    read by every app test that asks for it."""
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
 @pytest.fixture(scope="session")
 def mirrored():
     """One MirroredStrategy over the 2 logical CPUs for the whole session: several strategies in

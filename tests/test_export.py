@@ -27,11 +27,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprec
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
-@pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, data_dir):
     """A retrained stand-alone run directory: 200 Adam steps, ~97-99% held-out accuracy."""
     workdir = str(tmp_path_factory.mktemp("export_run") / "run")

@@ -58,11 +58,6 @@ def run_train(config):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
-@pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """The folder layout of tools/quant_quickstart.sh: supernet/, search/, retrain_*/."""
     return tmp_path_factory.mktemp("quant")

@@ -43,11 +43,6 @@ def parse_flagfile(name, *extra):
     return train.config_from_flags(fv)
 
 
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, data_dir):
     """The tiny supernet twin, trained once in-process: (workdir, final record, config)."""
