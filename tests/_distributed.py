@@ -16,15 +16,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tuner_env(tuner_id: str, port: int) -> dict:
-    """The environment of a KerasTuner distributed process (``chief`` or ``tuner<i>``): this
-    process's, without KerasTuner or legacy-Keras settings, on CPU, with the repo importable."""
+def app_env() -> dict:
+    """The environment of an app started by a test: this process's, without KerasTuner or
+    legacy-Keras settings (the package sets its own), on CPU, with the repo importable."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))}
-    env.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-               KERASTUNER_ORACLE_PORT=str(port), PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3",
-               CUDA_VISIBLE_DEVICES="")
+    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return env
+
+
+def tuner_env(tuner_id: str, port: int) -> dict:
+    """:func:`app_env` of a KerasTuner distributed process (``chief`` or ``tuner<i>``) on
+    127.0.0.1:``port``."""
+    return dict(app_env(), KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
+                KERASTUNER_ORACLE_PORT=str(port))
 
 
 def run_chief_and_workers(args, workers, timeout_s: int) -> dict:

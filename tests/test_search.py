@@ -15,6 +15,7 @@ from spos_tf.evaluate import PathEvaluator
 from spos_tf.space import arch_from_any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _distributed import app_env  # noqa: E402
 from _files import snapshot  # noqa: E402
 from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
 
@@ -44,14 +45,8 @@ def read_history(workdir):
         return list(csv.DictReader(f))
 
 
-def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))}
-    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return env
-
-
 def _app(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "spos_tf.search", *args], cwd=REPO, env=_env(),
+    return subprocess.run([sys.executable, "-m", "spos_tf.search", *args], cwd=REPO, env=app_env(),
                           capture_output=True, text=True, timeout=timeout)
 
 
