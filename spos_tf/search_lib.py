@@ -64,8 +64,11 @@ CONFIG_FILE = "search_config.json"
 HISTORY_FILE = "history.csv"
 BEST_FILE = "best.json"
 PLOT_FILE = "search.png"
-# Everything a search writes; --overwrite deletes exactly these.
-SEARCH_ENTRIES = (CONFIG_FILE, HISTORY_FILE, BEST_FILE, PLOT_FILE) + ALGORITHMS
+SEEDS_FILE = "seeds.json"
+HPARAMS_DIR = "hparams"
+# Everything a search writes; --overwrite deletes exactly these (and a --seeds search's seed_<s>).
+SEARCH_ENTRIES = (CONFIG_FILE, HISTORY_FILE, BEST_FILE, PLOT_FILE, SEEDS_FILE,
+                  HPARAMS_DIR) + ALGORITHMS
 # Settings that may differ when a search in a workdir is resumed or extended.
 NEUTRAL = ("workdir", "algorithm", "max_trials", "overwrite", "data_dir", "cache_mb", "progress",
            "eval_batch_size", "wait_for_workers")
@@ -113,6 +116,10 @@ class SearchConfig:
       wait_for_workers: distributed search, chief: hand out no candidate until this many workers
         have asked for one (``EvolutionOracle(wait_for_tuners=...)``; 0: don't wait). Refused in a
         single-process search.
+      seeds: run the whole search once per seed (``seed`` is then ignored) into
+        ``<workdir>/seed_<s>/`` and write the comparison over seeds into ``workdir``: Figure 3
+        with a band (``search.png``), ``seeds.json`` and ``best.json`` (see :func:`run_seeds`).
+        Empty: one search with ``seed``.
     """
 
     supernet_dir: str = ""
@@ -138,6 +145,16 @@ class SearchConfig:
     overwrite: bool = False
     progress: bool = True
     wait_for_workers: int = 0
+    seeds: tuple = ()
+
+    def __post_init__(self):
+        seeds = self.seeds if self.seeds is not None else ()
+        try:
+            seeds = tuple(int(s) for s in seeds)
+        except (TypeError, ValueError):
+            raise ValueError(f"--seeds must be a list of integers, e.g. 0,1,2; got "
+                             f"{self.seeds!r}") from None
+        object.__setattr__(self, "seeds", seeds)
 
     @property
     def algorithms(self) -> tuple:
@@ -187,6 +204,8 @@ class SearchConfig:
                 raise ValueError(f"--max_{name} must be a positive number, got {limit!r}")
         if self.holdout_images is not None:
             _check_int("holdout_images", self.holdout_images, 1)
+        if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"--seeds must be distinct integers >= 0, got {list(self.seeds)}")
         if self.bitops_budget is not None:
             budget_bits(self.bitops_budget)
             if self.max_bitops is not None:
@@ -479,6 +498,158 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, run_config: dict
     return record
 
 
+def write_hparams(logdir: str, rows: list, space: SearchSpace) -> int:
+    """Every candidate of ``rows`` as a TensorBoard HParams session (genes, costs and algorithm
+    as hyperparameters; held-out accuracy with supernet weights as the metric)."""
+    from spos_tf import hparams
+
+    cost_names = [c for c in history_columns(space) if c in ("macs", "params", "bitops")]
+    return hparams.write_sessions(logdir, [
+        {"name": f"{r['algorithm']}_{r['trial_id']}",
+         "hparams": {"algorithm": r["algorithm"], **space.to_values(space.parse(r["arch"])),
+                     **{c: float(r[c]) for c in cost_names}},
+         "metrics": {"holdout_accuracy": r["accuracy"]}} for r in rows])
+
+
+# ------------------------------------------------------------------------------- seeds
+def best_so_far(rows: list, algorithm: str) -> list:
+    """Best accuracy after 1, 2, ... evaluations of ``algorithm`` (rows in evaluation order)."""
+    out, best = [], float("-inf")
+    for row in rows:
+        if row["algorithm"] == algorithm:
+            best = max(best, row["accuracy"])
+            out.append(best)
+    return out
+
+
+def compare_seeds(per_seed: dict) -> dict:
+    """Evolution vs random search over seeds at equal evaluations.
+
+    Args:
+      per_seed: ``{seed: history rows}``.
+
+    Returns:
+      ``{"algorithms": {name: {"final_best": [per seed], "mean", "std", "evaluations"}},
+      "difference": mean evolution - mean random, "seed_spread": the larger std (ddof 1) of the
+      two, "exceeds_seed_spread": |difference| > std(evolution) + std(random), "welch_p": p of
+      Welch's t-test (scipy)}`` (the last four only with both algorithms and >= 2 seeds). The
+      curves are cut to the smallest evaluation count of any seed so that they are compared at
+      equal evaluations.
+    """
+    import numpy as np
+    from scipy import stats
+
+    out = {"algorithms": {}, "seeds": sorted(per_seed)}
+    for algorithm in ALGORITHMS:
+        curves = [best_so_far(rows, algorithm) for rows in per_seed.values()]
+        if not all(curves):
+            continue
+        n = min(len(c) for c in curves)
+        finals = [c[n - 1] for c in curves]
+        out["algorithms"][algorithm] = {
+            "final_best": finals, "evaluations": n, "mean": float(np.mean(finals)),
+            "std": float(np.std(finals, ddof=1)) if len(finals) > 1 else None}
+    algos = out["algorithms"]
+    if set(algos) == set(ALGORITHMS) and len(per_seed) > 1:
+        evo, rnd = algos["evolution"], algos["random"]
+        out["difference"] = evo["mean"] - rnd["mean"]
+        out["seed_spread"] = max(evo["std"], rnd["std"])
+        out["exceeds_seed_spread"] = bool(abs(out["difference"]) > evo["std"] + rnd["std"])
+        if evo["std"] or rnd["std"]:
+            out["welch_p"] = float(stats.ttest_ind(evo["final_best"], rnd["final_best"],
+                                                   equal_var=False).pvalue)
+    return out
+
+
+def write_seeds_plot(path: str, per_seed: dict, title: str = "") -> None:
+    """Figure 3 over seeds: per algorithm the mean best-so-far curve and a band from the lowest
+    to the highest seed, at equal evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    colors = {"evolution": "tab:red", "random": "tab:blue"}
+    for algorithm in ALGORITHMS:
+        curves = [best_so_far(rows, algorithm) for rows in per_seed.values()]
+        if not all(curves):
+            continue
+        n = min(len(c) for c in curves)
+        curves = 100 * np.array([c[:n] for c in curves])
+        x = np.arange(1, n + 1)
+        mean = curves.mean(axis=0)
+        ax.fill_between(x, curves.min(axis=0), curves.max(axis=0), color=colors[algorithm],
+                        alpha=0.2, lw=0)
+        ax.plot(x, mean, color=colors[algorithm], lw=2,
+                label=f"{algorithm}: mean {mean[-1]:.2f}% over {len(curves)} seeds "
+                      f"(band: min..max)")
+    ax.set_xlabel("number of evaluated architectures")
+    ax.set_ylabel("best held-out top-1 so far (%), supernet weights")
+    ax.set_title(title or "Best accuracy so far over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) +
+                       ".tmp.png")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def seed_dir(workdir: str, seed: int) -> str:
+    return os.path.join(os.fspath(workdir), f"seed_{seed}")
+
+
+def run_seeds(config: SearchConfig, stream=None) -> dict:
+    """The search of ``config`` once per seed of ``config.seeds`` (each a normal, resumable search
+    in ``<workdir>/seed_<s>/``), then the comparison over seeds in ``workdir``: ``search.png``
+    (:func:`write_seeds_plot`), ``seeds.json`` (:func:`compare_seeds`) and ``best.json`` (the best
+    candidate of all seeds, with the comparison under ``"seeds"``).
+
+    Returns:
+      ``{"best": best.json record, "comparison": seeds.json record, "evaluated": candidates
+      scored by this call, "role": "single", "rows": {seed: rows}}``.
+
+    Raises:
+      ValueError: in a distributed search (run one distributed search per seed instead), and
+        as :func:`run`.
+    """
+    stream = stream or sys.stdout
+    if _role() != "single":
+        raise ValueError("--seeds runs one search after another in one process; for a "
+                         "distributed search run one search per --seed into its own --workdir")
+    state = check_workdir(config)
+    if state == "overwrite":
+        run_dir.clear(config.workdir, SEARCH_ENTRIES + tuple(
+            e for e in os.listdir(config.workdir) if re.fullmatch(r"seed_\d+", e)))
+    os.makedirs(config.workdir, exist_ok=True)
+    run_dir.atomic_write_text(os.path.join(config.workdir, CONFIG_FILE),
+                              json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    per_seed, evaluated, best = {}, 0, None
+    for seed in config.seeds:
+        if config.progress:
+            print(f"seed {seed} ({config.seeds.index(seed) + 1}/{len(config.seeds)})",
+                  file=stream)
+        summary = run(dataclasses.replace(config, seed=seed, seeds=(), overwrite=False,
+                                          workdir=seed_dir(config.workdir, seed)), stream)
+        per_seed[seed], evaluated = summary["rows"], evaluated + summary["evaluated"]
+        if summary["best"] and (best is None or summary["best"]["accuracy"] > best["accuracy"]):
+            best = dict(summary["best"], seed=seed)
+    comparison = compare_seeds(per_seed)
+    run_dir.atomic_write_text(os.path.join(config.workdir, SEEDS_FILE),
+                              json.dumps(comparison, indent=2, sort_keys=True) + "\n")
+    best = dict(best, seeds=comparison)
+    run_dir.atomic_write_text(os.path.join(config.workdir, BEST_FILE),
+                              json.dumps(best, indent=2, sort_keys=True) + "\n")
+    space = run_dir.space_from_config(_load_run_config(config.supernet_dir))
+    write_seeds_plot(os.path.join(config.workdir, PLOT_FILE), per_seed,
+                     f"{space.name}: seeds {', '.join(map(str, config.seeds))}")
+    return {"best": best, "comparison": comparison, "evaluated": evaluated, "role": "single",
+            "rows": per_seed}
+
+
 # ------------------------------------------------------------------------------- the app
 def _role() -> str:
     """``"single"``, or ``"chief"`` / ``"worker"`` of a KerasTuner distributed search."""
@@ -596,6 +767,7 @@ class _Results:
         self.config, self.space, self.run_config = config, space, run_config
         self.cache: dict = {}
         self.finished: list = []  # rows of algorithms whose search is over
+        self.best = None  # the best.json record once a search finished
         for other in ALGORITHMS:  # searched into this workdir by an earlier run
             if other not in config.algorithms and _has_project(config.workdir, other):
                 self.finished += history_rows(_reload(other, config, space), other, space,
@@ -609,10 +781,12 @@ class _Results:
                              self.config, plot=plot)
 
     def finish(self, oracle, algorithm: str) -> int:
-        """Adds the rows of a finished search, writes every file; returns its row count."""
+        """Adds the rows of a finished search, writes every file (and the TensorBoard HParams
+        sessions of every candidate); returns its row count."""
         rows = history_rows(oracle, algorithm, self.space, self.cache)
         self.finished += rows
-        self.write(plot=True)
+        self.best = self.write(plot=True)
+        write_hparams(os.path.join(self.config.workdir, HPARAMS_DIR), self.finished, self.space)
         return len(rows)
 
 
@@ -621,7 +795,8 @@ def run(config: SearchConfig, stream=None) -> dict:
 
     Returns:
       ``{"best": best.json record or None, "evaluated": candidates scored by this process,
-      "trials": {algorithm: completed candidates}, "role": "single" | "chief" | "worker"}``.
+      "trials": {algorithm: completed candidates}, "role": "single" | "chief" | "worker",
+      "rows": the history.csv rows}``; with ``config.seeds`` see :func:`run_seeds`.
 
     Raises:
       ValueError: bad settings (including ``--algorithm=both`` in a distributed search);
@@ -631,6 +806,8 @@ def run(config: SearchConfig, stream=None) -> dict:
     """
     config = config.validate()
     stream = stream or sys.stdout
+    if config.seeds:
+        return run_seeds(config, stream)
     role = _role()
     if role != "single" and config.algorithm == "both":
         raise ValueError("--algorithm=both runs one search after the other, which a distributed "
@@ -666,11 +843,9 @@ def run(config: SearchConfig, stream=None) -> dict:
         if results is not None:
             trials[algorithm] = results.finish(tuner.oracle, algorithm)
 
-    best = None
-    if results is not None and results.finished:
-        with open(os.path.join(config.workdir, BEST_FILE)) as f:
-            best = json.load(f)
-    return {"best": best, "evaluated": evaluated, "trials": trials, "role": role}
+    best = results.best if results is not None else None
+    return {"best": best, "evaluated": evaluated, "trials": trials, "role": role,
+            "rows": results.finished if results is not None else []}
 
 
 def make_evaluator(config: SearchConfig):
