@@ -2,7 +2,7 @@ r"""Trains a SPOS supernet (no ``--arch``) or retrains one architecture from scr
 
     python -m spos_tf.train --flagfile=flags/quickstart.cfg --workdir=/tmp/qs
     python -m spos_tf.train --flagfile=flags/supernet.cfg --data_dir=$TFDS --workdir=/ckpt/supernet
-    python -m spos_tf.train --flagfile=flags/retrain.cfg --arch=/ckpt/search/best_arch.json \
+    python -m spos_tf.train --flagfile=flags/retrain.cfg --arch=/ckpt/search/best.json \
         --data_dir=$TFDS --workdir=/ckpt/retrain
 
 The flags only build a :class:`spos_tf.train_lib.TrainConfig`; all logic lives in
