@@ -73,6 +73,14 @@ class CostTable:
         idx = self._idx(arch)
         return int(self.fixed_macs + self.block_macs[self._blocks, idx[0], idx[1]].sum())
 
+    def macs_many(self, genes: np.ndarray) -> np.ndarray:
+        """MACs of many architectures at once: ``genes`` int ``[N, searched gene kinds, blocks]``
+        (each row an ``Architecture.genes``) -> int64 ``[N]``."""
+        genes = np.asarray(genes)
+        idx = np.zeros((genes.shape[0], len(GENE_KINDS), self.space.num_blocks), np.int64)
+        idx[:, self._rows] = genes
+        return self.fixed_macs + self.block_macs[self._blocks, idx[:, 0], idx[:, 1]].sum(axis=-1)
+
     def params(self, arch: Architecture) -> int:
         idx = self._idx(arch)
         return int(self.fixed_params + self.block_params[self._blocks, idx[0], idx[1]].sum())

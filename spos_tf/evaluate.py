@@ -17,6 +17,14 @@ bit-identical (their assign ops live in ``tf.switch_case`` branches that do not 
 search only the leading slice of a shared statistic is written). Afterwards the momentum is restored
 to ``bn_control.default``. Nothing else changes: recalibration runs no gradient and no optimizer.
 
+``calib_mode="ema"`` offers the reference's per-candidate recalibration instead: every BN layer of
+the model is reset (moving mean 0, moving variance 1, as the reference resets all of the
+supernet's), then the batches run in training mode with the fixed momentum ``ema_momentum`` (Keras
+form: 0.9 = PyTorch's default momentum 0.1), so the statistics are an exponential average weighted
+towards the last batches, with ``ema_momentum ** T`` of the reset values left (0.9^200 = 7e-10 after
+the reference's 200 batches; 12% after 20). Unlike the exact mode, it changes the statistics of BN
+layers off the path too (to their reset values).
+
 The same code serves a stand-alone network (:func:`spos_tf.build_standalone` models have a
 ``bn_control`` too), e.g. for the final "BN statistics with learning rate 0" pass of retraining::
 
@@ -33,6 +41,7 @@ import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 _CACHE_ATTR = "_spos_path_evaluator"
+CALIB_MODES = ("exact", "ema")
 
 
 def _images(batch):
@@ -58,23 +67,35 @@ class PathEvaluator:
       holdout_ds: default evaluation data: a finite ``tf.data.Dataset`` of ``(images, labels)``
         batches; every batch is used (a partial last batch is fine).
       num_calib_batches: calibration batches per candidate.
+      calib_mode: ``"exact"`` (cumulative average, the default) or ``"ema"`` (the reference's
+        reset + exponential average, see the module docstring).
+      ema_momentum: the ``"ema"`` mode's BN momentum (Keras form).
 
     Raises:
       TypeError: ``model`` has no ``bn_control``.
-      ValueError: ``num_calib_batches`` < 1.
+      ValueError: ``num_calib_batches`` < 1, unknown ``calib_mode``, ``ema_momentum`` not in
+        [0, 1).
     """
 
     def __init__(self, model, calib_ds: tf.data.Dataset | None = None,
-                 holdout_ds: tf.data.Dataset | None = None, num_calib_batches: int = 1):
+                 holdout_ds: tf.data.Dataset | None = None, num_calib_batches: int = 1,
+                 calib_mode: str = "exact", ema_momentum: float = 0.9):
         control = getattr(model, "bn_control", None)
         if control is None or not hasattr(control, "momentum"):
             raise TypeError(f"{type(model).__name__} has no bn_control: BN recalibration needs a "
                             f"model built by spos_tf.build_supernet or spos_tf.build_standalone")
         _check_batches(num_calib_batches)
+        if calib_mode not in CALIB_MODES:
+            raise ValueError(f"--calib_mode must be one of {', '.join(CALIB_MODES)}, got "
+                             f"{calib_mode!r}")
+        if not 0.0 <= ema_momentum < 1.0:
+            raise ValueError(f"ema_momentum must be in [0, 1), got {ema_momentum!r}")
+        self.calib_mode, self.ema_momentum = calib_mode, float(ema_momentum)
         self.model = model
         self.calib_ds, self.holdout_ds = calib_ds, holdout_ds
         self.num_calib_batches = int(num_calib_batches)
         self._calib_fn = tf.function(self._calibrate_loop)
+        self._ema_fn = tf.function(self._ema_loop)
         self._eval_fn = tf.function(self._evaluate_loop)
 
     # ------------------------------------------------------------------ traced loops
@@ -86,6 +107,25 @@ class PathEvaluator:
             momentum.assign((t - 1.0) / t)
             self.model(_images(batch), training=True)
         return t
+
+    def _ema_loop(self, iterator):
+        self.model.bn_control.momentum.assign(self.ema_momentum)
+        t = tf.constant(0.0)
+        for batch in iterator:
+            t += 1.0
+            self.model(_images(batch), training=True)
+        return t
+
+    def reset_bn(self) -> int:
+        """Sets every BN layer's moving mean to 0 and moving variance to 1 (the reference's reset
+        before its EMA recalibration); returns the number of BN layers."""
+        from spos_tf.layers import BatchNorm
+
+        layers = [m for m in self.model.submodules if isinstance(m, BatchNorm)]
+        for layer in layers:
+            layer.moving_mean.assign(tf.zeros_like(layer.moving_mean))
+            layer.moving_variance.assign(tf.ones_like(layer.moving_variance))
+        return len(layers)
 
     def _evaluate_loop(self, iterator):
         correct = tf.constant(0, tf.int64)
@@ -101,8 +141,9 @@ class PathEvaluator:
     # ------------------------------------------------------------------ public API
     @property
     def calib_traces(self) -> int:
-        """Number of traces of the calibration loop so far."""
-        return self._calib_fn.experimental_get_tracing_count()
+        """Number of traces of the calibration loop so far (either mode)."""
+        return (self._calib_fn.experimental_get_tracing_count()
+                + self._ema_fn.experimental_get_tracing_count())
 
     @property
     def eval_traces(self) -> int:
@@ -111,7 +152,8 @@ class PathEvaluator:
 
     def recalibrate(self, calib_ds: tf.data.Dataset | None = None,
                     num_batches: int | None = None) -> int:
-        """Recomputes the BN statistics of the current path exactly on calibration batches.
+        """Recomputes the BN statistics of the current path on calibration batches (exactly, or
+        by the reference's reset + EMA with ``calib_mode="ema"``).
 
         Args:
           calib_ds: the data (default: the constructor's); its first ``num_batches`` are used.
@@ -137,7 +179,11 @@ class PathEvaluator:
             reset_quant_ranges(self.model, None if arch_var is None else
                                space.from_indices(arch_var.numpy()))
         try:
-            used = int(self._calib_fn(iter(ds.take(n))).numpy())
+            if self.calib_mode == "ema":
+                self.reset_bn()
+                used = int(self._ema_fn(iter(ds.take(n))).numpy())
+            else:
+                used = int(self._calib_fn(iter(ds.take(n))).numpy())
         finally:
             control.momentum.assign(control.default)
         if used == 0:

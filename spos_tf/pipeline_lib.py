@@ -99,7 +99,7 @@ class PipelineConfig:
         """The retraining config of ``arch``: the supernet's recipe with the ``retrain_*``
         overrides (no MACs range: that constrains supernet sampling only)."""
         changes = dict(workdir=self.stage_dir("retrain"), overwrite=False, arch=arch,
-                       min_macs=None, max_macs=None,
+                       min_macs=None, max_macs=None, sampling="uniform", cost_bins=None,
                        final_bn_batches=self.retrain_final_bn_batches)
         if self.retrain_steps is not None:
             changes["steps"] = self.retrain_steps
@@ -312,6 +312,7 @@ def make_stages(config: PipelineConfig, stream) -> list:
         cfg = config.retrain_config(summaries["search"]["arch"])
         text = _with_flags(config.flags_text, workdir=cfg.workdir, arch=cfg.arch, steps=cfg.steps,
                            learning_rate=cfg.learning_rate, min_macs=None, max_macs=None,
+                           sampling=None, cost_bins=None,
                            final_bn_batches=cfg.final_bn_batches)
         record = train_lib.run(cfg, flags_text=text, stream=stream)
         return {"workdir": cfg.workdir, "arch": cfg.arch, "steps": cfg.steps,

@@ -1,9 +1,11 @@
 """Architecture sampling for supernet training: a pure function of (seed, step).
 
 ``ArchSampler(space, seed)(step)`` draws uniformly, optionally rejecting architectures that fail a
-constraint (e.g. MACs in a range), with a bounded number of tries. Because the draw depends only on
-``(seed, step)``, a resumed run replays exactly the same architectures, and every replica and worker
-of a distributed run draws the same architecture for a global step without communicating.
+constraint (e.g. MACs in a range), with a bounded number of tries. ``CostBinSampler`` draws as the
+reference's supernet training does (a MACs bin first, then paths inside it). Because the draw
+depends only on ``(seed, step)``, a resumed run replays exactly the same architectures, and every
+replica and worker of a distributed run draws the same architecture for a global step without
+communicating.
 """
 from __future__ import annotations
 
@@ -73,6 +75,116 @@ class SequenceSampler(ArchSampler):
         if self.cycle:
             return self.archs[step % len(self.archs)]
         return self.archs[min(step, len(self.archs) - 1)]
+
+
+# The reference's bins (megvii-model/SinglePathOneShot, Supernet/train.py): 7 bins of 10M FLOPs
+# (multiply-adds) between 290M and 360M, 500 tries per step.
+REFERENCE_BINS = tuple(float(e) * 1e6 for e in range(290, 361, 10))
+REFERENCE_BIN_TRIES = 500
+DRAW_CHUNK = 64  # CostBinSampler draws this many candidate paths per vectorised cost lookup
+
+
+def check_bins(edges) -> tuple:
+    """``edges`` as a tuple of floats if they are >= 2 strictly increasing non-negative numbers.
+
+    Raises:
+      ValueError: naming ``--cost_bins`` and quoting the bad value.
+    """
+    try:
+        values = tuple(float(e) for e in edges)
+    except (TypeError, ValueError):
+        raise ValueError(f"--cost_bins must be numbers (MACs bin edges, e.g. 290e6,300e6,310e6), "
+                         f"got {edges!r}") from None
+    if len(values) < 2 or any(not np.isfinite(v) or v < 0 for v in values) or any(
+            b <= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"--cost_bins must be at least 2 strictly increasing MACs values "
+                         f"(bin edges, e.g. 290e6,300e6,310e6), got {edges!r}")
+    return values
+
+
+def bin_index(edges, cost: float) -> int:
+    """Index ``i`` of the bin ``[edges[i], edges[i + 1])`` holding ``cost`` (the last bin includes
+    its upper edge); -1 when ``cost`` lies outside all bins. For histograms: a cost on an inner
+    edge counts towards the upper bin (the reference's acceptance test admits it to both)."""
+    if cost < edges[0] or cost > edges[-1]:
+        return -1
+    return min(int(np.searchsorted(edges, cost, side="right")) - 1, len(edges) - 2)
+
+
+class CostBinSampler(ArchSampler):
+    """The reference's FLOPs-binned sampling (``--sampling=cost_bins``).
+
+    Per step: pick one of the bins ``[edges[i], edges[i+1]]`` uniformly, then draw paths uniformly
+    until one's MACs lie in it (both edges included, as in the reference) for at most ``max_tries``
+    draws; when all fail, one more unconstrained uniform draw is used (the reference's fallback).
+    All from ``np.random.default_rng([seed, step])``, so a pure function of ``(seed, step)``.
+    Compared with uniform sampling this trains paths of rare (extreme) MACs more often: each bin gets
+    about 1/number-of-bins of the steps.
+
+    Args:
+      space: the search space. seed: integer seed.
+      edges: increasing MACs bin edges (default: the reference's 290M..360M in 10M steps).
+      max_tries: draws per step inside the chosen bin (the reference: 500).
+
+    Cost: host side, a vectorised draw and cost lookup per 64 tries (the reference's bins on the
+    paper space: see ``benchmarks/sampling_bins.py`` for draws per second).
+
+    Raises:
+      ValueError: bad edges or ``max_tries``, or no bin overlaps the space's MACs range (every step
+        would fall back to a uniform draw: the bins do not fit this space or resolution).
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0, edges=REFERENCE_BINS,
+                 max_tries: int = REFERENCE_BIN_TRIES):
+        super().__init__(space, seed, max_tries=max_tries)
+        from spos_tf import costs
+
+        self.edges = check_bins(edges)
+        self.table = costs.table(space)
+        low, high = macs_bounds(space)
+        if self.edges[-1] < low or self.edges[0] > high:
+            raise ValueError(
+                f"no --cost_bins bin overlaps the MACs of space {space.name!r} "
+                f"({low / 1e6:.4g}M .. {high / 1e6:.4g}M at {space.image_size}x"
+                f"{space.image_size}); bins {self.edges[0] / 1e6:.4g}M .. {self.edges[-1] / 1e6:.4g}M"
+                f" would make every step fall back to a uniform draw. Pass --cost_bins inside "
+                f"that range")
+        self.description = (f"one of {len(self.edges) - 1} MACs bins between "
+                            f"{self.edges[0]:g} and {self.edges[-1]:g}")
+
+    def draw(self, step: int) -> tuple:
+        """``(architecture, bin index targeted, tries used or -1 for the fallback draw)``.
+
+        The uniform draws are made :data:`DRAW_CHUNK` at a time (one integer array, one
+        vectorised cost lookup) and the first that lands in the bin is taken: the same rule as
+        drawing one by one, at a fraction of the host time."""
+        rng = self.rng(step)
+        target = int(rng.integers(len(self.edges) - 1))
+        low, high = self.edges[target], self.edges[target + 1]
+        space = self.space
+        for done in range(0, self.max_tries, DRAW_CHUNK):
+            n = min(DRAW_CHUNK, self.max_tries - done)
+            genes = np.stack([rng.integers(0, len(space.choices[k]), (n, space.num_blocks))
+                              for k in space.searched_genes], axis=1)
+            macs = self.table.macs_many(genes)
+            hits = np.flatnonzero((macs >= low) & (macs <= high))
+            if hits.size:
+                arch = Architecture(tuple(map(tuple, genes[hits[0]].tolist())))
+                return arch, target, done + int(hits[0]) + 1
+        return space.sample(rng), target, -1
+
+    def __call__(self, step: int) -> Architecture:
+        return self.draw(step)[0]
+
+
+def macs_bounds(space: SearchSpace) -> tuple:
+    """``(fewest, most)`` MACs of any architecture of ``space`` (per-block minima and maxima)."""
+    from spos_tf import costs
+
+    table = costs.table(space)
+    per_block = table.block_macs.reshape(space.num_blocks, -1)
+    return (int(table.fixed_macs + per_block.min(axis=1).sum()),
+            int(table.fixed_macs + per_block.max(axis=1).sum()))
 
 
 def macs_range(space: SearchSpace, low: float | None = None, high: float | None = None):

@@ -53,8 +53,15 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_string("bitops_budget", None, "Constraint: BitOps of the uniform kWkA network "
                         "of the space, e.g. 3w3a (quantized spaces only; instead of --max_bitops).",
                         **d)
-    flags.DEFINE_integer("calib_images", 20_000, "BN recalibration images per candidate.", **d)
+    flags.DEFINE_integer("calib_images", 25_600, "BN recalibration images per candidate (the "
+                         "reference: 200 batches of 128).", **d)
     flags.DEFINE_integer("calib_batch_size", 128, "BN recalibration batch size.", **d)
+    flags.DEFINE_bool("calib_augment", False, "Recalibrate BN on training images with the "
+                      "training augmentation (as the reference), the same augmented images for "
+                      "every candidate; default: un-augmented (evaluation preprocessing).", **d)
+    flags.DEFINE_enum("calib_mode", "exact", ["exact", "ema"], "BN recalibration: exact "
+                      "cumulative average (default), or the reference's reset + exponential "
+                      "average with Keras momentum 0.9 (PyTorch 0.1).", **d)
     flags.DEFINE_integer("holdout_images", None, "Evaluate on the first this many held-out images "
                          "(default: the whole held-out split).", **d)
     flags.DEFINE_integer("eval_batch_size", 256, "Held-out evaluation batch size.", **d)

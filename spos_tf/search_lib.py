@@ -105,7 +105,14 @@ class SearchConfig:
         known. Exclusive with ``max_bitops``; needs a quantized space.
       calib_images, calib_batch_size: BN recalibration per candidate: the first
         ``ceil(calib_images / calib_batch_size)`` batches of the supernet's training split in its
-        stored order (TFDS stores ImageNet shuffled), the same images for every candidate.
+        stored order (TFDS stores ImageNet shuffled), the same images for every candidate
+        (default 25,600 = the reference's 200 batches of 128).
+      calib_augment: the calibration images go through the training augmentation (the
+        reference's choice), each seeded by its position, so every candidate still sees the same
+        augmented images; default: evaluation preprocessing.
+      calib_mode: ``"exact"`` (cumulative average over the batches; default) or ``"ema"`` (the
+        reference: reset the statistics, then an exponential average with Keras momentum 0.9);
+        see :mod:`spos_tf.evaluate`.
       holdout_images: evaluate on the first this many held-out images (None: the whole split).
       eval_batch_size: held-out batch size.
       data_dir: TFDS data directory (None: the supernet run's).
@@ -136,8 +143,10 @@ class SearchConfig:
     max_params: Optional[float] = None
     max_bitops: Optional[float] = None
     bitops_budget: Optional[str] = None
-    calib_images: int = 20_000
+    calib_images: int = 25_600
     calib_batch_size: int = 128
+    calib_augment: bool = False
+    calib_mode: str = "exact"
     holdout_images: Optional[int] = None
     eval_batch_size: int = 256
     data_dir: Optional[str] = None
@@ -206,6 +215,10 @@ class SearchConfig:
             _check_int("holdout_images", self.holdout_images, 1)
         if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must be distinct integers >= 0, got {list(self.seeds)}")
+        from spos_tf.evaluate import CALIB_MODES
+        if self.calib_mode not in CALIB_MODES:
+            raise ValueError(f"--calib_mode must be one of {', '.join(CALIB_MODES)}, got "
+                             f"{self.calib_mode!r}")
         if self.bitops_budget is not None:
             budget_bits(self.bitops_budget)
             if self.max_bitops is not None:
@@ -709,14 +722,16 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
     """``(calib_ds, holdout_ds, num_holdout_images)`` for scoring candidates.
 
     Calibration: the first ``config.num_calib_batches`` batches of the ``calib`` role (training
-    images, evaluation preprocessing) in stored order, repeated if the split is smaller. Held-out:
+    images, evaluation preprocessing, or with ``config.calib_augment`` the training augmentation
+    seeded by ``(seed, position)``) in stored order, repeated if the split is smaller. Held-out:
     the ``holdout`` role, cut to ``config.holdout_images``.
     """
     from spos_tf.data import build_dataset, dataset_info
 
     num_holdout = dataset_info(data).num_examples["holdout"]
     calib = build_dataset(data, "calib", config.calib_batch_size, training=False, seed=seed,
-                          repeat=True, drop_remainder=True).take(config.num_calib_batches)
+                          repeat=True, drop_remainder=True, augment=config.calib_augment,
+                          ).take(config.num_calib_batches)
     holdout = build_dataset(data, "holdout", config.eval_batch_size, training=False, seed=seed)
     if config.holdout_images is not None and config.holdout_images < num_holdout:
         num_holdout = config.holdout_images
@@ -855,7 +870,8 @@ def make_evaluator(config: SearchConfig):
 
     space, supernet, run_config, data = load_supernet(config)
     calib, holdout, _ = build_eval_data(data, config, space.image_size, seed=0)
-    return PathEvaluator(supernet, calib, holdout, config.num_calib_batches)
+    return PathEvaluator(supernet, calib, holdout, config.num_calib_batches,
+                         calib_mode=config.calib_mode)
 
 
 def _search(algorithm, oracle, space, evaluator, config, role, results, stream) -> SupernetTuner:

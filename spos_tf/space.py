@@ -306,10 +306,14 @@ def _conv_out(hw: int, stride: int) -> int:
 
 
 def mid_channels(space: SearchSpace, out_channels: int, scale: float) -> int:
-    """Mid channels of a choice block: ``(out // 2) * scale`` for ShuffleNet, ``out * scale`` for
-    ResNet; at least 1, rounded to an integer (the reference's ``int``), and even for ShuffleNet."""
+    """Mid channels of a choice block: ``int((out // 2) * scale)`` for ShuffleNet, ``int(out *
+    scale)`` for ResNet, at least 1.
+
+    ``int`` truncates, as the reference's ``ShuffleNetV2_OneShot`` does (``int(base_mid_channels *
+    scale)``, the same float product): with 64 output channels the scales 0.4 / 0.8 / 1.4 give 12 /
+    25 / 44 mid channels. Widths are not rounded to even numbers (neither are the reference's)."""
     base = out_channels // 2 if space.family == "shufflenet" else out_channels
-    return max(1, int(round(base * scale)))
+    return max(1, int(base * scale))
 
 
 def all_widths(space: SearchSpace, out_channels: int) -> tuple:

@@ -2,7 +2,7 @@ r"""Trains a SPOS supernet (no ``--arch``) or retrains one architecture from scr
 
     python -m spos_tf.train --flagfile=flags/quickstart.cfg --workdir=/tmp/qs
     python -m spos_tf.train --flagfile=flags/supernet.cfg --data_dir=$TFDS --workdir=/ckpt/supernet
-    python -m spos_tf.train --flagfile=flags/retrain.cfg --arch=/ckpt/search/best_arch.json \
+    python -m spos_tf.train --flagfile=flags/retrain.cfg --arch=/ckpt/search/best.json \
         --data_dir=$TFDS --workdir=/ckpt/retrain
 
 The flags only build a :class:`spos_tf.train_lib.TrainConfig`; all logic lives in
@@ -23,8 +23,8 @@ FLAG_NAMES = (
     "workdir", "overwrite", "space", "ops", "arch", "uniform_bits", "seed", "dataset", "data_dir",
     "manual_dir", "augment", "train_split", "holdout_split", "test_split", "shuffle_buffer",
     "steps", "batch_size", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
-    "label_smoothing", "min_macs", "max_macs", "bn_momentum", "strategy", "checkpoint_every",
-    "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split", "eval_batch_size",
+    "label_smoothing", "min_macs", "max_macs", "sampling", "cost_bins", "bin_tries", "bn_momentum",
+    "strategy", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split", "eval_batch_size",
     "eval_batches", "calib_batches", "final_bn_batches", "progress") + spaces.OVERRIDE_FLAGS
 # Data flags -> DataConfig fields.
 DATA_FLAGS = {"dataset": "name", "data_dir": "data_dir", "manual_dir": "manual_dir",
@@ -75,6 +75,15 @@ def define_flags(fv=None) -> None:
                        **d)
     flags.DEFINE_float("max_macs", None, "Supernet: sample only paths with at most these MACs.",
                        **d)
+    flags.DEFINE_enum("sampling", "uniform", ["uniform", "cost_bins"],
+                      "Supernet path sampling: uniform (the paper) or cost_bins (the reference "
+                      "release: a MACs bin of --cost_bins uniformly, then up to --bin_tries "
+                      "uniform draws inside it, else one unconstrained draw).", **d)
+    flags.DEFINE_list("cost_bins", None, "MACs bin edges, e.g. 290e6,300e6,...,360e6 (default "
+                      "for --sampling=cost_bins: the reference's 290M..360M by 10M); when set, "
+                      "metrics.jsonl counts sampled paths per bin (path_bins).", **d)
+    flags.DEFINE_integer("bin_tries", 500, "--sampling=cost_bins: uniform draws per step inside "
+                         "the chosen bin before the fallback draw (the reference: 500).", **d)
     flags.DEFINE_float("bn_momentum", 0.9, "BatchNorm moving-average momentum (Keras form).", **d)
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                       "tf.distribute strategy; multi_worker reads TF_CONFIG.", **d)
@@ -104,8 +113,17 @@ def config_from_flags(fv=None):
         overrides["ops"] = tuple(fv["ops"].value)
     data = DataConfig(**{field: fv[name].value for name, field in DATA_FLAGS.items()})
     plain = {f.name for f in dataclasses.fields(TrainConfig)} - {"data", "space_overrides"}
-    return TrainConfig(space_overrides=overrides, data=data,
-                       **{name: fv[name].value for name in plain})
+    values = {name: fv[name].value for name in plain}
+    if values["cost_bins"] is not None:  # numbers where they parse; validate() names the rest
+        values["cost_bins"] = tuple(_number(v) for v in values["cost_bins"])
+    return TrainConfig(space_overrides=overrides, data=data, **values)
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def flags_text(fv=None) -> str:

@@ -15,14 +15,15 @@ then loop ``steps`` times over one traced step (sample the path of ``(seed, step
 backward, masked update), logging, evaluating and checkpointing on the host between steps.
 
 Determinism: a run is a function of its config. The architecture of step ``t`` is
-``ArchSampler(space, seed)(t)``, dropout masks are stateless functions of ``(seed, t, replica)``,
+``ArchSampler(space, seed)(t)`` (``CostBinSampler(space, seed, bins)(t)`` with
+``sampling="cost_bins"``), dropout masks are stateless functions of ``(seed, t, replica)``,
 and the input iterator is saved in every checkpoint, so a killed and restarted run ends with the
 same weights as an uninterrupted one.
 
 Evaluation never touches the training state: it runs on a non-distributed twin of the model that
 receives a copy of the weights. For the supernet, ``val_accuracy`` is the mean held-out accuracy
 of ``eval_paths`` random paths (drawn as ``ArchSampler(space, seed)(2**40 + i)``, the same paths at
-every evaluation), each after an exact recalibration of its BN statistics.
+every evaluation and with either sampling), each after an exact recalibration of its BN statistics.
 """
 from __future__ import annotations
 
@@ -43,11 +44,13 @@ from spos_tf import run_dir, spaces
 from spos_tf.data import DataConfig, build_dataset, dataset_info
 from spos_tf.data import resolve as resolve_data
 from spos_tf.progress import ProgressBar
-from spos_tf.sampling import ArchSampler, macs_range
+from spos_tf.sampling import (REFERENCE_BINS, ArchSampler, CostBinSampler, bin_index, check_bins,
+                              macs_range)
 from spos_tf.space import Architecture, SearchSpace, arch_from_any
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("sgd", "adam")
+SAMPLINGS = ("uniform", "cost_bins")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 EVAL_SPLITS = ("holdout", "test")
 # Fields that do not change a run's result: a workdir may be resumed with other values for them.
@@ -110,6 +113,15 @@ class TrainConfig:
       momentum: SGD momentum. weight_decay: L2 on conv/FC kernels only (sampled path only).
       label_smoothing: of the cross-entropy (0.1 in the paper).
       min_macs, max_macs: supernet only: sample only paths with MACs in this range.
+      sampling: supernet only: ``"uniform"`` (the paper: every path equally likely per step) or
+        ``"cost_bins"`` (the reference release's rule, :class:`~spos_tf.sampling.CostBinSampler`:
+        a MACs bin uniformly, then up to ``bin_tries`` uniform draws inside it, else one
+        unconstrained draw).
+      cost_bins: MACs bin edges (increasing). ``cost_bins`` sampling draws among these bins
+        (None: the reference's 290M..360M in 10M steps); with either sampling, when set, every
+        metrics record holds ``path_bins`` (sampled paths per bin since the last record) and
+        ``path_bins_outside``.
+      bin_tries: ``cost_bins`` sampling: draws per step inside the chosen bin (the reference: 500).
       bn_momentum: BatchNorm moving-average momentum (Keras form; 0.9 = PyTorch's 0.1).
       strategy: ``"default"`` (one device), ``"mirrored"`` (all local GPUs, else all logical
         CPUs) or ``"multi_worker"`` (MultiWorkerMirroredStrategy, cluster from ``TF_CONFIG``).
@@ -144,6 +156,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     min_macs: Optional[float] = None
     max_macs: Optional[float] = None
+    sampling: str = "uniform"
+    cost_bins: Optional[tuple] = None
+    bin_tries: int = 500
     bn_momentum: float = 0.9
     strategy: str = "default"
     checkpoint_every: int = 1000
@@ -205,6 +220,17 @@ class TrainConfig:
         if not self.is_supernet and (self.min_macs is not None or self.max_macs is not None):
             raise ValueError("--min_macs/--max_macs constrain supernet sampling; drop them when "
                              "retraining one architecture (--arch)")
+        _check_choice("sampling", self.sampling, SAMPLINGS)
+        _check_int("bin_tries", self.bin_tries, 1)
+        if self.cost_bins is not None:
+            check_bins(self.cost_bins)
+        if not self.is_supernet and (self.sampling != "uniform" or self.cost_bins is not None):
+            raise ValueError("--sampling/--cost_bins choose how the supernet samples paths; drop "
+                             "them when retraining one architecture (--arch)")
+        if self.sampling == "cost_bins" and (self.min_macs is not None
+                                             or self.max_macs is not None):
+            raise ValueError("--sampling=cost_bins draws MACs bins (--cost_bins) and cannot be "
+                             "combined with --min_macs/--max_macs; set the bin edges instead")
         _check_float("bn_momentum", self.bn_momentum, 0.0, 1.0)
         _check_choice("strategy", self.strategy, STRATEGIES)
         for name in ("checkpoint_every", "keep_checkpoints", "log_every", "eval_paths",
@@ -246,6 +272,7 @@ class Resolved:
     arch: Optional[Architecture]
     sampler: Optional[ArchSampler]
     num_examples: dict
+    eval_sampler: Optional[ArchSampler] = None  # draws the evaluation paths (default: sampler)
 
 
 def resolve(config: TrainConfig) -> Resolved:
@@ -295,9 +322,15 @@ def resolve(config: TrainConfig) -> Resolved:
                            f"{config.max_macs if config.max_macs is not None else math.inf:g}]")
         sampler = ArchSampler(space, config.seed, constraint, description=description)
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
+        if config.sampling == "cost_bins":
+            # evaluation paths stay uniform: the same paths whichever way training samples
+            eval_sampler = sampler
+            sampler = CostBinSampler(space, config.seed, config.cost_bins or REFERENCE_BINS,
+                                     config.bin_tries)
     effective = dataclasses.replace(config, data=data, space_overrides=overrides,
                                     arch=None if arch is None else str(arch), uniform_bits=None)
-    return Resolved(effective, space, arch, sampler, dict(info.num_examples))
+    return Resolved(effective, space, arch, sampler, dict(info.num_examples),
+                    eval_sampler if config.sampling == "cost_bins" else None)
 
 
 # ----------------------------------------------------------------------------------- pieces
@@ -460,6 +493,17 @@ def _bitops_fn(resolved: Resolved):
     return lambda step: float(table.bitops(resolved.sampler(step)))
 
 
+def _bin_fn(resolved: Resolved):
+    """``(edges, f(step) -> bin index or -1)`` of the supernet's sampled path at ``step`` (0-based)
+    for the histogram in metrics.jsonl, or None without bins (see ``TrainConfig.cost_bins``)."""
+    config = resolved.config
+    edges = config.cost_bins or (REFERENCE_BINS if config.sampling == "cost_bins" else None)
+    if edges is None or not config.is_supernet:
+        return None
+    edges, table = check_bins(edges), costs_lib.table(resolved.space)
+    return edges, lambda step: bin_index(edges, table.macs(resolved.sampler(step)))
+
+
 def _scalar_metadata():
     from tensorflow.core.framework import summary_pb2
 
@@ -515,7 +559,8 @@ class Evaluator:
                             training=False, seed=config.seed, repeat=False)
         self.val = val.take(config.eval_batches) if config.eval_batches else val
         if self.supernet:
-            self.paths = [resolved.sampler(EVAL_STEP_OFFSET + i) for i in range(config.eval_paths)]
+            sampler = resolved.eval_sampler or resolved.sampler
+            self.paths = [sampler(EVAL_STEP_OFFSET + i) for i in range(config.eval_paths)]
         else:
             self.paths = [resolved.arch]
         self.path_evaluator = PathEvaluator(self.twin, self.calib, self.val, config.calib_batches)
@@ -653,6 +698,7 @@ class _Run:
         self.tb = None
         self._train_step = self._make_train_step()
         self._bitops = _bitops_fn(resolved)
+        self._bins = _bin_fn(resolved)
 
     # ------------------------------------------------------------------ steps
     def _make_train_step(self):
@@ -801,6 +847,7 @@ class _Run:
         bar = ProgressBar(config.steps, initial=start, stream=self.stream,
                           enabled=self.chief and config.progress)
         window = np.zeros(5)  # loss, correct, macs, steps, bitops
+        bins = np.zeros(len(self._bins[0]) if self._bins else 0, np.int64)  # per bin, outside
         window_start = time.monotonic()
         step = start
         try:
@@ -814,6 +861,8 @@ class _Run:
                                    f"the gradients contain NaN/Inf (loss {loss:.4g})")
                 window += (loss, correct, macs, 1,
                            self._bitops(step - 1) if self._bitops else 0.0)
+                if self._bins:
+                    bins[self._bins[1](step - 1)] += 1   # -1 (outside) counts in the last entry
                 bar.update(step, loss=loss, acc=correct / config.batch_size, MMACs=macs / 1e6)
                 if step % config.log_every == 0 or step == config.steps:
                     elapsed = max(time.monotonic() - window_start, 1e-9)
@@ -825,6 +874,10 @@ class _Run:
                               "examples_per_second": n * config.batch_size / elapsed}
                     if self._bitops:
                         record["arch_bitops"] = window[4] / n
+                    if self._bins:
+                        record["path_bins"] = bins[:-1].tolist()
+                        record["path_bins_outside"] = int(bins[-1])
+                        bins[:] = 0
                     self.metrics.append(record)
                     self.tb.write(step, {k: record[k] for k in (
                         "loss", "accuracy", "learning_rate", "arch_macs")})

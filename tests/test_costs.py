@@ -86,3 +86,76 @@ def test_table_agrees_with_vectorised_sum():
             cin, cout, spos_tf.space.mid_channels(space, cout, d["channel"]), s, hw).values())
         for d, (cin, cout, s, hw) in zip(dec, space.block_layout()))
     assert t.macs(arch) == expected
+
+
+# The released block + channel architecture of the reference (megvii-model/ShuffleNet-Series,
+# OneShot/network.py): op per block and channel-scale index per block.
+RELEASED_OPS = [0, 0, 3, 1, 1, 1, 0, 0, 2, 0, 2, 1, 1, 0, 2, 0, 2, 1, 3, 2]
+RELEASED_SCALES = [6, 5, 3, 5, 2, 6, 3, 4, 2, 5, 7, 5, 4, 6, 7, 4, 4, 5, 4, 3]
+
+
+def reference_network_costs(ops, scale_ids, scale_list=(0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6)):
+    """MACs and parameters of the reference's ShuffleNetV2_OneShot at 224x224 / 1000 classes,
+    counted by hand from its layer list (PyTorch conv weights, BN weight + bias, FC without bias);
+    independent of spos_tf.ops / spos_tf.costs."""
+    macs = params = 0
+
+    def conv(hw_out, k, cin, cout, groups=1):
+        nonlocal macs, params
+        macs += hw_out * hw_out * k * k * (cin // groups) * cout
+        params += k * k * (cin // groups) * cout
+
+    def bn(c):
+        nonlocal params
+        params += 2 * c
+
+    hw = 112                                  # first_conv: 3x3 stride 2, 3 -> 16
+    conv(112, 3, 3, 16), bn(16)
+    channels, b = 16, 0
+    for repeats, out in zip((4, 4, 8, 4), (64, 160, 320, 640)):
+        for i in range(repeats):
+            stride = 2 if i == 0 else 1
+            inp = channels if stride == 2 else channels // 2
+            mid = int((out // 2) * scale_list[scale_ids[b]])   # the reference's truncation
+            outputs = out - inp
+            hw_out = hw // stride
+            op = ops[b]
+            if op < 3:                                         # Shufflenet k x k
+                k = 3 + 2 * op
+                conv(hw, 1, inp, mid), bn(mid)
+                conv(hw_out, k, mid, mid, groups=mid), bn(mid)
+                conv(hw_out, 1, mid, outputs), bn(outputs)
+            else:                                              # Shuffle_Xception
+                k = 3
+                conv(hw_out, 3, inp, inp, groups=inp), bn(inp)
+                conv(hw_out, 1, inp, mid), bn(mid)
+                conv(hw_out, 3, mid, mid, groups=mid), bn(mid)
+                conv(hw_out, 1, mid, mid), bn(mid)
+                conv(hw_out, 3, mid, mid, groups=mid), bn(mid)
+                conv(hw_out, 1, mid, outputs), bn(outputs)
+            if stride == 2:                                    # branch_proj
+                conv(hw_out, k, inp, inp, groups=inp), bn(inp)
+                conv(hw_out, 1, inp, inp), bn(inp)
+            channels, hw, b = out, hw_out, b + 1
+    conv(7, 1, 640, 1024), bn(1024)                            # conv_last
+    macs += 1024 * 1000                                        # classifier, no bias
+    params += 1024 * 1000
+    return macs, params
+
+
+def test_released_block_channel_architecture_matches_reference_network():
+    """Issue 12, item 1: the block + channel result costs what the reference network of that
+    architecture has (mid channels truncated by int(), e.g. 12/25/44 with 64 outputs)."""
+    space = spaces.get("shufflenet_oneshot_blocks_channels")
+    arch = space.make(op=RELEASED_OPS, channel=RELEASED_SCALES)
+    ref_macs, ref_params = reference_network_costs(RELEASED_OPS, RELEASED_SCALES)
+    assert (ref_macs, ref_params) == (327_857_920, 3_432_579)   # the paper: 328M / 3.4M
+    assert costs.macs(space, arch) == ref_macs
+    assert costs.params(space, arch) == ref_params
+    # block search (every scale 1.0): the paper architecture, also against the hand count
+    blocks = spaces.get("shufflenet_oneshot")
+    paper = blocks.parse(PAPER)
+    assert reference_network_costs(list(paper.genes[0]), [4] * 20) == (
+        costs.macs(blocks, paper), costs.params(blocks, paper))
+    widths = [spos_tf.space.mid_channels(space, 64, s) for s in space.channel_scales]
+    assert widths == [6, 12, 19, 25, 32, 38, 44, 51]

@@ -1,4 +1,5 @@
 """BN recalibration and path scoring (spos_tf.evaluate) on a trained tiny supernet."""
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -225,3 +226,57 @@ def test_bad_inputs_fail_clearly(trained):
     with pytest.raises(ValueError, match="yielded no batch"):
         ev.recalibrate(ev.calib_ds.take(0))
     assert float(net.bn_control.momentum.numpy()) == pytest.approx(net.bn_control.default)
+
+
+def test_ema_mode_resets_and_averages_like_the_reference():
+    """calib_mode="ema" (issue 12, item 3): every BN statistic reset to 0 / 1, then the path's
+    statistics are the exponential average (Keras momentum 0.9) of the batch statistics."""
+    space = spaces.get("shufflenet_oneshot", image_size=16, num_classes=10, width=0.25,
+                       repeats=(1, 1, 1, 1), ops=("shuffle3x3", "xception"))
+    net = spos_tf.build_supernet(space, seed=3)
+    rng = np.random.default_rng(1)
+    images = tf.constant((2.0 + 3.0 * rng.normal(size=(5, 8, 16, 16, 3))).astype("float32"))
+    calib = tf.data.Dataset.from_tensor_slices(images)
+    arch = space.parse("1,0,1,0")
+    net.set_arch(arch)
+    layer = net.stem.prims["stem_bn"]
+    snapshot = [v.numpy() for v in net.variables]
+    inputs = _capture_inputs(net, layer, [(x, None) for x in images])
+    _restore(net, snapshot)
+    for var in net.variables:   # statistics that the reset must discard
+        if "moving" in var.name:
+            var.assign(tf.fill(var.shape, 0.7))
+    ev = PathEvaluator(net, calib, num_calib_batches=5, calib_mode="ema")
+    assert ev.recalibrate() == 5
+    mean, var = np.zeros(layer.moving_mean.shape), np.ones(layer.moving_mean.shape)
+    for x in inputs:
+        flat = x.reshape(-1, x.shape[-1])
+        mean = 0.9 * mean + 0.1 * flat.mean(axis=0)
+        var = 0.9 * var + 0.1 * flat.var(axis=0, ddof=1)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), var, rtol=1e-4, atol=1e-6)
+    exact = _exact_stats(inputs)
+    assert not np.allclose(layer.moving_variance.numpy(), exact[1], rtol=0.05)   # not exact
+    for (block, op, key), value in _bn_stats(net).items():
+        if not _on_path(space, arch, block, op):   # off the path: reset values
+            np.testing.assert_array_equal(value, 0.0 if "mean" in key else 1.0)
+    assert float(net.bn_control.momentum.numpy()) == pytest.approx(net.bn_control.default)
+    with pytest.raises(ValueError, match="--calib_mode"):
+        PathEvaluator(net, calib, calib_mode="running")
+
+
+def test_augmented_calibration_is_the_same_for_every_candidate(data_dir):
+    """--calib_augment: augmented training images, identical on every pass (every candidate)."""
+    from spos_tf.search_lib import SearchConfig, build_eval_data
+
+    data = DataConfig(data_dir=data_dir, image_size=8)
+    config = SearchConfig(supernet_dir="s", workdir="w", calib_images=96, calib_batch_size=32,
+                          cache_mb=0)
+    plain, _, _ = build_eval_data(data, config, 8)
+    augmented, _, _ = build_eval_data(data, dataclasses.replace(config, calib_augment=True), 8)
+    first = [x.numpy() for x, _ in augmented]
+    second = [x.numpy() for x, _ in augmented]
+    assert len(first) == 3 and all(np.array_equal(a, b) for a, b in zip(first, second))
+    labels = [y.numpy() for _, y in augmented]
+    assert all(np.array_equal(a, b) for a, b in zip(labels, [y.numpy() for _, y in plain]))
+    assert not any(np.array_equal(a, x.numpy()) for a, (x, _) in zip(first, plain))

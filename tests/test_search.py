@@ -180,3 +180,20 @@ def test_constraint_hook_builds_every_cost(supernet_dir):
     assert constraint["params"][1] == 8e4
     with pytest.raises(ValueError, match="unknown constraint"):
         search_lib.build_constraint(space, {"latency": 1.0})
+
+
+def test_search_flags_calibrate_like_the_reference_by_count():
+    """flags/search.cfg: 25,600 calibration images (the reference's 200 x 128), exact and
+    un-augmented by default; --calib_mode=ema / --calib_augment give the reference's way."""
+    fv = flags.FlagValues()
+    search.define_flags(fv)
+    fv(["search", f"--flagfile={REPO / 'flags' / 'search.cfg'}", "--supernet_dir=/s",
+        "--workdir=/w"])
+    config = search.config_from_flags(fv).validate()
+    assert (config.num_calib_batches, config.calib_batch_size) == (200, 128)
+    assert (config.calib_mode, config.calib_augment) == ("exact", False)
+    fv(["search", "--calib_mode=ema", "--calib_augment"])
+    config = search.config_from_flags(fv).validate()
+    assert (config.calib_mode, config.calib_augment) == ("ema", True)
+    with pytest.raises(ValueError, match="--calib_mode"):
+        search_lib.SearchConfig(supernet_dir="/s", workdir="/w", calib_mode="running").validate()

@@ -23,7 +23,7 @@ import tensorflow as tf
 from spos_tf import run_dir, spaces, train, train_lib
 from spos_tf.data import DataConfig
 from spos_tf.progress import ProgressBar, format_duration
-from spos_tf.sampling import ArchSampler
+from spos_tf.sampling import ArchSampler, CostBinSampler
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS_DIR = REPO / "flags"
@@ -259,6 +259,11 @@ BAD = [
     (dict(max_macs=10.0), ValueError, "met the sampling constraint"),
     (dict(final_bn_batches=5), ValueError, "applies to retraining"),
     (dict(arch="0,0,0,0", min_macs=1.0), ValueError, "drop them"),
+    (dict(sampling="bins"), ValueError, "--sampling"),
+    (dict(sampling="cost_bins", max_macs=5e5), ValueError, "cannot be combined"),
+    (dict(sampling="cost_bins"), ValueError, "no --cost_bins bin overlaps"),  # 290M..360M
+    (dict(sampling="cost_bins", cost_bins=(5e5, 4e5)), ValueError, "strictly increasing"),
+    (dict(arch="0,0,0,0", sampling="cost_bins"), ValueError, "drop them"),
     (dict(space_overrides={"num_classes": 5}), ValueError, "below the 10 classes"),
     (dict(workdir=""), ValueError, "--workdir is required"),
 ]
@@ -335,6 +340,31 @@ def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, d
     record = train_lib.run(config, stream=out)
     assert "on 2 replica(s)" in out.getvalue() and record["final"]
     assert assert_only_sampled_choices_moved(tmp_path / "wd", 3) > 0
+
+
+def test_cost_bins_sampling_reports_the_bins_in_metrics(tmp_path, data_dir):
+    """Issue 12, item 4: --sampling=cost_bins trains the paths of CostBinSampler and every
+    metrics record counts the sampled paths per MACs bin since the previous record."""
+    edges = (380e3, 440e3, 500e3, 560e3)        # the tiny space spans 379,648 .. 557,568 MACs
+    config = _tiny(tmp_path, data_dir, "--sampling=cost_bins",
+                   "--cost_bins=" + ",".join(f"{e:g}" for e in edges), steps=6, eval_paths=2)
+    assert config.cost_bins == edges
+    train_lib.run(config, stream=io.StringIO())
+    records = [json.loads(line) for line in open(tmp_path / "wd" / "metrics.jsonl")]
+    logged = [r for r in records if "path_bins" in r]
+    assert [r["step"] for r in logged] == [3, 6]
+    space = spaces.get("shufflenet_oneshot", **config.space_overrides, num_classes=10)
+    sampler = CostBinSampler(space, 0, edges)
+    macs = [spos_tf.costs.macs(space, sampler(step)) for step in range(6)]
+    for record, window in zip(logged, (macs[:3], macs[3:])):
+        expected = [sum(lo <= m < hi or (hi == edges[-1] and m == hi) for m in window)
+                    for lo, hi in zip(edges, edges[1:])]
+        assert record["path_bins"] == expected
+        assert record["path_bins_outside"] == 3 - sum(expected)
+        assert record["arch_macs"] == pytest.approx(np.mean(window), rel=1e-6)
+    saved = run_dir.load_run_config(str(tmp_path / "wd"))
+    assert (saved["sampling"], saved["cost_bins"], saved["bin_tries"]) == (
+        "cost_bins", list(edges), 500)
 
 
 # ------------------------------------------------------------------------------- retraining

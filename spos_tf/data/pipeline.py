@@ -72,7 +72,7 @@ def _filled_cache(ds: tf.data.Dataset) -> tf.data.Dataset:
 
 def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: int, *,
                   training: bool, seed: int, repeat: bool | None = None,
-                  drop_remainder: bool | None = None,
+                  drop_remainder: bool | None = None, augment: bool | None = None,
                   input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
     """The input pipeline for one role of one data set.
 
@@ -88,6 +88,12 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
       seed: int; the whole stream (order and augmentation) is a function of it.
       repeat: repeat forever; default ``training``.
       drop_remainder: drop a last partial batch; default ``training``.
+      augment: apply ``config.augment`` (the training augmentation); default ``training`` for
+        ``"train"``. ``augment=True`` with ``training=False`` gives augmented images in the
+        split's stored order (no shuffle), each augmented by the stateless seed ``(seed, position
+        in the stream)``: every new iterator yields the same images with the same augmentation
+        (BN recalibration on augmented training images, e.g. ``"calib"`` with
+        ``augment=True``).
       input_context: from ``strategy.distribute_datasets_from_function``; shards the examples
         between input pipelines.
 
@@ -133,7 +139,9 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
         ds = ds.repeat()
 
     size = cfg.image_size
-    augment = cfg.augment if (training and split_role == "train") else "none"
+    if augment is None:
+        augment = training and split_role == "train"
+    augment = cfg.augment if augment else "none"
     if augment == "none":
         crop = cfg.eval_crop_fraction
 
