@@ -71,9 +71,9 @@ NEUTRAL = ("workdir", "shard", "merge", "progress", "overwrite", "data_dir")
 class RankConfig:
     """Settings of one ranking run (the flags of ``spos_tf.rank``)."""
 
-    supernet_dir: str = field("", "The --workdir of a trained spos_tf.train supernet run.")
-    workdir: str = field("", "Where the ranking writes (see spos_tf.rank_lib).")
-    retrain_flagfile: str = field("", "Flag file of spos_tf.train giving the from-scratch "
+    supernet_dir: Optional[str] = field(None, "The --workdir of a trained spos_tf.train supernet run.")
+    workdir: Optional[str] = field(None, "Where the ranking writes (see spos_tf.rank_lib).")
+    retrain_flagfile: Optional[str] = field(None, "Flag file of spos_tf.train giving the from-scratch "
                                   "recipe (e.g. flags/retrain.cfg); its --arch, --seed and "
                                   "--workdir are set per run, evaluation is on the test split.")
     search_flagfile: Optional[str] = field(None, "Flag file of spos_tf.search whose scoring "
@@ -496,6 +496,10 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, config: RankConf
     if len(full) >= 3:
         stats = rank_stats.summarize([r["supernet_accuracy"] for r in full],
                                      [r["standalone"] for r in full], seed=config.seed)
+        # the baseline a supernet has to beat: ranking by MACs alone
+        stats["macs_kendall_tau"] = rank_stats.correlation(
+            "kendall_tau", [r["macs"] for r in full], [r["standalone_mean"] for r in full],
+            seed=config.seed)
     complete = len(full) == len(rows)
     record = {"complete": complete, "finished_archs": len(full), "num_archs": len(rows),
               "retrain_seeds": config.retrain_seeds, "space": space.name,
@@ -565,6 +569,7 @@ def describe(result: dict) -> str:
     return (f"{head}{'' if result['complete'] else ' (partial: statistics over those)'}\n"
             f"Kendall tau {tau['value']:.3f} (95% CI {tau['ci_low']:.3f}..{tau['ci_high']:.3f}, "
             f"p={tau['p_value']:.2g}), Spearman rho {rho['value']:.3f}, Pearson r "
-            f"{r['value']:.3f}\nstand-alone test accuracy: spread {100 * stats['spread']:.2f} "
+            f"{r['value']:.3f}; ranking by MACs alone: Kendall tau "
+            f"{stats['macs_kendall_tau']['value']:.3f}\nstand-alone test accuracy: spread {100 * stats['spread']:.2f} "
             f"points, seed std {100 * stats['seed_std']:.2f} points; top-k overlap "
             f"{stats['top_k_overlap']}")

@@ -633,6 +633,7 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
     if _role() != "single":
         raise ValueError("--seeds runs one search after another in one process; for a "
                          "distributed search run one search per --seed into its own --workdir")
+    _, space, _ = _checked_oracles(config)
     state = check_workdir(config)
     if state == "overwrite":
         run_dir.clear(config.workdir, SEARCH_ENTRIES + tuple(
@@ -656,7 +657,6 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
     best = dict(best, seeds=comparison)
     run_dir.atomic_write_text(os.path.join(config.workdir, BEST_FILE),
                               json.dumps(best, indent=2, sort_keys=True) + "\n")
-    space = run_dir.space_from_config(_load_run_config(config.supernet_dir))
     write_seeds_plot(os.path.join(config.workdir, PLOT_FILE), per_seed,
                      f"{space.name}: seeds {', '.join(map(str, config.seeds))}")
     return {"best": best, "comparison": comparison, "evaluated": evaluated, "role": "single",
@@ -831,12 +831,7 @@ def run(config: SearchConfig, stream=None) -> dict:
     if role == "single" and config.wait_for_workers:
         raise ValueError(f"--wait_for_workers={config.wait_for_workers} applies to a distributed "
                          f"search only (KERASTUNER_* unset here, so it would wait forever); drop it")
-    run_config = _load_run_config(config.supernet_dir)
-    space = run_dir.space_from_config(run_config)
-    constraint = build_constraint(space, resolve_limits(config, space))
-    oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
-    for oracle in oracles.values():
-        oracle.check_feasible()
+    run_config, space, oracles = _checked_oracles(config)
     writes = role != "worker"  # workers report to the chief's oracle and write no results
     state = check_workdir(config) if writes else None
 
@@ -861,6 +856,23 @@ def run(config: SearchConfig, stream=None) -> dict:
     best = results.best if results is not None else None
     return {"best": best, "evaluated": evaluated, "trials": trials, "role": role,
             "rows": results.finished if results is not None else []}
+
+
+def _checked_oracles(config: SearchConfig) -> tuple:
+    """``(supernet run config, space, {algorithm: oracle})`` after the checks that need the
+    supernet run and the constraint (writes nothing).
+
+    Raises:
+      run_dir.RunDirError: not a supernet run; InfeasibleConstraintError, ValueError: a
+        constraint that no architecture meets or that the space cannot cost.
+    """
+    run_config = _load_run_config(config.supernet_dir)
+    space = run_dir.space_from_config(run_config)
+    constraint = build_constraint(space, resolve_limits(config, space))
+    oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
+    for oracle in oracles.values():
+        oracle.check_feasible()
+    return run_config, space, oracles
 
 
 def make_evaluator(config: SearchConfig):

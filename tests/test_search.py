@@ -197,3 +197,58 @@ def test_search_flags_calibrate_like_the_reference_by_count():
     assert (config.calib_mode, config.calib_augment) == ("ema", True)
     with pytest.raises(ValueError, match="--calib_mode"):
         search_lib.SearchConfig(supernet_dir="/s", workdir="/w", calib_mode="running").validate()
+
+
+def test_seeds_compare_evolution_and_random_over_seeds(supernet_dir, tmp_path, monkeypatch):
+    cached = {}
+    make = search_lib.make_evaluator
+    monkeypatch.setattr(search_lib, "make_evaluator",
+                        lambda c: cached.setdefault("evaluator", make(c)))
+    workdir = tmp_path / "seeds"
+    config = tiny_config(supernet_dir, workdir, "--seeds=0,1,2", "--max_trials=8")
+    summary = search_lib.run(config)
+    finals = {}
+    every = []
+    for seed in (0, 1, 2):
+        rows = read_history(workdir / f"seed_{seed}")
+        every += rows
+        for algorithm in search_lib.ALGORITHMS:
+            mine = [float(r["accuracy"]) for r in rows if r["algorithm"] == algorithm]
+            assert len(mine) == 8
+            finals.setdefault(algorithm, []).append(max(mine))
+        # one TensorBoard HParams session per evaluated candidate
+        sessions = [p for p in (workdir / f"seed_{seed}" / "hparams").iterdir() if p.is_dir()]
+        assert len(sessions) == len(rows) == 16
+    assert len({tuple(r["arch"] for r in read_history(workdir / f"seed_{s}"))
+                for s in (0, 1, 2)}) == 3  # the seeds searched differently
+    comparison = json.loads((workdir / search_lib.SEEDS_FILE).read_text())
+    assert comparison == summary["comparison"]
+    for algorithm, values in finals.items():
+        got = comparison["algorithms"][algorithm]
+        assert got["final_best"] == values and got["evaluations"] == 8
+        assert got["mean"] == pytest.approx(np.mean(values))
+        assert got["std"] == pytest.approx(np.std(values, ddof=1))
+    difference = np.mean(finals["evolution"]) - np.mean(finals["random"])
+    assert comparison["difference"] == pytest.approx(difference)
+    spread = np.std(finals["evolution"], ddof=1) + np.std(finals["random"], ddof=1)
+    assert comparison["exceeds_seed_spread"] == bool(abs(difference) > spread)
+    best = json.loads((workdir / search_lib.BEST_FILE).read_text())
+    assert best["accuracy"] == max(float(r["accuracy"]) for r in every)
+    assert best["seeds"] == comparison
+    assert (workdir / search_lib.PLOT_FILE).read_bytes()[:4] == b"\x89PNG"
+    # rerun: every seed's search is finished, nothing is evaluated again
+    assert search_lib.run(config)["evaluated"] == 0
+
+
+def test_compare_seeds_by_hand():
+    def rows(evo, rnd):
+        return ([{"algorithm": "evolution", "accuracy": a} for a in evo]
+                + [{"algorithm": "random", "accuracy": a} for a in rnd])
+
+    per_seed = {0: rows([0.5, 0.9, 0.7], [0.6, 0.6, 0.8]), 1: rows([0.8, 0.85], [0.7, 0.75, 0.9])}
+    out = search_lib.compare_seeds(per_seed)
+    # equal evaluations: 2 for evolution (seed 1 has 2), 3 for random
+    assert out["algorithms"]["evolution"]["final_best"] == [0.9, 0.85]
+    assert out["algorithms"]["random"]["final_best"] == [0.8, 0.9]
+    assert out["difference"] == pytest.approx(0.875 - 0.85)
+    assert out["exceeds_seed_spread"] is False
