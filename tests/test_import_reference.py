@@ -349,3 +349,24 @@ def test_preprocessing_reference_is_bgr_0_255_without_normalisation(data_dir):
     assert images[1].max() > 100.0  # 0..255 scale
     with pytest.raises(ValueError, match="preprocessing must be one of"):
         DataConfig(preprocessing="bgr").validate()
+
+
+def test_train_flags_carry_the_reference_options_into_the_run_config():
+    from absl import flags
+
+    from spos_tf import train
+
+    fv = flags.FlagValues()
+    train.define_flags(fv)
+    fv(["train", "--workdir=/x", "--padding=reference", "--preprocessing=reference"])
+    config = train.config_from_flags(fv).validate()
+    assert config.space_overrides == {"padding": "reference"}
+    assert config.data.preprocessing == "reference"
+    assert {"--padding=reference", "--preprocessing=reference"} <= set(
+        train.flags_text(fv).splitlines())
+    fv = flags.FlagValues()
+    train.define_flags(fv)
+    fv(["train", "--workdir=/x"])
+    default = train.config_from_flags(fv)
+    assert "padding" not in default.space_overrides
+    assert default.data.preprocessing == "standard"
