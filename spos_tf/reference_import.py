@@ -1,10 +1,10 @@
-"""Import the authors' released weights (megvii-model/SinglePathOneShot) into a spos_tf run directory.
+"""Import the authors' released weights (megvii-model/SinglePathOneShot) into a spos_tf run.
 
 The library behind ``python -m spos_tf.import_reference``. Example::
 
     config = ImportConfig(checkpoint="checkpoint-150000.pth.tar", kind="supernet",
                           workdir="/ckpt/reference_supernet")
-    summary = run(config)      # then: python -m spos_tf.search --supernet_dir=/ckpt/reference_supernet
+    record = run(config)   # then: python -m spos_tf.search --supernet_dir=/ckpt/reference_supernet
 
 What the release holds, and how it maps (names and shapes as its ``Supernet/network.py``,
 ``blocks.py`` and ``Evaluation/`` define them; a ``module.`` prefix, left by ``nn.DataParallel``,
@@ -19,9 +19,10 @@ is stripped):
   (ReLUs hold no tensors) -> the primitive of :mod:`spos_tf.ops` in the same position
   (:data:`MAIN_INDEX`, :data:`PROJ_INDEX`).
 - Convolutions OIHW ``[out, in, k, k]`` -> HWIO ``[k, k, in, out]``; depthwise ``[C, 1, k, k]`` ->
-  ``[k, k, C, 1]``; BatchNorm ``running_mean``/``running_var`` -> ``moving_mean``/``moving_variance``
-  and, stand-alone only (the supernet's BN has ``affine=False`` in the release, as ours),
-  ``weight``/``bias`` -> ``gamma``/``beta``; ``num_batches_tracked`` is accepted and unused.
+  ``[k, k, C, 1]``; BatchNorm ``running_mean``/``running_var`` ->
+  ``moving_mean``/``moving_variance`` and, stand-alone only (the supernet's BN has
+  ``affine=False`` in the release, as ours), ``weight``/``bias`` -> ``gamma``/``beta``;
+  ``num_batches_tracked`` is accepted and unused.
 
 Every tensor of the state_dict is used exactly once; any missing, extra or mis-shaped tensor is
 reported by name (all of them at once) before anything is written.

@@ -21,7 +21,8 @@ from spos_tf import app_common, spaces
 
 FLAG_NAMES = (
     "workdir", "overwrite", "space", "ops", "arch", "uniform_bits", "seed", "dataset", "data_dir",
-    "manual_dir", "augment", "preprocessing", "train_split", "holdout_split", "test_split", "shuffle_buffer",
+    "manual_dir", "augment", "preprocessing", "train_split", "holdout_split", "test_split",
+    "shuffle_buffer",
     "steps", "batch_size", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
     "label_smoothing", "min_macs", "max_macs", "bn_momentum", "strategy", "checkpoint_every",
     "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split", "eval_batch_size",
