@@ -15,7 +15,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf import ops as ops_lib
-from spos_tf.layers import BNControl, layer_weights, make_primitive
+from spos_tf.layers import BNControl, layer_weights, make_primitive, pad_for
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -27,12 +27,12 @@ class _PrimHolder(keras.layers.Layer):
     """A layer made of named primitives (``self.prims``)."""
 
     def _make_prims(self, prims: dict, *, seed: int, control: BNControl, affine: bool,
-                    first: bool = False):
+                    first: bool = False, padding: str = "same"):
         self.prims = {}
         for pname, prim in prims.items():
             self.prims[pname] = make_primitive(
                 pname, prim, seed=layer_seed(seed, f"{self.name}/{pname}"), control=control,
-                affine=affine, first=first)
+                affine=affine, first=first, padding=padding)
 
     def weight_dict(self) -> dict:
         """``{"prim/weight": variable}`` for every variable (moving statistics included).
@@ -57,18 +57,20 @@ class OpUnit(_PrimHolder):
       cin, cout, stride, in_hw: the block's shape.
       widths: the mid widths this unit must serve; variables are allocated at ``max(widths)``.
       control: the model's shared BN control; affine: BN with gamma/beta (stand-alone) or not.
+      padding: the space's ``padding`` (``spos_tf.layers.pad_for``).
     Call: ``unit(x, training=..., width=w)`` with a static ``w`` in ``widths`` (default: the max).
     """
 
     def __init__(self, op: str, cin: int, cout: int, stride: int, in_hw: int, widths: tuple,
-                 control: BNControl, affine: bool, seed: int = 0, **kwargs):
+                 control: BNControl, affine: bool, seed: int = 0, padding: str = "same",
+                 **kwargs):
         super().__init__(**kwargs)
         self.spec = ops_lib.get_op(op)
         self.cin, self.cout, self.stride, self.in_hw = cin, cout, stride, in_hw
         self.widths = tuple(widths)
         self.max_width = max(self.widths)
         self._make_prims(self.spec.prims(cin, cout, self.max_width, stride, in_hw), seed=seed,
-                         control=control, affine=affine)
+                         control=control, affine=affine, padding=padding)
 
     def prim_specs(self, width: int) -> dict:
         return self.spec.prims(self.cin, self.cout, width, self.stride, self.in_hw)
@@ -106,18 +108,21 @@ class OpUnit(_PrimHolder):
 
 
 class Stem(_PrimHolder):
-    """First conv + BN + ReLU (+ 3x3/2 max-pool when ``space.stem_pool``)."""
+    """First conv + BN + ReLU (+ 3x3/2 max-pool when ``space.stem_pool``), padded as
+    ``space.padding`` says."""
 
     def __init__(self, space, control: BNControl, affine: bool, seed: int = 0, **kwargs):
         super().__init__(name="stem", **kwargs)
         self.pool = space.stem_pool
+        self.padding = space.padding
         self._make_prims(ops_lib.stem_prims(space), seed=seed, control=control, affine=affine,
-                         first=True)
+                         first=True, padding=space.padding)
 
     def call(self, x, training=None):
         x = tf.nn.relu(self.prims["stem_bn"](self.prims["stem_conv"](x), training=training))
         if self.pool:
-            x = tf.nn.max_pool2d(x, 3, 2, "SAME")
+            x, mode = pad_for(x, 3, 2, self.padding, value=float("-inf"))
+            x = tf.nn.max_pool2d(x, 3, 2, mode)
         return x
 
 
@@ -128,7 +133,7 @@ class Head(_PrimHolder):
         super().__init__(name="head", **kwargs)
         last = space.stages[-1].channels
         self._make_prims(ops_lib.head_prims(space, last, space.final_hw), seed=seed,
-                         control=control, affine=affine)
+                         control=control, affine=affine, padding=space.padding)
         self.dropout = keras.layers.Dropout(space.dropout, seed=layer_seed(seed, "dropout"))
 
     def call(self, x, training=None):

@@ -294,8 +294,9 @@ def _recalibrate(model, space: SearchSpace, data, config: ExportConfig) -> int:
 
 
 # ------------------------------------------------------------------------------- serving
-def serving_module(model, image_size: int) -> tf.Module:
-    """A ``tf.Module`` whose ``serve`` is the export signature of ``model`` (see module doc).
+def serving_module(model, image_size: int, preprocessing: str = "standard") -> tf.Module:
+    """A ``tf.Module`` whose ``serve`` is the export signature of ``model`` (see module doc);
+    ``preprocessing`` is the run's ``DataConfig.preprocessing`` (``"reference"``: BGR 0..255).
 
     Only the model's variables are tracked (not its Keras layers), so saving writes the
     signature's graph and the weights, and no Keras-specific metadata.
@@ -311,7 +312,7 @@ def serving_module(model, image_size: int) -> tf.Module:
     @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.uint8,
                                                 name=INPUT_NAME)])
     def serve(images):
-        logits = model(preprocess_for_eval(images), training=False)
+        logits = model(preprocess_for_eval(images, preprocessing=preprocessing), training=False)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
 
     module.serve = serve
@@ -577,7 +578,7 @@ def export(prepared: Prepared, config: ExportConfig, stream=None, *,
                    f"{costs_lib.macs(space, arch) / 1e6:.2f}M MACs) to {out}: "
                    f"{', '.join(prepared.formats)}")
 
-    module = serving_module(model, space.image_size)
+    module = serving_module(model, space.image_size, prepared.data.preprocessing)
     results, contents, notes = {}, {}, []
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
         saved = os.path.join(tmp, FILES["saved_model"])
@@ -593,7 +594,8 @@ def export(prepared: Prepared, config: ExportConfig, stream=None, *,
                 source = saved
                 if twin is not model:
                     source = os.path.join(tmp, "int8_twin")
-                    _save(serving_module(twin, space.image_size), source)
+                    _save(serving_module(twin, space.image_size, prepared.data.preprocessing),
+                          source)
                     notes.append(note)
                 contents[fmt] = _convert(source, quantize=True,
                                          representative=_representative(prepared.data, config))

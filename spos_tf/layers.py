@@ -38,12 +38,30 @@ def _normal(stddev, seed):
     return keras.initializers.RandomNormal(stddev=stddev, seed=seed)
 
 
-class Conv(keras.layers.Layer):
-    """k x k convolution without bias, SAME padding; ``call(x, out_channels=None)``."""
+def pad_for(x, k: int, stride: int, padding: str, value: float = 0.0):
+    """``(x, tf_padding)`` for a k x k window with ``stride`` under the space's ``padding``.
 
-    def __init__(self, prim: Prim, seed: int, stddev: float | None = None, **kwargs):
+    ``"same"`` returns ``(x, "SAME")``: TF's SAME, which on an even input with stride 2 pads one
+    pixel less at the top/left than at the bottom/right. ``"reference"`` pads ``k // 2`` on every
+    side (PyTorch's ``padding=k//2``, as the authors' release) with ``value`` and returns
+    ``(padded, "VALID")`` when ``stride > 1``; at stride 1 an odd window's SAME is already
+    symmetric, so ``x`` and ``"SAME"`` come back unchanged (no extra op). Output sizes agree.
+    """
+    if padding == "same" or stride == 1:
+        return x, "SAME"
+    p = k // 2
+    return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], constant_values=value), "VALID"
+
+
+class Conv(keras.layers.Layer):
+    """k x k convolution without bias; ``call(x, out_channels=None)``. ``padding``: see
+    :func:`pad_for`."""
+
+    def __init__(self, prim: Prim, seed: int, stddev: float | None = None, padding: str = "same",
+                 **kwargs):
         super().__init__(**kwargs)
         self.prim = prim
+        self.padding = padding
         std = stddev if stddev is not None else 1.0 / prim.cin
         self.kernel = self.add_weight("kernel", (prim.k, prim.k, prim.cin, prim.cout),
                                       initializer=_normal(std, seed), trainable=True)
@@ -54,15 +72,18 @@ class Conv(keras.layers.Layer):
         kernel = self.kernel
         if cin != self.prim.cin or cout != self.prim.cout:
             kernel = kernel[:, :, :cin, :cout]
-        return tf.nn.conv2d(x, kernel, self.prim.stride, "SAME")
+        x, mode = pad_for(x, self.prim.k, self.prim.stride, self.padding)
+        return tf.nn.conv2d(x, kernel, self.prim.stride, mode)
 
 
 class DepthwiseConv(keras.layers.Layer):
-    """k x k depthwise convolution without bias over the input's (leading) channels."""
+    """k x k depthwise convolution without bias over the input's (leading) channels.
+    ``padding``: see :func:`pad_for`."""
 
-    def __init__(self, prim: Prim, seed: int, **kwargs):
+    def __init__(self, prim: Prim, seed: int, padding: str = "same", **kwargs):
         super().__init__(**kwargs)
         self.prim = prim
+        self.padding = padding
         self.depthwise_kernel = self.add_weight(
             "depthwise_kernel", (prim.k, prim.k, prim.cin, 1), initializer=_normal(1.0, seed),
             trainable=True)
@@ -73,7 +94,8 @@ class DepthwiseConv(keras.layers.Layer):
         if cin != self.prim.cin:
             kernel = kernel[:, :, :cin, :]
         s = self.prim.stride
-        return tf.nn.depthwise_conv2d(x, kernel, [1, s, s, 1], "SAME")
+        x, mode = pad_for(x, self.prim.k, s, self.padding)
+        return tf.nn.depthwise_conv2d(x, kernel, [1, s, s, 1], mode)
 
 
 class BatchNorm(keras.layers.Layer):
@@ -149,12 +171,13 @@ class Dense(keras.layers.Layer):
 
 
 def make_primitive(name: str, prim: Prim, *, seed: int, control: BNControl, affine: bool,
-                   first: bool = False):
-    """Builds the TF layer for one :class:`~spos_tf.ops.Prim` (the only place that maps kinds)."""
+                   first: bool = False, padding: str = "same"):
+    """Builds the TF layer for one :class:`~spos_tf.ops.Prim` (the only place that maps kinds);
+    ``padding`` (the space's) applies to convolutions, see :func:`pad_for`."""
     if prim.kind == "conv":
-        return Conv(prim, seed, stddev=0.01 if first else None, name=name)
+        return Conv(prim, seed, stddev=0.01 if first else None, padding=padding, name=name)
     if prim.kind == "dw":
-        return DepthwiseConv(prim, seed, name=name)
+        return DepthwiseConv(prim, seed, padding=padding, name=name)
     if prim.kind == "bn":
         return BatchNorm(prim, control, affine, name=name)
     if prim.kind == "fc":

@@ -21,6 +21,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 GENE_KINDS = ("op", "channel", "wbits", "abits")
+PADDINGS = ("same", "reference")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +103,11 @@ class SearchSpace:
       fixed_bits: bit width of the first conv and the last FC in quantized spaces.
       stem_kernel, stem_pool: stem conv kernel size; a 3x3/2 max-pool after the stem (ResNet).
       fc_bias: whether the classifier has a bias.
+      padding: ``"same"`` (TF's SAME: a stride-2 conv on an even input pads one pixel less at the
+        top/left than at the bottom/right) or ``"reference"`` (symmetric ``k // 2`` on every side,
+        as PyTorch's ``padding=k//2`` in the authors' release; explicit pad + VALID for strided
+        convs, depthwise convs and the ResNet stem pool). Output sizes are the same either way;
+        only weights imported from the reference (``spos_tf.import_reference``) need it.
     """
 
     name: str
@@ -121,6 +127,7 @@ class SearchSpace:
     stem_kernel: int = 3
     stem_pool: bool = False
     fc_bias: bool = False
+    padding: str = "same"
 
     def __post_init__(self):
         object.__setattr__(self, "stages", tuple(Stage(*s) if not isinstance(s, Stage) else s
@@ -152,6 +159,9 @@ class SearchSpace:
             bits = getattr(self, field)
             if any(b not in (32,) and not 1 <= b <= 16 for b in bits):
                 raise ValueError(f"{field} must be in 1..16 (or 32 = float), got {bits}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding={self.padding!r} is not one of {PADDINGS} ('same': TF's "
+                             f"SAME; 'reference': symmetric k//2 like the PyTorch release)")
         if self.family == "shufflenet" and any(s.channels % 2 for s in self.stages):
             raise ValueError("ShuffleNet stage channels must be even")
 

@@ -14,7 +14,9 @@ Registered spaces (overrides in brackets apply to all):
 
 Overrides: ``image_size``, ``num_classes``, ``width`` (multiplies every channel count),
 ``strides`` (stem stride followed by one stride per stage), ``repeats`` (blocks per stage),
-``channel_scales``, ``weight_bits``, ``act_bits``. For images smaller than the ImageNet layout wants,
+``channel_scales``, ``weight_bits``, ``act_bits``, ``padding`` (``"same"``, TF's default, or
+``"reference"``: symmetric ``k // 2`` like the authors' PyTorch release, for imported weights; see
+:class:`~spos_tf.space.SearchSpace`). For images smaller than the ImageNet layout wants,
 the strides default to keeping the final feature map at >= 4x4: the stride-2 positions are the last
 ``floor(log2(image_size / 4))`` of (stem, stage 1, ..., stage 4), at most all five.
 """
@@ -77,7 +79,8 @@ def _strides(image_size, strides, default_large):
 
 
 def _shufflenet(name, image_size=224, num_classes=1000, width=1.0, strides=None, repeats=None,
-                channel_scales=CHANNEL_SCALES, ops=SHUFFLE_OPS, head_channels=1024, dropout=0.1):
+                channel_scales=CHANNEL_SCALES, ops=SHUFFLE_OPS, head_channels=1024, dropout=0.1,
+                padding="same"):
     strides = _strides(image_size, strides, (2, 2, 2, 2, 2))
     repeats = tuple(repeats) if repeats is not None else (4, 4, 8, 4)
     if len(repeats) != 4:
@@ -88,7 +91,7 @@ def _shufflenet(name, image_size=224, num_classes=1000, width=1.0, strides=None,
         stem_channels=_scaled(16, width), stem_stride=strides[0],
         stages=tuple(Stage(r, c, s) for r, c, s in zip(repeats, channels, strides[1:])),
         head_channels=_scaled(head_channels, width) if head_channels else 0, dropout=dropout,
-        ops=tuple(ops), channel_scales=tuple(channel_scales))
+        ops=tuple(ops), channel_scales=tuple(channel_scales), padding=padding)
 
 
 @register("shufflenet_oneshot")
@@ -108,7 +111,7 @@ def shufflenet_oneshot_blocks_channels(**kw) -> SearchSpace:
 
 def _resnet(name, default_repeats, image_size=224, num_classes=1000, width=1.0, strides=None,
             repeats=None, channel_scales=(0.5, 0.75, 1.0), weight_bits=BITS, act_bits=BITS,
-            fixed_bits=8):
+            fixed_bits=8, padding="same"):
     large = image_size >= 160
     strides = _strides(image_size, strides, (2, 1, 2, 2, 2))
     repeats = tuple(repeats) if repeats is not None else default_repeats
@@ -121,7 +124,7 @@ def _resnet(name, default_repeats, image_size=224, num_classes=1000, width=1.0, 
         stages=tuple(Stage(r, c, s) for r, c, s in zip(repeats, channels, strides[1:])),
         head_channels=0, dropout=0.0, ops=("basic",), channel_scales=tuple(channel_scales),
         weight_bits=tuple(weight_bits), act_bits=tuple(act_bits), fixed_bits=fixed_bits,
-        stem_kernel=7 if large else 3, stem_pool=large, fc_bias=True)
+        stem_kernel=7 if large else 3, stem_pool=large, fc_bias=True, padding=padding)
 
 
 @register("resnet18_mixed_precision")
@@ -136,12 +139,12 @@ def resnet34_mixed_precision(**kw) -> SearchSpace:
 
 # ---------------------------------------------------------------- flags (for the absl apps)
 OVERRIDE_FLAGS = ("image_size", "num_classes", "width", "strides", "repeats", "channel_scales",
-                  "weight_bits", "act_bits")
+                  "weight_bits", "act_bits", "padding")
 
 
 def define_override_flags(flag_values=None) -> None:
     """Defines ``--image_size --num_classes --width --strides --repeats --channel_scales
-    --weight_bits --act_bits`` (all default None = the space's own default)."""
+    --weight_bits --act_bits --padding`` (all default None = the space's own default)."""
     from absl import flags
 
     fv = flags.FLAGS if flag_values is None else flag_values
@@ -154,6 +157,9 @@ def define_override_flags(flag_values=None) -> None:
     flags.DEFINE_list("channel_scales", None, "channel scale choices", flag_values=fv)
     flags.DEFINE_list("weight_bits", None, "weight bit-width choices", flag_values=fv)
     flags.DEFINE_list("act_bits", None, "activation bit-width choices", flag_values=fv)
+    flags.DEFINE_enum("padding", None, ["same", "reference"],
+                      "conv padding: same (TF SAME) or reference (symmetric k//2 like the "
+                      "authors' PyTorch release, for imported weights)", flag_values=fv)
 
 
 def overrides_from_flags(flag_values) -> dict:

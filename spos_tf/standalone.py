@@ -34,7 +34,7 @@ def build_standalone(space: SearchSpace, arch: Architecture, supernet=None, seed
     stem = Stem(space, control, affine=True, seed=seed)
     units = [OpUnit(choice["op"], cin, cout, stride, hw,
                     (mid_channels(space, cout, choice["channel"]),), control, affine=True,
-                    seed=seed, name=unit_name(b, choice["op"]))
+                    seed=seed, padding=space.padding, name=unit_name(b, choice["op"]))
              for b, (choice, (cin, cout, stride, hw)) in enumerate(zip(space.decode(arch),
                                                                        space.block_layout()))]
     head = Head(space, control, affine=True, seed=seed)

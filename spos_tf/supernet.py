@@ -43,7 +43,7 @@ class ChoiceBlock(keras.layers.Layer):
         self.block = block
         self.widths = all_widths(space, cout)
         self.units = {op: OpUnit(op, cin, cout, stride, hw, self.widths, control, affine=False,
-                                 seed=seed, name=unit_name(block, op))
+                                 seed=seed, padding=space.padding, name=unit_name(block, op))
                       for op in space.ops}
         # ((gene row, selector), ...): around the block's call each selector is set to the tensor
         # arch[row, block] (``selector.selecting(index)``), so per-block genes other than op and

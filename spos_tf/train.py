@@ -21,14 +21,16 @@ from spos_tf import app_common, spaces
 
 FLAG_NAMES = (
     "workdir", "overwrite", "space", "ops", "arch", "uniform_bits", "seed", "dataset", "data_dir",
-    "manual_dir", "augment", "train_split", "holdout_split", "test_split", "shuffle_buffer",
+    "manual_dir", "augment", "preprocessing", "train_split", "holdout_split", "test_split",
+    "shuffle_buffer",
     "steps", "batch_size", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
     "label_smoothing", "min_macs", "max_macs", "sampling", "cost_bins", "bin_tries", "bn_momentum",
     "strategy", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split", "eval_batch_size",
     "eval_batches", "calib_batches", "final_bn_batches", "progress") + spaces.OVERRIDE_FLAGS
 # Data flags -> DataConfig fields.
 DATA_FLAGS = {"dataset": "name", "data_dir": "data_dir", "manual_dir": "manual_dir",
-              "augment": "augment", "train_split": "train_split",
+              "augment": "augment", "preprocessing": "preprocessing",
+              "train_split": "train_split",
               "holdout_split": "holdout_split", "test_split": "test_split",
               "shuffle_buffer": "shuffle_buffer"}
 
@@ -57,6 +59,9 @@ def define_flags(fv=None) -> None:
                         "default <data_dir>/downloads/manual.", **d)
     flags.DEFINE_enum("augment", None, ["imagenet", "light", "none"],
                       "Training augmentation (default: the data set's).", **d)
+    flags.DEFINE_enum("preprocessing", "standard", ["standard", "reference"],
+                      "Network input: standard (RGB, mean/std normalised) or reference (BGR "
+                      "0..255, as the authors' release; for imported weights).", **d)
     flags.DEFINE_string("train_split", None, "Training split spec (default: the data set's).", **d)
     flags.DEFINE_string("holdout_split", None, "Held-out split for evaluation and search.", **d)
     flags.DEFINE_string("test_split", None, "Test split.", **d)

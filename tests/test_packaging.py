@@ -19,6 +19,7 @@ from packaging.version import Version
 # The source tree, also under Bazel (whose runfiles are symlinks into it).
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENT_FILES = ("requirements.txt", "requirements-test.txt")  # runtime, test extra
+EXTRA_FILES = ("requirements-torch.txt",)  # optional extras, not installed in the test environment
 PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+")
 BAZEL_RULES = ("package", "exports_files", "filegroup", "genrule", "py_library", "py_binary", "py_test",
                "py_runtime", "py_runtime_pair", "toolchain")
@@ -124,7 +125,8 @@ def test_pyproject_reads_the_requirements_files():
     assert "dependencies" not in project["project"], "pins belong in requirements.txt only"
     dynamic = project["tool"]["setuptools"]["dynamic"]
     assert dynamic["dependencies"] == {"file": ["requirements.txt"]}
-    assert dynamic["optional-dependencies"] == {"test": {"file": ["requirements-test.txt"]}}
+    assert dynamic["optional-dependencies"] == {"test": {"file": ["requirements-test.txt"]},
+                                                "torch": {"file": ["requirements-torch.txt"]}}
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
     assert packages == ["spos_tf", "spos_tf.*"]  # spos_tf.data, spos_tf.quant and any later subpackage
     version = next(node.value.value for node in ast.parse((ROOT / "spos_tf/__init__.py").read_text()).body
@@ -161,6 +163,14 @@ def test_pins_are_exact_disjoint_and_installed():
         if installed is None or Version(installed) not in req.specifier:
             wrong[req.name] = (str(req.specifier), installed)
     assert not wrong, f"the running environment differs from the pins (pinned, installed): {wrong}"
+
+
+def test_optional_extras_pin_exactly_and_apart_from_the_runtime():
+    runtime = read_pins("requirements.txt")
+    for name in EXTRA_FILES:
+        pins = read_pins(name)  # fails on anything but `name==version` lines
+        assert pins, f"{name} pins nothing"
+        assert not set(pins) & set(runtime), f"{name} repeats runtime pins {sorted(set(pins) & set(runtime))}"
 
 
 def test_pytest_main_follows_bazel_test_protocol():

@@ -13,6 +13,7 @@ from typing import Optional
 
 FOLDER_PREFIX = "folder:"
 AUGMENTATIONS = ("imagenet", "light", "none")
+PREPROCESSINGS = ("standard", "reference")  # spos_tf.data.preprocess.finish
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,10 @@ class DataConfig:
       shuffle_buffer: examples in the shuffle buffer (capped at the split size).
       eval_crop_fraction: evaluation keeps the central square of this fraction of the shorter side
         (ImageNet's 224/256 = 0.875) before resizing to ``image_size``.
+      preprocessing: the last step of every role: ``"standard"`` (RGB, ImageNet mean/std
+        normalisation) or ``"reference"`` (BGR float on 0..255 without normalisation, as the
+        authors' PyTorch release feeds its networks: for weights imported with
+        ``spos_tf.import_reference``). Crop and resize are ``eval_crop_fraction``'s either way.
     """
 
     name: str = "spos_digits"
@@ -81,6 +86,7 @@ class DataConfig:
     cache: Optional[bool] = None
     shuffle_buffer: int = 10_000
     eval_crop_fraction: Optional[float] = None
+    preprocessing: str = "standard"
 
     @property
     def is_folder(self) -> bool:
@@ -144,6 +150,11 @@ class DataConfig:
                 or not 0.0 < self.eval_crop_fraction <= 1.0):
             raise ValueError(
                 f"DataConfig.eval_crop_fraction must be in (0, 1], got {self.eval_crop_fraction!r}")
+        if self.preprocessing not in PREPROCESSINGS:
+            raise ValueError(
+                f"DataConfig.preprocessing must be one of {PREPROCESSINGS}, got "
+                f"{self.preprocessing!r} ('reference' for weights imported from the authors' "
+                f"release)")
         if self.train_split is not None and self.train_split == self.holdout_split:
             raise ValueError(
                 f"DataConfig.holdout_split equals train_split ({self.train_split!r}); the search "

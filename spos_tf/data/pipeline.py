@@ -102,7 +102,8 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
 
     Returns:
       ``tf.data.Dataset`` of ``(images float32 [B, S, S, 3], labels int32 [B])``, ``S`` =
-      ``image_size``, images normalised with ``preprocess.MEAN_RGB`` / ``STDDEV_RGB``.
+      ``image_size``, images normalised with ``preprocess.MEAN_RGB`` / ``STDDEV_RGB`` (or as
+      ``config.preprocessing`` says, see ``preprocess.finish``).
 
     Raises:
       ValueError: bad role, batch size, seed or config value; unknown data set or split.
@@ -146,7 +147,7 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
         crop = cfg.eval_crop_fraction
 
         def prepare(image, label):
-            return preprocess.preprocess_for_eval(image, size, crop), label
+            return preprocess.preprocess_for_eval(image, size, crop, cfg.preprocessing), label
     else:
         augmenter = _AUGMENTERS[augment]
 
@@ -154,7 +155,7 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
             image, label = example
             example_seed = tf.stack([tf.constant(seed, tf.int64), index * pipelines + pipeline_id])
             image = augmenter(preprocess.to_rgb(image), size, example_seed)
-            return preprocess.normalize(image), label
+            return preprocess.finish(image, cfg.preprocessing), label
 
         ds = ds.enumerate()
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

@@ -10,6 +10,10 @@ Normalisation constants (``MEAN_RGB``, ``STDDEV_RGB``) are the ImageNet channel 
 0..255 scale, ``(0.485, 0.456, 0.406) * 255`` and ``(0.229, 0.224, 0.225) * 255``, used for every
 data set (grey-scale images are replicated to three channels first), so a model does not depend on
 which data set produced its weights: ``x = (image - MEAN_RGB) / STDDEV_RGB``.
+
+``preprocessing="reference"`` (:func:`finish`) replaces that last step by what the authors' PyTorch
+release feeds its networks (its ``ToBGRTensor``): BGR channel order, float 0..255, no mean/std
+normalisation. Networks imported from the release (``spos_tf.import_reference``) need it.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)  # (58.395, 57.12, 57.375)
 COLOR_JITTER = 0.4  # brightness, contrast and saturation factors drawn from [0.6, 1.4]
 CROP_AREA = (0.08, 1.0)  # random-resized-crop: fraction of the image area
 CROP_ASPECT = (3 / 4, 4 / 3)  # random-resized-crop: width / height
+PREPROCESSINGS = ("standard", "reference")  # see finish()
 
 
 def to_rgb(image: tf.Tensor) -> tf.Tensor:
@@ -42,6 +47,27 @@ def normalize(image: tf.Tensor) -> tf.Tensor:
     return (image - tf.constant(MEAN_RGB, tf.float32)) / tf.constant(STDDEV_RGB, tf.float32)
 
 
+def finish(image: tf.Tensor, preprocessing: str = "standard") -> tf.Tensor:
+    """The last step of every pipeline: an RGB image on the 0..255 scale -> network input.
+
+    Args:
+      image: ``[..., H, W, 3]`` RGB, any real dtype, 0..255.
+      preprocessing: ``"standard"``: :func:`normalize` (ImageNet mean/std, RGB);
+        ``"reference"``: the authors' release, BGR float32 on 0..255 without normalisation.
+
+    Returns:
+      float32 ``[..., H, W, 3]``.
+
+    Raises:
+      ValueError: unknown ``preprocessing``.
+    """
+    if preprocessing == "standard":
+        return normalize(image)
+    if preprocessing == "reference":
+        return tf.reverse(tf.cast(image, tf.float32), axis=[-1])
+    raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
+
+
 def center_crop_and_resize(image: tf.Tensor, image_size: int, crop_fraction: float = 1.0):
     """Central square of ``crop_fraction`` x the shorter side, bilinearly resized to ``image_size``.
 
@@ -58,8 +84,9 @@ def center_crop_and_resize(image: tf.Tensor, image_size: int, crop_fraction: flo
 
 
 def preprocess_for_eval(image: tf.Tensor, image_size: int | None = None,
-                        crop_fraction: float = 1.0) -> tf.Tensor:
-    """Evaluation preprocessing: raw image -> normalised float32 network input.
+                        crop_fraction: float = 1.0, preprocessing: str = "standard") -> tf.Tensor:
+    """Evaluation preprocessing: raw image -> float32 network input (normalised, or as
+    ``preprocessing`` says: see :func:`finish`).
 
     Args:
       image: ``uint8`` (or any real dtype on the 0..255 scale) ``[H, W, C]`` or ``[B, H, W, C]``,
@@ -67,14 +94,15 @@ def preprocess_for_eval(image: tf.Tensor, image_size: int | None = None,
       image_size: output side; ``None`` keeps the input size (no crop, no resize), which is what a
         model exported for inputs already at its resolution uses.
       crop_fraction: see :func:`center_crop_and_resize`; ignored when ``image_size`` is ``None``.
+      preprocessing: ``"standard"`` or ``"reference"`` (:func:`finish`).
 
     Returns:
-      ``float32 [..., image_size, image_size, 3]``, ``(image - MEAN_RGB) / STDDEV_RGB``.
+      ``float32 [..., image_size, image_size, 3]``, ``(image - MEAN_RGB) / STDDEV_RGB`` (standard).
     """
     image = to_rgb(image)
     if image_size is not None:
         image = center_crop_and_resize(image, image_size, crop_fraction)
-    return normalize(image)
+    return finish(image, preprocessing)
 
 
 def _seeds(seed: tf.Tensor, num: int):
