@@ -64,7 +64,7 @@ SUPERNET_FILE = "supernet.json"
 # Everything a ranking writes; overwrite deletes exactly these.
 RANK_ENTRIES = (CONFIG_FILE, ARCHS_FILE, ARCHS_DIR, CSV_FILE, JSON_FILE, PLOT_FILE, HPARAMS_DIR)
 # Settings that may differ between the processes and reruns of one ranking.
-NEUTRAL = ("workdir", "shard", "merge", "progress", "overwrite", "data_dir")
+NEUTRAL = ("workdir", "shard", "merge", "progress", "overwrite", "data_dir", "reuse_standalone")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +95,10 @@ class RankConfig:
     shard: str = field("0/1", "i/n: this process does architectures j with j % n == i.")
     merge: bool = field(False, "Only write ranking.csv/json/png from the finished runs.")
     data_dir: Optional[str] = field(None, "TFDS data directory (default: the supernet run's).")
+    reuse_standalone: Optional[str] = field(
+        None, "The --workdir of another ranking with the same retraining recipe: its finished "
+        "from-scratch runs of the same architectures are linked instead of trained again (to "
+        "compare supernets or scoring settings on the same architectures).")
     overwrite: bool = field(False, "Delete a previous ranking in --workdir.")
     progress: bool = field(True, "Show progress.")
 
@@ -310,9 +314,14 @@ def check_workdir(config: RankConfig, settings: dict) -> str:
                                   f"pass --overwrite to start over or use another --workdir")
     with open(path) as f:
         old = json.load(f)
+    from spos_tf.search_lib import SearchConfig
+    from spos_tf.train_lib import TrainConfig
+
+    defaults = {"rank": RankConfig().to_dict(), "retrain": TrainConfig().to_dict(),
+                "scoring": SearchConfig().to_dict()}
     diff = run_dir.config_diff(old, settings, NEUTRAL + tuple(
         f"{part}.{name}" for part in ("rank", "retrain", "scoring") for name in
-        NEUTRAL + ("data.data_dir", "progress", "cache_mb")))
+        NEUTRAL + ("data.data_dir", "progress", "cache_mb")), defaults)
     if diff:
         raise run_dir.RunDirError(
             f"workdir {workdir!r} holds a ranking with other settings ({'; '.join(diff[:6])}). "
@@ -364,6 +373,7 @@ def run(config: RankConfig, stream=None) -> dict:
     settings = {"rank": config.to_dict(), "retrain": recipe.to_dict(),
                 "scoring": scoring.to_dict()}
     status = check_workdir(config, settings)
+    reusable = reusable_runs(config, recipe)
     archs_path = os.path.join(config.workdir, ARCHS_FILE)
     stored = _read_json(archs_path) if status == "resume" else None
     archs = ([space.parse(r["arch"]) for r in stored] if stored else select(config, space))
@@ -385,7 +395,7 @@ def run(config: RankConfig, stream=None) -> dict:
     if not config.merge:
         mine = shard_members(len(archs), config.shard)
         scored = _score(config, scoring, space, archs, mine, stream)
-        trained = _train(config, recipe, archs, mine, stream)
+        trained = _train(config, recipe, archs, mine, stream, reusable)
     rows = collect(config.workdir, space, archs, config.retrain_seeds)
     return {**write_outputs(config.workdir, rows, space, config), "scored": scored,
             "trained": trained}
@@ -424,12 +434,14 @@ def _clear_session():
     keras.backend.clear_session()
 
 
-def _train(config, recipe, archs, mine, stream) -> int:
+def _train(config, recipe, archs, mine, stream, reusable=None) -> int:
     """Trains the unfinished (architecture, seed) runs of ``mine``; returns how many."""
     from spos_tf import train_lib
 
     jobs = [(i, k) for i in mine for k in range(config.retrain_seeds)
             if _final_accuracy(os.path.join(arch_dir(config.workdir, i), f"seed_{k}")) is None]
+    if reusable:
+        jobs = _link_finished(config, reusable, archs, jobs)
     if not jobs:
         return 0
     total = len(mine) * config.retrain_seeds
@@ -448,6 +460,48 @@ def _train(config, recipe, archs, mine, stream) -> int:
         print(f"Trained {len(jobs)} runs in {format_duration(time.monotonic() - start)}",
               file=stream)
     return len(jobs)
+
+
+def reusable_runs(config: RankConfig, recipe) -> dict:
+    """``{arch text: its run folder prefix in config.reuse_standalone}`` (``None`` without it);
+    writes nothing.
+
+    Raises:
+      ValueError: the other folder is not a ranking, or used another retraining recipe.
+    """
+    if not config.reuse_standalone:
+        return None
+    other = os.path.abspath(config.reuse_standalone)
+    settings = _read_json(os.path.join(other, CONFIG_FILE))
+    stored = _read_json(os.path.join(other, ARCHS_FILE))
+    if settings is None or stored is None:
+        raise ValueError(f"--reuse_standalone={config.reuse_standalone!r} is not a spos_tf.rank "
+                         f"workdir (no {CONFIG_FILE} / {ARCHS_FILE})")
+    from spos_tf.train_lib import TrainConfig
+
+    diff = run_dir.config_diff(settings["retrain"], recipe.to_dict(),
+                               ("workdir", "data.data_dir", "progress"), TrainConfig().to_dict())
+    if diff:
+        raise ValueError(f"--reuse_standalone={config.reuse_standalone!r} trained with another "
+                         f"recipe ({'; '.join(diff[:6])}); its runs cannot stand in for these")
+    return {record["arch"]: arch_dir(other, record["index"]) for record in stored}
+
+
+def _link_finished(config, reusable: dict, archs, jobs) -> list:
+    """Links the runs of ``jobs`` that the other ranking finished (``archs/<i>/seed_<k>``
+    becomes a symlink to its run); returns the jobs left to train."""
+    rest = []
+    for i, k in jobs:
+        source = (os.path.join(reusable[str(archs[i])], f"seed_{k}")
+                  if str(archs[i]) in reusable else None)
+        if source is None or _final_accuracy(source) is None:
+            rest.append((i, k))
+            continue
+        target = os.path.join(arch_dir(config.workdir, i), f"seed_{k}")
+        run_dir.remove_path(target)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.symlink(source, target)
+    return rest
 
 
 def collect(workdir: str, space: SearchSpace, archs: list, seeds: int) -> list:

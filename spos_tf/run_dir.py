@@ -77,12 +77,16 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def config_diff(old: dict, new: dict, neutral=()) -> list:
+def config_diff(old: dict, new: dict, neutral=(), defaults: dict | None = None) -> list:
     """``["learning_rate: 0.5 -> 0.1", ...]`` over the flattened keys (``data.name``), skipping
-    the ``neutral`` keys (those that do not change a run's result)."""
+    the ``neutral`` keys (those that do not change a run's result). With ``defaults`` (the
+    config's defaults, same layout), a setting that ``old`` lacks (written by a version that did
+    not have it) counts as unchanged while ``new`` holds its default."""
     a, b = _flatten(normalized(old)), _flatten(normalized(new))
+    d = _flatten(normalized(defaults)) if defaults else {}
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
-            for k in sorted(set(a) | set(b)) if k not in neutral and a.get(k) != b.get(k)]
+            for k in sorted(set(a) | set(b)) if k not in neutral and a.get(k) != b.get(k)
+            and not (k not in a and k in d and b.get(k) == d[k])]
 
 
 def load_run_config(workdir: str) -> dict:
@@ -111,7 +115,8 @@ def load_run_config(workdir: str) -> dict:
     return config
 
 
-def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=()) -> str:
+def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=(),
+                  defaults: dict | None = None) -> str:
     """Decides how a run may use ``workdir``, without writing anything.
 
     Returns:
@@ -137,7 +142,7 @@ def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=()) ->
                 f"over, or use another --workdir")
         return "new"  # a folder with unrelated files: a run adds its own entries next to them
     old = load_run_config(workdir)
-    diff = config_diff(old, config, neutral)
+    diff = config_diff(old, config, neutral, defaults)
     if diff:
         shown = "; ".join(diff[:8]) + (f"; ... ({len(diff)} differences)" if len(diff) > 8 else "")
         raise RunDirError(

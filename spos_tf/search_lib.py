@@ -696,7 +696,7 @@ def check_workdir(config: SearchConfig) -> str:
             f"start over or use another --workdir")
     with open(path) as f:
         old = json.load(f)
-    diff = run_dir.config_diff(old, config.to_dict(), NEUTRAL)
+    diff = run_dir.config_diff(old, config.to_dict(), NEUTRAL, SearchConfig().to_dict())
     if diff:
         raise run_dir.RunDirError(
             f"workdir {workdir!r} holds a search with other settings ({'; '.join(diff[:8])}). "

@@ -635,7 +635,8 @@ def run(config: TrainConfig, *, flags_text: str | None = None, stream=None) -> d
                              f"{replicas} replicas of --strategy={config.strategy}")
         chief, task = task_of(strategy)
         status = run_dir.check_workdir(os.fspath(config.workdir), config.to_dict(),
-                                       overwrite=config.overwrite, neutral=NEUTRAL_FIELDS)
+                                       overwrite=config.overwrite, neutral=NEUTRAL_FIELDS,
+                                       defaults=TrainConfig().to_dict())
     except run_dir.RunDirError:
         raise
     except ValueError as e:

@@ -141,6 +141,26 @@ def test_an_interrupted_ranking_resumes_without_retraining_finished_runs(superne
     assert result["complete"]
 
 
+def test_reuse_standalone_links_the_finished_runs_instead_of_training(ranked, supernet_dir,
+                                                                      tmp_path, monkeypatch):
+    workdir, data_dir = ranked
+    from spos_tf import train_lib
+
+    monkeypatch.setattr(train_lib, "run", lambda *a, **k: pytest.fail("trained again"))
+    config = tiny_config(supernet_dir, tmp_path / "again", data_dir,
+                         f"--reuse_standalone={workdir}")
+    result = rank_lib.run(config)
+    assert result["trained"] == 0 and result["scored"] == 3 and result["complete"]
+    assert read_csv(tmp_path / "again" / "ranking.csv") == read_csv(workdir / "ranking.csv")
+    assert os.path.islink(rank_lib.arch_dir(tmp_path / "again", 0) + "/seed_0")
+    # another recipe cannot reuse them
+    other = tiny_config(supernet_dir, tmp_path / "other", data_dir,
+                        f"--reuse_standalone={workdir}",
+                        f"--retrain_flagfile={REPO / 'flags' / 'tiny_supernet.cfg'}")
+    with pytest.raises(ValueError, match="trained with another recipe"):
+        rank_lib.run(other)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
 def test_shards_cover_every_architecture_exactly_once(n):
     num = 20
@@ -176,10 +196,11 @@ def test_history_selection_takes_the_best_and_the_worst(tmp_path):
     rng = np.random.default_rng(0)
     archs = list(dict.fromkeys(space.sample(rng) for _ in range(12)))[:8]
     path = tmp_path / "history.csv"
-    with open(path, "w") as f:
-        f.write("algorithm,trial_id,arch,accuracy\n")
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["algorithm", "trial_id", "arch", "accuracy"])
         for i, a in enumerate(archs):
-            f.write(f"evolution,{i},{a},{0.5 + i / 100}\n")
+            writer.writerow(["evolution", i, str(a), 0.5 + i / 100])
     chosen = rank_lib.select_from_history(space, str(path), 5)
     assert chosen == [archs[7], archs[6], archs[5], archs[1], archs[0]]
 

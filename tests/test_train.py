@@ -526,3 +526,16 @@ def test_sigkill_and_restart_ends_with_the_weights_of_an_uninterrupted_run(tiny_
     assert history(ref_dir) == history(work)
     flags_txt = (work / "flags.txt").read_text()
     assert "--steps=12" in flags_txt and f"--workdir={work}" in flags_txt
+
+
+def test_a_setting_added_after_a_run_was_written_is_its_default_on_resume():
+    from spos_tf import run_dir
+
+    defaults = {"lr": 0.5, "new": "uniform", "data": {"name": "d", "extra": 1}}
+    old = {"lr": 0.5, "data": {"name": "d"}}  # written before "new" and "data.extra" existed
+    assert run_dir.config_diff(old, defaults, defaults=defaults) == []
+    changed = {"lr": 0.5, "new": "cost_bins", "data": {"name": "d", "extra": 1}}
+    assert run_dir.config_diff(old, changed, defaults=defaults) == [
+        "new: '<unset>' -> 'cost_bins'"]
+    assert run_dir.config_diff(old, defaults) == [  # without defaults: strict
+        "data.extra: '<unset>' -> 1", "new: '<unset>' -> 'uniform'"]
