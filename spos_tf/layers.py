@@ -39,13 +39,16 @@ def _normal(stddev, seed):
 
 
 class Conv(keras.layers.Layer):
-    """k x k convolution without bias, SAME padding; ``call(x, out_channels=None)``."""
+    """k x k convolution without bias, SAME padding; ``call(x, out_channels=None)``. A grouped
+    ``prim`` (``groups`` > 1) is one grouped ``tf.nn.conv2d`` (kernel ``[k, k, cin/groups, cout]``)
+    and is always used whole."""
 
     def __init__(self, prim: Prim, seed: int, stddev: float | None = None, **kwargs):
         super().__init__(**kwargs)
         self.prim = prim
         std = stddev if stddev is not None else 1.0 / prim.cin
-        self.kernel = self.add_weight("kernel", (prim.k, prim.k, prim.cin, prim.cout),
+        self.kernel = self.add_weight("kernel", (prim.k, prim.k, prim.cin // prim.groups,
+                                                 prim.cout),
                                       initializer=_normal(std, seed), trainable=True)
 
     def call(self, x, out_channels=None):
