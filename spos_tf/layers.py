@@ -40,8 +40,9 @@ def _normal(stddev, seed):
 
 class Conv(keras.layers.Layer):
     """k x k convolution without bias, SAME padding; ``call(x, out_channels=None)``. A grouped
-    ``prim`` (``groups`` > 1) is one grouped ``tf.nn.conv2d`` (kernel ``[k, k, cin/groups, cout]``)
-    and is always used whole."""
+    ``prim`` (``groups`` > 1; kernel ``[k, k, cin/groups, cout]``) runs one conv per group on the
+    split input and concatenates (TF has no CPU gradient for a grouped ``conv2d``); it is always
+    used whole."""
 
     def __init__(self, prim: Prim, seed: int, stddev: float | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -55,6 +56,11 @@ class Conv(keras.layers.Layer):
         cin = x.shape[-1]
         cout = out_channels or self.prim.cout
         kernel = self.kernel
+        g = self.prim.groups
+        if g > 1:  # per-group convs: TF has no CPU gradient for a grouped conv2d
+            xs, ks = tf.split(x, g, axis=-1), tf.split(kernel, g, axis=-1)
+            return tf.concat([tf.nn.conv2d(xi, ki, self.prim.stride, "SAME")
+                              for xi, ki in zip(xs, ks)], axis=-1)
         if cin != self.prim.cin or cout != self.prim.cout:
             kernel = kernel[:, :, :cin, :cout]
         return tf.nn.conv2d(x, kernel, self.prim.stride, "SAME")

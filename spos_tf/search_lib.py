@@ -74,6 +74,7 @@ COSTS: dict = {
     "macs": lambda table, arch: table.macs(arch),
     "params": lambda table, arch: table.params(arch),
     "bitops": lambda table, arch: table.bitops(arch),
+    "latency_ms": lambda table, arch: table.latency_ms(arch),   # needs --latency_table
 }
 
 __all__ = ["SearchConfig", "SupernetTuner", "EvaluationError", "InfeasibleConstraintError",
@@ -96,6 +97,9 @@ class SearchConfig:
       seed: the oracles' seed; a search is a function of it and the supernet.
       max_macs, max_params, max_bitops: hard constraints (None: none); ``max_bitops`` needs a
         quantized space.
+      latency_table: a latency lookup table of the supernet's space (``spos_tf.latency build``):
+        history.csv, best.json and search.png then carry the predicted ``latency_ms``.
+      max_latency_ms: hard constraint on the predicted latency (needs ``latency_table``).
       bitops_budget: ``"kWkA"`` (e.g. ``"3w3a"``): a BitOps limit equal to the BitOps of the
         uniform k-bit network of the supernet's space, ``costs.uniform_bitops(space, k)`` (the
         budgets of the paper's Table 6); resolved by :func:`resolve_limits` once the space is
@@ -128,6 +132,8 @@ class SearchConfig:
     max_macs: Optional[float] = None
     max_params: Optional[float] = None
     max_bitops: Optional[float] = None
+    max_latency_ms: Optional[float] = None
+    latency_table: Optional[str] = None
     bitops_budget: Optional[str] = None
     calib_images: int = 20_000
     calib_batch_size: int = 128
@@ -185,6 +191,12 @@ class SearchConfig:
         for name, limit in self.limits.items():
             if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
                 raise ValueError(f"--max_{name} must be a positive number, got {limit!r}")
+        if self.max_latency_ms is not None and not self.latency_table:
+            raise ValueError(f"--max_latency_ms={self.max_latency_ms:g} needs --latency_table (a "
+                             f"table built by python -m spos_tf.latency build)")
+        if self.latency_table and not os.path.isfile(self.latency_table):
+            raise ValueError(f"--latency_table={self.latency_table!r} does not exist; build it "
+                             f"with python -m spos_tf.latency build --space=... --out=...")
         if self.holdout_images is not None:
             _check_int("holdout_images", self.holdout_images, 1)
         if self.bitops_budget is not None:
@@ -238,18 +250,21 @@ def resolve_limits(config: SearchConfig, space: SearchSpace) -> dict:
 
 
 # ------------------------------------------------------------------------------- oracle side
-def build_constraint(space: SearchSpace, limits: Mapping[str, float]) -> dict:
+def build_constraint(space: SearchSpace, limits: Mapping[str, float],
+                     latency_table: Optional[str] = None) -> dict:
     """The oracle constraint ``{name: (cost_fn(values) -> float, limit)}`` of ``limits``.
 
     Args:
       space: the search space (costs come from its :class:`~spos_tf.costs.CostTable`).
       limits: ``{cost name: max value}`` with names in :data:`COSTS` (``macs``, ``params``,
-        ``bitops``).
+        ``bitops``, ``latency_ms``).
+      latency_table: the latency lookup table ``latency_ms`` needs.
 
     Raises:
-      ValueError: an unknown cost name, or ``bitops`` for a float space.
+      ValueError: an unknown cost name, ``bitops`` for a float space, a latency table that does
+        not cover ``space``.
     """
-    table = costs_lib.table(space)
+    table = costs_lib.table(space, latency_table)
     out = {}
     for name, limit in limits.items():
         if name not in COSTS:
@@ -360,18 +375,21 @@ def _waiting_when_idle(create_trial, wait_s: float = IDLE_WAIT_S):
 
 
 # ------------------------------------------------------------------------------- results
-def history_columns(space: SearchSpace) -> list:
+def history_columns(space: SearchSpace, latency: bool = False) -> list:
     return (["algorithm", "trial_id", "generation", "arch", "macs", "params"]
-            + (["bitops"] if space.quantized else []) + ["accuracy", "seconds"])
+            + (["bitops"] if space.quantized else []) + (["latency_ms"] if latency else [])
+            + ["accuracy", "seconds"])
 
 
-def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None = None) -> list:
+def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None = None,
+                 table=None) -> list:
     """One dict per completed trial of ``oracle`` (a live or reloaded oracle), by trial id.
 
-    ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials.
+    ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials;
+    ``table``: the :class:`~spos_tf.costs.CostTable` (with a latency table: ``latency_ms``).
     """
     cache = {} if cache is None else cache
-    table = costs_lib.table(space)
+    table = table or costs_lib.table(space)
     rows = []
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]
@@ -404,7 +422,7 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
                 evaluated: int) -> dict:
     """The ``best.json`` object of ``row``."""
     arch = space.parse(row["arch"])
-    costs = costs_lib.table(space).all(arch)
+    costs = costs_lib.table(space, config.latency_table).all(arch)
     record = json.loads(arch.to_json(space))
     record.update(accuracy=row["accuracy"], costs=costs, algorithm=row["algorithm"],
                   trial_id=row["trial_id"], generation=row["generation"],
@@ -419,7 +437,8 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
 
 def write_history(path: str, rows: list, space: SearchSpace) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=history_columns(space), lineterminator="\n")
+    latency = bool(rows) and "latency_ms" in rows[0]
+    writer = csv.DictWriter(buf, fieldnames=history_columns(space, latency), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -474,8 +493,10 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, run_config: dict
                               json.dumps(record, indent=2, sort_keys=True) + "\n")
     if plot:
         limits = ", ".join(f"{k} <= {v:.4g}" for k, v in resolve_limits(config, space).items())
+        latency = (f"; best {record['costs']['latency_ms']:.3g} ms"
+                   if "latency_ms" in record["costs"] else "")
         write_plot(os.path.join(workdir, PLOT_FILE), rows,
-                   f"{space.name}" + (f" ({limits})" if limits else ""))
+                   f"{space.name}" + (f" ({limits})" if limits else "") + latency)
     return record
 
 
@@ -594,15 +615,17 @@ class _Results:
 
     def __init__(self, config: SearchConfig, space: SearchSpace, run_config: dict):
         self.config, self.space, self.run_config = config, space, run_config
+        self.table = costs_lib.table(space, config.latency_table)
         self.cache: dict = {}
         self.finished: list = []  # rows of algorithms whose search is over
         for other in ALGORITHMS:  # searched into this workdir by an earlier run
             if other not in config.algorithms and _has_project(config.workdir, other):
                 self.finished += history_rows(_reload(other, config, space), other, space,
-                                              self.cache)
+                                              self.cache, self.table)
 
     def write(self, oracle=None, algorithm: str | None = None, plot: bool = False):
-        live = history_rows(oracle, algorithm, self.space, self.cache) if oracle else []
+        live = (history_rows(oracle, algorithm, self.space, self.cache, self.table)
+                if oracle else [])
         rows = sorted(self.finished + live,
                       key=lambda r: (ALGORITHMS.index(r["algorithm"]), r["trial_id"]))
         return write_outputs(self.config.workdir, rows, self.space, self.run_config,
@@ -610,7 +633,7 @@ class _Results:
 
     def finish(self, oracle, algorithm: str) -> int:
         """Adds the rows of a finished search, writes every file; returns its row count."""
-        rows = history_rows(oracle, algorithm, self.space, self.cache)
+        rows = history_rows(oracle, algorithm, self.space, self.cache, self.table)
         self.finished += rows
         self.write(plot=True)
         return len(rows)
@@ -641,7 +664,7 @@ def run(config: SearchConfig, stream=None) -> dict:
                          f"search only (KERASTUNER_* unset here, so it would wait forever); drop it")
     run_config = _load_run_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
-    constraint = build_constraint(space, resolve_limits(config, space))
+    constraint = build_constraint(space, resolve_limits(config, space), config.latency_table)
     oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
     for oracle in oracles.values():
         oracle.check_feasible()

@@ -16,7 +16,8 @@ Registered spaces (overrides in brackets apply to all):
   Table 5 (MobileNetV2 inverted residuals, see ``spos_tf.ops``), with the published networks as
   named architectures (:data:`NAMED_ARCHS`: ``fbnet_a``, ``fbnet_b``, ``fbnet_c``,
   ``proxyless_mobile``, ``proxyless_gpu``; ``--arch=fbnet_b``). ``strides`` has one entry per
-  stage after the stem stride (7 stages for FBNet, 6 for ProxylessNAS), ``repeats`` one per stage.
+  stage after the stem stride (7 stages for FBNet, 6 for ProxylessNAS), ``repeats`` one per stage,
+  ``ops`` a subset of the candidate ops (shrunken quick-start spaces).
 
 Overrides: ``image_size``, ``num_classes``, ``width`` (multiplies every channel count),
 ``strides`` (stem stride followed by one stride per stage), ``repeats`` (blocks per stage),
@@ -147,7 +148,8 @@ PROXYLESS_OPS = ("px_k3_e3", "px_k3_e6", "px_k5_e3", "px_k5_e6", "px_k7_e3", "px
 
 
 def _mobile(name, family, ops, stem, stem_blocks, stages, head, default_strides, dropout,
-            image_size=224, num_classes=1000, width=1.0, strides=None, repeats=None):
+            image_size=224, num_classes=1000, width=1.0, strides=None, repeats=None,
+            ops_override=None):
     """A MobileNetV2-like skeleton; ``strides``: stem stride then one per stage (default for
     images below 160 px: :func:`auto_strides`); ``repeats``: blocks per stage."""
     n = len(stages)
@@ -167,33 +169,34 @@ def _mobile(name, family, ops, stem, stem_blocks, stages, head, default_strides,
         stem_blocks=tuple((op, _scaled(c, width, even)) for op, c in stem_blocks),
         stages=tuple(Stage(r, _scaled(c, width, even), st)
                      for r, (c, _), st in zip(repeats, stages, strides[1:])),
-        head_channels=_scaled(head, width, even), dropout=dropout, ops=ops, fc_bias=True)
+        head_channels=_scaled(head, width, even), dropout=dropout,
+        ops=tuple(ops_override) if ops_override else ops, fc_bias=True)
 
 
 @register("fbnet")
-def fbnet(**kw) -> SearchSpace:
+def fbnet(ops=None, **kw) -> SearchSpace:
     """FBNet (Wu et al. 2019): 22 searched layers x 9 ops, stem 3x3/2 16, head 1x1 1984, ReLU."""
     return _mobile("fbnet", "fbnet", FBNET_OPS, 16, (),
                    ((16, 1), (24, 4), (32, 4), (64, 4), (112, 4), (184, 4), (352, 1)), 1984,
-                   (2, 1, 2, 2, 2, 1, 2, 1), 0.2, **kw)
+                   (2, 1, 2, 2, 2, 1, 2, 1), 0.2, ops_override=ops, **kw)
 
 
 @register("proxyless_mobile")
-def proxyless_mobile(**kw) -> SearchSpace:
+def proxyless_mobile(ops=None, **kw) -> SearchSpace:
     """ProxylessNAS mobile: stem 3x3/2 32 + fixed MBConv e1 k3 to 16, 21 choice layers of
     MBConv k{3,5,7} x e{3,6} (+ zero where the block keeps its shape), head 1x1 1280, ReLU6."""
     return _mobile("proxyless_mobile", "proxyless", PROXYLESS_OPS, 32, (("px_k3_e1", 16),),
                    ((32, 4), (40, 4), (80, 4), (96, 4), (192, 4), (320, 1)), 1280,
-                   (2, 2, 2, 2, 1, 2, 1), 0.1, **kw)
+                   (2, 2, 2, 2, 1, 2, 1), 0.1, ops_override=ops, **kw)
 
 
 @register("proxyless_gpu")
-def proxyless_gpu(**kw) -> SearchSpace:
+def proxyless_gpu(ops=None, **kw) -> SearchSpace:
     """ProxylessNAS GPU: the released GPU network's widths (stem 40, first block 24, stages 32, 56,
     112, 128, 256, 432, head 1728) with the mobile space's choices."""
     return _mobile("proxyless_gpu", "proxyless", PROXYLESS_OPS, 40, (("px_k3_e1", 24),),
                    ((32, 4), (56, 4), (112, 4), (128, 4), (256, 4), (432, 1)), 1728,
-                   (2, 2, 2, 2, 1, 2, 1), 0.1, **kw)
+                   (2, 2, 2, 2, 1, 2, 1), 0.1, ops_override=ops, **kw)
 
 
 # Published architectures as op names per choice block, and the space they belong to. Sources:

@@ -23,7 +23,8 @@ FLAG_NAMES = (
     "workdir", "overwrite", "space", "ops", "arch", "uniform_bits", "seed", "dataset", "data_dir",
     "manual_dir", "augment", "train_split", "holdout_split", "test_split", "shuffle_buffer",
     "steps", "batch_size", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
-    "label_smoothing", "min_macs", "max_macs", "bn_momentum", "strategy", "checkpoint_every",
+    "label_smoothing", "min_macs", "max_macs", "latency_table", "min_latency_ms",
+    "max_latency_ms", "bn_momentum", "strategy", "checkpoint_every",
     "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split", "eval_batch_size",
     "eval_batches", "calib_batches", "final_bn_batches", "progress") + spaces.OVERRIDE_FLAGS
 # Data flags -> DataConfig fields.
@@ -75,6 +76,12 @@ def define_flags(fv=None) -> None:
                        **d)
     flags.DEFINE_float("max_macs", None, "Supernet: sample only paths with at most these MACs.",
                        **d)
+    flags.DEFINE_string("latency_table", None, "Supernet: latency lookup table for "
+                        "--min_latency_ms/--max_latency_ms (python -m spos_tf.latency build).", **d)
+    flags.DEFINE_float("min_latency_ms", None, "Supernet: sample only paths predicted at least "
+                       "this slow.", **d)
+    flags.DEFINE_float("max_latency_ms", None, "Supernet: sample only paths predicted at most "
+                       "this slow.", **d)
     flags.DEFINE_float("bn_momentum", 0.9, "BatchNorm moving-average momentum (Keras form).", **d)
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                       "tf.distribute strategy; multi_worker reads TF_CONFIG.", **d)

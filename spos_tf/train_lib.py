@@ -43,7 +43,7 @@ from spos_tf import run_dir, spaces
 from spos_tf.data import DataConfig, build_dataset, dataset_info
 from spos_tf.data import resolve as resolve_data
 from spos_tf.progress import ProgressBar
-from spos_tf.sampling import ArchSampler, macs_range
+from spos_tf.sampling import ArchSampler, all_of, latency_range, macs_range
 from spos_tf.space import Architecture, SearchSpace, arch_from_any
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -110,6 +110,8 @@ class TrainConfig:
       momentum: SGD momentum. weight_decay: L2 on conv/FC kernels only (sampled path only).
       label_smoothing: of the cross-entropy (0.1 in the paper).
       min_macs, max_macs: supernet only: sample only paths with MACs in this range.
+      latency_table, min_latency_ms, max_latency_ms: supernet only: sample only paths whose
+        latency predicted by this lookup table (``spos_tf.latency build``) is in this range.
       bn_momentum: BatchNorm moving-average momentum (Keras form; 0.9 = PyTorch's 0.1).
       strategy: ``"default"`` (one device), ``"mirrored"`` (all local GPUs, else all logical
         CPUs) or ``"multi_worker"`` (MultiWorkerMirroredStrategy, cluster from ``TF_CONFIG``).
@@ -144,6 +146,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     min_macs: Optional[float] = None
     max_macs: Optional[float] = None
+    latency_table: Optional[str] = None
+    min_latency_ms: Optional[float] = None
+    max_latency_ms: Optional[float] = None
     bn_momentum: float = 0.9
     strategy: str = "default"
     checkpoint_every: int = 1000
@@ -204,6 +209,15 @@ class TrainConfig:
             raise ValueError(f"--min_macs={self.min_macs:g} is above --max_macs={self.max_macs:g}")
         if not self.is_supernet and (self.min_macs is not None or self.max_macs is not None):
             raise ValueError("--min_macs/--max_macs constrain supernet sampling; drop them when "
+                             "retraining one architecture (--arch)")
+        for name in ("min_latency_ms", "max_latency_ms"):
+            if getattr(self, name) is not None:
+                _check_float(name, getattr(self, name), 0.0)
+                if not self.latency_table:
+                    raise ValueError(f"--{name} needs --latency_table (python -m spos_tf.latency "
+                                     f"build --space={self.space} --out=lut.json)")
+        if self.latency_table is not None and not self.is_supernet:
+            raise ValueError("--latency_table constrains supernet sampling; drop it when "
                              "retraining one architecture (--arch)")
         _check_float("bn_momentum", self.bn_momentum, 0.0, 1.0)
         _check_choice("strategy", self.strategy, STRATEGIES)
@@ -293,6 +307,14 @@ def resolve(config: TrainConfig) -> Resolved:
             constraint = macs_range(space, config.min_macs, config.max_macs)
             description = (f"MACs in [{config.min_macs or 0:g}, "
                            f"{config.max_macs if config.max_macs is not None else math.inf:g}]")
+        if config.min_latency_ms is not None or config.max_latency_ms is not None:
+            constraint = all_of(constraint, latency_range(space, config.latency_table,
+                                                          config.min_latency_ms,
+                                                          config.max_latency_ms))
+            description += (" and " if description else "") + (
+                f"latency in [{config.min_latency_ms or 0:g}, "
+                f"{config.max_latency_ms if config.max_latency_ms is not None else math.inf:g}]"
+                f" ms")
         sampler = ArchSampler(space, config.seed, constraint, description=description)
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
     effective = dataclasses.replace(config, data=data, space_overrides=overrides,
