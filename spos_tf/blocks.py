@@ -32,7 +32,7 @@ class _PrimHolder(keras.layers.Layer):
         for pname, prim in prims.items():
             self.prims[pname] = make_primitive(
                 pname, prim, seed=layer_seed(seed, f"{self.name}/{pname}"), control=control,
-                affine=affine, first=first, padding=padding)
+                affine=affine, first=first and not pname.startswith("sb"), padding=padding)
 
     def weight_dict(self) -> dict:
         """``{"prim/weight": variable}`` for every variable (moving statistics included).
@@ -79,6 +79,8 @@ class OpUnit(_PrimHolder):
         width = width or self.max_width
         p = self.prims
         kind = self.spec.kind
+        if kind in MOBILE_KINDS:
+            return mobile_op(self.spec, p, x, training, self.cin, self.cout, self.stride)
         if kind == "basic":
             h = tf.nn.relu(p["bn1"](p["conv1"](x, out_channels=width), training=training))
             h = p["bn2"](p["conv2"](h), training=training)
@@ -107,22 +109,72 @@ class OpUnit(_PrimHolder):
         return tf.concat([proj, h], axis=-1)
 
 
+MOBILE_KINDS = ("mbconv", "skip", "zero")
+
+
+def activation(family: str):
+    """The ReLU of an op family (``spos_tf.ops.FAMILY_ACT``): ``tf.nn.relu`` or ``tf.nn.relu6``."""
+    return {"relu": tf.nn.relu, "relu6": tf.nn.relu6}[ops_lib.FAMILY_ACT.get(family, "relu")]
+
+
+def channel_shuffle(x, groups: int):
+    """ShuffleNet's channel shuffle: ``[.., g * n] -> [.., n * g]`` (reshape, transpose)."""
+    shape = tf.shape(x)
+    c = x.shape[-1]
+    y = tf.reshape(x, tf.concat([shape[:3], [groups, c // groups]], 0))
+    y = tf.transpose(y, [0, 1, 2, 4, 3])
+    return tf.reshape(y, tf.concat([shape[:3], [c]], 0))
+
+
+def mobile_op(spec, p: dict, x, training, cin: int, cout: int, stride: int):
+    """Dataflow of the MobileNetV2-like ops (``mbconv``, FBNet ``skip``, ProxylessNAS ``zero``)
+    on the primitives ``p`` (named as in ``spos_tf.ops``)."""
+    act = activation(spec.family)
+    keeps = stride == 1 and cin == cout
+    if spec.kind == "zero":
+        if keeps:
+            return x
+        # Never chosen (illegal here, see OpSpec.is_legal); a switch_case branch still needs
+        # an output of the block's shape.
+        y = x[:, ::stride, ::stride, :1] * 0.0
+        return tf.tile(y, [1, 1, 1, cout])
+    if spec.kind == "skip":
+        return x if not p else act(p["bn"](p["conv"](x), training=training))
+    h = x
+    if "pw" in p:
+        h = act(p["pw_bn"](p["pw"](h), training=training))
+    h = act(p["dw_bn"](p["dw"](h), training=training))
+    if spec.groups > 1:
+        h = channel_shuffle(h, spec.groups)
+    h = p["pwl_bn"](p["pwl"](h), training=training)
+    return h + x if keeps else h
+
+
 class Stem(_PrimHolder):
-    """First conv + BN + ReLU (+ 3x3/2 max-pool when ``space.stem_pool``), padded as
-    ``space.padding`` says."""
+    """First conv + BN + ReLU (+ 3x3/2 max-pool when ``space.stem_pool``), then the fixed
+    ``space.stem_blocks`` (primitives ``sb<i>_*``); padded as ``space.padding`` says."""
 
     def __init__(self, space, control: BNControl, affine: bool, seed: int = 0, **kwargs):
         super().__init__(name="stem", **kwargs)
         self.pool = space.stem_pool
         self.padding = space.padding
+        self.act = activation(space.family)
+        self.blocks = []
+        cin = space.stem_channels
+        for i, (op, cout) in enumerate(space.stem_blocks):
+            self.blocks.append((f"sb{i}_", ops_lib.get_op(op), cin, cout))
+            cin = cout
         self._make_prims(ops_lib.stem_prims(space), seed=seed, control=control, affine=affine,
                          first=True, padding=space.padding)
 
     def call(self, x, training=None):
-        x = tf.nn.relu(self.prims["stem_bn"](self.prims["stem_conv"](x), training=training))
+        x = self.act(self.prims["stem_bn"](self.prims["stem_conv"](x), training=training))
         if self.pool:
             x, mode = pad_for(x, 3, 2, self.padding, value=float("-inf"))
             x = tf.nn.max_pool2d(x, 3, 2, mode)
+        for prefix, spec, cin, cout in self.blocks:
+            p = {k[len(prefix):]: v for k, v in self.prims.items() if k.startswith(prefix)}
+            x = mobile_op(spec, p, x, training, cin, cout, 1)
         return x
 
 
@@ -135,10 +187,11 @@ class Head(_PrimHolder):
         self._make_prims(ops_lib.head_prims(space, last, space.final_hw), seed=seed,
                          control=control, affine=affine, padding=space.padding)
         self.dropout = keras.layers.Dropout(space.dropout, seed=layer_seed(seed, "dropout"))
+        self.act = activation(space.family)
 
     def call(self, x, training=None):
         if "head_conv" in self.prims:
-            x = tf.nn.relu(self.prims["head_bn"](self.prims["head_conv"](x), training=training))
+            x = self.act(self.prims["head_bn"](self.prims["head_conv"](x), training=training))
         x = tf.reduce_mean(x, axis=[1, 2])
         x = self.dropout(x, training=training)
         return self.prims["classifier"](x)

@@ -18,6 +18,7 @@ table lookup and a sum (well over 10,000 architectures per second).
 Command line::
 
     python -m spos_tf.costs --space=shufflenet_oneshot --arch=2,1,0,...
+    python -m spos_tf.costs --space=fbnet --arch=fbnet_b --latency_table=lut.json   # + latency_ms
 """
 from __future__ import annotations
 
@@ -31,10 +32,15 @@ from spos_tf.space import GENE_KINDS, Architecture, SearchSpace, mid_channels
 
 
 class CostTable:
-    """Per-block cost tables of one space; all methods take an :class:`Architecture`."""
+    """Per-block cost tables of one space; all methods take an :class:`Architecture`.
 
-    def __init__(self, space: SearchSpace):
+    ``latency``: an optional :class:`spos_tf.latency.LatencyTable` of the space; with it
+    :meth:`latency_ms` predicts latency and :meth:`all` reports ``latency_ms``.
+    """
+
+    def __init__(self, space: SearchSpace, latency=None):
         self.space = space
+        self.latency = latency
         n_op, n_ch = len(space.ops), len(space.channel_scales)
         B = space.num_blocks
         self.block_macs = np.zeros((B, n_op, n_ch), np.int64)
@@ -97,16 +103,45 @@ class CostTable:
         """BitOps of the first conv and the last FC (kept at ``space.fixed_bits``)."""
         return int(self.fixed_qmacs * self.space.fixed_bits ** 2)
 
+    def latency_ms(self, arch: Architecture) -> float:
+        """Predicted latency (ms) from the latency lookup table.
+
+        Raises:
+          ValueError: the table was built without one (``--latency_table``)."""
+        if self.latency is None:
+            raise ValueError("latency needs a lookup table: pass --latency_table=lut.json (built "
+                             "by python -m spos_tf.latency build)")
+        return round(self.latency.predict_ms(arch), 4)
+
     def all(self, arch: Architecture) -> dict:
         out = {"macs": self.macs(arch), "params": self.params(arch)}
         if self.space.quantized:
             out["bitops"] = self.bitops(arch)
+        if self.latency is not None:
+            out["latency_ms"] = self.latency_ms(arch)
         return out
 
 
+def table(space: SearchSpace, latency_table: str | None = None) -> CostTable:
+    """The (cached) cost table of ``space``; with ``latency_table`` (a path to a table built by
+    ``spos_tf.latency``) it predicts latency too. Raises ValueError/FileNotFoundError for a bad
+    table (see :class:`spos_tf.latency.LatencyTable`)."""
+    if latency_table is None:
+        return _table(space, None, None)
+    import os
+
+    path = os.path.abspath(os.fspath(latency_table))
+    mtime = os.path.getmtime(path) if os.path.exists(path) else None
+    return _table(space, path, mtime)
+
+
 @functools.lru_cache(maxsize=32)
-def table(space: SearchSpace) -> CostTable:
-    return CostTable(space)
+def _table(space: SearchSpace, latency_path, mtime) -> CostTable:
+    if latency_path is None:
+        return CostTable(space)
+    from spos_tf.latency import LatencyTable
+
+    return CostTable(space, LatencyTable(latency_path, space))
 
 
 def macs(space: SearchSpace, arch: Architecture) -> int:
@@ -171,11 +206,12 @@ def uniform_macs(space: SearchSpace, scale: float | None = None, op: int = 0) ->
     return int(t.fixed_macs + t.block_macs[:, op, _default_scale_index(space, scale)].sum())
 
 
-def report(space: SearchSpace, arch: Architecture | None) -> dict:
-    """The JSON object printed by ``python -m spos_tf.costs``."""
+def report(space: SearchSpace, arch: Architecture | None,
+           latency_table: str | None = None) -> dict:
+    """The JSON object printed by ``python -m spos_tf.costs`` (``latency_ms`` with a table)."""
     out = {"space": space.name, "supernet_params": supernet_params(space)}
     if arch is not None:
-        out.update(arch=str(arch), **table(space).all(arch))
+        out.update(arch=str(arch), **table(space, latency_table).all(arch))
     return out
 
 
@@ -200,7 +236,7 @@ def main(argv):  # pragma: no cover - exercised through the command line in test
                "supernet_params": supernet_params(space)}
     else:
         arch = arch_from_any(space, FLAGS.arch) if FLAGS.arch else None
-        out = report(space, arch)
+        out = report(space, arch, FLAGS.latency_table)
     print(json.dumps(out, sort_keys=True))
 
 
@@ -212,12 +248,14 @@ if __name__ == "__main__":  # pragma: no cover
     flags.DEFINE_string("space", "shufflenet_oneshot", "search space name")
     flags.DEFINE_string("arch", None, "architecture text form or path to best.json")
     flags.DEFINE_integer("uniform_bits", None, "print MACs/BitOps of the uniform KwKa network")
+    flags.DEFINE_string("latency_table", None, "latency lookup table (spos_tf.latency build): "
+                        "also print latency_ms")
     _spaces.define_override_flags()
 
     def _run(argv):
         try:
             main(argv)
-        except ValueError as e:
+        except (ValueError, FileNotFoundError) as e:
             raise SystemExit(f"error: {e}")
 
     app.run(_run)

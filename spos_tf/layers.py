@@ -55,7 +55,9 @@ def pad_for(x, k: int, stride: int, padding: str, value: float = 0.0):
 
 class Conv(keras.layers.Layer):
     """k x k convolution without bias; ``call(x, out_channels=None)``. ``padding``: see
-    :func:`pad_for`."""
+    :func:`pad_for`. A grouped ``prim`` (``groups`` > 1; kernel ``[k, k, cin/groups, cout]``) runs
+    one conv per group on the split input and concatenates (TF has no CPU gradient for a grouped
+    ``conv2d``); it is always used whole."""
 
     def __init__(self, prim: Prim, seed: int, stddev: float | None = None, padding: str = "same",
                  **kwargs):
@@ -63,16 +65,22 @@ class Conv(keras.layers.Layer):
         self.prim = prim
         self.padding = padding
         std = stddev if stddev is not None else 1.0 / prim.cin
-        self.kernel = self.add_weight("kernel", (prim.k, prim.k, prim.cin, prim.cout),
+        self.kernel = self.add_weight("kernel", (prim.k, prim.k, prim.cin // prim.groups,
+                                                 prim.cout),
                                       initializer=_normal(std, seed), trainable=True)
 
     def call(self, x, out_channels=None):
         cin = x.shape[-1]
         cout = out_channels or self.prim.cout
         kernel = self.kernel
+        g = self.prim.groups
+        x, mode = pad_for(x, self.prim.k, self.prim.stride, self.padding)
+        if g > 1:  # per-group convs: TF has no CPU gradient for a grouped conv2d
+            xs, ks = tf.split(x, g, axis=-1), tf.split(kernel, g, axis=-1)
+            return tf.concat([tf.nn.conv2d(xi, ki, self.prim.stride, mode)
+                              for xi, ki in zip(xs, ks)], axis=-1)
         if cin != self.prim.cin or cout != self.prim.cout:
             kernel = kernel[:, :, :cin, :cout]
-        x, mode = pad_for(x, self.prim.k, self.prim.stride, self.padding)
         return tf.nn.conv2d(x, kernel, self.prim.stride, mode)
 
 

@@ -4,12 +4,19 @@ This module is plain Python (no TensorFlow). The TF layer code in :mod:`spos_tf.
 exactly the primitives listed here, and the cost model in :mod:`spos_tf.costs` counts them, so the two
 cannot drift apart. A primitive is one of:
 
-- ``conv``: a k x k convolution ``cin -> cout`` without bias,
+- ``conv``: a k x k convolution ``cin -> cout`` without bias (``groups`` > 1: a grouped
+  convolution, each group ``cin/groups -> cout/groups``),
 - ``dw``: a k x k depthwise convolution over ``cin`` channels (``cout == cin``),
 - ``bn``: batch normalisation over ``cin`` channels,
 - ``fc``: a fully-connected layer ``cin -> cout`` (``bias`` optional).
 
 MACs follow the paper's convention: conv and FC only; ``out_hw^2 * k^2 * cin/groups * cout``.
+
+Op families: ``shufflenet`` (ShuffleNetV2 units), ``resnet`` (basic blocks), ``fbnet`` and
+``proxyless`` (MobileNetV2 inverted residuals, "MBConv": 1x1 expansion by ``e`` (optionally grouped,
+followed by a channel shuffle), k x k depthwise (carries the stride), linear 1x1 projection, identity
+residual where stride is 1 and the shapes match; FBNet's ``skip`` and ProxylessNAS's ``zero``).
+:data:`FAMILY_ACT` names the activation of every ReLU of a family (ProxylessNAS: ReLU6).
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ class Prim:
     in_hw: int = 1
     bias: bool = False
     quantized: bool = False   # counts towards BitOps (weights at the block's bit width)
+    groups: int = 1           # conv only: grouped convolution
 
     @property
     def out_hw(self) -> int:
@@ -35,7 +43,7 @@ class Prim:
     @property
     def macs(self) -> int:
         if self.kind == "conv":
-            return self.out_hw ** 2 * self.k * self.k * self.cin * self.cout
+            return self.out_hw ** 2 * self.k * self.k * self.cin // self.groups * self.cout
         if self.kind == "dw":
             return self.out_hw ** 2 * self.k * self.k * self.cin
         if self.kind == "fc":
@@ -44,7 +52,7 @@ class Prim:
 
     def params(self, affine: bool = True) -> int:
         if self.kind == "conv":
-            return self.k * self.k * self.cin * self.cout
+            return self.k * self.k * self.cin // self.groups * self.cout
         if self.kind == "dw":
             return self.k * self.k * self.cin
         if self.kind == "fc":
@@ -56,7 +64,7 @@ class Prim:
     def weight_shapes(self, affine: bool = True) -> dict:
         """Name -> shape of every variable this primitive owns (moving statistics included)."""
         if self.kind == "conv":
-            return {"kernel": (self.k, self.k, self.cin, self.cout)}
+            return {"kernel": (self.k, self.k, self.cin // self.groups, self.cout)}
         if self.kind == "dw":
             return {"depthwise_kernel": (self.k, self.k, self.cin, 1)}
         if self.kind == "fc":
@@ -76,9 +84,22 @@ class OpSpec:
 
     name: str
     family: str
-    kind: str           # "shuffle" | "xception" | "basic": the dataflow in spos_tf.blocks
+    kind: str           # "shuffle" | "xception" | "basic" | "mbconv" | "skip" | "zero": the
+                        # dataflow in spos_tf.blocks
     kernel: int
     prims: Callable
+    expansion: int = 0  # mbconv: mid channels = cin * expansion
+    groups: int = 1     # mbconv: groups of both 1x1 convs (then a channel shuffle before the 2nd)
+    legal: Callable | None = None   # legal(cin, cout, stride) -> bool; None: legal in every block
+
+    def is_legal(self, cin: int, cout: int, stride: int) -> bool:
+        """Whether this op may be chosen in a block of this shape (ProxylessNAS's zero op only
+        where the block keeps its shape)."""
+        return self.legal is None or bool(self.legal(cin, cout, stride))
+
+    @property
+    def residual_only(self) -> bool:
+        return self.kind == "zero"
 
 
 def _shuffle_prims(k):
@@ -148,12 +169,73 @@ def _basic_prims(cin, cout, mid, stride, in_hw):
     return p
 
 
+def _mbconv_prims(k, e, groups=1, pw_at_e1=True):
+    """Inverted residual: [1x1 cin->cin*e +BN] (kept at e=1 when ``pw_at_e1``), kxk depthwise +BN
+    (stride), 1x1 cin*e->cout +BN (linear). The block's ``mid`` argument is not used: the op's
+    expansion fixes the width (these spaces search no channel scale)."""
+    def prims(cin, cout, mid, stride, in_hw):
+        m = cin * e
+        out_hw = -(-in_hw // stride)
+        p = {}
+        if e != 1 or pw_at_e1:
+            p["pw"] = Prim("conv", cin, m, 1, 1, in_hw, groups=groups)
+            p["pw_bn"] = Prim("bn", m, m)
+        p["dw"] = Prim("dw", m, m, k, stride, in_hw)
+        p["dw_bn"] = Prim("bn", m, m)
+        p["pwl"] = Prim("conv", m, cout, 1, 1, out_hw, groups=groups)
+        p["pwl_bn"] = Prim("bn", cout, cout)
+        return p
+    return prims
+
+
+def _skip_prims(cin, cout, mid, stride, in_hw):
+    """FBNet's skip: identity, or 1x1 conv (stride) + BN + ReLU where the shape changes."""
+    if stride == 1 and cin == cout:
+        return {}
+    return {"conv": Prim("conv", cin, cout, 1, stride, in_hw), "bn": Prim("bn", cout, cout)}
+
+
+def _zero_prims(cin, cout, mid, stride, in_hw):
+    """ProxylessNAS's zero op: the block is its identity shortcut (no weights, no MACs)."""
+    return {}
+
+
+def _keeps_shape(cin, cout, stride):
+    return stride == 1 and cin == cout
+
+
+def _fbnet_ops() -> dict:
+    out = {}
+    for k in (3, 5):
+        for e, g in ((1, 1), (1, 2), (3, 1), (6, 1)):
+            name = f"fb_k{k}_e{e}" + (f"_g{g}" if g > 1 else "")
+            out[name] = OpSpec(name, "fbnet", "mbconv", k, _mbconv_prims(k, e, g), e, g)
+    out["fb_skip"] = OpSpec("fb_skip", "fbnet", "skip", 1, _skip_prims)
+    return out
+
+
+def _proxyless_ops() -> dict:
+    out = {}
+    for k in (3, 5, 7):
+        for e in (1, 3, 6):
+            name = f"px_k{k}_e{e}"
+            out[name] = OpSpec(name, "proxyless", "mbconv", k,
+                               _mbconv_prims(k, e, pw_at_e1=False), e)
+    out["px_zero"] = OpSpec("px_zero", "proxyless", "zero", 1, _zero_prims, legal=_keeps_shape)
+    return out
+
+
+# Activation of every ReLU of a family (stem, blocks, head).
+FAMILY_ACT = {"proxyless": "relu6"}
+
 OPS = {
     "shuffle3x3": OpSpec("shuffle3x3", "shufflenet", "shuffle", 3, _shuffle_prims(3)),
     "shuffle5x5": OpSpec("shuffle5x5", "shufflenet", "shuffle", 5, _shuffle_prims(5)),
     "shuffle7x7": OpSpec("shuffle7x7", "shufflenet", "shuffle", 7, _shuffle_prims(7)),
     "xception": OpSpec("xception", "shufflenet", "xception", 3, _xception_prims),
     "basic": OpSpec("basic", "resnet", "basic", 3, _basic_prims),
+    **_fbnet_ops(),
+    **_proxyless_ops(),
 }
 
 
@@ -164,13 +246,20 @@ def get_op(name: str) -> OpSpec:
 
 
 def stem_prims(space) -> dict:
-    """The stem (first conv + BN) of a space: ``{name: Prim}``."""
+    """The stem (first conv + BN, then the fixed ``space.stem_blocks``, their primitives named
+    ``sb<i>_<prim>``) of a space: ``{name: Prim}``."""
     quant = space.quantized
-    return {
+    p = {
         "stem_conv": Prim("conv", 3, space.stem_channels, space.stem_kernel, space.stem_stride,
                           space.image_size, quantized=quant),
         "stem_bn": Prim("bn", space.stem_channels, space.stem_channels),
     }
+    cin = space.stem_channels
+    for i, (op, cout) in enumerate(space.stem_blocks):
+        for name, prim in get_op(op).prims(cin, cout, cout, 1, space.stem_out_hw).items():
+            p[f"sb{i}_{name}"] = prim
+        cin = cout
+    return p
 
 
 def head_prims(space, in_channels: int, in_hw: int) -> dict:

@@ -198,3 +198,25 @@ def macs_range(space: SearchSpace, low: float | None = None, high: float | None 
         return (low is None or m >= low) and (high is None or m <= high)
 
     return ok
+
+
+def latency_range(space: SearchSpace, latency_table: str, low: float | None = None,
+                  high: float | None = None):
+    """A constraint ``low <= predicted latency (ms) <= high`` from a latency lookup table."""
+    from spos_tf import costs
+
+    table = costs.table(space, latency_table)
+
+    def ok(arch):
+        ms = table.latency_ms(arch)
+        return (low is None or ms >= low) and (high is None or ms <= high)
+
+    return ok
+
+
+def all_of(*constraints):
+    """The conjunction of constraints (None entries ignored; None if none is left)."""
+    kept = [c for c in constraints if c is not None]
+    if not kept:
+        return None
+    return lambda arch: all(c(arch) for c in kept)

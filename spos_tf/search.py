@@ -24,7 +24,8 @@ from absl import app, flags
 
 from spos_tf import app_common
 
-COST_FLAGS = ("max_macs", "max_params", "max_bitops", "bitops_budget")
+COST_FLAGS = ("max_macs", "max_params", "max_bitops", "bitops_budget", "max_latency_ms",
+              "latency_table")
 
 
 def define_flags(fv=None) -> None:
@@ -50,6 +51,10 @@ def define_flags(fv=None) -> None:
                        **d)
     flags.DEFINE_float("max_params", None, "Constraint: parameters of the stand-alone network.", **d)
     flags.DEFINE_float("max_bitops", None, "Constraint: BitOps (quantized spaces only).", **d)
+    flags.DEFINE_float("max_latency_ms", None, "Constraint: latency predicted by "
+                       "--latency_table (ms).", **d)
+    flags.DEFINE_string("latency_table", None, "Latency lookup table of the supernet's space "
+                        "(python -m spos_tf.latency build); adds latency_ms to the outputs.", **d)
     flags.DEFINE_string("bitops_budget", None, "Constraint: BitOps of the uniform kWkA network "
                         "of the space, e.g. 3w3a (quantized spaces only; instead of --max_bitops).",
                         **d)

@@ -77,6 +77,7 @@ COSTS: dict = {
     "macs": lambda table, arch: table.macs(arch),
     "params": lambda table, arch: table.params(arch),
     "bitops": lambda table, arch: table.bitops(arch),
+    "latency_ms": lambda table, arch: table.latency_ms(arch),   # needs --latency_table
 }
 
 __all__ = ["SearchConfig", "SupernetTuner", "EvaluationError", "InfeasibleConstraintError",
@@ -99,6 +100,9 @@ class SearchConfig:
       seed: the oracles' seed; a search is a function of it and the supernet.
       max_macs, max_params, max_bitops: hard constraints (None: none); ``max_bitops`` needs a
         quantized space.
+      latency_table: a latency lookup table of the supernet's space (``spos_tf.latency build``):
+        history.csv, best.json and search.png then carry the predicted ``latency_ms``.
+      max_latency_ms: hard constraint on the predicted latency (needs ``latency_table``).
       bitops_budget: ``"kWkA"`` (e.g. ``"3w3a"``): a BitOps limit equal to the BitOps of the
         uniform k-bit network of the supernet's space, ``costs.uniform_bitops(space, k)`` (the
         budgets of the paper's Table 6); resolved by :func:`resolve_limits` once the space is
@@ -142,6 +146,8 @@ class SearchConfig:
     max_macs: Optional[float] = None
     max_params: Optional[float] = None
     max_bitops: Optional[float] = None
+    max_latency_ms: Optional[float] = None
+    latency_table: Optional[str] = None
     bitops_budget: Optional[str] = None
     calib_images: int = 25_600
     calib_batch_size: int = 128
@@ -211,6 +217,12 @@ class SearchConfig:
         for name, limit in self.limits.items():
             if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
                 raise ValueError(f"--max_{name} must be a positive number, got {limit!r}")
+        if self.max_latency_ms is not None and not self.latency_table:
+            raise ValueError(f"--max_latency_ms={self.max_latency_ms:g} needs --latency_table (a "
+                             f"table built by python -m spos_tf.latency build)")
+        if self.latency_table and not os.path.isfile(self.latency_table):
+            raise ValueError(f"--latency_table={self.latency_table!r} does not exist; build it "
+                             f"with python -m spos_tf.latency build --space=... --out=...")
         if self.holdout_images is not None:
             _check_int("holdout_images", self.holdout_images, 1)
         if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
@@ -270,18 +282,21 @@ def resolve_limits(config: SearchConfig, space: SearchSpace) -> dict:
 
 
 # ------------------------------------------------------------------------------- oracle side
-def build_constraint(space: SearchSpace, limits: Mapping[str, float]) -> dict:
+def build_constraint(space: SearchSpace, limits: Mapping[str, float],
+                     latency_table: Optional[str] = None) -> dict:
     """The oracle constraint ``{name: (cost_fn(values) -> float, limit)}`` of ``limits``.
 
     Args:
       space: the search space (costs come from its :class:`~spos_tf.costs.CostTable`).
       limits: ``{cost name: max value}`` with names in :data:`COSTS` (``macs``, ``params``,
-        ``bitops``).
+        ``bitops``, ``latency_ms``).
+      latency_table: the latency lookup table ``latency_ms`` needs.
 
     Raises:
-      ValueError: an unknown cost name, or ``bitops`` for a float space.
+      ValueError: an unknown cost name, ``bitops`` for a float space, a latency table that does
+        not cover ``space``.
     """
-    table = costs_lib.table(space)
+    table = costs_lib.table(space, latency_table)
     out = {}
     for name, limit in limits.items():
         if name not in COSTS:
@@ -392,18 +407,21 @@ def _waiting_when_idle(create_trial, wait_s: float = IDLE_WAIT_S):
 
 
 # ------------------------------------------------------------------------------- results
-def history_columns(space: SearchSpace) -> list:
+def history_columns(space: SearchSpace, latency: bool = False) -> list:
     return (["algorithm", "trial_id", "generation", "arch", "macs", "params"]
-            + (["bitops"] if space.quantized else []) + ["accuracy", "seconds"])
+            + (["bitops"] if space.quantized else []) + (["latency_ms"] if latency else [])
+            + ["accuracy", "seconds"])
 
 
-def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None = None) -> list:
+def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None = None,
+                 table=None) -> list:
     """One dict per completed trial of ``oracle`` (a live or reloaded oracle), by trial id.
 
-    ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials.
+    ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials;
+    ``table``: the :class:`~spos_tf.costs.CostTable` (with a latency table: ``latency_ms``).
     """
     cache = {} if cache is None else cache
-    table = costs_lib.table(space)
+    table = table or costs_lib.table(space)
     rows = []
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]
@@ -436,7 +454,7 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
                 evaluated: int) -> dict:
     """The ``best.json`` object of ``row``."""
     arch = space.parse(row["arch"])
-    costs = costs_lib.table(space).all(arch)
+    costs = costs_lib.table(space, config.latency_table).all(arch)
     record = json.loads(arch.to_json(space))
     record.update(accuracy=row["accuracy"], costs=costs, algorithm=row["algorithm"],
                   trial_id=row["trial_id"], generation=row["generation"],
@@ -451,7 +469,8 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
 
 def write_history(path: str, rows: list, space: SearchSpace) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=history_columns(space), lineterminator="\n")
+    latency = bool(rows) and "latency_ms" in rows[0]
+    writer = csv.DictWriter(buf, fieldnames=history_columns(space, latency), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -506,8 +525,10 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, run_config: dict
                               json.dumps(record, indent=2, sort_keys=True) + "\n")
     if plot:
         limits = ", ".join(f"{k} <= {v:.4g}" for k, v in resolve_limits(config, space).items())
+        latency = (f"; best {record['costs']['latency_ms']:.3g} ms"
+                   if "latency_ms" in record["costs"] else "")
         write_plot(os.path.join(workdir, PLOT_FILE), rows,
-                   f"{space.name}" + (f" ({limits})" if limits else ""))
+                   f"{space.name}" + (f" ({limits})" if limits else "") + latency)
     return record
 
 
@@ -516,7 +537,8 @@ def write_hparams(logdir: str, rows: list, space: SearchSpace) -> int:
     as hyperparameters; held-out accuracy with supernet weights as the metric)."""
     from spos_tf import hparams
 
-    cost_names = [c for c in history_columns(space) if c in ("macs", "params", "bitops")]
+    cost_names = [c for c in ("macs", "params", "bitops", "latency_ms")
+                  if rows and rows[0].get(c) is not None]
     return hparams.write_sessions(logdir, [
         {"name": f"{r['algorithm']}_{r['trial_id']}",
          "hparams": {"algorithm": r["algorithm"], **space.to_values(space.parse(r["arch"])),
@@ -780,16 +802,18 @@ class _Results:
 
     def __init__(self, config: SearchConfig, space: SearchSpace, run_config: dict):
         self.config, self.space, self.run_config = config, space, run_config
+        self.table = costs_lib.table(space, config.latency_table)
         self.cache: dict = {}
         self.finished: list = []  # rows of algorithms whose search is over
         self.best = None  # the best.json record once a search finished
         for other in ALGORITHMS:  # searched into this workdir by an earlier run
             if other not in config.algorithms and _has_project(config.workdir, other):
                 self.finished += history_rows(_reload(other, config, space), other, space,
-                                              self.cache)
+                                              self.cache, self.table)
 
     def write(self, oracle=None, algorithm: str | None = None, plot: bool = False):
-        live = history_rows(oracle, algorithm, self.space, self.cache) if oracle else []
+        live = (history_rows(oracle, algorithm, self.space, self.cache, self.table)
+                if oracle else [])
         rows = sorted(self.finished + live,
                       key=lambda r: (ALGORITHMS.index(r["algorithm"]), r["trial_id"]))
         return write_outputs(self.config.workdir, rows, self.space, self.run_config,
@@ -798,7 +822,7 @@ class _Results:
     def finish(self, oracle, algorithm: str) -> int:
         """Adds the rows of a finished search, writes every file (and the TensorBoard HParams
         sessions of every candidate); returns its row count."""
-        rows = history_rows(oracle, algorithm, self.space, self.cache)
+        rows = history_rows(oracle, algorithm, self.space, self.cache, self.table)
         self.finished += rows
         self.best = self.write(plot=True)
         write_hparams(os.path.join(self.config.workdir, HPARAMS_DIR), self.finished, self.space)
@@ -868,7 +892,7 @@ def _checked_oracles(config: SearchConfig) -> tuple:
     """
     run_config = _load_run_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
-    constraint = build_constraint(space, resolve_limits(config, space))
+    constraint = build_constraint(space, resolve_limits(config, space), config.latency_table)
     oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
     for oracle in oracles.values():
         oracle.check_feasible()

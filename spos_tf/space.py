@@ -14,6 +14,7 @@ comma-separated list of indices, e.g. ``"2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from typing import Iterable, Mapping, Sequence
@@ -91,7 +92,10 @@ class SearchSpace:
 
     Attributes:
       name: registry name (``spos_tf.spaces.get(name)``).
-      family: ``"shufflenet"`` or ``"resnet"``; selects the block code.
+      family: ``"shufflenet"``, ``"resnet"``, ``"fbnet"`` or ``"proxyless"``; selects the block
+        code (``spos_tf.ops.OPS``). An op may be illegal in some blocks (``OpSpec.is_legal``:
+        ProxylessNAS's zero op only where the block keeps its shape); such blocks offer the other
+        ops only (:meth:`allowed_ops`), in sampling, validation and the oracle's choices.
       image_size, num_classes: input resolution and number of classes.
       stem_channels, stem_stride: the first 3x3 conv.
       stages: the choice-block stages.
@@ -108,6 +112,8 @@ class SearchSpace:
         as PyTorch's ``padding=k//2`` in the authors' release; explicit pad + VALID for strided
         convs, depthwise convs and the ResNet stem pool). Output sizes are the same either way;
         only weights imported from the reference (``spos_tf.import_reference``) need it.
+      stem_blocks: fixed (not searched) blocks after the stem conv, ``((op, out_channels), ...)``
+        at stride 1 (ProxylessNAS: one MBConv e1 k3 to 16 channels).
     """
 
     name: str
@@ -128,10 +134,13 @@ class SearchSpace:
     stem_pool: bool = False
     fc_bias: bool = False
     padding: str = "same"
+    stem_blocks: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "stages", tuple(Stage(*s) if not isinstance(s, Stage) else s
                                                  for s in self.stages))
+        object.__setattr__(self, "stem_blocks", tuple((str(op), int(c))
+                                                      for op, c in self.stem_blocks))
         for field in ("ops", "channel_scales", "weight_bits", "act_bits"):
             object.__setattr__(self, field, tuple(getattr(self, field)))
         self.check()
@@ -164,6 +173,22 @@ class SearchSpace:
                              f"SAME; 'reference': symmetric k//2 like the PyTorch release)")
         if self.family == "shufflenet" and any(s.channels % 2 for s in self.stages):
             raise ValueError("ShuffleNet stage channels must be even")
+        for op, _ in self.stem_blocks:
+            if _ops.get_op(op).family != self.family:
+                raise ValueError(f"stem block op {op!r} is not of family {self.family!r}")
+        if self.family in ("fbnet", "proxyless"):
+            if self.channel_scales != (1.0,):
+                raise ValueError(f"{self.family} ops fix their width by their expansion; channel "
+                                 f"scales {self.channel_scales} are not supported (use (1.0,))")
+            groups = max(_ops.get_op(op).groups for op in self.ops)
+            if any(c % groups for c in [self.stem_out_channels] + [s.channels for s in self.stages]):
+                raise ValueError(f"grouped ops (groups={groups}) need channel counts divisible by "
+                                 f"{groups}; got stem {self.stem_out_channels}, stages "
+                                 f"{[s.channels for s in self.stages]} (use an even --width)")
+        for b in range(self.num_blocks):
+            if not self.allowed_ops(b):
+                raise ValueError(f"block {b} {self.block_layout()[b]}: none of the ops {self.ops} "
+                                 f"is legal there")
 
     @property
     def num_blocks(self) -> int:
@@ -173,6 +198,21 @@ class SearchSpace:
     def stem_out_hw(self) -> int:
         hw = _conv_out(self.image_size, self.stem_stride)
         return _conv_out(hw, 2) if self.stem_pool else hw
+
+    @property
+    def stem_out_channels(self) -> int:
+        """Channels after the stem (and its fixed ``stem_blocks``)."""
+        return self.stem_blocks[-1][1] if self.stem_blocks else self.stem_channels
+
+    def allowed_ops(self, block: int) -> tuple:
+        """Indices into ``ops`` of the ops legal in ``block`` (all of them unless an op declares
+        a legality rule, see ``spos_tf.ops.OpSpec.is_legal``)."""
+        return _allowed_ops(self)[block]
+
+    @property
+    def restricted_ops(self) -> bool:
+        """True when some block does not offer every op."""
+        return any(len(a) != len(self.ops) for a in _allowed_ops(self))
 
     @property
     def final_hw(self) -> int:
@@ -197,7 +237,7 @@ class SearchSpace:
     def block_layout(self) -> list:
         """Per block: ``(in_channels, out_channels, stride, in_hw)`` (hw = square feature side)."""
         hw = self.stem_out_hw
-        channels = self.stem_channels
+        channels = self.stem_out_channels
         layout = []
         for stage in self.stages:
             for i in range(stage.repeats):
@@ -210,8 +250,10 @@ class SearchSpace:
     @property
     def size(self) -> int:
         """Number of architectures in the space."""
-        per_block = math.prod(len(self.choices[k]) for k in self.searched_genes)
-        return per_block ** self.num_blocks
+        other = math.prod(len(self.choices[k]) for k in self.searched_genes if k != "op")
+        ops = (math.prod(len(self.allowed_ops(b)) for b in range(self.num_blocks))
+               if "op" in self.searched_genes else 1)
+        return ops * other ** self.num_blocks
 
     # ---------------------------------------------------------------- architectures
     def validate(self, arch: Architecture) -> Architecture:
@@ -232,6 +274,11 @@ class SearchSpace:
                     raise ValueError(
                         f"block {block}: {kind} choice {value} is out of range; allowed 0..{n - 1} "
                         f"({self.choices[kind]})")
+                if kind == "op" and value not in self.allowed_ops(block):
+                    raise ValueError(
+                        f"block {block}: op {self.ops[value]!r} is not legal in a block of shape "
+                        f"(cin, cout, stride, hw) = {self.block_layout()[block]}; allowed: "
+                        f"{[self.ops[i] for i in self.allowed_ops(block)]}")
         return arch
 
     def parse(self, text_or_json: str) -> Architecture:
@@ -253,9 +300,16 @@ class SearchSpace:
         return self.validate(Architecture(tuple(tuple(genes[k]) for k in self.searched_genes)))
 
     def sample(self, rng: np.random.Generator) -> Architecture:
-        """Draws one architecture uniformly at random with the given numpy Generator."""
-        return Architecture(tuple(tuple(rng.integers(0, len(self.choices[k]), self.num_blocks).tolist())
-                                  for k in self.searched_genes))
+        """Draws one architecture uniformly at random with the given numpy Generator (each
+        block's op among its :meth:`allowed_ops`)."""
+        genes = [rng.integers(0, len(self.choices[k]), self.num_blocks).tolist()
+                 for k in self.searched_genes]
+        if "op" in self.searched_genes and self.restricted_ops:
+            # One draw per block among its legal ops; spaces without restrictions keep the
+            # plain draw above (same architectures for the same seed as before).
+            genes[0] = [self.allowed_ops(b)[int(rng.integers(0, len(self.allowed_ops(b))))]
+                        for b in range(self.num_blocks)]
+        return Architecture(tuple(tuple(g) for g in genes))
 
     def indices(self, arch: Architecture) -> np.ndarray:
         """int32 array ``[len(GENE_KINDS), num_blocks]``: choice index of every gene kind (0 where
@@ -296,8 +350,10 @@ class SearchSpace:
 
         hps = keras_tuner.HyperParameters()
         for name in self.hp_names():
-            kind = name.rsplit("_", 1)[0]
-            hps.Choice(name, list(range(len(self.choices[kind]))), ordered=False)
+            kind, block = name.rsplit("_", 1)
+            values = (list(self.allowed_ops(int(block))) if kind == "op"
+                      else list(range(len(self.choices[kind]))))
+            hps.Choice(name, values, ordered=False)
         return hps
 
     def replace(self, **changes) -> "SearchSpace":
@@ -308,6 +364,15 @@ class SearchSpace:
         d["num_blocks"] = self.num_blocks
         d["searched_genes"] = list(self.searched_genes)
         return d
+
+
+@functools.lru_cache(maxsize=64)
+def _allowed_ops(space: SearchSpace) -> tuple:
+    from spos_tf import ops as _ops
+
+    return tuple(tuple(i for i, op in enumerate(space.ops)
+                       if _ops.get_op(op).is_legal(cin, cout, stride))
+                 for cin, cout, stride, _ in space.block_layout())
 
 
 def _conv_out(hw: int, stride: int) -> int:
@@ -331,12 +396,18 @@ def all_widths(space: SearchSpace, out_channels: int) -> tuple:
 
 
 def arch_from_any(space: SearchSpace, value: "str | Architecture | Iterable[int]") -> Architecture:
-    """Accepts an Architecture, its text/JSON form, a path to a JSON/text file, or a flat int list."""
+    """Accepts an Architecture, its text/JSON form, a path to a JSON/text file, a named
+    architecture of the space (``spos_tf.spaces.NAMED_ARCHS``, e.g. ``"fbnet_b"``), or a flat int
+    list."""
     import os
 
     if isinstance(value, Architecture):
         return space.validate(value)
     if isinstance(value, str):
+        from spos_tf import spaces as _spaces  # the registry of named architectures
+
+        if value.strip() in _spaces.NAMED_ARCHS:
+            return _spaces.named_arch(space, value.strip())
         if os.path.exists(value) and not value.replace(",", "").replace("|", "").isdigit():
             with open(value) as f:
                 return space.parse(f.read())

@@ -12,6 +12,13 @@ Registered spaces (overrides in brackets apply to all):
   blocks choose channel scale (default 0.5, 0.75, 1.0 of the block's mid channels), weight bits and
   input-activation bits (default {1, 2, 3, 4} each); first conv and last FC fixed at 8 bits.
 
+- ``fbnet``, ``proxyless_mobile``, ``proxyless_gpu``: the hardware-aware spaces of the paper's
+  Table 5 (MobileNetV2 inverted residuals, see ``spos_tf.ops``), with the published networks as
+  named architectures (:data:`NAMED_ARCHS`: ``fbnet_a``, ``fbnet_b``, ``fbnet_c``,
+  ``proxyless_mobile``, ``proxyless_gpu``; ``--arch=fbnet_b``). ``strides`` has one entry per
+  stage after the stem stride (7 stages for FBNet, 6 for ProxylessNAS), ``repeats`` one per stage,
+  ``ops`` a subset of the candidate ops (shrunken quick-start spaces).
+
 Overrides: ``image_size``, ``num_classes``, ``width`` (multiplies every channel count),
 ``strides`` (stem stride followed by one stride per stage), ``repeats`` (blocks per stage),
 ``channel_scales``, ``weight_bits``, ``act_bits``, ``padding`` (``"same"``, TF's default, or
@@ -135,6 +142,111 @@ def resnet18_mixed_precision(**kw) -> SearchSpace:
 @register("resnet34_mixed_precision")
 def resnet34_mixed_precision(**kw) -> SearchSpace:
     return _resnet("resnet34_mixed_precision", (3, 4, 6, 3), **kw)
+
+
+# ---------------------------------------------------------------- hardware-aware spaces (Table 5)
+FBNET_OPS = ("fb_k3_e1", "fb_k3_e1_g2", "fb_k3_e3", "fb_k3_e6", "fb_k5_e1", "fb_k5_e1_g2",
+             "fb_k5_e3", "fb_k5_e6", "fb_skip")
+PROXYLESS_OPS = ("px_k3_e3", "px_k3_e6", "px_k5_e3", "px_k5_e6", "px_k7_e3", "px_k7_e6", "px_zero")
+
+
+def _mobile(name, family, ops, stem, stem_blocks, stages, head, default_strides, dropout,
+            image_size=224, num_classes=1000, width=1.0, strides=None, repeats=None,
+            ops_override=None):
+    """A MobileNetV2-like skeleton; ``strides``: stem stride then one per stage (default for
+    images below 160 px: :func:`auto_strides`); ``repeats``: blocks per stage."""
+    n = len(stages)
+    if strides is None:
+        strides = default_strides if image_size >= 160 else auto_strides(image_size, n, n + 1)
+    strides = tuple(int(v) for v in strides)
+    if len(strides) != n + 1 or any(v not in (1, 2) for v in strides):
+        raise ValueError(f"strides must be {n + 1} values in {{1, 2}} (stem, {n} stages), "
+                         f"got {strides}")
+    repeats = tuple(int(r) for r in repeats) if repeats is not None else tuple(r for _, r in stages)
+    if len(repeats) != n:
+        raise ValueError(f"repeats must list {n} stages, got {repeats}")
+    even = family == "fbnet"   # grouped ops need even channel counts
+    return SearchSpace(
+        name=name, family=family, image_size=int(image_size), num_classes=int(num_classes),
+        stem_channels=_scaled(stem, width, even), stem_stride=strides[0],
+        stem_blocks=tuple((op, _scaled(c, width, even)) for op, c in stem_blocks),
+        stages=tuple(Stage(r, _scaled(c, width, even), st)
+                     for r, (c, _), st in zip(repeats, stages, strides[1:])),
+        head_channels=_scaled(head, width, even), dropout=dropout,
+        ops=tuple(ops_override) if ops_override else ops, fc_bias=True)
+
+
+@register("fbnet")
+def fbnet(ops=None, **kw) -> SearchSpace:
+    """FBNet (Wu et al. 2019): 22 searched layers x 9 ops, stem 3x3/2 16, head 1x1 1984, ReLU."""
+    return _mobile("fbnet", "fbnet", FBNET_OPS, 16, (),
+                   ((16, 1), (24, 4), (32, 4), (64, 4), (112, 4), (184, 4), (352, 1)), 1984,
+                   (2, 1, 2, 2, 2, 1, 2, 1), 0.2, ops_override=ops, **kw)
+
+
+@register("proxyless_mobile")
+def proxyless_mobile(ops=None, **kw) -> SearchSpace:
+    """ProxylessNAS mobile: stem 3x3/2 32 + fixed MBConv e1 k3 to 16, 21 choice layers of
+    MBConv k{3,5,7} x e{3,6} (+ zero where the block keeps its shape), head 1x1 1280, ReLU6."""
+    return _mobile("proxyless_mobile", "proxyless", PROXYLESS_OPS, 32, (("px_k3_e1", 16),),
+                   ((32, 4), (40, 4), (80, 4), (96, 4), (192, 4), (320, 1)), 1280,
+                   (2, 2, 2, 2, 1, 2, 1), 0.1, ops_override=ops, **kw)
+
+
+@register("proxyless_gpu")
+def proxyless_gpu(ops=None, **kw) -> SearchSpace:
+    """ProxylessNAS GPU: the released GPU network's widths (stem 40, first block 24, stages 32, 56,
+    112, 128, 256, 432, head 1728) with the mobile space's choices."""
+    return _mobile("proxyless_gpu", "proxyless", PROXYLESS_OPS, 40, (("px_k3_e1", 24),),
+                   ((32, 4), (56, 4), (112, 4), (128, 4), (256, 4), (432, 1)), 1728,
+                   (2, 2, 2, 2, 1, 2, 1), 0.1, ops_override=ops, **kw)
+
+
+# Published architectures as op names per choice block, and the space they belong to. Sources:
+# facebookresearch/mobile-vision (maskrcnn-benchmark fbnet_modeldef: "ir_k5_s2" is k5 e1 with
+# group-2 1x1 convs and a channel shuffle) and mit-han-lab/proxylessnas (released nets; a layer
+# without its conv is the zero op).
+_F = "fb_"
+_P = "px_"
+NAMED_ARCHS = {
+    "fbnet_a": ("fbnet", [_F + o for o in (
+        "skip", "k3_e3", "k3_e1", "skip", "skip", "k5_e6", "k3_e3", "k5_e1", "k3_e3",
+        "k5_e6", "k5_e3", "k5_e1_g2", "k5_e6", "k3_e6", "k5_e1_g2", "k5_e1", "k3_e1_g2",
+        "k5_e6", "k5_e6", "k5_e3", "k5_e6", "k5_e6")]),
+    "fbnet_b": ("fbnet", [_F + o for o in (
+        "k3_e1", "k3_e6", "k5_e1", "k3_e1", "k3_e1", "k5_e6", "k5_e3", "k3_e6", "k5_e6",
+        "k5_e6", "k5_e1", "skip", "k5_e3", "k5_e6", "k3_e1", "k5_e1", "k5_e3",
+        "k5_e6", "k5_e1", "k5_e6", "k5_e6", "k3_e6")]),
+    "fbnet_c": ("fbnet", [_F + o for o in (
+        "k3_e1", "k3_e6", "skip", "k3_e1", "k3_e1", "k5_e6", "k5_e3", "k5_e6", "k3_e6",
+        "k5_e6", "k5_e3", "k5_e6", "k5_e6", "k5_e6", "k5_e6", "k5_e6", "k5_e3",
+        "k5_e6", "k5_e6", "k5_e6", "k5_e6", "k3_e6")]),
+    "proxyless_mobile": ("proxyless_mobile", [_P + o for o in (
+        "k5_e3", "k3_e3", "zero", "zero", "k7_e3", "k3_e3", "k5_e3", "k5_e3",
+        "k7_e6", "k5_e3", "k5_e3", "k5_e3", "k5_e6", "k5_e3", "k5_e3", "k5_e3",
+        "k7_e6", "k7_e6", "k7_e3", "k7_e3", "k7_e6")]),
+    "proxyless_gpu": ("proxyless_gpu", [_P + o for o in (
+        "k5_e3", "zero", "zero", "zero", "k7_e3", "zero", "zero", "k3_e3",
+        "k7_e6", "zero", "zero", "k5_e3", "k5_e6", "zero", "k3_e3", "k5_e3",
+        "k7_e6", "k7_e6", "k7_e6", "k5_e6", "k7_e6")]),
+}
+
+
+def named_arch(space: SearchSpace, name: str):
+    """The published architecture ``name`` (:data:`NAMED_ARCHS`) as an Architecture of ``space``.
+
+    Raises:
+      ValueError: unknown name, or a space that cannot hold it (other ops or block count).
+    """
+    if name not in NAMED_ARCHS:
+        raise ValueError(f"unknown named architecture {name!r}; known: {sorted(NAMED_ARCHS)}")
+    home, ops = NAMED_ARCHS[name]
+    missing = sorted(set(ops) - set(space.ops))
+    if missing or len(ops) != space.num_blocks:
+        raise ValueError(f"architecture {name!r} belongs to space {home!r} ({len(ops)} blocks); "
+                         f"space {space.name!r} has {space.num_blocks} blocks and ops "
+                         f"{space.ops}{f', lacking {missing}' if missing else ''}")
+    return space.make(op=[space.ops.index(op) for op in ops])
 
 
 # ---------------------------------------------------------------- flags (for the absl apps)

@@ -24,8 +24,10 @@ FLAG_NAMES = (
     "manual_dir", "augment", "preprocessing", "train_split", "holdout_split", "test_split",
     "shuffle_buffer",
     "steps", "batch_size", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
-    "label_smoothing", "min_macs", "max_macs", "sampling", "cost_bins", "bin_tries", "bn_momentum",
-    "strategy", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split", "eval_batch_size",
+    "label_smoothing", "min_macs", "max_macs", "sampling", "cost_bins", "bin_tries",
+    "latency_table", "min_latency_ms", "max_latency_ms", "bn_momentum", "strategy",
+    "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split",
+    "eval_batch_size",
     "eval_batches", "calib_batches", "final_bn_batches", "progress") + spaces.OVERRIDE_FLAGS
 # Data flags -> DataConfig fields.
 DATA_FLAGS = {"dataset": "name", "data_dir": "data_dir", "manual_dir": "manual_dir",
@@ -89,6 +91,12 @@ def define_flags(fv=None) -> None:
                       "metrics.jsonl counts sampled paths per bin (path_bins).", **d)
     flags.DEFINE_integer("bin_tries", 500, "--sampling=cost_bins: uniform draws per step inside "
                          "the chosen bin before the fallback draw (the reference: 500).", **d)
+    flags.DEFINE_string("latency_table", None, "Supernet: latency lookup table for "
+                        "--min_latency_ms/--max_latency_ms (python -m spos_tf.latency build).", **d)
+    flags.DEFINE_float("min_latency_ms", None, "Supernet: sample only paths predicted at least "
+                       "this slow.", **d)
+    flags.DEFINE_float("max_latency_ms", None, "Supernet: sample only paths predicted at most "
+                       "this slow.", **d)
     flags.DEFINE_float("bn_momentum", 0.9, "BatchNorm moving-average momentum (Keras form).", **d)
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                       "tf.distribute strategy; multi_worker reads TF_CONFIG.", **d)

@@ -44,8 +44,8 @@ from spos_tf import run_dir, spaces
 from spos_tf.data import DataConfig, build_dataset, dataset_info
 from spos_tf.data import resolve as resolve_data
 from spos_tf.progress import ProgressBar
-from spos_tf.sampling import (REFERENCE_BINS, ArchSampler, CostBinSampler, bin_index, check_bins,
-                              macs_range)
+from spos_tf.sampling import (REFERENCE_BINS, ArchSampler, CostBinSampler, all_of, bin_index,
+                              check_bins, latency_range, macs_range)
 from spos_tf.space import Architecture, SearchSpace, arch_from_any
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -122,6 +122,8 @@ class TrainConfig:
         metrics record holds ``path_bins`` (sampled paths per bin since the last record) and
         ``path_bins_outside``.
       bin_tries: ``cost_bins`` sampling: draws per step inside the chosen bin (the reference: 500).
+      latency_table, min_latency_ms, max_latency_ms: supernet only: sample only paths whose
+        latency predicted by this lookup table (``spos_tf.latency build``) is in this range.
       bn_momentum: BatchNorm moving-average momentum (Keras form; 0.9 = PyTorch's 0.1).
       strategy: ``"default"`` (one device), ``"mirrored"`` (all local GPUs, else all logical
         CPUs) or ``"multi_worker"`` (MultiWorkerMirroredStrategy, cluster from ``TF_CONFIG``).
@@ -159,6 +161,9 @@ class TrainConfig:
     sampling: str = "uniform"
     cost_bins: Optional[tuple] = None
     bin_tries: int = 500
+    latency_table: Optional[str] = None
+    min_latency_ms: Optional[float] = None
+    max_latency_ms: Optional[float] = None
     bn_momentum: float = 0.9
     strategy: str = "default"
     checkpoint_every: int = 1000
@@ -231,6 +236,15 @@ class TrainConfig:
                                              or self.max_macs is not None):
             raise ValueError("--sampling=cost_bins draws MACs bins (--cost_bins) and cannot be "
                              "combined with --min_macs/--max_macs; set the bin edges instead")
+        for name in ("min_latency_ms", "max_latency_ms"):
+            if getattr(self, name) is not None:
+                _check_float(name, getattr(self, name), 0.0)
+                if not self.latency_table:
+                    raise ValueError(f"--{name} needs --latency_table (python -m spos_tf.latency "
+                                     f"build --space={self.space} --out=lut.json)")
+        if self.latency_table is not None and not self.is_supernet:
+            raise ValueError("--latency_table constrains supernet sampling; drop it when "
+                             "retraining one architecture (--arch)")
         _check_float("bn_momentum", self.bn_momentum, 0.0, 1.0)
         _check_choice("strategy", self.strategy, STRATEGIES)
         for name in ("checkpoint_every", "keep_checkpoints", "log_every", "eval_paths",
@@ -320,6 +334,14 @@ def resolve(config: TrainConfig) -> Resolved:
             constraint = macs_range(space, config.min_macs, config.max_macs)
             description = (f"MACs in [{config.min_macs or 0:g}, "
                            f"{config.max_macs if config.max_macs is not None else math.inf:g}]")
+        if config.min_latency_ms is not None or config.max_latency_ms is not None:
+            constraint = all_of(constraint, latency_range(space, config.latency_table,
+                                                          config.min_latency_ms,
+                                                          config.max_latency_ms))
+            description += (" and " if description else "") + (
+                f"latency in [{config.min_latency_ms or 0:g}, "
+                f"{config.max_latency_ms if config.max_latency_ms is not None else math.inf:g}]"
+                f" ms")
         sampler = ArchSampler(space, config.seed, constraint, description=description)
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
         if config.sampling == "cost_bins":
