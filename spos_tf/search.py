@@ -110,6 +110,8 @@ def main(argv):
         print(f"Done in {time.monotonic() - start:.0f} s ({summary['evaluated']} candidates "
               f"evaluated now, {best['evaluated']} in all): best {best['arch']} accuracy "
               f"{best['accuracy']:.4f} {best['costs']}; see {flags.FLAGS.workdir}/best.json")
+        if "comparison" in summary:
+            print(search_lib.describe_seeds(summary["comparison"]))
     elif summary["role"] == "worker":
         print(f"Worker done in {time.monotonic() - start:.0f} s: {summary['evaluated']} "
               f"candidates evaluated")

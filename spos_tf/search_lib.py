@@ -596,6 +596,19 @@ def compare_seeds(per_seed: dict) -> dict:
     return out
 
 
+def describe_seeds(comparison: dict) -> str:
+    """One line per algorithm (mean and std of the final best over seeds) and the verdict."""
+    lines = [f"{name}: final best over seeds {', '.join(f'{v:.4f}' for v in a['final_best'])} "
+             f"(mean {a['mean']:.4f}, std {a['std'] if a['std'] is None else round(a['std'], 4)}, "
+             f"at {a['evaluations']} evaluations)"
+             for name, a in comparison["algorithms"].items()]
+    if "difference" in comparison:
+        lines.append(f"evolution - random: {comparison['difference']:+.4f}; "
+                     f"{'exceeds' if comparison['exceeds_seed_spread'] else 'within'} the seed "
+                     f"spread (std evolution + std random)")
+    return "\n".join(lines)
+
+
 def write_seeds_plot(path: str, per_seed: dict, title: str = "") -> None:
     """Figure 3 over seeds: per algorithm the mean best-so-far curve and a band from the lowest
     to the highest seed, at equal evaluations."""
