@@ -64,7 +64,8 @@ SUPERNET_FILE = "supernet.json"
 # Everything a ranking writes; overwrite deletes exactly these.
 RANK_ENTRIES = (CONFIG_FILE, ARCHS_FILE, ARCHS_DIR, CSV_FILE, JSON_FILE, PLOT_FILE, HPARAMS_DIR)
 # Settings that may differ between the processes and reruns of one ranking.
-NEUTRAL = ("workdir", "shard", "merge", "progress", "overwrite", "data_dir", "reuse_standalone")
+NEUTRAL = ("workdir", "shard", "merge", "progress", "overwrite", "data_dir", "reuse_standalone",
+           "train")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +94,11 @@ class RankConfig:
     pool_size: int = field(5000, "--select=stratified: random architectures the strata are "
                            "filled from.")
     shard: str = field("0/1", "i/n: this process does architectures j with j % n == i.")
-    merge: bool = field(False, "Only write ranking.csv/json/png from the finished runs.")
+    merge: bool = field(False, "Only write ranking.csv/json/png from the finished runs (and "
+                        "link the runs --reuse_standalone finished since).")
+    train: bool = field(True, "Train the unfinished from-scratch runs of this shard; false: only "
+                        "score the paths and link --reuse_standalone's finished runs (e.g. while "
+                        "that ranking still trains; finish with --merge).")
     data_dir: Optional[str] = field(None, "TFDS data directory (default: the supernet run's).")
     reuse_standalone: Optional[str] = field(
         None, "The --workdir of another ranking with the same retraining recipe: its finished "
@@ -392,9 +397,12 @@ def run(config: RankConfig, stream=None) -> dict:
             indent=2) + "\n")
 
     scored = trained = 0
+    mine = shard_members(len(archs), config.shard)
     if not config.merge:
-        mine = shard_members(len(archs), config.shard)
         scored = _score(config, scoring, space, archs, mine, stream)
+    if config.merge or not config.train:
+        _link_finished(config, reusable or {}, archs, _unfinished(config, mine))
+    else:
         trained = _train(config, recipe, archs, mine, stream, reusable)
     rows = collect(config.workdir, space, archs, config.retrain_seeds)
     return {**write_outputs(config.workdir, rows, space, config), "scored": scored,
@@ -434,12 +442,17 @@ def _clear_session():
     keras.backend.clear_session()
 
 
+def _unfinished(config, mine) -> list:
+    """``(arch index, seed index)`` of the from-scratch runs of ``mine`` not finished yet."""
+    return [(i, k) for i in mine for k in range(config.retrain_seeds)
+            if _final_accuracy(os.path.join(arch_dir(config.workdir, i), f"seed_{k}")) is None]
+
+
 def _train(config, recipe, archs, mine, stream, reusable=None) -> int:
     """Trains the unfinished (architecture, seed) runs of ``mine``; returns how many."""
     from spos_tf import train_lib
 
-    jobs = [(i, k) for i in mine for k in range(config.retrain_seeds)
-            if _final_accuracy(os.path.join(arch_dir(config.workdir, i), f"seed_{k}")) is None]
+    jobs = _unfinished(config, mine)
     if reusable:
         jobs = _link_finished(config, reusable, archs, jobs)
     if not jobs:
