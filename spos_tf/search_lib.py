@@ -100,6 +100,10 @@ class SearchConfig:
         uniform k-bit network of the supernet's space, ``costs.uniform_bitops(space, k)`` (the
         budgets of the paper's Table 6); resolved by :func:`resolve_limits` once the space is
         known. Exclusive with ``max_bitops``; needs a quantized space.
+      bitops_convention: ``"ours"`` (every layer, the 8-bit first conv and FC included) or
+        ``"paper"`` (the choice blocks only: Table 6's counting, see :mod:`spos_tf.costs`); sets
+        what ``max_bitops``, ``bitops_budget``, ``history.csv`` and ``best.json`` count. A kWkA
+        budget selects the same architectures either way (the fixed layers cost the same in all).
       calib_images, calib_batch_size: BN recalibration per candidate: the first
         ``ceil(calib_images / calib_batch_size)`` batches of the supernet's training split in its
         stored order (TFDS stores ImageNet shuffled), the same images for every candidate
@@ -136,6 +140,7 @@ class SearchConfig:
     max_params: Optional[float] = None
     max_bitops: Optional[float] = None
     bitops_budget: Optional[str] = None
+    bitops_convention: str = "ours"
     calib_images: int = 25_600
     calib_batch_size: int = 128
     calib_augment: bool = False
@@ -200,6 +205,7 @@ class SearchConfig:
         if self.calib_mode not in CALIB_MODES:
             raise ValueError(f"--calib_mode must be one of {', '.join(CALIB_MODES)}, got "
                              f"{self.calib_mode!r}")
+        costs_lib.check_convention(self.bitops_convention)
         if self.bitops_budget is not None:
             budget_bits(self.bitops_budget)
             if self.max_bitops is not None:
@@ -246,18 +252,21 @@ def resolve_limits(config: SearchConfig, space: SearchSpace) -> dict:
         if not space.quantized:
             raise ValueError(f"--bitops_budget needs a quantized space; {space.name!r} searches "
                              f"float architectures (use --max_macs)")
-        limits["bitops"] = float(costs_lib.uniform_bitops(space, budget_bits(config.bitops_budget)))
+        limits["bitops"] = float(costs_lib.uniform_bitops(space, budget_bits(config.bitops_budget),
+                                                          convention=config.bitops_convention))
     return limits
 
 
 # ------------------------------------------------------------------------------- oracle side
-def build_constraint(space: SearchSpace, limits: Mapping[str, float]) -> dict:
+def build_constraint(space: SearchSpace, limits: Mapping[str, float],
+                     bitops_convention: str = "ours") -> dict:
     """The oracle constraint ``{name: (cost_fn(values) -> float, limit)}`` of ``limits``.
 
     Args:
       space: the search space (costs come from its :class:`~spos_tf.costs.CostTable`).
       limits: ``{cost name: max value}`` with names in :data:`COSTS` (``macs``, ``params``,
         ``bitops``).
+      bitops_convention: how ``bitops`` counts (``costs.BITOPS_CONVENTIONS``).
 
     Raises:
       ValueError: an unknown cost name, or ``bitops`` for a float space.
@@ -270,9 +279,23 @@ def build_constraint(space: SearchSpace, limits: Mapping[str, float]) -> dict:
         if name == "bitops" and not space.quantized:
             raise ValueError(f"--max_bitops needs a quantized space; {space.name!r} searches "
                              f"float architectures (use --max_macs)")
-        cost = COSTS[name]
+        cost = _cost_fn(name, bitops_convention)
         out[name] = (lambda values, cost=cost: float(cost(table, space.from_values(values))),
                      float(limit))
+    return out
+
+
+def _cost_fn(name: str, bitops_convention: str = "ours"):
+    if name == "bitops" and costs_lib.check_convention(bitops_convention) == "paper":
+        return lambda table, arch: table.bitops(arch, include_fixed=False)
+    return COSTS[name]
+
+
+def arch_costs(space: SearchSpace, arch: Architecture, bitops_convention: str = "ours") -> dict:
+    """``CostTable.all(arch)`` with ``bitops`` counted by ``bitops_convention``."""
+    out = costs_lib.table(space).all(arch)
+    if "bitops" in out:
+        out["bitops"] = costs_lib.bitops(space, arch, convention=bitops_convention)
     return out
 
 
@@ -378,13 +401,14 @@ def history_columns(space: SearchSpace) -> list:
             + (["bitops"] if space.quantized else []) + ["accuracy", "seconds"])
 
 
-def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None = None) -> list:
+def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None = None,
+                 bitops_convention: str = "ours") -> list:
     """One dict per completed trial of ``oracle`` (a live or reloaded oracle), by trial id.
 
-    ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials.
+    ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials;
+    ``bitops`` is counted by ``bitops_convention``.
     """
     cache = {} if cache is None else cache
-    table = costs_lib.table(space)
     rows = []
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]
@@ -395,7 +419,7 @@ def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None 
             arch = space.from_values(trial.hyperparameters.values)
             row = {"algorithm": algorithm, "trial_id": trial_id,
                    "generation": oracle.generation_of(trial_id), "arch": str(arch),
-                   **table.all(arch), "accuracy": float(trial.score)}
+                   **arch_costs(space, arch, bitops_convention), "accuracy": float(trial.score)}
             seconds = (trial.metrics.get_last_value("seconds")
                        if trial.metrics.exists("seconds") else None)
             row["seconds"] = None if seconds is None else round(float(seconds), 4)
@@ -417,7 +441,7 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
                 evaluated: int) -> dict:
     """The ``best.json`` object of ``row``."""
     arch = space.parse(row["arch"])
-    costs = costs_lib.table(space).all(arch)
+    costs = arch_costs(space, arch, config.bitops_convention)
     record = json.loads(arch.to_json(space))
     record.update(accuracy=row["accuracy"], costs=costs, algorithm=row["algorithm"],
                   trial_id=row["trial_id"], generation=row["generation"],
@@ -426,6 +450,7 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
                   constraints=resolve_limits(config, space),
                   evaluated=evaluated,
                   calib_images=config.num_calib_batches * config.calib_batch_size,
+                  calib_mode=config.calib_mode, calib_augment=config.calib_augment,
                   holdout_images=config.holdout_images)
     return record
 
@@ -614,10 +639,11 @@ class _Results:
         for other in ALGORITHMS:  # searched into this workdir by an earlier run
             if other not in config.algorithms and _has_project(config.workdir, other):
                 self.finished += history_rows(_reload(other, config, space), other, space,
-                                              self.cache)
+                                              self.cache, config.bitops_convention)
 
     def write(self, oracle=None, algorithm: str | None = None, plot: bool = False):
-        live = history_rows(oracle, algorithm, self.space, self.cache) if oracle else []
+        live = (history_rows(oracle, algorithm, self.space, self.cache,
+                             self.config.bitops_convention) if oracle else [])
         rows = sorted(self.finished + live,
                       key=lambda r: (ALGORITHMS.index(r["algorithm"]), r["trial_id"]))
         return write_outputs(self.config.workdir, rows, self.space, self.run_config,
@@ -625,7 +651,8 @@ class _Results:
 
     def finish(self, oracle, algorithm: str) -> int:
         """Adds the rows of a finished search, writes every file; returns its row count."""
-        rows = history_rows(oracle, algorithm, self.space, self.cache)
+        rows = history_rows(oracle, algorithm, self.space, self.cache,
+                            self.config.bitops_convention)
         self.finished += rows
         self.write(plot=True)
         return len(rows)
@@ -656,7 +683,7 @@ def run(config: SearchConfig, stream=None) -> dict:
                          f"search only (KERASTUNER_* unset here, so it would wait forever); drop it")
     run_config = _load_run_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
-    constraint = build_constraint(space, resolve_limits(config, space))
+    constraint = build_constraint(space, resolve_limits(config, space), config.bitops_convention)
     oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
     for oracle in oracles.values():
         oracle.check_feasible()
