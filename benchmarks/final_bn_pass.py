@@ -55,7 +55,7 @@ def main():
     for variant in args.variants.split(","):
         for var, value in zip(model.variables, trained):
             var.assign(value)
-        used = 0
+        used, calib = 0, None
         if variant == "small":
             calib = build_dataset(data, "calib", batch, training=False, seed=config.seed,
                                   repeat=False)
@@ -66,7 +66,8 @@ def main():
             used = evaluator.recalibrate(calib, int(variant[len("augmented"):]))
         elif variant != "none":
             raise SystemExit(f"unknown variant {variant!r}")
-        out = {"variant": variant, "batches": used, "images": used * batch if used else 0}
+        images = sum(int(x.shape[0]) for x, _ in calib.take(used)) if used else 0
+        out = {"variant": variant, "batches": used, "images": images}
         out.update({f"{s}_accuracy": evaluator.evaluate(ds) for s, ds in splits.items()})
         print(json.dumps(out), flush=True)
 
