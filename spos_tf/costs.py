@@ -12,6 +12,22 @@ model and its cost cannot drift apart. Conventions (paper and reference code):
   choice block every conv uses the block's weight bits and its activations the block's activation
   bits; the first conv and the last FC are fixed at ``space.fixed_bits`` for both.
 
+Two BitOps conventions (``convention=``, ``--bitops_convention``):
+
+- ``"ours"`` (default): every layer of the network we build, the 8-bit first conv and last FC
+  included: the honest cost of the network. ResNet-18 at 224x224: ``k^2 * 1.696e9 + 7.59e9`` for
+  the uniform kWkA network (14.37G / 22.85G / 34.71G for k = 2 / 3 / 4).
+- ``"paper"``: what reproduces Table 6's uniform baselines exactly: the convs of the choice blocks
+  only (3x3 convs and the 1x1 downsample shortcuts), first conv and FC not counted, and the paper's
+  "G" is 2^30, not 10^9. ResNet-18: ``k^2 * 1,695,547,392`` = 6.32 / 14.21 / 25.27 x 2^30 for k =
+  2 / 3 / 4 (Table 6: 6.32G / 14.21G / 25.27G); ResNet-34: ``k^2 * 3,545,235,456`` = 13.21 /
+  29.72 / 52.83 x 2^30 (Table 6: 13.21G / 29.72G / 52.83G). Tried and rejected (none gives all
+  six figures in decimal G): block convs without the shortcuts (1.676e9 / 3.526e9 per k^2: 6.71G
+  for ResNet-18 2W2A); the block convs minus the first 3x3 conv (ResNet-18 1.580e9 per k^2:
+  14.22G, not 14.21G, for 3W3A; ResNet-34 3.430e9: 13.72G for 2W2A); the block convs with or
+  without the 8-bit first conv and FC at any input size from 160 to 256. Only the 2^30 unit fits
+  both networks at all three widths. :func:`paper_giga` converts a count to the paper's G.
+
 Per-block costs are tabulated once per space (:class:`CostTable`); an architecture's cost is then a
 table lookup and a sum (well over 10,000 architectures per second).
 
@@ -135,6 +151,22 @@ def table(space: SearchSpace, latency_table: str | None = None) -> CostTable:
     return _table(space, path, mtime)
 
 
+BITOPS_CONVENTIONS = ("ours", "paper")
+PAPER_GIGA = 2 ** 30  # the paper's "G" of BitOps (see the module docstring)
+
+
+def check_convention(convention: str) -> str:
+    if convention not in BITOPS_CONVENTIONS:
+        raise ValueError(f"--bitops_convention must be one of {', '.join(BITOPS_CONVENTIONS)}, "
+                         f"got {convention!r}")
+    return convention
+
+
+def paper_giga(bitops: float) -> float:
+    """A BitOps count in the paper's units (G = 2^30), e.g. 14.21 for ResNet-18 3W3A."""
+    return bitops / PAPER_GIGA
+
+
 @functools.lru_cache(maxsize=32)
 def _table(space: SearchSpace, latency_path, mtime) -> CostTable:
     if latency_path is None:
@@ -154,8 +186,11 @@ def params(space: SearchSpace, arch: Architecture) -> int:
     return table(space).params(arch)
 
 
-def bitops(space: SearchSpace, arch: Architecture, include_fixed: bool = True) -> int:
-    """BitOps of ``arch`` in a quantized space (see module docstring)."""
+def bitops(space: SearchSpace, arch: Architecture, include_fixed: bool = True,
+           convention: str = "ours") -> int:
+    """BitOps of ``arch`` in a quantized space (see module docstring); ``convention="paper"``
+    counts the choice blocks only (as ``include_fixed=False``)."""
+    include_fixed = include_fixed and check_convention(convention) == "ours"
     return table(space).bitops(arch, include_fixed)
 
 
@@ -189,15 +224,17 @@ def _default_scale_index(space: SearchSpace, scale: float | None) -> int:
     return scales.index(target)
 
 
-def uniform_bitops(space: SearchSpace, bits: int, scale: float | None = None, op: int = 0) -> int:
+def uniform_bitops(space: SearchSpace, bits: int, scale: float | None = None, op: int = 0,
+                   convention: str = "ours") -> int:
     """BitOps of the uniform ``bits``W``bits``A network (channel scale ``scale``, default 1.0) with
-    the first conv and last FC at ``space.fixed_bits``: the budgets Table 6 compares against for
-    k in {2, 3, 4}. ``bits`` may be any width 1..32, also one that is not a searched choice."""
+    the first conv and last FC at ``space.fixed_bits`` (``convention="paper"``: not counted): the
+    budgets Table 6 compares against for k in {2, 3, 4}. ``bits`` may be any width 1..32, also one
+    that is not a searched choice."""
     if not 1 <= bits <= 32:
         raise ValueError(f"bits must be in 1..32, got {bits}")
     t = table(space)
     q = int(t.block_qmacs[:, op, _default_scale_index(space, scale)].sum())
-    return q * bits * bits + t.fixed_bitops()
+    return q * bits * bits + (t.fixed_bitops() if check_convention(convention) == "ours" else 0)
 
 
 def uniform_macs(space: SearchSpace, scale: float | None = None, op: int = 0) -> int:
@@ -227,16 +264,24 @@ def main(argv):  # pragma: no cover - exercised through the command line in test
     if len(argv) > 1:
         raise SystemExit(f"unexpected arguments: {argv[1:]}")
     space = spaces.get(FLAGS.space, **spaces.overrides_from_flags(FLAGS))
+    convention = check_convention(FLAGS.bitops_convention)
     if FLAGS.uniform_bits is not None:
         if not space.quantized:
             raise SystemExit(f"--uniform_bits needs a quantized space; {space.name!r} is float")
+        count = uniform_bitops(space, FLAGS.uniform_bits, convention=convention)
         out = {"space": space.name, "uniform_bits": FLAGS.uniform_bits,
-               "macs": uniform_macs(space), "bitops": uniform_bitops(space, FLAGS.uniform_bits),
-               "fixed_bitops": table(space).fixed_bitops(),
+               "macs": uniform_macs(space), "bitops": count,
+               "fixed_bitops": table(space).fixed_bitops() if convention == "ours" else 0,
+               "bitops_convention": convention,
                "supernet_params": supernet_params(space)}
+        if convention == "paper":
+            out["bitops_paper_g"] = round(paper_giga(count), 2)
     else:
         arch = arch_from_any(space, FLAGS.arch) if FLAGS.arch else None
         out = report(space, arch, FLAGS.latency_table)
+        if arch is not None and space.quantized and convention == "paper":
+            out.update(bitops=bitops(space, arch, convention="paper"), bitops_convention="paper",
+                       bitops_paper_g=round(paper_giga(bitops(space, arch, convention="paper")), 2))
     print(json.dumps(out, sort_keys=True))
 
 
@@ -250,6 +295,9 @@ if __name__ == "__main__":  # pragma: no cover
     flags.DEFINE_integer("uniform_bits", None, "print MACs/BitOps of the uniform KwKa network")
     flags.DEFINE_string("latency_table", None, "latency lookup table (spos_tf.latency build): "
                         "also print latency_ms")
+    flags.DEFINE_string("bitops_convention", "ours", "BitOps counting: ours (every layer, 8-bit "
+                        "first conv and FC included) or paper (choice blocks only; Table 6's "
+                        "figures are these counts / 2^30)")
     _spaces.define_override_flags()
 
     def _run(argv):

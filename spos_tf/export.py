@@ -41,8 +41,9 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_integer("calib_images", 512, "Training images for int8 calibration and, with "
                          "inherited weights, BN recalibration.", **d)
     flags.DEFINE_integer("calib_batch_size", 64, "Calibration batch size.", **d)
-    flags.DEFINE_enum("eval_split", "holdout", ["holdout", "test"],
-                      "Images of the report's accuracy and differences.", **d)
+    flags.DEFINE_enum("eval_split", "test", ["holdout", "test"],
+                      "Images of the report's accuracy and differences (default test: data the "
+                      "search never saw).", **d)
     flags.DEFINE_integer("eval_images", None, "Use the first this many images of --eval_split "
                          "(default: all).", **d)
     flags.DEFINE_integer("eval_batch_size", 100, "Evaluation batch size.", **d)

@@ -45,7 +45,7 @@ Formats and files in ``config.out`` (nothing else there is touched):
   files the storage type of every weight tensor (read from the interpreter's tensor details and,
   for the packed INT4 type the interpreter shows as int8, from the flatbuffer).
 
-Evaluation images: the ``eval_split`` role (``holdout`` by default, the search's held-out split)
+Evaluation images: the ``eval_split`` role (``test`` by default: data the search never saw)
 through the evaluation pipeline, rounded to ``uint8`` (the exported models' input), streamed in
 batches; the Keras reference is the restored network applied to exactly those images.
 
@@ -112,7 +112,8 @@ class ExportConfig:
       data_dir: TFDS data directory (None: the run's).
       calib_images, calib_batch_size: training images (``calib`` role, in stored order) for the
         int8 post-training calibration and, for inherited weights, the BN recalibration.
-      eval_split: ``"holdout"`` (the search's held-out split) or ``"test"``: the report's images.
+      eval_split: ``"test"`` (default: data the search never saw) or ``"holdout"`` (the search's
+        held-out split, biased upwards for a searched architecture): the report's images.
       eval_images: use the first this many images of the split (None: all of it).
       eval_batch_size: batch size of the report's evaluation.
     """
@@ -125,7 +126,7 @@ class ExportConfig:
     data_dir: Optional[str] = None
     calib_images: int = 512
     calib_batch_size: int = 64
-    eval_split: str = "holdout"
+    eval_split: str = "test"
     eval_images: Optional[int] = None
     eval_batch_size: int = 100
 
@@ -648,7 +649,7 @@ def export(prepared: Prepared, config: ExportConfig, stream=None, *,
     }
     run_dir.atomic_write_text(os.path.join(out, REPORT_FILE),
                               json.dumps(report, indent=2, sort_keys=True) + "\n")
-    _print(stream, f"Held-out top-1 on {count} {config.eval_split} images: Keras "
+    _print(stream, f"Top-1 on {count} {config.eval_split} images: Keras "
                    f"{keras_accuracy:.4f}; " + "; ".join(
                        f"{fmt} {r['accuracy']:.4f} (max |diff| {r['max_abs_diff']:.2g}, "
                        f"{r['size_bytes'] / 1024:.0f} KiB)" for fmt, r in results.items()))

@@ -53,7 +53,7 @@ def define_flags(fv=None) -> None:
                       "tflite_int8; no float tflite for a quantized space).", **d)
     flags.DEFINE_integer("export_calib_images", 512, "Training images for the int8 "
                          "calibration.", **d)
-    flags.DEFINE_enum("export_eval_split", "holdout", ["holdout", "test"],
+    flags.DEFINE_enum("export_eval_split", "test", ["holdout", "test"],
                       "Images of the export report's accuracy and differences.", **d)
 
 

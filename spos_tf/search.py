@@ -24,8 +24,8 @@ from absl import app, flags
 
 from spos_tf import app_common
 
-COST_FLAGS = ("max_macs", "max_params", "max_bitops", "bitops_budget", "max_latency_ms",
-              "latency_table")
+COST_FLAGS = ("max_macs", "max_params", "max_bitops", "bitops_budget", "bitops_convention",
+              "max_latency_ms", "latency_table")
 
 
 def define_flags(fv=None) -> None:
@@ -58,6 +58,9 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_string("bitops_budget", None, "Constraint: BitOps of the uniform kWkA network "
                         "of the space, e.g. 3w3a (quantized spaces only; instead of --max_bitops).",
                         **d)
+    flags.DEFINE_enum("bitops_convention", "ours", ["ours", "paper"], "BitOps counting: ours "
+                      "(every layer, 8-bit first conv and FC included) or paper (choice blocks "
+                      "only, Table 6's count; its G is 2^30).", **d)
     flags.DEFINE_integer("calib_images", 25_600, "BN recalibration images per candidate (the "
                          "reference: 200 batches of 128).", **d)
     flags.DEFINE_integer("calib_batch_size", 128, "BN recalibration batch size.", **d)

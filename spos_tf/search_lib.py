@@ -107,6 +107,10 @@ class SearchConfig:
         uniform k-bit network of the supernet's space, ``costs.uniform_bitops(space, k)`` (the
         budgets of the paper's Table 6); resolved by :func:`resolve_limits` once the space is
         known. Exclusive with ``max_bitops``; needs a quantized space.
+      bitops_convention: ``"ours"`` (every layer, the 8-bit first conv and FC included) or
+        ``"paper"`` (the choice blocks only: Table 6's counting, see :mod:`spos_tf.costs`); sets
+        what ``max_bitops``, ``bitops_budget``, ``history.csv`` and ``best.json`` count. A kWkA
+        budget selects the same architectures either way (the fixed layers cost the same in all).
       calib_images, calib_batch_size: BN recalibration per candidate: the first
         ``ceil(calib_images / calib_batch_size)`` batches of the supernet's training split in its
         stored order (TFDS stores ImageNet shuffled), the same images for every candidate
@@ -149,6 +153,7 @@ class SearchConfig:
     max_latency_ms: Optional[float] = None
     latency_table: Optional[str] = None
     bitops_budget: Optional[str] = None
+    bitops_convention: str = "ours"
     calib_images: int = 25_600
     calib_batch_size: int = 128
     calib_augment: bool = False
@@ -231,6 +236,7 @@ class SearchConfig:
         if self.calib_mode not in CALIB_MODES:
             raise ValueError(f"--calib_mode must be one of {', '.join(CALIB_MODES)}, got "
                              f"{self.calib_mode!r}")
+        costs_lib.check_convention(self.bitops_convention)
         if self.bitops_budget is not None:
             budget_bits(self.bitops_budget)
             if self.max_bitops is not None:
@@ -277,13 +283,15 @@ def resolve_limits(config: SearchConfig, space: SearchSpace) -> dict:
         if not space.quantized:
             raise ValueError(f"--bitops_budget needs a quantized space; {space.name!r} searches "
                              f"float architectures (use --max_macs)")
-        limits["bitops"] = float(costs_lib.uniform_bitops(space, budget_bits(config.bitops_budget)))
+        limits["bitops"] = float(costs_lib.uniform_bitops(space, budget_bits(config.bitops_budget),
+                                                          convention=config.bitops_convention))
     return limits
 
 
 # ------------------------------------------------------------------------------- oracle side
 def build_constraint(space: SearchSpace, limits: Mapping[str, float],
-                     latency_table: Optional[str] = None) -> dict:
+                     latency_table: Optional[str] = None,
+                     bitops_convention: str = "ours") -> dict:
     """The oracle constraint ``{name: (cost_fn(values) -> float, limit)}`` of ``limits``.
 
     Args:
@@ -291,6 +299,7 @@ def build_constraint(space: SearchSpace, limits: Mapping[str, float],
       limits: ``{cost name: max value}`` with names in :data:`COSTS` (``macs``, ``params``,
         ``bitops``, ``latency_ms``).
       latency_table: the latency lookup table ``latency_ms`` needs.
+      bitops_convention: how ``bitops`` counts (``costs.BITOPS_CONVENTIONS``).
 
     Raises:
       ValueError: an unknown cost name, ``bitops`` for a float space, a latency table that does
@@ -304,9 +313,25 @@ def build_constraint(space: SearchSpace, limits: Mapping[str, float],
         if name == "bitops" and not space.quantized:
             raise ValueError(f"--max_bitops needs a quantized space; {space.name!r} searches "
                              f"float architectures (use --max_macs)")
-        cost = COSTS[name]
+        cost = _cost_fn(name, bitops_convention)
         out[name] = (lambda values, cost=cost: float(cost(table, space.from_values(values))),
                      float(limit))
+    return out
+
+
+def _cost_fn(name: str, bitops_convention: str = "ours"):
+    if name == "bitops" and costs_lib.check_convention(bitops_convention) == "paper":
+        return lambda table, arch: table.bitops(arch, include_fixed=False)
+    return COSTS[name]
+
+
+def arch_costs(space: SearchSpace, arch: Architecture, bitops_convention: str = "ours",
+               table=None) -> dict:
+    """``CostTable.all(arch)`` (of ``table``, default the space's) with ``bitops`` counted by
+    ``bitops_convention``."""
+    out = (table or costs_lib.table(space)).all(arch)
+    if "bitops" in out:
+        out["bitops"] = costs_lib.bitops(space, arch, convention=bitops_convention)
     return out
 
 
@@ -414,11 +439,12 @@ def history_columns(space: SearchSpace, latency: bool = False) -> list:
 
 
 def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None = None,
-                 table=None) -> list:
+                 table=None, bitops_convention: str = "ours") -> list:
     """One dict per completed trial of ``oracle`` (a live or reloaded oracle), by trial id.
 
     ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials;
-    ``table``: the :class:`~spos_tf.costs.CostTable` (with a latency table: ``latency_ms``).
+    ``table``: the :class:`~spos_tf.costs.CostTable` (with a latency table: ``latency_ms``);
+    ``bitops`` is counted by ``bitops_convention``.
     """
     cache = {} if cache is None else cache
     table = table or costs_lib.table(space)
@@ -432,7 +458,8 @@ def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None 
             arch = space.from_values(trial.hyperparameters.values)
             row = {"algorithm": algorithm, "trial_id": trial_id,
                    "generation": oracle.generation_of(trial_id), "arch": str(arch),
-                   **table.all(arch), "accuracy": float(trial.score)}
+                   **arch_costs(space, arch, bitops_convention, table),
+                   "accuracy": float(trial.score)}
             seconds = (trial.metrics.get_last_value("seconds")
                        if trial.metrics.exists("seconds") else None)
             row["seconds"] = None if seconds is None else round(float(seconds), 4)
@@ -454,7 +481,8 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
                 evaluated: int) -> dict:
     """The ``best.json`` object of ``row``."""
     arch = space.parse(row["arch"])
-    costs = costs_lib.table(space, config.latency_table).all(arch)
+    costs = arch_costs(space, arch, config.bitops_convention,
+                       costs_lib.table(space, config.latency_table))
     record = json.loads(arch.to_json(space))
     record.update(accuracy=row["accuracy"], costs=costs, algorithm=row["algorithm"],
                   trial_id=row["trial_id"], generation=row["generation"],
@@ -463,6 +491,7 @@ def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchC
                   constraints=resolve_limits(config, space),
                   evaluated=evaluated,
                   calib_images=config.num_calib_batches * config.calib_batch_size,
+                  calib_mode=config.calib_mode, calib_augment=config.calib_augment,
                   holdout_images=config.holdout_images)
     return record
 
@@ -822,11 +851,11 @@ class _Results:
         for other in ALGORITHMS:  # searched into this workdir by an earlier run
             if other not in config.algorithms and _has_project(config.workdir, other):
                 self.finished += history_rows(_reload(other, config, space), other, space,
-                                              self.cache, self.table)
+                                              self.cache, self.table, config.bitops_convention)
 
     def write(self, oracle=None, algorithm: str | None = None, plot: bool = False):
-        live = (history_rows(oracle, algorithm, self.space, self.cache, self.table)
-                if oracle else [])
+        live = (history_rows(oracle, algorithm, self.space, self.cache, self.table,
+                             self.config.bitops_convention) if oracle else [])
         rows = sorted(self.finished + live,
                       key=lambda r: (ALGORITHMS.index(r["algorithm"]), r["trial_id"]))
         return write_outputs(self.config.workdir, rows, self.space, self.run_config,
@@ -835,7 +864,8 @@ class _Results:
     def finish(self, oracle, algorithm: str) -> int:
         """Adds the rows of a finished search, writes every file (and the TensorBoard HParams
         sessions of every candidate); returns its row count."""
-        rows = history_rows(oracle, algorithm, self.space, self.cache, self.table)
+        rows = history_rows(oracle, algorithm, self.space, self.cache, self.table,
+                            self.config.bitops_convention)
         self.finished += rows
         self.best = self.write(plot=True)
         write_hparams(os.path.join(self.config.workdir, HPARAMS_DIR), self.finished, self.space)
@@ -905,7 +935,8 @@ def _checked_oracles(config: SearchConfig) -> tuple:
     """
     run_config = _load_run_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
-    constraint = build_constraint(space, resolve_limits(config, space), config.latency_table)
+    constraint = build_constraint(space, resolve_limits(config, space), config.latency_table,
+                                  config.bitops_convention)
     oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
     for oracle in oracles.values():
         oracle.check_feasible()

@@ -27,8 +27,8 @@ FLAG_NAMES = (
     "label_smoothing", "min_macs", "max_macs", "sampling", "cost_bins", "bin_tries",
     "latency_table", "min_latency_ms", "max_latency_ms", "bn_momentum", "strategy",
     "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split",
-    "eval_batch_size",
-    "eval_batches", "calib_batches", "final_bn_batches", "progress") + spaces.OVERRIDE_FLAGS
+    "eval_batch_size", "eval_batches", "calib_batches", "final_bn_batches", "final_bn_augment",
+    "progress") + spaces.OVERRIDE_FLAGS
 # Data flags -> DataConfig fields.
 DATA_FLAGS = {"dataset": "name", "data_dir": "data_dir", "manual_dir": "manual_dir",
               "augment": "augment", "preprocessing": "preprocessing",
@@ -105,12 +105,17 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_integer("log_every", 100, "Steps per metrics record.", **d)
     flags.DEFINE_integer("eval_every", 0, "Steps between evaluations (0: final only).", **d)
     flags.DEFINE_integer("eval_paths", 10, "Supernet: random paths per evaluation.", **d)
-    flags.DEFINE_enum("eval_split", "holdout", ["holdout", "test"], "Evaluation split.", **d)
+    flags.DEFINE_enum("eval_split", None, ["holdout", "test"], "Evaluation split (default: "
+                      "holdout for the supernet, test for retraining: final numbers on data the "
+                      "search never saw).", **d)
     flags.DEFINE_integer("eval_batch_size", 256, "Evaluation batch size.", **d)
     flags.DEFINE_integer("eval_batches", 0, "Evaluation batches (0: the whole split).", **d)
     flags.DEFINE_integer("calib_batches", 20, "Supernet: BN recalibration batches per path.", **d)
     flags.DEFINE_integer("final_bn_batches", 0, "Retraining: exact BN statistics on this many "
                          "batches after the last step, learning rate 0 (0: skip).", **d)
+    flags.DEFINE_bool("final_bn_augment", False, "Retraining: the final BN pass reads training "
+                      "images with the training augmentation (the reference's pass); default "
+                      "un-augmented.", **d)
     flags.DEFINE_bool("progress", True, "Show a progress bar.", **d)
     spaces.define_override_flags(fv)
 

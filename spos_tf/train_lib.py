@@ -131,10 +131,16 @@ class TrainConfig:
       log_every: steps per metrics record (loss, accuracy, learning rate, path MACs).
       eval_every: steps between evaluations (0: only the final one).
       eval_paths: supernet: random paths averaged into ``val_accuracy``.
-      eval_split: ``"holdout"`` (the search's held-out split) or ``"test"``.
+      eval_split: ``"holdout"`` (the search's held-out split) or ``"test"``; None (default):
+        ``"holdout"`` for the supernet (what the search will score on), ``"test"`` for a
+        stand-alone network (its final number on data the search never saw); :func:`resolve`
+        stores the split used.
       eval_batch_size, eval_batches: evaluation batch size and batches (0: the whole split).
       calib_batches: supernet: BN recalibration batches per evaluated path (training images,
         no augmentation, exact cumulative average).
+      final_bn_augment: the final BN pass reads training images through the training
+        augmentation (as the reference's pass over ~1,250 x 1,024 augmented images; seeded by
+        position, in stored order, repeated as needed); default: un-augmented training images.
       final_bn_batches: stand-alone only: after the last step, recompute exact BN statistics on
         this many batches with the learning rate at 0 (0: skip), saved with the final checkpoint.
       progress: show a progress bar.
@@ -171,11 +177,12 @@ class TrainConfig:
     log_every: int = 100
     eval_every: int = 0
     eval_paths: int = 10
-    eval_split: str = "holdout"
+    eval_split: Optional[str] = None
     eval_batch_size: int = 256
     eval_batches: int = 0
     calib_batches: int = 20
     final_bn_batches: int = 0
+    final_bn_augment: bool = False
     progress: bool = True
 
     @property
@@ -252,7 +259,11 @@ class TrainConfig:
             _check_int(name, getattr(self, name), 1)
         for name in ("eval_every", "eval_batches", "final_bn_batches"):
             _check_int(name, getattr(self, name), 0)
-        _check_choice("eval_split", self.eval_split, EVAL_SPLITS)
+        if self.eval_split is not None:
+            _check_choice("eval_split", self.eval_split, EVAL_SPLITS)
+        if self.final_bn_augment and not self.final_bn_batches:
+            raise ValueError("--final_bn_augment chooses the images of the final BN pass; set "
+                             "--final_bn_batches (its length) too, or drop it")
         if self.final_bn_batches and self.is_supernet:
             raise ValueError("--final_bn_batches applies to retraining (--arch); the supernet's "
                              "BN statistics are recalibrated per path at evaluation and search")
@@ -349,8 +360,10 @@ def resolve(config: TrainConfig) -> Resolved:
             eval_sampler = sampler
             sampler = CostBinSampler(space, config.seed, config.cost_bins or REFERENCE_BINS,
                                      config.bin_tries)
+    eval_split = config.eval_split or ("holdout" if config.is_supernet else "test")
     effective = dataclasses.replace(config, data=data, space_overrides=overrides,
-                                    arch=None if arch is None else str(arch), uniform_bits=None)
+                                    arch=None if arch is None else str(arch), uniform_bits=None,
+                                    eval_split=eval_split)
     return Resolved(effective, space, arch, sampler, dict(info.num_examples),
                     eval_sampler if config.sampling == "cost_bins" else None)
 
@@ -616,10 +629,17 @@ class Evaluator:
         return record
 
     def final_bn_pass(self, model, num_batches: int) -> int:
-        """Stand-alone: exact BN statistics on ``num_batches`` calibration batches, written back
-        to ``model`` (the weights do not change: the learning rate is 0 for this pass)."""
+        """Stand-alone: exact BN statistics on ``num_batches`` calibration batches (augmented
+        with ``config.final_bn_augment``), written back to ``model`` (the weights do not change:
+        the learning rate is 0 for this pass). Cost: ``num_batches`` training-mode forward passes
+        of ``eval_batch_size`` images on one device."""
         self.sync_from(model)
-        used = self.path_evaluator.recalibrate(self.calib, num_batches)
+        calib = self.calib
+        if self.config.final_bn_augment:
+            calib = build_dataset(self.config.data, "calib", self.config.eval_batch_size,
+                                  training=False, augment=True, seed=self.config.seed,
+                                  repeat=True, drop_remainder=True)
+        used = self.path_evaluator.recalibrate(calib, num_batches)
         model.set_weights(self.twin.get_weights())
         return used
 
@@ -859,7 +879,9 @@ class _Run:
                 used = self._evaluator().final_bn_pass(self.model, config.final_bn_batches)
                 self.final_bn.assign(1)
                 self._save(step)
-                self._print(f"Recomputed exact BN statistics on {used} batches (learning rate 0).")
+                images = "augmented" if config.final_bn_augment else "un-augmented"
+                self._print(f"Recomputed exact BN statistics on {used} batches (learning rate 0, "
+                            f"{images} training images).")
             return self._evaluate(step, final=True) if self.chief else {}
         finally:
             self.tb.close()

@@ -159,3 +159,40 @@ def test_released_block_channel_architecture_matches_reference_network():
         costs.macs(blocks, paper), costs.params(blocks, paper))
     widths = [spos_tf.space.mid_channels(space, 64, s) for s in space.channel_scales]
     assert widths == [6, 12, 19, 25, 32, 38, 44, 51]
+
+
+def _resnet_block_conv_macs(repeats):
+    """Conv MACs of a ResNet-18/34's basic blocks at 224x224 (3x3 convs and 1x1 downsample
+    shortcuts), counted by hand: stages at 56, 28, 14, 7 with 64, 128, 256, 512 channels."""
+    total, cin = 0, 64
+    for n, (hw, c) in zip(repeats, ((56, 64), (28, 128), (14, 256), (7, 512))):
+        for i in range(n):
+            total += hw * hw * 9 * cin * c + hw * hw * 9 * c * c
+            if cin != c:
+                total += hw * hw * cin * c      # the 1x1 shortcut (stride on its input)
+            cin = c
+    return total
+
+
+@pytest.mark.parametrize("name, repeats, table6", [
+    ("resnet18_mixed_precision", (2, 2, 2, 2), (6.32, 14.21, 25.27)),
+    ("resnet34_mixed_precision", (3, 4, 6, 3), (13.21, 29.72, 52.83))])
+def test_paper_bitops_convention_reproduces_table6(name, repeats, table6):
+    """Issue 12, item 6: Table 6's uniform kWkA BitOps are the choice blocks' conv MACs x k^2 in
+    units of 2^30; our default also counts the 8-bit first conv and FC."""
+    space = spaces.get(name)
+    per_k2 = _resnet_block_conv_macs(repeats)
+    assert per_k2 == {"resnet18_mixed_precision": 1_695_547_392,
+                      "resnet34_mixed_precision": 3_545_235_456}[name]
+    for k, figure in zip((2, 3, 4), table6):
+        paper = costs.uniform_bitops(space, k, convention="paper")
+        assert paper == per_k2 * k * k
+        assert round(costs.paper_giga(paper), 2) == figure
+        assert round(paper / 1e9, 2) != figure               # decimal G does not reproduce it
+        ours = costs.uniform_bitops(space, k)
+        stem = 112 * 112 * 49 * 3 * 64                        # 7x7/2 stem conv, 8 bits
+        assert ours == paper + (stem + 512 * 1000) * 64       # + FC 512 -> 1000, 8 bits
+        arch = costs.uniform_arch(space, bits=k)
+        assert costs.bitops(space, arch, convention="paper") == paper
+    with pytest.raises(ValueError, match="--bitops_convention"):
+        costs.uniform_bitops(space, 2, convention="table6")

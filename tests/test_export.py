@@ -50,11 +50,11 @@ def exported(trained_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(trained_run, data_dir):
-    """(uint8 held-out images, labels, Keras logits of an independently restored model)."""
+    """(uint8 test images, labels, Keras logits of an independently restored model)."""
     space, model, _ = run_dir.restore_model(trained_run)
     data = DataConfig(name="spos_digits", data_dir=data_dir, image_size=space.image_size)
     images, labels = [], []
-    for x, y in export_lib.uint8_dataset(data, "holdout", 100):
+    for x, y in export_lib.uint8_dataset(data, "test", 100):
         images.append(x.numpy())
         labels.append(y.numpy())
     images, labels = np.concatenate(images), np.concatenate(labels)
@@ -88,7 +88,7 @@ def test_report_and_files(exported):
         assert json.load(f) == json.loads(json.dumps(report))
     assert report["arch"] == ARCH and report["weights_from"] == "standalone"
     assert report["signature"]["input_shape"] == [None, 16, 16, 3]
-    assert report["eval"] == {"split": "holdout", "images": 300,
+    assert report["eval"] == {"split": "test", "images": 300,
                               "keras_accuracy": report["eval"]["keras_accuracy"]}
     formats = report["formats"]
     assert list(formats) == list(export_lib.FORMATS)
@@ -135,6 +135,29 @@ def test_tflite_float_and_int8_run_in_the_interpreter(exported, reference):
     agreement = np.mean(int8_logits.argmax(-1) == logits.argmax(-1))
     assert agreement >= 0.97, agreement
     assert np.mean(int8_logits.argmax(-1) == labels) >= 0.9
+
+
+def test_final_numbers_default_to_the_test_split(trained_run, exported, reference, data_dir):
+    """Issue 12, item 5: a retraining run (no --eval_split) and the export report their accuracy
+    on the test split, never the held-out split the search selects on."""
+    space, model, config = run_dir.restore_model(trained_run)
+    data = DataConfig(name="spos_digits", data_dir=data_dir, image_size=space.image_size)
+
+    def accuracy(split):
+        correct = count = 0
+        for x, y in build_dataset(data, split, 100, training=False, seed=0):
+            correct += int(np.sum(model(x, training=False).numpy().argmax(-1) == y.numpy()))
+            count += len(y)
+        return correct / count
+
+    test, holdout = accuracy("test"), accuracy("holdout")
+    final = [json.loads(line) for line in open(os.path.join(trained_run, "metrics.jsonl"))][-1]
+    assert config["eval_split"] == "test" and final["eval_split"] == "test"
+    assert final["val_accuracy"] == test
+    assert test != holdout   # so the line above tells the splits apart
+    images, labels, logits = reference          # the uint8 test images the export evaluates
+    _, report = exported
+    assert report["eval"]["keras_accuracy"] == np.mean(logits.argmax(-1) == labels)
 
 
 @pytest.fixture(scope="module")

@@ -63,10 +63,14 @@ def test_tiny_pipeline_leaves_every_output(tiny_pipeline):
     report = json.loads((wd / "export" / "export_report.json").read_text())
     assert report["arch"] == best["arch"] and set(report["formats"]) == {
         "saved_model", "tflite", "tflite_int8"}
-    for key in ("supernet_path_accuracy", "retrained_accuracy"):
+    for key in ("search_holdout_accuracy", "retrained_accuracy"):
         assert 0.0 <= summary[key] <= 1.0
+    # final numbers on the test split, the search's score labelled as held-out (issue 12, item 5)
+    assert summary["eval_split"] == "test" and retrain_config["eval_split"] == "test"
+    assert summary["export"]["eval"]["split"] == "test"
+    assert summary["search_holdout_accuracy"] == best["accuracy"]
     assert summary["plots"]["search"] == str(wd / "search" / "search.png")
-    for line in ("== Summary", "Best architecture", "supernet path", "retrained",
+    for line in ("== Summary", "Best architecture", "Search score", "Test top-1", "retrained",
                  "model_int8.tflite", "search.png"):
         assert line in text
 

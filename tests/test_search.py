@@ -252,3 +252,25 @@ def test_compare_seeds_by_hand():
     assert out["algorithms"]["random"]["final_best"] == [0.8, 0.9]
     assert out["difference"] == pytest.approx(0.875 - 0.85)
     assert out["exceeds_seed_spread"] is False
+
+
+def test_bitops_convention_sets_what_the_constraint_counts():
+    """--bitops_convention=paper: budget and constraint count the choice blocks only (Table 6)."""
+    from spos_tf import spaces
+
+    space = spaces.get("resnet18_mixed_precision", image_size=16, width=0.25,
+                       repeats=(1, 1, 1, 1), num_classes=10)
+    arch = space.sample(np.random.default_rng(0))
+    fixed = costs.table(space).fixed_bitops()
+    for convention, extra in (("ours", fixed), ("paper", 0)):
+        config = search_lib.SearchConfig(supernet_dir="/s", workdir="/w", bitops_budget="3w3a",
+                                         bitops_convention=convention).validate()
+        limit = search_lib.resolve_limits(config, space)["bitops"]
+        assert limit == costs.uniform_bitops(space, 3, convention="paper") + extra
+        constraint = search_lib.build_constraint(space, {"bitops": limit}, convention)
+        cost, _ = constraint["bitops"]
+        assert cost(space.to_values(arch)) == costs.bitops(space, arch, include_fixed=False) + extra
+        assert search_lib.arch_costs(space, arch, convention)["bitops"] == cost(
+            space.to_values(arch))
+    with pytest.raises(ValueError, match="--bitops_convention"):
+        search_lib.SearchConfig(supernet_dir="/s", workdir="/w", bitops_convention="x").validate()

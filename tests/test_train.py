@@ -87,6 +87,10 @@ def test_supernet_and_retrain_flags_are_the_paper_recipe():
     assert sup.arch is None and sup.final_bn_batches == 0
     ret = parse_flagfile("retrain.cfg", "--workdir=/x")
     assert ret.steps == 300_000 and ret.final_bn_batches > 0
+    # the paper retrains on the whole training set; the reference's final BN pass reads about
+    # 1,250 x 1,024 augmented training images (issue 12, item 2)
+    assert ret.data.train_split == "train" and ret.eval_split == "test"
+    assert ret.final_bn_augment and ret.final_bn_batches * ret.eval_batch_size == 1_280_000
     assert [getattr(ret, k) for k in RECIPE + ("batch_size",)] == [
         getattr(sup, k) for k in RECIPE + ("batch_size",)]
 
@@ -98,6 +102,7 @@ def test_tiny_twins_keep_the_recipe(twin, full):
     assert [getattr(small, k) for k in RECIPE] == [getattr(big, k) for k in RECIPE]
     assert small.data.name == "spos_digits"
     assert bool(small.final_bn_batches) == bool(big.final_bn_batches)
+    assert small.final_bn_augment == big.final_bn_augment
 
 
 def test_quickstart_flags():
