@@ -41,6 +41,7 @@ import tf_keras as keras
 
 from spos_tf import costs as costs_lib
 from spos_tf import run_dir, spaces
+from spos_tf import train_step as step_lib
 from spos_tf.data import DataConfig, build_dataset, dataset_info
 from spos_tf.data import resolve as resolve_data
 from spos_tf.progress import ProgressBar
@@ -709,24 +710,15 @@ class _Run:
         fixed_macs = 0.0 if supernet else _path_macs(self.space, self.resolved.arch)
         tvars = model.trainable_variables
 
+        def step_loss(labels, logits):  # per replica: summed over its examples / global batch
+            return tf.reduce_sum(loss_fn(labels, logits)) / global_batch
+
         def step_fn(images, labels):
-            if supernet:
-                arch, macs = model.sample_arch_tensor(optimizer.iterations)
-                model.arch_var.assign(arch)
-            else:
-                macs = tf.constant(fixed_macs, tf.float32)
-            with tf.GradientTape() as tape:
-                logits = (model(images, training=True, arch=arch) if supernet
-                          else model(images, training=True))
-                loss = tf.reduce_sum(loss_fn(labels, logits)) / global_batch
-            grads = tape.gradient(loss, tvars)
-            grad_norm = tf.linalg.global_norm([g for g in grads if g is not None])
-            finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(grad_norm))
-            bad = 1.0 - tf.cast(finite, tf.float32)  # summed over replicas: > 0 if any is bad
-            optimizer.apply_gradients(zip(grads, tvars))
+            out = step_lib.train_step(model, optimizer, step_loss, images, labels, fixed_macs)
+            bad = 1.0 - tf.cast(out.finite, tf.float32)  # summed over replicas: > 0 if any is bad
             correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
-            return loss, correct, bad, macs
+                tf.equal(tf.argmax(out.logits, -1, output_type=tf.int32), labels), tf.float32))
+            return out.loss, correct, bad, out.macs
 
         local_replicas = self.local_replicas
         per_replica = self.local_batch // local_replicas

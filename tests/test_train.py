@@ -20,7 +20,7 @@ from absl import flags
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf
-from spos_tf import run_dir, spaces, train, train_lib
+from spos_tf import run_dir, spaces, train, train_lib, train_step
 from spos_tf.data import DataConfig
 from spos_tf.progress import ProgressBar, format_duration
 from spos_tf.sampling import ArchSampler, CostBinSampler
@@ -330,15 +330,26 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, da
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
-def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, data_dir):
+def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, data_dir,
+                                                                      monkeypatch):
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs 2 logical CPU devices (tests/conftest.py)")
     with pytest.raises(train_lib.ConfigError, match="not divisible by the 2 replicas"):
         train_lib.run(_tiny(tmp_path, data_dir, strategy="mirrored", batch_size=31))
+    replicas = []   # the app's step is the one of spos_tf.train_step, run on each replica
+    real_step = train_step.train_step
+
+    def recording(model, *args, **kwargs):
+        replicas.append(int(tf.get_static_value(
+            tf.distribute.get_replica_context().replica_id_in_sync_group)))
+        return real_step(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_step, "train_step", recording)
     config = _tiny(tmp_path, data_dir, TWO_OPS, strategy="mirrored", steps=3, eval_paths=1)
     out = io.StringIO()
     record = train_lib.run(config, stream=out)
     assert "on 2 replica(s)" in out.getvalue() and record["final"]
+    assert sorted(replicas) == [0, 1]   # traced once per replica
     assert assert_only_sampled_choices_moved(tmp_path / "wd", 3) > 0
 
 
