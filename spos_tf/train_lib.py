@@ -505,29 +505,18 @@ def _bin_fn(resolved: Resolved):
     return edges, lambda step: bin_index(edges, table.macs(resolved.sampler(step)))
 
 
-def _scalar_metadata():
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = "scalars"
-    metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
-    return metadata
-
-
 class TensorBoard:
-    """Scalar summaries under ``<workdir>/tb`` with TF's own writer (no tensorboard package)."""
+    """Scalar summaries under ``<workdir>/tb`` (``tf.summary.scalar``; chief only)."""
 
     def __init__(self, logdir: str, enabled: bool = True):
         self.writer = tf.summary.create_file_writer(logdir) if enabled else None
-        self.metadata = _scalar_metadata() if enabled else None
 
     def write(self, step: int, scalars: dict) -> None:
         if self.writer is None:
             return
         with self.writer.as_default(step=int(step)):
             for name, value in scalars.items():
-                tf.summary.write(name, tf.constant(float(value), tf.float32),
-                                 metadata=self.metadata)
+                tf.summary.scalar(name, float(value))
         self.writer.flush()
 
     def close(self):

@@ -133,9 +133,14 @@ def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
 
     events = list(Path(workdir, "tb").glob("events.out.tfevents.*"))
     assert events
-    tags = {v.tag for e in tf.compat.v1.train.summary_iterator(str(events[0]))
-            for v in e.summary.value}
-    assert {"loss", "accuracy", "learning_rate", "arch_macs", "val_accuracy"} <= tags
+    scalars = {(v.tag, e.step): float(tf.make_ndarray(v.tensor))
+               for e in tf.compat.v1.train.summary_iterator(str(events[0])) for v in e.summary.value}
+    assert {"loss", "accuracy", "learning_rate", "arch_macs", "val_accuracy"} <= {
+        tag for tag, _ in scalars}
+    for r in logs:   # TensorBoard shows the values of metrics.jsonl
+        assert scalars[("loss", r["step"])] == pytest.approx(r["loss"], rel=1e-6)
+        assert scalars[("arch_macs", r["step"])] == pytest.approx(r["arch_macs"], rel=1e-6)
+    assert scalars[("val_accuracy", 12)] == pytest.approx(record["val_accuracy"], rel=1e-6)
     assert not Path(workdir, "flags.txt").exists()  # written by the app (see test_app_*)
 
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
