@@ -218,6 +218,6 @@ if __name__ == "__main__":  # pragma: no cover
         try:
             main(argv)
         except ValueError as e:
-            raise SystemExit(f"error: {e}")
+            raise SystemExit(f"error: {e}") from None
 
     app.run(_run)

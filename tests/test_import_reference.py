@@ -18,7 +18,7 @@ import tensorflow as tf
 from spos_tf import reference_import, run_dir, spaces
 from spos_tf.data import DataConfig, build_dataset
 from spos_tf.data.preprocess import MEAN_RGB, STDDEV_RGB, finish
-from spos_tf.layers import BNControl, Conv, DepthwiseConv
+from spos_tf.layers import Conv, DepthwiseConv
 from spos_tf.ops import Prim
 from spos_tf.reference_import import ImportConfig, ReferenceImportError
 
