@@ -1,7 +1,5 @@
 """BN recalibration and path scoring (spos_tf.evaluate) on a trained tiny supernet."""
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +10,7 @@ from spos_tf import run_dir, spaces
 from spos_tf.data import DataConfig, build_dataset
 from spos_tf.evaluate import PathEvaluator, evaluate_path, evaluator_for, recalibrate_bn
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _supernet_workdir import trained_supernet_dir  # noqa: E402
+from _supernet_workdir import trained_supernet_dir
 
 CALIB_BATCHES, CALIB_BATCH = 4, 32
 

@@ -23,6 +23,8 @@ import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imp
 from spos_tf import costs, report_quant, run_dir, search, search_lib, spaces, train, train_lib
 from spos_tf.space import GENE_KINDS, mid_channels
 
+from _train_checks import standalone_accuracy
+
 REPO = Path(__file__).resolve().parents[1]
 FLAGS_DIR = REPO / "flags"
 BUDGET_BITS = 3  # as in flags/quant_quickstart_search.cfg and flags/quant_search.cfg
@@ -209,7 +211,8 @@ def test_uniform_bits_retrains_the_uniform_arch(retrained, space):
         records = [json.loads(line) for line in f if line.strip()]
     assert {r["arch_bitops"] for r in records if "arch_bitops" in r} == {
         float(costs.uniform_bitops(space, BUDGET_BITS))}
-    assert records[-1]["final"] and 0.0 <= records[-1]["val_accuracy"] <= 1.0
+    assert records[-1]["final"]
+    assert records[-1]["val_accuracy"] == pytest.approx(standalone_accuracy(workdir), abs=1e-9)
 
 
 def test_searched_retrain_is_best_json(retrained, searched):

@@ -142,7 +142,7 @@ def test_supernet_is_wrapped_where_prims_say(trained):
         assert rows == [GENE_KINDS.index("wbits"), GENE_KINDS.index("abits")]
         sels = [s for _, s in blk.gene_selectors]
         for unit in blk.units.values():
-            for p, layer in unit.prims.items():
+            for layer in unit.prims.values():
                 if layer.prim.quantized:
                     assert layer.quantize_config.weight_quantizer.selector is sels[0]
                     assert layer.quantize_config.input_quantizer.selector is sels[1]
@@ -207,7 +207,7 @@ def test_standalone_equals_supernet_path(trained):
         assert not any("Case" in t for t in types), types   # no switch_case: convertible
         assert "FakeQuantWithMinMaxVars" in types
         decoded = space.decode(arch)
-        for h, p, w in apply.quantized_layers(model):
+        for h, _, w in apply.quantized_layers(model):
             if h.startswith("block"):
                 blk = decoded[int(h[5:7])]
                 assert w.quantize_config.weight_quantizer.bits == (blk["wbits"],)
@@ -361,16 +361,33 @@ def test_uniform_4w4a_is_4x_2w2a_imagenet(name, quantized_macs):
     assert costs.uniform_macs(space) == quantized_macs + table.fixed_qmacs
 
 
-@pytest.mark.parametrize("name", ["resnet18_mixed_precision", "resnet34_mixed_precision"])
+# ResNet MACs at 224x224, 1000 classes (torchvision's ResNet-18/34: 1.81G / 3.66G multiply-adds)
+RESNET_MACS = {"resnet18_mixed_precision": 1_814_073_344, "resnet34_mixed_precision": 3_663_761_408}
+
+
+def test_resnet_costs_are_torchvisions():
+    """At channel scale 1.0 the spaces' networks are torchvision's ResNet-18/34: 11,689,512 and
+    21,797,672 parameters."""
+    for name, params in {"resnet18_mixed_precision": 11_689_512,
+                         "resnet34_mixed_precision": 21_797_672}.items():
+        space = spaces.get(name)
+        arch = costs.uniform_arch(space, bits=4)
+        assert costs.params(space, arch) == params
+        assert costs.macs(space, arch) == RESNET_MACS[name]
+
+
+@pytest.mark.parametrize("name", sorted(RESNET_MACS))
 def test_costs_cli_uniform_bits(name):
     out = subprocess.run([sys.executable, "-m", "spos_tf.costs", f"--space={name}",
                           "--uniform_bits=3"], capture_output=True, text=True, cwd=ROOT,
                          timeout=120, check=True).stdout
     record = json.loads(out.strip().splitlines()[-1])
-    space = spaces.get(name)
-    assert record["bitops"] == costs.uniform_bitops(space, 3)
-    assert record["macs"] == costs.uniform_macs(space)
-    assert record["fixed_bitops"] == costs.table(space).fixed_bitops()
+    # pinned figures, not the library's functions: the first conv (7x7, 3 -> 64, 112x112 output)
+    # and the FC (512 -> 1000) stay at 8x8 bits, every other MAC is 3x3 bits
+    fixed_macs = 112 * 112 * 49 * 3 * 64 + 512 * 1000
+    assert record["macs"] == RESNET_MACS[name]
+    assert record["fixed_bitops"] == fixed_macs * 64
+    assert record["bitops"] == (RESNET_MACS[name] - fixed_macs) * 9 + fixed_macs * 64
     assert record["uniform_bits"] == 3 and record["space"] == name
 
 

@@ -13,10 +13,9 @@ from scipy import stats
 
 from spos_tf import config_flags, costs, rank, rank_lib, rank_stats
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _distributed import app_env  # noqa: E402
-from _files import snapshot  # noqa: E402
-from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
+from _distributed import app_env
+from _files import snapshot
+from _supernet_workdir import tiny_space, trained_supernet_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = REPO / "flags" / "tiny_rank.cfg"

@@ -14,10 +14,9 @@ from spos_tf import costs, run_dir, search, search_lib
 from spos_tf.evaluate import PathEvaluator
 from spos_tf.space import arch_from_any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _distributed import app_env  # noqa: E402
-from _files import snapshot  # noqa: E402
-from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
+from _distributed import app_env
+from _files import snapshot
+from _supernet_workdir import tiny_space, trained_supernet_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = REPO / "flags" / "tiny_search.cfg"
