@@ -21,7 +21,6 @@ import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imp
 import tensorflow as tf
 from spos_tf import run_dir, spaces, train, train_lib, train_step
 from spos_tf.data import DataConfig
-from spos_tf.progress import ProgressBar, format_duration
 from spos_tf.sampling import ArchSampler, CostBinSampler
 
 from _files import snapshot
@@ -223,16 +222,6 @@ def test_a_relative_workdir_finds_its_checkpoints(tiny_run, monkeypatch):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_restore_model_errors_name_the_fix(tmp_path):
-    with pytest.raises(run_dir.RunDirError, match="does not exist"):
-        run_dir.restore_model(str(tmp_path / "nope"))
-    with pytest.raises(run_dir.RunDirError, match="config.json is missing"):
-        run_dir.restore_model(str(tmp_path))
-    run_dir.write_config(str(tmp_path), {"space": "shufflenet_oneshot", "space_overrides": {}})
-    with pytest.raises(run_dir.CheckpointError, match="no checkpoint"):
-        run_dir.restore_model(str(tmp_path))
-
-
 # ------------------------------------------------------------------------------- bad input
 def _tiny(tmp_path, data_dir, *flags_, **changes):
     config = parse_flagfile("tiny_supernet.cfg", f"--workdir={tmp_path / 'wd'}",
@@ -429,50 +418,6 @@ def test_step_dropout_is_a_function_of_seed_and_step():
     step.assign(6)
     assert not np.array_equal(layer(x, training=True).numpy(), a)
     np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
-
-
-# ------------------------------------------------------------------------------- run_dir, progress
-def test_check_workdir_states(tmp_path):
-    config = {"space": "s", "learning_rate": 0.5, "workdir": "a", "data": {"data_dir": "x"}}
-    wd = str(tmp_path / "wd")
-    assert run_dir.check_workdir(wd, config, overwrite=False) == "new"
-    os.makedirs(wd)
-    (Path(wd) / "notes.txt").write_text("mine")
-    assert run_dir.check_workdir(wd, config, overwrite=False) == "new"
-    run_dir.write_config(wd, config)
-    neutral = ("workdir", "data.data_dir")
-    moved = {**config, "workdir": "b", "data": {"data_dir": "y"}}
-    assert run_dir.check_workdir(wd, moved, overwrite=False, neutral=neutral) == "resume"
-    with pytest.raises(run_dir.RunDirError, match="learning_rate: 0.5 -> 0.1"):
-        run_dir.check_workdir(wd, {**config, "learning_rate": 0.1}, overwrite=False)
-    other = {**config, "learning_rate": 0.1}
-    assert run_dir.check_workdir(wd, other, overwrite=True) == "overwrite"
-    run_dir.clear(wd)
-    assert os.listdir(wd) == ["notes.txt"]
-
-
-def test_metrics_log_truncates_after_a_resumed_step_and_drops_a_cut_line(tmp_path):
-    log = run_dir.MetricsLog(str(tmp_path))
-    for step in (3, 6, 9):
-        log.append({"step": step})
-    with open(log.path, "a") as f:
-        f.write('{"step": 1')
-    assert [r["step"] for r in log.read()] == [3, 6, 9]
-    log.truncate_after(6)
-    assert [r["step"] for r in log.read()] == [3, 6]
-
-
-def test_progress_bar_prints_eta_lines():
-    assert format_duration(65) == "1:05" and format_duration(3725) == "1:02:05"
-    assert format_duration(None) == "?"
-    out = io.StringIO()
-    bar = ProgressBar(10, stream=out, interactive=False, log_interval_s=0.0)
-    for step in range(1, 11):
-        bar.update(step, loss=0.5)
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("1/10 [") and "ETA ?" in lines[0]
-    assert lines[-1].startswith("10/10 [=====") and "ETA 0:00" in lines[-1]
-    assert "loss 0.5" in lines[-1]
 
 
 # ------------------------------------------------------------------------------- the app
