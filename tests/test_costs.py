@@ -50,6 +50,7 @@ def test_macs_and_params_match_built_network(name, kw):
         assert costs.params(space, arch) == n_trainable(model)
 
 
+@pytest.mark.slow
 def test_full_size_paper_architecture():
     space = spaces.get("shufflenet_oneshot")
     arch = space.parse(PAPER)

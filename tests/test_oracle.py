@@ -313,6 +313,7 @@ KERAS3_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_keras3_tuner_drives_evolution_oracle(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_USE_LEGACY", "KERAS", "KERASTUNER_"))}
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")

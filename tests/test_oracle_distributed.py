@@ -3,8 +3,12 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 import _oracle_distributed_worker as job  # constants only; importing it loads keras_tuner
 from _distributed import run_chief_and_workers  # tests/_distributed.py
+
+pytestmark = pytest.mark.slow  # starts several app processes
 
 SCRIPT = Path(__file__).parent / "_oracle_distributed_worker.py"
 TIMEOUT_S = 240  # the chief polls every 20 s once a worker is stopped; CI machines are loaded

@@ -48,6 +48,7 @@ def tiny_pipeline(tmp_path_factory):
     return config, summary, stream.getvalue()
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_leaves_every_output(tiny_pipeline):
     config, summary, text = tiny_pipeline
     wd = Path(config.workdir)
@@ -85,6 +86,7 @@ def test_tiny_pipeline_leaves_every_output(tiny_pipeline):
         assert line in text
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_stages(tiny_pipeline):
     config, summary, _ = tiny_pipeline
     wd = Path(config.workdir)

@@ -124,6 +124,7 @@ def expected_bitops(space, arch):
 
 
 # ------------------------------------------------------------------------------- search
+@pytest.mark.slow
 def test_budget_search_meets_the_uniform_3w3a_bitops(searched, space):
     assert space.quantized and space.name == "resnet18_mixed_precision"
     budget = costs.uniform_bitops(space, BUDGET_BITS)
@@ -182,6 +183,7 @@ def test_budget_on_a_float_space_is_refused_before_anything_is_written(tmp_path)
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_app_exits_2_on_a_bad_budget(supernet_dir, tmp_path):
     workdir = tmp_path / "search"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_",
@@ -198,6 +200,7 @@ def test_app_exits_2_on_a_bad_budget(supernet_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------- retraining
+@pytest.mark.slow
 def test_uniform_bits_retrains_the_uniform_arch(retrained, space):
     workdir = str(retrained["3w3a"])
     saved = run_dir.load_run_config(workdir)
@@ -215,6 +218,7 @@ def test_uniform_bits_retrains_the_uniform_arch(retrained, space):
     assert records[-1]["val_accuracy"] == pytest.approx(standalone_accuracy(workdir), abs=1e-9)
 
 
+@pytest.mark.slow
 def test_searched_retrain_is_best_json(retrained, searched):
     best = json.loads((searched / search_lib.BEST_FILE).read_text())
     assert run_dir.load_run_config(str(retrained["searched"]))["arch"] == best["arch"]
@@ -235,6 +239,7 @@ def test_uniform_bits_refusals(data_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------- the table
+@pytest.mark.slow
 def test_report_rows_match_the_files(base, retrained, searched, space, capsys):
     best = json.loads((searched / search_lib.BEST_FILE).read_text())
     budget = costs.uniform_bitops(space, BUDGET_BITS)

@@ -119,6 +119,7 @@ def trained():
                 traces=(traces, net.train_function.experimental_get_tracing_count()))
 
 
+@pytest.mark.slow
 def test_supernet_is_wrapped_where_prims_say(trained):
     net, space = trained["net"], trained["space"]
     assert space.searched_genes == ("channel", "wbits", "abits")
@@ -149,6 +150,7 @@ def test_supernet_is_wrapped_where_prims_say(trained):
         assert all(s.index is None for s in sels)   # restored after every call
 
 
+@pytest.mark.slow
 def test_owners_cover_every_trainable_block_variable(trained):
     net = trained["net"]
     owned = {id(v) for v, _ in net.variable_owners()}
@@ -165,6 +167,7 @@ def test_owners_cover_every_trainable_block_variable(trained):
                              for k, v in h.weight_dict().items() if v.trainable)
 
 
+@pytest.mark.slow
 def test_masked_step_changes_only_the_sampled_slices(trained):
     """Channel search in the one-op ResNet space: unused kernel / BN / slot slices unchanged;
     the used ones and every block's input ranges (scalars, on every path) changed."""
@@ -176,6 +179,7 @@ def test_masked_step_changes_only_the_sampled_slices(trained):
     assert counts and all(c == 3 for c in counts)   # one update per step that ran the block
 
 
+@pytest.mark.slow
 def test_bit_switching_needs_no_retrace(trained):
     net, space, x = trained["net"], trained["space"], trained["x"]
     assert trained["traces"] == (1, 1)   # 9 training steps on paths differing in bits, widths
@@ -198,6 +202,7 @@ def test_bit_switching_needs_no_retrace(trained):
             assert not np.allclose(outs[i], outs[j]), (variants[i][2:, 0], variants[j][2:, 0])
 
 
+@pytest.mark.slow
 def test_standalone_equals_supernet_path(trained):
     net, space, x = trained["net"], trained["space"], trained["x"]
     for arch in [trained["a"], trained["b"], _arch(space, 33)]:
@@ -219,6 +224,7 @@ def test_standalone_equals_supernet_path(trained):
         assert np.abs(expected).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_weight_range_is_taken_from_the_used_slice(trained):
     """A narrow channel choice quantizes its slice with the slice's own range: equal to a fixed
     quantizer applied to the slice, not to the slice of the quantized full kernel."""
@@ -238,6 +244,7 @@ def test_weight_range_is_taken_from_the_used_slice(trained):
     assert not np.array_equal(used, q.quantize(full, 2).numpy()[:, :, :width, :])
 
 
+@pytest.mark.slow
 def test_reset_quant_ranges_recalibrates_exactly(trained):
     net, space, x = trained["net"], trained["space"], trained["x"]
     model = spos_tf.build_standalone(space, trained["a"], supernet=net)
@@ -270,6 +277,7 @@ def twin_op_space(monkeypatch):
         name="twin", ops=("basic", "basic_twin"))
 
 
+@pytest.mark.slow
 def test_unsampled_op_keeps_kernels_stats_slots_and_ranges(twin_op_space):
     space = twin_op_space
     assert space.searched_genes == ("op", "channel", "wbits", "abits")

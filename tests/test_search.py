@@ -49,6 +49,7 @@ def _app(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(supernet_dir,
                                                                                tmp_path):
     workdir = tmp_path / "search"
@@ -97,6 +98,7 @@ def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(s
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, monkeypatch):
     workdir = tmp_path / "search"
     config = tiny_config(supernet_dir, workdir, "--algorithm=evolution")
@@ -144,6 +146,7 @@ def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, 
     assert search_lib.run(config)["evaluated"] == 0
 
 
+@pytest.mark.slow
 def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
     fresh = tmp_path / "fresh"
     with pytest.raises(search_lib.InfeasibleConstraintError, match="infeasible"):
@@ -169,6 +172,7 @@ def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
     assert snapshot(existing) == before
 
 
+@pytest.mark.slow
 def test_constraint_hook_builds_every_cost(supernet_dir):
     space = tiny_space()
     constraint = search_lib.build_constraint(space, {"macs": 2.5e6, "params": 8e4})
@@ -198,6 +202,7 @@ def test_search_flags_calibrate_like_the_reference_by_count():
         search_lib.SearchConfig(supernet_dir="/s", workdir="/w", calib_mode="running").validate()
 
 
+@pytest.mark.slow
 def test_seeds_compare_evolution_and_random_over_seeds(supernet_dir, tmp_path, monkeypatch):
     cached = {}
     make = search_lib.make_evaluator

@@ -5,10 +5,14 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from _supernet_workdir import tiny_space, trained_supernet_dir
 
 from spos_tf import costs, search_lib
 from _distributed import run_chief_and_workers  # tests/_distributed.py
+
+pytestmark = pytest.mark.slow  # starts several app processes
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = REPO / "flags" / "tiny_search.cfg"

@@ -51,6 +51,7 @@ def _used_slice(net, block, op, key, width):
     return tuple(slice(0, d) for d in shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space_name, distributed, optimizer", [
     ("shufflenet_oneshot", False, "sgd"), ("shufflenet_oneshot", True, "sgd"),
     ("shufflenet_oneshot_blocks_channels", False, "sgd"),
@@ -95,6 +96,7 @@ def test_unsampled_choices_unchanged(space_name, distributed, optimizer, request
     assert n_changed > 20
 
 
+@pytest.mark.slow
 def test_one_trace_serves_20_architectures():
     space = tiny()
     net = spos_tf.build_supernet(space)
@@ -118,6 +120,7 @@ def test_one_trace_serves_20_architectures():
     assert len({o.tobytes() for o in outs}) == 20   # every path computes something different
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space_name", ["shufflenet_oneshot", "shufflenet_oneshot_blocks_channels"])
 def test_standalone_equals_supernet_path(space_name):
     space = tiny(space_name)

@@ -106,6 +106,7 @@ def test_quickstart_flags():
 
 
 # ------------------------------------------------------------------------------- the run
+@pytest.mark.slow
 def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
     workdir, record, config = tiny_run
     saved = run_dir.load_run_config(workdir)
@@ -154,6 +155,7 @@ def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
     assert any(np.array_equal(values[k], kernel.numpy()) for k in key)
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_run_trains_nothing(tiny_run):
     workdir, record, config = tiny_run
     before = snapshot(workdir, mtimes=False)  # a resume rewrites metrics.jsonl with the same lines
@@ -166,6 +168,7 @@ def test_rerunning_a_finished_run_trains_nothing(tiny_run):
     assert run_dir.load_run_config(workdir)["log_every"] == 6
 
 
+@pytest.mark.slow
 def test_a_different_config_is_refused_and_changes_nothing(tiny_run):
     workdir, _, config = tiny_run
     before = snapshot(workdir)
@@ -184,6 +187,7 @@ def _copy(tiny_run, tmp_path):
     return copy, dataclasses.replace(config, workdir=copy)
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_reported_and_kept(tiny_run, tmp_path):
     workdir, config = _copy(tiny_run, tmp_path)
     data = Path(workdir, "checkpoints", "ckpt-12.data-00000-of-00001")
@@ -196,6 +200,7 @@ def test_a_damaged_checkpoint_is_reported_and_kept(tiny_run, tmp_path):
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_index_is_reported(tiny_run, tmp_path):
     workdir, config = _copy(tiny_run, tmp_path)
     Path(workdir, "checkpoints", "checkpoint").write_text("model_checkpoint_path: {{{")
@@ -206,6 +211,7 @@ def test_a_damaged_checkpoint_index_is_reported(tiny_run, tmp_path):
         run_dir.restore_model(workdir)
 
 
+@pytest.mark.slow
 def test_a_relative_workdir_finds_its_checkpoints(tiny_run, monkeypatch):
     # The quick start's default workdir is relative (runs/quickstart); the checkpoint index names
     # "ckpt-N" relative to its folder, which must be joined once, not twice.
@@ -298,6 +304,7 @@ def test_workdir_that_is_a_file_or_a_damaged_run_is_refused(tmp_path, data_dir):
         train_lib.run(_tiny(tmp_path, data_dir))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, data_dir,
                                                                     monkeypatch):
     real = train_lib.build_dataset
@@ -325,6 +332,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, da
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, data_dir,
                                                                       monkeypatch):
     if len(tf.config.list_logical_devices("CPU")) < 2:
@@ -348,6 +356,7 @@ def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, d
     assert assert_only_sampled_choices_moved(tmp_path / "wd", 3) > 0
 
 
+@pytest.mark.slow
 def test_cost_bins_sampling_reports_the_bins_in_metrics(tmp_path, data_dir):
     """Issue 12, item 4: --sampling=cost_bins trains the paths of CostBinSampler and every
     metrics record counts the sampled paths per MACs bin since the previous record."""
@@ -374,6 +383,7 @@ def test_cost_bins_sampling_reports_the_bins_in_metrics(tmp_path, data_dir):
 
 
 # ------------------------------------------------------------------------------- retraining
+@pytest.mark.slow
 def test_tiny_retrain_runs_the_final_bn_pass(tmp_path, data_dir):
     workdir = str(tmp_path / "rt")
     run_dir.write_config(workdir, {"space": "shufflenet_oneshot", "steps": 7})  # another run
@@ -428,6 +438,7 @@ def _app(args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SPOS_SLOW_TESTS"), reason="2-3 min: set SPOS_SLOW_TESTS=1")
 def test_quickstart_end_to_end(tmp_path, data_dir):
     start = time.monotonic()
@@ -441,6 +452,7 @@ def test_quickstart_end_to_end(tmp_path, data_dir):
     assert record["final"] and record["val_accuracy"] >= 0.90 and len(record["val_paths"]) >= 10
 
 
+@pytest.mark.slow
 def test_app_reports_bad_input_with_exit_status_2(tmp_path, data_dir):
     proc = _app(["--flagfile=flags/tiny_supernet.cfg", f"--workdir={tmp_path / 'wd'}",
                  f"--data_dir={data_dir}", "--arch=0,1"])
@@ -450,6 +462,7 @@ def test_app_reports_bad_input_with_exit_status_2(tmp_path, data_dir):
     assert not (tmp_path / "wd").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_and_restart_ends_with_the_weights_of_an_uninterrupted_run(tiny_run, tmp_path,
                                                                           data_dir):
     ref_dir = Path(tiny_run[0])  # the same flags, trained uninterrupted (in-process)
