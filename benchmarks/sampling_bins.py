@@ -59,7 +59,7 @@ def main():
             macs.append(table.macs(arch))
         rates[mode] = args.draws / (time.perf_counter() - start)
         counts[mode] = histogram(edges, macs)
-    print(f"| MACs bin | uniform | cost_bins |")
+    print("| MACs bin | uniform | cost_bins |")
     print("|---|---|---|")
     labels = [f"{lo / 1e6:g}M-{hi / 1e6:g}M" for lo, hi in zip(edges, edges[1:])] + ["outside"]
     for i, label in enumerate(labels):

@@ -146,10 +146,10 @@ def main(argv=None):
         plain(calib, holdout)  # trace
         standalone_eval = PathEvaluator(model, calib, holdout, s["calib_batches"])
         standalone_eval.recalibrate(), standalone_eval.evaluate()  # trace
-        t = interleaved_min({
-            "plain": lambda: plain(calib, holdout),
-            "evaluator": lambda: (standalone_eval.recalibrate(), standalone_eval.evaluate()),
-            "supernet": lambda: evaluator(arch)}, s["timing_repeats"])
+        t = interleaved_min({  # the lambdas run inside this iteration: defaults bind its values
+            "plain": lambda plain=plain: plain(calib, holdout),
+            "evaluator": lambda e=standalone_eval: (e.recalibrate(), e.evaluate()),
+            "supernet": lambda arch=arch: evaluator(arch)}, s["timing_repeats"])
         t_plain, t_evaluator, t_super = t["plain"], t["evaluator"], t["supernet"]
         supernet_times.append(t_super)
         standalone_times.append(t_plain)

@@ -7,7 +7,8 @@ Usage:
 For each image size: K architectures are sampled; the supernet (masked SGD, momentum 0.9, wd 4e-5)
 runs `steps` training steps on each path (one traced function for all of them), and each path's
 stand-alone network (same optimizer, no owners, so plain SGD) runs the same number of steps on the
-same batch. Warm-up steps (tracing) are excluded; supernet and stand-alone steps are interleaved
+same batch. Both sides run `spos_tf.train_step.train_step`, the step of `fit` and of the training
+app, in a `tf.function` (no Keras metrics). Warm-up steps (tracing) are excluded; supernet and stand-alone steps are interleaved
 round by round and each side's median per architecture is used. Prints per-step times, the ratio
 supernet / stand-alone (target <= 1.15) and images per second.
 """
@@ -25,11 +26,26 @@ import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from spos_tf import spaces  # noqa: E402
+from spos_tf import train_step as step_lib  # noqa: E402
 from spos_tf.sampling import SequenceSampler  # noqa: E402
 
 
 def _loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _step_function(model, optimizer):
+    """A traced ``spos_tf.train_step.train_step`` (the step fit and the training app run)."""
+    loss = _loss()
+    if step_lib.is_supernet(model):
+        optimizer.bind(model)
+    optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def step(x, y):
+        return step_lib.train_step(model, optimizer, loss, x, y).loss
+
+    return step
 
 
 def bench(space, batch, num_archs, steps, seed=0):
@@ -39,34 +55,32 @@ def bench(space, batch, num_archs, steps, seed=0):
     y = tf.constant(rng.integers(0, space.num_classes, batch))
 
     net = spos_tf.build_supernet(space, seed=seed)
-    net.compile(optimizer=spos_tf.MaskedSGD(0.1, 0.9, 4e-5), loss=_loss())
     net.set_sampler(SequenceSampler(space, archs, cycle=True))
-    train = net.make_train_function()
-    data = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+    optimizer = spos_tf.MaskedSGD(0.1, 0.9, 4e-5)
+    train = _step_function(net, optimizer)
     t0 = time.perf_counter()
-    train(data)
+    train(x, y)
     trace_s = time.perf_counter() - t0
     alone = []
     for arch in archs:
         model = spos_tf.build_standalone(space, arch, seed=seed)
-        model.compile(optimizer=spos_tf.MaskedSGD(0.1, 0.9, 4e-5), loss=_loss())
-        f = model.make_train_function()
-        f(data)                     # warm-up: tracing and first run
-        f(data)
+        f = _step_function(model, spos_tf.MaskedSGD(0.1, 0.9, 4e-5))
+        f(x, y)                     # warm-up: tracing and first run
+        f(x, y)
         alone.append(f)
-    train(data)
+    train(x, y)
     # Interleaved rounds (supernet on path k, then stand-alone k), so that a change of machine load
     # hits both sides alike; the supernet's sampler cycles through the same archs in order.
     super_t, alone_t = [[] for _ in archs], [[] for _ in archs]
-    while int(net.optimizer.iterations.numpy()) % len(archs):
-        train(data)
+    while int(optimizer.iterations.numpy()) % len(archs):
+        train(x, y)
     for _ in range(steps):
         for k, f in enumerate(alone):
             t = time.perf_counter()
-            train(data)["loss"].numpy()
+            train(x, y).numpy()
             super_t[k].append(time.perf_counter() - t)
             t = time.perf_counter()
-            f(data)["loss"].numpy()
+            f(x, y).numpy()
             alone_t[k].append(time.perf_counter() - t)
     super_t = [float(np.median(t)) for t in super_t]
     alone_t = [float(np.median(t)) for t in alone_t]

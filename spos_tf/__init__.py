@@ -29,6 +29,7 @@ _LAZY = {
     "SearchSpace": ("spos_tf.space", "SearchSpace"),
     "build_supernet": ("spos_tf.supernet", "build_supernet"),
     "build_standalone": ("spos_tf.standalone", "build_standalone"),
+    "build_model": ("spos_tf.models", "build_model"),
     "inherit": ("spos_tf.standalone", "inherit"),
     "MaskedSGD": ("spos_tf.optim", "MaskedSGD"),
     "data": ("spos_tf.data", None),

@@ -23,8 +23,14 @@ def layer_seed(seed: int, name: str) -> int:
     return (zlib.crc32(name.encode()) + 7919 * int(seed)) % (2 ** 31 - 1)
 
 
-class _PrimHolder(keras.layers.Layer):
-    """A layer made of named primitives (``self.prims``)."""
+class PrimHolder(keras.layers.Layer):
+    """A layer made of named primitives (``self.prims``): the base of :class:`OpUnit`,
+    :class:`Stem` and :class:`Head`.
+
+    Public because other modules address a network through it: weight inheritance
+    (``spos_tf.standalone``), quantization wrapping (``spos_tf.quant.apply``), export inspection
+    (``spos_tf.export_lib``) and the reference import walk a model's ``PrimHolder`` layers and
+    their :meth:`weight_dict`."""
 
     def _make_prims(self, prims: dict, *, seed: int, control: BNControl, affine: bool,
                     first: bool = False, padding: str = "same"):
@@ -49,7 +55,7 @@ class _PrimHolder(keras.layers.Layer):
         return [p for p, layer in self.prims.items() if layer.prim.quantized]
 
 
-class OpUnit(_PrimHolder):
+class OpUnit(PrimHolder):
     """One candidate op of one block.
 
     Args:
@@ -150,7 +156,7 @@ def mobile_op(spec, p: dict, x, training, cin: int, cout: int, stride: int):
     return h + x if keeps else h
 
 
-class Stem(_PrimHolder):
+class Stem(PrimHolder):
     """First conv + BN + ReLU (+ 3x3/2 max-pool when ``space.stem_pool``), then the fixed
     ``space.stem_blocks`` (primitives ``sb<i>_*``); padded as ``space.padding`` says."""
 
@@ -178,7 +184,7 @@ class Stem(_PrimHolder):
         return x
 
 
-class Head(_PrimHolder):
+class Head(PrimHolder):
     """Optional 1x1 conv + BN + ReLU, global average pool, dropout, classifier (logits)."""
 
     def __init__(self, space, control: BNControl, affine: bool, seed: int = 0, **kwargs):

@@ -304,6 +304,6 @@ if __name__ == "__main__":  # pragma: no cover
         try:
             main(argv)
         except (ValueError, FileNotFoundError) as e:
-            raise SystemExit(f"error: {e}")
+            raise SystemExit(f"error: {e}") from None
 
     app.run(_run)

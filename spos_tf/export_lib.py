@@ -382,12 +382,12 @@ def _storage_types(content: bytes) -> dict:
 
 def _layer_keys(model, space: SearchSpace, arch: Architecture) -> list:
     """``[(key "holder/prim", bits searched or None)]`` of the model's conv/dw/fc primitives."""
-    from spos_tf.blocks import _PrimHolder
+    from spos_tf.blocks import PrimHolder
 
     decoded = space.decode(arch)
     out = []
     for layer in model.layers:
-        if not isinstance(layer, _PrimHolder):
+        if not isinstance(layer, PrimHolder):
             continue
         match = re.match(r"block(\d+)_", layer.name)
         for name, prim_layer in layer.prims.items():
@@ -523,13 +523,6 @@ def _replace_dir(tmp: str, path: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_bytes(path: str, content: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.replace(tmp, path)
-
-
 def _print(stream, text: str) -> None:
     if stream is not None:
         stream.write(text + "\n")
@@ -610,7 +603,7 @@ def export(prepared: Prepared, config: ExportConfig, stream=None, *,
             _replace_dir(saved, target)
             runners["saved_model"] = _saved_model_runner(target)
         for fmt, content in contents.items():
-            _write_bytes(os.path.join(out, FILES[fmt]), content)
+            run_dir.atomic_write_bytes(os.path.join(out, FILES[fmt]), content)
             runners[fmt] = _tflite_runner(content)
 
     batches = uint8_dataset(prepared.data, config.eval_split, config.eval_batch_size,

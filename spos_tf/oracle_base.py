@@ -277,7 +277,7 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         if not taken:
             raise self._infeasible(f"no legal candidate in {self.max_sample_tries} random draws")
         warnings.warn(f"no new legal candidate found in {self.max_sample_tries} random draws "
-                      f"({len(taken)} taken); treating the legal space as exhausted")
+                      f"({len(taken)} taken); treating the legal space as exhausted", stacklevel=2)
         return None
 
     # ----------------------------------------------------------------- internals

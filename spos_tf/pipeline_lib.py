@@ -27,7 +27,6 @@ selected it on, so biased upwards), its accuracy after retraining and that of th
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime
 import json
@@ -266,16 +265,12 @@ def _with_flags(text: Optional[str], **values) -> Optional[str]:
     return "\n".join(lines) + "\n"
 
 
-def _history_best(path: str) -> dict:
-    """``{algorithm: best accuracy}`` from the search's history.csv."""
+def _best_by_algorithm(rows: list) -> dict:
+    """``{algorithm: best accuracy}`` of the search's rows (``search_lib.run``'s "rows", the
+    rows of history.csv)."""
     best: dict = {}
-    try:
-        with open(path) as f:
-            for row in csv.DictReader(f):
-                best[row["algorithm"]] = max(best.get(row["algorithm"], 0.0),
-                                             float(row["accuracy"]))
-    except (OSError, KeyError, ValueError):
-        return {}
+    for row in rows:
+        best[row["algorithm"]] = max(best.get(row["algorithm"], 0.0), float(row["accuracy"]))
     return best
 
 
@@ -305,8 +300,7 @@ def make_stages(config: PipelineConfig, stream) -> list:
         return {"workdir": folder, "arch": best["arch"], "accuracy": best["accuracy"],
                 "costs": best["costs"], "algorithm": best["algorithm"],
                 "evaluated": best["evaluated"],
-                "best_by_algorithm": _history_best(os.path.join(folder,
-                                                                search_lib.HISTORY_FILE)),
+                "best_by_algorithm": _best_by_algorithm(result["rows"]),
                 "best_json": os.path.join(folder, search_lib.BEST_FILE),
                 "plot": os.path.join(folder, search_lib.PLOT_FILE)}
 

@@ -4,6 +4,13 @@ On a terminal the bar redraws one line in place (at most every ``min_interval_s`
 pipes, CI) it prints a full line every ``log_interval_s`` and at the end, so log files stay short.
 The ETA is measured from the first update after construction (or after a resume), so start-up and
 tracing time do not distort it.
+
+Why not ``tf_keras.utils.Progbar`` or tqdm (both installed): a resumed run starts at step
+``initial``, and Progbar's ETA divides the elapsed time by the current step, as if every step up
+to it had run in this process (a run resumed at 90% shows a far too short ETA); Progbar
+writes only to ``sys.stdout`` (or absl logging), while the apps and the pipeline pass their own
+stream; and to a file or pipe tqdm writes carriage-return-separated redraws, where this bar writes
+one full line every ``log_interval_s``.
 """
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ from spos_tf import costs as costs_lib
 from spos_tf import rank_stats, run_dir
 from spos_tf.config_flags import field
 from spos_tf.progress import ProgressBar, format_duration
-from spos_tf.space import Architecture, SearchSpace
+from spos_tf.space import SearchSpace
 
 SELECTIONS = ("stratified", "file", "history")
 CONFIG_FILE = "rank_config.json"
@@ -618,11 +618,7 @@ def write_plot(path: str, rows: list, stats: dict, title: str = "") -> None:
     ax.set_ylabel("stand-alone accuracy (%), test split\n(mean; bars: seed min..max)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) +
-                       ".tmp.png")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    run_dir.save_figure(fig, path)
 
 
 def describe(result: dict) -> str:

@@ -355,12 +355,12 @@ def _train_config(config: ImportConfig, space: SearchSpace, arch: Architecture |
 
 def _holders(model) -> dict:
     """``{layer name: layer}`` of the stem, head and op units of a supernet or stand-alone model."""
-    from spos_tf.blocks import _PrimHolder
+    from spos_tf.blocks import PrimHolder
     from spos_tf.standalone import _sources
 
     if hasattr(model, "choice_blocks"):
         return _sources(model)
-    return {layer.name: layer for layer in model.layers if isinstance(layer, _PrimHolder)}
+    return {layer.name: layer for layer in model.layers if isinstance(layer, PrimHolder)}
 
 
 def assign(model, entries: list, state: dict) -> int:

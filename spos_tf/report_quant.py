@@ -26,18 +26,9 @@ SEARCH_DIR, SEARCHED_DIR, UNIFORM_GLOB = "search", "retrain_searched", "retrain_
 
 
 def _final_accuracy(workdir: str):
-    path = os.path.join(workdir, run_dir.METRICS_FILE)
-    if not os.path.exists(path):
-        return None
-    final = None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                record = json.loads(line)
-                if "val_accuracy" in record:
-                    final = record
-    return None if final is None else final["val_accuracy"]
+    """``val_accuracy`` of the last evaluation record of the run in ``workdir`` (None if none)."""
+    evaluated = [r for r in run_dir.MetricsLog(workdir).read() if "val_accuracy" in r]
+    return evaluated[-1]["val_accuracy"] if evaluated else None
 
 
 def _row(name: str, workdir: str, budget) -> dict | None:

@@ -14,13 +14,15 @@ Layout (the contract the search and export apps rely on)::
     <workdir>/workers/<task>/   checkpoints of non-chief MultiWorkerMirroredStrategy workers
 
 Writes are atomic: ``config.json`` and ``metrics.jsonl`` rewrites go through a temporary file and
-``os.replace``; TF writes a checkpoint's files before it updates the ``checkpoint`` index, so a
-killed run always leaves a readable latest checkpoint.
+``os.replace`` (:func:`replacing`, which the other apps use for their result files and plots too);
+TF writes a checkpoint's files before it updates the ``checkpoint`` index, so a killed run always
+leaves a readable latest checkpoint.
 
 Nothing here reads flags; TensorFlow is imported only by the functions that need it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -45,21 +47,50 @@ class CheckpointError(RunDirError):
 
 
 # ------------------------------------------------------------------------------------- files
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+@contextlib.contextmanager
+def replacing(path: str):
+    """Yields a temporary path in ``path``'s folder (created if needed); when the block ends
+    without an exception the temporary file is fsynced and moved onto ``path`` (``os.replace``,
+    atomic on POSIX), otherwise it is removed and ``path`` is left as it was. The one atomic-write
+    helper of the package: :func:`atomic_write_text`, :func:`atomic_write_bytes` and
+    :func:`save_figure` are built on it."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (see :func:`replacing`)."""
+    with replacing(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
+def atomic_write_bytes(path: str, content: bytes) -> None:
+    """Writes ``content`` to ``path`` atomically (see :func:`replacing`)."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        f.write(content)
+
+
+def save_figure(fig, path: str) -> None:
+    """Saves the matplotlib figure ``fig`` as a PNG at ``path`` atomically (see
+    :func:`replacing`) and closes it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
 
 
 def normalized(config: dict) -> dict:
@@ -227,17 +258,12 @@ def space_from_config(config: dict):
 
 
 def build_model(config: dict, space=None):
-    """The (unrestored) model of a run config: the supernet, or the stand-alone network of
-    ``config["arch"]``. Call inside ``strategy.scope()`` for distributed use."""
-    import spos_tf
+    """The (unrestored) model of a run config: :func:`spos_tf.models.build_from_config` on
+    ``space`` (default :func:`space_from_config`). The model layer is imported here, lazily, so
+    reading a workdir does not load TensorFlow."""
+    from spos_tf import models
 
-    space = space or space_from_config(config)
-    seed = int(config.get("seed", 0))
-    bn_momentum = float(config.get("bn_momentum", 0.9))
-    if config.get("arch"):
-        return spos_tf.build_standalone(space, space.parse(config["arch"]), seed=seed,
-                                        bn_momentum=bn_momentum)
-    return spos_tf.build_supernet(space, seed=seed, bn_momentum=bn_momentum)
+    return models.build_from_config(config, space or space_from_config(config))
 
 
 def latest_checkpoint(directory: str) -> str | None:
@@ -322,16 +348,7 @@ def restore_model(workdir: str, strategy=None):
             f"longer (`python -m spos_tf.train --flagfile={os.path.join(workdir, FLAGS_FILE)}`), "
             f"or lower --checkpoint_every")
     space = space_from_config(config)
-    scope = strategy.scope() if strategy is not None else _null_scope()
-    with scope:
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(config, space)
     read_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
     return space, model, config
-
-
-class _null_scope:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -534,11 +534,7 @@ def write_plot(path: str, rows: list, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, "." + os.path.basename(path) + ".tmp.png")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    run_dir.save_figure(fig, path)
 
 
 def write_outputs(workdir: str, rows: list, space: SearchSpace, run_config: dict,
@@ -668,11 +664,7 @@ def write_seeds_plot(path: str, per_seed: dict, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) +
-                       ".tmp.png")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    run_dir.save_figure(fig, path)
 
 
 def seed_dir(workdir: str, seed: int) -> str:

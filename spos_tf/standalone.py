@@ -12,7 +12,7 @@ import numpy as np
 import spos_tf  # noqa: F401
 import tf_keras as keras
 
-from spos_tf.blocks import Head, OpUnit, Stem, _PrimHolder, unit_name
+from spos_tf.blocks import Head, OpUnit, PrimHolder, Stem, unit_name
 from spos_tf.layers import BNControl
 from spos_tf.space import Architecture, SearchSpace, mid_channels
 
@@ -70,7 +70,7 @@ def inherit(model: keras.Model, supernet) -> keras.Model:
     """
     sources = _sources(supernet)
     for layer in model.layers:
-        if not isinstance(layer, _PrimHolder):
+        if not isinstance(layer, PrimHolder):
             continue
         if layer.name not in sources:
             raise ValueError(f"layer {layer.name!r} has no counterpart in the supernet; was the "

@@ -4,7 +4,8 @@
 :meth:`SearchSpace.indices`); without ``arch`` it runs the path stored in ``model.arch_var``. Because
 the architecture is a tensor, one traced function serves every architecture.
 
-``fit`` trains by single-path uniform sampling: each step draws one architecture as a function of
+``fit`` trains by single-path uniform sampling (:func:`spos_tf.train_step.train_step`, the step the
+training app runs too): each step draws one architecture as a function of
 ``(seed, optimizer.iterations)`` (shared by all replicas), stores it in ``arch_var``, runs that path
 forward and backward, and applies a masked optimizer (:mod:`spos_tf.optim`) so that only the sampled
 path's kernels, BN statistics and optimizer slots change. BN layers have no affine parameters, as in
@@ -21,6 +22,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf import costs as costs_lib
+from spos_tf import train_step as step_lib
 from spos_tf.blocks import Head, OpUnit, Stem, unit_name
 from spos_tf.layers import BNControl
 from spos_tf.optim import MaskedOptimizer, Owner
@@ -130,16 +132,13 @@ class Supernet(keras.Model):
         optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
+        """Keras ``fit``'s step: :func:`spos_tf.train_step.train_step` with the compiled loss;
+        logs the compiled metrics and ``arch_macs`` (MACs of the sampled path)."""
         x, y = data[0], data[1]
-        arch, macs = self.sample_arch_tensor(self.optimizer.iterations)
-        self.arch_var.assign(arch)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True, arch=arch)
-            loss = self.compute_loss(x, y, y_pred)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        logs = self.compute_metrics(x, y, y_pred, None)
-        logs["arch_macs"] = macs
+        out = step_lib.train_step(self, self.optimizer,
+                                  lambda labels, logits: self.compute_loss(x, labels, logits), x, y)
+        logs = self.compute_metrics(x, y, out.logits, None)
+        logs["arch_macs"] = out.macs
         return logs
 
     def variable_owners(self) -> list:

@@ -41,6 +41,7 @@ import tf_keras as keras
 
 from spos_tf import costs as costs_lib
 from spos_tf import run_dir, spaces
+from spos_tf import train_step as step_lib
 from spos_tf.data import DataConfig, build_dataset, dataset_info
 from spos_tf.data import resolve as resolve_data
 from spos_tf.progress import ProgressBar
@@ -539,29 +540,18 @@ def _bin_fn(resolved: Resolved):
     return edges, lambda step: bin_index(edges, table.macs(resolved.sampler(step)))
 
 
-def _scalar_metadata():
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = "scalars"
-    metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
-    return metadata
-
-
 class TensorBoard:
-    """Scalar summaries under ``<workdir>/tb`` with TF's own writer (no tensorboard package)."""
+    """Scalar summaries under ``<workdir>/tb`` (``tf.summary.scalar``; chief only)."""
 
     def __init__(self, logdir: str, enabled: bool = True):
         self.writer = tf.summary.create_file_writer(logdir) if enabled else None
-        self.metadata = _scalar_metadata() if enabled else None
 
     def write(self, step: int, scalars: dict) -> None:
         if self.writer is None:
             return
         with self.writer.as_default(step=int(step)):
             for name, value in scalars.items():
-                tf.summary.write(name, tf.constant(float(value), tf.float32),
-                                 metadata=self.metadata)
+                tf.summary.scalar(name, float(value))
         self.writer.flush()
 
     def close(self):
@@ -752,24 +742,15 @@ class _Run:
         fixed_macs = 0.0 if supernet else _path_macs(self.space, self.resolved.arch)
         tvars = model.trainable_variables
 
+        def step_loss(labels, logits):  # per replica: summed over its examples / global batch
+            return tf.reduce_sum(loss_fn(labels, logits)) / global_batch
+
         def step_fn(images, labels):
-            if supernet:
-                arch, macs = model.sample_arch_tensor(optimizer.iterations)
-                model.arch_var.assign(arch)
-            else:
-                macs = tf.constant(fixed_macs, tf.float32)
-            with tf.GradientTape() as tape:
-                logits = (model(images, training=True, arch=arch) if supernet
-                          else model(images, training=True))
-                loss = tf.reduce_sum(loss_fn(labels, logits)) / global_batch
-            grads = tape.gradient(loss, tvars)
-            grad_norm = tf.linalg.global_norm([g for g in grads if g is not None])
-            finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(grad_norm))
-            bad = 1.0 - tf.cast(finite, tf.float32)  # summed over replicas: > 0 if any is bad
-            optimizer.apply_gradients(zip(grads, tvars))
+            out = step_lib.train_step(model, optimizer, step_loss, images, labels, fixed_macs)
+            bad = 1.0 - tf.cast(out.finite, tf.float32)  # summed over replicas: > 0 if any is bad
             correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
-            return loss, correct, bad, macs
+                tf.equal(tf.argmax(out.logits, -1, output_type=tf.int32), labels), tf.float32))
+            return out.loss, correct, bad, out.macs
 
         local_replicas = self.local_replicas
         per_replica = self.local_batch // local_replicas

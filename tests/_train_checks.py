@@ -14,20 +14,75 @@ def checkpoint_values(path):
             if "OBJECT_GRAPH" not in k and dtype != tf.variant}
 
 
+def restored_optimizer(workdir, model):
+    """The optimizer of the supernet run in ``workdir`` with its slots read from the latest
+    checkpoint (``model``: the run's restored supernet)."""
+    from spos_tf import train_lib
+
+    config = train_lib.TrainConfig.from_dict(run_dir.load_run_config(str(workdir)))
+    optimizer = train_lib.make_optimizer(config)
+    optimizer.bind(model)
+    optimizer.build(model.trainable_variables)
+    path = run_dir.latest_checkpoint(run_dir.checkpoint_dir(str(workdir)))
+    run_dir.read_checkpoint(tf.train.Checkpoint(model=model, optimizer=optimizer), path,
+                            partial=True)
+    return optimizer
+
+
 def assert_only_sampled_choices_moved(workdir, steps):
     """The masked-update guarantee after ``steps`` steps of the supernet run in ``workdir``: the
-    kernels of every (block, op) that some step sampled changed, all others are bit-identical to
-    their initial values. Returns the number of unsampled (block, op) pairs."""
+    kernels of every (block, op) that some step sampled changed; every other (block, op) keeps
+    its initial kernels and BN moving statistics bit for bit, and its optimizer slots are still
+    exactly zero. Returns the number of unsampled (block, op) pairs."""
     space, trained, config = run_dir.restore_model(str(workdir))
+    optimizer = restored_optimizer(workdir, trained)
     initial = spos_tf.build_supernet(space, seed=config["seed"])
     sampler = ArchSampler(space, config["seed"])
     used = {(b, op) for step in range(steps) for b, op in enumerate(sampler(step).genes[0])}
+    bn_stats = slots_checked = 0
     for b, block in enumerate(trained.choice_blocks):
         init_units = list(initial.choice_blocks[b].units.values())
         for o, unit in enumerate(block.units.values()):
-            init = init_units[o].weight_dict()
-            kernels = [k for k in unit.weight_dict() if k.endswith("kernel")]
-            same = all(np.array_equal(unit.weight_dict()[k].numpy(), init[k].numpy())
-                       for k in kernels)
-            assert same == ((b, o) not in used), f"block {b} op {o}: sampled={(b, o) in used}"
-    return space.num_blocks * len(space.ops) - len(used)
+            init, weights = init_units[o].weight_dict(), unit.weight_dict()
+            same = {k: np.array_equal(v.numpy(), init[k].numpy()) for k, v in weights.items()}
+            kernels_same = all(same[k] for k in weights if k.endswith("kernel"))
+            assert kernels_same == ((b, o) not in used), (
+                f"block {b} op {o}: sampled={(b, o) in used}")
+            if (b, o) in used:
+                continue
+            assert all(same.values()), f"block {b} op {o} (unsampled) changed: " + ", ".join(
+                k for k, s in same.items() if not s)
+            bn_stats += sum(1 for k in weights if "moving" in k)
+            for v in weights.values():
+                if not v.trainable:
+                    continue
+                index = optimizer._index_dict[optimizer._var_key(v)]
+                for name in optimizer.slot_names:
+                    slot = optimizer._slots[name][index].numpy()
+                    assert not np.any(slot), f"block {b} op {o}: {name} slot of {v.name} moved"
+                    slots_checked += 1
+    unsampled = space.num_blocks * len(space.ops) - len(used)
+    assert not unsampled or (bn_stats and slots_checked), "nothing of the unsampled ops checked"
+    return unsampled
+
+
+def standalone_accuracy(workdir, split=None):
+    """Top-1 accuracy of the stand-alone network saved in ``workdir`` (its latest checkpoint, BN
+    statistics included) on its evaluation split (``eval_split``, ``eval_batch_size`` and
+    ``eval_batches`` of its config.json; ``split`` overrides the split), computed here with a
+    plain eager loop: independent of ``spos_tf.evaluate`` and of what the run reported."""
+    from spos_tf.data import DataConfig, build_dataset
+
+    space, model, config = run_dir.restore_model(str(workdir))
+    data = DataConfig(**dict(config["data"], image_size=space.image_size))
+    ds = build_dataset(data, split or config["eval_split"], config["eval_batch_size"],
+                       training=False, seed=config["seed"], repeat=False)
+    if config.get("eval_batches"):
+        ds = ds.take(config["eval_batches"])
+    correct = total = 0
+    for images, labels in ds:
+        predicted = np.argmax(model(images, training=False).numpy(), axis=-1)
+        correct += int(np.sum(predicted == labels.numpy()))
+        total += int(labels.shape[0])
+    assert total > 0, f"the {split or config['eval_split']} split of {workdir} is empty"
+    return correct / total

@@ -1,14 +1,13 @@
-"""Test setup: the package on sys.path, and the CPU split into 2 logical devices so that
-MirroredStrategy tests run with 2 replicas on any machine. Must run before TensorFlow initialises."""
-import os
-import sys
+"""Test setup: the CPU split into 2 logical devices so that MirroredStrategy tests run with 2
+replicas on any machine (must run before TensorFlow initialises), and shared fixtures.
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+The repository root and tests/ are on sys.path through pytest's configuration (``pythonpath`` in
+pyproject.toml), so test modules import spos_tf and the helper modules tests/_*.py directly.
+"""
+import pytest
 
-import spos_tf  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS)
-import tensorflow as tf  # noqa: E402
+import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS)
+import tensorflow as tf
 
 _cpus = tf.config.list_physical_devices("CPU")
 try:
@@ -16,8 +15,6 @@ try:
         _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 except RuntimeError:  # already initialised by an earlier import in this process
     pass
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

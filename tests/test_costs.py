@@ -50,6 +50,7 @@ def test_macs_and_params_match_built_network(name, kw):
         assert costs.params(space, arch) == n_trainable(model)
 
 
+@pytest.mark.slow
 def test_full_size_paper_architecture():
     space = spaces.get("shufflenet_oneshot")
     arch = space.parse(PAPER)
@@ -66,11 +67,11 @@ def test_cli_prints_costs():
     out = subprocess.run([sys.executable, "-m", "spos_tf.costs", "--space=shufflenet_oneshot",
                           f"--arch={PAPER}"], capture_output=True, text=True, check=True)
     record = json.loads(out.stdout.strip().splitlines()[-1])
-    space = spaces.get("shufflenet_oneshot")
-    arch = space.parse(PAPER)
-    assert record["macs"] == costs.macs(space, arch)
-    assert record["params"] == costs.params(space, arch)
-    assert record["supernet_params"] == costs.supernet_params(space)
+    # the authors' figures (reference release: 322.9M FLOPs, 3.56M parameters for this path,
+    # 8,388,176 supernet parameters), not the library's own functions
+    assert record["macs"] == 322_918_720
+    assert record["params"] == 3_558_464
+    assert record["supernet_params"] == 8_388_176
     bad = subprocess.run([sys.executable, "-m", "spos_tf.costs", "--space=shufflenet_oneshot",
                           "--arch=0,1,5"], capture_output=True, text=True)
     assert bad.returncode != 0 and "20 choice blocks" in bad.stderr + bad.stdout

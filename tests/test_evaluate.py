@@ -1,7 +1,5 @@
 """BN recalibration and path scoring (spos_tf.evaluate) on a trained tiny supernet."""
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +10,7 @@ from spos_tf import run_dir, spaces
 from spos_tf.data import DataConfig, build_dataset
 from spos_tf.evaluate import PathEvaluator, evaluate_path, evaluator_for, recalibrate_bn
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _supernet_workdir import trained_supernet_dir  # noqa: E402
+from _supernet_workdir import trained_supernet_dir
 
 CALIB_BATCHES, CALIB_BATCH = 4, 32
 
@@ -90,6 +87,7 @@ def _exact_stats(inputs):
     return np.mean(means, axis=0), np.mean(variances, axis=0)
 
 
+@pytest.mark.slow
 def test_recalibration_changes_only_the_path_and_equals_exact_statistics(trained):
     space, net, data, ev = trained
     arch = space.parse("1,3,0,2")
@@ -133,6 +131,7 @@ def test_recalibration_changes_only_the_path_and_equals_exact_statistics(trained
             np.testing.assert_array_equal(again[key], value)
 
 
+@pytest.mark.slow
 def test_recalibration_improves_held_out_accuracy(trained):
     space, net, data, ev = trained
     snapshot = [v.numpy() for v in net.variables]
@@ -150,6 +149,7 @@ def test_recalibration_improves_held_out_accuracy(trained):
     assert np.mean(recalibrated) > 0.3  # well above chance (0.1): the supernet learned
 
 
+@pytest.mark.slow
 def test_fifty_candidates_trace_once(trained):
     space, net, data, ev = trained
     ev(space.parse("2,2,2,2"))  # traced at most once by earlier tests or here
@@ -169,6 +169,7 @@ def test_fifty_candidates_trace_once(trained):
     assert (ev.calib_traces, ev.eval_traces) == (1, 1)
 
 
+@pytest.mark.slow
 def test_standalone_recalibration_matches_the_supernet_path(trained):
     space, net, data, ev = trained
     arch = space.parse("3,1,2,0")
@@ -190,6 +191,7 @@ def test_standalone_recalibration_matches_the_supernet_path(trained):
     assert abs(standalone_acc - supernet_acc) <= 1 / 300
 
 
+@pytest.mark.slow
 def test_recalibration_with_channel_search_keeps_unused_slices():
     space = spaces.get("shufflenet_oneshot_blocks_channels", image_size=16, num_classes=10,
                        width=0.25, repeats=(1, 1, 1, 1), channel_scales=(0.4, 1.0),
@@ -217,6 +219,7 @@ def test_recalibration_with_channel_search_keeps_unused_slices():
     assert narrow_changed > 0  # some statistics were used only in part, the rest untouched
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_clearly(trained):
     space, net, data, ev = trained
     with pytest.raises(TypeError, match="bn_control"):
@@ -265,6 +268,7 @@ def test_ema_mode_resets_and_averages_like_the_reference():
         PathEvaluator(net, calib, calib_mode="running")
 
 
+@pytest.mark.slow
 def test_augmented_calibration_is_the_same_for_every_candidate(data_dir):
     """--calib_augment: augmented training images, identical on every pass (every candidate)."""
     from spos_tf.search_lib import SearchConfig, build_eval_data

@@ -18,7 +18,7 @@ import tensorflow as tf
 from spos_tf import reference_import, run_dir, spaces
 from spos_tf.data import DataConfig, build_dataset
 from spos_tf.data.preprocess import MEAN_RGB, STDDEV_RGB, finish
-from spos_tf.layers import BNControl, Conv, DepthwiseConv
+from spos_tf.layers import Conv, DepthwiseConv
 from spos_tf.ops import Prim
 from spos_tf.reference_import import ImportConfig, ReferenceImportError
 
@@ -169,6 +169,7 @@ def supernet_import(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ layout
+@pytest.mark.slow
 def test_supernet_every_tensor_lands_in_its_variable(supernet_import):
     sd, workdir, record = supernet_import
     space, model, config = run_dir.restore_model(str(workdir))  # what spos_tf.search does
@@ -191,6 +192,7 @@ def test_supernet_every_tensor_lands_in_its_variable(supernet_import):
     assert record["values"] == sum(v.shape.num_elements() for v in weights)
 
 
+@pytest.mark.slow
 def test_imported_stem_and_strided_block_compute_the_reference_convolutions(supernet_import):
     """Functional check of the transposes, the symmetric padding and the BN statistics: the
     stem (3x3/2 conv + BN + ReLU) and a stride-2 depthwise conv against numpy on the release's
@@ -213,6 +215,7 @@ def test_imported_stem_and_strided_block_compute_the_reference_convolutions(supe
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_standalone_import_through_the_app_reads_the_arch_off_the_tensors(tmp_path):
     sd = reference_state_dict("standalone", prefix="module.")
     np.savez(tmp_path / "eval.npz", **sd)

@@ -1,8 +1,14 @@
-"""Masked optimizers: MaskedAdam's per-entry step counts against an independent numpy Adam."""
+"""Masked optimizers: MaskedAdam's per-entry step counts against an independent numpy Adam (the
+unsampled op's weights and every slot bit-identical), and the supernet refusing stock optimizers.
+The masked updates on a real supernet through fit (MaskedSGD and MaskedAdam, also under
+MirroredStrategy) are tests/test_supernet.py::test_unsampled_choices_unchanged."""
 import numpy as np
+import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 import spos_tf
+from spos_tf import spaces
 from spos_tf.optim import Owner
 from spos_tf.space import GENE_KINDS
 
@@ -93,3 +99,11 @@ def _wrong_global_step(x0, path, grads):
         v = B2 * v + (1 - B2) * g[0] * g[0]
         x = x - LR * np.sqrt(1 - B2 ** t) / (1 - B1 ** t) * m / (np.sqrt(v) + EPS)
     return x
+
+
+def test_stock_optimizer_is_refused():
+    space = spaces.get("shufflenet_oneshot", image_size=8, num_classes=10, width=0.125,
+                       repeats=(1, 1, 1, 1))
+    net = spos_tf.build_supernet(space)
+    with pytest.raises(TypeError, match="MaskedSGD"):
+        net.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")

@@ -313,13 +313,14 @@ KERAS3_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_keras3_tuner_drives_evolution_oracle(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_USE_LEGACY", "KERAS", "KERASTUNER_"))}
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-c", KERAS3_SCRIPT, str(tmp_path)], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
     result = json.loads(line[len("RESULT"):])
     assert result["keras"].startswith("3.")
     assert result["status"] == ["COMPLETED"] * 6

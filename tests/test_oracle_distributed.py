@@ -3,9 +3,12 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import _oracle_distributed_worker as job  # noqa: E402  (constants only; importing it loads keras_tuner)
-from _distributed import run_chief_and_workers  # noqa: E402  (tests/_distributed.py)
+import pytest
+
+import _oracle_distributed_worker as job  # constants only; importing it loads keras_tuner
+from _distributed import run_chief_and_workers  # tests/_distributed.py
+
+pytestmark = pytest.mark.slow  # starts several app processes
 
 SCRIPT = Path(__file__).parent / "_oracle_distributed_worker.py"
 TIMEOUT_S = 240  # the chief polls every 20 s once a worker is stopped; CI machines are loaded

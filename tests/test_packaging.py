@@ -155,7 +155,7 @@ def test_pins_are_exact_disjoint_and_installed():
     assert not set(runtime) & set(test), f"pinned in both files: {sorted(set(runtime) & set(test))}"
     assert "pytest" in {**runtime, **test}
     wrong = {}
-    for key, req in {**runtime, **test}.items():
+    for req in {**runtime, **test}.values():
         try:
             installed = importlib.metadata.version(req.name)
         except importlib.metadata.PackageNotFoundError:

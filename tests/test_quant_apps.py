@@ -23,6 +23,8 @@ import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imp
 from spos_tf import costs, report_quant, run_dir, search, search_lib, spaces, train, train_lib
 from spos_tf.space import GENE_KINDS, mid_channels
 
+from _train_checks import standalone_accuracy
+
 REPO = Path(__file__).resolve().parents[1]
 FLAGS_DIR = REPO / "flags"
 BUDGET_BITS = 3  # as in flags/quant_quickstart_search.cfg and flags/quant_search.cfg
@@ -122,6 +124,7 @@ def expected_bitops(space, arch):
 
 
 # ------------------------------------------------------------------------------- search
+@pytest.mark.slow
 def test_budget_search_meets_the_uniform_3w3a_bitops(searched, space):
     assert space.quantized and space.name == "resnet18_mixed_precision"
     budget = costs.uniform_bitops(space, BUDGET_BITS)
@@ -180,6 +183,7 @@ def test_budget_on_a_float_space_is_refused_before_anything_is_written(tmp_path)
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_app_exits_2_on_a_bad_budget(supernet_dir, tmp_path):
     workdir = tmp_path / "search"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_",
@@ -196,6 +200,7 @@ def test_app_exits_2_on_a_bad_budget(supernet_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------- retraining
+@pytest.mark.slow
 def test_uniform_bits_retrains_the_uniform_arch(retrained, space):
     workdir = str(retrained["3w3a"])
     saved = run_dir.load_run_config(workdir)
@@ -209,9 +214,11 @@ def test_uniform_bits_retrains_the_uniform_arch(retrained, space):
         records = [json.loads(line) for line in f if line.strip()]
     assert {r["arch_bitops"] for r in records if "arch_bitops" in r} == {
         float(costs.uniform_bitops(space, BUDGET_BITS))}
-    assert records[-1]["final"] and 0.0 <= records[-1]["val_accuracy"] <= 1.0
+    assert records[-1]["final"]
+    assert records[-1]["val_accuracy"] == pytest.approx(standalone_accuracy(workdir), abs=1e-9)
 
 
+@pytest.mark.slow
 def test_searched_retrain_is_best_json(retrained, searched):
     best = json.loads((searched / search_lib.BEST_FILE).read_text())
     assert run_dir.load_run_config(str(retrained["searched"]))["arch"] == best["arch"]
@@ -232,6 +239,7 @@ def test_uniform_bits_refusals(data_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------- the table
+@pytest.mark.slow
 def test_report_rows_match_the_files(base, retrained, searched, space, capsys):
     best = json.loads((searched / search_lib.BEST_FILE).read_text())
     budget = costs.uniform_bitops(space, BUDGET_BITS)

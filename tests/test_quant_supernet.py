@@ -119,6 +119,7 @@ def trained():
                 traces=(traces, net.train_function.experimental_get_tracing_count()))
 
 
+@pytest.mark.slow
 def test_supernet_is_wrapped_where_prims_say(trained):
     net, space = trained["net"], trained["space"]
     assert space.searched_genes == ("channel", "wbits", "abits")
@@ -142,13 +143,14 @@ def test_supernet_is_wrapped_where_prims_say(trained):
         assert rows == [GENE_KINDS.index("wbits"), GENE_KINDS.index("abits")]
         sels = [s for _, s in blk.gene_selectors]
         for unit in blk.units.values():
-            for p, layer in unit.prims.items():
+            for layer in unit.prims.values():
                 if layer.prim.quantized:
                     assert layer.quantize_config.weight_quantizer.selector is sels[0]
                     assert layer.quantize_config.input_quantizer.selector is sels[1]
         assert all(s.index is None for s in sels)   # restored after every call
 
 
+@pytest.mark.slow
 def test_owners_cover_every_trainable_block_variable(trained):
     net = trained["net"]
     owned = {id(v) for v, _ in net.variable_owners()}
@@ -165,6 +167,7 @@ def test_owners_cover_every_trainable_block_variable(trained):
                              for k, v in h.weight_dict().items() if v.trainable)
 
 
+@pytest.mark.slow
 def test_masked_step_changes_only_the_sampled_slices(trained):
     """Channel search in the one-op ResNet space: unused kernel / BN / slot slices unchanged;
     the used ones and every block's input ranges (scalars, on every path) changed."""
@@ -176,6 +179,7 @@ def test_masked_step_changes_only_the_sampled_slices(trained):
     assert counts and all(c == 3 for c in counts)   # one update per step that ran the block
 
 
+@pytest.mark.slow
 def test_bit_switching_needs_no_retrace(trained):
     net, space, x = trained["net"], trained["space"], trained["x"]
     assert trained["traces"] == (1, 1)   # 9 training steps on paths differing in bits, widths
@@ -198,6 +202,7 @@ def test_bit_switching_needs_no_retrace(trained):
             assert not np.allclose(outs[i], outs[j]), (variants[i][2:, 0], variants[j][2:, 0])
 
 
+@pytest.mark.slow
 def test_standalone_equals_supernet_path(trained):
     net, space, x = trained["net"], trained["space"], trained["x"]
     for arch in [trained["a"], trained["b"], _arch(space, 33)]:
@@ -207,7 +212,7 @@ def test_standalone_equals_supernet_path(trained):
         assert not any("Case" in t for t in types), types   # no switch_case: convertible
         assert "FakeQuantWithMinMaxVars" in types
         decoded = space.decode(arch)
-        for h, p, w in apply.quantized_layers(model):
+        for h, _, w in apply.quantized_layers(model):
             if h.startswith("block"):
                 blk = decoded[int(h[5:7])]
                 assert w.quantize_config.weight_quantizer.bits == (blk["wbits"],)
@@ -219,6 +224,7 @@ def test_standalone_equals_supernet_path(trained):
         assert np.abs(expected).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_weight_range_is_taken_from_the_used_slice(trained):
     """A narrow channel choice quantizes its slice with the slice's own range: equal to a fixed
     quantizer applied to the slice, not to the slice of the quantized full kernel."""
@@ -238,6 +244,7 @@ def test_weight_range_is_taken_from_the_used_slice(trained):
     assert not np.array_equal(used, q.quantize(full, 2).numpy()[:, :, :width, :])
 
 
+@pytest.mark.slow
 def test_reset_quant_ranges_recalibrates_exactly(trained):
     net, space, x = trained["net"], trained["space"], trained["x"]
     model = spos_tf.build_standalone(space, trained["a"], supernet=net)
@@ -270,6 +277,7 @@ def twin_op_space(monkeypatch):
         name="twin", ops=("basic", "basic_twin"))
 
 
+@pytest.mark.slow
 def test_unsampled_op_keeps_kernels_stats_slots_and_ranges(twin_op_space):
     space = twin_op_space
     assert space.searched_genes == ("op", "channel", "wbits", "abits")
@@ -361,16 +369,33 @@ def test_uniform_4w4a_is_4x_2w2a_imagenet(name, quantized_macs):
     assert costs.uniform_macs(space) == quantized_macs + table.fixed_qmacs
 
 
-@pytest.mark.parametrize("name", ["resnet18_mixed_precision", "resnet34_mixed_precision"])
+# ResNet MACs at 224x224, 1000 classes (torchvision's ResNet-18/34: 1.81G / 3.66G multiply-adds)
+RESNET_MACS = {"resnet18_mixed_precision": 1_814_073_344, "resnet34_mixed_precision": 3_663_761_408}
+
+
+def test_resnet_costs_are_torchvisions():
+    """At channel scale 1.0 the spaces' networks are torchvision's ResNet-18/34: 11,689,512 and
+    21,797,672 parameters."""
+    for name, params in {"resnet18_mixed_precision": 11_689_512,
+                         "resnet34_mixed_precision": 21_797_672}.items():
+        space = spaces.get(name)
+        arch = costs.uniform_arch(space, bits=4)
+        assert costs.params(space, arch) == params
+        assert costs.macs(space, arch) == RESNET_MACS[name]
+
+
+@pytest.mark.parametrize("name", sorted(RESNET_MACS))
 def test_costs_cli_uniform_bits(name):
     out = subprocess.run([sys.executable, "-m", "spos_tf.costs", f"--space={name}",
                           "--uniform_bits=3"], capture_output=True, text=True, cwd=ROOT,
                          timeout=120, check=True).stdout
     record = json.loads(out.strip().splitlines()[-1])
-    space = spaces.get(name)
-    assert record["bitops"] == costs.uniform_bitops(space, 3)
-    assert record["macs"] == costs.uniform_macs(space)
-    assert record["fixed_bitops"] == costs.table(space).fixed_bitops()
+    # pinned figures, not the library's functions: the first conv (7x7, 3 -> 64, 112x112 output)
+    # and the FC (512 -> 1000) stay at 8x8 bits, every other MAC is 3x3 bits
+    fixed_macs = 112 * 112 * 49 * 3 * 64 + 512 * 1000
+    assert record["macs"] == RESNET_MACS[name]
+    assert record["fixed_bitops"] == fixed_macs * 64
+    assert record["bitops"] == (RESNET_MACS[name] - fixed_macs) * 9 + fixed_macs * 64
     assert record["uniform_bits"] == 3 and record["space"] == name
 
 

@@ -13,10 +13,9 @@ from scipy import stats
 
 from spos_tf import config_flags, costs, rank, rank_lib, rank_stats
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _distributed import app_env  # noqa: E402
-from _files import snapshot  # noqa: E402
-from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
+from _distributed import app_env
+from _files import snapshot
+from _supernet_workdir import tiny_space, trained_supernet_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = REPO / "flags" / "tiny_rank.cfg"
@@ -55,6 +54,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_app_writes_the_three_files_and_its_statistics_are_scipys(ranked):
     workdir, _ = ranked
     rows = read_csv(workdir / "ranking.csv")
@@ -91,6 +91,7 @@ def test_app_writes_the_three_files_and_its_statistics_are_scipys(ranked):
     assert sessions == ["000", "001", "002"]
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_work_and_a_lost_run_is_the_only_one_redone(ranked, supernet_dir,
                                                                          monkeypatch):
     workdir, data_dir = ranked
@@ -115,6 +116,7 @@ def test_rerun_skips_finished_work_and_a_lost_run_is_the_only_one_redone(ranked,
     assert {k: v for k, v in after.items() if k in untouched} == untouched
 
 
+@pytest.mark.slow
 def test_an_interrupted_ranking_resumes_without_retraining_finished_runs(supernet_dir, tmp_path,
                                                                         monkeypatch):
     data_dir = os.path.join(os.path.dirname(supernet_dir), "tfds")
@@ -226,6 +228,7 @@ def test_bootstrap_interval_contains_the_estimate_and_is_reproducible():
     assert a["value"] == pytest.approx(stats.kendalltau(x, y)[0])
 
 
+@pytest.mark.slow
 def test_bad_input_writes_nothing(supernet_dir, tmp_path):
     data_dir = os.path.join(os.path.dirname(supernet_dir), "tfds")
     workdir = tmp_path / "rank"

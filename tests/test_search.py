@@ -14,10 +14,9 @@ from spos_tf import costs, run_dir, search, search_lib
 from spos_tf.evaluate import PathEvaluator
 from spos_tf.space import arch_from_any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _distributed import app_env  # noqa: E402
-from _files import snapshot  # noqa: E402
-from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
+from _distributed import app_env
+from _files import snapshot
+from _supernet_workdir import tiny_space, trained_supernet_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = REPO / "flags" / "tiny_search.cfg"
@@ -50,6 +49,7 @@ def _app(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(supernet_dir,
                                                                                tmp_path):
     workdir = tmp_path / "search"
@@ -98,6 +98,7 @@ def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(s
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, monkeypatch):
     workdir = tmp_path / "search"
     config = tiny_config(supernet_dir, workdir, "--algorithm=evolution")
@@ -145,6 +146,7 @@ def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, 
     assert search_lib.run(config)["evaluated"] == 0
 
 
+@pytest.mark.slow
 def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
     fresh = tmp_path / "fresh"
     with pytest.raises(search_lib.InfeasibleConstraintError, match="infeasible"):
@@ -170,6 +172,7 @@ def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
     assert snapshot(existing) == before
 
 
+@pytest.mark.slow
 def test_constraint_hook_builds_every_cost(supernet_dir):
     space = tiny_space()
     constraint = search_lib.build_constraint(space, {"macs": 2.5e6, "params": 8e4})
@@ -199,6 +202,7 @@ def test_search_flags_calibrate_like_the_reference_by_count():
         search_lib.SearchConfig(supernet_dir="/s", workdir="/w", calib_mode="running").validate()
 
 
+@pytest.mark.slow
 def test_seeds_compare_evolution_and_random_over_seeds(supernet_dir, tmp_path, monkeypatch):
     cached = {}
     make = search_lib.make_evaluator

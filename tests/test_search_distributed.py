@@ -5,11 +5,14 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
+import pytest
 
-from spos_tf import costs, search_lib  # noqa: E402
-from _distributed import run_chief_and_workers  # noqa: E402  (tests/_distributed.py)
+from _supernet_workdir import tiny_space, trained_supernet_dir
+
+from spos_tf import costs, search_lib
+from _distributed import run_chief_and_workers  # tests/_distributed.py
+
+pytestmark = pytest.mark.slow  # starts several app processes
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = REPO / "flags" / "tiny_search.cfg"

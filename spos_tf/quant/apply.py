@@ -42,7 +42,7 @@ import numpy as np
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow / TF-MOT load)
 import tensorflow as tf
 
-from spos_tf.blocks import _PrimHolder
+from spos_tf.blocks import PrimHolder
 from spos_tf.layers import layer_weights
 from spos_tf.quant.quantizers import BitSelector
 from spos_tf.quant.wrap import (InputQuantizeWrapper, custom_objects as _wrap_custom_objects,
@@ -162,7 +162,7 @@ def _weight_bits(bits: tuple):
     return tuple(bits)
 
 
-def quantize_holder(holder: _PrimHolder, weight_bits, act_bits, weight_selector=None,
+def quantize_holder(holder: PrimHolder, weight_bits, act_bits, weight_selector=None,
                     act_selector=None, *, signed_input=False, build=False) -> list:
     """Wraps, in place, every primitive of ``holder`` whose ``Prim.quantized`` is set.
 
@@ -254,7 +254,7 @@ def quantized_layers(model, arch=None) -> list:
 
 def _holders(model, arch) -> list:
     if not hasattr(model, "choice_blocks"):   # stand-alone: every holder is on the path
-        return [layer for layer in model.layers if isinstance(layer, _PrimHolder)]
+        return [layer for layer in model.layers if isinstance(layer, PrimHolder)]
     units = []
     if arch is None:
         units = [u for block in model.choice_blocks for u in block.units.values()]

@@ -1,0 +1,82 @@
+"""The run directory contract (spos_tf.run_dir): workdir states, metrics log, atomic writes,
+errors that name the fix."""
+import os
+from pathlib import Path
+
+import pytest
+
+from spos_tf import run_dir
+
+
+def test_check_workdir_states(tmp_path):
+    config = {"space": "s", "learning_rate": 0.5, "workdir": "a", "data": {"data_dir": "x"}}
+    wd = str(tmp_path / "wd")
+    assert run_dir.check_workdir(wd, config, overwrite=False) == "new"
+    os.makedirs(wd)
+    (Path(wd) / "notes.txt").write_text("mine")
+    assert run_dir.check_workdir(wd, config, overwrite=False) == "new"
+    run_dir.write_config(wd, config)
+    neutral = ("workdir", "data.data_dir")
+    moved = {**config, "workdir": "b", "data": {"data_dir": "y"}}
+    assert run_dir.check_workdir(wd, moved, overwrite=False, neutral=neutral) == "resume"
+    with pytest.raises(run_dir.RunDirError, match="learning_rate: 0.5 -> 0.1"):
+        run_dir.check_workdir(wd, {**config, "learning_rate": 0.1}, overwrite=False)
+    other = {**config, "learning_rate": 0.1}
+    assert run_dir.check_workdir(wd, other, overwrite=True) == "overwrite"
+    run_dir.clear(wd)
+    assert os.listdir(wd) == ["notes.txt"]
+
+
+def test_metrics_log_truncates_after_a_resumed_step_and_drops_a_cut_line(tmp_path):
+    log = run_dir.MetricsLog(str(tmp_path))
+    for step in (3, 6, 9):
+        log.append({"step": step})
+    with open(log.path, "a") as f:
+        f.write('{"step": 1')
+    assert [r["step"] for r in log.read()] == [3, 6, 9]
+    log.truncate_after(6)
+    assert [r["step"] for r in log.read()] == [3, 6]
+
+
+def test_restore_model_errors_name_the_fix(tmp_path):
+    with pytest.raises(run_dir.RunDirError, match="does not exist"):
+        run_dir.restore_model(str(tmp_path / "nope"))
+    with pytest.raises(run_dir.RunDirError, match="config.json is missing"):
+        run_dir.restore_model(str(tmp_path))
+    run_dir.write_config(str(tmp_path), {"space": "shufflenet_oneshot", "space_overrides": {}})
+    with pytest.raises(run_dir.CheckpointError, match="no checkpoint"):
+        run_dir.restore_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("write", [
+    lambda path: run_dir.atomic_write_text(path, "new"),
+    lambda path: run_dir.atomic_write_bytes(path, b"new"),
+], ids=["text", "bytes"])
+def test_atomic_writes_replace_the_file_and_leave_no_temporary(tmp_path, write):
+    path = tmp_path / "sub" / "out.txt"
+    write(str(path))
+    assert path.read_bytes() == b"new" and os.listdir(path.parent) == ["out.txt"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with run_dir.replacing(str(path)) as tmp:
+            Path(tmp).write_text("half")
+            raise RuntimeError("boom")
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = tmp_path / "plot.png"
+    run_dir.save_figure(fig, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number) and os.listdir(tmp_path) == ["plot.png"]
