@@ -271,7 +271,8 @@ def test_bitops_convention_sets_what_the_constraint_counts():
                                          bitops_convention=convention).validate()
         limit = search_lib.resolve_limits(config, space)["bitops"]
         assert limit == costs.uniform_bitops(space, 3, convention="paper") + extra
-        constraint = search_lib.build_constraint(space, {"bitops": limit}, convention)
+        constraint = search_lib.build_constraint(space, {"bitops": limit},
+                                                 bitops_convention=convention)
         cost, _ = constraint["bitops"]
         assert cost(space.to_values(arch)) == costs.bitops(space, arch, include_fixed=False) + extra
         assert search_lib.arch_costs(space, arch, convention)["bitops"] == cost(
