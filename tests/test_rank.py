@@ -178,10 +178,11 @@ def test_history_selection_takes_the_best_and_the_worst(tmp_path):
     rng = np.random.default_rng(0)
     archs = list(dict.fromkeys(space.sample(rng) for _ in range(12)))[:8]
     path = tmp_path / "history.csv"
-    with open(path, "w") as f:
-        f.write("algorithm,trial_id,arch,accuracy\n")
+    with open(path, "w", newline="") as f:   # quoted as search_lib's csv.DictWriter quotes
+        writer = csv.writer(f)                 # the commas of an architecture's text
+        writer.writerow(["algorithm", "trial_id", "arch", "accuracy"])
         for i, a in enumerate(archs):
-            f.write(f"evolution,{i},{a},{0.5 + i / 100}\n")
+            writer.writerow(["evolution", i, str(a), 0.5 + i / 100])
     chosen = rank_lib.select_from_history(space, str(path), 5)
     assert chosen == [archs[7], archs[6], archs[5], archs[1], archs[0]]
 
