@@ -36,7 +36,8 @@ def n_trainable(model):
 
 
 @pytest.mark.parametrize("name,kw", [
-    ("shufflenet_oneshot", dict(image_size=32, num_classes=10, width=0.5)),
+    pytest.param("shufflenet_oneshot", dict(image_size=32, num_classes=10, width=0.5),
+                 marks=pytest.mark.slow),  # 20 blocks at 32x32: the slow one
     ("shufflenet_oneshot_blocks_channels", dict(image_size=16, num_classes=10, width=0.25,
                                                 repeats=(1, 2, 1, 1))),
     ("shufflenet_oneshot_channels", dict(image_size=8, num_classes=7, repeats=(1, 1, 2, 1))),

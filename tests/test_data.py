@@ -227,6 +227,7 @@ def test_input_context_shards_and_sets_per_replica_batch(digits_dir):
     assert sorted(as_multiset(*parts[0]) + as_multiset(*parts[1])) == whole
 
 
+@pytest.mark.slow
 def test_peeking_at_a_batch_does_not_truncate_the_cache(digits_dir):
     # tf.data's shared in-memory cache, left half-written by an abandoned iterator, used to
     # truncate the next pass (about one build in eight here); the pipeline now fills it up front.

@@ -194,6 +194,7 @@ def test_wait_for_tuners_hands_out_nothing_until_every_worker_asked(tmp_path, cl
 
 
 # --------------------------------------------------------------------------- search quality
+@pytest.mark.slow
 def test_evolution_beats_random_search_at_equal_evaluations(tmp_path):
     best = {EvolutionOracle: [], RandomSearchOracle: []}
     for seed in range(5):

@@ -400,6 +400,7 @@ def test_costs_cli_uniform_bits(name):
 
 
 # ------------------------------------------------------------------ QAT baseline, float spaces
+@pytest.mark.slow
 def test_uniform_kwka_standalone_for_qat():
     space = tiny()
     model = spos_tf.build_standalone(space, costs.uniform_arch(space, bits=2))
@@ -419,6 +420,7 @@ def test_uniform_kwka_standalone_for_qat():
     assert len(np.unique(conv.layer.kernel.numpy())) <= 3   # ternary weights
 
 
+@pytest.mark.slow
 def test_float_spaces_do_not_touch_quantization():
     space = spaces.get("shufflenet_oneshot", image_size=16, num_classes=10, width=0.25,
                        repeats=(1, 1, 1, 1))

@@ -198,8 +198,8 @@ def test_history_selection_takes_the_best_and_the_worst(tmp_path):
     rng = np.random.default_rng(0)
     archs = list(dict.fromkeys(space.sample(rng) for _ in range(12)))[:8]
     path = tmp_path / "history.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
+    with open(path, "w", newline="") as f:   # quoted as search_lib's csv.DictWriter quotes
+        writer = csv.writer(f)                 # the commas of an architecture's text
         writer.writerow(["algorithm", "trial_id", "arch", "accuracy"])
         for i, a in enumerate(archs):
             writer.writerow(["evolution", i, str(a), 0.5 + i / 100])
