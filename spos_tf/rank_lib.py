@@ -305,33 +305,16 @@ def check_workdir(config: RankConfig, settings: dict) -> str:
     Raises:
       run_dir.RunDirError: the workdir is a file or holds a ranking of other settings.
     """
-    workdir = os.fspath(config.workdir)
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise run_dir.RunDirError(f"--workdir={workdir!r} is a file, not a folder")
-    present = [e for e in RANK_ENTRIES if os.path.exists(os.path.join(workdir, e))]
-    if not present:
-        return "new"
-    if config.overwrite:
-        return "overwrite"
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise run_dir.RunDirError(f"workdir {workdir!r} holds {present} but no {CONFIG_FILE}; "
-                                  f"pass --overwrite to start over or use another --workdir")
-    with open(path) as f:
-        old = json.load(f)
     from spos_tf.search_lib import SearchConfig
     from spos_tf.train_lib import TrainConfig
 
     defaults = {"rank": RankConfig().to_dict(), "retrain": TrainConfig().to_dict(),
                 "scoring": SearchConfig().to_dict()}
-    diff = run_dir.config_diff(old, settings, NEUTRAL + tuple(
-        f"{part}.{name}" for part in ("rank", "retrain", "scoring") for name in
-        NEUTRAL + ("data.data_dir", "progress", "cache_mb")), defaults)
-    if diff:
-        raise run_dir.RunDirError(
-            f"workdir {workdir!r} holds a ranking with other settings ({'; '.join(diff[:6])}). "
-            f"Rerun with the same flags to resume it, use another --workdir, or pass --overwrite")
-    return "resume"
+    neutral = NEUTRAL + tuple(f"{part}.{name}" for part in ("rank", "retrain", "scoring")
+                              for name in NEUTRAL + ("data.data_dir", "progress", "cache_mb"))
+    return run_dir.check_results_dir(config.workdir, RANK_ENTRIES, CONFIG_FILE, settings,
+                                     overwrite=config.overwrite, neutral=neutral,
+                                     defaults=defaults, what="a ranking")
 
 
 # ------------------------------------------------------------------------------- the run

@@ -183,6 +183,41 @@ def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=(),
     return "resume"
 
 
+def check_results_dir(workdir: str, entries, config_file: str, settings: dict, *,
+                      overwrite: bool, neutral=(), defaults: dict | None = None,
+                      what: str = "results") -> str:
+    """How an app that writes ``entries`` plus a ``config_file`` of its ``settings`` into
+    ``workdir`` (the search, the ranking) may use it: ``"new"``, ``"resume"`` (same settings,
+    modulo ``neutral`` keys and, for settings an older version did not write, their ``defaults``)
+    or ``"overwrite"``; writes nothing.
+
+    Raises:
+      RunDirError: ``workdir`` is a file, or holds ``what`` of other settings (or entries without
+        ``config_file``) and ``overwrite`` is not set.
+    """
+    workdir = os.fspath(workdir)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise RunDirError(f"--workdir={workdir!r} is a file, not a folder")
+    present = [e for e in entries if os.path.exists(os.path.join(workdir, e))]
+    if not present:
+        return "new"
+    if overwrite:
+        return "overwrite"
+    path = os.path.join(workdir, config_file)
+    if not os.path.exists(path):
+        raise RunDirError(f"workdir {workdir!r} holds {present} but no {config_file}; pass "
+                          f"--overwrite to start over or use another --workdir")
+    with open(path) as f:
+        old = json.load(f)
+    diff = config_diff(old, settings, neutral, defaults)
+    if diff:
+        raise RunDirError(
+            f"workdir {workdir!r} holds {what} with other settings ({'; '.join(diff[:8])}). "
+            f"Rerun with the same flags to resume it, use another --workdir, or pass --overwrite "
+            f"to delete it and start over")
+    return "resume"
+
+
 def remove_path(path: str) -> None:
     """Deletes the file or folder ``path`` if it exists."""
     if os.path.isdir(path) and not os.path.islink(path):

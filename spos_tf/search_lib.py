@@ -737,28 +737,9 @@ def check_workdir(config: SearchConfig) -> str:
     Raises:
       run_dir.RunDirError: the workdir is a file or holds a search of different settings.
     """
-    workdir = config.workdir
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise run_dir.RunDirError(f"--workdir={workdir!r} is a file, not a folder")
-    present = [e for e in SEARCH_ENTRIES if os.path.exists(os.path.join(workdir, e))]
-    if not present:
-        return "new"
-    if config.overwrite:
-        return "overwrite"
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise run_dir.RunDirError(
-            f"workdir {workdir!r} holds {present} but no {CONFIG_FILE}; pass --overwrite to "
-            f"start over or use another --workdir")
-    with open(path) as f:
-        old = json.load(f)
-    diff = run_dir.config_diff(old, config.to_dict(), NEUTRAL, SearchConfig().to_dict())
-    if diff:
-        raise run_dir.RunDirError(
-            f"workdir {workdir!r} holds a search with other settings ({'; '.join(diff[:8])}). "
-            f"Rerun with the same flags to resume it, use another --workdir, or pass --overwrite "
-            f"to delete it and start over")
-    return "resume"
+    return run_dir.check_results_dir(config.workdir, SEARCH_ENTRIES, CONFIG_FILE,
+                                     config.to_dict(), overwrite=config.overwrite, neutral=NEUTRAL,
+                                     defaults=SearchConfig().to_dict(), what="a search")
 
 
 

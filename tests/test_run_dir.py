@@ -80,3 +80,25 @@ def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
     run_dir.save_figure(fig, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number) and os.listdir(tmp_path) == ["plot.png"]
+
+
+def test_check_results_dir_decides_new_resume_overwrite_and_refuses_other_settings(tmp_path):
+    import json as _json
+
+    import pytest as _pytest
+
+    from spos_tf import run_dir as rd
+
+    entries, settings = ("cfg.json", "out.csv"), {"seed": 0, "progress": True}
+    check = lambda s, **kw: rd.check_results_dir(tmp_path, entries, "cfg.json", s,  # noqa: E731
+                                                 neutral=("progress",), **kw)
+    assert check(settings, overwrite=False) == "new"
+    (tmp_path / "out.csv").write_text("x")
+    with _pytest.raises(rd.RunDirError, match="no cfg.json"):
+        check(settings, overwrite=False)
+    (tmp_path / "cfg.json").write_text(_json.dumps({"seed": 0, "progress": False}))
+    assert check(settings, overwrite=False) == "resume"          # neutral key differs only
+    with _pytest.raises(rd.RunDirError, match=r"holds a thing with other settings \(seed: 0 -> 1"):
+        check({"seed": 1}, overwrite=False, what="a thing")
+    assert check({"seed": 1}, overwrite=True) == "overwrite"
+    assert check({"seed": 0, "new": 3}, overwrite=False, defaults={"new": 3}) == "resume"
