@@ -13,7 +13,6 @@ import pytest
 from spos_tf import costs, latency, search_lib, spaces
 from spos_tf.sampling import ArchSampler, latency_range
 
-sys.path.insert(0, str(Path(__file__).parent))
 from _distributed import app_env  # noqa: E402
 from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
 from test_search import read_history, tiny_config  # noqa: E402

@@ -12,7 +12,6 @@ from absl import flags
 
 from spos_tf import latency, search, spaces, train
 
-sys.path.insert(0, str(Path(__file__).parent))
 from _distributed import app_env  # noqa: E402
 from test_latency import synthetic_lut  # noqa: E402
 from test_search import read_history  # noqa: E402

@@ -1,19 +1,15 @@
 """FBNet and ProxylessNAS spaces: published costs, op legality, supernet == stand-alone, masked updates,
 forward/backward of every new op."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras as keras
 
 import spos_tf
 from spos_tf import blocks, costs, layers, ops, spaces
 from spos_tf.sampling import SequenceSampler
 from spos_tf.space import arch_from_any
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_supernet import _compile, _data, _snapshot  # noqa: E402
 
 
