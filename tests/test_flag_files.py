@@ -25,7 +25,10 @@ APPS = {
 COMMAND_LINE_FLAGS = {"workdir": "/tmp/flag_file_test", "supernet_dir": "/tmp/supernet",
                       "retrain_flagfile": "flags/tiny_retrain.cfg"}
 
-PLACEHOLDERS = {"--shard=i/n": "--shard=0/2"}
+PLACEHOLDERS = {"--shard=i/n": "--shard=0/2",
+                # a table that exists in the repository, and a limit, for LUT and MS
+                "--latency_table=LUT": "--latency_table=benchmarks/latency/fbnet_tflite_float32.json",
+                "--max_latency_ms=MS": "--max_latency_ms=66.8"}
 
 
 def header(name):
