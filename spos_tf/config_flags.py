@@ -13,10 +13,19 @@ fixed set of values, the choices) come from the field's metadata::
 
 Supported field types (as annotations, string or real): ``str``, ``int``, ``float``, ``bool``,
 ``Optional`` of these, and ``tuple`` (a comma-separated list of strings, see ``DEFINE_list``).
+
+The same metadata validates a config (:func:`check_fields`: types, ``low``/``high`` bounds and
+``choices``, one error message format for every app) and names the settings that may change when a
+run directory is resumed (``neutral=True``; :func:`neutral_fields`)::
+
+    steps: int = field(1000, "Updates.", low=1)
+    momentum: float = field(0.9, "SGD momentum.", low=0.0, high=1.0)
+    progress: bool = field(True, "Progress bar.", neutral=True)
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 
 from absl import flags
@@ -25,11 +34,28 @@ _DEFINE = {"str": flags.DEFINE_string, "int": flags.DEFINE_integer,
            "float": flags.DEFINE_float, "bool": flags.DEFINE_bool, "tuple": flags.DEFINE_list}
 
 
-def field(default, help: str, *, choices: typing.Sequence[str] | None = None, **kwargs):
-    """A dataclass field with the metadata its flag needs (``help``, optional ``choices``)."""
-    metadata = {"help": help}
+def field(default, help: str, *, choices: typing.Sequence[str] | None = None,
+          low: float | None = None, high: float | None = None, low_open: bool = False,
+          high_open: bool = False, neutral: bool = False, **kwargs):
+    """A dataclass field with the metadata its flag and its checks need.
+
+    Args:
+      default: the default (immutable).
+      help: the flag's help text.
+      choices: the allowed values of a string setting (an enum flag).
+      low, high: bounds of a number (``None``: unbounded); ``low_open``/``high_open`` exclude
+        the bound itself. Checked by :func:`check_fields` (``None`` values of ``Optional``
+        fields are not checked).
+      neutral: the setting does not change a run's result (progress display, checkpoint period,
+        paths of the data): a run directory may be resumed with another value.
+    """
+    metadata = {"help": help, "neutral": bool(neutral)}
     if choices is not None:
         metadata["choices"] = tuple(choices)
+    for key, value in (("low", low), ("high", high)):
+        if value is not None:
+            metadata[key] = value
+    metadata["low_open"], metadata["high_open"] = bool(low_open), bool(high_open)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use an immutable default (tuple) for config fields")
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
@@ -37,8 +63,12 @@ def field(default, help: str, *, choices: typing.Sequence[str] | None = None, **
 
 def _base_type(annotation) -> str:
     """``"int"`` for ``int``, ``"Optional[int]"``, ``"int | None"`` (annotations as strings too)."""
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__",
-                                                                  str(annotation))
+    if isinstance(annotation, str):
+        text = annotation
+    elif isinstance(annotation, type):
+        text = annotation.__name__
+    else:  # typing.Optional[int], int | None
+        text = str(annotation)
     text = text.replace("typing.", "").replace(" ", "")
     if text.startswith("Optional["):
         text = text[len("Optional["):-1]
@@ -106,3 +136,67 @@ def parse_flagfile(define, path: str, extra: typing.Sequence[str] = ()) -> flags
     except (flags.Error, flags.UnrecognizedFlagError) as e:
         raise ValueError(f"flag file {path!r}: {e}") from None
     return fv
+
+
+def neutral_fields(cls, prefix: str = "") -> tuple:
+    """Names of the fields of ``cls`` declared ``neutral=True`` (with ``prefix``, e.g. ``"data."``,
+    for a nested config), the ``neutral`` argument of :func:`spos_tf.run_dir.check_workdir`."""
+    return tuple(prefix + f.name for f in dataclasses.fields(cls) if f.metadata.get("neutral"))
+
+
+def _interval(meta) -> str:
+    low, high = meta.get("low", -math.inf), meta.get("high", math.inf)
+    return (("(" if meta.get("low_open") or low == -math.inf else "[") + f"{low:g}, {high:g}"
+            + (")" if meta.get("high_open") or high == math.inf else "]"))
+
+
+def check_value(name: str, value, kind: str, meta: typing.Mapping) -> None:
+    """Checks one setting against its type (``"int"``, ``"float"``, ...) and ``meta``'s bounds
+    and choices.
+
+    Raises:
+      ValueError: naming the flag, the allowed values and the value given.
+    """
+    choices = meta.get("choices")
+    if choices is not None:
+        if value not in choices:
+            raise ValueError(f"--{name} must be one of {', '.join(map(str, choices))}; "
+                             f"got {value!r}")
+        return
+    if kind in ("int", "float"):
+        is_int = (isinstance(value, int) or type(value).__name__.startswith(("int", "uint")))
+        is_number = is_int or isinstance(value, float) or type(value).__name__.startswith("float")
+        ok = not isinstance(value, bool) and (is_int if kind == "int" else is_number)
+        ok = ok and math.isfinite(float(value))
+        if ok:
+            low, high = meta.get("low"), meta.get("high")
+            ok = ((low is None or (value > low if meta.get("low_open") else value >= low))
+                  and (high is None or (value < high if meta.get("high_open") else value <= high)))
+        if not ok:
+            what = "an integer" if kind == "int" else "a number"
+            bounds = "" if "low" not in meta and "high" not in meta else f" in {_interval(meta)}"
+            if kind == "int" and "low" in meta and "high" not in meta and not meta.get("low_open"):
+                bounds = f" >= {meta['low']:g}"
+            raise ValueError(f"--{name} must be {what}{bounds}, got {value!r}")
+    elif kind == "bool" and not isinstance(value, bool):
+        raise ValueError(f"--{name} must be true or false, got {value!r}")
+    elif kind == "str" and not isinstance(value, str):
+        raise ValueError(f"--{name} must be a string, got {value!r}")
+
+
+def check_fields(config) -> None:
+    """Checks every field of dataclass instance ``config`` against its declared type and
+    metadata (bounds, choices); ``None`` passes for ``Optional`` fields. Cross-field rules stay
+    in the config's own ``validate``.
+
+    Raises:
+      ValueError: the first bad setting, naming its flag and the allowed values.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        annotation = f.type if isinstance(f.type, str) else str(f.type)
+        if value is None and ("Optional" in annotation or "None" in annotation):
+            continue
+        kind = _base_type(f.type)
+        if kind in _DEFINE:
+            check_value(f.name, value, kind, f.metadata)
