@@ -50,7 +50,7 @@ from spos_tf.space import GENE_KINDS, Architecture, SearchSpace, mid_channels
 class CostTable:
     """Per-block cost tables of one space; all methods take an :class:`Architecture`.
 
-    ``latency``: an optional :class:`spos_tf.latency.LatencyTable` of the space; with it
+    ``latency``: an optional :class:`spos_tf.latency_table.LatencyTable` of the space; with it
     :meth:`latency_ms` predicts latency and :meth:`all` reports ``latency_ms``.
     """
 
@@ -141,7 +141,7 @@ class CostTable:
 def table(space: SearchSpace, latency_table: str | None = None) -> CostTable:
     """The (cached) cost table of ``space``; with ``latency_table`` (a path to a table built by
     ``spos_tf.latency``) it predicts latency too. Raises ValueError/FileNotFoundError for a bad
-    table (see :class:`spos_tf.latency.LatencyTable`)."""
+    table (see :class:`spos_tf.latency_table.LatencyTable`)."""
     if latency_table is None:
         return _table(space, None, None)
     import os
@@ -171,7 +171,7 @@ def paper_giga(bitops: float) -> float:
 def _table(space: SearchSpace, latency_path, mtime) -> CostTable:
     if latency_path is None:
         return CostTable(space)
-    from spos_tf.latency import LatencyTable
+    from spos_tf.latency_table import LatencyTable
 
     return CostTable(space, LatencyTable(latency_path, space))
 

@@ -34,38 +34,29 @@ is the dominant cost: dozens of GPU-days; on the embedded digits minutes.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import json
-import math
 import os
 import sys
 import time
 from typing import Optional
 
-import numpy as np
-
 from spos_tf import costs as costs_lib
-from spos_tf import rank_stats, run_dir
-from spos_tf.config_flags import field
+from spos_tf import run_dir
+from spos_tf.config_flags import check_fields, field, neutral_fields
 from spos_tf.progress import ProgressBar, format_duration
-from spos_tf.space import SearchSpace
+# The selection and the results have their own modules; their names stay importable from here.
+from spos_tf.rank_report import (ARCHS_DIR, CSV_FILE, HPARAMS_DIR, JSON_FILE, PLOT_FILE,  # noqa: F401
+                                 SUPERNET_FILE, _final_accuracy, _read_json, arch_dir, collect,
+                                 csv_text, describe, write_outputs, write_plot)
+from spos_tf.rank_select import (SELECTIONS, parse_shard, read_archs_file,  # noqa: F401
+                                 select, select_from_history, select_stratified, shard_members)
 
-SELECTIONS = ("stratified", "file", "history")
 CONFIG_FILE = "rank_config.json"
 ARCHS_FILE = "archs.json"
-CSV_FILE = "ranking.csv"
-JSON_FILE = "ranking.json"
-PLOT_FILE = "ranking.png"
-HPARAMS_DIR = "hparams"
-ARCHS_DIR = "archs"
-SUPERNET_FILE = "supernet.json"
 # Everything a ranking writes; overwrite deletes exactly these.
 RANK_ENTRIES = (CONFIG_FILE, ARCHS_FILE, ARCHS_DIR, CSV_FILE, JSON_FILE, PLOT_FILE, HPARAMS_DIR)
-# Settings that may differ between the processes and reruns of one ranking.
-NEUTRAL = ("workdir", "shard", "merge", "progress", "overwrite", "data_dir", "reuse_standalone",
-           "train")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +64,8 @@ class RankConfig:
     """Settings of one ranking run (the flags of ``spos_tf.rank``)."""
 
     supernet_dir: Optional[str] = field(None, "The --workdir of a trained spos_tf.train supernet run.")
-    workdir: Optional[str] = field(None, "Where the ranking writes (see spos_tf.rank_lib).")
+    workdir: Optional[str] = field(None, "Where the ranking writes (see spos_tf.rank_lib).",
+                                   neutral=True)
     retrain_flagfile: Optional[str] = field(None, "Flag file of spos_tf.train giving the from-scratch "
                                   "recipe (e.g. flags/retrain.cfg); its --arch, --seed and "
                                   "--workdir are set per run, evaluation is on the test split.")
@@ -81,7 +73,7 @@ class RankConfig:
                                            "settings (calibration images, held-out images, batch "
                                            "sizes) score the paths; default: the search's "
                                            "defaults (the paper's).")
-    num_archs: int = field(20, "Architectures to rank.")
+    num_archs: int = field(20, "Architectures to rank.", low=2)
     select: str = field("stratified", "stratified: random architectures spread evenly over the "
                         "MACs range of the space; file: the architectures of --archs_file (one "
                         "per line, text form); history: the best and worst --num_archs/2 of a "
@@ -89,23 +81,25 @@ class RankConfig:
     archs_file: Optional[str] = field(None, "--select=file: a text file of architectures; "
                                       "--select=history: a search's history.csv.")
     seed: int = field(0, "Seeds the selection; the from-scratch seeds are the recipe's --seed + "
-                      "0..retrain_seeds-1.")
-    retrain_seeds: int = field(1, "From-scratch trainings (seeds) per architecture.")
+                      "0..retrain_seeds-1.", low=0)
+    retrain_seeds: int = field(1, "From-scratch trainings (seeds) per architecture.", low=1)
     pool_size: int = field(5000, "--select=stratified: random architectures the strata are "
-                           "filled from.")
-    shard: str = field("0/1", "i/n: this process does architectures j with j % n == i.")
+                           "filled from.", low=1)
+    shard: str = field("0/1", "i/n: this process does architectures j with j % n == i.",
+                       neutral=True)
     merge: bool = field(False, "Only write ranking.csv/json/png from the finished runs (and "
-                        "link the runs --reuse_standalone finished since).")
+                        "link the runs --reuse_standalone finished since).", neutral=True)
     train: bool = field(True, "Train the unfinished from-scratch runs of this shard; false: only "
                         "score the paths and link --reuse_standalone's finished runs (e.g. while "
-                        "that ranking still trains; finish with --merge).")
-    data_dir: Optional[str] = field(None, "TFDS data directory (default: the supernet run's).")
+                        "that ranking still trains; finish with --merge).", neutral=True)
+    data_dir: Optional[str] = field(None, "TFDS data directory (default: the supernet run's).",
+                                    neutral=True)
     reuse_standalone: Optional[str] = field(
         None, "The --workdir of another ranking with the same retraining recipe: its finished "
         "from-scratch runs of the same architectures are linked instead of trained again (to "
-        "compare supernets or scoring settings on the same architectures).")
-    overwrite: bool = field(False, "Delete a previous ranking in --workdir.")
-    progress: bool = field(True, "Show progress.")
+        "compare supernets or scoring settings on the same architectures).", neutral=True)
+    overwrite: bool = field(False, "Delete a previous ranking in --workdir.", neutral=True)
+    progress: bool = field(True, "Show progress.", neutral=True)
 
     @property
     def shard_index(self) -> tuple:
@@ -123,12 +117,7 @@ class RankConfig:
                 raise ValueError(f"--{name} is required")
         if os.path.abspath(self.supernet_dir) == os.path.abspath(self.workdir):
             raise ValueError(f"--workdir must differ from --supernet_dir ({self.workdir!r})")
-        for name, low in (("num_archs", 2), ("seed", 0), ("retrain_seeds", 1), ("pool_size", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"--{name} must be an integer >= {low}, got {value!r}")
-        if self.select not in SELECTIONS:
-            raise ValueError(f"--select must be one of {SELECTIONS}, got {self.select!r}")
+        check_fields(self)
         if self.select != "stratified" and not self.archs_file:
             raise ValueError(f"--select={self.select} reads --archs_file; pass it")
         if self.select == "stratified" and self.archs_file:
@@ -139,125 +128,6 @@ class RankConfig:
 
     def to_dict(self) -> dict:
         return run_dir.normalized(dataclasses.asdict(self))
-
-
-def parse_shard(text: str) -> tuple:
-    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``.
-
-    Raises:
-      ValueError: anything else.
-    """
-    try:
-        i, n = (int(v) for v in str(text).split("/"))
-    except ValueError:
-        i, n = -1, 0
-    if not 0 <= i < n:
-        raise ValueError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
-    return i, n
-
-
-def shard_members(num_archs: int, shard: str) -> list:
-    """Indices of the architectures that ``shard`` ("i/n") works on: ``j % n == i``."""
-    i, n = parse_shard(shard)
-    return [j for j in range(num_archs) if j % n == i]
-
-
-# ------------------------------------------------------------------------------- selection
-def select_stratified(space: SearchSpace, num: int, seed: int, pool_size: int = 5000) -> list:
-    """``num`` distinct architectures spread evenly over the MACs range of the space.
-
-    Draws ``pool_size`` random architectures (``numpy.random.default_rng([seed, 0])``), splits
-    their MACs range into ``num`` equal-width strata and takes one random member of each (for an
-    empty stratum the unused pool member closest to its centre), so the cheapest and the most
-    expensive ends of the space are represented. Deterministic in ``(space, num, seed,
-    pool_size)``.
-
-    Raises:
-      ValueError: the space has fewer than ``num`` distinct architectures in the pool.
-    """
-    rng = np.random.default_rng([seed, 0])
-    table = costs_lib.table(space)
-    pool = list(dict.fromkeys(space.sample(rng) for _ in range(max(pool_size, num))))
-    if len(pool) < num:
-        raise ValueError(f"space {space.name!r} gave only {len(pool)} distinct architectures in "
-                         f"{pool_size} draws; lower --num_archs below that")
-    macs = np.array([table.macs(a) for a in pool], float)
-    low, high = macs.min(), macs.max()
-    edges = np.linspace(low, high, num + 1)
-    chosen: list = []
-    used = set()
-    for s in range(num):
-        inside = [j for j in range(len(pool)) if j not in used and
-                  (edges[s] <= macs[j] < edges[s + 1] or (s == num - 1 and macs[j] == high))]
-        if inside:
-            j = inside[int(rng.integers(len(inside)))]
-        else:
-            centre = (edges[s] + edges[s + 1]) / 2
-            free = [j for j in range(len(pool)) if j not in used]
-            j = min(free, key=lambda k: (abs(macs[k] - centre), k))
-        used.add(j)
-        chosen.append(pool[j])
-    return sorted(chosen, key=lambda a: (table.macs(a), str(a)))
-
-
-def read_archs_file(space: SearchSpace, path: str) -> list:
-    """Architectures of a text file, one per line in text form (``#`` comments, blank lines and
-    repeats ignored).
-
-    Raises:
-      ValueError: missing file or a line that is not an architecture of ``space`` (its number).
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"--archs_file={path!r} does not exist")
-    archs = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            line = line.split("#")[0].strip()
-            if not line:
-                continue
-            try:
-                archs.append(space.parse(line))
-            except ValueError as e:
-                raise ValueError(f"{path}:{number}: {e}") from None
-    return list(dict.fromkeys(archs))
-
-
-def select_from_history(space: SearchSpace, path: str, num: int) -> list:
-    """The ``ceil(num / 2)`` best and ``floor(num / 2)`` worst distinct architectures of a
-    search's ``history.csv`` by held-out accuracy.
-
-    Raises:
-      ValueError: missing file, missing columns, or fewer than ``num`` distinct architectures.
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"--archs_file={path!r} does not exist (a search's history.csv)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and not {"arch", "accuracy"} <= set(rows[0]):
-        raise ValueError(f"{path} has no 'arch' and 'accuracy' columns: not a history.csv")
-    best = {}
-    for row in rows:
-        arch = space.parse(row["arch"])
-        best[arch] = max(best.get(arch, -math.inf), float(row["accuracy"]))
-    if len(best) < num:
-        raise ValueError(f"{path} holds {len(best)} distinct architectures, fewer than "
-                         f"--num_archs={num}")
-    ordered = sorted(best, key=lambda a: (-best[a], str(a)))
-    top = -(-num // 2)
-    return ordered[:top] + ordered[len(ordered) - (num - top):]
-
-
-def select(config: RankConfig, space: SearchSpace) -> list:
-    """The architectures ``config`` asks for (see :class:`RankConfig`)."""
-    if config.select == "stratified":
-        return select_stratified(space, config.num_archs, config.seed, config.pool_size)
-    if config.select == "history":
-        return select_from_history(space, config.archs_file, config.num_archs)
-    archs = read_archs_file(space, config.archs_file)
-    if len(archs) < 2:
-        raise ValueError(f"--archs_file={config.archs_file!r} holds {len(archs)} architecture(s); "
-                         f"ranking needs at least 2")
-    return archs[:config.num_archs]
 
 
 # ------------------------------------------------------------------------------- settings
@@ -310,34 +180,15 @@ def check_workdir(config: RankConfig, settings: dict) -> str:
 
     defaults = {"rank": RankConfig().to_dict(), "retrain": TrainConfig().to_dict(),
                 "scoring": SearchConfig().to_dict()}
-    neutral = NEUTRAL + tuple(f"{part}.{name}" for part in ("rank", "retrain", "scoring")
-                              for name in NEUTRAL + ("data.data_dir", "progress", "cache_mb"))
+    own = neutral_fields(RankConfig)
+    neutral = own + tuple(f"{part}.{name}" for part in ("rank", "retrain", "scoring")
+                          for name in own + ("data.data_dir", "progress", "cache_mb"))
     return run_dir.check_results_dir(config.workdir, RANK_ENTRIES, CONFIG_FILE, settings,
                                      overwrite=config.overwrite, neutral=neutral,
                                      defaults=defaults, what="a ranking")
 
 
 # ------------------------------------------------------------------------------- the run
-def arch_dir(workdir: str, index: int) -> str:
-    return os.path.join(os.fspath(workdir), ARCHS_DIR, f"{index:03d}")
-
-
-def _read_json(path: str):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _final_accuracy(workdir: str) -> Optional[float]:
-    """The final test accuracy of a finished ``spos_tf.train`` run (None if unfinished)."""
-    records = run_dir.MetricsLog(workdir).read()
-    if records and records[-1].get("final") and records[-1].get("eval_split") == "test":
-        return float(records[-1]["val_accuracy"])
-    return None
-
-
 def run(config: RankConfig, stream=None) -> dict:
     """Runs (or resumes) the ranking of ``config``; see the module docstring.
 
@@ -499,123 +350,3 @@ def _link_finished(config, reusable: dict, archs, jobs) -> list:
         os.symlink(source, target)
     return rest
 
-
-def collect(workdir: str, space: SearchSpace, archs: list, seeds: int) -> list:
-    """One row per architecture from the files of ``workdir`` (unfinished values are None)."""
-    table = costs_lib.table(space)
-    rows = []
-    for i, arch in enumerate(archs):
-        folder = arch_dir(workdir, i)
-        score = _read_json(os.path.join(folder, SUPERNET_FILE))
-        per_seed = [_final_accuracy(os.path.join(folder, f"seed_{k}")) for k in range(seeds)]
-        done = [a for a in per_seed if a is not None]
-        rows.append({"index": i, "arch": str(arch), **table.all(arch),
-                     "supernet_accuracy": None if score is None else score["accuracy"],
-                     "standalone": per_seed,
-                     "standalone_mean": float(np.mean(done)) if done else None,
-                     "standalone_std": float(np.std(done, ddof=1)) if len(done) > 1 else None,
-                     "complete": score is not None and len(done) == seeds})
-    return rows
-
-
-def csv_text(rows: list, space: SearchSpace, seeds: int) -> str:
-    """``ranking.csv``: arch, costs, supernet accuracy (held-out), stand-alone accuracy per seed
-    (test), their mean and std (ddof 1)."""
-    cost_names = list(costs_lib.table(space).all(space.parse(rows[0]["arch"]))) if rows else []
-    columns = (["index", "arch"] + cost_names + ["supernet_accuracy"]
-               + [f"standalone_seed_{k}" for k in range(seeds)]
-               + ["standalone_mean", "standalone_std"])
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        out = {k: row[k] for k in columns if k in row}
-        out.update({f"standalone_seed_{k}": v for k, v in enumerate(row["standalone"])})
-        writer.writerow({k: "" if v is None else v for k, v in out.items()})
-    return buf.getvalue()
-
-
-def write_outputs(workdir: str, rows: list, space: SearchSpace, config: RankConfig) -> dict:
-    """Writes ``ranking.csv`` (every architecture), ``ranking.json`` (statistics over the complete
-    rows), ``ranking.png`` and the TensorBoard HParams sessions (``hparams/``) once at least 3
-    rows are complete; returns ``{"rows", "stats", "complete"}``."""
-    run_dir.atomic_write_text(os.path.join(workdir, CSV_FILE),
-                              csv_text(rows, space, config.retrain_seeds))
-    full = [r for r in rows if r["complete"]]
-    stats = None
-    if len(full) >= 3:
-        stats = rank_stats.summarize([r["supernet_accuracy"] for r in full],
-                                     [r["standalone"] for r in full], seed=config.seed)
-        # the baseline a supernet has to beat: ranking by MACs alone
-        stats["macs_kendall_tau"] = rank_stats.correlation(
-            "kendall_tau", [r["macs"] for r in full], [r["standalone_mean"] for r in full],
-            seed=config.seed)
-    complete = len(full) == len(rows)
-    record = {"complete": complete, "finished_archs": len(full), "num_archs": len(rows),
-              "retrain_seeds": config.retrain_seeds, "space": space.name,
-              "supernet_dir": os.fspath(config.supernet_dir),
-              "supernet_accuracy_split": "holdout", "standalone_accuracy_split": "test",
-              "stats": stats}
-    run_dir.atomic_write_text(os.path.join(workdir, JSON_FILE),
-                              json.dumps(record, indent=2, sort_keys=True) + "\n")
-    if stats is not None:
-        write_plot(os.path.join(workdir, PLOT_FILE), full, stats, space.name)
-        from spos_tf import hparams
-
-        hparams.write_sessions(
-            os.path.join(workdir, HPARAMS_DIR),
-            [{"name": f"{r['index']:03d}", "hparams": {**space.to_values(space.parse(r["arch"])),
-                                                      **_costs_of(r)},
-              "metrics": {"supernet_accuracy": r["supernet_accuracy"],
-                          "standalone_accuracy": r["standalone_mean"]}} for r in full])
-    return {"rows": rows, "stats": stats, "complete": complete}
-
-
-def _costs_of(row: dict) -> dict:
-    return {k: float(row[k]) for k in ("macs", "params", "bitops", "latency_ms") if k in row}
-
-
-def write_plot(path: str, rows: list, stats: dict, title: str = "") -> None:
-    """Supernet accuracy (held-out) vs stand-alone accuracy (test, mean and seed range) of the
-    complete rows, coloured by MACs, with tau and its interval in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = np.array([100 * r["supernet_accuracy"] for r in rows])
-    y = np.array([100 * r["standalone_mean"] for r in rows])
-    low = y - np.array([100 * min(r["standalone"]) for r in rows])
-    high = np.array([100 * max(r["standalone"]) for r in rows]) - y
-    macs = np.array([r["macs"] / 1e6 for r in rows])
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
-    ax.errorbar(x, y, yerr=[low, high], fmt="none", ecolor="0.6", lw=1, zorder=1)
-    points = ax.scatter(x, y, c=macs, cmap="viridis", s=36, zorder=2, edgecolors="k",
-                        linewidths=0.4)
-    fig.colorbar(points, ax=ax, label="MMACs")
-    tau = stats["kendall_tau"]
-    ax.set_title(f"{title}: Kendall tau {tau['value']:.2f} [{tau['ci_low']:.2f}, "
-                 f"{tau['ci_high']:.2f}], Spearman {stats['spearman_rho']['value']:.2f}, "
-                 f"n={stats['num_archs']}", fontsize=9)
-    ax.set_xlabel("supernet accuracy (%), inherited weights, held-out split")
-    ax.set_ylabel("stand-alone accuracy (%), test split\n(mean; bars: seed min..max)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    run_dir.save_figure(fig, path)
-
-
-def describe(result: dict) -> str:
-    """A few lines for the console: the statistics, or how much is finished."""
-    rows, stats = result["rows"], result["stats"]
-    done = sum(r["complete"] for r in rows)
-    head = f"{done}/{len(rows)} architectures finished"
-    if stats is None:
-        return head + " (statistics need 3)"
-    tau, rho, r = stats["kendall_tau"], stats["spearman_rho"], stats["pearson_r"]
-    return (f"{head}{'' if result['complete'] else ' (partial: statistics over those)'}\n"
-            f"Kendall tau {tau['value']:.3f} (95% CI {tau['ci_low']:.3f}..{tau['ci_high']:.3f}, "
-            f"p={tau['p_value']:.2g}), Spearman rho {rho['value']:.3f}, Pearson r "
-            f"{r['value']:.3f}; ranking by MACs alone: Kendall tau "
-            f"{stats['macs_kendall_tau']['value']:.3f}\nstand-alone test accuracy: spread {100 * stats['spread']:.2f} "
-            f"points, seed std {100 * stats['seed_std']:.2f} points; top-k overlap "
-            f"{stats['top_k_overlap']}")

@@ -11,7 +11,7 @@ import pytest
 from absl import flags
 from scipy import stats
 
-from spos_tf import config_flags, costs, rank, rank_lib, rank_stats
+from spos_tf import config_flags, costs, rank, rank_lib
 
 from _distributed import app_env
 from _files import snapshot
@@ -161,71 +161,6 @@ def test_reuse_standalone_links_the_finished_runs_instead_of_training(ranked, su
                         f"--retrain_flagfile={REPO / 'flags' / 'tiny_supernet.cfg'}")
     with pytest.raises(ValueError, match="trained with another recipe"):
         rank_lib.run(other)
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 7])
-def test_shards_cover_every_architecture_exactly_once(n):
-    num = 20
-    members = [rank_lib.shard_members(num, f"{i}/{n}") for i in range(n)]
-    flat = sorted(j for m in members for j in m)
-    assert flat == list(range(num))
-
-
-@pytest.mark.parametrize("bad", ["1/1", "2", "a/b", "-1/3", "0/0"])
-def test_a_bad_shard_is_refused(bad):
-    with pytest.raises(ValueError, match="--shard must be i/n"):
-        rank_lib.parse_shard(bad)
-
-
-def test_stratified_selection_spans_the_cost_range_and_is_seeded():
-    space = tiny_space()
-    table = costs.table(space)
-    archs = rank_lib.select_stratified(space, 6, seed=3, pool_size=2000)
-    assert archs == rank_lib.select_stratified(space, 6, seed=3, pool_size=2000)
-    assert archs != rank_lib.select_stratified(space, 6, seed=4, pool_size=2000)
-    assert len(set(archs)) == 6
-    every = [space.from_indices(np.array([[*ops], [0] * 4, [0] * 4, [0] * 4]))
-             for ops in np.ndindex(4, 4, 4, 4)]
-    lo, hi = min(table.macs(a) for a in every), max(table.macs(a) for a in every)
-    macs = sorted(table.macs(a) for a in archs)
-    # one per stratum: the cheapest pick lies in the lowest sixth of the range, the dearest in the
-    # highest sixth (256 archs, 2000 draws: the pool holds the extremes)
-    assert macs[0] <= lo + (hi - lo) / 6 and macs[-1] >= hi - (hi - lo) / 6
-
-
-def test_history_selection_takes_the_best_and_the_worst(tmp_path):
-    space = tiny_space()
-    rng = np.random.default_rng(0)
-    archs = list(dict.fromkeys(space.sample(rng) for _ in range(12)))[:8]
-    path = tmp_path / "history.csv"
-    with open(path, "w", newline="") as f:   # quoted as search_lib's csv.DictWriter quotes
-        writer = csv.writer(f)                 # the commas of an architecture's text
-        writer.writerow(["algorithm", "trial_id", "arch", "accuracy"])
-        for i, a in enumerate(archs):
-            writer.writerow(["evolution", i, str(a), 0.5 + i / 100])
-    chosen = rank_lib.select_from_history(space, str(path), 5)
-    assert chosen == [archs[7], archs[6], archs[5], archs[1], archs[0]]
-
-
-def test_top_k_overlap_and_seed_noise_by_hand():
-    x = [0.9, 0.8, 0.7, 0.6]
-    y = [0.5, 0.9, 0.8, 0.1]
-    assert rank_stats.top_k_overlap(x, y, 2) == 0.5  # {0, 1} vs {1, 2}
-    assert rank_stats.top_k_overlap(x, y, 4) == 1.0
-    noise = rank_stats.seed_noise([[0.5, 0.7], [0.9, 0.9], [0.2, 0.4]])
-    assert noise["spread"] == pytest.approx(0.9 - 0.3)
-    assert noise["seed_std"] == pytest.approx(np.sqrt((0.02 + 0 + 0.02) / 3))  # var 0.02, 0, 0.02
-
-
-def test_bootstrap_interval_contains_the_estimate_and_is_reproducible():
-    rng = np.random.default_rng(1)
-    x = rng.random(15)
-    y = x + rng.normal(0, 0.2, 15)
-    a = rank_stats.correlation("kendall_tau", x, y, resamples=500, seed=0)
-    b = rank_stats.correlation("kendall_tau", x, y, resamples=500, seed=0)
-    assert a == b
-    assert a["ci_low"] <= a["value"] <= a["ci_high"]
-    assert a["value"] == pytest.approx(stats.kendalltau(x, y)[0])
 
 
 @pytest.mark.slow
