@@ -65,7 +65,8 @@ class DataConfig:
       augment: ``"imagenet"`` (random-resized crop, horizontal flip, colour jitter 0.4),
         ``"light"`` (pad by ``image_size // 8`` and random crop back: small translations, no flip)
         or ``"none"``. Applied only to the ``train`` role in training mode.
-      cache: keep decoded (not yet augmented) images in host memory after the first pass.
+      cache: keep the images (not yet augmented) in host memory after the first pass: decoded,
+        or, where the ``imagenet`` augmentation decodes only its crop window, the JPEG bytes.
       shuffle_buffer: examples in the shuffle buffer (capped at the split size).
       eval_crop_fraction: evaluation keeps the central square of this fraction of the shorter side
         (ImageNet's 224/256 = 0.875) before resizing to ``image_size``.
