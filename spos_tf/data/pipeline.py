@@ -13,6 +13,10 @@ TF's own ImageNet pipelines do); other formats (PNG) are decoded whole at that p
 are the same either way (``decode_window=False`` decodes whole JPEGs first: the "before" of
 ``benchmarks/input_pipeline.py``).
 
+With ``config.data_service``, the training role's batches are made by the workers of a
+``tf.data.experimental.service`` cluster (``distributed_epoch``: the dispatcher hands each worker
+splits of the source); this process only receives them. The order then depends on worker timing.
+
 Randomness is a function of ``seed`` only: the shuffle is seeded, and each example's augmentation
 uses the stateless seed ``(seed, counter)``, where ``counter`` is the example's position in this
 pipeline's output stream (times the number of input pipelines, plus this pipeline's id). Building
@@ -182,4 +186,8 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    ds = ds.with_options(options)
+    if cfg.data_service and training and split_role == "train":
+        ds = ds.apply(tf.data.experimental.service.distribute(
+            processing_mode="distributed_epoch", service=cfg.data_service))
+    return ds.prefetch(tf.data.AUTOTUNE)
