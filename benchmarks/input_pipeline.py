@@ -4,8 +4,10 @@ Writes a folder of ImageNet-sized JPEGs (default 200 images, about 500x375, smoo
 plus noise, quality 90: roughly the size of an ImageNet JPEG) into a temporary directory, then
 times ``spos_tf.data.build_dataset(..., "train", training=True)`` with the ``imagenet``
 augmentation at 224x224 (cache off, as for ``imagenet2012``) with tf.data's private thread pool set
-to ``--cores`` threads, alternating "before" (``decode_window=False``: decode whole, then crop) and
-"after" (``decode_window=True``: ``decode_and_crop_jpeg`` of the crop window). No download.
+to ``--cores`` threads (``max_intra_op_parallelism`` 1), alternating "before"
+(``decode_window=False``: decode whole, then crop) and "after" (``decode_window=True``:
+``decode_and_crop_jpeg`` of the crop window). Also times the decode alone (CPU ms per image, one
+thread, whole JPEG vs the crop's window). No download.
 
     PYTHONPATH=. .venv/bin/python benchmarks/input_pipeline.py --cores=1 --rounds=3
 
@@ -28,7 +30,7 @@ import numpy as np
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf
-from spos_tf.data import DataConfig, build_dataset
+from spos_tf.data import DataConfig, build_dataset, preprocess
 
 
 def write_jpegs(root: str, num_images: int, size: tuple[int, int], seed: int = 0) -> int:
@@ -84,6 +86,39 @@ def time_run(ds, warmup: int, batches: int, batch_size: int) -> tuple[float, flo
     return images / (time.perf_counter() - wall), images / (time.process_time() - cpu)
 
 
+def decode_cost(root: str, rounds: int) -> dict:
+    """CPU milliseconds per image of the decode alone: whole JPEG vs the crop's window.
+
+    Each file once per round, in one thread, windows from ``preprocess.crop_window`` with seeds
+    ``(0, i)``; medians over ``rounds`` alternated rounds.
+    """
+    paths = sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+    encoded = [tf.io.read_file(p) for p in paths]
+    seeds = [tf.constant([0, i], tf.int64) for i in range(len(paths))]
+
+    @tf.function
+    def whole(data, seed):
+        del seed
+        return tf.shape(tf.io.decode_jpeg(data, channels=3))
+
+    @tf.function
+    def window(data, seed):
+        shape = tf.concat([tf.image.extract_jpeg_shape(data)[:2], [3]], 0)
+        begin, size = preprocess.crop_window(shape, seed)
+        return tf.shape(preprocess.decode_jpeg_window(data, begin, size))
+
+    costs = {"whole": [], "window": []}
+    for fn in (whole, window):  # trace
+        fn(encoded[0], seeds[0])
+    for _ in range(rounds):
+        for name, fn in (("whole", whole), ("window", window)):
+            start = time.process_time()
+            for data, seed in zip(encoded, seeds):
+                fn(data, seed)
+            costs[name].append((time.process_time() - start) / len(paths) * 1e3)
+    return {f"decode_{k}_cpu_ms": statistics.median(v) for k, v in costs.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=200)
@@ -107,6 +142,7 @@ def main(argv=None):
         print(f"{args.images} JPEGs, mean {total / args.images / 1024:.0f} KiB, "
               f"~{args.width}x{args.height}; {args.cores} core(s), batch {args.batch_size}, "
               f"{args.image_size}x{args.image_size}")
+        decode = decode_cost(root, max(args.rounds, 3))
         rates = {"before": [], "after": []}
         per_cpu_s = {"before": [], "after": []}
         for round_ in range(args.rounds):
@@ -131,6 +167,7 @@ def main(argv=None):
     summary["after_img_per_cpu_s"] = statistics.median(per_cpu_s["after"])
     summary["speedup_wall"] = summary["after_img_s"] / summary["before_img_s"]
     summary["speedup_cpu"] = summary["after_img_per_cpu_s"] / summary["before_img_per_cpu_s"]
+    summary.update(decode)
     summary["cores_for_4000_img_s"] = 4000 / summary["after_img_per_cpu_s"]
     print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in summary.items()}))
     return summary
