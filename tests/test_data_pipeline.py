@@ -160,6 +160,7 @@ def _reads_service(ds):
     return any(node.op.startswith("DataServiceDataset") for node in graph_def.node)
 
 
+@pytest.mark.slow
 def test_train_flag_runs_a_supernet_through_the_data_service(tmp_path, data_dir, data_service):
     """--data_service reaches DataConfig, the run trains and checkpoints (without the data
     iterator, which a tf.data service iterator cannot save)."""
