@@ -124,11 +124,6 @@ def test_every_new_op_runs_forward_and_backward(op):
                                                                    8).values())
 
 
-def test_grouped_op_shuffles_channels():
-    x = tf.reshape(tf.range(6, dtype=tf.float32), [1, 1, 1, 6])
-    np.testing.assert_array_equal(blocks.channel_shuffle(x, 2).numpy().ravel(),
-                                  [0, 3, 1, 4, 2, 5])
-
 
 @pytest.mark.parametrize("name", ["fbnet", "proxyless_mobile"])
 def test_standalone_equals_supernet_path(name):

@@ -68,23 +68,6 @@ def test_sampling_is_uniform_and_seeded():
     assert np.allclose(counts, 0.25, atol=0.01)
 
 
-def test_registry_and_overrides():
-    assert {"shufflenet_oneshot", "shufflenet_oneshot_channels",
-            "shufflenet_oneshot_blocks_channels", "resnet18_mixed_precision",
-            "resnet34_mixed_precision"} <= set(spaces.names())
-    with pytest.raises(ValueError, match="unknown search space"):
-        spaces.get("nope")
-    with pytest.raises(ValueError, match="unknown op 'conv9x9'"):
-        spaces.get("shufflenet_oneshot", ops=("conv9x9",))
-    for size in (8, 16, 32, 64):
-        s = spaces.get("shufflenet_oneshot", image_size=size, num_classes=10)
-        assert 4 <= s.final_hw <= 7, (size, s.final_hw)
-    s = spaces.get("shufflenet_oneshot", image_size=32, strides=(1, 1, 1, 2, 2), width=0.5)
-    assert s.stem_stride == 1 and [st.stride for st in s.stages] == [1, 1, 2, 2]
-    assert [st.channels for st in s.stages] == [32, 80, 160, 320]
-    with pytest.raises(ValueError, match="strides"):
-        spaces.get("shufflenet_oneshot", strides=(2, 2))
-
 
 def test_hyperparameter_bridge():
     s = spaces.get("shufflenet_oneshot_blocks_channels", repeats=(1, 1, 1, 1))

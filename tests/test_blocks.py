@@ -1,0 +1,40 @@
+"""spos_tf.blocks: channel shuffle, per-layer seeds, the mobile ops' dataflow."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spos_tf import blocks, ops
+
+
+def test_grouped_op_shuffles_channels():
+    x = tf.reshape(tf.range(6, dtype=tf.float32), [1, 1, 1, 6])
+    np.testing.assert_array_equal(blocks.channel_shuffle(x, 2).numpy().ravel(),
+                                  [0, 3, 1, 4, 2, 5])
+
+
+def test_channel_shuffle_matches_the_reference_reshape_transpose():
+    # The authors' ShuffleNetV2: x.reshape(n, g, c // g, h, w).transpose(1, 2) in NCHW.
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 12)).astype(np.float32)
+    nchw = x.transpose(0, 3, 1, 2).reshape(2, 3, 4, 3, 3).transpose(0, 2, 1, 3, 4)
+    expected = nchw.reshape(2, 12, 3, 3).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(blocks.channel_shuffle(tf.constant(x), 3).numpy(), expected)
+
+
+def test_layer_seeds_are_stable_and_differ_between_layers_and_seeds():
+    assert blocks.layer_seed(0, "block00_shuffle3x3") == blocks.layer_seed(0, "block00_shuffle3x3")
+    seeds = {blocks.layer_seed(s, f"block{b:02d}_x") for s in range(3) for b in range(20)}
+    assert len(seeds) == 60 and all(0 <= v < 2 ** 31 - 1 for v in seeds)
+
+
+def test_activation_of_each_family():
+    x = tf.constant([-1.0, 3.0, 9.0])
+    np.testing.assert_array_equal(blocks.activation("fbnet")(x).numpy(), [0.0, 3.0, 9.0])
+    np.testing.assert_array_equal(blocks.activation("proxyless")(x).numpy(), [0.0, 3.0, 6.0])
+
+
+@pytest.mark.parametrize("op", ["fb_skip", "px_zero"])
+def test_identity_ops_pass_the_input_through_where_the_shape_is_kept(op):
+    spec = ops.get_op(op)
+    x = tf.random.stateless_normal([1, 4, 4, 8], seed=[1, 2])
+    y = blocks.mobile_op(spec, {}, x, False, cin=8, cout=8, stride=1)
+    np.testing.assert_array_equal(y.numpy(), x.numpy())
