@@ -22,7 +22,7 @@ from spos_tf import app_common, spaces
 FLAG_NAMES = (
     "workdir", "overwrite", "space", "ops", "arch", "uniform_bits", "seed", "dataset", "data_dir",
     "manual_dir", "augment", "preprocessing", "train_split", "holdout_split", "test_split",
-    "shuffle_buffer",
+    "shuffle_buffer", "data_service",
     "steps", "batch_size", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
     "label_smoothing", "min_macs", "max_macs", "sampling", "cost_bins", "bin_tries",
     "latency_table", "min_latency_ms", "max_latency_ms", "bn_momentum", "strategy",
@@ -34,7 +34,7 @@ DATA_FLAGS = {"dataset": "name", "data_dir": "data_dir", "manual_dir": "manual_d
               "augment": "augment", "preprocessing": "preprocessing",
               "train_split": "train_split",
               "holdout_split": "holdout_split", "test_split": "test_split",
-              "shuffle_buffer": "shuffle_buffer"}
+              "shuffle_buffer": "shuffle_buffer", "data_service": "data_service"}
 
 
 def define_flags(fv=None) -> None:
@@ -68,6 +68,8 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_string("holdout_split", None, "Held-out split for evaluation and search.", **d)
     flags.DEFINE_string("test_split", None, "Test split.", **d)
     flags.DEFINE_integer("shuffle_buffer", 10_000, "Shuffle buffer (examples).", **d)
+    flags.DEFINE_string("data_service", None, "tf.data service dispatcher, e.g. grpc://host:5000: "
+                        "its workers prepare the training batches (README 'Data').", **d)
     flags.DEFINE_integer("steps", 150_000, "Training steps.", **d)
     flags.DEFINE_integer("batch_size", 1024, "Global batch size (split across replicas).", **d)
     flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "Optimizer (masked for the supernet).",

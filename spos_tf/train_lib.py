@@ -56,7 +56,8 @@ LR_SCHEDULES = ("linear", "cosine", "constant")
 EVAL_SPLITS = ("holdout", "test")
 # Fields that do not change a run's result: a workdir may be resumed with other values for them.
 NEUTRAL_FIELDS = ("workdir", "overwrite", "progress", "checkpoint_every", "keep_checkpoints",
-                  "log_every", "eval_every", "data.data_dir", "data.manual_dir")
+                  "log_every", "eval_every", "data.data_dir", "data.manual_dir",
+                  "data.data_service")
 # Evaluation paths are ArchSampler(space, seed)(EVAL_STEP_OFFSET + i): far from any training step.
 EVAL_STEP_OFFSET = 2 ** 40
 
@@ -723,8 +724,11 @@ class _Run:
         self.local_replicas = strategy.num_replicas_in_sync // num_workers
         self.local_batch = config.batch_size // num_workers
         self.iterator = iter(ds)
+        # A tf.data service iterator cannot be saved (TF 2.21: "SaveInternal is not yet
+        # supported"): with --data_service a resumed run starts a new stream.
+        saved_data = {} if config.data.data_service else {"data": self.iterator}
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              data=self.iterator, final_bn=self.final_bn)
+                                              final_bn=self.final_bn, **saved_data)
         self.ckpt_dir = run_dir.checkpoint_dir(self.workdir, task)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.ckpt_dir,
                                                   max_to_keep=config.keep_checkpoints)

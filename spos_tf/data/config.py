@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Optional
 
 FOLDER_PREFIX = "folder:"
@@ -65,7 +66,8 @@ class DataConfig:
       augment: ``"imagenet"`` (random-resized crop, horizontal flip, colour jitter 0.4),
         ``"light"`` (pad by ``image_size // 8`` and random crop back: small translations, no flip)
         or ``"none"``. Applied only to the ``train`` role in training mode.
-      cache: keep decoded (not yet augmented) images in host memory after the first pass.
+      cache: keep the images (not yet augmented) in host memory after the first pass: decoded,
+        or, where the ``imagenet`` augmentation decodes only its crop window, the JPEG bytes.
       shuffle_buffer: examples in the shuffle buffer (capped at the split size).
       eval_crop_fraction: evaluation keeps the central square of this fraction of the shorter side
         (ImageNet's 224/256 = 0.875) before resizing to ``image_size``.
@@ -73,6 +75,12 @@ class DataConfig:
         normalisation) or ``"reference"`` (BGR float on 0..255 without normalisation, as the
         authors' PyTorch release feeds its networks: for weights imported with
         ``spos_tf.import_reference``). Crop and resize are ``eval_crop_fraction``'s either way.
+      data_service: ``None`` (the default) prepares the training batches on this host;
+        ``"grpc://<dispatcher>:<port>"`` has the workers of a ``tf.data.experimental.service``
+        cluster prepare them (``processing_mode="distributed_epoch"``): for more images per
+        second than this host's cores supply. Only the ``train`` role in training mode; batch
+        order then depends on worker timing, and a resumed run starts a new stream instead of
+        replaying the interrupted one (README "Data", "More input throughput").
     """
 
     name: str = "spos_digits"
@@ -87,6 +95,7 @@ class DataConfig:
     shuffle_buffer: int = 10_000
     eval_crop_fraction: Optional[float] = None
     preprocessing: str = "standard"
+    data_service: Optional[str] = None
 
     @property
     def is_folder(self) -> bool:
@@ -155,6 +164,13 @@ class DataConfig:
                 f"DataConfig.preprocessing must be one of {PREPROCESSINGS}, got "
                 f"{self.preprocessing!r} ('reference' for weights imported from the authors' "
                 f"release)")
+        if self.data_service is not None and not (
+                isinstance(self.data_service, str)
+                and re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s:]+:\d+", self.data_service)):
+            raise ValueError(
+                f"DataConfig.data_service must be the tf.data service dispatcher's address "
+                f"'<protocol>://<host>:<port>', e.g. 'grpc://dispatcher:5000', or None; got "
+                f"{self.data_service!r}")
         if self.train_split is not None and self.train_split == self.holdout_split:
             raise ValueError(
                 f"DataConfig.holdout_split equals train_split ({self.train_split!r}); the search "

@@ -6,6 +6,17 @@ filled during ``build_dataset``, see :func:`_filled_cache`)
 -> seeded ``shuffle`` (training) -> ``repeat`` -> augment or evaluation crop/resize -> normalise
 (:func:`~spos_tf.data.preprocess.normalize`) -> batch -> prefetch.
 
+With the ``imagenet`` augmentation, JPEGs are not decoded after reading: the stored bytes are
+cached and shuffled, and the random-resized crop decodes only its window
+(:func:`~spos_tf.data.preprocess.imagenet_augment_jpeg`, ``tf.image.decode_and_crop_jpeg``, as
+TF's own ImageNet pipelines do); other formats (PNG) are decoded whole at that point. The images
+are the same either way (``decode_window=False`` decodes whole JPEGs first: the "before" of
+``benchmarks/input_pipeline.py``).
+
+With ``config.data_service``, the training role's batches are made by the workers of a
+``tf.data.experimental.service`` cluster (``distributed_epoch``: the dispatcher hands each worker
+splits of the source); this process only receives them. The order then depends on worker timing.
+
 Randomness is a function of ``seed`` only: the shuffle is seeded, and each example's augmentation
 uses the stateless seed ``(seed, counter)``, where ``counter`` is the example's position in this
 pipeline's output stream (times the number of input pipelines, plus this pipeline's id). Building
@@ -73,7 +84,8 @@ def _filled_cache(ds: tf.data.Dataset) -> tf.data.Dataset:
 def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: int, *,
                   training: bool, seed: int, repeat: bool | None = None,
                   drop_remainder: bool | None = None, augment: bool | None = None,
-                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                  input_context: tf.distribute.InputContext | None = None,
+                  decode_window: bool = True) -> tf.data.Dataset:
     """The input pipeline for one role of one data set.
 
     Args:
@@ -96,6 +108,8 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
         ``augment=True``).
       input_context: from ``strategy.distribute_datasets_from_function``; shards the examples
         between input pipelines.
+      decode_window: with the ``imagenet`` augmentation, decode only the crop window of JPEG
+        images (same images, less decoding); ``False`` decodes every image whole first.
 
     Cost: opening the data set (and preparing ``spos_digits`` on first use, ~3 s); with
     ``config.cache`` one eager pass over this pipeline's examples to fill the cache.
@@ -130,7 +144,13 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
         batch_size = input_context.get_per_replica_batch_size(batch_size)
         pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
 
-    ds = source.read(spec, shuffle_files=training, seed=seed, input_context=input_context)
+    size = cfg.image_size
+    if augment is None:
+        augment = training and split_role == "train"
+    augment = cfg.augment if augment else "none"
+    windowed = decode_window and augment == "imagenet"
+    ds = source.read(spec, shuffle_files=training, seed=seed, input_context=input_context,
+                     decode=not windowed)
     if cfg.cache:
         ds = _filled_cache(ds)
     if training:
@@ -139,10 +159,6 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
     if repeat:
         ds = ds.repeat()
 
-    size = cfg.image_size
-    if augment is None:
-        augment = training and split_role == "train"
-    augment = cfg.augment if augment else "none"
     if augment == "none":
         crop = cfg.eval_crop_fraction
 
@@ -154,7 +170,15 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
         def prepare(index, example):
             image, label = example
             example_seed = tf.stack([tf.constant(seed, tf.int64), index * pipelines + pipeline_id])
-            image = augmenter(preprocess.to_rgb(image), size, example_seed)
+            if windowed:  # image: the stored bytes
+                image = tf.cond(
+                    tf.io.is_jpeg(image),
+                    lambda: preprocess.imagenet_augment_jpeg(image, size, example_seed,
+                                                             source.channels),
+                    lambda: augmenter(preprocess.to_rgb(source.decode(image)), size,
+                                      example_seed))
+            else:
+                image = augmenter(preprocess.to_rgb(image), size, example_seed)
             return preprocess.finish(image, cfg.preprocessing), label
 
         ds = ds.enumerate()
@@ -162,4 +186,8 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    ds = ds.with_options(options)
+    if cfg.data_service and training and split_role == "train":
+        ds = ds.apply(tf.data.experimental.service.distribute(
+            processing_mode="distributed_epoch", service=cfg.data_service))
+    return ds.prefetch(tf.data.AUTOTUNE)

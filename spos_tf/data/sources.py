@@ -78,9 +78,21 @@ class Source:
         """Examples that ``spec`` selects (TFDS slicing arithmetic)."""
         return sum(stop - start for _, start, stop in self.absolute(spec, field))
 
+    @property
+    def channels(self) -> int:
+        """Channels the image feature decodes to (0: each file's own)."""
+        return self.builder.info.features["image"].shape[-1] or 0
+
+    def decode(self, encoded: tf.Tensor) -> tf.Tensor:
+        """The stored image bytes (JPEG or PNG) -> ``uint8 [H, W, C]``, as ``read`` decodes."""
+        return self.builder.info.features["image"].decode_example(encoded)
+
     def read(self, spec: str, *, shuffle_files: bool, seed: int,
-             input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
-        """Examples of ``spec`` as ``(uint8 [H, W, C], int32 [])``, decoded, in a fixed order.
+             input_context: tf.distribute.InputContext | None = None,
+             decode: bool = True) -> tf.data.Dataset:
+        """Examples of ``spec`` as ``(uint8 [H, W, C], int32 [])``, decoded, in a fixed order;
+        with ``decode=False`` as ``(string [], int32 [])``, the stored bytes (decode them with
+        :meth:`decode`, or only a window of a JPEG, ``preprocess.imagenet_augment_jpeg``).
 
         Shards by ``input_context`` (TFDS file-level sharding when the split has at least one file
         per input pipeline, else example-level ``Dataset.shard`` before decoding). The order is a
@@ -110,8 +122,7 @@ class Source:
                 ds = ds.concatenate(part)
         if pipelines > 1 and not file_sharded:
             ds = ds.shard(pipelines, input_context.input_pipeline_id)
-        image_feature = self.builder.info.features["image"]
-        return ds.map(lambda image, label: (image_feature.decode_example(image),
+        return ds.map(lambda image, label: (self.decode(image) if decode else image,
                                             tf.cast(label, tf.int32)),
                       num_parallel_calls=tf.data.AUTOTUNE)
 
