@@ -1,7 +1,8 @@
 r"""Latency lookup tables: measured per-block latencies, and predictions of whole networks.
 
     python -m spos_tf.latency build --space=fbnet --out=lut.json [--backend=tflite|tf] \
-        [--batch=1] [--threads=1] [--dtype=float32|int8] [--runs=30] [--warmup=5] [--fit_archs=5]
+        [--batch=1] [--threads=1] [--dtype=float32|int8] [--runs=30] [--warmup=5] [--fit_archs=5] \
+        [--statistic=median|min]
     python -m spos_tf.latency validate --lut=lut.json --num_archs=50 [--plot=lut.png]
     python -m spos_tf.latency predict --lut=lut.json --arch=fbnet_b
 
@@ -50,7 +51,8 @@ from spos_tf.space import Architecture, SearchSpace
 
 BACKENDS = ("tflite", "tf")
 DTYPES = ("float32", "int8")
-SETTINGS = ("backend", "batch", "threads", "dtype", "runs", "warmup")
+STATISTICS = {"median": statistics.median, "min": min}
+SETTINGS = ("backend", "batch", "threads", "dtype", "runs", "warmup", "statistic")
 FIT_SEED = 2 ** 30   # random networks for the constant: ArchSampler-independent seed
 
 
@@ -90,11 +92,14 @@ def network_model(space: SearchSpace, arch: Architecture, batch: int, seed: int 
 class Timer:
     """Times models with one backend and fixed settings (see the module docstring)."""
 
-    def __init__(self, backend="tflite", batch=1, threads=1, dtype="float32", runs=30, warmup=5):
+    def __init__(self, backend="tflite", batch=1, threads=1, dtype="float32", runs=30, warmup=5,
+                 statistic="median"):
         if backend not in BACKENDS:
             raise ValueError(f"--backend must be one of {BACKENDS}, got {backend!r}")
         if dtype not in DTYPES:
             raise ValueError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
+        if statistic not in STATISTICS:
+            raise ValueError(f"--statistic must be one of {tuple(STATISTICS)}, got {statistic!r}")
         if dtype == "int8" and backend != "tflite":
             raise ValueError("--dtype=int8 needs --backend=tflite")
         for name, value, low in (("batch", batch, 1), ("threads", threads, 1), ("runs", runs, 1),
@@ -102,13 +107,14 @@ class Timer:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"--{name} must be an integer >= {low}, got {value!r}")
         self.backend, self.batch, self.threads, self.dtype = backend, batch, threads, dtype
-        self.runs, self.warmup = runs, warmup
+        self.runs, self.warmup, self.statistic = runs, warmup, statistic
 
     def settings(self) -> dict:
         return {k: getattr(self, k) for k in SETTINGS}
 
     def time_ms(self, model) -> float:
-        """Median latency of one call of ``model`` in milliseconds."""
+        """Latency of one call of ``model`` in milliseconds: the ``statistic`` (median, or the
+        minimum, which on a shared machine estimates the unloaded latency) of ``runs`` calls."""
         run = self._tflite(model) if self.backend == "tflite" else self._tf(model)
         for _ in range(self.warmup):
             run()
@@ -117,7 +123,7 @@ class Timer:
             t0 = time.perf_counter()
             run()
             times.append(time.perf_counter() - t0)
-        return 1e3 * statistics.median(times)
+        return 1e3 * STATISTICS[self.statistic](times)
 
     def _inputs(self, model, n=1, seed=0):
         rng = np.random.default_rng(seed)
@@ -198,7 +204,9 @@ def build(space: SearchSpace, out: str, timer: Timer, overrides: dict, fit_archs
             except json.JSONDecodeError as e:
                 raise ValueError(f"{out!r} exists and is not a latency table ({e}); pass "
                                  f"--overwrite or another --out") from None
-        same = {k: old.get("header", {}).get(k) for k in ("space", "space_overrides") + SETTINGS}
+        # Tables of an older version have no "statistic": they were timed by the median.
+        same = {k: old.get("header", {}).get(k, "median" if k == "statistic" else None)
+                for k in ("space", "space_overrides") + SETTINGS}
         want = {k: head[k] for k in same}
         if old.get("format") != FORMAT or same != want:
             raise ValueError(f"{out!r} holds a table of other settings {same}, not {want}; pass "
@@ -256,7 +264,7 @@ def validate(table: LatencyTable, num_archs: int, seed: int = 0, runs: Optional[
     stream = stream or sys.stdout
     h = table.header
     timer = Timer(h["backend"], h["batch"], h["threads"], h["dtype"], runs or h["runs"],
-                  h["warmup"])
+                  h["warmup"], h.get("statistic", "median"))
     rows = []
     start = time.monotonic()
     for i, arch in enumerate(random_archs(table.space, num_archs, seed)):
@@ -320,7 +328,10 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_integer("batch", 1, "build: batch size.", **d)
     flags.DEFINE_integer("threads", 1, "build: threads (TFLite interpreter; TF intra-op).", **d)
     flags.DEFINE_enum("dtype", "float32", list(DTYPES), "build: float32, or int8 (tflite).", **d)
-    flags.DEFINE_integer("runs", 30, "Timed runs per model (median).", **d)
+    flags.DEFINE_integer("runs", 30, "Timed runs per model.", **d)
+    flags.DEFINE_enum("statistic", "median", list(STATISTICS), "build: the latency of a model "
+                      "is the median of its runs, or their minimum (an estimate of the unloaded "
+                      "latency on a machine shared with other jobs).", **d)
     flags.DEFINE_integer("warmup", 5, "build: untimed runs before timing.", **d)
     flags.DEFINE_integer("fit_archs", 5, "build: random whole networks fitting the constant.", **d)
     flags.DEFINE_bool("overwrite", False, "build: replace a table of other settings in --out.", **d)
@@ -359,7 +370,8 @@ def main(argv) -> int:
             if fv.ops:
                 overrides["ops"] = tuple(fv.ops)
             space = spaces.get(fv.space, **overrides)
-            timer = Timer(fv.backend, fv.batch, fv.threads, fv.dtype, fv.runs, fv.warmup)
+            timer = Timer(fv.backend, fv.batch, fv.threads, fv.dtype, fv.runs, fv.warmup,
+                          fv.statistic)
             command = "python -m spos_tf.latency " + " ".join(sys.argv[1:])
             record = build(space, fv.out, timer, overrides, fv.fit_archs, fv.overwrite,
                            command=command)
