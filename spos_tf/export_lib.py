@@ -64,7 +64,8 @@ Checks before anything is written (a failing check raises and leaves ``config.ou
 not even created): the settings, the run directory and its checkpoint, the architecture, the
 formats, and the data set. Cost: one SavedModel save (also when only TFLite is asked for: the
 converters read it from a temporary folder) and one conversion (and, for an integer twin, one more
-save) per TFLite format (seconds for the quick-start network), plus one pass over the evaluation images per format.
+save) per TFLite format (seconds for the quick-start network), plus one pass over the evaluation
+images per format.
 """
 from __future__ import annotations
 
