@@ -5,12 +5,13 @@ The library behind ``python -m spos_tf.export``. Example::
     config = ExportConfig(checkpoint="/tmp/qs_retrain", out="/tmp/qs_export")
     report = run(config)          # what export_report.json holds
 
-What is exported: always the *stand-alone* network of the architecture (:func:`spos_tf.build_standalone`),
-never the supernet: TFLite cannot convert the supernet's ``tf.Case`` (``tf.switch_case``). Its
-weights come from ``config.checkpoint``, a ``spos_tf.train`` run directory (:mod:`spos_tf.run_dir`):
+What is exported: always the *stand-alone* network of the architecture
+(:func:`spos_tf.build_standalone`), never the supernet: TFLite cannot convert the supernet's
+``tf.Case`` (``tf.switch_case``). Its weights come from ``config.checkpoint``, a
+``spos_tf.train`` run directory (:mod:`spos_tf.run_dir`):
 
-- a retrained stand-alone run (``config.json`` has an ``arch``): its final weights and BN statistics;
-  ``--arch`` may be omitted (it must equal the run's when given);
+- a retrained stand-alone run (``config.json`` has an ``arch``): its final weights and BN
+  statistics; ``--arch`` may be omitted (it must equal the run's when given);
 - a supernet run (``arch`` null): ``--arch`` is required; the weights are inherited
   (:func:`spos_tf.inherit`) and the BN statistics (and, in a quantized space, the activation
   quantizers' ranges) are recalibrated exactly on ``calib_images`` training images, as the search
