@@ -98,8 +98,9 @@ def integer_twin(space, arch, model, *, packed: bool):
         b.assign(a)
     if drop_outputs:
         n = fold.set_int8_storage(twin, True)
-        notes.append(f"the <= 4-bit weights of the {n} BN-folded convs are the same values "
-                     f"expressed on an 8-bit grid: stored as INT8 (the int4 file's reference)")
+        notes.append(f"the weights of the BN-folded convs ({n}) searched at <= 4 bits are the "
+                     f"same values expressed on an 8-bit grid: stored as INT8 (the int4 file's "
+                     f"reference)")
     return twin, notes
 
 
