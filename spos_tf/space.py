@@ -112,6 +112,9 @@ class SearchSpace:
         as PyTorch's ``padding=k//2`` in the authors' release; explicit pad + VALID for strided
         convs, depthwise convs and the ResNet stem pool). Output sizes are the same either way;
         only weights imported from the reference (``spos_tf.import_reference``) need it.
+      fold_bn: quantized spaces: stand-alone networks fold each conv's BN into its weights
+        before the weight fake quantization (``spos_tf.quant.fold``: QAT retraining whose
+        <= 4-bit weights export as INT4); the supernet is never folded.
       stem_blocks: fixed (not searched) blocks after the stem conv, ``((op, out_channels), ...)``
         at stride 1 (ProxylessNAS: one MBConv e1 k3 to 16 channels).
     """
@@ -135,6 +138,7 @@ class SearchSpace:
     fc_bias: bool = False
     padding: str = "same"
     stem_blocks: tuple = ()
+    fold_bn: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "stages", tuple(Stage(*s) if not isinstance(s, Stage) else s
@@ -168,6 +172,9 @@ class SearchSpace:
             bits = getattr(self, field)
             if any(b not in (32,) and not 1 <= b <= 16 for b in bits):
                 raise ValueError(f"{field} must be in 1..16 (or 32 = float), got {bits}")
+        if self.fold_bn and not self.quantized:
+            raise ValueError(f"fold_bn folds BN into fake-quantized weights: it needs a quantized "
+                             f"space (weight_bits / act_bits), not {self.name!r}; drop --fold_bn")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding={self.padding!r} is not one of {PADDINGS} ('same': TF's "
                              f"SAME; 'reference': symmetric k//2 like the PyTorch release)")

@@ -118,7 +118,7 @@ def shufflenet_oneshot_blocks_channels(**kw) -> SearchSpace:
 
 def _resnet(name, default_repeats, image_size=224, num_classes=1000, width=1.0, strides=None,
             repeats=None, channel_scales=(0.5, 0.75, 1.0), weight_bits=BITS, act_bits=BITS,
-            fixed_bits=8, padding="same"):
+            fixed_bits=8, padding="same", fold_bn=False):
     large = image_size >= 160
     strides = _strides(image_size, strides, (2, 1, 2, 2, 2))
     repeats = tuple(repeats) if repeats is not None else default_repeats
@@ -131,7 +131,8 @@ def _resnet(name, default_repeats, image_size=224, num_classes=1000, width=1.0, 
         stages=tuple(Stage(r, c, s) for r, c, s in zip(repeats, channels, strides[1:])),
         head_channels=0, dropout=0.0, ops=("basic",), channel_scales=tuple(channel_scales),
         weight_bits=tuple(weight_bits), act_bits=tuple(act_bits), fixed_bits=fixed_bits,
-        stem_kernel=7 if large else 3, stem_pool=large, fc_bias=True, padding=padding)
+        stem_kernel=7 if large else 3, stem_pool=large, fc_bias=True, padding=padding,
+        fold_bn=bool(fold_bn))
 
 
 @register("resnet18_mixed_precision")
@@ -251,12 +252,13 @@ def named_arch(space: SearchSpace, name: str):
 
 # ---------------------------------------------------------------- flags (for the absl apps)
 OVERRIDE_FLAGS = ("image_size", "num_classes", "width", "strides", "repeats", "channel_scales",
-                  "weight_bits", "act_bits", "padding")
+                  "weight_bits", "act_bits", "padding", "fold_bn")
 
 
 def define_override_flags(flag_values=None) -> None:
     """Defines ``--image_size --num_classes --width --strides --repeats --channel_scales
-    --weight_bits --act_bits --padding`` (all default None = the space's own default)."""
+    --weight_bits --act_bits --padding --fold_bn`` (all default None = the space's own
+    default)."""
     from absl import flags
 
     fv = flags.FLAGS if flag_values is None else flag_values
@@ -272,6 +274,9 @@ def define_override_flags(flag_values=None) -> None:
     flags.DEFINE_enum("padding", None, ["same", "reference"],
                       "conv padding: same (TF SAME) or reference (symmetric k//2 like the "
                       "authors' PyTorch release, for imported weights)", flag_values=fv)
+    flags.DEFINE_bool("fold_bn", None, "quantized spaces: retrain with BN folded into the conv "
+                      "weights before their fake quantization (export tflite_int4)",
+                      flag_values=fv)
 
 
 def overrides_from_flags(flag_values) -> dict:
@@ -280,7 +285,7 @@ def overrides_from_flags(flag_values) -> dict:
         if name not in flag_values:
             continue
         value = flag_values[name].value
-        if value is None:
+        if value is None or (name == "fold_bn" and not value):
             continue
         if name in ("strides", "repeats", "weight_bits", "act_bits"):
             value = tuple(int(v) for v in value)

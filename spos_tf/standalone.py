@@ -85,7 +85,9 @@ def inherit(model: keras.Model, supernet) -> keras.Model:
                 value = value[tuple(slice(0, d) for d in var.shape)]
             elif key.endswith("gamma"):
                 value = np.ones(var.shape, np.float32)
-            elif key.endswith("beta"):
+            elif key.endswith("beta") or "/output_range_" in key:
+                # output_range_*: a BN-folded conv's output quantizer (spos_tf.quant.fold) has no
+                # supernet counterpart; zeros = uncalibrated, as reset_quant_ranges leaves it.
                 value = np.zeros(var.shape, np.float32)
             else:
                 raise ValueError(f"{layer.name}/{key} missing from the supernet")

@@ -96,7 +96,7 @@ def test_report_and_files(exported, reference):
     assert report["eval"]["keras_accuracy"] == pytest.approx(
         np.mean(np.argmax(logits, -1) == labels), abs=1e-9)
     formats = report["formats"]
-    assert list(formats) == list(export_lib.FORMATS)
+    assert list(formats) == ["saved_model", "tflite", "tflite_int8"]   # no int4 in a float space
     for fmt, r in formats.items():
         assert r["size_bytes"] > 0 and r["path"] == os.path.join(out, export_lib.FILES[fmt])
         assert 0.9 <= r["accuracy"] <= 1.0
@@ -274,6 +274,54 @@ def test_quantized_network_exports_int8_with_8bit_activations(tmp_path, data_dir
     assert bits["head/classifier"] == 8
     assert any("run at 8 bits" in note for note in int8["notes"])
     assert any("<= 4 bits" in note for note in int8["notes"])
+
+
+@pytest.mark.slow
+def test_int4_export_stores_the_searched_bits(tmp_path, data_dir):
+    """Issue 15, item 5: a network with BN folded before the weight fake quantization
+    (``fold_bn``) exports its <= 4-bit weights as INT4 (1, 2 and 4 bits here) and the others as
+    INT8; the int8 file stores every weight as INT8 and is larger by half a byte per <= 4-bit
+    weight (two INT4 values a byte), counted from the layer shapes."""
+    space = spaces.get("resnet18_mixed_precision", image_size=8, num_classes=10, width=0.25,
+                       repeats=(1, 1, 1, 1), weight_bits=(1, 2, 4, 8), act_bits=(4, 8),
+                       fold_bn=True)
+    arch = space.make(channel=[2] * 4, wbits=[0, 1, 2, 3], abits=[0, 1, 0, 1])
+    model = spos_tf.build_standalone(space, arch)
+    data = DataConfig(name="spos_digits", data_dir=data_dir, image_size=8)
+    for x, _ in build_dataset(data, "calib", 64, training=False, seed=0).take(3):
+        model(x, training=True)  # BN statistics and activation ranges
+    config = export_lib.ExportConfig(checkpoint="(in memory)", out=str(tmp_path / "out"),
+                                     calib_images=32, eval_images=50)
+    formats = export_lib._formats(config, space)
+    assert formats == ("saved_model", "tflite_int8", "tflite_int4")
+    prepared = export_lib.Prepared(space, arch, model, {}, data, formats, "standalone")
+    report = export_lib.export(prepared, config, stream=open(os.devnull, "w"))
+    int4, int8 = report["formats"]["tflite_int4"], report["formats"]["tflite_int8"]
+    searched = {"stem/stem_conv": 8, "head/classifier": 8}
+    for block, bits in enumerate((1, 2, 4, 8)):
+        searched.update({f"block{block:02d}_basic/{p}": bits for p in ("conv1", "conv2")})
+        if block:
+            searched[f"block{block:02d}_basic/down"] = bits
+    assert {r["layer"]: r["searched_bits"] for r in int4["weights"]} == searched
+    assert {r["layer"]: r["storage"] for r in int4["weights"]} == {
+        layer: "INT4" if bits <= 4 else "INT8" for layer, bits in searched.items()}
+    assert {r["storage"] for r in int8["weights"]} == {"INT8"}
+    assert any("all 8 weight tensors searched at <= 4 bits are stored as INT4" in note
+               for note in int4["notes"])
+    low = sum(int(np.prod(r["shape"])) for r in int4["weights"] if r["searched_bits"] <= 4)
+    assert abs((int8["size_bytes"] - int4["size_bytes"]) - low / 2) <= 0.02 * low / 2
+    assert int4["size_vs_int8"] == round(int4["size_bytes"] / int8["size_bytes"], 4)
+    assert os.path.isfile(os.path.join(str(tmp_path / "out"), "model_int4.tflite"))
+
+
+def test_int4_format_needs_a_folded_network():
+    space = spaces.get("resnet18_mixed_precision", image_size=8, num_classes=10, width=0.25,
+                       repeats=(1, 1, 1, 1))
+    config = export_lib.ExportConfig(checkpoint="/x", out="/y", formats=("tflite_int4",))
+    with pytest.raises(export_lib.ExportError, match="retrain it with --fold_bn"):
+        export_lib._formats(config, space)
+    assert "tflite_int4" not in export_lib._formats(
+        dataclasses.replace(config, formats=None), space)
 
 
 @pytest.mark.slow

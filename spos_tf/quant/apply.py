@@ -237,10 +237,16 @@ def quantize_supernet(model):
 def quantize_standalone(space: SearchSpace, arch: Architecture, stem, units, head) -> None:
     """Quantizes the layers of a stand-alone network before they are wired (called by
     :func:`spos_tf.build_standalone` for quantized spaces): block ``b``'s primitives at the fixed
-    bits ``arch`` chooses for it, stem and classifier at ``space.fixed_bits``."""
+    bits ``arch`` chooses for it, stem and classifier at ``space.fixed_bits``; with
+    ``space.fold_bn`` each quantized conv then absorbs the BN after it
+    (:mod:`spos_tf.quant.fold`)."""
     _quantize_ends(space, stem, head, build=False)
     for unit, choice in zip(units, space.decode(arch)):
         quantize_holder(unit, (choice["wbits"],), (choice["abits"],))
+    if space.fold_bn:  # BN folded before the weight fake quantization (spos_tf.quant.fold)
+        from spos_tf.quant.fold import fold_holder
+        for holder in (stem, *units):
+            fold_holder(holder)
 
 
 # ---------------------------------------------------------------------------- inspection
