@@ -21,6 +21,7 @@ from spos_tf.space import Architecture, SearchSpace
 
 ALGORITHMS = ("evolution", "random")
 ALGORITHM_CHOICES = ALGORITHMS + ("both",)
+ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every plot of a search
 # BN recalibration modes: spos_tf.evaluate.CALIB_MODES (repeated here so that defining the flags
 # imports no TensorFlow; tests/test_search_config.py pins the two equal).
 CALIB_MODES = ("exact", "ema")

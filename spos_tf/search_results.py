@@ -32,7 +32,8 @@ import keras_tuner as kt
 
 from spos_tf import costs as costs_lib
 from spos_tf import run_dir
-from spos_tf.search_config import ALGORITHMS, SearchConfig, arch_costs, resolve_limits
+from spos_tf.search_config import (ALGORITHM_COLORS, ALGORITHMS, SearchConfig, arch_costs,
+                                   resolve_limits)
 from spos_tf.search_tuner import make_oracle
 from spos_tf.space import SearchSpace
 
@@ -45,7 +46,6 @@ HPARAMS_DIR = "hparams"
 # Everything a search writes; --overwrite deletes exactly these (and a --seeds search's seed_<s>).
 SEARCH_ENTRIES = (CONFIG_FILE, HISTORY_FILE, BEST_FILE, PLOT_FILE, SEEDS_FILE,
                   HPARAMS_DIR) + ALGORITHMS
-COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # of the algorithms in every plot
 
 __all__ = ["Results", "history_columns", "history_rows", "best_row", "best_record",
            "write_history", "write_plot", "write_outputs", "write_hparams"]
@@ -142,7 +142,7 @@ def write_plot(path: str, rows: list, title: str = "") -> None:
             running = max(running, a)
             best.append(running)
         x = list(range(1, len(acc) + 1))
-        color = COLORS[algorithm]
+        color = ALGORITHM_COLORS[algorithm]
         ax.scatter(x, [100 * a for a in acc], s=4, alpha=0.25, color=color)
         ax.plot(x, [100 * b for b in best], color=color, lw=2,
                 label=f"{algorithm} search (best {100 * best[-1]:.2f}%)")

@@ -2,15 +2,15 @@
 (:func:`compare_seeds`, ``seeds.json``), its summary line and Figure 3 with a band over seeds.
 
 :func:`spos_tf.search_run.run_seeds` runs the searches and writes these; everything here is a
-function of the rows (no TensorFlow, no oracle).
+function of the rows (imports no TensorFlow, no oracle).
 """
 from __future__ import annotations
 
 import os
 
 from spos_tf import run_dir
+from spos_tf.search_config import ALGORITHM_COLORS as COLORS
 from spos_tf.search_config import ALGORITHMS
-from spos_tf.search_results import COLORS
 
 __all__ = ["best_so_far", "compare_seeds", "describe_seeds", "write_seeds_plot", "seed_dir"]
 
