@@ -78,7 +78,8 @@ def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
         search_run.run(tiny_config(supernet_dir, fresh, "--num_mutation=9"))
     with pytest.raises(run_dir.RunDirError, match="supernet_dir.*does not exist"):
         search_run.run(tiny_config(tmp_path / "nothing", fresh))
-    with pytest.raises(ValueError, match="--wait_for_workers=2 applies to a distributed search only"):
+    with pytest.raises(ValueError,
+                       match="--wait_for_workers=2 applies to a distributed search only"):
         search_run.run(tiny_config(supernet_dir, fresh, "--wait_for_workers=2"))
     assert not fresh.exists()
 
