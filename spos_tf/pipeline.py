@@ -18,12 +18,13 @@ diverged, 1 a search candidate could not be evaluated.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
 from absl import app, flags
 
-from spos_tf import app_common, train
+from spos_tf import app_common, config_flags, train
 
 DEFAULT_WORKDIR = os.path.join("runs", "quickstart")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,12 +44,11 @@ def define_flags(fv=None) -> None:
                         "Flag file of the search stage (python -m spos_tf.search's flags; "
                         "relative paths are tried in the current folder, then in the repository).",
                         **d)
-    flags.DEFINE_integer("retrain_steps", None, "Retraining steps (default: the supernet's "
-                         "--steps).", **d)
-    flags.DEFINE_float("retrain_learning_rate", None, "Retraining peak learning rate (default: "
-                       "the supernet's --learning_rate).", **d)
-    flags.DEFINE_integer("retrain_final_bn_batches", 10, "Retraining ends with exact BN "
-                         "statistics on this many training batches.", **d)
+    from spos_tf.pipeline_lib import PipelineConfig
+
+    # The pipeline's own settings: the PipelineConfig fields declared with a help text.
+    config_flags.define_flags(PipelineConfig, fv, skip=[
+        f.name for f in dataclasses.fields(PipelineConfig) if "help" not in f.metadata])
     flags.DEFINE_list("export_formats", None, "Export formats (default: saved_model,tflite,"
                       "tflite_int8; no float tflite for a quantized space).", **d)
     flags.DEFINE_integer("export_calib_images", 512, "Training images for the int8 "
@@ -88,29 +88,25 @@ def config_from_flags(fv=None):
          f"--workdir={os.path.join(workdir, 'search')}"])
     search_config = search.config_from_flags(sfv)
     if not fv["progress"].value:
-        import dataclasses
         search_config = dataclasses.replace(search_config, progress=False)
     formats = fv["export_formats"].value
     export = ExportConfig(formats=tuple(formats) if formats else None,
                           calib_images=fv["export_calib_images"].value,
                           eval_split=fv["export_eval_split"].value)
-    return PipelineConfig(workdir=workdir, supernet=supernet, search=search_config, export=export,
-                          retrain_steps=fv["retrain_steps"].value,
-                          retrain_learning_rate=fv["retrain_learning_rate"].value,
-                          retrain_final_bn_batches=fv["retrain_final_bn_batches"].value,
-                          overwrite=fv["overwrite"].value, flags_text=train.flags_text(fv))
+    return config_flags.from_flags(PipelineConfig, fv, supernet=supernet, search=search_config,
+                                   export=export, flags_text=train.flags_text(fv))
 
 
 def main(argv):
     app_common.start(argv)
-    from spos_tf import pipeline_lib, search_lib, train_lib
+    from spos_tf import pipeline_lib, search_tuner, train_lib
 
     try:
         pipeline_lib.run(config_from_flags())
     except train_lib.DivergenceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except search_lib.EvaluationError as e:
+    except search_tuner.EvaluationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError, flags.Error) as e:

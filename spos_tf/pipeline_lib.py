@@ -4,7 +4,7 @@ The library behind ``python -m spos_tf.pipeline``. Each stage calls another app'
 typed config (no subprocesses)::
 
     supernet  train_lib.run(TrainConfig)       -> <workdir>/supernet/  (spos_tf.train run)
-    search    search_lib.run(SearchConfig)     -> <workdir>/search/    (history.csv, best.json,
+    search    search_run.run(SearchConfig)     -> <workdir>/search/    (history.csv, best.json,
                                                                         search.png)
     retrain   train_lib.run(TrainConfig(arch=best))  -> <workdir>/retrain/
     export    export_lib.run(ExportConfig)      -> <workdir>/export/    (saved_model/, *.tflite,
@@ -37,18 +37,20 @@ import time
 from typing import Callable, Optional
 
 from spos_tf import run_dir
+from spos_tf.config_flags import check_fields, field
 from spos_tf.export_lib import ExportConfig
 from spos_tf.progress import format_duration
-from spos_tf.search_lib import SearchConfig
+from spos_tf.search_config import SearchConfig
+from spos_tf.train_lib import NEUTRAL_FIELDS as TRAIN_NEUTRAL
 from spos_tf.train_lib import TrainConfig
 
 STAGES_DIR = "stages"
 SUMMARY_FILE = "summary.json"
 STAGE_NAMES = ("supernet", "search", "retrain", "export")
-# Settings that do not change a stage's result: a finished stage is reused across them.
-NEUTRAL = ("workdir", "overwrite", "progress", "checkpoint_every", "keep_checkpoints", "log_every",
-           "eval_every", "data_dir", "data.data_dir", "data.manual_dir", "cache_mb", "out",
-           "checkpoint", "supernet_dir")
+# Settings that do not change a stage's result: a finished stage is reused across them. Training's
+# own, plus the search's data folder and cache and the stage folders the pipeline sets. (Not the
+# search's resume-neutral max_trials and algorithm: they change the stage's result.)
+NEUTRAL = TRAIN_NEUTRAL + ("data_dir", "cache_mb", "out", "checkpoint", "supernet_dir")
 
 
 class PipelineError(ValueError):
@@ -78,9 +80,12 @@ class PipelineConfig:
     supernet: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
-    retrain_steps: Optional[int] = None
-    retrain_learning_rate: Optional[float] = None
-    retrain_final_bn_batches: int = 10
+    retrain_steps: Optional[int] = field(None, "Retraining steps (default: the supernet's "
+                                         "--steps).", low=1)
+    retrain_learning_rate: Optional[float] = field(None, "Retraining peak learning rate (default: "
+                                                   "the supernet's --learning_rate).")
+    retrain_final_bn_batches: int = field(10, "Retraining ends with exact BN statistics on this "
+                                          "many training batches.", low=0)
     overwrite: bool = False
     flags_text: Optional[str] = None
 
@@ -131,16 +136,8 @@ class PipelineConfig:
             raise PipelineError(f"--uniform_bits={self.supernet.uniform_bits}: the pipeline "
                                 f"searches the architecture; retrain the uniform baseline with "
                                 f"python -m spos_tf.train --uniform_bits")
-        if self.retrain_steps is not None and (isinstance(self.retrain_steps, bool)
-                                               or not isinstance(self.retrain_steps, int)
-                                               or self.retrain_steps < 1):
-            raise PipelineError(f"--retrain_steps must be an integer >= 1, got "
-                                f"{self.retrain_steps!r}")
-        if isinstance(self.retrain_final_bn_batches, bool) or not isinstance(
-                self.retrain_final_bn_batches, int) or self.retrain_final_bn_batches < 0:
-            raise PipelineError(f"--retrain_final_bn_batches must be an integer >= 0, got "
-                                f"{self.retrain_final_bn_batches!r}")
         try:
+            check_fields(dataclasses.replace(self, workdir=workdir))
             self.supernet_config().validate()
             self.search_config().validate()
             self.retrain_config("0").validate()  # the architecture comes from the search
@@ -266,7 +263,7 @@ def _with_flags(text: Optional[str], **values) -> Optional[str]:
 
 
 def _best_by_algorithm(rows: list) -> dict:
-    """``{algorithm: best accuracy}`` of the search's rows (``search_lib.run``'s "rows", the
+    """``{algorithm: best accuracy}`` of the search's rows (``search_run.run``'s "rows", the
     rows of history.csv)."""
     best: dict = {}
     for row in rows:
@@ -276,7 +273,7 @@ def _best_by_algorithm(rows: list) -> dict:
 
 def make_stages(config: PipelineConfig, stream) -> list:
     """The four stages of ``config`` (see the module docstring)."""
-    from spos_tf import export_lib, search_lib, train_lib
+    from spos_tf import export_lib, search_results, search_run, train_lib
 
     def supernet(_):
         cfg = config.supernet_config()
@@ -292,7 +289,7 @@ def make_stages(config: PipelineConfig, stream) -> list:
 
     def search(_):
         cfg = config.search_config()
-        result = search_lib.run(cfg, stream=stream)
+        result = search_run.run(cfg, stream=stream)
         best = result["best"]
         if not best:
             raise PipelineError("the search evaluated no candidate; see the messages above")
@@ -301,8 +298,8 @@ def make_stages(config: PipelineConfig, stream) -> list:
                 "costs": best["costs"], "algorithm": best["algorithm"],
                 "evaluated": best["evaluated"],
                 "best_by_algorithm": _best_by_algorithm(result["rows"]),
-                "best_json": os.path.join(folder, search_lib.BEST_FILE),
-                "plot": os.path.join(folder, search_lib.PLOT_FILE)}
+                "best_json": os.path.join(folder, search_results.BEST_FILE),
+                "plot": os.path.join(folder, search_results.PLOT_FILE)}
 
     def retrain(summaries):
         cfg = config.retrain_config(summaries["search"]["arch"])

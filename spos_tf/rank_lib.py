@@ -1,11 +1,12 @@
 """Does the supernet rank architectures? The library behind ``python -m spos_tf.rank``.
 
 For N architectures of a trained supernet's space, it compares the accuracy of each path with
-inherited weights (exactly as the search scores candidates: :func:`spos_tf.search_lib.make_evaluator`,
-BN recalibrated, held-out split) with the test accuracy of the same architecture trained from
-scratch (a ``spos_tf.train`` run with a retraining recipe, ``retrain_seeds`` seeds each), and
-reports Kendall's tau, Spearman's rho and Pearson's r with bootstrap intervals, top-k overlap, and
-the seed noise against the spread of the stand-alone accuracies (:mod:`spos_tf.rank_stats`).
+inherited weights (exactly as the search scores candidates:
+:func:`spos_tf.search_tuner.make_evaluator`, BN recalibrated, held-out split) with the test accuracy
+of the same architecture trained from scratch (a ``spos_tf.train`` run with a retraining recipe,
+``retrain_seeds`` seeds each), and reports Kendall's tau, Spearman's rho and Pearson's r with
+bootstrap intervals, top-k overlap, and the seed noise against the spread of the stand-alone
+accuracies (:mod:`spos_tf.rank_stats`).
 
 Example::
 
@@ -158,7 +159,7 @@ def scoring_config(config: RankConfig):
     the search's defaults)."""
     from spos_tf import search as search_app
     from spos_tf.config_flags import parse_flagfile
-    from spos_tf.search_lib import SearchConfig
+    from spos_tf.search_config import SearchConfig
 
     changes = dict(supernet_dir=config.supernet_dir,
                    workdir=os.path.join(os.fspath(config.workdir), "scoring"),
@@ -175,7 +176,7 @@ def check_workdir(config: RankConfig, settings: dict) -> str:
     Raises:
       run_dir.RunDirError: the workdir is a file or holds a ranking of other settings.
     """
-    from spos_tf.search_lib import SearchConfig
+    from spos_tf.search_config import SearchConfig
     from spos_tf.train_lib import TrainConfig
 
     defaults = {"rank": RankConfig().to_dict(), "retrain": TrainConfig().to_dict(),
@@ -183,9 +184,9 @@ def check_workdir(config: RankConfig, settings: dict) -> str:
     own = neutral_fields(RankConfig)
     neutral = own + tuple(f"{part}.{name}" for part in ("rank", "retrain", "scoring")
                           for name in own + ("data.data_dir", "progress", "cache_mb"))
-    return run_dir.check_results_dir(config.workdir, RANK_ENTRIES, CONFIG_FILE, settings,
-                                     overwrite=config.overwrite, neutral=neutral,
-                                     defaults=defaults, what="a ranking")
+    return run_dir.check_workdir(config.workdir, settings, overwrite=config.overwrite,
+                                 neutral=neutral, defaults=defaults, entries=RANK_ENTRIES,
+                                 config_file=CONFIG_FILE, what="a ranking")
 
 
 # ------------------------------------------------------------------------------- the run
@@ -249,7 +250,7 @@ def _score(config, scoring, space, archs, mine, stream) -> int:
             if _read_json(os.path.join(arch_dir(config.workdir, i), SUPERNET_FILE)) is None]
     if not todo:
         return 0
-    from spos_tf.search_lib import make_evaluator
+    from spos_tf.search_tuner import make_evaluator
 
     if config.progress:
         print(f"Scoring {len(todo)} paths on the supernet (BN recalibrated on "

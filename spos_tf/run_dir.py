@@ -75,6 +75,12 @@ def atomic_write_text(path: str, text: str) -> None:
         f.write(text)
 
 
+def atomic_write_json(path: str, record) -> None:
+    """Writes ``record`` as indented, key-sorted JSON (one trailing newline) to ``path``
+    atomically (see :func:`replacing`)."""
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def atomic_write_bytes(path: str, content: bytes) -> None:
     """Writes ``content`` to ``path`` atomically (see :func:`replacing`)."""
     with replacing(path) as tmp, open(tmp, "wb") as f:
@@ -147,75 +153,67 @@ def load_run_config(workdir: str) -> dict:
 
 
 def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=(),
-                  defaults: dict | None = None) -> str:
-    """Decides how a run may use ``workdir``, without writing anything.
+                  defaults: dict | None = None, entries=None, config_file: str = CONFIG_FILE,
+                  what: str = "a run") -> str:
+    """Decides how an app may use ``workdir``, without writing anything: the one resume check of
+    training (``entries`` = :data:`RUN_ENTRIES`, ``config.json``), the search and the ranking.
+
+    Args:
+      workdir: the app's folder; files in it that are not among ``entries`` are never touched.
+      config: the settings of this run, as the app writes them into ``config_file``.
+      overwrite: the app's ``--overwrite``.
+      neutral: keys (flattened, e.g. ``data.data_dir``) that may differ on resume.
+      defaults: the settings' defaults: a setting an older version did not write counts as
+        unchanged while ``config`` holds its default.
+      entries: what the app writes (``--overwrite`` deletes exactly these); default
+        :data:`RUN_ENTRIES`.
+      config_file: the entry holding the settings of the run in ``workdir``.
+      what: the app's results in the error messages (``"a search"``).
 
     Returns:
-      ``"new"`` (absent or empty folder), ``"resume"`` (same config, modulo ``neutral`` keys) or
-      ``"overwrite"`` (``overwrite`` is set and the folder holds a previous run).
+      ``"new"`` (absent folder, or none of ``entries`` in it), ``"resume"`` (same settings, modulo
+      ``neutral`` keys and ``defaults``) or ``"overwrite"`` (``overwrite`` is set and the folder
+      holds entries of a previous run).
 
     Raises:
-      RunDirError: ``workdir`` is a file; holds a run of a different config (the message lists
-        the differences) or files that are not a run's, and ``overwrite`` is not set.
-    """
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise RunDirError(f"--workdir={workdir!r} is a file, not a folder; choose another path")
-    if not os.path.isdir(workdir) or not os.listdir(workdir):
-        return "new"
-    ours = [e for e in RUN_ENTRIES if os.path.exists(os.path.join(workdir, e))]
-    if overwrite:
-        return "overwrite" if ours else "new"
-    if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
-        if ours:
-            raise RunDirError(
-                f"workdir {workdir!r} holds {ours} but no {CONFIG_FILE}: a run that failed while "
-                f"starting, or a damaged one. Pass --overwrite to delete those entries and start "
-                f"over, or use another --workdir")
-        return "new"  # a folder with unrelated files: a run adds its own entries next to them
-    old = load_run_config(workdir)
-    diff = config_diff(old, config, neutral, defaults)
-    if diff:
-        shown = "; ".join(diff[:8]) + (f"; ... ({len(diff)} differences)" if len(diff) > 8 else "")
-        raise RunDirError(
-            f"workdir {workdir!r} holds a run of a different config ({shown}). Use another "
-            f"--workdir, rerun with the flags in {os.path.join(workdir, FLAGS_FILE)} to resume it, "
-            f"or pass --overwrite to delete that run and start over")
-    return "resume"
-
-
-def check_results_dir(workdir: str, entries, config_file: str, settings: dict, *,
-                      overwrite: bool, neutral=(), defaults: dict | None = None,
-                      what: str = "results") -> str:
-    """How an app that writes ``entries`` plus a ``config_file`` of its ``settings`` into
-    ``workdir`` (the search, the ranking) may use it: ``"new"``, ``"resume"`` (same settings,
-    modulo ``neutral`` keys and, for settings an older version did not write, their ``defaults``)
-    or ``"overwrite"``; writes nothing.
-
-    Raises:
-      RunDirError: ``workdir`` is a file, or holds ``what`` of other settings (or entries without
-        ``config_file``) and ``overwrite`` is not set.
+      RunDirError: ``workdir`` is a file; holds ``what`` of other settings (the message lists the
+        differences) or entries without ``config_file``, and ``overwrite`` is not set.
     """
     workdir = os.fspath(workdir)
     if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise RunDirError(f"--workdir={workdir!r} is a file, not a folder")
-    present = [e for e in entries if os.path.exists(os.path.join(workdir, e))]
-    if not present:
-        return "new"
+        raise RunDirError(f"--workdir={workdir!r} is a file, not a folder; choose another path")
+    entries = RUN_ENTRIES if entries is None else tuple(entries)
+    ours = [e for e in entries if os.path.exists(os.path.join(workdir, e))]
+    if not ours:
+        return "new"  # a folder with unrelated files: a run adds its own entries next to them
     if overwrite:
         return "overwrite"
     path = os.path.join(workdir, config_file)
     if not os.path.exists(path):
-        raise RunDirError(f"workdir {workdir!r} holds {present} but no {config_file}; pass "
-                          f"--overwrite to start over or use another --workdir")
-    with open(path) as f:
-        old = json.load(f)
-    diff = config_diff(old, settings, neutral, defaults)
-    if diff:
         raise RunDirError(
-            f"workdir {workdir!r} holds {what} with other settings ({'; '.join(diff[:8])}). "
-            f"Rerun with the same flags to resume it, use another --workdir, or pass --overwrite "
-            f"to delete it and start over")
+            f"workdir {workdir!r} holds {ours} but no {config_file}: a run that failed while "
+            f"starting, or a damaged one. Pass --overwrite to delete those entries and start "
+            f"over, or use another --workdir")
+    old = load_run_config(workdir) if config_file == CONFIG_FILE else _read_settings(path)
+    diff = config_diff(old, config, neutral, defaults)
+    if diff:
+        shown = "; ".join(diff[:8]) + (f"; ... ({len(diff)} differences)" if len(diff) > 8 else "")
+        flags_file = os.path.join(workdir, FLAGS_FILE)
+        saved = f" (saved in {flags_file})" if os.path.exists(flags_file) else ""
+        raise RunDirError(
+            f"workdir {workdir!r} holds {what} with other settings ({shown}). Rerun with the "
+            f"same flags{saved} to resume it, use another --workdir, or pass --overwrite to "
+            f"delete it and start over")
     return "resume"
+
+
+def _read_settings(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path} is unreadable ({e}); pass --overwrite to start over or use "
+                          f"another --workdir") from None
 
 
 def remove_path(path: str) -> None:

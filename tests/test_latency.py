@@ -15,7 +15,7 @@ from spos_tf.sampling import ArchSampler, latency_range
 
 from _distributed import app_env  # noqa: E402
 from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
-from test_search import read_history, tiny_config  # noqa: E402
+from _search import read_history, tiny_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")

@@ -14,7 +14,7 @@ from spos_tf import latency, search, spaces, train
 
 from _distributed import app_env  # noqa: E402
 from test_latency import synthetic_lut  # noqa: E402
-from test_search import read_history  # noqa: E402
+from _search import read_history  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS = REPO / "flags"

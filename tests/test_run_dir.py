@@ -82,7 +82,8 @@ def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
     assert not plt.fignum_exists(fig.number) and os.listdir(tmp_path) == ["plot.png"]
 
 
-def test_check_results_dir_decides_new_resume_overwrite_and_refuses_other_settings(tmp_path):
+def test_check_workdir_of_an_app_decides_new_resume_overwrite_and_refuses_other_settings(
+        tmp_path):
     import json as _json
 
     import pytest as _pytest
@@ -90,8 +91,8 @@ def test_check_results_dir_decides_new_resume_overwrite_and_refuses_other_settin
     from spos_tf import run_dir as rd
 
     entries, settings = ("cfg.json", "out.csv"), {"seed": 0, "progress": True}
-    check = lambda s, **kw: rd.check_results_dir(tmp_path, entries, "cfg.json", s,  # noqa: E731
-                                                 neutral=("progress",), **kw)
+    check = lambda s, **kw: rd.check_workdir(tmp_path, s, entries=entries,  # noqa: E731
+                                             config_file="cfg.json", neutral=("progress",), **kw)
     assert check(settings, overwrite=False) == "new"
     (tmp_path / "out.csv").write_text("x")
     with _pytest.raises(rd.RunDirError, match="no cfg.json"):

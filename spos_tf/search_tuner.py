@@ -1,0 +1,210 @@
+"""The two KerasTuner roles of a search: the oracle that proposes architectures
+(:func:`make_oracle`) and the tuner that scores them on the supernet (:class:`SupernetTuner`), with
+what scoring needs: the restored supernet (:func:`load_supernet`), the calibration and held-out
+data (:func:`build_eval_data`) and the evaluator (:func:`make_evaluator`).
+
+The oracle (:mod:`spos_tf.oracle`) only proposes architectures under the constraint, never the same
+twice; the tuner's :meth:`SupernetTuner.run_trial` sets the path, recalibrates BN and measures
+held-out top-1 through :class:`~spos_tf.evaluate.PathEvaluator`; no model is built or trained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Mapping
+
+import keras_tuner as kt
+
+from spos_tf import run_dir
+from spos_tf.oracle import EvolutionOracle, RandomSearchOracle
+from spos_tf.search_config import ALGORITHMS, SearchConfig
+from spos_tf.space import Architecture, SearchSpace
+
+OBJECTIVE = "accuracy"
+IDLE_WAIT_S = 0.2  # a distributed worker waiting for a generation to finish asks 5 times a second
+
+__all__ = ["OBJECTIVE", "EvaluationError", "SupernetTuner", "make_oracle", "make_evaluator",
+           "load_supernet", "load_supernet_config", "build_eval_data"]
+
+
+# ------------------------------------------------------------------------------- oracle side
+def make_oracle(algorithm: str, config: SearchConfig, space: SearchSpace,
+                constraint: Mapping | None = None):
+    """The oracle of ``algorithm`` over ``space`` (objective: held-out accuracy, maximised)."""
+    common = dict(objective=kt.Objective(OBJECTIVE, "max"), max_trials=config.max_trials,
+                  constraint=dict(constraint) if constraint else None,
+                  hyperparameters=space.hyperparameters(), seed=config.seed,
+                  wait_for_tuners=config.wait_for_workers)
+    if algorithm == "evolution":
+        oracle = EvolutionOracle(population_size=config.population_size,
+                                 num_parents=config.num_parents,
+                                 num_crossover=config.num_crossover,
+                                 num_mutation=config.num_mutation,
+                                 mutation_prob=config.mutation_prob, **common)
+    elif algorithm == "random":
+        oracle = RandomSearchOracle(**common)
+    else:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose from {ALGORITHMS}")
+    oracle.verbose = 0  # KerasTuner's per-trial tables; the tuner shows a progress bar instead
+    return oracle
+
+
+# ------------------------------------------------------------------------------- tuner side
+class EvaluationError(kt.errors.FatalError):
+    """Scoring a candidate failed; the search stops (rerun to resume once fixed)."""
+
+
+class SupernetTuner(kt.Tuner):
+    """A KerasTuner ``Tuner`` whose trial scores one architecture on a trained supernet.
+
+    ``run_trial`` converts the trial's values to an :class:`~spos_tf.space.Architecture`, calls
+    ``evaluator(arch)`` (a :class:`~spos_tf.evaluate.PathEvaluator`: set path, recalibrate BN,
+    held-out top-1) and returns ``{"accuracy": acc, "seconds": s}``. It builds, trains and saves no
+    model (``save_model``/``load_model`` do nothing), so KerasTuner's Keras fit path and its
+    TensorBoard import are never used.
+
+    Args:
+      oracle: the oracle (an OracleClient replaces it on distributed workers).
+      space: the search space of the supernet.
+      evaluator: ``evaluator(arch) -> accuracy``; None on a distributed chief (never runs trials).
+      on_trial_end: ``callback(tuner, trial)`` after the oracle recorded a trial.
+      **kwargs: ``directory``, ``project_name``, ``overwrite`` as for ``keras_tuner.Tuner``.
+
+    Raises (from ``search``):
+      EvaluationError: the evaluator raised; the candidate stays running in the oracle and is
+        evaluated again when the search is resumed.
+    """
+
+    def __init__(self, oracle, space: SearchSpace,
+                 evaluator: Callable[[Architecture], float] | None,
+                 on_trial_end: Callable | None = None, **kwargs):
+        super().__init__(oracle=oracle, **kwargs)
+        self.space, self.evaluator, self._callback = space, evaluator, on_trial_end
+        if self._is_worker():  # KerasTuner re-asks at once while a generation finishes elsewhere
+            self.oracle.create_trial = _waiting_when_idle(self.oracle.create_trial)
+        self.evaluated = 0  # candidates scored by this process
+        self.last_accuracy = float("nan")
+
+    def run_trial(self, trial, *args, **kwargs):
+        if self.evaluator is None:
+            raise EvaluationError("this tuner has no evaluator (a distributed chief only serves)")
+        arch = self.space.from_values(trial.hyperparameters.values)
+        start = time.perf_counter()
+        try:
+            accuracy = float(self.evaluator(arch))
+        except Exception as e:
+            raise EvaluationError(f"evaluating architecture {arch} (trial {trial.trial_id}) "
+                                  f"failed: {type(e).__name__}: {e}") from e
+        self.evaluated += 1
+        self.last_accuracy = accuracy
+        return {OBJECTIVE: accuracy, "seconds": time.perf_counter() - start}
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if self._callback is not None:
+            self._callback(self, trial)
+
+    def save_model(self, trial_id, model, step=0):
+        """Nothing to save: candidates share the supernet's weights."""
+
+    def load_model(self, trial):
+        """No per-trial model exists; build one with ``spos_tf.build_standalone``."""
+        return None
+
+
+def _waiting_when_idle(create_trial, wait_s: float = IDLE_WAIT_S):
+    """``create_trial`` that sleeps ``wait_s`` before returning an IDLE answer (no busy loop)."""
+
+    def create(tuner_id):
+        trial = create_trial(tuner_id)
+        if trial.status == kt.engine.trial.TrialStatus.IDLE:
+            time.sleep(wait_s)
+        return trial
+
+    return create
+
+
+# ------------------------------------------------------------------------------- scoring
+def load_supernet_config(supernet_dir: str) -> dict:
+    """The ``config.json`` of the supernet run ``supernet_dir`` (reads one file).
+
+    Raises:
+      run_dir.RunDirError: not a run directory, or a stand-alone network's.
+    """
+    try:
+        run_config = run_dir.load_run_config(supernet_dir)
+    except run_dir.RunDirError as e:
+        raise run_dir.RunDirError(f"--supernet_dir: {e}") from None
+    if run_config.get("arch"):
+        raise run_dir.RunDirError(
+            f"--supernet_dir={supernet_dir!r} holds a stand-alone network "
+            f"(arch {run_config['arch']!r}), not a supernet")
+    return run_config
+
+
+def load_supernet(config: SearchConfig):
+    """``(space, supernet, run_config, data_config)`` of ``config.supernet_dir``.
+
+    Raises:
+      run_dir.RunDirError, run_dir.CheckpointError: not a trained supernet run.
+    """
+    load_supernet_config(config.supernet_dir)
+    space, model, run_config = run_dir.restore_model(config.supernet_dir)
+    return space, model, run_config, _data_config(run_config, space, config)
+
+
+def _data_config(run_config: dict, space: SearchSpace, config: SearchConfig):
+    from spos_tf.data import DataConfig
+
+    data = DataConfig(**run_config.get("data", {}))
+    changes = {"image_size": space.image_size}
+    if config.data_dir is not None:
+        changes["data_dir"] = config.data_dir
+    return dataclasses.replace(data, **changes)
+
+
+def _cached(ds, num_images: int, image_size: int, cache_mb: int):
+    """``ds`` cached in memory (filled now) when its float32 images fit in ``cache_mb`` MiB."""
+    if num_images * image_size * image_size * 3 * 4 > cache_mb * 2 ** 20:
+        return ds
+    import tensorflow as tf
+
+    ds = ds.cache()
+    ds.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+    return ds
+
+
+def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
+    """``(calib_ds, holdout_ds, num_holdout_images)`` for scoring candidates.
+
+    Calibration: the first ``config.num_calib_batches`` batches of the ``calib`` role (training
+    images, evaluation preprocessing, or with ``config.calib_augment`` the training augmentation
+    seeded by ``(seed, position)``) in stored order, repeated if the split is smaller. Held-out:
+    the ``holdout`` role, cut to ``config.holdout_images``. Both are decoded once and kept in
+    host memory when they fit in ``config.cache_mb``.
+    """
+    from spos_tf.data import build_dataset, dataset_info
+
+    num_holdout = dataset_info(data).num_examples["holdout"]
+    calib = build_dataset(data, "calib", config.calib_batch_size, training=False, seed=seed,
+                          repeat=True, drop_remainder=True, augment=config.calib_augment,
+                          ).take(config.num_calib_batches)
+    holdout = build_dataset(data, "holdout", config.eval_batch_size, training=False, seed=seed)
+    if config.holdout_images is not None and config.holdout_images < num_holdout:
+        num_holdout = config.holdout_images
+        holdout = holdout.unbatch().take(num_holdout).batch(config.eval_batch_size)
+    calib = _cached(calib, config.num_calib_batches * config.calib_batch_size, image_size,
+                    config.cache_mb)
+    holdout = _cached(holdout, num_holdout, image_size, config.cache_mb)
+    return calib, holdout, num_holdout
+
+
+def make_evaluator(config: SearchConfig):
+    """A :class:`~spos_tf.evaluate.PathEvaluator` on the restored supernet of ``config``, with
+    its calibration and held-out data (restores the checkpoint; fills the caches)."""
+    from spos_tf.evaluate import PathEvaluator
+
+    space, supernet, run_config, data = load_supernet(config)
+    calib, holdout, _ = build_eval_data(data, config, space.image_size, seed=0)
+    return PathEvaluator(supernet, calib, holdout, config.num_calib_batches,
+                         calib_mode=config.calib_mode)

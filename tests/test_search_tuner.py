@@ -1,0 +1,70 @@
+"""spos_tf.search_tuner: the oracle built from the settings and the tuner that scores candidates
+through an evaluator (here a stand-in: a function of the architecture, no supernet)."""
+import pytest
+
+from spos_tf import search_config, search_tuner
+from spos_tf.oracle import EvolutionOracle, RandomSearchOracle
+from spos_tf.search_config import SearchConfig
+
+from _supernet_workdir import tiny_space
+
+pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")
+
+
+def _config(**changes):
+    return SearchConfig(supernet_dir="/s", workdir="/w", population_size=4, num_parents=2,
+                        num_crossover=2, num_mutation=2, max_trials=6, seed=3, **changes)
+
+
+def _score(arch):
+    return sum(sum(g) for g in arch.genes) / 100.0
+
+
+def test_make_oracle_takes_the_settings_and_the_constraint():
+    space = tiny_space()
+    constraint = search_config.build_constraint(space, {"macs": 2.5e6})
+    evolution = search_tuner.make_oracle("evolution", _config(), space, constraint)
+    assert isinstance(evolution, EvolutionOracle)
+    assert (evolution.population_size, evolution.num_parents, evolution.max_trials) == (4, 2, 6)
+    assert isinstance(search_tuner.make_oracle("random", _config(), space), RandomSearchOracle)
+    with pytest.raises(ValueError, match="unknown algorithm 'grid'"):
+        search_tuner.make_oracle("grid", _config(), space)
+
+
+def test_tuner_scores_each_candidate_with_the_evaluator(tmp_path):
+    space = tiny_space()
+    oracle = search_tuner.make_oracle("random", _config(), space)
+    seen = []
+
+    def evaluator(arch):
+        seen.append(arch)
+        return _score(arch)
+
+    ended = []
+    tuner = search_tuner.SupernetTuner(oracle, space, evaluator,
+                                       on_trial_end=lambda t, trial: ended.append(trial.trial_id),
+                                       directory=str(tmp_path), project_name="random")
+    tuner.search(verbose=0)
+    assert tuner.evaluated == len(seen) == len(ended) == 6
+    assert len(set(seen)) == 6  # never the same architecture twice
+    for trial in oracle.trials.values():
+        arch = space.from_values(trial.hyperparameters.values)
+        assert trial.score == pytest.approx(_score(arch))
+        assert trial.metrics.get_last_value("seconds") >= 0
+    assert tuner.load_model(next(iter(oracle.trials.values()))) is None
+
+
+def test_a_failing_evaluator_stops_the_search_with_the_architecture_named(tmp_path):
+    space = tiny_space()
+    oracle = search_tuner.make_oracle("random", _config(), space)
+
+    def broken(arch):
+        raise RuntimeError("out of memory")
+
+    tuner = search_tuner.SupernetTuner(oracle, space, broken, directory=str(tmp_path),
+                                       project_name="random")
+    with pytest.raises(search_tuner.EvaluationError,
+                       match=r"evaluating architecture \d,\d,\d,\d \(trial \d+\) failed: "
+                             r"RuntimeError: out of memory"):
+        tuner.search(verbose=0)
+    assert tuner.evaluated == 0
