@@ -29,26 +29,12 @@ import numpy as np  # noqa: E402
 
 import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
 from spos_tf import spaces  # noqa: E402
-from spos_tf import train_step as step_lib  # noqa: E402
 from spos_tf.sampling import SequenceSampler  # noqa: E402
 
 import op_profile  # noqa: E402
 import plain_supernet  # noqa: E402
-
-
-def _spos_step(model, optimizer):
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if step_lib.is_supernet(model):
-        optimizer.bind(model)
-    optimizer.build(model.trainable_variables)
-
-    @tf.function
-    def step(x, y):
-        return step_lib.train_step(model, optimizer, loss, x, y).loss
-
-    return step
+from supernet_step import _step_function as _spos_step  # noqa: E402
 
 
 def main():
