@@ -64,7 +64,8 @@ class OpUnit(PrimHolder):
       widths: the mid widths this unit must serve; variables are allocated at ``max(widths)``.
       control: the model's shared BN control; affine: BN with gamma/beta (stand-alone) or not.
       padding: the space's ``padding`` (``spos_tf.layers.pad_for``).
-    Call: ``unit(x, training=..., width=w)`` with a static ``w`` in ``widths`` (default: the max).
+    Call: ``unit(x, training=..., width=w)`` with ``w`` in ``widths`` (default: the max), a Python
+    int or a scalar int32 tensor (then the slices are dynamic: one trace serves every width).
     """
 
     def __init__(self, op: str, cin: int, cout: int, stride: int, in_hw: int, widths: tuple,
@@ -82,7 +83,7 @@ class OpUnit(PrimHolder):
         return self.spec.prims(self.cin, self.cout, width, self.stride, self.in_hw)
 
     def call(self, x, training=None, width=None):
-        width = width or self.max_width
+        width = self.max_width if width is None else width
         p = self.prims
         kind = self.spec.kind
         if kind in MOBILE_KINDS:

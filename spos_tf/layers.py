@@ -4,7 +4,10 @@ Every primitive allocates its variables at construction, at the largest shape it
 (so that ``tf.switch_case`` branches that never ran eagerly still own their variables), and a call at a
 narrower width reads the *leading slice* of each variable: input channels are taken from the static
 shape of the input, output channels from the ``out_channels`` argument. Nothing is copied, so a narrow
-choice and a wide one share the same values.
+choice and a wide one share the same values. A width may also be a scalar int32 *tensor* (the
+channel supernet passes the sampled width, so that one ``switch_case`` branch per op serves every
+width): the slices are then dynamic and the channel dimension of the intermediate tensors is
+unknown while tracing (:func:`channels`).
 
 All variables are created with explicit initialisers seeded from the layer's construction order, so
 the same seed builds the same weights.
@@ -36,6 +39,17 @@ class BNControl:
 
 def _normal(stddev, seed):
     return keras.initializers.RandomNormal(stddev=stddev, seed=seed)
+
+
+def channels(x):
+    """The channel count of ``x``: its static ``int`` when known, else a scalar int32 tensor."""
+    c = x.shape[-1]
+    return c if c is not None else tf.shape(x)[-1]
+
+
+def _is(value, static: int) -> bool:
+    """``value`` (an int or a tensor) is statically known to equal ``static``."""
+    return isinstance(value, int) and value == static
 
 
 def pad_for(x, k: int, stride: int, padding: str, value: float = 0.0):
@@ -70,8 +84,8 @@ class Conv(keras.layers.Layer):
                                       initializer=_normal(std, seed), trainable=True)
 
     def call(self, x, out_channels=None):
-        cin = x.shape[-1]
-        cout = out_channels or self.prim.cout
+        cin = channels(x)
+        cout = self.prim.cout if out_channels is None else out_channels
         kernel = self.kernel
         g = self.prim.groups
         x, mode = pad_for(x, self.prim.k, self.prim.stride, self.padding)
@@ -79,7 +93,7 @@ class Conv(keras.layers.Layer):
             xs, ks = tf.split(x, g, axis=-1), tf.split(kernel, g, axis=-1)
             return tf.concat([tf.nn.conv2d(xi, ki, self.prim.stride, mode)
                               for xi, ki in zip(xs, ks)], axis=-1)
-        if cin != self.prim.cin or cout != self.prim.cout:
+        if not (_is(cin, self.prim.cin) and _is(cout, self.prim.cout)):
             kernel = kernel[:, :, :cin, :cout]
         return tf.nn.conv2d(x, kernel, self.prim.stride, mode)
 
@@ -97,9 +111,9 @@ class DepthwiseConv(keras.layers.Layer):
             trainable=True)
 
     def call(self, x):
-        cin = x.shape[-1]
+        cin = channels(x)
         kernel = self.depthwise_kernel
-        if cin != self.prim.cin:
+        if not _is(cin, self.prim.cin):
             kernel = kernel[:, :, :cin, :]
         s = self.prim.stride
         x, mode = pad_for(x, self.prim.k, s, self.padding)
@@ -132,13 +146,13 @@ class BatchNorm(keras.layers.Layer):
                 beta_init), trainable=True)
 
     def _assign_leading(self, var, value, c):
-        if c == self.prim.cin:
+        if _is(c, self.prim.cin):
             return var.assign(value)
         return var.assign(tf.concat([value, var[c:]], axis=0))
 
     def call(self, x, training=None):
-        c = x.shape[-1]
-        full = c == self.prim.cin
+        c = channels(x)
+        full = _is(c, self.prim.cin)
         if self.affine:
             gamma = self.gamma if full else self.gamma[:c]
             beta = self.beta if full else self.beta[:c]

@@ -36,7 +36,11 @@ CHANNEL_ROW = GENE_KINDS.index("channel")
 class ChoiceBlock(keras.layers.Layer):
     """One choice block: a unit per candidate op, each serving every channel width.
 
-    Branch ``op_index * num_widths + channel_index`` runs unit ``op`` at that width.
+    With ``dynamic_width`` (channel search in a float space) there is one ``switch_case`` branch
+    per op and the sampled width reaches the unit as a scalar tensor (dynamic leading slices): the
+    trace holds ``num_ops`` branches per block instead of ``num_ops * num_widths``. Otherwise
+    (one width, or a quantized space, whose wrappers slice statically) branch
+    ``op_index * num_widths + channel_index`` runs unit ``op`` at that static width.
     """
 
     def __init__(self, space: SearchSpace, block: int, control: BNControl, seed: int, **kwargs):
@@ -47,13 +51,19 @@ class ChoiceBlock(keras.layers.Layer):
         self.units = {op: OpUnit(op, cin, cout, stride, hw, self.widths, control, affine=False,
                                  seed=seed, padding=space.padding, name=unit_name(block, op))
                       for op in space.ops}
+        self.dynamic_width = len(self.widths) > 1 and not space.quantized
         # ((gene row, selector), ...): around the block's call each selector is set to the tensor
         # arch[row, block] (``selector.selecting(index)``), so per-block genes other than op and
         # channel reach the layers without a retrace. Filled by wrappers that read such genes
         # (spos_tf.quant.apply: weight and activation bit widths); empty for float spaces.
         self.gene_selectors = ()
 
-    def branches(self, x, training):
+    def branches(self, x, training, width=None):
+        """The ``switch_case`` branches: one per op at the tensor ``width`` if given, else one per
+        (op, static width)."""
+        if width is not None:
+            return [lambda unit=unit: unit(x, training=training, width=width)
+                    for unit in self.units.values()]
         return [lambda unit=unit, w=w: unit(x, training=training, width=w)
                 for unit, w in itertools.product(self.units.values(), self.widths)]
 
@@ -61,10 +71,17 @@ class ChoiceBlock(keras.layers.Layer):
         with contextlib.ExitStack() as stack:
             for row, selector in self.gene_selectors:
                 stack.enter_context(selector.selecting(arch[row, self.block]))
-            fns = self.branches(x, training)
+            if self.dynamic_width:
+                width = tf.gather(tf.constant(self.widths, tf.int32),
+                                  arch[CHANNEL_ROW, self.block])
+                fns = self.branches(x, training, width)
+                index = arch[OP_ROW, self.block]
+            else:
+                fns = self.branches(x, training)
+                index = (arch[OP_ROW, self.block] * len(self.widths)
+                         + arch[CHANNEL_ROW, self.block])
             if len(fns) == 1:
                 return fns[0]()
-            index = arch[OP_ROW, self.block] * len(self.widths) + arch[CHANNEL_ROW, self.block]
             return tf.switch_case(index, fns)
 
 
