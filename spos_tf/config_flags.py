@@ -21,11 +21,19 @@ run directory is resumed (``neutral=True``; :func:`neutral_fields`)::
     steps: int = field(1000, "Updates.", low=1)
     momentum: float = field(0.9, "SGD momentum.", low=0.0, high=1.0)
     progress: bool = field(True, "Progress bar.", neutral=True)
+
+A field may carry another flag name than its own (``flag="dataset"`` for ``DataConfig.name``) or no
+flag at all (``flag=False``: a setting filled in by code, such as a nested config or a value
+resolved from the data; such a field may use ``default_factory``)::
+
+    name: str = field("spos_digits", "TFDS name.", flag="dataset")
+    data: DataConfig = field(help="The input data.", default_factory=DataConfig, flag=False)
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 
 from absl import flags
@@ -34,22 +42,26 @@ _DEFINE = {"str": flags.DEFINE_string, "int": flags.DEFINE_integer,
            "float": flags.DEFINE_float, "bool": flags.DEFINE_bool, "tuple": flags.DEFINE_list}
 
 
-def field(default, help: str, *, choices: typing.Sequence[str] | None = None,
-          low: float | None = None, high: float | None = None, low_open: bool = False,
-          high_open: bool = False, neutral: bool = False, **kwargs):
+def field(default=dataclasses.MISSING, help: str = "", *,
+          choices: typing.Sequence[str] | None = None, low: float | None = None,
+          high: float | None = None, low_open: bool = False, high_open: bool = False,
+          neutral: bool = False, flag: bool | str = True, **kwargs):
     """A dataclass field with the metadata its flag and its checks need.
 
     Args:
-      default: the default (immutable).
-      help: the flag's help text.
+      default: the default (immutable); a field without a flag may pass ``default_factory``
+        (in ``kwargs``) instead.
+      help: the flag's help text (required for a field with a flag).
       choices: the allowed values of a string setting (an enum flag).
       low, high: bounds of a number (``None``: unbounded); ``low_open``/``high_open`` exclude
         the bound itself. Checked by :func:`check_fields` (``None`` values of ``Optional``
         fields are not checked).
       neutral: the setting does not change a run's result (progress display, checkpoint period,
         paths of the data): a run directory may be resumed with another value.
+      flag: ``True``: a flag of the field's name; a string: a flag of that name; ``False``: no
+        flag (:func:`define_flags` and :func:`from_flags` skip the field).
     """
-    metadata = {"help": help, "neutral": bool(neutral)}
+    metadata = {"help": help, "neutral": bool(neutral), "flag": flag}
     if choices is not None:
         metadata["choices"] = tuple(choices)
     for key, value in (("low", low), ("high", high)):
@@ -58,7 +70,24 @@ def field(default, help: str, *, choices: typing.Sequence[str] | None = None,
     metadata["low_open"], metadata["high_open"] = bool(low_open), bool(high_open)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use an immutable default (tuple) for config fields")
-    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+    if flag is not False and (not help or "default_factory" in kwargs):
+        raise TypeError("a field with a flag needs a help text and a plain default")
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    return dataclasses.field(metadata=metadata, **kwargs)
+
+
+def flag_name(f: dataclasses.Field) -> str | None:
+    """The flag of dataclass field ``f`` (see :func:`field`'s ``flag``), or None without one."""
+    flag = f.metadata.get("flag", True)
+    if flag is False:
+        return None
+    return f.name if flag is True else flag
+
+
+def flag_names(cls) -> tuple:
+    """The flags of dataclass ``cls``'s fields, in field order."""
+    return tuple(name for name in map(flag_name, dataclasses.fields(cls)) if name is not None)
 
 
 def _base_type(annotation) -> str:
@@ -83,9 +112,10 @@ def define_flags(cls, fv=None, skip: typing.Iterable[str] = ()) -> None:
     """
     fv = flags.FLAGS if fv is None else fv
     for f in dataclasses.fields(cls):
-        if f.name in skip:
+        name = flag_name(f)
+        if f.name in skip or name is None:
             continue
-        if "help" not in f.metadata:
+        if not f.metadata.get("help"):
             raise TypeError(f"{cls.__name__}.{f.name} has no help text: declare it with "
                             f"spos_tf.config_flags.field(default, help)")
         kind = _base_type(f.type)
@@ -93,13 +123,13 @@ def define_flags(cls, fv=None, skip: typing.Iterable[str] = ()) -> None:
             raise TypeError(f"{cls.__name__}.{f.name}: unsupported flag type {f.type!r}")
         default = f.default if f.default is not dataclasses.MISSING else None
         if "choices" in f.metadata:
-            flags.DEFINE_enum(f.name, default, list(f.metadata["choices"]), f.metadata["help"],
+            flags.DEFINE_enum(name, default, list(f.metadata["choices"]), f.metadata["help"],
                               flag_values=fv)
         elif kind == "tuple":
-            _DEFINE[kind](f.name, None if default is None else list(default), f.metadata["help"],
+            _DEFINE[kind](name, None if default is None else list(default), f.metadata["help"],
                           flag_values=fv)
         else:
-            _DEFINE[kind](f.name, default, f.metadata["help"], flag_values=fv)
+            _DEFINE[kind](name, default, f.metadata["help"], flag_values=fv)
 
 
 def from_flags(cls, fv=None, **overrides):
@@ -107,9 +137,10 @@ def from_flags(cls, fv=None, **overrides):
     fv = flags.FLAGS if fv is None else fv
     values = {}
     for f in dataclasses.fields(cls):
-        if f.name in overrides or f.name not in fv:
+        name = flag_name(f)
+        if f.name in overrides or name is None or name not in fv:
             continue
-        value = fv[f.name].value
+        value = fv[name].value
         if _base_type(f.type) == "tuple" and value is not None:
             value = tuple(value)
         values[f.name] = value
@@ -157,10 +188,14 @@ def check_value(name: str, value, kind: str, meta: typing.Mapping) -> None:
     Raises:
       ValueError: naming the flag, the allowed values and the value given.
     """
+    _check(f"--{name}", value, kind, meta)
+
+
+def _check(label: str, value, kind: str, meta: typing.Mapping) -> None:
     choices = meta.get("choices")
     if choices is not None:
         if value not in choices:
-            raise ValueError(f"--{name} must be one of {', '.join(map(str, choices))}; "
+            raise ValueError(f"{label} must be one of {', '.join(map(str, choices))}; "
                              f"got {value!r}")
         return
     if kind in ("int", "float"):
@@ -177,11 +212,11 @@ def check_value(name: str, value, kind: str, meta: typing.Mapping) -> None:
             bounds = "" if "low" not in meta and "high" not in meta else f" in {_interval(meta)}"
             if kind == "int" and "low" in meta and "high" not in meta and not meta.get("low_open"):
                 bounds = f" >= {meta['low']:g}"
-            raise ValueError(f"--{name} must be {what}{bounds}, got {value!r}")
+            raise ValueError(f"{label} must be {what}{bounds}, got {value!r}")
     elif kind == "bool" and not isinstance(value, bool):
-        raise ValueError(f"--{name} must be true or false, got {value!r}")
-    elif kind == "str" and not isinstance(value, str):
-        raise ValueError(f"--{name} must be a string, got {value!r}")
+        raise ValueError(f"{label} must be true or false, got {value!r}")
+    elif kind == "str" and not isinstance(value, (str, os.PathLike)):  # paths are strings too
+        raise ValueError(f"{label} must be a string, got {value!r}")
 
 
 def check_fields(config) -> None:
@@ -190,7 +225,8 @@ def check_fields(config) -> None:
     in the config's own ``validate``.
 
     Raises:
-      ValueError: the first bad setting, naming its flag and the allowed values.
+      ValueError: the first bad setting, naming its flag (``Class.field`` for a field without a
+        flag) and the allowed values.
     """
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
@@ -199,4 +235,6 @@ def check_fields(config) -> None:
             continue
         kind = _base_type(f.type)
         if kind in _DEFINE:
-            check_value(f.name, value, kind, f.metadata)
+            name = flag_name(f)
+            label = f"--{name}" if name else f"{type(config).__name__}.{f.name}"
+            _check(label, value, kind, f.metadata)

@@ -7,7 +7,7 @@ stand-alone network the same without the sampling. Its callers only add what the
 
 * ``Supernet.train_step`` (Keras ``fit``, the tests and ``benchmarks/supernet_step.py``) passes
   the compiled Keras loss and computes the compiled metrics from the returned logits;
-* ``spos_tf.train_lib`` (the app) passes the per-example loss summed over the global batch,
+* ``spos_tf.train_loop`` (the app) passes the per-example loss summed over the global batch,
   runs it per replica under ``strategy.run`` and stops the run when ``finite`` is false.
 
 Like Keras' ``Model.train_step``, it runs inside one replica (in a ``tf.function``, or eagerly
@@ -34,7 +34,7 @@ class StepOutput(NamedTuple):
       loss: the scalar that was differentiated (``loss_fn(labels, logits)``).
       logits: the model's output on the step's images (training mode).
       finite: scalar bool, the loss and the global gradient norm are finite. The update has been
-        applied either way; a caller that sees ``False`` should stop (``spos_tf.train_lib``
+        applied either way; a caller that sees ``False`` should stop (``spos_tf.train_loop``
         raises ``DivergenceError`` and keeps the last good checkpoint).
       macs: float32 scalar, MACs of the trained path (the supernet's sampled path, else
         ``fixed_macs``).

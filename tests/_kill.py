@@ -47,6 +47,13 @@ def app_env() -> dict:
             "CUDA_VISIBLE_DEVICES": ""}
 
 
+def start_app(module: str, args):
+    """``subprocess.Popen`` of ``python -m <module> <args>`` in the repository (stdout and stderr
+    together, as text)."""
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=app_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def start_app_that_stops_after_checkpoint(module: str, args, marker, after: int = 1):
     """``subprocess.Popen`` of ``python -m <module> <args>`` that blocks after its ``after``-th
     checkpoint save, once it has written that checkpoint's path to ``marker``."""

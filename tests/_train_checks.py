@@ -1,10 +1,26 @@
-"""Checks shared by tests/test_train.py and tests/test_multiworker.py (not a test module)."""
+"""Checks shared by the tests of the training app and library (tests/test_train*.py) and
+tests/test_multiworker.py (not a test module)."""
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
+from absl import flags
 
 import spos_tf
 from spos_tf import run_dir
 from spos_tf.sampling import ArchSampler
+
+FLAGS_DIR = Path(__file__).resolve().parents[1] / "flags"
+
+
+def parse_flagfile(name, *extra):
+    """The ``TrainConfig`` of ``python -m spos_tf.train --flagfile=flags/<name> <extra>``."""
+    from spos_tf import train
+
+    fv = flags.FlagValues()
+    train.define_flags(fv)
+    fv(["train", f"--flagfile={FLAGS_DIR / name}", *extra])
+    return train.config_from_flags(fv)
 
 
 def checkpoint_values(path):

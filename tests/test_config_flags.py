@@ -65,3 +65,38 @@ def test_a_field_without_help_cannot_become_a_flag():
 
     with pytest.raises(TypeError, match="no help text"):
         config_flags.define_flags(Bad, flags.FlagValues())
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    name: str = field("digits", "Data set name.", flag="dataset")
+    root: Optional[str] = field(None, "Where the data lies.", neutral=True)
+    image_size: Optional[int] = field(None, low=1, flag=False)   # filled in by code
+    extra: dict = field(default_factory=dict, flag=False)
+
+
+def test_a_field_may_have_another_flag_name_or_none():
+    assert config_flags.flag_names(Data) == ("dataset", "root")
+    fv = flags.FlagValues()
+    config_flags.define_flags(Data, fv)
+    flags.DEFINE_integer("image_size", 5, "Another app's flag of the same name.", flag_values=fv)
+    assert set(fv) == {"dataset", "root", "image_size"}
+    fv(["app", "--dataset=cifar10", "--root=/d"])
+    assert config_flags.from_flags(Data, fv) == Data(name="cifar10", root="/d")  # no image_size
+    with pytest.raises(ValueError, match="--dataset must be a string, got 3"):
+        check_fields(Data(name=3))
+    with pytest.raises(ValueError, match=r"^Data.image_size must be an integer >= 1, got 0$"):
+        check_fields(Data(image_size=0))   # no flag: named by its field
+
+
+def test_a_path_is_a_string_setting():
+    import pathlib
+
+    check_fields(Data(root=pathlib.Path("/tmp")))
+
+
+def test_a_flag_needs_a_help_text_and_a_plain_default():
+    with pytest.raises(TypeError, match="help text"):
+        field(3)
+    with pytest.raises(TypeError, match="plain default"):
+        field(help="A list.", default_factory=list)

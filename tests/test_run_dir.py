@@ -103,3 +103,14 @@ def test_check_workdir_of_an_app_decides_new_resume_overwrite_and_refuses_other_
         check({"seed": 1}, overwrite=False, what="a thing")
     assert check({"seed": 1}, overwrite=True) == "overwrite"
     assert check({"seed": 0, "new": 3}, overwrite=False, defaults={"new": 3}) == "resume"
+
+
+def test_a_setting_added_after_a_run_was_written_is_its_default_on_resume():
+    defaults = {"lr": 0.5, "new": "uniform", "data": {"name": "d", "extra": 1}}
+    old = {"lr": 0.5, "data": {"name": "d"}}  # written before "new" and "data.extra" existed
+    assert run_dir.config_diff(old, defaults, defaults=defaults) == []
+    changed = {"lr": 0.5, "new": "cost_bins", "data": {"name": "d", "extra": 1}}
+    assert run_dir.config_diff(old, changed, defaults=defaults) == [
+        "new: '<unset>' -> 'cost_bins'"]
+    assert run_dir.config_diff(old, defaults) == [  # without defaults: strict
+        "data.extra: '<unset>' -> 1", "new: '<unset>' -> 'uniform'"]

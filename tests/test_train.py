@@ -1,35 +1,24 @@
-"""Tests for the training app: flag files, the workdir contract, resume after SIGKILL, bad inputs.
+"""Tests for the training app (``python -m spos_tf.train``): its flags (derived from the configs),
+the flag files, and the binary's exit status and output.
 
-Runs the real loop on the tiny twins (flags/tiny_*.cfg) on the embedded digits; every data_dir and
-workdir is under tmp_path. About 2-3 minutes on 2 CPU cores, mostly tracing the tiny supernet.
+The loop itself is tested in tests/test_train_loop.py, the config in tests/test_train_config.py.
 """
-import dataclasses
-import io
-import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from absl import flags
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-import tensorflow as tf
-from spos_tf import run_dir, spaces, train, train_lib, train_step
+from spos_tf import run_dir, train
 from spos_tf.data import DataConfig
-from spos_tf.sampling import ArchSampler, CostBinSampler
+from spos_tf.train_config import TrainConfig
 
-from _files import snapshot
-from _kill import kill_at_marker, start_app_that_stops_after_checkpoint
-from _train_checks import (assert_only_sampled_choices_moved, checkpoint_values,
-                           standalone_accuracy)
+from _kill import start_app
+from _train_checks import FLAGS_DIR, parse_flagfile
 
 REPO = Path(__file__).resolve().parents[1]
-FLAGS_DIR = REPO / "flags"
 # (The other flags/quant_*.cfg need --arch / --uniform_bits or are search files: parsed and run
 # by tests/test_quant_apps.py.)
 FLAG_FILES = ("supernet.cfg", "retrain.cfg", "quickstart.cfg", "tiny_supernet.cfg",
@@ -37,23 +26,17 @@ FLAG_FILES = ("supernet.cfg", "retrain.cfg", "quickstart.cfg", "tiny_supernet.cf
               "quant_supernet.cfg", "quant_quickstart.cfg")
 RECIPE = ("optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
           "label_smoothing")
-
-
-def parse_flagfile(name, *extra):
-    fv = flags.FlagValues()
-    train.define_flags(fv)
-    fv(["train", f"--flagfile={FLAGS_DIR / name}", *extra])
-    return train.config_from_flags(fv)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, data_dir):
-    """The tiny supernet twin, trained once in-process: (workdir, final record, config)."""
-    workdir = str(tmp_path_factory.mktemp("tiny") / "run")
-    config = parse_flagfile("tiny_supernet.cfg", f"--workdir={workdir}", f"--data_dir={data_dir}")
-    record = train_lib.run(dataclasses.replace(config, progress=False), stream=io.StringIO())
-    return workdir, record, config
-
+# The flags users know (the app's flags before they were derived from the configs).
+FLAG_NAMES = {
+    "workdir", "overwrite", "space", "ops", "arch", "uniform_bits", "seed", "dataset", "data_dir",
+    "manual_dir", "augment", "preprocessing", "train_split", "holdout_split", "test_split",
+    "shuffle_buffer", "steps", "batch_size", "optimizer", "learning_rate", "lr_schedule",
+    "momentum", "weight_decay", "label_smoothing", "min_macs", "max_macs", "sampling", "cost_bins",
+    "bin_tries", "latency_table", "min_latency_ms", "max_latency_ms", "bn_momentum", "strategy",
+    "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split",
+    "eval_batch_size", "eval_batches", "calib_batches", "final_bn_batches", "final_bn_augment",
+    "progress", "image_size", "num_classes", "width", "strides", "repeats", "channel_scales",
+    "weight_bits", "act_bits", "padding", "fold_bn", "data_service"}
 
 
 # ------------------------------------------------------------------------------- flag files
@@ -110,337 +93,56 @@ def test_quickstart_flags():
     assert config.eval_paths >= 10
 
 
-# ------------------------------------------------------------------------------- the run
-@pytest.mark.slow
-def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
-    workdir, record, config = tiny_run
-    saved = run_dir.load_run_config(workdir)
-    assert saved["space"] == "shufflenet_oneshot" and saved["arch"] is None
-    assert saved["seed"] == 0
-    space = spaces.get(saved["space"], **saved["space_overrides"])
-    assert (space.image_size, space.num_classes, space.num_blocks) == (8, 10, 4)
-    data = DataConfig(**saved["data"])
-    assert data.name == "spos_digits" and data.image_size == 8
-
-    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
-    assert records[-1] == record and record["final"] and record["step"] == config.steps
-    assert len(record["val_paths"]) == 10 and record["bn_recalibrated"]
-    sampler = ArchSampler(space, 0)  # fixed evaluation paths: (seed, 2**40 + i)
-    assert [p["arch"] for p in record["val_paths"]] == [
-        str(sampler(train_lib.EVAL_STEP_OFFSET + i)) for i in range(10)]
-    assert record["val_accuracy"] == pytest.approx(
-        np.mean([p["accuracy"] for p in record["val_paths"]]))
-    logs = [r for r in records if "loss" in r and "val_accuracy" not in r]
-    assert [r["step"] for r in logs] == [3, 6, 9, 12]
-    for r in logs:  # linear decay per step to 0; the record holds the rate of its last update
-        assert r["learning_rate"] == pytest.approx(0.5 * (1 - (r["step"] - 1) / 12), rel=1e-5)
-        assert r["arch_macs"] > 0 and 0 <= r["accuracy"] <= 1 and np.isfinite(r["loss"])
-
-    events = list(Path(workdir, "tb").glob("events.out.tfevents.*"))
-    assert events
-    scalars = {(v.tag, e.step): float(tf.make_ndarray(v.tensor))
-               for e in tf.compat.v1.train.summary_iterator(str(events[0]))
-               for v in e.summary.value}
-    assert {"loss", "accuracy", "learning_rate", "arch_macs", "val_accuracy"} <= {
-        tag for tag, _ in scalars}
-    for r in logs:   # TensorBoard shows the values of metrics.jsonl
-        assert scalars[("loss", r["step"])] == pytest.approx(r["loss"], rel=1e-6)
-        assert scalars[("arch_macs", r["step"])] == pytest.approx(r["arch_macs"], rel=1e-6)
-    assert scalars[("val_accuracy", 12)] == pytest.approx(record["val_accuracy"], rel=1e-6)
-    assert not Path(workdir, "flags.txt").exists()  # written by the app (see test_app_*)
-
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    assert latest.endswith("ckpt-12")
-    space2, model, cfg = run_dir.restore_model(workdir)
-    assert space2 == space and cfg == saved
-    values = checkpoint_values(latest)
-    kernel = model.stem.prims["stem_conv"].kernel
-    key = [k for k in values if "stem" in k and "kernel" in k and "optimizer" not in k
-           and "OPTIMIZER_SLOT" not in k]
-    assert any(np.array_equal(values[k], kernel.numpy()) for k in key)
+# ------------------------------------------------------------------------------- derived flags
+def _flags():
+    fv = flags.FlagValues()
+    train.define_flags(fv)
+    return fv
 
 
-@pytest.mark.slow
-def test_rerunning_a_finished_run_trains_nothing(tiny_run):
-    workdir, record, config = tiny_run
-    before = snapshot(workdir, mtimes=False)  # a resume rewrites metrics.jsonl with the same lines
-    out = io.StringIO()
-    again = train_lib.run(dataclasses.replace(config, log_every=6), stream=out)  # neutral change
-    assert again == record and "already trained" in out.getvalue()
-    after = snapshot(workdir, mtimes=False)
-    assert after.pop("config.json") != before.pop("config.json")  # holds the new log_every
-    assert after == before
-    assert run_dir.load_run_config(workdir)["log_every"] == 6
+def test_the_flags_are_those_users_know_with_the_config_defaults():
+    fv = _flags()
+    assert set(fv) == FLAG_NAMES
+    assert sorted(train.flag_names()) == sorted(FLAG_NAMES)  # flags.txt writes each once
+    # defaults: the paper's recipe (the flag of TrainConfig.workdir has none: it is required)
+    assert [fv[n].default for n in ("workdir", "steps", "batch_size", "learning_rate", "momentum",
+                                    "weight_decay", "dataset", "shuffle_buffer")] == [
+        None, 150_000, 1024, 0.5, 0.9, 4e-5, "spos_digits", 10_000]
+    assert fv["optimizer"].parser.enum_values == ["sgd", "adam"]
+    assert fv["augment"].parser.enum_values == ["imagenet", "light", "none"]
+    assert "Evaluation split (default: holdout for the supernet" in fv["eval_split"].help
+    assert fv["dataset"].help == "TFDS name or folder:<root>."
+    with pytest.raises(flags.IllegalFlagValueError):
+        fv(["train", "--optimizer=rmsprop"])
 
 
-@pytest.mark.slow
-def test_a_different_config_is_refused_and_changes_nothing(tiny_run):
-    workdir, _, config = tiny_run
-    before = snapshot(workdir)
-    with pytest.raises(run_dir.RunDirError, match=r"learning_rate: 0\.5 -> 0\.1.*--overwrite"):
-        train_lib.run(dataclasses.replace(config, learning_rate=0.1))
-    with pytest.raises(run_dir.RunDirError, match="space_overrides"):
-        train_lib.run(dataclasses.replace(
-            config, space_overrides={**config.space_overrides, "width": 0.25}))
-    assert snapshot(workdir) == before
-
-
-def _copy(tiny_run, tmp_path):
-    workdir, _, config = tiny_run
-    copy = str(tmp_path / "copy")
-    shutil.copytree(workdir, copy)
-    return copy, dataclasses.replace(config, workdir=copy)
-
-
-@pytest.mark.slow
-def test_a_damaged_checkpoint_is_reported_and_kept(tiny_run, tmp_path):
-    workdir, config = _copy(tiny_run, tmp_path)
-    data = Path(workdir, "checkpoints", "ckpt-12.data-00000-of-00001")
-    data.write_bytes(data.read_bytes()[:100])
-    before = snapshot(workdir)
-    with pytest.raises(run_dir.CheckpointError, match=r"ckpt-12 cannot be restored.*--overwrite"):
-        train_lib.run(config)
-    with pytest.raises(run_dir.CheckpointError, match="ckpt-12"):
-        run_dir.restore_model(workdir)
-    assert snapshot(workdir) == before
-
-
-@pytest.mark.slow
-def test_a_damaged_checkpoint_index_is_reported(tiny_run, tmp_path):
-    workdir, config = _copy(tiny_run, tmp_path)
-    Path(workdir, "checkpoints", "checkpoint").write_text("model_checkpoint_path: {{{")
-    with pytest.raises(run_dir.CheckpointError, match="checkpoint index"):
-        train_lib.run(config)
-    Path(workdir, "checkpoints", "checkpoint").write_text('model_checkpoint_path: "ckpt-99"\n')
-    with pytest.raises(run_dir.CheckpointError, match="missing"):
-        run_dir.restore_model(workdir)
-
-
-@pytest.mark.slow
-def test_a_relative_workdir_finds_its_checkpoints(tiny_run, monkeypatch):
-    # The quick start's default workdir is relative (runs/quickstart); the checkpoint index names
-    # "ckpt-N" relative to its folder, which must be joined once, not twice.
-    workdir = tiny_run[0]
-    absolute = run_dir.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    monkeypatch.chdir(os.path.dirname(workdir))
-    relative = os.path.join(os.path.basename(workdir), "checkpoints")
-    assert not os.path.isabs(relative)
-    assert run_dir.latest_checkpoint(relative) == absolute
-    assert os.path.exists(absolute + ".index")
-    _, from_relative, _ = run_dir.restore_model(os.path.basename(workdir))
-    _, from_absolute, _ = run_dir.restore_model(workdir)
-    for a, b in zip(from_relative.weights, from_absolute.weights, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-
-
-# ------------------------------------------------------------------------------- bad input
-def _tiny(tmp_path, data_dir, *flags_, **changes):
-    config = parse_flagfile("tiny_supernet.cfg", f"--workdir={tmp_path / 'wd'}",
-                            f"--data_dir={data_dir}", *flags_)
-    return dataclasses.replace(config, progress=False, **changes)
-
-
-TWO_OPS = "--ops=shuffle3x3,xception"  # half the branches: half the tracing time
-
-
-BAD = [
-    (dict(space="nope"), ValueError, "unknown search space"),
-    (dict(space_overrides={"ops": ("shuffle3x3", "conv9x9")}), ValueError, "unknown op"),
-    (dict(space_overrides={"repeats": (1, 1)}), ValueError, "repeats must list 4 stages"),
-    (dict(space_overrides={"depth": 3}), ValueError, "bad override"),
-    (dict(arch="1,2"), ValueError, "4 choice blocks"),
-    (dict(arch="0,0,0,9"), ValueError, "out of range"),
-    (dict(arch="a,b,c,d"), ValueError, "not comma-separated"),
-    (dict(arch="/no/such/arch.json"), ValueError, "does not exist"),
-    (dict(data=DataConfig(name="no_such_data")), ValueError, "Unknown data set"),
-    (dict(steps=0), ValueError, "--steps"),
-    (dict(batch_size=-4), ValueError, "--batch_size"),
-    (dict(learning_rate=float("nan")), ValueError, "--learning_rate"),
-    (dict(optimizer="rmsprop"), ValueError, "--optimizer"),
-    (dict(lr_schedule="step"), ValueError, "--lr_schedule"),
-    (dict(strategy="tpu"), ValueError, "--strategy"),
-    (dict(label_smoothing=1.0), ValueError, "--label_smoothing"),
-    (dict(eval_split="train"), ValueError, "--eval_split"),
-    (dict(min_macs=2e6, max_macs=1e6), ValueError, "above --max_macs"),
-    (dict(max_macs=10.0), ValueError, "met the sampling constraint"),
-    (dict(final_bn_batches=5), ValueError, "applies to retraining"),
-    (dict(arch="0,0,0,0", min_macs=1.0), ValueError, "drop them"),
-    (dict(sampling="bins"), ValueError, "--sampling"),
-    (dict(sampling="cost_bins", max_macs=5e5), ValueError, "cannot be combined"),
-    (dict(sampling="cost_bins"), ValueError, "no --cost_bins bin overlaps"),  # 290M..360M
-    (dict(sampling="cost_bins", cost_bins=(5e5, 4e5)), ValueError, "strictly increasing"),
-    (dict(arch="0,0,0,0", sampling="cost_bins"), ValueError, "drop them"),
-    (dict(space_overrides={"num_classes": 5}), ValueError, "below the 10 classes"),
-    (dict(workdir=""), ValueError, "--workdir is required"),
-]
-
-
-@pytest.mark.parametrize("changes, error, message", BAD, ids=[str(b[0])[:40] for b in BAD])
-def test_bad_input_is_refused_before_anything_is_written(changes, error, message, tmp_path,
-                                                         data_dir):
-    if "data" in changes:
-        changes["data"] = dataclasses.replace(changes["data"], data_dir=data_dir)
-    with pytest.raises(error, match=message):
-        train_lib.run(_tiny(tmp_path, data_dir, **changes))
-    assert not (tmp_path / "wd").exists()
-
-
-def test_missing_imagenet_names_the_manual_download(tmp_path):
-    config = _tiny(tmp_path, str(tmp_path / "tfds"),
-                   data=DataConfig(name="imagenet2012", data_dir=str(tmp_path / "tfds")))
-    with pytest.raises(FileNotFoundError, match="ILSVRC2012_img_train.tar"):
-        train_lib.run(config)
-    assert not (tmp_path / "wd").exists()
-
-
-def test_multi_worker_without_tf_config_is_refused(tmp_path, data_dir, monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ValueError, match="TF_CONFIG"):
-        train_lib.run(_tiny(tmp_path, data_dir, strategy="multi_worker"))
-
-
-def test_workdir_that_is_a_file_or_a_damaged_run_is_refused(tmp_path, data_dir):
-    (tmp_path / "wd").write_text("x")
-    with pytest.raises(run_dir.RunDirError, match="is a file"):
-        train_lib.run(_tiny(tmp_path, data_dir))
-    (tmp_path / "wd").unlink()
-    (tmp_path / "wd" / "checkpoints").mkdir(parents=True)
-    with pytest.raises(run_dir.RunDirError, match="no config.json.*--overwrite"):
-        train_lib.run(_tiny(tmp_path, data_dir))
-
-
-@pytest.mark.slow
-def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, data_dir,
-                                                                    monkeypatch):
-    real = train_lib.build_dataset
-
-    def poisoned(config, role, *args, **kwargs):  # batch 7 (step 8) and later carry NaN images
-        ds = real(config, role, *args, **kwargs)
-        if role != "train":
-            return ds
-        return ds.enumerate().map(
-            lambda i, batch: (tf.where(i >= 7, np.nan, batch[0]), batch[1]))
-
-    monkeypatch.setattr(train_lib, "build_dataset", poisoned)
-    config = _tiny(tmp_path, data_dir, TWO_OPS)
-    with pytest.raises(train_lib.DivergenceError,
-                       match=r"diverged at step 8: the (loss is nan|gradients contain NaN)"
-                             r".*ckpt-6 is kept"):
-        train_lib.run(config)
-    ckpt_dir = str(tmp_path / "wd" / "checkpoints")
-    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-6")
-    assert sorted(p.name for p in Path(ckpt_dir).glob("*.index")) == [
-        "ckpt-3.index", "ckpt-6.index"]
-    records = run_dir.MetricsLog(str(tmp_path / "wd")).read()
-    assert [r["step"] for r in records] == [3, 6] and "val_accuracy" not in records[-1]
-    _, model, _ = run_dir.restore_model(str(tmp_path / "wd"))
-    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
-
-
-@pytest.mark.slow
-def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, data_dir,
-                                                                      monkeypatch):
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        pytest.skip("needs 2 logical CPU devices (tests/conftest.py)")
-    with pytest.raises(train_lib.ConfigError, match="not divisible by the 2 replicas"):
-        train_lib.run(_tiny(tmp_path, data_dir, strategy="mirrored", batch_size=31))
-    replicas = []   # the app's step is the one of spos_tf.train_step, run on each replica
-    real_step = train_step.train_step
-
-    def recording(model, *args, **kwargs):
-        replicas.append(int(tf.get_static_value(
-            tf.distribute.get_replica_context().replica_id_in_sync_group)))
-        return real_step(model, *args, **kwargs)
-
-    monkeypatch.setattr(train_step, "train_step", recording)
-    config = _tiny(tmp_path, data_dir, TWO_OPS, strategy="mirrored", steps=3, eval_paths=1)
-    out = io.StringIO()
-    record = train_lib.run(config, stream=out)
-    assert "on 2 replica(s)" in out.getvalue() and record["final"]
-    assert sorted(replicas) == [0, 1]   # traced once per replica
-    assert assert_only_sampled_choices_moved(tmp_path / "wd", 3) > 0
-
-
-@pytest.mark.slow
-def test_cost_bins_sampling_reports_the_bins_in_metrics(tmp_path, data_dir):
-    """Issue 12, item 4: --sampling=cost_bins trains the paths of CostBinSampler and every
-    metrics record counts the sampled paths per MACs bin since the previous record."""
-    edges = (380e3, 440e3, 500e3, 560e3)        # the tiny space spans 379,648 .. 557,568 MACs
-    config = _tiny(tmp_path, data_dir, "--sampling=cost_bins",
-                   "--cost_bins=" + ",".join(f"{e:g}" for e in edges), steps=6, eval_paths=2)
-    assert config.cost_bins == edges
-    train_lib.run(config, stream=io.StringIO())
-    records = [json.loads(line) for line in open(tmp_path / "wd" / "metrics.jsonl")]
-    logged = [r for r in records if "path_bins" in r]
-    assert [r["step"] for r in logged] == [3, 6]
-    space = spaces.get("shufflenet_oneshot", **config.space_overrides, num_classes=10)
-    sampler = CostBinSampler(space, 0, edges)
-    macs = [spos_tf.costs.macs(space, sampler(step)) for step in range(6)]
-    for record, window in zip(logged, (macs[:3], macs[3:])):
-        expected = [sum(lo <= m < hi or (hi == edges[-1] and m == hi) for m in window)
-                    for lo, hi in zip(edges, edges[1:])]
-        assert record["path_bins"] == expected
-        assert record["path_bins_outside"] == 3 - sum(expected)
-        assert record["arch_macs"] == pytest.approx(np.mean(window), rel=1e-6)
-    saved = run_dir.load_run_config(str(tmp_path / "wd"))
-    assert (saved["sampling"], saved["cost_bins"], saved["bin_tries"]) == (
-        "cost_bins", list(edges), 500)
-
-
-# ------------------------------------------------------------------------------- retraining
-@pytest.mark.slow
-def test_tiny_retrain_runs_the_final_bn_pass(tmp_path, data_dir):
-    workdir = str(tmp_path / "rt")
-    run_dir.write_config(workdir, {"space": "shufflenet_oneshot", "steps": 7})  # another run
-    os.makedirs(os.path.join(workdir, "checkpoints"))
-    Path(workdir, "notes.txt").write_text("not the run's")
-    config = parse_flagfile("tiny_retrain.cfg", f"--workdir={workdir}", f"--data_dir={data_dir}",
-                            "--overwrite")
-    out = io.StringIO()
-    record = train_lib.run(dataclasses.replace(config, progress=False), stream=out)
-    assert Path(workdir, "notes.txt").read_text() == "not the run's"
-    assert "Training the stand-alone network 2,1,0,3" in out.getvalue()
-    assert "Recomputed exact BN statistics on 2 batches" in out.getvalue()
-    assert record["final"] and record["eval_split"] == "test"
-    assert record["val_accuracy"] == pytest.approx(standalone_accuracy(workdir), abs=1e-9)
-    saved = run_dir.load_run_config(workdir)
-    assert saved["arch"] == "2,1,0,3"
-    values = checkpoint_values(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
-    assert [v for k, v in values.items() if k.startswith("final_bn")] == [1]
-    space, model, _ = run_dir.restore_model(workdir)
-    assert model.name == "standalone" and str(model.arch) == "2,1,0,3"
-
-
-# ------------------------------------------------------------------------------- evaluation
-def test_smoothed_sparse_ce_matches_keras():
-    import tf_keras as keras
-
-    logits = tf.constant([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
-    labels = tf.constant([0, 2])
-    ours = train_lib.SmoothedSparseCE(3, 0.1)(labels, logits)
-    ref = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(
-        tf.one_hot(labels, 3), logits)
-    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-6)
-
-
-def test_step_dropout_is_a_function_of_seed_and_step():
-    step = tf.Variable(5, dtype=tf.int64)
-    layer = train_lib.StepDropout(0.5, 7, lambda: step)
-    x = tf.ones((4, 64))
-    a, b = layer(x, training=True).numpy(), layer(x, training=True).numpy()
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(train_lib.StepDropout(0.5, 7, lambda: step)(x, training=True), a)
-    step.assign(6)
-    assert not np.array_equal(layer(x, training=True).numpy(), a)
-    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
+def test_parsed_flags_build_the_config_and_flags_text_reproduces_it(tmp_path):
+    config = parse_flagfile("tiny_supernet.cfg", "--workdir=/x", "--dataset=cifar10",
+                            "--data_dir=/d", "--ops=shuffle3x3,xception",
+                            "--cost_bins=380e3,440e3", "--eval_split=test")
+    assert config == TrainConfig(
+        workdir="/x", space="shufflenet_oneshot", seed=0, steps=12, batch_size=32,
+        space_overrides={"image_size": 8, "width": 0.125, "repeats": (1, 1, 1, 1),
+                         "ops": ("shuffle3x3", "xception")},
+        data=DataConfig(name="cifar10", data_dir="/d"), optimizer="sgd", learning_rate=0.5,
+        lr_schedule="linear", momentum=0.9, weight_decay=4e-5, label_smoothing=0.1,
+        cost_bins=(380e3, 440e3), checkpoint_every=3, keep_checkpoints=10, log_every=3,
+        eval_paths=10, eval_split="test", eval_batch_size=150, eval_batches=1, calib_batches=1)
+    # (--image_size is a space override: the data's image_size is left to resolve())
+    fv = _flags()
+    fv(["train", f"--flagfile={FLAGS_DIR / 'tiny_supernet.cfg'}", "--workdir=/x",
+        "--dataset=cifar10", "--data_dir=/d", "--ops=shuffle3x3,xception",
+        "--cost_bins=380e3,440e3", "--eval_split=test"])
+    path = tmp_path / "flags.txt"
+    path.write_text(train.flags_text(fv))
+    again = _flags()
+    again(["train", f"--flagfile={path}"])
+    assert train.config_from_flags(again) == config
 
 
 # ------------------------------------------------------------------------------- the app
-def _app(args, **kwargs):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.Popen([sys.executable, "-m", "spos_tf.train", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+def _app(args):
+    return start_app("spos_tf.train", args)
 
 
 @pytest.mark.slow
@@ -465,53 +167,3 @@ def test_app_reports_bad_input_with_exit_status_2(tmp_path, data_dir):
     assert proc.returncode == 2, out
     assert "error: bad --arch='0,1'" in out and "Traceback" not in out
     assert not (tmp_path / "wd").exists()
-
-
-@pytest.mark.slow
-def test_sigkill_and_restart_ends_with_the_weights_of_an_uninterrupted_run(tiny_run, tmp_path,
-                                                                          data_dir):
-    ref_dir = Path(tiny_run[0])  # the same flags, trained uninterrupted (in-process)
-    work = tmp_path / "killed"
-    common = ["--flagfile=flags/tiny_supernet.cfg", f"--data_dir={data_dir}", "--noprogress",
-              f"--workdir={work}"]
-    # killed right after its first checkpoint (step 3), whatever the machine's speed
-    marker = tmp_path / "checkpointed"
-    killed = start_app_that_stops_after_checkpoint("spos_tf.train", common, marker)
-    path = kill_at_marker(killed, marker, timeout_s=150)
-    state = tf.train.get_checkpoint_state(str(work / "checkpoints"))
-    assert state.model_checkpoint_path == path and path.endswith("ckpt-3")
-    killed_at = 3
-
-    resumed = _app(common)
-    out, _ = resumed.communicate(timeout=180)
-    assert resumed.returncode == 0, out
-    assert "Resuming the supernet" in out and f"at step {killed_at}/12" in out
-    assert "Final (step 12) held-out accuracy of 10 random paths" in out and "Done in" in out
-
-    a = checkpoint_values(str(ref_dir / "checkpoints" / "ckpt-12"))
-    b = checkpoint_values(str(work / "checkpoints" / "ckpt-12"))
-    assert a.keys() == b.keys()
-    assert len([k for k in a if k.startswith("model/")]) > 100
-    different = [k for k in a if not np.array_equal(a[k], b[k])]
-    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
-
-    def history(folder):  # same sampled paths (MACs), same losses, same evaluation
-        return [(r["step"], r.get("loss"), r.get("arch_macs"), r.get("val_accuracy"))
-                for r in run_dir.MetricsLog(str(folder)).read()]
-
-    assert history(ref_dir) == history(work)
-    flags_txt = (work / "flags.txt").read_text()
-    assert "--steps=12" in flags_txt and f"--workdir={work}" in flags_txt
-
-
-def test_a_setting_added_after_a_run_was_written_is_its_default_on_resume():
-    from spos_tf import run_dir
-
-    defaults = {"lr": 0.5, "new": "uniform", "data": {"name": "d", "extra": 1}}
-    old = {"lr": 0.5, "data": {"name": "d"}}  # written before "new" and "data.extra" existed
-    assert run_dir.config_diff(old, defaults, defaults=defaults) == []
-    changed = {"lr": 0.5, "new": "cost_bins", "data": {"name": "d", "extra": 1}}
-    assert run_dir.config_diff(old, changed, defaults=defaults) == [
-        "new: '<unset>' -> 'cost_bins'"]
-    assert run_dir.config_diff(old, defaults) == [  # without defaults: strict
-        "data.extra: '<unset>' -> 1", "new: '<unset>' -> 'uniform'"]

@@ -12,6 +12,9 @@ import os
 import re
 from typing import Optional
 
+from spos_tf import config_flags
+from spos_tf.config_flags import field
+
 FOLDER_PREFIX = "folder:"
 AUGMENTATIONS = ("imagenet", "light", "none")
 PREPROCESSINGS = ("standard", "reference")  # spos_tf.data.preprocess.finish
@@ -81,21 +84,34 @@ class DataConfig:
         second than this host's cores supply. Only the ``train`` role in training mode; batch
         order then depends on worker timing, and a resumed run starts a new stream instead of
         replaying the interrupted one (README "Data", "More input throughput").
+
+    The fields with a flag are flags of the training app (``--dataset`` sets ``name``); the
+    others are filled from the data set's defaults or by the run (``image_size`` follows the
+    space).
     """
 
-    name: str = "spos_digits"
-    data_dir: Optional[str] = None
-    manual_dir: Optional[str] = None
-    image_size: Optional[int] = None
-    train_split: Optional[str] = None
-    holdout_split: Optional[str] = None
-    test_split: Optional[str] = None
-    augment: Optional[str] = None
-    cache: Optional[bool] = None
-    shuffle_buffer: int = 10_000
-    eval_crop_fraction: Optional[float] = None
-    preprocessing: str = "standard"
-    data_service: Optional[str] = None
+    name: str = field("spos_digits", "TFDS name or folder:<root>.", flag="dataset")
+    data_dir: Optional[str] = field(
+        None, "TFDS data directory (default ~/tensorflow_datasets).", neutral=True)
+    manual_dir: Optional[str] = field(
+        None, "Manually downloaded archives (imagenet2012 tars); default "
+        "<data_dir>/downloads/manual.", neutral=True)
+    image_size: Optional[int] = field(None, low=1, flag=False)
+    train_split: Optional[str] = field(None, "Training split spec (default: the data set's).")
+    holdout_split: Optional[str] = field(None, "Held-out split for evaluation and search.")
+    test_split: Optional[str] = field(None, "Test split.")
+    augment: Optional[str] = field(None, "Training augmentation (default: the data set's).",
+                                   choices=AUGMENTATIONS)
+    cache: Optional[bool] = field(None, flag=False)
+    shuffle_buffer: int = field(10_000, "Shuffle buffer (examples).", low=1)
+    eval_crop_fraction: Optional[float] = field(None, low=0.0, low_open=True, high=1.0,
+                                                flag=False)
+    preprocessing: str = field(
+        "standard", "Network input: standard (RGB, mean/std normalised) or reference (BGR 0..255, "
+        "as the authors' release; for imported weights).", choices=PREPROCESSINGS)
+    data_service: Optional[str] = field(
+        None, "Address grpc://<dispatcher>:<port> of a tf.data service whose workers prepare the "
+        "training batches (README: More input throughput).", neutral=True)
 
     @property
     def is_folder(self) -> bool:
@@ -109,7 +125,8 @@ class DataConfig:
         return os.path.expanduser(self.name[len(FOLDER_PREFIX):])
 
     def validate(self) -> "DataConfig":
-        """Checks every field's type and range without touching the file system.
+        """Checks every field's type and range without touching the file system (bounds and
+        choices from the fields' metadata, :func:`spos_tf.config_flags.check_fields`).
 
         Returns:
           ``self``, so that ``DataConfig(...).validate()`` can be chained.
@@ -123,47 +140,19 @@ class DataConfig:
             raise ValueError(f"DataConfig.name must be a non-empty string, got {self.name!r}")
         if self.is_folder and not self.name[len(FOLDER_PREFIX):].strip():
             raise ValueError(f"DataConfig.name {self.name!r}: give the folder, 'folder:<root>'")
-        for field in ("data_dir", "manual_dir"):
-            value = getattr(self, field)
-            if value is not None and not isinstance(value, (str, os.PathLike)):
-                raise ValueError(f"DataConfig.{field} must be a path or None, got {value!r}")
-        if self.image_size is not None and (
-                isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
-                or self.image_size < 1):
-            raise ValueError(
-                f"DataConfig.image_size must be a positive int, got {self.image_size!r}")
-        for field in ("train_split", "holdout_split", "test_split"):
-            value = getattr(self, field)
+        config_flags.check_fields(self)
+        for split in ("train_split", "holdout_split", "test_split"):
+            value = getattr(self, split)
             if value is None:
                 continue
             if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"DataConfig.{field} must be a TFDS split spec, got {value!r}")
+                raise ValueError(f"DataConfig.{split} must be a TFDS split spec, got {value!r}")
             try:
                 splits_lib.AbstractSplit.from_spec(value)
             except (ValueError, NotImplementedError) as e:
                 raise ValueError(
-                    f"DataConfig.{field}={value!r} is not a TFDS split spec such as 'train', "
+                    f"DataConfig.{split}={value!r} is not a TFDS split spec such as 'train', "
                     f"'train[:-50000]' or 'train[80%:90%]': {e}") from None
-        if self.augment is not None and self.augment not in AUGMENTATIONS:
-            raise ValueError(
-                f"DataConfig.augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
-        if self.cache is not None and not isinstance(self.cache, bool):
-            raise ValueError(f"DataConfig.cache must be a bool or None, got {self.cache!r}")
-        if isinstance(self.shuffle_buffer, bool) or not isinstance(self.shuffle_buffer, int) \
-                or self.shuffle_buffer < 1:
-            raise ValueError(
-                f"DataConfig.shuffle_buffer must be a positive int, got {self.shuffle_buffer!r}")
-        if self.eval_crop_fraction is not None and (
-                isinstance(self.eval_crop_fraction, bool)
-                or not isinstance(self.eval_crop_fraction, (int, float))
-                or not 0.0 < self.eval_crop_fraction <= 1.0):
-            raise ValueError(
-                f"DataConfig.eval_crop_fraction must be in (0, 1], got {self.eval_crop_fraction!r}")
-        if self.preprocessing not in PREPROCESSINGS:
-            raise ValueError(
-                f"DataConfig.preprocessing must be one of {PREPROCESSINGS}, got "
-                f"{self.preprocessing!r} ('reference' for weights imported from the authors' "
-                f"release)")
         if self.data_service is not None and not (
                 isinstance(self.data_service, str)
                 and re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s:]+:\d+", self.data_service)):
@@ -187,7 +176,7 @@ class DataConfig:
         if defaults is None:
             defaults = DEFAULTS.get(self.name, GENERIC)
         filled = {
-            field.name: getattr(defaults, field.name)
-            for field in dataclasses.fields(Defaults) if getattr(self, field.name) is None
+            f.name: getattr(defaults, f.name)
+            for f in dataclasses.fields(Defaults) if getattr(self, f.name) is None
         }
         return dataclasses.replace(self, **filled).validate()
