@@ -82,6 +82,10 @@ def define_flags(fv=None) -> None:
                          "until this many workers have asked (KerasTuner's chief exits once every "
                          "worker it has seen is done, so a late worker would find no chief). "
                          "0: don't wait.", **d)
+    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
+                      "Compute dtype of the supernet while scoring candidates (mixed_float16 "
+                      "for GPUs, mixed_bfloat16 for TPUs and bfloat16 CPUs); any precision "
+                      "scores a supernet trained in any other.", **d)
     flags.DEFINE_list("seeds", [], "Run the whole search once per seed (e.g. 0,1,2) into "
                       "<workdir>/seed_<s>/ and compare evolution with random search over seeds "
                       "(search.png with bands, seeds.json); --seed is then ignored.", **d)

@@ -135,6 +135,8 @@ class SearchConfig:
         ``<workdir>/seed_<s>/`` and write the comparison over seeds into ``workdir``: Figure 3
         with a band (``search.png``), ``seeds.json`` and ``best.json`` (see :func:`run_seeds`).
         Empty: one search with ``seed``.
+      precision: the Keras policy the supernet is scored in (``"float32"``, ``"mixed_float16"``
+        or ``"mixed_bfloat16"``, see :mod:`spos_tf.precision`), whatever it was trained in.
     """
 
     supernet_dir: str = ""
@@ -166,6 +168,7 @@ class SearchConfig:
     progress: bool = True
     wait_for_workers: int = 0
     seeds: tuple = ()
+    precision: str = "float32"
 
     def __post_init__(self):
         seeds = self.seeds if self.seeds is not None else ()
@@ -242,6 +245,8 @@ class SearchConfig:
             if self.max_bitops is not None:
                 raise ValueError(f"pass one of --max_bitops ({self.max_bitops:g}) and "
                                  f"--bitops_budget ({self.bitops_budget!r}), not both")
+        from spos_tf import precision
+        precision.check(self.precision)
         return self
 
     def to_dict(self) -> dict:
@@ -919,9 +924,11 @@ def _checked_oracles(config: SearchConfig) -> tuple:
 def make_evaluator(config: SearchConfig):
     """A :class:`~spos_tf.evaluate.PathEvaluator` on the restored supernet of ``config``, with
     its calibration and held-out data."""
+    from spos_tf import precision
     from spos_tf.evaluate import PathEvaluator
 
-    space, supernet, run_config, data = load_supernet(config)
+    with precision.policy_scope(config.precision):  # the supernet computes in it for good
+        space, supernet, run_config, data = load_supernet(config)
     calib, holdout, _ = build_eval_data(data, config, space.image_size, seed=0)
     return PathEvaluator(supernet, calib, holdout, config.num_calib_batches,
                          calib_mode=config.calib_mode)

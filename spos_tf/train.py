@@ -28,7 +28,7 @@ FLAG_NAMES = (
     "latency_table", "min_latency_ms", "max_latency_ms", "bn_momentum", "strategy",
     "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split",
     "eval_batch_size", "eval_batches", "calib_batches", "final_bn_batches", "final_bn_augment",
-    "progress") + spaces.OVERRIDE_FLAGS
+    "progress", "precision") + spaces.OVERRIDE_FLAGS
 # Data flags -> DataConfig fields.
 DATA_FLAGS = {"dataset": "name", "data_dir": "data_dir", "manual_dir": "manual_dir",
               "augment": "augment", "preprocessing": "preprocessing",
@@ -117,6 +117,9 @@ def define_flags(fv=None) -> None:
                       "images with the training augmentation (the reference's pass); default "
                       "un-augmented.", **d)
     flags.DEFINE_bool("progress", True, "Show a progress bar.", **d)
+    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
+                      "Compute dtype: mixed_float16 (GPUs; loss scaling) or mixed_bfloat16 "
+                      "(TPUs, CPUs with bfloat16 units); variables stay float32.", **d)
     spaces.define_override_flags(fv)
 
 

@@ -40,7 +40,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf import costs as costs_lib
-from spos_tf import run_dir, spaces
+from spos_tf import precision, run_dir, spaces
 from spos_tf import train_step as step_lib
 from spos_tf.data import DataConfig, build_dataset, dataset_info
 from spos_tf.data import resolve as resolve_data
@@ -145,6 +145,9 @@ class TrainConfig:
       final_bn_batches: stand-alone only: after the last step, recompute exact BN statistics on
         this many batches with the learning rate at 0 (0: skip), saved with the final checkpoint.
       progress: show a progress bar.
+      precision: ``"float32"``, ``"mixed_float16"`` (float16 compute, float32 variables, loss
+        scaling) or ``"mixed_bfloat16"``: the Keras policy of the models, see
+        :mod:`spos_tf.precision`.
     """
 
     workdir: str = ""
@@ -185,6 +188,7 @@ class TrainConfig:
     final_bn_batches: int = 0
     final_bn_augment: bool = False
     progress: bool = True
+    precision: str = "float32"
 
     @property
     def is_supernet(self) -> bool:
@@ -268,6 +272,7 @@ class TrainConfig:
         if self.final_bn_batches and self.is_supernet:
             raise ValueError("--final_bn_batches applies to retraining (--arch); the supernet's "
                              "BN statistics are recalibrated per path at evaluation and search")
+        precision.check(self.precision)
         return self
 
     def to_dict(self) -> dict:
@@ -471,12 +476,14 @@ def make_schedule(config: TrainConfig):
 
 def make_optimizer(config: TrainConfig):
     """Masked SGD/Adam (without owners, i.e. for a stand-alone model, they are plain SGD/Adam with
-    L2 on kernels only)."""
+    L2 on kernels only); loss-scaled for ``precision="mixed_float16"``."""
     schedule = make_schedule(config)
     if config.optimizer == "sgd":
-        return spos_tf.MaskedSGD(schedule, momentum=config.momentum,
-                                 weight_decay=config.weight_decay)
-    return spos_tf.MaskedAdam(schedule, weight_decay=config.weight_decay)
+        optimizer = spos_tf.MaskedSGD(schedule, momentum=config.momentum,
+                                      weight_decay=config.weight_decay)
+    else:
+        optimizer = spos_tf.MaskedAdam(schedule, weight_decay=config.weight_decay)
+    return precision.loss_scaled(optimizer, config.precision)  # mixed_float16: loss scaling
 
 
 class StepDropout(keras.layers.Layer):
@@ -673,7 +680,8 @@ def run(config: TrainConfig, *, flags_text: str | None = None, stream=None) -> d
         raise
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    return _Run(strategy, resolved, chief, task, status, flags_text, stream).train()
+    with precision.policy_scope(config.precision):  # the models are built in it
+        return _Run(strategy, resolved, chief, task, status, flags_text, stream).train()
 
 
 class _Run:
