@@ -123,8 +123,7 @@ def test_only_the_sampled_path_moves_under_every_policy(policy, opt):
                 assert any("moving_mean" in k for k in changed), (policy, t, unit)
             else:
                 assert changed == [], f"{policy} step {t}: unsampled {unit} changed {changed}"
-    for var in net.weights:
-        assert var.dtype == tf.float32, var.name
+    assert {v.dtype for v in net.weights if v.dtype.is_floating} == {tf.float32}
     for var in precision.inner_optimizer(optimizer).variables:
         assert var.dtype in (tf.float32, tf.int64), var.name
 
@@ -230,12 +229,12 @@ def test_layers_compute_in_the_policy_dtype_with_float32_variables(policy, name)
     arch = tf.constant(space.indices(space.sample(np.random.default_rng(1))))
     want = {COMPUTE[policy].name}
     for model, kwargs in ((net, {"arch": arch}), (alone, {})):
-        ops = _compute_ops(lambda images: model(images, training=True, **kwargs), x)
+        ops = _compute_ops(lambda images, m=model, kw=kwargs: m(images, training=True, **kw), x)
         assert set(ops) == {"Conv2D", "DepthwiseConv2dNative", "FusedBatchNormV3", "MatMul"} \
             - ({"DepthwiseConv2dNative"} if name.startswith("resnet") else set())
         assert all(dtypes == want for dtypes in ops.values()), ops
         assert model(x, training=False, **kwargs).dtype == tf.float32
-        assert {v.dtype for v in model.weights} == {tf.float32}
+        assert {v.dtype for v in model.weights if v.dtype.is_floating} == {tf.float32}
 
 
 def test_policy_scope_restores_the_global_policy_after_an_error():
@@ -314,3 +313,30 @@ def test_train_app_runs_mixed_float16_and_restores_the_policy(tmp_path, data_dir
         run_dir.checkpoint_dir(str(tmp_path / "wd"))))
     scales = [k for k in reader.get_variable_to_shape_map() if "loss_scale" in k]
     assert scales, "the loss scale is checkpointed with the optimizer"
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_in_tiny_mode():
+    """benchmarks/gpu_check.sh --tiny (the GPU check's CI mode, on whatever devices there are):
+    float32 and mixed_float16 supernet and stand-alone steps under MirroredStrategy, one JSON
+    record each with a positive img/s and a finite loss, and the summary."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHON=sys.executable, GPU_CHECK_TIMEOUT="1500")
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--tiny"],
+                          capture_output=True, text=True, env=env, timeout=1600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines[0]["strategy"] == "mirrored" and lines[0]["batch"] == 8
+    records = {(r["precision"], r["model"]): r for r in lines if "model" in r}
+    assert set(records) == {(p, m) for p in ("float32", "mixed_float16")
+                            for m in ("supernet", "standalone")}
+    for (policy, _), r in records.items():
+        assert r["img_per_s"] > 0 and r["trace_s"] > 0 and np.isfinite(r["loss_first"])
+        assert (r["loss_scale"] is not None) == (policy == "mixed_float16")
+    summary = lines[-1]["summary"]
+    assert {"supernet_mixed_float16_speedup", "ratio_supernet_standalone_float32",
+            "ratio_supernet_standalone_mixed_float16"} <= set(summary)
