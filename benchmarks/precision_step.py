@@ -19,7 +19,9 @@ first step, summed over GPUs (``tf.config.experimental.get_memory_info``; the in
 was in use before it). ``--tiny`` is the CI mode (32x32, 10 classes, a 4-block quarter-width
 space of 2 ops, batch 8, one round of one step): it checks that the script runs, not the speed.
 
-Prints one JSON line per (precision, model) and a summary line with the ratios to float32.
+Prints a JSON line as each (precision, model) is traced (trace time, so a run stopped early still
+says something), then one per (precision, model) with the timings and a summary line with the
+ratios to float32.
 """
 import argparse
 import json
@@ -68,6 +70,7 @@ def _step_function(strategy, model, optimizer, batch):
     def loss_fn(labels, logits):
         return tf.reduce_sum(ce(labels, logits)) / batch
 
+    @tf.autograph.experimental.do_not_convert  # plain Python: nothing for autograph to convert
     def replica(x, y):
         return step_lib.train_step(model, optimizer, loss_fn, x, y).loss
 
@@ -160,6 +163,8 @@ def main(argv=None):
             run["peak_mib"] = None if peak is None else round((peak - used) / 2 ** 20, 1)
             run["first_loss"] = loss
             run["times"] = []
+            print(json.dumps({"traced": f"{kind} {policy}", "trace_s": round(run["trace_s"], 1),
+                              "peak_gpu_mib": run["peak_mib"]}), flush=True)
             runs[(policy, kind)] = run
     for _ in range(args.rounds):
         for run in runs.values():
