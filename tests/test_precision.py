@@ -190,8 +190,10 @@ def test_mixed_update_matches_float32_update(policy, tolerance):
         assert float(getattr(optimizer, "loss_scale", 1.0)) == (
             2.0 ** 8 if p == "mixed_float16" else 1.0)          # applied, not skipped
         deltas[p] = [v.numpy() - b for v, b in zip(net.trainable_variables, before)]
+    # (Which variables move is checked bit for bit above; here a sampled kernel can get an exact
+    # zero in float32 but rounding noise in 16 bits where a tiny channel is constant over the
+    # batch, so only the sizes are compared.)
     moved = [np.linalg.norm(d) > 0 for d in deltas["float32"]]
-    assert moved == [np.linalg.norm(d) > 0 for d in deltas[policy]]   # the same variables
     assert 10 < sum(moved) < len(moved)
     d32 = np.concatenate([d.ravel() for d in deltas["float32"]])
     dmp = np.concatenate([d.ravel() for d in deltas[policy]])
@@ -311,6 +313,18 @@ def test_train_app_runs_mixed_float16_and_restores_the_policy(tmp_path, data_dir
         run_dir.checkpoint_dir(str(tmp_path / "wd"))))
     scales = [k for k in reader.get_variable_to_shape_map() if "loss_scale" in k]
     assert scales, "the loss scale is checkpointed with the optimizer"
+    # The search scores this (float16-trained) supernet in another precision.
+    from spos_tf import search_lib
+    search = search_lib.SearchConfig(supernet_dir=str(tmp_path / "wd"),
+                                     workdir=str(tmp_path / "search"), calib_images=32,
+                                     calib_batch_size=32, holdout_images=64,
+                                     eval_batch_size=32, precision="mixed_bfloat16")
+    evaluator = search_lib.make_evaluator(search.validate())
+    assert evaluator.model.dtype_policy.name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    space = evaluator.model.space
+    accuracy = evaluator(space.sample(np.random.default_rng(0)))
+    assert 0.0 <= accuracy <= 1.0
 
 
 @pytest.mark.slow
