@@ -186,7 +186,10 @@ class Stem(PrimHolder):
 
 
 class Head(PrimHolder):
-    """Optional 1x1 conv + BN + ReLU, global average pool, dropout, classifier (logits)."""
+    """Optional 1x1 conv + BN + ReLU, global average pool, dropout, classifier (logits).
+
+    The logits are float32 under every precision policy (computed in the policy's compute dtype,
+    then cast), so that losses, softmax and accuracy are computed in float32."""
 
     def __init__(self, space, control: BNControl, affine: bool, seed: int = 0, **kwargs):
         super().__init__(name="head", **kwargs)
@@ -201,7 +204,7 @@ class Head(PrimHolder):
             x = self.act(self.prims["head_bn"](self.prims["head_conv"](x), training=training))
         x = tf.reduce_mean(x, axis=[1, 2])
         x = self.dropout(x, training=training)
-        return self.prims["classifier"](x)
+        return tf.cast(self.prims["classifier"](x), tf.float32)  # no op under float32
 
 
 def unit_name(block: int, op: str) -> str:

@@ -126,6 +126,11 @@ class BatchNorm(keras.layers.Layer):
     Training mode normalises with batch statistics and updates the moving statistics of the used
     slice only: ``moving = m * moving + (1 - m) * batch`` with ``m = control.momentum``. Without
     ``affine`` there are no gamma/beta (as in the reference supernet).
+
+    Under a mixed-precision policy (``spos_tf.precision``) the input and output are in the compute
+    dtype (float16/bfloat16) while gamma, beta and the statistics stay float32 and are read as
+    float32 (not autocast): the fused op takes them in float32 and accumulates the batch
+    statistics in float32, as Keras' own BatchNormalization does.
     """
 
     def __init__(self, prim: Prim, control: BNControl, affine: bool, epsilon: float = 1.001e-5,
@@ -136,14 +141,16 @@ class BatchNorm(keras.layers.Layer):
         self.epsilon = epsilon
         self._control = control
         c = prim.cin
+        f32 = dict(dtype=tf.float32, experimental_autocast=False)
         stat = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
-                    aggregation=tf.VariableAggregation.MEAN)
+                    aggregation=tf.VariableAggregation.MEAN, **f32)
         self.moving_mean = self.add_weight("moving_mean", (c,), initializer="zeros", **stat)
         self.moving_variance = self.add_weight("moving_variance", (c,), initializer="ones", **stat)
         if affine:
-            self.gamma = self.add_weight("gamma", (c,), initializer="ones", trainable=True)
+            self.gamma = self.add_weight("gamma", (c,), initializer="ones", trainable=True,
+                                         **f32)
             self.beta = self.add_weight("beta", (c,), initializer=keras.initializers.Constant(
-                beta_init), trainable=True)
+                beta_init), trainable=True, **f32)
 
     def _assign_leading(self, var, value, c):
         if _is(c, self.prim.cin):
@@ -157,7 +164,7 @@ class BatchNorm(keras.layers.Layer):
             gamma = self.gamma if full else self.gamma[:c]
             beta = self.beta if full else self.beta[:c]
         else:
-            gamma, beta = tf.ones([c], x.dtype), tf.zeros([c], x.dtype)
+            gamma, beta = tf.ones([c], tf.float32), tf.zeros([c], tf.float32)
         mean = self.moving_mean if full else self.moving_mean[:c]
         var = self.moving_variance if full else self.moving_variance[:c]
         # One fused op (few intermediates): inside tf.switch_case every intermediate of every
@@ -167,7 +174,7 @@ class BatchNorm(keras.layers.Layer):
             exponential_avg_factor=1.0, data_format="NHWC", is_training=bool(training))
         if training:
             # batch_var is the unbiased (n / (n - 1)) batch variance, as in the reference.
-            m = tf.cast(tf.convert_to_tensor(self._control.momentum), x.dtype)
+            m = tf.convert_to_tensor(self._control.momentum)  # float32, as the statistics
             self._assign_leading(self.moving_mean, m * mean + (1.0 - m) * batch_mean, c)
             self._assign_leading(self.moving_variance, m * var + (1.0 - m) * batch_var, c)
         return y

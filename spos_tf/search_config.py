@@ -25,6 +25,8 @@ ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every pl
 # BN recalibration modes: spos_tf.evaluate.CALIB_MODES (repeated here so that defining the flags
 # imports no TensorFlow; tests/test_search_config.py pins the two equal).
 CALIB_MODES = ("exact", "ema")
+# Keras policies: spos_tf.precision.PRECISIONS (repeated for the same reason; a test pins them).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Constraint name -> cost of an architecture. The flag is --max_<name>.
 COSTS: dict = {
     "macs": lambda table, arch: table.macs(arch),
@@ -140,6 +142,10 @@ class SearchConfig:
     cache_mb: int = field(4096, "Keep preprocessed calibration and held-out images in memory when "
                           "they fit in this many MiB (0: never).", low=0, neutral=True)
     overwrite: bool = field(False, "Delete a previous search in --workdir.", neutral=True)
+    precision: str = field("float32", "Compute dtype of the supernet while scoring candidates "
+                           "(mixed_float16 for GPUs, mixed_bfloat16 for TPUs and bfloat16 CPUs); "
+                           "any precision scores a supernet trained in any other.",
+                           choices=PRECISIONS)
     progress: bool = field(True, "Show a progress bar with the best accuracy so far.",
                            neutral=True)
     wait_for_workers: int = field(0, "Distributed search, chief: hand out no candidate until this "

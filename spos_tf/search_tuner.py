@@ -204,7 +204,10 @@ def make_evaluator(config: SearchConfig):
     its calibration and held-out data (restores the checkpoint; fills the caches)."""
     from spos_tf.evaluate import PathEvaluator
 
-    space, supernet, run_config, data = load_supernet(config)
+    from spos_tf import precision
+
+    with precision.policy_scope(config.precision):  # the supernet computes in it for good
+        space, supernet, run_config, data = load_supernet(config)
     calib, holdout, _ = build_eval_data(data, config, space.image_size, seed=0)
     return PathEvaluator(supernet, calib, holdout, config.num_calib_batches,
                          calib_mode=config.calib_mode)

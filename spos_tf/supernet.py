@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf import costs as costs_lib
+from spos_tf import precision
 from spos_tf import train_step as step_lib
 from spos_tf.blocks import Head, OpUnit, Stem, unit_name
 from spos_tf.layers import BNControl
@@ -135,14 +136,19 @@ class Supernet(keras.Model):
         return arch, macs
 
     def compile(self, optimizer="masked_sgd", **kwargs):
+        """Keras ``compile`` with a masked optimizer (default ``MaskedSGD()``), bound to this
+        supernet; under the ``mixed_float16`` policy it is wrapped for loss scaling
+        (:func:`spos_tf.precision.loss_scaled`)."""
         if optimizer == "masked_sgd":
             from spos_tf.optim import MaskedSGD
             optimizer = MaskedSGD()
-        if not isinstance(optimizer, MaskedOptimizer):
+        if not isinstance(precision.inner_optimizer(optimizer), MaskedOptimizer):
             raise TypeError(
                 f"the supernet needs a masked optimizer (spos_tf.MaskedSGD or spos_tf.optim."
                 f"MaskedAdam), got {type(optimizer).__name__}: stock optimizers move the weights "
                 f"of unsampled choices through momentum and weight decay")
+        if self.dtype_policy.name == "mixed_float16":
+            optimizer = precision.loss_scaled(optimizer, "mixed_float16")
         optimizer.bind(self)
         super().compile(optimizer=optimizer, **kwargs)
         # Slots created now, not inside the first traced step (which would then trace twice).

@@ -20,6 +20,7 @@ from spos_tf.data import resolve as resolve_data
 from spos_tf.sampling import (REFERENCE_BINS, ArchSampler, CostBinSampler, all_of, check_bins,
                               latency_range, macs_range)
 from spos_tf.space import Architecture, SearchSpace, arch_from_any
+from spos_tf.precision import PRECISIONS
 from spos_tf.strategy import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam")
@@ -157,6 +158,9 @@ class TrainConfig:
     final_bn_augment: bool = field(False, "Retraining: the final BN pass reads training images "
                                    "with the training augmentation (the reference's pass); "
                                    "default un-augmented.")
+    precision: str = field("float32", "Compute dtype: mixed_float16 (GPUs; loss scaling) or "
+                           "mixed_bfloat16 (TPUs, CPUs with bfloat16 units); variables stay "
+                           "float32 (spos_tf.precision).", choices=PRECISIONS)
     progress: bool = field(True, "Show a progress bar.", neutral=True)
 
     @property

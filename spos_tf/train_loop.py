@@ -80,7 +80,10 @@ def run(config: TrainConfig, *, flags_text: str | None = None, stream=None) -> d
         raise
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    return _Run(strategy, resolved, chief, task, status, flags_text, stream).train()
+    from spos_tf import precision
+
+    with precision.policy_scope(config.precision):  # the models are built in it
+        return _Run(strategy, resolved, chief, task, status, flags_text, stream).train()
 
 
 class _Run:

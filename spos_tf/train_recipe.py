@@ -53,12 +53,16 @@ def lr_at(schedule, step: int) -> float:
 
 def make_optimizer(config):
     """Masked SGD/Adam (without owners, i.e. for a stand-alone model, they are plain SGD/Adam with
-    L2 on kernels only)."""
+    L2 on kernels only); loss-scaled for ``precision="mixed_float16"``."""
+    from spos_tf import precision
+
     schedule = make_schedule(config)
     if config.optimizer == "sgd":
-        return spos_tf.MaskedSGD(schedule, momentum=config.momentum,
-                                 weight_decay=config.weight_decay)
-    return spos_tf.MaskedAdam(schedule, weight_decay=config.weight_decay)
+        optimizer = spos_tf.MaskedSGD(schedule, momentum=config.momentum,
+                                      weight_decay=config.weight_decay)
+    else:
+        optimizer = spos_tf.MaskedAdam(schedule, weight_decay=config.weight_decay)
+    return precision.loss_scaled(optimizer, config.precision)  # mixed_float16: loss scaling
 
 
 class StepDropout(keras.layers.Layer):

@@ -26,6 +26,8 @@ from typing import NamedTuple
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
+from spos_tf import precision
+
 
 class StepOutput(NamedTuple):
     """What one step returns (per replica; tensors).
@@ -35,7 +37,10 @@ class StepOutput(NamedTuple):
       logits: the model's output on the step's images (training mode).
       finite: scalar bool, the loss and the global gradient norm are finite. The update has been
         applied either way; a caller that sees ``False`` should stop (``spos_tf.train_loop``
-        raises ``DivergenceError`` and keeps the last good checkpoint).
+        raises ``DivergenceError`` and keeps the last good checkpoint). With a loss-scaled
+        optimizer (``mixed_float16``) non-finite gradients count as finite while the loss scale
+        used was above 1: that step was skipped and the scale halved (an overflow, not a
+        divergence).
       macs: float32 scalar, MACs of the trained path (the supernet's sampled path, else
         ``fixed_macs``).
     """
@@ -59,7 +64,10 @@ def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.
         assigned to ``model.arch_var`` before the update so that a masked optimizer moves only
         that path's weights, BN statistics and slots), or any Keras model trained whole.
       optimizer: a Keras optimizer over ``model.trainable_variables``; for a supernet a bound
-        :class:`spos_tf.optim.MaskedOptimizer` (``Supernet.compile`` or ``optimizer.bind``).
+        :class:`spos_tf.optim.MaskedOptimizer` (``Supernet.compile`` or ``optimizer.bind``),
+        possibly inside a loss-scale optimizer (``spos_tf.precision.loss_scaled``): the loss is
+        then scaled and the gradients unscaled here, and a step whose gradients overflow is
+        skipped for every variable.
       loss_fn: ``loss_fn(labels, logits) -> scalar``, the value to differentiate, already scaled
         for the global batch under a distribution strategy.
       images, labels: this replica's batch.
@@ -78,8 +86,11 @@ def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.
     with tf.GradientTape() as tape:
         logits = model(images, training=True, **kwargs)
         loss = loss_fn(labels, logits)
-    grads = tape.gradient(loss, variables)
+    grads, loss_scale = precision.gradients(optimizer, tape, loss, variables)
     grad_norm = tf.linalg.global_norm([g for g in grads if g is not None])
-    finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(grad_norm))
+    grads_ok = tf.math.is_finite(grad_norm)
+    if loss_scale is not None:  # an overflow is skipped and the scale halved, down to 1
+        grads_ok = tf.logical_or(grads_ok, loss_scale > 1.0)
+    finite = tf.logical_and(tf.math.is_finite(loss), grads_ok)
     optimizer.apply_gradients(zip(grads, variables))
     return StepOutput(loss, logits, finite, macs)

@@ -87,6 +87,9 @@ def test_calib_modes_are_the_evaluators():
     from spos_tf import evaluate
 
     assert search_config.CALIB_MODES == evaluate.CALIB_MODES
+    from spos_tf import precision
+
+    assert search_config.PRECISIONS == precision.PRECISIONS
 
 
 def test_settings_round_trip_through_json():

@@ -36,7 +36,7 @@ FLAG_NAMES = {
     "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_paths", "eval_split",
     "eval_batch_size", "eval_batches", "calib_batches", "final_bn_batches", "final_bn_augment",
     "progress", "image_size", "num_classes", "width", "strides", "repeats", "channel_scales",
-    "weight_bits", "act_bits", "padding", "fold_bn", "data_service"}
+    "weight_bits", "act_bits", "padding", "fold_bn", "data_service", "precision"}
 
 
 # ------------------------------------------------------------------------------- flag files

@@ -12,20 +12,23 @@ from spos_tf.train_config import NEUTRAL_FIELDS, TrainConfig, resolve
 from _train_checks import parse_flagfile
 
 # config.json of `python -m spos_tf.train --flagfile=flags/tiny_supernet.cfg --noprogress`, as
-# the app wrote it before the settings moved into field metadata (workdir and data_dir aside).
+# the app wrote it before the settings moved into field metadata (workdir and data_dir aside),
+# plus the settings added since: data.data_service and precision (issue 15), at their defaults.
 TINY_CONFIG_JSON = {
     "arch": None, "batch_size": 32, "bin_tries": 500, "bn_momentum": 0.9, "calib_batches": 1,
     "checkpoint_every": 3, "cost_bins": None,
     "data": {"augment": "light", "cache": True, "data_dir": "DATA", "eval_crop_fraction": 1.0,
              "holdout_split": "validation", "image_size": 8, "manual_dir": None,
              "name": "spos_digits", "preprocessing": "standard", "shuffle_buffer": 10000,
+             "data_service": None,
              "test_split": "test", "train_split": "train"},
     "eval_batch_size": 150, "eval_batches": 1, "eval_every": 0, "eval_paths": 10,
     "eval_split": "holdout", "final_bn_augment": False, "final_bn_batches": 0,
     "keep_checkpoints": 10, "label_smoothing": 0.1, "latency_table": None, "learning_rate": 0.5,
     "log_every": 3, "lr_schedule": "linear", "max_latency_ms": None, "max_macs": None,
     "min_latency_ms": None, "min_macs": None, "momentum": 0.9, "optimizer": "sgd",
-    "overwrite": False, "progress": False, "sampling": "uniform", "seed": 0,
+    "overwrite": False, "precision": "float32", "progress": False, "sampling": "uniform",
+    "seed": 0,
     "space": "shufflenet_oneshot",
     "space_overrides": {"image_size": 8, "num_classes": 10, "repeats": [1, 1, 1, 1],
                         "width": 0.125},
@@ -49,7 +52,7 @@ def test_resolve_fills_the_data_settings_and_writes_the_same_config_json(data_di
 def test_neutral_settings_are_those_that_do_not_change_a_result():
     assert set(NEUTRAL_FIELDS) == {"workdir", "overwrite", "progress", "checkpoint_every",
                                    "keep_checkpoints", "log_every", "eval_every",
-                                   "data.data_dir", "data.manual_dir"}
+                                   "data.data_dir", "data.manual_dir", "data.data_service"}
 
 
 def test_from_dict_refuses_unknown_settings():
