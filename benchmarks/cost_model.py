@@ -8,6 +8,7 @@ excluded), then times ``CostTable.macs`` and ``CostTable.all`` over them. Prints
 space with architectures per second (target: >= 10,000 per second, since constrained sampling and
 the search's constraint call it for every candidate).
 """
+
 import argparse
 import json
 import os
@@ -39,9 +40,17 @@ def main():
         for arch in archs:
             table.all(arch)
         all_s = time.perf_counter() - t
-        print(json.dumps({"space": name, "archs": args.archs,
-                          "macs_archs_per_s": round(args.archs / macs_s),
-                          "all_costs_archs_per_s": round(args.archs / all_s)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "space": name,
+                    "archs": args.archs,
+                    "macs_archs_per_s": round(args.archs / macs_s),
+                    "all_costs_archs_per_s": round(args.archs / all_s),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

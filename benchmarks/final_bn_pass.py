@@ -14,8 +14,8 @@ exactly (cumulative average, learning rate 0) as ``spos_tf.train --final_bn_batc
   default; the embedded digits' 1,197 training images give 5 batches);
 - ``augmentedN``: N batches of training images with the training augmentation.
 """
+
 import argparse
-import dataclasses
 import io
 import json
 import os
@@ -40,12 +40,28 @@ def main():
     args = p.parse_args()
     fv = flags.FlagValues()
     train.define_flags(fv)
-    fv(["train", f"--flagfile={args.flagfile}", f"--workdir={args.workdir}", f"--arch={args.arch}",
-        "--eval_split=test", "--noprogress"])
+    fv(
+        [
+            "train",
+            f"--flagfile={args.flagfile}",
+            f"--workdir={args.workdir}",
+            f"--arch={args.arch}",
+            "--eval_split=test",
+            "--noprogress",
+        ]
+    )
     config = train.config_from_flags(fv)
     record = train_lib.run(config, stream=io.StringIO())
-    print(json.dumps({"trained": args.arch, "steps": config.steps,
-                      "test_accuracy_without_pass": record["val_accuracy"]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "trained": args.arch,
+                "steps": config.steps,
+                "test_accuracy_without_pass": record["val_accuracy"],
+            }
+        ),
+        flush=True,
+    )
     space, model, saved = run_dir.restore_model(args.workdir)
     trained = [v.numpy() for v in model.variables]
     data = train_lib.TrainConfig.from_dict(saved).data
@@ -57,13 +73,22 @@ def main():
             var.assign(value)
         used, calib = 0, None
         if variant == "small":
-            calib = build_dataset(data, "calib", batch, training=False, seed=config.seed,
-                                  repeat=False)
+            calib = build_dataset(
+                data, "calib", batch, training=False, seed=config.seed, repeat=False
+            )
             used = evaluator.recalibrate(calib, 10)
         elif variant.startswith("augmented"):
-            calib = build_dataset(data, "calib", batch, training=False, augment=True,
-                                  seed=config.seed, repeat=True, drop_remainder=True)
-            used = evaluator.recalibrate(calib, int(variant[len("augmented"):]))
+            calib = build_dataset(
+                data,
+                "calib",
+                batch,
+                training=False,
+                augment=True,
+                seed=config.seed,
+                repeat=True,
+                drop_remainder=True,
+            )
+            used = evaluator.recalibrate(calib, int(variant[len("augmented") :]))
         elif variant != "none":
             raise SystemExit(f"unknown variant {variant!r}")
         images = sum(int(x.shape[0]) for x, _ in calib.take(used)) if used else 0

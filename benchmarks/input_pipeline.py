@@ -17,6 +17,7 @@ the per-core figure that other jobs on a shared machine disturb least). Expected
 2 minutes with the defaults on a 2-core machine. ``--tiny`` (a few small images, one round) is
 what the tests run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,10 +60,15 @@ def write_jpegs(root: str, num_images: int, size: tuple[int, int], seed: int = 0
 
 
 def pipeline(root: str, *, windowed: bool, cores: int, batch_size: int, image_size: int):
-    config = DataConfig(name="folder:" + root, image_size=image_size, train_split="train",
-                        holdout_split="train[:1]", augment="imagenet", cache=False)
-    ds = build_dataset(config, "train", batch_size, training=True, seed=0,
-                       decode_window=windowed)
+    config = DataConfig(
+        name="folder:" + root,
+        image_size=image_size,
+        train_split="train",
+        holdout_split="train[:1]",
+        augment="imagenet",
+        cache=False,
+    )
+    ds = build_dataset(config, "train", batch_size, training=True, seed=0, decode_window=windowed)
     options = tf.data.Options()
     options.threading.private_threadpool_size = cores
     options.threading.max_intra_op_parallelism = 1
@@ -139,21 +145,30 @@ def main(argv=None):
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as root:
         total = write_jpegs(root, args.images, (args.height, args.width))
-        print(f"{args.images} JPEGs, mean {total / args.images / 1024:.0f} KiB, "
-              f"~{args.width}x{args.height}; {args.cores} core(s), batch {args.batch_size}, "
-              f"{args.image_size}x{args.image_size}")
+        print(
+            f"{args.images} JPEGs, mean {total / args.images / 1024:.0f} KiB, "
+            f"~{args.width}x{args.height}; {args.cores} core(s), batch {args.batch_size}, "
+            f"{args.image_size}x{args.image_size}"
+        )
         decode = decode_cost(root, max(args.rounds, 3))
         rates = {"before": [], "after": []}
         per_cpu_s = {"before": [], "after": []}
         for round_ in range(args.rounds):
             for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
-                ds = pipeline(root, windowed=name == "after", cores=args.cores,
-                              batch_size=args.batch_size, image_size=args.image_size)
+                ds = pipeline(
+                    root,
+                    windowed=name == "after",
+                    cores=args.cores,
+                    batch_size=args.batch_size,
+                    image_size=args.image_size,
+                )
                 rate, rate_cpu = time_run(ds, args.warmup, args.batches, args.batch_size)
                 rates[name].append(rate)
                 per_cpu_s[name].append(rate_cpu)
-                print(f"round {round_} {name:6s} {rate:8.1f} img/s wall "
-                      f"({rate / args.cores:.1f} per core), {rate_cpu:8.1f} img per CPU-second")
+                print(
+                    f"round {round_} {name:6s} {rate:8.1f} img/s wall "
+                    f"({rate / args.cores:.1f} per core), {rate_cpu:8.1f} img per CPU-second"
+                )
     load_after = os.getloadavg()
     summary = {
         "cores": args.cores,

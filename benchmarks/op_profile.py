@@ -6,6 +6,7 @@ Events are the executor's ``"name:Type"`` TraceMe events of the ``/host:CPU`` pl
 events (a ``Case`` op and the ops of its branch) are all counted, so the sum over types is more
 than the step time: read the table by type, not as a partition.
 """
+
 import collections
 import glob
 import os
@@ -27,7 +28,7 @@ def _events(logdir):
             for ev in line.events:
                 name = plane.event_metadata[ev.metadata_id].name
                 if ":" in name and not name.startswith(("$", "Iterator", "EagerExecute")):
-                    yield name, ev.duration_ps / 1e9   # ms
+                    yield name, ev.duration_ps / 1e9  # ms
 
 
 def profile(fn, steps, logdir):

@@ -7,6 +7,7 @@ drift through momentum, no channel slicing, no sampler. It is the idea of
 ``../shared/bench/plain_switch_case_supernet.py`` re-written as an importable module (that file runs
 its benchmark at import); a speed reference only, not a model to use.
 """
+
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
@@ -20,8 +21,11 @@ def _bn():
 
 def _apply(layers, x, training):
     for layer in layers:
-        x = layer(x, training=training) if isinstance(layer, (L.BatchNormalization, L.Dropout)) \
+        x = (
+            layer(x, training=training)
+            if isinstance(layer, (L.BatchNormalization, L.Dropout))
             else layer(x)
+        )
     return x
 
 
@@ -34,17 +38,37 @@ class PlainChoice(L.Layer):
         outputs = cout - cin
         k = [3, 5, 7, 3][choice]
         if choice < 3:
-            self.main = [L.Conv2D(mid, 1, use_bias=False), _bn(), L.ReLU(),
-                         L.DepthwiseConv2D(k, stride, padding="same", use_bias=False), _bn(),
-                         L.Conv2D(outputs, 1, use_bias=False), _bn(), L.ReLU()]
+            self.main = [
+                L.Conv2D(mid, 1, use_bias=False),
+                _bn(),
+                L.ReLU(),
+                L.DepthwiseConv2D(k, stride, padding="same", use_bias=False),
+                _bn(),
+                L.Conv2D(outputs, 1, use_bias=False),
+                _bn(),
+                L.ReLU(),
+            ]
         else:
             self.main = []
             for i, c in enumerate([mid, mid, outputs]):
-                self.main += [L.DepthwiseConv2D(3, stride if i == 0 else 1, padding="same",
-                                                use_bias=False), _bn(),
-                              L.Conv2D(c, 1, use_bias=False), _bn(), L.ReLU()]
-        self.proj = ([L.DepthwiseConv2D(k, 2, padding="same", use_bias=False), _bn(),
-                      L.Conv2D(cin, 1, use_bias=False), _bn(), L.ReLU()] if stride == 2 else [])
+                self.main += [
+                    L.DepthwiseConv2D(3, stride if i == 0 else 1, padding="same", use_bias=False),
+                    _bn(),
+                    L.Conv2D(c, 1, use_bias=False),
+                    _bn(),
+                    L.ReLU(),
+                ]
+        self.proj = (
+            [
+                L.DepthwiseConv2D(k, 2, padding="same", use_bias=False),
+                _bn(),
+                L.Conv2D(cin, 1, use_bias=False),
+                _bn(),
+                L.ReLU(),
+            ]
+            if stride == 2
+            else []
+        )
 
     def call(self, x, training=None):
         if self.stride == 1:
@@ -76,12 +100,18 @@ class PlainSupernet(keras.Model):
         cin = 16
         for reps, cout in zip([4, 4, 8, 4], [64, 160, 320, 640]):
             for r in range(reps):
-                self.blocks.append(PlainBlock(cin if r == 0 else cin // 2, cout, cout // 2,
-                                              2 if r == 0 else 1))
+                self.blocks.append(
+                    PlainBlock(cin if r == 0 else cin // 2, cout, cout // 2, 2 if r == 0 else 1)
+                )
                 cin = cout
-        self.head = [L.Conv2D(1024, 1, use_bias=False), _bn(), L.ReLU(),
-                     L.GlobalAveragePooling2D(), L.Dropout(0.1),
-                     L.Dense(classes, use_bias=False)]
+        self.head = [
+            L.Conv2D(1024, 1, use_bias=False),
+            _bn(),
+            L.ReLU(),
+            L.GlobalAveragePooling2D(),
+            L.Dropout(0.1),
+            L.Dense(classes, use_bias=False),
+        ]
 
     def call(self, x, ops, training=None):
         x = _apply(self.stem, x, training)

@@ -23,6 +23,7 @@ Prints a JSON line as each (precision, model) is traced (trace time, so a run st
 says something), then one per (precision, model) with the timings and a summary line with the
 ratios to float32.
 """
+
 import argparse
 import json
 import os
@@ -40,9 +41,14 @@ from spos_tf import precision, spaces, train_lib  # noqa: E402
 from spos_tf import train_step as step_lib  # noqa: E402
 from spos_tf.sampling import SequenceSampler  # noqa: E402
 
-TINY = dict(size=32, batch=8, archs=2, rounds=1, steps=1,
-            space_args={"width": 0.25, "repeats": [1, 1, 1, 1],
-                        "ops": ["shuffle3x3", "xception"]})
+TINY = dict(
+    size=32,
+    batch=8,
+    archs=2,
+    rounds=1,
+    steps=1,
+    space_args={"width": 0.25, "repeats": [1, 1, 1, 1], "ops": ["shuffle3x3", "xception"]},
+)
 
 
 def _gpus():
@@ -65,7 +71,8 @@ def _reset_peaks():
 def _step_function(strategy, model, optimizer, batch):
     """A traced, distributed ``train_step`` returning the global loss."""
     ce = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction=keras.losses.Reduction.NONE)
+        from_logits=True, reduction=keras.losses.Reduction.NONE
+    )
 
     def loss_fn(labels, logits):
         return tf.reduce_sum(ce(labels, logits)) / batch
@@ -88,8 +95,10 @@ def _split(strategy, x, y):
 
     def part(t):
         return strategy.experimental_distribute_values_from_function(
-            lambda ctx: tf.identity(t[ctx.replica_id_in_sync_group * per:
-                                      (ctx.replica_id_in_sync_group + 1) * per]))
+            lambda ctx: tf.identity(
+                t[ctx.replica_id_in_sync_group * per : (ctx.replica_id_in_sync_group + 1) * per]
+            )
+        )
 
     return (part(x), part(y)) if n > 1 else (x, y)
 
@@ -141,30 +150,50 @@ def main(argv=None):
     replicas = strategy.num_replicas_in_sync
     if args.batch % replicas:
         raise SystemExit(f"--batch={args.batch} is not divisible by the {replicas} replicas")
-    space = spaces.get(args.space, image_size=args.size,
-                       num_classes=1000 if args.size >= 160 else 10, **space_args)
+    space = spaces.get(
+        args.space, image_size=args.size, num_classes=1000 if args.size >= 160 else 10, **space_args
+    )
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(args.archs)]
     x = tf.constant(rng.normal(size=(args.batch, args.size, args.size, 3)), tf.float32)
     y = tf.constant(rng.integers(0, space.num_classes, args.batch), tf.int32)
     data = _split(strategy, x, y)
-    print(json.dumps({"devices": _gpus() or ["CPU"], "replicas": replicas,
-                      "strategy": args.strategy, "space": space.name, "image_size": args.size,
-                      "batch": args.batch, "archs": [str(a) for a in archs]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "devices": _gpus() or ["CPU"],
+                "replicas": replicas,
+                "strategy": args.strategy,
+                "space": space.name,
+                "image_size": args.size,
+                "batch": args.batch,
+                "archs": [str(a) for a in archs],
+            }
+        ),
+        flush=True,
+    )
 
     runs = {}
     for policy in policies:
         for kind, run, used in build(space, policy, archs, strategy, args.batch, args.standalone):
             t = time.perf_counter()
-            loss = float(run["step"](*data))           # trace + first step
+            loss = float(run["step"](*data))  # trace + first step
             run["trace_s"] = time.perf_counter() - t
             float(run["step"](*data))
             peak = _memory("peak")
-            run["peak_mib"] = None if peak is None else round((peak - used) / 2 ** 20, 1)
+            run["peak_mib"] = None if peak is None else round((peak - used) / 2**20, 1)
             run["first_loss"] = loss
             run["times"] = []
-            print(json.dumps({"traced": f"{kind} {policy}", "trace_s": round(run["trace_s"], 1),
-                              "peak_gpu_mib": run["peak_mib"]}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "traced": f"{kind} {policy}",
+                        "trace_s": round(run["trace_s"], 1),
+                        "peak_gpu_mib": run["peak_mib"],
+                    }
+                ),
+                flush=True,
+            )
             runs[(policy, kind)] = run
     for _ in range(args.rounds):
         for run in runs.values():
@@ -176,24 +205,38 @@ def main(argv=None):
     for (policy, kind), run in runs.items():
         step_s = float(np.median(run["times"]))
         scale = getattr(run["optimizer"], "loss_scale", None)
-        record = {"precision": policy, "model": kind, "img_per_s": round(args.batch / step_s, 1),
-                  "step_s": round(step_s, 4), "trace_s": round(run["trace_s"], 1),
-                  "peak_gpu_mib": run["peak_mib"], "steps_timed": len(run["times"]),
-                  "loss_first": round(run["first_loss"], 4),
-                  "loss_scale": None if scale is None else float(scale)}
+        record = {
+            "precision": policy,
+            "model": kind,
+            "img_per_s": round(args.batch / step_s, 1),
+            "step_s": round(step_s, 4),
+            "trace_s": round(run["trace_s"], 1),
+            "peak_gpu_mib": run["peak_mib"],
+            "steps_timed": len(run["times"]),
+            "loss_first": round(run["first_loss"], 4),
+            "loss_scale": None if scale is None else float(scale),
+        }
         print(json.dumps(record), flush=True)
         summary[f"{kind}_{policy}_img_per_s"] = record["img_per_s"]
-    base = {k: runs[("float32", k)]["times"] for k in ("supernet", "standalone")
-            if ("float32", k) in runs}
+    base = {
+        k: runs[("float32", k)]["times"]
+        for k in ("supernet", "standalone")
+        if ("float32", k) in runs
+    }
     for (policy, kind), run in runs.items():
         if policy != "float32" and kind in base:
             summary[f"{kind}_{policy}_speedup"] = round(
-                float(np.median(base[kind]) / np.median(run["times"])), 3)
+                float(np.median(base[kind]) / np.median(run["times"])), 3
+            )
     for policy in policies:
         if (policy, "standalone") in runs:
-            summary[f"ratio_supernet_standalone_{policy}"] = round(float(
-                np.median(runs[(policy, "supernet")]["times"])
-                / np.median(runs[(policy, "standalone")]["times"])), 3)
+            summary[f"ratio_supernet_standalone_{policy}"] = round(
+                float(
+                    np.median(runs[(policy, "supernet")]["times"])
+                    / np.median(runs[(policy, "standalone")]["times"])
+                ),
+                3,
+            )
     print(json.dumps({"summary": summary}), flush=True)
     return summary
 

@@ -17,6 +17,7 @@ timed alternately (median of ``rounds``):
 Prints one JSON line per pair with milliseconds and the ratio ours / stock. Run time: under a
 minute on an idle 2-core machine.
 """
+
 import argparse
 import json
 import os
@@ -42,6 +43,7 @@ def _grad_fn(fn, variables=()):
             y = fn(x)
             loss = tf.add_n([tf.reduce_sum(t * t) for t in tf.nest.flatten(y)])
         return tape.gradient(loss, [x, *variables])
+
     return f
 
 
@@ -65,8 +67,9 @@ def _time(pairs, x, rounds):
                 t = time.perf_counter()
                 tf.nest.map_structure(lambda t: t.numpy(), fn(x))
                 out.append(time.perf_counter() - t)
-    return {k: (float(np.median(a)) * 1e3, float(np.median(b)) * 1e3) for k, (a, b) in
-            times.items()}
+    return {
+        k: (float(np.median(a)) * 1e3, float(np.median(b)) * 1e3) for k, (a, b) in times.items()
+    }
 
 
 def main():
@@ -79,23 +82,38 @@ def main():
     c = args.channels
     x = tf.random.normal([args.batch, args.hw, args.hw, c], seed=0)
     ours_bn = BatchNorm(Prim("bn", c, c), BNControl(), affine=False)
-    stock_bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=False,
-                                               scale=False)
+    stock_bn = keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, center=False, scale=False
+    )
     stock_bn.build(x.shape)
     ours_conv = Conv(Prim("conv", c, c), seed=0)
     stock_conv = keras.layers.Conv2D(c, 1, use_bias=False)
     stock_conv.build(x.shape)
     pairs = {
         "channel_shuffle_split": (_grad_fn(_shuffle_ours), _grad_fn(_shuffle_plain)),
-        "batchnorm_train_no_affine": (_grad_fn(lambda t: ours_bn(t, training=True)),
-                                      _grad_fn(lambda t: stock_bn(t, training=True))),
-        "conv1x1": (_grad_fn(ours_conv, [ours_conv.kernel]),
-                    _grad_fn(stock_conv, [stock_conv.kernel])),
+        "batchnorm_train_no_affine": (
+            _grad_fn(lambda t: ours_bn(t, training=True)),
+            _grad_fn(lambda t: stock_bn(t, training=True)),
+        ),
+        "conv1x1": (
+            _grad_fn(ours_conv, [ours_conv.kernel]),
+            _grad_fn(stock_conv, [stock_conv.kernel]),
+        ),
     }
     for name, (ours, stock) in _time(pairs, x, args.rounds).items():
-        print(json.dumps({"pair": name, "shape": list(x.shape), "ours_ms": round(ours, 2),
-                          "stock_ms": round(stock, 2), "ratio": round(ours / stock, 3),
-                          "load_avg_1min": round(os.getloadavg()[0], 2)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "pair": name,
+                    "shape": list(x.shape),
+                    "ours_ms": round(ours, 2),
+                    "stock_ms": round(stock, 2),
+                    "ratio": round(ours / stock, 3),
+                    "load_avg_1min": round(os.getloadavg()[0], 2),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ What it does:
      (the import) and, for contrast, the same weights in a ``padding=same`` network. Target:
      max |difference| <= 1e-4 in float32. Exit status 1 if any path misses it.
 """
+
 import argparse
 import json
 import os
@@ -103,37 +104,60 @@ def torch_side(args):
     _calibrate(supernet, torch, [lambda p=p: supernet(bgr, p.tolist()) for p in paths])
     with torch.no_grad():
         out["supernet_logits"] = np.stack([supernet(bgr, p.tolist()).numpy() for p in paths])
-    np.savez(os.path.join(args.exchange, "supernet.npz"),
-             **{k: v.numpy() for k, v in supernet.state_dict().items()})
+    np.savez(
+        os.path.join(args.exchange, "supernet.npz"),
+        **{k: v.numpy() for k, v in supernet.state_dict().items()},
+    )
 
     arch = [int(c) for c in args.arch.split(",")]
     standalone = _import_reference_network(os.path.join(src, "Evaluation", "template"))(
-        architecture=arch, channels_scales=(1.0,) * 20)
+        architecture=arch, channels_scales=(1.0,) * 20
+    )
     _randomize(standalone, torch, generator)
     _calibrate(standalone, torch, [lambda: standalone(bgr)])
     with torch.no_grad():
         out["standalone_logits"] = standalone(bgr).numpy()
     # What a DataParallel checkpoint looks like: every key under "module.".
-    np.savez(os.path.join(args.exchange, "standalone.npz"),
-             **{"module." + k: v.numpy() for k, v in standalone.state_dict().items()})
+    np.savez(
+        os.path.join(args.exchange, "standalone.npz"),
+        **{"module." + k: v.numpy() for k, v in standalone.state_dict().items()},
+    )
     np.savez(os.path.join(args.exchange, "io.npz"), images=images, paths=paths, **out)
-    print(json.dumps({"torch": torch.__version__, "supernet_tensors": len(supernet.state_dict()),
-                      "standalone_tensors": len(standalone.state_dict())}))
+    print(
+        json.dumps(
+            {
+                "torch": torch.__version__,
+                "supernet_tensors": len(supernet.state_dict()),
+                "standalone_tensors": len(standalone.state_dict()),
+            }
+        )
+    )
 
 
 # ------------------------------------------------------------------------------- TF side
 def _import(checkpoint, kind, workdir):
-    subprocess.run([sys.executable, "-m", "spos_tf.import_reference", f"--checkpoint={checkpoint}",
-                    f"--kind={kind}", f"--workdir={workdir}"], check=True, cwd=ROOT,
-                   env=dict(os.environ, PYTHONPATH=ROOT))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spos_tf.import_reference",
+            f"--checkpoint={checkpoint}",
+            f"--kind={kind}",
+            f"--workdir={workdir}",
+        ],
+        check=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
 
 
 def _same_padding_twin(space, model, arch=None):
     import spos_tf
 
     same = space.replace(padding="same")
-    twin = (spos_tf.build_standalone(same, arch) if arch is not None
-            else spos_tf.build_supernet(same))
+    twin = (
+        spos_tf.build_standalone(same, arch) if arch is not None else spos_tf.build_supernet(same)
+    )
     twin.set_weights(model.get_weights())
     return twin
 
@@ -156,38 +180,59 @@ def tf_side(args, torch_info):
         arch = space.parse(config["arch"]) if config.get("arch") else None
         twin = _same_padding_twin(space, model, arch)
         if kind == "supernet":
-            cases = [(",".join(map(str, p)), io["supernet_logits"][i])
-                     for i, p in enumerate(io["paths"])]
+            cases = [
+                (",".join(map(str, p)), io["supernet_logits"][i]) for i, p in enumerate(io["paths"])
+            ]
         else:
             cases = [(config["arch"], io["standalone_logits"])]
         for path, want in cases:
-            call = (dict(arch=space.indices(space.parse(path))) if kind == "supernet" else {})
+            call = dict(arch=space.indices(space.parse(path))) if kind == "supernet" else {}
             got = model(x, training=False, **call).numpy()
             same = twin(x, training=False, **call).numpy()
-            rows.append({"kind": kind, "path": path,
-                         "max_abs_diff": float(np.max(np.abs(got - want))),
-                         "max_abs_logit": float(np.max(np.abs(want))),
-                         "max_abs_diff_padding_same": float(np.max(np.abs(same - want))),
-                         "top1_agree": float(np.mean(got.argmax(-1) == want.argmax(-1)))})
+            rows.append(
+                {
+                    "kind": kind,
+                    "path": path,
+                    "max_abs_diff": float(np.max(np.abs(got - want))),
+                    "max_abs_logit": float(np.max(np.abs(want))),
+                    "max_abs_diff_padding_same": float(np.max(np.abs(same - want))),
+                    "top1_agree": float(np.mean(got.argmax(-1) == want.argmax(-1))),
+                }
+            )
     worst = max(r["max_abs_diff"] for r in rows)
-    print(f"{'kind':<11} {'path':<40} {'max|dlogit|':>12} {'max|logit|':>11} "
-          f"{'padding=same':>13} {'top1 agree':>10}")
+    print(
+        f"{'kind':<11} {'path':<40} {'max|dlogit|':>12} {'max|logit|':>11} "
+        f"{'padding=same':>13} {'top1 agree':>10}"
+    )
     for r in rows:
-        print(f"{r['kind']:<11} {r['path']:<40} {r['max_abs_diff']:>12.3g} "
-              f"{r['max_abs_logit']:>11.3g} {r['max_abs_diff_padding_same']:>13.3g} "
-              f"{r['top1_agree']:>10.2f}")
-    summary = {"torch": torch_info, "batch": int(io["images"].shape[0]),
-               "worst_max_abs_diff": worst, "target": TARGET, "pass": worst <= TARGET}
+        print(
+            f"{r['kind']:<11} {r['path']:<40} {r['max_abs_diff']:>12.3g} "
+            f"{r['max_abs_logit']:>11.3g} {r['max_abs_diff_padding_same']:>13.3g} "
+            f"{r['top1_agree']:>10.2f}"
+        )
+    summary = {
+        "torch": torch_info,
+        "batch": int(io["images"].shape[0]),
+        "worst_max_abs_diff": worst,
+        "target": TARGET,
+        "pass": worst <= TARGET,
+    }
     print(json.dumps(summary))
     return 0 if worst <= TARGET else 1
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reference_dir", required=True,
-                   help="checkout of megvii-model/SinglePathOneShot (holds src/Supernet)")
-    p.add_argument("--torch_python", default=sys.executable,
-                   help="interpreter with PyTorch for the reference side (default: this one)")
+    p.add_argument(
+        "--reference_dir",
+        required=True,
+        help="checkout of megvii-model/SinglePathOneShot (holds src/Supernet)",
+    )
+    p.add_argument(
+        "--torch_python",
+        default=sys.executable,
+        help="interpreter with PyTorch for the reference side (default: this one)",
+    )
     p.add_argument("--paths", type=int, default=5, help="random supernet paths")
     p.add_argument("--batch", type=int, default=4, help="random 224x224 images")
     p.add_argument("--seed", type=int, default=0)
@@ -195,19 +240,32 @@ def main():
     p.add_argument("--exchange", default=None, help=argparse.SUPPRESS)  # set for the torch side
     p.add_argument("--torch_side", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    for sub in ("Supernet/network.py", "Supernet/blocks.py", "Evaluation/template/network.py",
-                "Evaluation/template/blocks.py"):
+    for sub in (
+        "Supernet/network.py",
+        "Supernet/blocks.py",
+        "Evaluation/template/network.py",
+        "Evaluation/template/blocks.py",
+    ):
         if not os.path.isfile(os.path.join(args.reference_dir, "src", sub)):
-            p.error(f"{os.path.join(args.reference_dir, 'src', sub)} is missing: --reference_dir "
-                    f"must be a checkout of megvii-model/SinglePathOneShot")
+            p.error(
+                f"{os.path.join(args.reference_dir, 'src', sub)} is missing: --reference_dir "
+                f"must be a checkout of megvii-model/SinglePathOneShot"
+            )
     if args.torch_side:
         torch_side(args)
         return 0
     with tempfile.TemporaryDirectory(prefix="spos_parity_") as exchange:
-        cmd = [args.torch_python, os.path.abspath(__file__), "--torch_side",
-               f"--reference_dir={args.reference_dir}", f"--paths={args.paths}",
-               f"--batch={args.batch}", f"--seed={args.seed}", f"--arch={args.arch}",
-               f"--exchange={exchange}"]
+        cmd = [
+            args.torch_python,
+            os.path.abspath(__file__),
+            "--torch_side",
+            f"--reference_dir={args.reference_dir}",
+            f"--paths={args.paths}",
+            f"--batch={args.batch}",
+            f"--seed={args.seed}",
+            f"--arch={args.arch}",
+            f"--exchange={exchange}",
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             sys.stderr.write(done.stdout + done.stderr)

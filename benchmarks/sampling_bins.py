@@ -10,6 +10,7 @@ Draws steps ``0 .. draws-1`` of ``ArchSampler`` (``--sampling=uniform``) and of
 (plus the share outside all bins), then one JSON line with the raw counts, the fallback count
 (steps whose 500 tries in the chosen bin all failed) and the draw rate.
 """
+
 import argparse
 import json
 import os
@@ -21,15 +22,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from spos_tf import costs, spaces  # noqa: E402
-from spos_tf.sampling import (REFERENCE_BIN_TRIES, REFERENCE_BINS, ArchSampler,  # noqa: E402
-                              CostBinSampler, bin_index, check_bins)
+from spos_tf.sampling import (
+    REFERENCE_BIN_TRIES,
+    REFERENCE_BINS,
+    ArchSampler,  # noqa: E402
+    CostBinSampler,
+    bin_index,
+    check_bins,
+)
 
 
 def histogram(edges, macs) -> np.ndarray:
     """Counts per bin, then the count outside all bins (last entry)."""
     counts = np.zeros(len(edges), np.int64)
     for m in macs:
-        counts[bin_index(edges, m)] += 1   # -1 (outside) lands in the last entry
+        counts[bin_index(edges, m)] += 1  # -1 (outside) lands in the last entry
     return counts
 
 
@@ -44,8 +51,10 @@ def main():
     edges = check_bins(args.cost_bins.split(","))
     space = spaces.get(args.space, image_size=224, num_classes=1000)
     table = costs.table(space)
-    samplers = {"uniform": ArchSampler(space, args.seed),
-                "cost_bins": CostBinSampler(space, args.seed, edges, args.bin_tries)}
+    samplers = {
+        "uniform": ArchSampler(space, args.seed),
+        "cost_bins": CostBinSampler(space, args.seed, edges, args.bin_tries),
+    }
     counts, rates, fallbacks = {}, {}, 0
     for mode, sampler in samplers.items():
         start = time.perf_counter()
@@ -63,12 +72,23 @@ def main():
     print("|---|---|---|")
     labels = [f"{lo / 1e6:g}M-{hi / 1e6:g}M" for lo, hi in zip(edges, edges[1:])] + ["outside"]
     for i, label in enumerate(labels):
-        print(f"| {label} | " + " | ".join(
-            f"{100 * counts[m][i] / args.draws:.1f}%" for m in samplers) + " |")
-    print(json.dumps({"space": space.name, "draws": args.draws, "edges": edges,
-                      "counts": {m: c.tolist() for m, c in counts.items()},
-                      "cost_bins_fallbacks": int(fallbacks),
-                      "draws_per_s": {m: round(r) for m, r in rates.items()}}))
+        print(
+            f"| {label} | "
+            + " | ".join(f"{100 * counts[m][i] / args.draws:.1f}%" for m in samplers)
+            + " |"
+        )
+    print(
+        json.dumps(
+            {
+                "space": space.name,
+                "draws": args.draws,
+                "edges": edges,
+                "counts": {m: c.tolist() for m, c in counts.items()},
+                "cost_bins_fallbacks": int(fallbacks),
+                "draws_per_s": {m: round(r) for m, r in rates.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

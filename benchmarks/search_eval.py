@@ -20,6 +20,7 @@ over the same in-memory batches, without momentum updates or path switching. Pri
 Data are random images held in memory (the input pipeline is not what is measured). Timings vary
 with machine load: run on an idle machine, or compare ratios only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,25 +42,55 @@ from spos_tf.evaluate import PathEvaluator  # noqa: E402
 
 PRESETS = {
     # flags/quickstart_search.cfg's settings on the quick-start space.
-    "quickstart": dict(space="shufflenet_oneshot", image_size=16, num_classes=10, width=0.25,
-                       repeats="1,1,2,1", calib_batches=4, calib_batch_size=128,
-                       holdout_images=300, eval_batch_size=300, candidates=50,
-                       standalone_archs=5),
+    "quickstart": dict(
+        space="shufflenet_oneshot",
+        image_size=16,
+        num_classes=10,
+        width=0.25,
+        repeats="1,1,2,1",
+        calib_batches=4,
+        calib_batch_size=128,
+        holdout_images=300,
+        eval_batch_size=300,
+        candidates=50,
+        standalone_archs=5,
+    ),
     # The paper's 20-block, 4-choice space (width 1.0, 1000 classes) at 64x64 so that it fits a CPU.
-    "paper_space_64px": dict(space="shufflenet_oneshot", image_size=64, num_classes=1000,
-                             width=1.0, repeats="4,4,8,4", calib_batches=4, calib_batch_size=64,
-                             holdout_images=256, eval_batch_size=128, candidates=6,
-                             standalone_archs=3, timing_repeats=3),
+    "paper_space_64px": dict(
+        space="shufflenet_oneshot",
+        image_size=64,
+        num_classes=1000,
+        width=1.0,
+        repeats="4,4,8,4",
+        calib_batches=4,
+        calib_batch_size=64,
+        holdout_images=256,
+        eval_batch_size=128,
+        candidates=6,
+        standalone_archs=3,
+        timing_repeats=3,
+    ),
 }
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="quickstart")
-    for name, kind in (("space", str), ("image_size", int), ("num_classes", int), ("width", float),
-                       ("repeats", str), ("calib_batches", int), ("calib_batch_size", int),
-                       ("holdout_images", int), ("eval_batch_size", int), ("candidates", int),
-                       ("standalone_archs", int), ("timing_repeats", int), ("seed", int)):
+    for name, kind in (
+        ("space", str),
+        ("image_size", int),
+        ("num_classes", int),
+        ("width", float),
+        ("repeats", str),
+        ("calib_batches", int),
+        ("calib_batch_size", int),
+        ("holdout_images", int),
+        ("eval_batch_size", int),
+        ("candidates", int),
+        ("standalone_archs", int),
+        ("timing_repeats", int),
+        ("seed", int),
+    ):
         p.add_argument(f"--{name}", type=kind, default=None)
     args = p.parse_args(argv)
     settings = dict(timing_repeats=5, seed=0)
@@ -106,18 +137,33 @@ def interleaved_min(fns: dict, repeats: int) -> dict:
 
 def main(argv=None):
     s = parse_args(argv)
-    space = spaces.get(s["space"], image_size=s["image_size"], num_classes=s["num_classes"],
-                       width=s["width"], repeats=tuple(int(r) for r in s["repeats"].split(",")))
+    space = spaces.get(
+        s["space"],
+        image_size=s["image_size"],
+        num_classes=s["num_classes"],
+        width=s["width"],
+        repeats=tuple(int(r) for r in s["repeats"].split(",")),
+    )
     rng = np.random.default_rng(s["seed"])
     size = s["image_size"]
     calib_images = rng.normal(size=(s["calib_batches"] * s["calib_batch_size"], size, size, 3))
-    calib = tf.data.Dataset.from_tensor_slices(
-        (calib_images.astype("float32"), np.zeros(len(calib_images), np.int64))
-    ).batch(s["calib_batch_size"], drop_remainder=True).cache()
-    holdout = tf.data.Dataset.from_tensor_slices(
-        (rng.normal(size=(s["holdout_images"], size, size, 3)).astype("float32"),
-         rng.integers(0, s["num_classes"], s["holdout_images"]))
-    ).batch(s["eval_batch_size"]).cache()
+    calib = (
+        tf.data.Dataset.from_tensor_slices(
+            (calib_images.astype("float32"), np.zeros(len(calib_images), np.int64))
+        )
+        .batch(s["calib_batch_size"], drop_remainder=True)
+        .cache()
+    )
+    holdout = (
+        tf.data.Dataset.from_tensor_slices(
+            (
+                rng.normal(size=(s["holdout_images"], size, size, 3)).astype("float32"),
+                rng.integers(0, s["num_classes"], s["holdout_images"]),
+            )
+        )
+        .batch(s["eval_batch_size"])
+        .cache()
+    )
     for ds in (calib, holdout):  # fill the caches before timing
         ds.reduce(0, lambda c, _: c + 1)
 
@@ -140,16 +186,20 @@ def main(argv=None):
     traces = {"calib": evaluator.calib_traces, "eval": evaluator.eval_traces}
 
     ratios, ratios_evaluator, standalone_times, supernet_times = [], [], [], []
-    for arch in archs[1:1 + s["standalone_archs"]]:
+    for arch in archs[1 : 1 + s["standalone_archs"]]:
         model = spos_tf.build_standalone(space, arch, supernet=supernet)
         plain = plain_loops(model)
         plain(calib, holdout)  # trace
         standalone_eval = PathEvaluator(model, calib, holdout, s["calib_batches"])
         standalone_eval.recalibrate(), standalone_eval.evaluate()  # trace
-        t = interleaved_min({  # the lambdas run inside this iteration: defaults bind its values
-            "plain": lambda plain=plain: plain(calib, holdout),
-            "evaluator": lambda e=standalone_eval: (e.recalibrate(), e.evaluate()),
-            "supernet": lambda arch=arch: evaluator(arch)}, s["timing_repeats"])
+        t = interleaved_min(
+            {  # the lambdas run inside this iteration: defaults bind its values
+                "plain": lambda plain=plain: plain(calib, holdout),
+                "evaluator": lambda e=standalone_eval: (e.recalibrate(), e.evaluate()),
+                "supernet": lambda arch=arch: evaluator(arch),
+            },
+            s["timing_repeats"],
+        )
         t_plain, t_evaluator, t_super = t["plain"], t["evaluator"], t["supernet"]
         supernet_times.append(t_super)
         standalone_times.append(t_plain)
@@ -157,18 +207,24 @@ def main(argv=None):
         ratios_evaluator.append(t_super / t_evaluator)
 
     result = {
-        "preset": s["preset"], "space": space.name, "image_size": size,
-        "blocks": space.num_blocks, "choices": len(space.ops),
+        "preset": s["preset"],
+        "space": space.name,
+        "image_size": size,
+        "blocks": space.num_blocks,
+        "choices": len(space.ops),
         "calib_images": s["calib_batches"] * s["calib_batch_size"],
-        "holdout_images": s["holdout_images"], "candidates": len(archs),
+        "holdout_images": s["holdout_images"],
+        "candidates": len(archs),
         "first_candidate_s (incl. trace)": round(first, 3),
-        "supernet_s_per_candidate (median, all candidates)":
-            round(statistics.median(per_candidate.values()), 4),
+        "supernet_s_per_candidate (median, all candidates)": round(
+            statistics.median(per_candidate.values()), 4
+        ),
         "supernet_s_per_candidate (compared archs)": round(statistics.median(supernet_times), 4),
         "standalone_s_per_candidate (plain loops)": round(statistics.median(standalone_times), 4),
         "ratio supernet/standalone (plain loops), median": round(statistics.median(ratios), 3),
-        "ratio supernet/standalone (PathEvaluator), median":
-            round(statistics.median(ratios_evaluator), 3),
+        "ratio supernet/standalone (PathEvaluator), median": round(
+            statistics.median(ratios_evaluator), 3
+        ),
         "ratios (plain loops)": [round(r, 3) for r in ratios],
         "timing": f"min of {s['timing_repeats']} interleaved runs per architecture",
         "traces over all candidates": traces,

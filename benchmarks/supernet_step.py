@@ -12,6 +12,7 @@ app, in a `tf.function` (no Keras metrics). Warm-up steps (tracing) are excluded
 round by round and each side's median per architecture is used. Prints per-step times, the ratio
 supernet / stand-alone (target <= 1.15) and images per second.
 """
+
 import argparse
 import json
 import os
@@ -65,7 +66,7 @@ def bench(space, batch, num_archs, steps, seed=0):
     for arch in archs:
         model = spos_tf.build_standalone(space, arch, seed=seed)
         f = _step_function(model, spos_tf.MaskedSGD(0.1, 0.9, 4e-5))
-        f(x, y)                     # warm-up: tracing and first run
+        f(x, y)  # warm-up: tracing and first run
         f(x, y)
         alone.append(f)
     train(x, y)
@@ -85,12 +86,19 @@ def bench(space, batch, num_archs, steps, seed=0):
     super_t = [float(np.median(t)) for t in super_t]
     alone_t = [float(np.median(t)) for t in alone_t]
     s, a = float(np.mean(super_t)), float(np.mean(alone_t))
-    return {"space": space.name, "image_size": space.image_size, "batch": batch,
-            "archs": [str(a_) for a_ in archs], "supernet_trace_s": round(trace_s, 1),
-            "supernet_step_s": round(s, 4), "standalone_step_s": round(a, 4),
-            "ratio": round(s / a, 3), "supernet_img_per_s": round(batch / s, 1),
-            "standalone_img_per_s": round(batch / a, 1),
-            "traces": train.experimental_get_tracing_count()}
+    return {
+        "space": space.name,
+        "image_size": space.image_size,
+        "batch": batch,
+        "archs": [str(a_) for a_ in archs],
+        "supernet_trace_s": round(trace_s, 1),
+        "supernet_step_s": round(s, 4),
+        "standalone_step_s": round(a, 4),
+        "ratio": round(s / a, 3),
+        "supernet_img_per_s": round(batch / s, 1),
+        "standalone_img_per_s": round(batch / a, 1),
+        "traces": train.experimental_get_tracing_count(),
+    }
 
 
 def main():

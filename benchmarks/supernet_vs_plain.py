@@ -16,6 +16,7 @@ ratios, plus the load average. ``--profile=N`` also profiles N steps of each (se
 ``benchmarks/op_profile.py``) and prints the top op types per step. Expected run time at 224 on
 2 cores: about 3-4 minutes (three traces of ~30 s, 3 x archs x rounds steps of ~2 s).
 """
+
 import argparse
 import json
 import os
@@ -65,8 +66,9 @@ def main():
     if "alone" not in skip:
         alone = []
         for arch in archs:
-            f = _spos_step(spos_tf.build_standalone(space, arch, seed=0),
-                           spos_tf.MaskedSGD(0.1, 0.9, 4e-5))
+            f = _spos_step(
+                spos_tf.build_standalone(space, arch, seed=0), spos_tf.MaskedSGD(0.1, 0.9, 4e-5)
+            )
             t0 = time.perf_counter()
             f(x, y).numpy()
             trace.setdefault("standalone", time.perf_counter() - t0)
@@ -80,7 +82,7 @@ def main():
         pstep(x, y, ops[0]).numpy()
         trace["plain"] = time.perf_counter() - t0
         sides["plain"] = [lambda o=o: pstep(x, y, o).numpy() for o in ops]
-    for fns in sides.values():       # second warm-up call of every path
+    for fns in sides.values():  # second warm-up call of every path
         for f in fns:
             f()
     while int(opt.iterations.numpy()) % len(archs):
@@ -95,22 +97,37 @@ def main():
                 times[s][k].append(time.perf_counter() - t)
         load.append(os.getloadavg()[0])
     step_s = {s: float(np.mean([np.median(t) for t in ts])) for s, ts in times.items()}
-    out = {"size": args.size, "batch": args.batch, "archs": [str(a) for a in archs],
-           "rounds": args.rounds, "load_avg_1min": [round(v, 2) for v in load],
-           "trace_s": {s: round(v, 1) for s, v in trace.items()},
-           "step_s": {s: round(v, 4) for s, v in step_s.items()},
-           "img_per_s": {s: round(args.batch / v, 1) for s, v in step_s.items()}}
+    out = {
+        "size": args.size,
+        "batch": args.batch,
+        "archs": [str(a) for a in archs],
+        "rounds": args.rounds,
+        "load_avg_1min": [round(v, 2) for v in load],
+        "trace_s": {s: round(v, 1) for s, v in trace.items()},
+        "step_s": {s: round(v, 4) for s, v in step_s.items()},
+        "img_per_s": {s: round(args.batch / v, 1) for s, v in step_s.items()},
+    }
     if "standalone" in step_s:
         out["supernet_over_standalone"] = round(step_s["supernet"] / step_s["standalone"], 3)
     if "plain" in step_s:
         out["supernet_img_s_over_plain"] = round(step_s["plain"] / step_s["supernet"], 3)
     print(json.dumps(out), flush=True)
     for s, fns in sides.items() if args.profile else ():
-        by_type, by_name = op_profile.profile(fns[0], args.profile,
-                                              os.path.join(args.profile_dir, s))
-        print(json.dumps({"profile": s, "path": out["archs"][0], "steps": args.profile,
-                          "top_op_types_ms_per_step": op_profile.top(by_type, 20),
-                          "top_ops_ms_per_step": op_profile.top(by_name, 15)}), flush=True)
+        by_type, by_name = op_profile.profile(
+            fns[0], args.profile, os.path.join(args.profile_dir, s)
+        )
+        print(
+            json.dumps(
+                {
+                    "profile": s,
+                    "path": out["archs"][0],
+                    "steps": args.profile,
+                    "top_op_types_ms_per_step": op_profile.top(by_type, 20),
+                    "top_ops_ms_per_step": op_profile.top(by_name, 15),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

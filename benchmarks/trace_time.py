@@ -11,6 +11,7 @@ processes on a shared machine than wall seconds: tracing is single-threaded Pyth
 line. Expected run time: about a minute for the float spaces after issue 15 (the channel space's
 640 static branches took 342 s before).
 """
+
 import argparse
 import json
 import os
@@ -57,21 +58,32 @@ def main():
     x = tf.constant(rng.normal(size=(args.batch, args.size, args.size, 3)), tf.float32)
     y = tf.constant(rng.integers(0, space.num_classes, args.batch))
     block = net.choice_blocks[0]
-    branches = len(block.units) * (1 if getattr(block, "dynamic_width", False)
-                                   else len(block.widths))
+    branches = len(block.units) * (
+        1 if getattr(block, "dynamic_width", False) else len(block.widths)
+    )
     w1, c1 = _clock()
     step.get_concrete_function(x, y)
     w2, c2 = _clock()
     step(x, y).numpy()
     w3, c3 = _clock()
-    print(json.dumps({
-        "space": space.name, "image_size": args.size, "batch": args.batch,
-        "branches_per_block": branches,
-        "build_s": round(w1 - w0, 1),
-        "trace_wall_s": round(w2 - w1, 1), "trace_cpu_s": round(c2 - c1, 1),
-        "first_step_wall_s": round(w3 - w2, 1), "first_step_cpu_s": round(c3 - c2, 1),
-        "trace_and_first_step_wall_s": round(w3 - w1, 1),
-        "load_avg_1min": round(os.getloadavg()[0], 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "space": space.name,
+                "image_size": args.size,
+                "batch": args.batch,
+                "branches_per_block": branches,
+                "build_s": round(w1 - w0, 1),
+                "trace_wall_s": round(w2 - w1, 1),
+                "trace_cpu_s": round(c2 - c1, 1),
+                "first_step_wall_s": round(w3 - w2, 1),
+                "first_step_cpu_s": round(c3 - c2, 1),
+                "trace_and_first_step_wall_s": round(w3 - w1, 1),
+                "load_avg_1min": round(os.getloadavg()[0], 2),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

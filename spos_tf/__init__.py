@@ -12,6 +12,7 @@ Public API::
     model = spos_tf.build_standalone(space, arch, supernet=supernet)
     spos_tf.costs.macs(space, arch), spos_tf.costs.params(space, arch)
 """
+
 import importlib
 import os
 

@@ -1,4 +1,5 @@
 """What every absl app of spos_tf does first (``train``, ``search``, ``export``, ``pipeline``)."""
+
 from absl import app, flags, logging
 
 

@@ -6,6 +6,7 @@ holds one unit per candidate op and block and picks among them with ``tf.switch_
 network holds only the chosen unit of each block, allocated at the chosen width. :class:`Stem` and
 :class:`Head` are shared the same way.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -20,7 +21,7 @@ from spos_tf.layers import BNControl, layer_weights, make_primitive, pad_for
 
 def layer_seed(seed: int, name: str) -> int:
     """A deterministic initializer seed for the layer named ``name`` in a model seeded ``seed``."""
-    return (zlib.crc32(name.encode()) + 7919 * int(seed)) % (2 ** 31 - 1)
+    return (zlib.crc32(name.encode()) + 7919 * int(seed)) % (2**31 - 1)
 
 
 class PrimHolder(keras.layers.Layer):
@@ -32,13 +33,27 @@ class PrimHolder(keras.layers.Layer):
     (``spos_tf.export_lib``) and the reference import walk a model's ``PrimHolder`` layers and
     their :meth:`weight_dict`."""
 
-    def _make_prims(self, prims: dict, *, seed: int, control: BNControl, affine: bool,
-                    first: bool = False, padding: str = "same"):
+    def _make_prims(
+        self,
+        prims: dict,
+        *,
+        seed: int,
+        control: BNControl,
+        affine: bool,
+        first: bool = False,
+        padding: str = "same",
+    ):
         self.prims = {}
         for pname, prim in prims.items():
             self.prims[pname] = make_primitive(
-                pname, prim, seed=layer_seed(seed, f"{self.name}/{pname}"), control=control,
-                affine=affine, first=first and not pname.startswith("sb"), padding=padding)
+                pname,
+                prim,
+                seed=layer_seed(seed, f"{self.name}/{pname}"),
+                control=control,
+                affine=affine,
+                first=first and not pname.startswith("sb"),
+                padding=padding,
+            )
 
     def weight_dict(self) -> dict:
         """``{"prim/weight": variable}`` for every variable (moving statistics included).
@@ -46,9 +61,13 @@ class PrimHolder(keras.layers.Layer):
         A primitive replaced by a wrapper (``spos_tf.quant.apply``) names its variables itself
         through ``named_weights()``: its float kernel is no longer the layer's ``kernel``
         attribute, and it adds variables of its own (quantizer ranges)."""
-        return {f"{p}/{w}": v for p, layer in self.prims.items()
-                for w, v in (layer.named_weights() if hasattr(layer, "named_weights")
-                             else layer_weights(layer)).items()}
+        return {
+            f"{p}/{w}": v
+            for p, layer in self.prims.items()
+            for w, v in (
+                layer.named_weights() if hasattr(layer, "named_weights") else layer_weights(layer)
+            ).items()
+        }
 
     def quantizable(self) -> list:
         """Names of primitives whose weights count towards BitOps (see ``Prim.quantized``)."""
@@ -68,16 +87,32 @@ class OpUnit(PrimHolder):
     int or a scalar int32 tensor (then the slices are dynamic: one trace serves every width).
     """
 
-    def __init__(self, op: str, cin: int, cout: int, stride: int, in_hw: int, widths: tuple,
-                 control: BNControl, affine: bool, seed: int = 0, padding: str = "same",
-                 **kwargs):
+    def __init__(
+        self,
+        op: str,
+        cin: int,
+        cout: int,
+        stride: int,
+        in_hw: int,
+        widths: tuple,
+        control: BNControl,
+        affine: bool,
+        seed: int = 0,
+        padding: str = "same",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.spec = ops_lib.get_op(op)
         self.cin, self.cout, self.stride, self.in_hw = cin, cout, stride, in_hw
         self.widths = tuple(widths)
         self.max_width = max(self.widths)
-        self._make_prims(self.spec.prims(cin, cout, self.max_width, stride, in_hw), seed=seed,
-                         control=control, affine=affine, padding=padding)
+        self._make_prims(
+            self.spec.prims(cin, cout, self.max_width, stride, in_hw),
+            seed=seed,
+            control=control,
+            affine=affine,
+            padding=padding,
+        )
 
     def prim_specs(self, width: int) -> dict:
         return self.spec.prims(self.cin, self.cout, width, self.stride, self.in_hw)
@@ -94,7 +129,7 @@ class OpUnit(PrimHolder):
             shortcut = p["down_bn"](p["down"](x), training=training) if "down" in p else x
             return tf.nn.relu(h + shortcut)
         if self.stride == 1:
-            proj, main = x[..., 0::2], x[..., 1::2]     # the reference's channel shuffle + split
+            proj, main = x[..., 0::2], x[..., 1::2]  # the reference's channel shuffle + split
         else:
             proj = main = x
         if kind == "shuffle":
@@ -171,8 +206,14 @@ class Stem(PrimHolder):
         for i, (op, cout) in enumerate(space.stem_blocks):
             self.blocks.append((f"sb{i}_", ops_lib.get_op(op), cin, cout))
             cin = cout
-        self._make_prims(ops_lib.stem_prims(space), seed=seed, control=control, affine=affine,
-                         first=True, padding=space.padding)
+        self._make_prims(
+            ops_lib.stem_prims(space),
+            seed=seed,
+            control=control,
+            affine=affine,
+            first=True,
+            padding=space.padding,
+        )
 
     def call(self, x, training=None):
         x = self.act(self.prims["stem_bn"](self.prims["stem_conv"](x), training=training))
@@ -180,7 +221,7 @@ class Stem(PrimHolder):
             x, mode = pad_for(x, 3, 2, self.padding, value=float("-inf"))
             x = tf.nn.max_pool2d(x, 3, 2, mode)
         for prefix, spec, cin, cout in self.blocks:
-            p = {k[len(prefix):]: v for k, v in self.prims.items() if k.startswith(prefix)}
+            p = {k[len(prefix) :]: v for k, v in self.prims.items() if k.startswith(prefix)}
             x = mobile_op(spec, p, x, training, cin, cout, 1)
         return x
 
@@ -194,8 +235,13 @@ class Head(PrimHolder):
     def __init__(self, space, control: BNControl, affine: bool, seed: int = 0, **kwargs):
         super().__init__(name="head", **kwargs)
         last = space.stages[-1].channels
-        self._make_prims(ops_lib.head_prims(space, last, space.final_hw), seed=seed,
-                         control=control, affine=affine, padding=space.padding)
+        self._make_prims(
+            ops_lib.head_prims(space, last, space.final_hw),
+            seed=seed,
+            control=control,
+            affine=affine,
+            padding=space.padding,
+        )
         self.dropout = keras.layers.Dropout(space.dropout, seed=layer_seed(seed, "dropout"))
         self.act = activation(space.family)
 

@@ -29,6 +29,7 @@ resolved from the data; such a field may use ``default_factory``)::
     name: str = field("spos_digits", "TFDS name.", flag="dataset")
     data: DataConfig = field(help="The input data.", default_factory=DataConfig, flag=False)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,14 +39,28 @@ import typing
 
 from absl import flags
 
-_DEFINE = {"str": flags.DEFINE_string, "int": flags.DEFINE_integer,
-           "float": flags.DEFINE_float, "bool": flags.DEFINE_bool, "tuple": flags.DEFINE_list}
+_DEFINE = {
+    "str": flags.DEFINE_string,
+    "int": flags.DEFINE_integer,
+    "float": flags.DEFINE_float,
+    "bool": flags.DEFINE_bool,
+    "tuple": flags.DEFINE_list,
+}
 
 
-def field(default=dataclasses.MISSING, help: str = "", *,
-          choices: typing.Sequence[str] | None = None, low: float | None = None,
-          high: float | None = None, low_open: bool = False, high_open: bool = False,
-          neutral: bool = False, flag: bool | str = True, **kwargs):
+def field(
+    default=dataclasses.MISSING,
+    help: str = "",
+    *,
+    choices: typing.Sequence[str] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    neutral: bool = False,
+    flag: bool | str = True,
+    **kwargs,
+):
     """A dataclass field with the metadata its flag and its checks need.
 
     Args:
@@ -100,7 +115,7 @@ def _base_type(annotation) -> str:
         text = str(annotation)
     text = text.replace("typing.", "").replace(" ", "")
     if text.startswith("Optional["):
-        text = text[len("Optional["):-1]
+        text = text[len("Optional[") : -1]
     return text.split("|")[0].split("[")[0]
 
 
@@ -116,18 +131,22 @@ def define_flags(cls, fv=None, skip: typing.Iterable[str] = ()) -> None:
         if f.name in skip or name is None:
             continue
         if not f.metadata.get("help"):
-            raise TypeError(f"{cls.__name__}.{f.name} has no help text: declare it with "
-                            f"spos_tf.config_flags.field(default, help)")
+            raise TypeError(
+                f"{cls.__name__}.{f.name} has no help text: declare it with "
+                f"spos_tf.config_flags.field(default, help)"
+            )
         kind = _base_type(f.type)
         if kind not in _DEFINE:
             raise TypeError(f"{cls.__name__}.{f.name}: unsupported flag type {f.type!r}")
         default = f.default if f.default is not dataclasses.MISSING else None
         if "choices" in f.metadata:
-            flags.DEFINE_enum(name, default, list(f.metadata["choices"]), f.metadata["help"],
-                              flag_values=fv)
+            flags.DEFINE_enum(
+                name, default, list(f.metadata["choices"]), f.metadata["help"], flag_values=fv
+            )
         elif kind == "tuple":
-            _DEFINE[kind](name, None if default is None else list(default), f.metadata["help"],
-                          flag_values=fv)
+            _DEFINE[kind](
+                name, None if default is None else list(default), f.metadata["help"], flag_values=fv
+            )
         else:
             _DEFINE[kind](name, default, f.metadata["help"], flag_values=fv)
 
@@ -177,8 +196,11 @@ def neutral_fields(cls, prefix: str = "") -> tuple:
 
 def _interval(meta) -> str:
     low, high = meta.get("low", -math.inf), meta.get("high", math.inf)
-    return (("(" if meta.get("low_open") or low == -math.inf else "[") + f"{low:g}, {high:g}"
-            + (")" if meta.get("high_open") or high == math.inf else "]"))
+    return (
+        ("(" if meta.get("low_open") or low == -math.inf else "[")
+        + f"{low:g}, {high:g}"
+        + (")" if meta.get("high_open") or high == math.inf else "]")
+    )
 
 
 def check_value(name: str, value, kind: str, meta: typing.Mapping) -> None:
@@ -195,18 +217,20 @@ def _check(label: str, value, kind: str, meta: typing.Mapping) -> None:
     choices = meta.get("choices")
     if choices is not None:
         if value not in choices:
-            raise ValueError(f"{label} must be one of {', '.join(map(str, choices))}; "
-                             f"got {value!r}")
+            raise ValueError(
+                f"{label} must be one of {', '.join(map(str, choices))}; got {value!r}"
+            )
         return
     if kind in ("int", "float"):
-        is_int = (isinstance(value, int) or type(value).__name__.startswith(("int", "uint")))
+        is_int = isinstance(value, int) or type(value).__name__.startswith(("int", "uint"))
         is_number = is_int or isinstance(value, float) or type(value).__name__.startswith("float")
         ok = not isinstance(value, bool) and (is_int if kind == "int" else is_number)
         ok = ok and math.isfinite(float(value))
         if ok:
             low, high = meta.get("low"), meta.get("high")
-            ok = ((low is None or (value > low if meta.get("low_open") else value >= low))
-                  and (high is None or (value < high if meta.get("high_open") else value <= high)))
+            ok = (low is None or (value > low if meta.get("low_open") else value >= low)) and (
+                high is None or (value < high if meta.get("high_open") else value <= high)
+            )
         if not ok:
             what = "an integer" if kind == "int" else "a number"
             bounds = "" if "low" not in meta and "high" not in meta else f" in {_interval(meta)}"

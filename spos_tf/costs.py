@@ -36,6 +36,7 @@ Command line::
     python -m spos_tf.costs --space=shufflenet_oneshot --arch=2,1,0,...
     python -m spos_tf.costs --space=fbnet --arch=fbnet_b --latency_table=lut.json   # + latency_ms
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,22 +62,28 @@ class CostTable:
         B = space.num_blocks
         self.block_macs = np.zeros((B, n_op, n_ch), np.int64)
         self.block_params = np.zeros((B, n_op, n_ch), np.int64)
-        self.block_qmacs = np.zeros((B, n_op, n_ch), np.int64)   # MACs of quantized prims
+        self.block_qmacs = np.zeros((B, n_op, n_ch), np.int64)  # MACs of quantized prims
         supernet = 0
         for b, (cin, cout, stride, hw) in enumerate(space.block_layout()):
-            for (o, op), (c, scale) in itertools.product(enumerate(space.ops),
-                                                         enumerate(space.channel_scales)):
-                prims = ops_lib.get_op(op).prims(cin, cout, mid_channels(space, cout, scale),
-                                                 stride, hw)
+            for (o, op), (c, scale) in itertools.product(
+                enumerate(space.ops), enumerate(space.channel_scales)
+            ):
+                prims = ops_lib.get_op(op).prims(
+                    cin, cout, mid_channels(space, cout, scale), stride, hw
+                )
                 self.block_macs[b, o, c] = sum(p.macs for p in prims.values())
                 self.block_params[b, o, c] = sum(p.params(True) for p in prims.values())
                 self.block_qmacs[b, o, c] = sum(p.macs for p in prims.values() if p.quantized)
             widest = max(mid_channels(space, cout, s) for s in space.channel_scales)
-            supernet += sum(p.params(False) for op in space.ops
-                            for p in ops_lib.get_op(op).prims(cin, cout, widest, stride,
-                                                              hw).values())
-        fixed = {**ops_lib.stem_prims(space),
-                 **ops_lib.head_prims(space, space.stages[-1].channels, space.final_hw)}
+            supernet += sum(
+                p.params(False)
+                for op in space.ops
+                for p in ops_lib.get_op(op).prims(cin, cout, widest, stride, hw).values()
+            )
+        fixed = {
+            **ops_lib.stem_prims(space),
+            **ops_lib.head_prims(space, space.stages[-1].channels, space.final_hw),
+        }
         self.fixed_macs = sum(p.macs for p in fixed.values())
         self.fixed_params = sum(p.params(True) for p in fixed.values())
         self.fixed_qmacs = sum(p.macs for p in fixed.values() if p.quantized)
@@ -117,7 +124,7 @@ class CostTable:
 
     def fixed_bitops(self) -> int:
         """BitOps of the first conv and the last FC (kept at ``space.fixed_bits``)."""
-        return int(self.fixed_qmacs * self.space.fixed_bits ** 2)
+        return int(self.fixed_qmacs * self.space.fixed_bits**2)
 
     def latency_ms(self, arch: Architecture) -> float:
         """Predicted latency (ms) from the latency lookup table.
@@ -125,8 +132,10 @@ class CostTable:
         Raises:
           ValueError: the table was built without one (``--latency_table``)."""
         if self.latency is None:
-            raise ValueError("latency needs a lookup table: pass --latency_table=lut.json (built "
-                             "by python -m spos_tf.latency build)")
+            raise ValueError(
+                "latency needs a lookup table: pass --latency_table=lut.json (built "
+                "by python -m spos_tf.latency build)"
+            )
         return round(self.latency.predict_ms(arch), 4)
 
     def all(self, arch: Architecture) -> dict:
@@ -152,13 +161,15 @@ def table(space: SearchSpace, latency_table: str | None = None) -> CostTable:
 
 
 BITOPS_CONVENTIONS = ("ours", "paper")
-PAPER_GIGA = 2 ** 30  # the paper's "G" of BitOps (see the module docstring)
+PAPER_GIGA = 2**30  # the paper's "G" of BitOps (see the module docstring)
 
 
 def check_convention(convention: str) -> str:
     if convention not in BITOPS_CONVENTIONS:
-        raise ValueError(f"--bitops_convention must be one of {', '.join(BITOPS_CONVENTIONS)}, "
-                         f"got {convention!r}")
+        raise ValueError(
+            f"--bitops_convention must be one of {', '.join(BITOPS_CONVENTIONS)}, "
+            f"got {convention!r}"
+        )
     return convention
 
 
@@ -186,8 +197,9 @@ def params(space: SearchSpace, arch: Architecture) -> int:
     return table(space).params(arch)
 
 
-def bitops(space: SearchSpace, arch: Architecture, include_fixed: bool = True,
-           convention: str = "ours") -> int:
+def bitops(
+    space: SearchSpace, arch: Architecture, include_fixed: bool = True, convention: str = "ours"
+) -> int:
     """BitOps of ``arch`` in a quantized space (see module docstring); ``convention="paper"``
     counts the choice blocks only (as ``include_fixed=False``)."""
     include_fixed = include_fixed and check_convention(convention) == "ours"
@@ -199,8 +211,9 @@ def supernet_params(space: SearchSpace) -> int:
     return table(space).supernet_params
 
 
-def uniform_arch(space: SearchSpace, bits: int | None = None, scale: float | None = None,
-                 op: int = 0) -> Architecture:
+def uniform_arch(
+    space: SearchSpace, bits: int | None = None, scale: float | None = None, op: int = 0
+) -> Architecture:
     """The architecture using choice ``op``, channel scale ``scale`` (default: 1.0 if listed, else
     the largest) and ``bits`` for weights and activations in every block."""
     genes = {}
@@ -211,7 +224,9 @@ def uniform_arch(space: SearchSpace, bits: int | None = None, scale: float | Non
     for kind, choices in (("wbits", space.weight_bits), ("abits", space.act_bits)):
         if kind in space.searched_genes:
             if bits is None or bits not in choices:
-                raise ValueError(f"{kind}: {bits} bits is not a choice of {space.name!r}: {choices}")
+                raise ValueError(
+                    f"{kind}: {bits} bits is not a choice of {space.name!r}: {choices}"
+                )
             genes[kind] = [choices.index(bits)] * space.num_blocks
     return space.make(**genes)
 
@@ -224,8 +239,9 @@ def _default_scale_index(space: SearchSpace, scale: float | None) -> int:
     return scales.index(target)
 
 
-def uniform_bitops(space: SearchSpace, bits: int, scale: float | None = None, op: int = 0,
-                   convention: str = "ours") -> int:
+def uniform_bitops(
+    space: SearchSpace, bits: int, scale: float | None = None, op: int = 0, convention: str = "ours"
+) -> int:
     """BitOps of the uniform ``bits``W``bits``A network (channel scale ``scale``, default 1.0) with
     the first conv and last FC at ``space.fixed_bits`` (``convention="paper"``: not counted): the
     budgets Table 6 compares against for k in {2, 3, 4}. ``bits`` may be any width 1..32, also one
@@ -243,8 +259,7 @@ def uniform_macs(space: SearchSpace, scale: float | None = None, op: int = 0) ->
     return int(t.fixed_macs + t.block_macs[:, op, _default_scale_index(space, scale)].sum())
 
 
-def report(space: SearchSpace, arch: Architecture | None,
-           latency_table: str | None = None) -> dict:
+def report(space: SearchSpace, arch: Architecture | None, latency_table: str | None = None) -> dict:
     """The JSON object printed by ``python -m spos_tf.costs`` (``latency_ms`` with a table)."""
     out = {"space": space.name, "supernet_params": supernet_params(space)}
     if arch is not None:
@@ -269,19 +284,26 @@ def main(argv):  # pragma: no cover - exercised through the command line in test
         if not space.quantized:
             raise SystemExit(f"--uniform_bits needs a quantized space; {space.name!r} is float")
         count = uniform_bitops(space, FLAGS.uniform_bits, convention=convention)
-        out = {"space": space.name, "uniform_bits": FLAGS.uniform_bits,
-               "macs": uniform_macs(space), "bitops": count,
-               "fixed_bitops": table(space).fixed_bitops() if convention == "ours" else 0,
-               "bitops_convention": convention,
-               "supernet_params": supernet_params(space)}
+        out = {
+            "space": space.name,
+            "uniform_bits": FLAGS.uniform_bits,
+            "macs": uniform_macs(space),
+            "bitops": count,
+            "fixed_bitops": table(space).fixed_bitops() if convention == "ours" else 0,
+            "bitops_convention": convention,
+            "supernet_params": supernet_params(space),
+        }
         if convention == "paper":
             out["bitops_paper_g"] = round(paper_giga(count), 2)
     else:
         arch = arch_from_any(space, FLAGS.arch) if FLAGS.arch else None
         out = report(space, arch, FLAGS.latency_table)
         if arch is not None and space.quantized and convention == "paper":
-            out.update(bitops=bitops(space, arch, convention="paper"), bitops_convention="paper",
-                       bitops_paper_g=round(paper_giga(bitops(space, arch, convention="paper")), 2))
+            out.update(
+                bitops=bitops(space, arch, convention="paper"),
+                bitops_convention="paper",
+                bitops_paper_g=round(paper_giga(bitops(space, arch, convention="paper")), 2),
+            )
     print(json.dumps(out, sort_keys=True))
 
 
@@ -293,11 +315,16 @@ if __name__ == "__main__":  # pragma: no cover
     flags.DEFINE_string("space", "shufflenet_oneshot", "search space name")
     flags.DEFINE_string("arch", None, "architecture text form or path to best.json")
     flags.DEFINE_integer("uniform_bits", None, "print MACs/BitOps of the uniform KwKa network")
-    flags.DEFINE_string("latency_table", None, "latency lookup table (spos_tf.latency build): "
-                        "also print latency_ms")
-    flags.DEFINE_string("bitops_convention", "ours", "BitOps counting: ours (every layer, 8-bit "
-                        "first conv and FC included) or paper (choice blocks only; Table 6's "
-                        "figures are these counts / 2^30)")
+    flags.DEFINE_string(
+        "latency_table", None, "latency lookup table (spos_tf.latency build): also print latency_ms"
+    )
+    flags.DEFINE_string(
+        "bitops_convention",
+        "ours",
+        "BitOps counting: ours (every layer, 8-bit "
+        "first conv and FC included) or paper (choice blocks only; Table 6's "
+        "figures are these counts / 2^30)",
+    )
     _spaces.define_override_flags()
 
     def _run(argv):

@@ -33,6 +33,7 @@ The same code serves a stand-alone network (:func:`spos_tf.build_standalone` mod
 Cost per candidate: ``T`` training-mode forward passes plus one inference pass over the held-out
 data, all on device inside two ``tf.function`` loops (one host round trip each); no gradients.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,17 +78,26 @@ class PathEvaluator:
         [0, 1).
     """
 
-    def __init__(self, model, calib_ds: tf.data.Dataset | None = None,
-                 holdout_ds: tf.data.Dataset | None = None, num_calib_batches: int = 1,
-                 calib_mode: str = "exact", ema_momentum: float = 0.9):
+    def __init__(
+        self,
+        model,
+        calib_ds: tf.data.Dataset | None = None,
+        holdout_ds: tf.data.Dataset | None = None,
+        num_calib_batches: int = 1,
+        calib_mode: str = "exact",
+        ema_momentum: float = 0.9,
+    ):
         control = getattr(model, "bn_control", None)
         if control is None or not hasattr(control, "momentum"):
-            raise TypeError(f"{type(model).__name__} has no bn_control: BN recalibration needs a "
-                            f"model built by spos_tf.build_supernet or spos_tf.build_standalone")
+            raise TypeError(
+                f"{type(model).__name__} has no bn_control: BN recalibration needs a "
+                f"model built by spos_tf.build_supernet or spos_tf.build_standalone"
+            )
         _check_batches(num_calib_batches)
         if calib_mode not in CALIB_MODES:
-            raise ValueError(f"--calib_mode must be one of {', '.join(CALIB_MODES)}, got "
-                             f"{calib_mode!r}")
+            raise ValueError(
+                f"--calib_mode must be one of {', '.join(CALIB_MODES)}, got {calib_mode!r}"
+            )
         if not 0.0 <= ema_momentum < 1.0:
             raise ValueError(f"ema_momentum must be in [0, 1), got {ema_momentum!r}")
         self.calib_mode, self.ema_momentum = calib_mode, float(ema_momentum)
@@ -142,16 +152,19 @@ class PathEvaluator:
     @property
     def calib_traces(self) -> int:
         """Number of traces of the calibration loop so far (either mode)."""
-        return (self._calib_fn.experimental_get_tracing_count()
-                + self._ema_fn.experimental_get_tracing_count())
+        return (
+            self._calib_fn.experimental_get_tracing_count()
+            + self._ema_fn.experimental_get_tracing_count()
+        )
 
     @property
     def eval_traces(self) -> int:
         """Number of traces of the evaluation loop so far."""
         return self._eval_fn.experimental_get_tracing_count()
 
-    def recalibrate(self, calib_ds: tf.data.Dataset | None = None,
-                    num_batches: int | None = None) -> int:
+    def recalibrate(
+        self, calib_ds: tf.data.Dataset | None = None, num_batches: int | None = None
+    ) -> int:
         """Recomputes the BN statistics of the current path on calibration batches (exactly, or
         by the reference's reset + EMA with ``calib_mode="ema"``).
 
@@ -175,9 +188,11 @@ class PathEvaluator:
         if space is not None and space.quantized:
             # activation-quantizer ranges restart too, so the calibration batches re-estimate them
             from spos_tf.quant.apply import reset_quant_ranges
+
             arch_var = getattr(self.model, "arch_var", None)
-            reset_quant_ranges(self.model, None if arch_var is None else
-                               space.from_indices(arch_var.numpy()))
+            reset_quant_ranges(
+                self.model, None if arch_var is None else space.from_indices(arch_var.numpy())
+            )
         try:
             if self.calib_mode == "ema":
                 self.reset_bn()
@@ -215,8 +230,10 @@ class PathEvaluator:
           ValueError: ``arch`` is not in the space; missing data (see above).
         """
         if not hasattr(self.model, "set_arch"):
-            raise TypeError(f"{type(self.model).__name__} is not a supernet; call recalibrate() "
-                            f"and evaluate() on a stand-alone network")
+            raise TypeError(
+                f"{type(self.model).__name__} is not a supernet; call recalibrate() "
+                f"and evaluate() on a stand-alone network"
+            )
         self.model.set_arch(arch)
         self.recalibrate()
         return self.evaluate()
@@ -253,8 +270,9 @@ def recalibrate_bn(model, calib_batches: tf.data.Dataset, num_batches: int) -> i
     return evaluator_for(model).recalibrate(calib_batches, num_batches)
 
 
-def evaluate_path(supernet, arch, calib_ds: tf.data.Dataset, holdout_ds: tf.data.Dataset,
-                  num_calib_batches: int) -> float:
+def evaluate_path(
+    supernet, arch, calib_ds: tf.data.Dataset, holdout_ds: tf.data.Dataset, num_calib_batches: int
+) -> float:
     """Sets ``arch`` in ``supernet``, recalibrates its BN on ``num_calib_batches`` batches of
     ``calib_ds`` and returns its top-1 accuracy on ``holdout_ds``."""
     evaluator = evaluator_for(supernet)

@@ -13,6 +13,7 @@ model's resolution and normalises them inside; see :mod:`spos_tf.export_lib` for
 The flags are the fields of :class:`spos_tf.export_config.ExportConfig` (defined there once).
 Exit status: 0 done, 2 bad input (the message names the fix; nothing was written).
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,6 +1,7 @@
 """The settings of one export (:class:`ExportConfig`, the flags of ``spos_tf.export``) and the
 names of what it writes. Each setting is written once, here: ``spos_tf.export`` derives its flags
 from the fields (:mod:`spos_tf.config_flags`)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,14 +12,20 @@ from spos_tf import config_flags, run_dir
 from spos_tf.config_flags import field
 
 FORMATS = ("saved_model", "tflite", "tflite_int8", "tflite_int4")
-FILES = {"saved_model": "saved_model", "tflite": "model_float.tflite",
-         "tflite_int8": "model_int8.tflite", "tflite_int4": "model_int4.tflite"}
+FILES = {
+    "saved_model": "saved_model",
+    "tflite": "model_float.tflite",
+    "tflite_int8": "model_int8.tflite",
+    "tflite_int4": "model_int4.tflite",
+}
 REPORT_FILE = "export_report.json"
 SIGNATURE = "serving_default"
 INPUT_NAME = "images"
 EVAL_SPLITS = ("holdout", "test")
-INPUT_CONTRACT = ("uint8 [batch, S, S, 3] RGB images at the model resolution S, 0..255; "
-                  "normalised inside: (image - MEAN_RGB) / STDDEV_RGB")
+INPUT_CONTRACT = (
+    "uint8 [batch, S, S, 3] RGB images at the model resolution S, 0..255; "
+    "normalised inside: (image - MEAN_RGB) / STDDEV_RGB"
+)
 
 
 class ExportError(ValueError):
@@ -37,28 +44,40 @@ class ExportConfig:
     """
 
     checkpoint: Optional[str] = field(
-        None, "A spos_tf.train run directory: a retrained stand-alone network, or a supernet "
-        "(needs --arch).")
-    out: Optional[str] = field(
-        None, "Output folder (saved_model/, *.tflite, export_report.json).")
+        None,
+        "A spos_tf.train run directory: a retrained stand-alone network, or a supernet "
+        "(needs --arch).",
+    )
+    out: Optional[str] = field(None, "Output folder (saved_model/, *.tflite, export_report.json).")
     space: Optional[str] = field(
-        None, "Registered search space name; default: the run's (must match when given).")
+        None, "Registered search space name; default: the run's (must match when given)."
+    )
     arch: Optional[str] = field(
-        None, "Architecture text or a JSON file with an 'arch' field (best.json); required for "
-        "a supernet run.")
+        None,
+        "Architecture text or a JSON file with an 'arch' field (best.json); required for "
+        "a supernet run.",
+    )
     formats: Optional[tuple] = field(
-        None, f"Comma-separated subset of {','.join(FORMATS)} (default: all the space "
-        "supports; no float tflite for a quantized space, tflite_int4 needs --fold_bn).")
+        None,
+        f"Comma-separated subset of {','.join(FORMATS)} (default: all the space "
+        "supports; no float tflite for a quantized space, tflite_int4 needs --fold_bn).",
+    )
     data_dir: Optional[str] = field(None, "TFDS data directory (default: the run's).")
     calib_images: int = field(
-        512, "Training images for integer calibration and, with inherited weights, BN "
-        "recalibration.", low=1)
+        512,
+        "Training images for integer calibration and, with inherited weights, BN recalibration.",
+        low=1,
+    )
     calib_batch_size: int = field(64, "Calibration batch size.", low=1)
     eval_split: str = field(
-        "test", "Images of the report's accuracy and differences (default test: data the "
-        "search never saw).", choices=EVAL_SPLITS)
+        "test",
+        "Images of the report's accuracy and differences (default test: data the "
+        "search never saw).",
+        choices=EVAL_SPLITS,
+    )
     eval_images: Optional[int] = field(
-        None, "Use the first this many images of --eval_split (default: all).", low=1)
+        None, "Use the first this many images of --eval_split (default: all).", low=1
+    )
     eval_batch_size: int = field(100, "Evaluation batch size.", low=1)
 
     @property
@@ -79,16 +98,22 @@ class ExportConfig:
             formats = tuple(self.formats)
             unknown = [f for f in formats if f not in FORMATS]
             if unknown or not formats or len(set(formats)) != len(formats):
-                raise ExportError(f"--formats must be distinct names from {', '.join(FORMATS)}; "
-                                  f"got {','.join(map(str, formats)) or '(empty)'}")
+                raise ExportError(
+                    f"--formats must be distinct names from {', '.join(FORMATS)}; "
+                    f"got {','.join(map(str, formats)) or '(empty)'}"
+                )
         try:  # types, bounds, choices (paths may be os.PathLike)
-            config_flags.check_fields(dataclasses.replace(
-                self, checkpoint=os.fspath(self.checkpoint), out=os.fspath(self.out)))
+            config_flags.check_fields(
+                dataclasses.replace(
+                    self, checkpoint=os.fspath(self.checkpoint), out=os.fspath(self.out)
+                )
+            )
         except ValueError as e:
             raise ExportError(str(e)) from None
         if self.arch is not None and not self.arch.strip():
-            raise ExportError(f"--arch must be an architecture text or a JSON file, got "
-                              f"{self.arch!r}")
+            raise ExportError(
+                f"--arch must be an architecture text or a JSON file, got {self.arch!r}"
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -97,5 +122,14 @@ class ExportConfig:
         return run_dir.normalized(d)
 
 
-__all__ = ["EVAL_SPLITS", "ExportConfig", "ExportError", "FILES", "FORMATS", "INPUT_CONTRACT",
-           "INPUT_NAME", "REPORT_FILE", "SIGNATURE"]
+__all__ = [
+    "EVAL_SPLITS",
+    "ExportConfig",
+    "ExportError",
+    "FILES",
+    "FORMATS",
+    "INPUT_CONTRACT",
+    "INPUT_NAME",
+    "REPORT_FILE",
+    "SIGNATURE",
+]

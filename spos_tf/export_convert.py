@@ -13,6 +13,7 @@ pattern; its two integer formats: ``tflite_int4`` (the <= 4-bit weights as INT4)
 Cost: one SavedModel save per source network (seconds for the quick-start networks) and one
 conversion per integer format with ``calib_images`` calibration images.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -40,8 +41,11 @@ def serving_module(model, image_size: int, preprocessing: str = "standard") -> t
     if control is not None:
         module.bn_momentum = control.momentum
 
-    @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.uint8,
-                                                name=INPUT_NAME)])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name=INPUT_NAME)
+        ]
+    )
     def serve(images):
         logits = model(preprocess_for_eval(images, preprocessing=preprocessing), training=False)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
@@ -86,29 +90,36 @@ def integer_twin(space, arch, model, *, packed: bool):
         genes = {k: list(g) for k, g in zip(space.searched_genes, arch.genes) if k != "abits"}
         twin_arch = twin_space.make(**genes)
         searched = sorted({c["abits"] for c in space.decode(arch)})
-        notes.append(f"activations searched at {searched} bits run at 8 bits in TFLite (same "
-                     f"range statistics); the integer model's outputs differ from the QAT "
-                     f"network's by that")
+        notes.append(
+            f"activations searched at {searched} bits run at 8 bits in TFLite (same "
+            f"range statistics); the integer model's outputs differ from the QAT "
+            f"network's by that"
+        )
     twin = api.build_standalone(twin_space, twin_arch)
     src, dst = model.variables, twin.variables
     if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst)):
-        raise RuntimeError("the integer twin has other variables than the network; "
-                           "spos_tf.quant.apply changed its wrapping contract")
+        raise RuntimeError(
+            "the integer twin has other variables than the network; "
+            "spos_tf.quant.apply changed its wrapping contract"
+        )
     for a, b in zip(src, dst):
         b.assign(a)
     if drop_outputs:
         n = fold.set_int8_storage(twin, True)
-        notes.append(f"the weights of the BN-folded convs ({n}) searched at <= 4 bits are the "
-                     f"same values expressed on an 8-bit grid: stored as INT8 (the int4 file's "
-                     f"reference)")
+        notes.append(
+            f"the weights of the BN-folded convs ({n}) searched at <= 4 bits are the "
+            f"same values expressed on an 8-bit grid: stored as INT8 (the int4 file's "
+            f"reference)"
+        )
     return twin, notes
 
 
 def convert(saved_model_dir: str, quantize: bool, representative=None) -> bytes:
     """TFLite flatbuffer of a SavedModel's signature: float, or integer (``Optimize.DEFAULT``,
     int8 builtins, ``representative`` calibration data)."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
-                                                         signature_keys=[SIGNATURE])
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=[SIGNATURE]
+    )
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -121,6 +132,7 @@ def convert(saved_model_dir: str, quantize: bool, representative=None) -> bytes:
 def representative(data, images: int, batch_size: int):
     """The integer converter's representative data: the first ``images`` training images of
     the ``calib`` role as ``uint8``, one a call."""
+
     def generate():
         ds = uint8_dataset(data, "calib", batch_size, repeat=True)
         seen = 0

@@ -4,6 +4,7 @@ top-1 accuracy, top-1 agreement).
 
 Cost: one pass over the evaluation images; per batch one Keras call and one call per runner.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -24,8 +25,9 @@ def to_uint8(images):
     return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
 
 
-def uint8_dataset(data, role: str, batch_size: int, limit: Optional[int] = None, *,
-                  repeat: bool = False):
+def uint8_dataset(
+    data, role: str, batch_size: int, limit: Optional[int] = None, *, repeat: bool = False
+):
     """``(uint8 images [B, S, S, 3], labels)`` batches of ``role`` as the exported models take
     them: the evaluation pipeline's images, rounded back to the 0..255 scale."""
     from spos_tf.data import build_dataset
@@ -51,8 +53,11 @@ class Stats:
         self.count += len(labels)
 
     def record(self) -> dict:
-        return {"max_abs_diff": self.max_diff, "accuracy": self.correct / max(self.count, 1),
-                "top1_agreement": self.agree / max(self.count, 1)}
+        return {
+            "max_abs_diff": self.max_diff,
+            "accuracy": self.correct / max(self.count, 1),
+            "top1_agreement": self.agree / max(self.count, 1),
+        }
 
 
 def evaluate(reference_fn, runners: dict, batches) -> tuple:
@@ -97,5 +102,12 @@ def tflite_runner(content: bytes):
     return lambda images: runner(**{INPUT_NAME: images})["logits"]
 
 
-__all__ = ["Stats", "evaluate", "interpreter", "saved_model_runner", "tflite_runner",
-           "to_uint8", "uint8_dataset"]
+__all__ = [
+    "Stats",
+    "evaluate",
+    "interpreter",
+    "saved_model_runner",
+    "tflite_runner",
+    "to_uint8",
+    "uint8_dataset",
+]

@@ -5,6 +5,7 @@ The interpreter reports packed ``INT4`` tensors as ``int8``; the stored type is 
 flatbuffer itself (``tensorflow.lite.tools.flatbuffer_utils``). Cost: one interpreter and one
 flatbuffer parse per call (milliseconds for the quick-start networks).
 """
+
 from __future__ import annotations
 
 import re
@@ -86,12 +87,18 @@ def weight_storage(content: bytes, model=None, space=None, arch=None) -> list:
             index = int(producer["inputs"][0])
         d = details[index]
         layer, bits = _layer_of(d["name"], keys)
-        rows.append({"layer": layer, "op": op["op_name"], "tensor": d["name"],
-                     "dtype": np.dtype(d["dtype"]).name,
-                     "storage": storage.get(index, np.dtype(d["dtype"]).name.upper()),
-                     "shape": [int(s) for s in d["shape"]],
-                     "scales": int(len(d["quantization_parameters"]["scales"])),
-                     "searched_bits": bits})
+        rows.append(
+            {
+                "layer": layer,
+                "op": op["op_name"],
+                "tensor": d["name"],
+                "dtype": np.dtype(d["dtype"]).name,
+                "storage": storage.get(index, np.dtype(d["dtype"]).name.upper()),
+                "shape": [int(s) for s in d["shape"]],
+                "scales": int(len(d["quantization_parameters"]["scales"])),
+                "searched_bits": bits,
+            }
+        )
     return rows
 
 
@@ -113,15 +120,21 @@ def int4_note(rows: list, folded: bool) -> str:
     if len(packed) == len(low):
         return f"all {len(low)} weight tensors searched at <= 4 bits are stored as INT4"
     stored = sorted({r["storage"] for r in low if r["storage"] != "INT4"})
-    text = f"{len(low) - len(packed)} of {len(low)} weight tensors searched at <= 4 bits are " \
-           f"stored as {stored}, not INT4: "
+    text = (
+        f"{len(low) - len(packed)} of {len(low)} weight tensors searched at <= 4 bits are "
+        f"stored as {stored}, not INT4: "
+    )
     if folded:
-        return text + ("this file stores the folded <= 4-bit weights on an 8-bit grid (the "
-                       "int4 file's reference)")
-    return text + ("the converter folds the BN after each conv into its fake-quantized weights "
-                   "and re-quantizes the result per channel (1-bit sign weights are no "
-                   "FakeQuant op at all); retrain with --fold_bn (BN folded before the weight "
-                   "fake quantization) and export tflite_int4")
+        return text + (
+            "this file stores the folded <= 4-bit weights on an 8-bit grid (the "
+            "int4 file's reference)"
+        )
+    return text + (
+        "the converter folds the BN after each conv into its fake-quantized weights "
+        "and re-quantizes the result per channel (1-bit sign weights are no "
+        "FakeQuant op at all); retrain with --fold_bn (BN folded before the weight "
+        "fake quantization) and export tflite_int4"
+    )
 
 
 __all__ = ["WEIGHT_OPS", "int4_note", "layer_keys", "storage_types", "summary", "weight_storage"]

@@ -68,6 +68,7 @@ converters read it from a temporary folder) and one conversion (and, for an inte
 save) per TFLite format (seconds for the quick-start network), plus one pass over the evaluation
 images per format.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,15 +82,35 @@ import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from spos_tf import costs as costs_lib
 from spos_tf import run_dir
-from spos_tf.export_config import (FILES, FORMATS, INPUT_CONTRACT, INPUT_NAME, REPORT_FILE,
-                                   SIGNATURE, ExportConfig, ExportError)
+from spos_tf.export_config import (
+    FILES,
+    FORMATS,
+    INPUT_CONTRACT,
+    INPUT_NAME,
+    REPORT_FILE,
+    SIGNATURE,
+    ExportConfig,
+    ExportError,
+)
 from spos_tf.export_convert import convert, integer_twin, representative, save, serving_module
-from spos_tf.export_eval import (evaluate, saved_model_runner, tflite_runner, uint8_dataset)
+from spos_tf.export_eval import evaluate, saved_model_runner, tflite_runner, uint8_dataset
 from spos_tf.export_inspect import int4_note, summary, weight_storage
 from spos_tf.space import Architecture, SearchSpace, arch_from_any
 
-__all__ = ["ExportConfig", "ExportError", "FORMATS", "FILES", "REPORT_FILE", "Prepared",
-           "prepare", "export", "serving_module", "run", "uint8_dataset", "weight_storage"]
+__all__ = [
+    "ExportConfig",
+    "ExportError",
+    "FORMATS",
+    "FILES",
+    "REPORT_FILE",
+    "Prepared",
+    "prepare",
+    "export",
+    "serving_module",
+    "run",
+    "uint8_dataset",
+    "weight_storage",
+]
 
 
 # ------------------------------------------------------------------------------- loading
@@ -99,11 +120,11 @@ class Prepared:
 
     space: SearchSpace
     arch: Architecture
-    model: object           # the stand-alone tf_keras model, weights loaded
+    model: object  # the stand-alone tf_keras model, weights loaded
     run_config: dict
-    data: object            # spos_tf.data.DataConfig at the model's resolution
+    data: object  # spos_tf.data.DataConfig at the model's resolution
     formats: tuple
-    source: str             # "standalone" or "supernet"
+    source: str  # "standalone" or "supernet"
     recalibrated_batches: int = 0
 
 
@@ -115,13 +136,17 @@ def _resolve_arch(space: SearchSpace, value: str, what: str) -> Architecture:
         raise ExportError(
             f"bad {what}={value!r}: {e}. It takes the text form of an architecture of space "
             f"{space.name!r} ({space.num_blocks} choice blocks, e.g. {example!r}) or the path of "
-            f"a JSON file with an 'arch' field (the search's best.json)") from None
+            f"a JSON file with an 'arch' field (the search's best.json)"
+        ) from None
 
 
 def _formats(config: ExportConfig, space: SearchSpace) -> tuple:
     folded = space.quantized and space.fold_bn
-    supported = tuple(f for f in FORMATS if not (space.quantized and f == "tflite")
-                      and (folded or f != "tflite_int4"))
+    supported = tuple(
+        f
+        for f in FORMATS
+        if not (space.quantized and f == "tflite") and (folded or f != "tflite_int4")
+    )
     if config.formats is None:
         return supported
     if space.quantized and "tflite" in config.formats:
@@ -129,12 +154,14 @@ def _formats(config: ExportConfig, space: SearchSpace) -> tuple:
             f"--formats=tflite (float TFLite) is not available for the quantized space "
             f"{space.name!r}: the converter turns its fake-quant ops into quantize/dequantize "
             f"pairs that the TFLite interpreter rejects. Use "
-            f"--formats={','.join(supported)}")
+            f"--formats={','.join(supported)}"
+        )
     if "tflite_int4" in config.formats and not folded:
         raise ExportError(
             f"--formats=tflite_int4 needs a quantized network trained with BN folded into its "
             f"weights (space {space.name!r}, fold_bn={getattr(space, 'fold_bn', False)}): "
-            f"retrain it with --fold_bn, or use --formats={','.join(supported)}")
+            f"retrain it with --fold_bn, or use --formats={','.join(supported)}"
+        )
     return tuple(config.formats)
 
 
@@ -162,8 +189,10 @@ def prepare(config: ExportConfig, stream=None) -> Prepared:
         raise run_dir.RunDirError(f"--checkpoint: {e}") from None
     space = run_dir.space_from_config(run_config)
     if config.space is not None and config.space != space.name:
-        raise ExportError(f"--space={config.space!r} differs from the space {space.name!r} of the "
-                          f"run in --checkpoint={checkpoint!r}; drop --space or pick that run")
+        raise ExportError(
+            f"--space={config.space!r} differs from the space {space.name!r} of the "
+            f"run in --checkpoint={checkpoint!r}; drop --space or pick that run"
+        )
     run_arch = run_config.get("arch")
     if run_arch:
         arch = space.parse(run_arch)
@@ -173,13 +202,15 @@ def prepare(config: ExportConfig, stream=None) -> Prepared:
                 raise ExportError(
                     f"--checkpoint={checkpoint!r} holds the stand-alone network of {str(arch)!r}, "
                     f"not --arch={str(wanted)!r}. Drop --arch, or pass the supernet's run "
-                    f"directory to export {str(wanted)!r} with inherited weights")
+                    f"directory to export {str(wanted)!r} with inherited weights"
+                )
         source = "standalone"
     else:
         if config.arch is None:
             raise ExportError(
                 f"--checkpoint={checkpoint!r} holds a supernet: pass --arch (text or the search's "
-                f"best.json) to export that architecture with inherited weights")
+                f"best.json) to export that architecture with inherited weights"
+            )
         arch = _resolve_arch(space, config.arch, "--arch")
         source = "supernet"
     formats = _formats(config, space)
@@ -191,24 +222,39 @@ def prepare(config: ExportConfig, stream=None) -> Prepared:
         changes["data_dir"] = config.data_dir
     data = dataclasses.replace(data, **changes)
     from spos_tf.data import dataset_info
+
     dataset_info(data)  # opens the data set: fails here, before anything is written
     prepared = Prepared(space, arch, model, run_config, data, formats, source)
     if source == "supernet":
         supernet = model
-        prepared.model = api.build_standalone(space, arch, supernet=supernet,
-                                              seed=int(run_config.get("seed", 0)),
-                                              bn_momentum=float(run_config.get("bn_momentum", 0.9)))
+        prepared.model = api.build_standalone(
+            space,
+            arch,
+            supernet=supernet,
+            seed=int(run_config.get("seed", 0)),
+            bn_momentum=float(run_config.get("bn_momentum", 0.9)),
+        )
         prepared.recalibrated_batches = _recalibrate(prepared.model, space, data, config)
-        _print(stream, f"Inherited the weights of {arch} from the supernet; recalibrated BN on "
-                       f"{prepared.recalibrated_batches * config.calib_batch_size} training images")
+        _print(
+            stream,
+            f"Inherited the weights of {arch} from the supernet; recalibrated BN on "
+            f"{prepared.recalibrated_batches * config.calib_batch_size} training images",
+        )
     return prepared
 
 
 def _calib_dataset(data, config: ExportConfig):
     from spos_tf.data import build_dataset
 
-    return build_dataset(data, "calib", config.calib_batch_size, training=False, seed=0,
-                         repeat=True, drop_remainder=True).take(config.calib_batches)
+    return build_dataset(
+        data,
+        "calib",
+        config.calib_batch_size,
+        training=False,
+        seed=0,
+        repeat=True,
+        drop_remainder=True,
+    ).take(config.calib_batches)
 
 
 def _recalibrate(model, space: SearchSpace, data, config: ExportConfig) -> int:
@@ -217,6 +263,7 @@ def _recalibrate(model, space: SearchSpace, data, config: ExportConfig) -> int:
 
     if space.quantized:
         from spos_tf.quant.apply import reset_quant_ranges
+
         reset_quant_ranges(model)
     return recalibrate_bn(model, _calib_dataset(data, config), config.calib_batches)
 
@@ -224,8 +271,11 @@ def _recalibrate(model, space: SearchSpace, data, config: ExportConfig) -> int:
 # ------------------------------------------------------------------------------- writing
 def _size(path: str) -> int:
     if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(root, f))
-                   for root, _, files in os.walk(path) for f in files)
+        return sum(
+            os.path.getsize(os.path.join(root, f))
+            for root, _, files in os.walk(path)
+            for f in files
+        )
     return os.path.getsize(path)
 
 
@@ -252,7 +302,7 @@ def run(config: ExportConfig, stream=None) -> dict:
     return export(prepare(config, stream), config, stream, start=start)
 
 
-INTEGER_FORMATS = {"tflite_int8": False, "tflite_int4": True}   # format -> packed (INT4) weights
+INTEGER_FORMATS = {"tflite_int8": False, "tflite_int4": True}  # format -> packed (INT4) weights
 
 
 def _convert_formats(prepared: Prepared, config: ExportConfig, tmp: str, saved: str):
@@ -264,22 +314,29 @@ def _convert_formats(prepared: Prepared, config: ExportConfig, tmp: str, saved: 
         if fmt == "tflite":
             contents[fmt] = convert(saved, quantize=False)
         elif fmt in INTEGER_FORMATS:
-            twin, notes[fmt] = integer_twin(space, prepared.arch, model,
-                                            packed=INTEGER_FORMATS[fmt])
+            twin, notes[fmt] = integer_twin(
+                space, prepared.arch, model, packed=INTEGER_FORMATS[fmt]
+            )
             source = saved
             if twin is not model:
                 source = os.path.join(tmp, f"{fmt}_twin")
                 save(serving_module(twin, space.image_size, prepared.data.preprocessing), source)
-            contents[fmt] = convert(source, quantize=True, representative=representative(
-                prepared.data, config.calib_images, config.calib_batch_size))
+            contents[fmt] = convert(
+                source,
+                quantize=True,
+                representative=representative(
+                    prepared.data, config.calib_images, config.calib_batch_size
+                ),
+            )
         else:
             continue
         seconds[fmt] = round(time.monotonic() - t0, 2)
     return contents, notes, seconds
 
 
-def export(prepared: Prepared, config: ExportConfig, stream=None, *,
-           start: float | None = None) -> dict:
+def export(
+    prepared: Prepared, config: ExportConfig, stream=None, *, start: float | None = None
+) -> dict:
     """Writes the formats of ``prepared`` into ``config.out`` and evaluates them (the second half
     of :func:`run`; ``prepared`` may also be assembled by hand around any stand-alone network).
 
@@ -290,9 +347,12 @@ def export(prepared: Prepared, config: ExportConfig, stream=None, *,
     out = os.fspath(config.out)
     space, arch, model = prepared.space, prepared.arch, prepared.model
     os.makedirs(out, exist_ok=True)
-    _print(stream, f"Exporting the stand-alone network {arch} ({space.name}, "
-                   f"{costs_lib.macs(space, arch) / 1e6:.2f}M MACs) to {out}: "
-                   f"{', '.join(prepared.formats)}")
+    _print(
+        stream,
+        f"Exporting the stand-alone network {arch} ({space.name}, "
+        f"{costs_lib.macs(space, arch) / 1e6:.2f}M MACs) to {out}: "
+        f"{', '.join(prepared.formats)}",
+    )
 
     module = serving_module(model, space.image_size, prepared.data.preprocessing)
     results = {}
@@ -315,8 +375,9 @@ def export(prepared: Prepared, config: ExportConfig, stream=None, *,
             run_dir.atomic_write_bytes(os.path.join(out, FILES[fmt]), content)
             runners[fmt] = tflite_runner(content)
 
-    batches = uint8_dataset(prepared.data, config.eval_split, config.eval_batch_size,
-                            config.eval_images)
+    batches = uint8_dataset(
+        prepared.data, config.eval_split, config.eval_batch_size, config.eval_images
+    )
     keras_accuracy, count, stats = evaluate(module.serve, runners, batches)
     for fmt in prepared.formats:
         path = os.path.join(out, FILES[fmt])
@@ -330,35 +391,56 @@ def export(prepared: Prepared, config: ExportConfig, stream=None, *,
             continue
         results[fmt].update(
             activations="int8 (uint8 image input, float32 outputs)",
-            ranges=("fake-quant (QAT) ranges of the quantized layers, post-training calibration "
-                    "for the other tensors" if space.quantized else "post-training calibration"),
-            calib_images=config.calib_images)
+            ranges=(
+                "fake-quant (QAT) ranges of the quantized layers, post-training calibration "
+                "for the other tensors"
+                if space.quantized
+                else "post-training calibration"
+            ),
+            calib_images=config.calib_images,
+        )
         if space.quantized:
             notes[fmt].append(int4_note(results[fmt]["weights"], folded=space.fold_bn))
         results[fmt]["notes"] = [n for n in notes[fmt] if n]
     if "tflite_int4" in results and "tflite_int8" in results:
         results["tflite_int4"]["size_vs_int8"] = round(
-            results["tflite_int4"]["size_bytes"] / results["tflite_int8"]["size_bytes"], 4)
+            results["tflite_int4"]["size_bytes"] / results["tflite_int8"]["size_bytes"], 4
+        )
 
     report = {
-        "space": space.name, "space_overrides": prepared.run_config.get("space_overrides", {}),
-        "arch": str(arch), "costs": costs_lib.table(space).all(arch),
-        "checkpoint": os.fspath(config.checkpoint), "weights_from": prepared.source,
+        "space": space.name,
+        "space_overrides": prepared.run_config.get("space_overrides", {}),
+        "arch": str(arch),
+        "costs": costs_lib.table(space).all(arch),
+        "checkpoint": os.fspath(config.checkpoint),
+        "weights_from": prepared.source,
         "bn_recalibration_images": prepared.recalibrated_batches * config.calib_batch_size,
-        "signature": {"name": SIGNATURE, "inputs": {INPUT_NAME: INPUT_CONTRACT},
-                      "input_shape": [None, space.image_size, space.image_size, 3],
-                      "outputs": {"logits": f"float32 [batch, {space.num_classes}]",
-                                  "probabilities": "softmax of logits"}},
+        "signature": {
+            "name": SIGNATURE,
+            "inputs": {INPUT_NAME: INPUT_CONTRACT},
+            "input_shape": [None, space.image_size, space.image_size, 3],
+            "outputs": {
+                "logits": f"float32 [batch, {space.num_classes}]",
+                "probabilities": "softmax of logits",
+            },
+        },
         "eval": {"split": config.eval_split, "images": count, "keras_accuracy": keras_accuracy},
         "formats": results,
         "seconds": round(time.monotonic() - start, 1),
         "config": config.to_dict(),
     }
-    run_dir.atomic_write_text(os.path.join(out, REPORT_FILE),
-                              json.dumps(report, indent=2, sort_keys=True) + "\n")
-    _print(stream, f"Top-1 on {count} {config.eval_split} images: Keras "
-                   f"{keras_accuracy:.4f}; " + "; ".join(
-                       f"{fmt} {r['accuracy']:.4f} (max |diff| {r['max_abs_diff']:.2g}, "
-                       f"{r['size_bytes'] / 1024:.0f} KiB)" for fmt, r in results.items()))
+    run_dir.atomic_write_text(
+        os.path.join(out, REPORT_FILE), json.dumps(report, indent=2, sort_keys=True) + "\n"
+    )
+    _print(
+        stream,
+        f"Top-1 on {count} {config.eval_split} images: Keras "
+        f"{keras_accuracy:.4f}; "
+        + "; ".join(
+            f"{fmt} {r['accuracy']:.4f} (max |diff| {r['max_abs_diff']:.2g}, "
+            f"{r['size_bytes'] / 1024:.0f} KiB)"
+            for fmt, r in results.items()
+        ),
+    )
     _print(stream, f"Report: {os.path.join(out, REPORT_FILE)}")
     return report

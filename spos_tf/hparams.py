@@ -6,6 +6,7 @@ that ``tensorboard --logdir=<logdir>`` lets a user sort, filter and plot candida
 tab. The folder is rewritten as a whole (built beside it, then swapped in), so readers never see a
 half-written set. Cost: a few milliseconds per session; call it when results change, not per step.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,10 @@ def write_sessions(logdir: str, sessions: list) -> int:
         if sessions:
             first = sessions[0]
             with tf.summary.create_file_writer(tmp).as_default():
-                hp.hparams_config(hparams=[hp.HParam(k) for k in first["hparams"]],
-                                  metrics=[hp.Metric(k) for k in first["metrics"]])
+                hp.hparams_config(
+                    hparams=[hp.HParam(k) for k in first["hparams"]],
+                    metrics=[hp.Metric(k) for k in first["metrics"]],
+                )
         for session in sessions:
             writer = tf.summary.create_file_writer(os.path.join(tmp, session["name"]))
             with writer.as_default():

@@ -17,6 +17,7 @@ The flags only build a :class:`spos_tf.reference_import.ImportConfig`. Exit stat
 input (the message names the fix and every bad tensor; nothing was written, a run already in
 ``--workdir`` is untouched).
 """
+
 from __future__ import annotations
 
 import sys
@@ -31,18 +32,33 @@ def define_flags(fv=None) -> None:
     ``ImportConfig``'s."""
     fv = flags.FLAGS if fv is None else fv
     d = dict(flag_values=fv)
-    flags.DEFINE_string("checkpoint", None, "The release's .pth.tar (needs PyTorch) or an .npz of "
-                        "its state_dict.", **d)
-    flags.DEFINE_enum("kind", "supernet", ["supernet", "standalone"],
-                      "supernet: Supernet/checkpoint-150000.pth.tar; standalone: an Evaluation "
-                      "model.", **d)
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "The release's .pth.tar (needs PyTorch) or an .npz of its state_dict.",
+        **d,
+    )
+    flags.DEFINE_enum(
+        "kind",
+        "supernet",
+        ["supernet", "standalone"],
+        "supernet: Supernet/checkpoint-150000.pth.tar; standalone: an Evaluation model.",
+        **d,
+    )
     flags.DEFINE_string("workdir", None, "Run directory to write (config.json, checkpoints/).", **d)
-    flags.DEFINE_string("arch", None, "Stand-alone: the architecture text (default: read off the "
-                        "tensor shapes; must match them when given).", **d)
-    flags.DEFINE_bool("overwrite", False, "Replace a run in --workdir once the import succeeded.",
-                      **d)
-    flags.DEFINE_string("dataset", "imagenet2012", "Data set the run's config names for search "
-                        "and export.", **d)
+    flags.DEFINE_string(
+        "arch",
+        None,
+        "Stand-alone: the architecture text (default: read off the "
+        "tensor shapes; must match them when given).",
+        **d,
+    )
+    flags.DEFINE_bool(
+        "overwrite", False, "Replace a run in --workdir once the import succeeded.", **d
+    )
+    flags.DEFINE_string(
+        "dataset", "imagenet2012", "Data set the run's config names for search and export.", **d
+    )
     flags.DEFINE_string("data_dir", None, "TFDS data directory stored in the run's config.", **d)
 
 

@@ -30,6 +30,7 @@ Cost: one conversion and ``warmup + runs`` invocations per entry; a 224 px FBNet
 (see benchmarks/RESULTS.md for measured build times). Predicting is a table lookup
 (:class:`LatencyTable`).
 """
+
 from __future__ import annotations
 
 import json
@@ -43,17 +44,27 @@ from typing import Callable, Optional
 import numpy as np
 
 from spos_tf import run_dir
+
 # The table itself (keys, loading, prediction) is TF-free; its names stay importable from here.
-from spos_tf.latency_table import (FORMAT, LatencyTable, _check_space, _free,  # noqa: F401
-                                   arch_keys, block_key, configurations, random_archs, space_of,
-                                   sum_ms)
+from spos_tf.latency_table import (
+    FORMAT,
+    LatencyTable,
+    _check_space,  # noqa: F401
+    _free,  # noqa: F401
+    arch_keys,  # noqa: F401
+    block_key,  # noqa: F401
+    configurations,
+    random_archs,
+    space_of,  # noqa: F401
+    sum_ms,
+)
 from spos_tf.space import Architecture, SearchSpace
 
 BACKENDS = ("tflite", "tf")
 DTYPES = ("float32", "int8")
 STATISTICS = {"median": statistics.median, "min": min}
 SETTINGS = ("backend", "batch", "threads", "dtype", "runs", "warmup", "statistic")
-FIT_SEED = 2 ** 30   # random networks for the constant: ArchSampler-independent seed
+FIT_SEED = 2**30  # random networks for the constant: ArchSampler-independent seed
 
 
 # ------------------------------------------------------------------------------- models
@@ -92,8 +103,16 @@ def network_model(space: SearchSpace, arch: Architecture, batch: int, seed: int 
 class Timer:
     """Times models with one backend and fixed settings (see the module docstring)."""
 
-    def __init__(self, backend="tflite", batch=1, threads=1, dtype="float32", runs=30, warmup=5,
-                 statistic="median"):
+    def __init__(
+        self,
+        backend="tflite",
+        batch=1,
+        threads=1,
+        dtype="float32",
+        runs=30,
+        warmup=5,
+        statistic="median",
+    ):
         if backend not in BACKENDS:
             raise ValueError(f"--backend must be one of {BACKENDS}, got {backend!r}")
         if dtype not in DTYPES:
@@ -102,8 +121,12 @@ class Timer:
             raise ValueError(f"--statistic must be one of {tuple(STATISTICS)}, got {statistic!r}")
         if dtype == "int8" and backend != "tflite":
             raise ValueError("--dtype=int8 needs --backend=tflite")
-        for name, value, low in (("batch", batch, 1), ("threads", threads, 1), ("runs", runs, 1),
-                                 ("warmup", warmup, 0)):
+        for name, value, low in (
+            ("batch", batch, 1),
+            ("threads", threads, 1),
+            ("runs", runs, 1),
+            ("warmup", warmup, 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"--{name} must be an integer >= {low}, got {value!r}")
         self.backend, self.batch, self.threads, self.dtype = backend, batch, threads, dtype
@@ -127,8 +150,7 @@ class Timer:
 
     def _inputs(self, model, n=1, seed=0):
         rng = np.random.default_rng(seed)
-        return [rng.normal(size=tuple(model.inputs[0].shape)).astype(np.float32)
-                for _ in range(n)]
+        return [rng.normal(size=tuple(model.inputs[0].shape)).astype(np.float32) for _ in range(n)]
 
     def _tflite(self, model) -> Callable:
         import warnings
@@ -174,19 +196,33 @@ def header(space: SearchSpace, timer: Timer, overrides: dict, command: str) -> d
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
+            )
     except OSError:
         pass
-    return {"space": space.name, "space_overrides": run_dir.normalized(dict(overrides)),
-            **timer.settings(), "device": f"GPU {gpus[0].name}" if gpus else
-            f"CPU {cpu} ({os.cpu_count()} logical cores)", "tensorflow": tf.__version__,
-            "python": platform.python_version(), "command": command}
+    return {
+        "space": space.name,
+        "space_overrides": run_dir.normalized(dict(overrides)),
+        **timer.settings(),
+        "device": f"GPU {gpus[0].name}" if gpus else f"CPU {cpu} ({os.cpu_count()} logical cores)",
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+        "command": command,
+    }
 
 
 # ------------------------------------------------------------------------------- build
-def build(space: SearchSpace, out: str, timer: Timer, overrides: dict, fit_archs: int = 5,
-          overwrite: bool = False, stream=None, command: str = "") -> dict:
+def build(
+    space: SearchSpace,
+    out: str,
+    timer: Timer,
+    overrides: dict,
+    fit_archs: int = 5,
+    overwrite: bool = False,
+    stream=None,
+    command: str = "",
+) -> dict:
     """Builds (or continues) the table of ``space`` into ``out``; returns the record.
 
     Raises:
@@ -202,15 +238,21 @@ def build(space: SearchSpace, out: str, timer: Timer, overrides: dict, fit_archs
             try:
                 old = json.load(f)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{out!r} exists and is not a latency table ({e}); pass "
-                                 f"--overwrite or another --out") from None
+                raise ValueError(
+                    f"{out!r} exists and is not a latency table ({e}); pass "
+                    f"--overwrite or another --out"
+                ) from None
         # Tables of an older version have no "statistic": they were timed by the median.
-        same = {k: old.get("header", {}).get(k, "median" if k == "statistic" else None)
-                for k in ("space", "space_overrides") + SETTINGS}
+        same = {
+            k: old.get("header", {}).get(k, "median" if k == "statistic" else None)
+            for k in ("space", "space_overrides") + SETTINGS
+        }
         want = {k: head[k] for k in same}
         if old.get("format") != FORMAT or same != want:
-            raise ValueError(f"{out!r} holds a table of other settings {same}, not {want}; pass "
-                             f"--overwrite to replace it, or another --out")
+            raise ValueError(
+                f"{out!r} holds a table of other settings {same}, not {want}; pass "
+                f"--overwrite to replace it, or another --out"
+            )
         record["entries"] = old["entries"]
         record["constant_ms"], record["fit"] = old.get("constant_ms"), old.get("fit")
         record["header"]["build_seconds"] = old["header"].get("build_seconds", 0.0)
@@ -249,13 +291,22 @@ def fit_constant(space: SearchSpace, entries: dict, timer: Timer, n: int) -> dic
     for arch in random_archs(space, n, FIT_SEED):
         measured = timer.time_ms(network_model(space, arch, timer.batch))
         gaps.append(measured - sum_ms(space, entries, arch))
-    return {"constant_ms": round(float(np.median(gaps)), 5), "archs": n,
-            "gaps_ms": [round(g, 4) for g in gaps]}
+    return {
+        "constant_ms": round(float(np.median(gaps)), 5),
+        "archs": n,
+        "gaps_ms": [round(g, 4) for g in gaps],
+    }
 
 
 # ------------------------------------------------------------------------------- validate
-def validate(table: LatencyTable, num_archs: int, seed: int = 0, runs: Optional[int] = None,
-             plot: Optional[str] = None, stream=None) -> dict:
+def validate(
+    table: LatencyTable,
+    num_archs: int,
+    seed: int = 0,
+    runs: Optional[int] = None,
+    plot: Optional[str] = None,
+    stream=None,
+) -> dict:
     """Times ``num_archs`` random whole networks with the table's backend and settings, and
     compares with the predictions: MAPE (%), Pearson r, Kendall tau (scipy.stats), the share of
     predictions within +-10%; writes a scatter plot to ``plot``. Returns the report dict."""
@@ -263,27 +314,43 @@ def validate(table: LatencyTable, num_archs: int, seed: int = 0, runs: Optional[
 
     stream = stream or sys.stdout
     h = table.header
-    timer = Timer(h["backend"], h["batch"], h["threads"], h["dtype"], runs or h["runs"],
-                  h["warmup"], h.get("statistic", "median"))
+    timer = Timer(
+        h["backend"],
+        h["batch"],
+        h["threads"],
+        h["dtype"],
+        runs or h["runs"],
+        h["warmup"],
+        h.get("statistic", "median"),
+    )
     rows = []
     start = time.monotonic()
     for i, arch in enumerate(random_archs(table.space, num_archs, seed)):
         measured = timer.time_ms(network_model(table.space, arch, timer.batch))
-        rows.append({"arch": str(arch), "predicted_ms": table.predict_ms(arch),
-                     "measured_ms": measured})
-        print(f"[{i + 1}/{num_archs}] predicted {rows[-1]['predicted_ms']:.3f} ms, measured "
-              f"{measured:.3f} ms", file=stream, flush=True)
+        rows.append(
+            {"arch": str(arch), "predicted_ms": table.predict_ms(arch), "measured_ms": measured}
+        )
+        print(
+            f"[{i + 1}/{num_archs}] predicted {rows[-1]['predicted_ms']:.3f} ms, measured "
+            f"{measured:.3f} ms",
+            file=stream,
+            flush=True,
+        )
     pred = np.array([r["predicted_ms"] for r in rows])
     meas = np.array([r["measured_ms"] for r in rows])
     err = np.abs(pred - meas) / meas
-    report = {"lut": table.path, "settings": table.describe(), "num_archs": num_archs,
-              "mape_percent": round(100 * float(err.mean()), 3),
-              "within_10_percent": round(float((err <= 0.10).mean()), 3),
-              "pearson_r": round(float(stats.pearsonr(pred, meas)[0]), 4) if num_archs > 2 else None,
-              "kendall_tau": round(float(stats.kendalltau(pred, meas)[0]), 4)
-              if num_archs > 2 else None,
-              "measured_ms_range": [round(float(meas.min()), 3), round(float(meas.max()), 3)],
-              "seconds": round(time.monotonic() - start, 1), "rows": rows}
+    report = {
+        "lut": table.path,
+        "settings": table.describe(),
+        "num_archs": num_archs,
+        "mape_percent": round(100 * float(err.mean()), 3),
+        "within_10_percent": round(float((err <= 0.10).mean()), 3),
+        "pearson_r": round(float(stats.pearsonr(pred, meas)[0]), 4) if num_archs > 2 else None,
+        "kendall_tau": round(float(stats.kendalltau(pred, meas)[0]), 4) if num_archs > 2 else None,
+        "measured_ms_range": [round(float(meas.min()), 3), round(float(meas.max()), 3)],
+        "seconds": round(time.monotonic() - start, 1),
+        "rows": rows,
+    }
     if plot:
         write_plot(plot, pred, meas, report)
         report["plot"] = plot
@@ -300,12 +367,21 @@ def write_plot(path: str, pred, meas, report: dict) -> None:
     ax.scatter(meas, pred, s=10)
     lo, hi = float(min(pred.min(), meas.min())), float(max(pred.max(), meas.max()))
     ax.plot([lo, hi], [lo, hi], color="gray", lw=1)
-    ax.fill_between([lo, hi], [0.9 * lo, 0.9 * hi], [1.1 * lo, 1.1 * hi], color="gray", alpha=0.15,
-                    label="+-10%")
+    ax.fill_between(
+        [lo, hi],
+        [0.9 * lo, 0.9 * hi],
+        [1.1 * lo, 1.1 * hi],
+        color="gray",
+        alpha=0.15,
+        label="+-10%",
+    )
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("predicted latency (ms)")
-    ax.set_title(f"{os.path.basename(report['lut'])}: MAPE {report['mape_percent']:.1f}%, "
-                 f"r {report['pearson_r']}, tau {report['kendall_tau']}", fontsize=9)
+    ax.set_title(
+        f"{os.path.basename(report['lut'])}: MAPE {report['mape_percent']:.1f}%, "
+        f"r {report['pearson_r']}, tau {report['kendall_tau']}",
+        fontsize=9,
+    )
     ax.legend(loc="upper left")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -323,15 +399,26 @@ def define_flags(fv=None) -> None:
     d = dict(flag_values=fv)
     flags.DEFINE_string("space", None, "build: search space name.", **d)
     flags.DEFINE_string("out", None, "build: the table to write (JSON).", **d)
-    flags.DEFINE_enum("backend", "tflite", list(BACKENDS), "build: tflite interpreter (XNNPACK) "
-                      "or a traced tf.function.", **d)
+    flags.DEFINE_enum(
+        "backend",
+        "tflite",
+        list(BACKENDS),
+        "build: tflite interpreter (XNNPACK) or a traced tf.function.",
+        **d,
+    )
     flags.DEFINE_integer("batch", 1, "build: batch size.", **d)
     flags.DEFINE_integer("threads", 1, "build: threads (TFLite interpreter; TF intra-op).", **d)
     flags.DEFINE_enum("dtype", "float32", list(DTYPES), "build: float32, or int8 (tflite).", **d)
     flags.DEFINE_integer("runs", 30, "Timed runs per model.", **d)
-    flags.DEFINE_enum("statistic", "median", list(STATISTICS), "build: the latency of a model "
-                      "is the median of its runs, or their minimum (an estimate of the unloaded "
-                      "latency on a machine shared with other jobs).", **d)
+    flags.DEFINE_enum(
+        "statistic",
+        "median",
+        list(STATISTICS),
+        "build: the latency of a model "
+        "is the median of its runs, or their minimum (an estimate of the unloaded "
+        "latency on a machine shared with other jobs).",
+        **d,
+    )
     flags.DEFINE_integer("warmup", 5, "build: untimed runs before timing.", **d)
     flags.DEFINE_integer("fit_archs", 5, "build: random whole networks fitting the constant.", **d)
     flags.DEFINE_bool("overwrite", False, "build: replace a table of other settings in --out.", **d)
@@ -339,8 +426,9 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_integer("num_archs", 50, "validate: random networks to time.", **d)
     flags.DEFINE_integer("seed", 0, "validate: seed of the random networks.", **d)
     flags.DEFINE_string("plot", None, "validate: scatter plot path (default <lut>.png).", **d)
-    flags.DEFINE_string("report", None, "validate: JSON report path (default <lut>.validate.json).",
-                        **d)
+    flags.DEFINE_string(
+        "report", None, "validate: JSON report path (default <lut>.validate.json).", **d
+    )
     flags.DEFINE_string("arch", None, "predict: architecture (text, file or name).", **d)
     flags.DEFINE_list("ops", None, "build: candidate ops override (as spos_tf.train --ops).", **d)
     spaces.define_override_flags(fv)
@@ -355,8 +443,11 @@ def main(argv) -> int:
     fv = flags.FLAGS
     commands = ("build", "validate", "predict")
     if len(argv) != 2 or argv[1] not in commands:
-        print(f"error: give one command of {commands}, e.g. python -m spos_tf.latency build "
-              f"--space=fbnet --out=lut.json", file=sys.stderr)
+        print(
+            f"error: give one command of {commands}, e.g. python -m spos_tf.latency build "
+            f"--space=fbnet --out=lut.json",
+            file=sys.stderr,
+        )
         return 2
     try:
         if argv[1] == "build":
@@ -370,14 +461,23 @@ def main(argv) -> int:
             if fv.ops:
                 overrides["ops"] = tuple(fv.ops)
             space = spaces.get(fv.space, **overrides)
-            timer = Timer(fv.backend, fv.batch, fv.threads, fv.dtype, fv.runs, fv.warmup,
-                          fv.statistic)
+            timer = Timer(
+                fv.backend, fv.batch, fv.threads, fv.dtype, fv.runs, fv.warmup, fv.statistic
+            )
             command = "python -m spos_tf.latency " + " ".join(sys.argv[1:])
-            record = build(space, fv.out, timer, overrides, fv.fit_archs, fv.overwrite,
-                           command=command)
-            print(json.dumps({"out": fv.out, "entries": len(record["entries"]),
-                              "constant_ms": record["constant_ms"],
-                              "build_seconds": record["header"]["build_seconds"]}))
+            record = build(
+                space, fv.out, timer, overrides, fv.fit_archs, fv.overwrite, command=command
+            )
+            print(
+                json.dumps(
+                    {
+                        "out": fv.out,
+                        "entries": len(record["entries"]),
+                        "constant_ms": record["constant_ms"],
+                        "build_seconds": record["header"]["build_seconds"],
+                    }
+                )
+            )
         else:
             if not fv.lut:
                 raise ValueError(f"{argv[1]} needs --lut")
@@ -386,16 +486,16 @@ def main(argv) -> int:
                 if not fv.arch:
                     raise ValueError("predict needs --arch")
                 arch = arch_from_any(table.space, fv.arch)
-                print(json.dumps({"arch": str(arch), "latency_ms": round(table.predict_ms(arch),
-                                                                         4)}))
+                print(
+                    json.dumps({"arch": str(arch), "latency_ms": round(table.predict_ms(arch), 4)})
+                )
                 return 0
             if table.header["backend"] == "tf":
                 import tensorflow as tf
 
                 tf.config.threading.set_intra_op_parallelism_threads(table.header["threads"])
             base = os.path.splitext(fv.lut)[0]
-            report = validate(table, fv.num_archs, fv.seed, fv.runs,
-                              fv.plot or base + ".png")
+            report = validate(table, fv.num_archs, fv.seed, fv.runs, fv.plot or base + ".png")
             report_path = fv.report or base + ".validate.json"
             run_dir.atomic_write_text(report_path, json.dumps(report, indent=1) + "\n")
             print(json.dumps({k: v for k, v in report.items() if k != "rows"}))

@@ -5,6 +5,7 @@ sampler load tables through :class:`LatencyTable`; :mod:`spos_tf.latency` builds
 them (timing small models). Prediction of an architecture = ``constant_ms`` + the sum of the
 entries of its stem, blocks and head; cost: one vectorised lookup per architecture.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,16 +48,20 @@ def arch_keys(space: SearchSpace, arch: Architecture) -> list:
     """The table keys whose entries sum to ``arch``'s latency (stem, blocks, head)."""
     keys = ["stem"]
     for choice, (cin, cout, stride, hw) in zip(space.decode(arch), space.block_layout()):
-        keys.append(block_key(choice["op"], cin, cout, mid_channels(space, cout,
-                                                                    choice["channel"]),
-                              stride, hw))
+        keys.append(
+            block_key(
+                choice["op"], cin, cout, mid_channels(space, cout, choice["channel"]), stride, hw
+            )
+        )
     return keys + ["head"]
 
 
 def _check_space(space: SearchSpace) -> None:
     if space.quantized:
-        raise ValueError(f"latency tables cover float spaces; {space.name!r} searches bit widths "
-                         f"(time its int8 TFLite export with --dtype=int8 on a float space)")
+        raise ValueError(
+            f"latency tables cover float spaces; {space.name!r} searches bit widths "
+            f"(time its int8 TFLite export with --dtype=int8 on a float space)"
+        )
 
 
 # ------------------------------------------------------------------------------- the table
@@ -78,25 +83,31 @@ class LatencyTable:
             with open(self.path) as f:
                 record = json.load(f)
         except FileNotFoundError:
-            raise FileNotFoundError(f"latency table {self.path!r} does not exist; build it with "
-                                    f"python -m spos_tf.latency build --space=... "
-                                    f"--out={self.path}") from None
+            raise FileNotFoundError(
+                f"latency table {self.path!r} does not exist; build it with "
+                f"python -m spos_tf.latency build --space=... "
+                f"--out={self.path}"
+            ) from None
         except json.JSONDecodeError as e:
             raise ValueError(f"latency table {self.path!r} is not JSON ({e})") from None
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             raise ValueError(f"{self.path!r} is not a spos_tf latency table (format {FORMAT})")
         self.header, self.entries = record["header"], record["entries"]
         if record.get("constant_ms") is None:
-            raise ValueError(f"latency table {self.path!r} is unfinished (no fitted constant); "
-                             f"rerun its build command to continue it: {self.header['command']}")
+            raise ValueError(
+                f"latency table {self.path!r} is unfinished (no fitted constant); "
+                f"rerun its build command to continue it: {self.header['command']}"
+            )
         self.constant_ms = float(record["constant_ms"])
         self.space = space if space is not None else space_of(self.header)
         missing = [k for k in configurations(self.space) if k not in self.entries]
         if missing:
-            raise ValueError(f"latency table {self.path!r} (space {self.header['space']!r}, "
-                             f"overrides {self.header['space_overrides']}) lacks {len(missing)} "
-                             f"configuration(s) of space {self.space.name!r}, e.g. {missing[:3]}; "
-                             f"build a table with that space's flags")
+            raise ValueError(
+                f"latency table {self.path!r} (space {self.header['space']!r}, "
+                f"overrides {self.header['space_overrides']}) lacks {len(missing)} "
+                f"configuration(s) of space {self.space.name!r}, e.g. {missing[:3]}; "
+                f"build a table with that space's flags"
+            )
         # Host-side lookup array [block, op, channel] in ms, plus the fixed part.
         s = self.space
         self._blocks = np.zeros((s.num_blocks, len(s.ops), len(s.channel_scales)))
@@ -112,20 +123,25 @@ class LatencyTable:
         """Predicted latency of ``arch`` in milliseconds."""
         idx = np.zeros((len(GENE_KINDS), self.space.num_blocks), np.int64)
         idx[self._rows] = arch.genes
-        return float(self._fixed + self._blocks[np.arange(self.space.num_blocks), idx[0],
-                                                idx[1]].sum())
+        return float(
+            self._fixed + self._blocks[np.arange(self.space.num_blocks), idx[0], idx[1]].sum()
+        )
 
     def describe(self) -> str:
         h = self.header
-        return (f"{h['backend']} {h['dtype']} batch {h['batch']} threads {h['threads']} on "
-                f"{h['device']}")
+        return (
+            f"{h['backend']} {h['dtype']} batch {h['batch']} threads {h['threads']} on "
+            f"{h['device']}"
+        )
 
 
 def space_of(header: dict) -> SearchSpace:
     from spos_tf import spaces
 
-    overrides = {k: tuple(v) if isinstance(v, list) else v
-                 for k, v in header.get("space_overrides", {}).items()}
+    overrides = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in header.get("space_overrides", {}).items()
+    }
     return spaces.get(header["space"], **overrides)
 
 

@@ -12,6 +12,7 @@ unknown while tracing (:func:`channels`).
 All variables are created with explicit initialisers seeded from the layer's construction order, so
 the same seed builds the same weights.
 """
+
 from __future__ import annotations
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -30,10 +31,14 @@ class BNControl:
     """
 
     def __init__(self, momentum: float = 0.9):
-        self.momentum = tf.Variable(momentum, trainable=False, dtype=tf.float32,
-                                    name="bn_momentum",
-                                    synchronization=tf.VariableSynchronization.ON_WRITE,
-                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.momentum = tf.Variable(
+            momentum,
+            trainable=False,
+            dtype=tf.float32,
+            name="bn_momentum",
+            synchronization=tf.VariableSynchronization.ON_WRITE,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
         self.default = momentum
 
 
@@ -73,15 +78,19 @@ class Conv(keras.layers.Layer):
     one conv per group on the split input and concatenates (TF has no CPU gradient for a grouped
     ``conv2d``); it is always used whole."""
 
-    def __init__(self, prim: Prim, seed: int, stddev: float | None = None, padding: str = "same",
-                 **kwargs):
+    def __init__(
+        self, prim: Prim, seed: int, stddev: float | None = None, padding: str = "same", **kwargs
+    ):
         super().__init__(**kwargs)
         self.prim = prim
         self.padding = padding
         std = stddev if stddev is not None else 1.0 / prim.cin
-        self.kernel = self.add_weight("kernel", (prim.k, prim.k, prim.cin // prim.groups,
-                                                 prim.cout),
-                                      initializer=_normal(std, seed), trainable=True)
+        self.kernel = self.add_weight(
+            "kernel",
+            (prim.k, prim.k, prim.cin // prim.groups, prim.cout),
+            initializer=_normal(std, seed),
+            trainable=True,
+        )
 
     def call(self, x, out_channels=None):
         cin = channels(x)
@@ -91,8 +100,9 @@ class Conv(keras.layers.Layer):
         x, mode = pad_for(x, self.prim.k, self.prim.stride, self.padding)
         if g > 1:  # per-group convs: TF has no CPU gradient for a grouped conv2d
             xs, ks = tf.split(x, g, axis=-1), tf.split(kernel, g, axis=-1)
-            return tf.concat([tf.nn.conv2d(xi, ki, self.prim.stride, mode)
-                              for xi, ki in zip(xs, ks)], axis=-1)
+            return tf.concat(
+                [tf.nn.conv2d(xi, ki, self.prim.stride, mode) for xi, ki in zip(xs, ks)], axis=-1
+            )
         if not (_is(cin, self.prim.cin) and _is(cout, self.prim.cout)):
             kernel = kernel[:, :, :cin, :cout]
         return tf.nn.conv2d(x, kernel, self.prim.stride, mode)
@@ -107,8 +117,11 @@ class DepthwiseConv(keras.layers.Layer):
         self.prim = prim
         self.padding = padding
         self.depthwise_kernel = self.add_weight(
-            "depthwise_kernel", (prim.k, prim.k, prim.cin, 1), initializer=_normal(1.0, seed),
-            trainable=True)
+            "depthwise_kernel",
+            (prim.k, prim.k, prim.cin, 1),
+            initializer=_normal(1.0, seed),
+            trainable=True,
+        )
 
     def call(self, x):
         cin = channels(x)
@@ -133,8 +146,15 @@ class BatchNorm(keras.layers.Layer):
     statistics in float32, as Keras' own BatchNormalization does.
     """
 
-    def __init__(self, prim: Prim, control: BNControl, affine: bool, epsilon: float = 1.001e-5,
-                 beta_init: float = 1e-4, **kwargs):
+    def __init__(
+        self,
+        prim: Prim,
+        control: BNControl,
+        affine: bool,
+        epsilon: float = 1.001e-5,
+        beta_init: float = 1e-4,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.prim = prim
         self.affine = affine
@@ -142,15 +162,23 @@ class BatchNorm(keras.layers.Layer):
         self._control = control
         c = prim.cin
         f32 = dict(dtype=tf.float32, experimental_autocast=False)
-        stat = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
-                    aggregation=tf.VariableAggregation.MEAN, **f32)
+        stat = dict(
+            trainable=False,
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.MEAN,
+            **f32,
+        )
         self.moving_mean = self.add_weight("moving_mean", (c,), initializer="zeros", **stat)
         self.moving_variance = self.add_weight("moving_variance", (c,), initializer="ones", **stat)
         if affine:
-            self.gamma = self.add_weight("gamma", (c,), initializer="ones", trainable=True,
-                                         **f32)
-            self.beta = self.add_weight("beta", (c,), initializer=keras.initializers.Constant(
-                beta_init), trainable=True, **f32)
+            self.gamma = self.add_weight("gamma", (c,), initializer="ones", trainable=True, **f32)
+            self.beta = self.add_weight(
+                "beta",
+                (c,),
+                initializer=keras.initializers.Constant(beta_init),
+                trainable=True,
+                **f32,
+            )
 
     def _assign_leading(self, var, value, c):
         if _is(c, self.prim.cin):
@@ -170,8 +198,16 @@ class BatchNorm(keras.layers.Layer):
         # One fused op (few intermediates): inside tf.switch_case every intermediate of every
         # branch becomes an output of the Case op for the gradient, so op count matters.
         y, batch_mean, batch_var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=gamma, offset=beta, mean=mean, variance=var, epsilon=self.epsilon,
-            exponential_avg_factor=1.0, data_format="NHWC", is_training=bool(training))
+            x=x,
+            scale=gamma,
+            offset=beta,
+            mean=mean,
+            variance=var,
+            epsilon=self.epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=bool(training),
+        )
         if training:
             # batch_var is the unbiased (n / (n - 1)) batch variance, as in the reference.
             m = tf.convert_to_tensor(self._control.momentum)  # float32, as the statistics
@@ -186,10 +222,14 @@ class Dense(keras.layers.Layer):
     def __init__(self, prim: Prim, seed: int, stddev: float = 0.01, **kwargs):
         super().__init__(**kwargs)
         self.prim = prim
-        self.kernel = self.add_weight("kernel", (prim.cin, prim.cout),
-                                      initializer=_normal(stddev, seed), trainable=True)
-        self.bias = (self.add_weight("bias", (prim.cout,), initializer="zeros", trainable=True)
-                     if prim.bias else None)
+        self.kernel = self.add_weight(
+            "kernel", (prim.cin, prim.cout), initializer=_normal(stddev, seed), trainable=True
+        )
+        self.bias = (
+            self.add_weight("bias", (prim.cout,), initializer="zeros", trainable=True)
+            if prim.bias
+            else None
+        )
 
     def call(self, x):
         kernel = self.kernel
@@ -199,8 +239,16 @@ class Dense(keras.layers.Layer):
         return y + self.bias if self.bias is not None else y
 
 
-def make_primitive(name: str, prim: Prim, *, seed: int, control: BNControl, affine: bool,
-                   first: bool = False, padding: str = "same"):
+def make_primitive(
+    name: str,
+    prim: Prim,
+    *,
+    seed: int,
+    control: BNControl,
+    affine: bool,
+    first: bool = False,
+    padding: str = "same",
+):
     """Builds the TF layer for one :class:`~spos_tf.ops.Prim` (the only place that maps kinds);
     ``padding`` (the space's) applies to convolutions, see :func:`pad_for`."""
     if prim.kind == "conv":
@@ -217,8 +265,15 @@ def make_primitive(name: str, prim: Prim, *, seed: int, control: BNControl, affi
 def layer_weights(layer) -> dict:
     """``{short_name: variable}`` of a primitive (names as in :meth:`Prim.weight_shapes`)."""
     out = {}
-    for attr in ("kernel", "depthwise_kernel", "bias", "gamma", "beta", "moving_mean",
-                 "moving_variance"):
+    for attr in (
+        "kernel",
+        "depthwise_kernel",
+        "bias",
+        "gamma",
+        "beta",
+        "moving_mean",
+        "moving_variance",
+    ):
         var = getattr(layer, attr, None)
         if isinstance(var, tf.Variable) or hasattr(var, "assign"):
             out[attr] = var

@@ -6,6 +6,7 @@ reference import) goes through :func:`build_from_config` (via ``spos_tf.run_dir.
 the config fields it reads (``space``, ``space_overrides``, ``arch``, ``seed``, ``bn_momentum``)
 are in one place. Cost: allocates every variable of the model (all choices, for a supernet).
 """
+
 from __future__ import annotations
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -15,8 +16,9 @@ from spos_tf.standalone import build_standalone
 from spos_tf.supernet import build_supernet
 
 
-def build_model(space: SearchSpace, arch: Architecture | None = None, *, seed: int = 0,
-                bn_momentum: float = 0.9):
+def build_model(
+    space: SearchSpace, arch: Architecture | None = None, *, seed: int = 0, bn_momentum: float = 0.9
+):
     """The (untrained) supernet of ``space`` when ``arch`` is None, else the stand-alone network
     of ``arch``. Call inside ``strategy.scope()`` for distributed use."""
     if arch is None:
@@ -32,5 +34,9 @@ def build_from_config(config: dict, space: SearchSpace):
       ValueError: an architecture that is not of ``space``.
     """
     arch = space.parse(config["arch"]) if config.get("arch") else None
-    return build_model(space, arch, seed=int(config.get("seed", 0)),
-                       bn_momentum=float(config.get("bn_momentum", 0.9)))
+    return build_model(
+        space,
+        arch,
+        seed=int(config.get("seed", 0)),
+        bn_momentum=float(config.get("bn_momentum", 0.9)),
+    )

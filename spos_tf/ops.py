@@ -18,6 +18,7 @@ followed by a channel shuffle), k x k depthwise (carries the stride), linear 1x1
 residual where stride is 1 and the shapes match; FBNet's ``skip`` and ProxylessNAS's ``zero``).
 :data:`FAMILY_ACT` names the activation of every ReLU of a family (ProxylessNAS: ReLU6).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,15 +27,15 @@ from typing import Callable
 
 @dataclasses.dataclass(frozen=True)
 class Prim:
-    kind: str           # "conv" | "dw" | "bn" | "fc"
+    kind: str  # "conv" | "dw" | "bn" | "fc"
     cin: int
     cout: int
     k: int = 1
     stride: int = 1
     in_hw: int = 1
     bias: bool = False
-    quantized: bool = False   # counts towards BitOps (weights at the block's bit width)
-    groups: int = 1           # conv only: grouped convolution
+    quantized: bool = False  # counts towards BitOps (weights at the block's bit width)
+    groups: int = 1  # conv only: grouped convolution
 
     @property
     def out_hw(self) -> int:
@@ -43,9 +44,9 @@ class Prim:
     @property
     def macs(self) -> int:
         if self.kind == "conv":
-            return self.out_hw ** 2 * self.k * self.k * self.cin // self.groups * self.cout
+            return self.out_hw**2 * self.k * self.k * self.cin // self.groups * self.cout
         if self.kind == "dw":
-            return self.out_hw ** 2 * self.k * self.k * self.cin
+            return self.out_hw**2 * self.k * self.k * self.cin
         if self.kind == "fc":
             return self.cin * self.cout
         return 0
@@ -84,13 +85,13 @@ class OpSpec:
 
     name: str
     family: str
-    kind: str           # "shuffle" | "xception" | "basic" | "mbconv" | "skip" | "zero": the
-                        # dataflow in spos_tf.blocks
+    kind: str  # "shuffle" | "xception" | "basic" | "mbconv" | "skip" | "zero": the
+    # dataflow in spos_tf.blocks
     kernel: int
     prims: Callable
     expansion: int = 0  # mbconv: mid channels = cin * expansion
-    groups: int = 1     # mbconv: groups of both 1x1 convs (then a channel shuffle before the 2nd)
-    legal: Callable | None = None   # legal(cin, cout, stride) -> bool; None: legal in every block
+    groups: int = 1  # mbconv: groups of both 1x1 convs (then a channel shuffle before the 2nd)
+    legal: Callable | None = None  # legal(cin, cout, stride) -> bool; None: legal in every block
 
     def is_legal(self, cin: int, cout: int, stride: int) -> bool:
         """Whether this op may be chosen in a block of this shape (ProxylessNAS's zero op only
@@ -118,6 +119,7 @@ def _shuffle_prims(k):
         if stride == 2:
             p.update(_proj_prims(cin, k, in_hw))
         return p
+
     return prims
 
 
@@ -173,6 +175,7 @@ def _mbconv_prims(k, e, groups=1, pw_at_e1=True):
     """Inverted residual: [1x1 cin->cin*e +BN] (kept at e=1 when ``pw_at_e1``), kxk depthwise +BN
     (stride), 1x1 cin*e->cout +BN (linear). The block's ``mid`` argument is not used: the op's
     expansion fixes the width (these spaces search no channel scale)."""
+
     def prims(cin, cout, mid, stride, in_hw):
         m = cin * e
         out_hw = -(-in_hw // stride)
@@ -185,6 +188,7 @@ def _mbconv_prims(k, e, groups=1, pw_at_e1=True):
         p["pwl"] = Prim("conv", m, cout, 1, 1, out_hw, groups=groups)
         p["pwl_bn"] = Prim("bn", cout, cout)
         return p
+
     return prims
 
 
@@ -219,8 +223,9 @@ def _proxyless_ops() -> dict:
     for k in (3, 5, 7):
         for e in (1, 3, 6):
             name = f"px_k{k}_e{e}"
-            out[name] = OpSpec(name, "proxyless", "mbconv", k,
-                               _mbconv_prims(k, e, pw_at_e1=False), e)
+            out[name] = OpSpec(
+                name, "proxyless", "mbconv", k, _mbconv_prims(k, e, pw_at_e1=False), e
+            )
     out["px_zero"] = OpSpec("px_zero", "proxyless", "zero", 1, _zero_prims, legal=_keeps_shape)
     return out
 
@@ -250,8 +255,15 @@ def stem_prims(space) -> dict:
     ``sb<i>_<prim>``) of a space: ``{name: Prim}``."""
     quant = space.quantized
     p = {
-        "stem_conv": Prim("conv", 3, space.stem_channels, space.stem_kernel, space.stem_stride,
-                          space.image_size, quantized=quant),
+        "stem_conv": Prim(
+            "conv",
+            3,
+            space.stem_channels,
+            space.stem_kernel,
+            space.stem_stride,
+            space.image_size,
+            quantized=quant,
+        ),
         "stem_bn": Prim("bn", space.stem_channels, space.stem_channels),
     }
     cin = space.stem_channels
@@ -269,6 +281,7 @@ def head_prims(space, in_channels: int, in_hw: int) -> dict:
         p["head_conv"] = Prim("conv", in_channels, space.head_channels, 1, 1, in_hw)
         p["head_bn"] = Prim("bn", space.head_channels, space.head_channels)
         in_channels = space.head_channels
-    p["classifier"] = Prim("fc", in_channels, space.num_classes, bias=space.fc_bias,
-                           quantized=space.quantized)
+    p["classifier"] = Prim(
+        "fc", in_channels, space.num_classes, bias=space.fc_bias, quantized=space.quantized
+    )
     return p

@@ -15,6 +15,7 @@ Cost: one select per owned variable and slot (about 5% of a step on a ShuffleNet
 batch 32 at 224x224 on 2 CPU cores, measured when this rule was chosen; a ``tf.cond`` per variable
 ran about 2% faster but made tracing large supernets several times slower).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,8 +54,11 @@ class Owner:
 
     def mask(self, arch, full_shape):
         """Bool tensor broadcastable to ``full_shape`` marking the used leading slice, or None."""
-        if self.shapes is None or len(set(self.shapes)) == 1 and tuple(self.shapes[0]) == tuple(
-                full_shape):
+        if (
+            self.shapes is None
+            or len(set(self.shapes)) == 1
+            and tuple(self.shapes[0]) == tuple(full_shape)
+        ):
             return None
         idx = arch[CHANNEL_ROW, self.block]
         mask = None
@@ -151,16 +155,18 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(learning_rate=self._serialize_hyperparameter(self._learning_rate),
-                      weight_decay=self.l2)
+        config.update(
+            learning_rate=self._serialize_hyperparameter(self._learning_rate), weight_decay=self.l2
+        )
         return config
 
 
 class MaskedSGD(MaskedOptimizer):
     """SGD with momentum as in the reference (PyTorch form): ``m = mu*m + g; w -= lr*m``."""
 
-    def __init__(self, learning_rate=0.5, momentum=0.9, weight_decay=4e-5, name="MaskedSGD",
-                 **kwargs):
+    def __init__(
+        self, learning_rate=0.5, momentum=0.9, weight_decay=4e-5, name="MaskedSGD", **kwargs
+    ):
         self.momentum = float(momentum)
         self.slot_names = ("momentum",) if self.momentum else ()
         super().__init__(learning_rate, weight_decay, name=name, **kwargs)
@@ -189,8 +195,16 @@ class MaskedAdam(MaskedOptimizer):
 
     slot_names = ("m", "v", "t")
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=0.0, name="MaskedAdam", **kwargs):
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        weight_decay=0.0,
+        name="MaskedAdam",
+        **kwargs,
+    ):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         super().__init__(learning_rate, weight_decay, name=name, **kwargs)
 
@@ -202,5 +216,6 @@ class MaskedAdam(MaskedOptimizer):
         return var - alpha * m / (tf.sqrt(v) + self.epsilon), [m, v, t]
 
     def get_config(self):
-        return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2,
-                    epsilon=self.epsilon)
+        return dict(
+            super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
+        )

@@ -15,6 +15,7 @@ Example::
     tuner = MySupernetTuner(oracle, directory="runs", project_name="search")  # overrides run_trial
     tuner.search()
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,21 +64,43 @@ class EvolutionOracle(DiscreteSearchOracle):
         ValueError: a setting out of range (the message quotes it), or as the base class.
     """
 
-    def __init__(self, objective=None, max_trials=None, population_size: int = 50, num_parents: int = 10,
-                 num_crossover: int = 25, num_mutation: int = 25, mutation_prob: float = 0.1,
-                 constraint: ConstraintSpec = None, hyperparameters=None, seed: int | None = None,
-                 **oracle_kwargs):
-        for name, value, low in (("population_size", population_size, 1), ("num_parents", num_parents, 1),
-                                 ("num_crossover", num_crossover, 0), ("num_mutation", num_mutation, 0)):
+    def __init__(
+        self,
+        objective=None,
+        max_trials=None,
+        population_size: int = 50,
+        num_parents: int = 10,
+        num_crossover: int = 25,
+        num_mutation: int = 25,
+        mutation_prob: float = 0.1,
+        constraint: ConstraintSpec = None,
+        hyperparameters=None,
+        seed: int | None = None,
+        **oracle_kwargs,
+    ):
+        for name, value, low in (
+            ("population_size", population_size, 1),
+            ("num_parents", num_parents, 1),
+            ("num_crossover", num_crossover, 0),
+            ("num_mutation", num_mutation, 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
         if num_crossover + num_mutation > population_size:
-            raise ValueError(f"num_crossover + num_mutation ({num_crossover} + {num_mutation}) must not exceed "
-                             f"population_size ({population_size})")
+            raise ValueError(
+                f"num_crossover + num_mutation ({num_crossover} + {num_mutation}) must not exceed "
+                f"population_size ({population_size})"
+            )
         if not 0.0 <= mutation_prob <= 1.0:
             raise ValueError(f"mutation_prob must be in [0, 1]; got {mutation_prob!r}")
-        super().__init__(objective=objective, max_trials=max_trials, constraint=constraint,
-                         hyperparameters=hyperparameters, seed=seed, **oracle_kwargs)
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            constraint=constraint,
+            hyperparameters=hyperparameters,
+            seed=seed,
+            **oracle_kwargs,
+        )
         self.population_size = population_size
         self.num_parents = num_parents
         self.num_crossover = num_crossover
@@ -126,7 +149,11 @@ class EvolutionOracle(DiscreteSearchOracle):
         scored = []
         for trial_id, key in self._trial_key.items():
             trial = self.trials.get(trial_id)
-            if trial is not None and trial.status == TrialStatus.COMPLETED and trial.score is not None:
+            if (
+                trial is not None
+                and trial.status == TrialStatus.COMPLETED
+                and trial.score is not None
+            ):
                 scored.append((trial.score, key))
         scored.sort(key=lambda item: item[0], reverse=self.objective.direction == "max")
         return [key for _, key in scored[: self.num_parents]]
@@ -139,8 +166,10 @@ class EvolutionOracle(DiscreteSearchOracle):
     def _mutate(self, parents: list[Key], rng: np.random.Generator) -> Key:
         parent = parents[int(rng.integers(len(parents)))]
         resample = rng.random(len(self._genes)) < self.mutation_prob
-        return tuple(vals[int(rng.integers(len(vals)))] if r else v
-                     for v, vals, r in zip(parent, self._gene_values, resample))
+        return tuple(
+            vals[int(rng.integers(len(vals)))] if r else v
+            for v, vals, r in zip(parent, self._gene_values, resample)
+        )
 
 
 class RandomSearchOracle(DiscreteSearchOracle):
@@ -155,10 +184,23 @@ class RandomSearchOracle(DiscreteSearchOracle):
             see :class:`~spos_tf.oracle_base.DiscreteSearchOracle`.
     """
 
-    def __init__(self, objective=None, max_trials=None, constraint: ConstraintSpec = None,
-                 hyperparameters=None, seed: int | None = None, **oracle_kwargs):
-        super().__init__(objective=objective, max_trials=max_trials, constraint=constraint,
-                         hyperparameters=hyperparameters, seed=seed, **oracle_kwargs)
+    def __init__(
+        self,
+        objective=None,
+        max_trials=None,
+        constraint: ConstraintSpec = None,
+        hyperparameters=None,
+        seed: int | None = None,
+        **oracle_kwargs,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            constraint=constraint,
+            hyperparameters=hyperparameters,
+            seed=seed,
+            **oracle_kwargs,
+        )
 
     def generation_of(self, trial_id: str) -> int:
         """Returns 0 for every trial this oracle handed out: random search has one, unbounded generation.

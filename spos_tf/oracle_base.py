@@ -10,6 +10,7 @@ A subclass only proposes *batches* of new legal keys (:meth:`DiscreteSearchOracl
 the next batch may be built (:meth:`DiscreteSearchOracle._batch_done`). No Keras or TensorFlow code here:
 fitness lives in the tuner's ``run_trial``.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,17 +47,23 @@ def discrete_values(hp) -> tuple:
             it).
     """
     if getattr(hp, "conditions", None):
-        raise ValueError(f"hyperparameter {hp.name!r} is conditional ({hp!r}); conditional hyperparameters "
-                         "are not supported by spos_tf oracles")
+        raise ValueError(
+            f"hyperparameter {hp.name!r} is conditional ({hp!r}); conditional hyperparameters "
+            "are not supported by spos_tf oracles"
+        )
     if isinstance(hp, (hp_module.Choice, hp_module.Boolean, hp_module.Fixed)):
         return tuple(hp.values)
     if isinstance(hp, (hp_module.Int, hp_module.Float)):
         if hp.step is None:
-            raise ValueError(f"hyperparameter {hp.name!r} is continuous ({hp!r}); spos_tf oracles search "
-                             "discrete spaces only: give it a `step` or use hp.Choice")
+            raise ValueError(
+                f"hyperparameter {hp.name!r} is continuous ({hp!r}); spos_tf oracles search "
+                "discrete spaces only: give it a `step` or use hp.Choice"
+            )
         cast = (lambda v: int(round(v))) if isinstance(hp, hp_module.Int) else float
         return tuple(cast(v) for v in hp.values)
-    raise ValueError(f"hyperparameter {hp.name!r} has unsupported type {type(hp).__name__} ({hp!r})")
+    raise ValueError(
+        f"hyperparameter {hp.name!r} has unsupported type {type(hp).__name__} ({hp!r})"
+    )
 
 
 def _check_constraint(constraint) -> ConstraintSpec:
@@ -66,10 +73,14 @@ def _check_constraint(constraint) -> ConstraintSpec:
         for name, spec in constraint.items():
             ok = isinstance(spec, (tuple, list)) and len(spec) == 2 and callable(spec[0])
             if not ok or not isinstance(spec[1], Real):
-                raise ValueError(f"constraint[{name!r}] must be a (cost_fn, max_value) pair; got {spec!r}")
+                raise ValueError(
+                    f"constraint[{name!r}] must be a (cost_fn, max_value) pair; got {spec!r}"
+                )
         return dict(constraint)
-    raise TypeError("constraint must be None, a callable values -> bool, or a dict "
-                    f"{{name: (cost_fn, max_value)}}; got {constraint!r}")
+    raise TypeError(
+        "constraint must be None, a callable values -> bool, or a dict "
+        f"{{name: (cost_fn, max_value)}}; got {constraint!r}"
+    )
 
 
 class DiscreteSearchOracle(keras_tuner.Oracle):
@@ -114,22 +125,39 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         TypeError: ``constraint`` of an unsupported type.
     """
 
-    def __init__(self, objective=None, max_trials=None, constraint: ConstraintSpec = None,
-                 hyperparameters=None, seed: int | None = None, max_sample_tries: int = 10000,
-                 wait_for_tuners: int = 0, **oracle_kwargs):
+    def __init__(
+        self,
+        objective=None,
+        max_trials=None,
+        constraint: ConstraintSpec = None,
+        hyperparameters=None,
+        seed: int | None = None,
+        max_sample_tries: int = 10000,
+        wait_for_tuners: int = 0,
+        **oracle_kwargs,
+    ):
         if seed is None:
             seed = secrets.randbits(31)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
         if not isinstance(max_sample_tries, int) or max_sample_tries < 1:
             raise ValueError(f"max_sample_tries must be a positive int; got {max_sample_tries!r}")
-        if isinstance(wait_for_tuners, bool) or not isinstance(wait_for_tuners, int) or wait_for_tuners < 0:
+        if (
+            isinstance(wait_for_tuners, bool)
+            or not isinstance(wait_for_tuners, int)
+            or wait_for_tuners < 0
+        ):
             raise ValueError(f"wait_for_tuners must be an int >= 0; got {wait_for_tuners!r}")
         if hyperparameters is not None:
             for hp in hyperparameters.space:
                 discrete_values(hp)
-        super().__init__(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters,
-                         seed=int(seed), **oracle_kwargs)
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            seed=int(seed),
+            **oracle_kwargs,
+        )
         self.seed = int(seed)  # the base class replaces a seed of 0 by a random one
         self.constraint = _check_constraint(constraint)
         self.max_sample_tries = max_sample_tries
@@ -218,7 +246,9 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         if not self._pending:
             if self._batch >= 0 and not self._batch_done():
                 return {"status": TrialStatus.IDLE}
-            proposals = self._propose(self._batch + 1, np.random.default_rng([self.seed, self._batch + 1]))
+            proposals = self._propose(
+                self._batch + 1, np.random.default_rng([self.seed, self._batch + 1])
+            )
             if not proposals:
                 return {"status": TrialStatus.STOPPED}
             self._batch += 1
@@ -276,8 +306,11 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
                 return key
         if not taken:
             raise self._infeasible(f"no legal candidate in {self.max_sample_tries} random draws")
-        warnings.warn(f"no new legal candidate found in {self.max_sample_tries} random draws "
-                      f"({len(taken)} taken); treating the legal space as exhausted", stacklevel=2)
+        warnings.warn(
+            f"no new legal candidate found in {self.max_sample_tries} random draws "
+            f"({len(taken)} taken); treating the legal space as exhausted",
+            stacklevel=2,
+        )
         return None
 
     # ----------------------------------------------------------------- internals
@@ -285,12 +318,16 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         space = self.hyperparameters.space
         names = [hp.name for hp in space]
         if not names:
-            raise ValueError("the search space is empty: pass `hyperparameters=` to the oracle or a hypermodel "
-                             "that declares them")
+            raise ValueError(
+                "the search space is empty: pass `hyperparameters=` to the oracle or a hypermodel "
+                "that declares them"
+            )
         if self._genes is None:
             self._genes = names
         elif names != self._genes:
-            raise RuntimeError(f"the search space changed after the search started: {self._genes} -> {names}")
+            raise RuntimeError(
+                f"the search space changed after the search started: {self._genes} -> {names}"
+            )
         if self._gene_values is None:
             self._gene_values = [discrete_values(hp) for hp in space]
 
@@ -299,7 +336,11 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         if self._legal is None:
             if math.prod(len(v) for v in self._gene_values) > self.max_sample_tries:
                 return None
-            grid = np.indices([len(v) for v in self._gene_values]).reshape(len(self._gene_values), -1).T
+            grid = (
+                np.indices([len(v) for v in self._gene_values])
+                .reshape(len(self._gene_values), -1)
+                .T
+            )
             keys = [tuple(vals[i] for vals, i in zip(self._gene_values, row)) for row in grid]
             legal = [k for k in keys if self.is_legal(self._values(k))]
             if not legal:

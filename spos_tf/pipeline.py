@@ -16,6 +16,7 @@ its own checkpoint. All logic lives in :mod:`spos_tf.pipeline_lib`. Exit status:
 input or a stage finished with other settings (the message names the fix), 3 the training loss
 diverged, 1 a search candidate could not be evaluated.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,25 +37,45 @@ def define_flags(fv=None) -> None:
     d = dict(flag_values=fv)
     train.define_flags(fv)
     fv.set_default("workdir", DEFAULT_WORKDIR)
-    fv["workdir"].help = ("Pipeline folder: supernet/, search/, retrain/, export/, stages/, "
-                          "summary.json.")
-    fv["overwrite"].help = ("Clear and redo every stage not finished with the current settings "
-                            "(finished, unchanged stages are kept).")
-    flags.DEFINE_string("search_flagfile", "flags/quickstart_search.cfg",
-                        "Flag file of the search stage (python -m spos_tf.search's flags; "
-                        "relative paths are tried in the current folder, then in the repository).",
-                        **d)
+    fv[
+        "workdir"
+    ].help = "Pipeline folder: supernet/, search/, retrain/, export/, stages/, summary.json."
+    fv["overwrite"].help = (
+        "Clear and redo every stage not finished with the current settings "
+        "(finished, unchanged stages are kept)."
+    )
+    flags.DEFINE_string(
+        "search_flagfile",
+        "flags/quickstart_search.cfg",
+        "Flag file of the search stage (python -m spos_tf.search's flags; "
+        "relative paths are tried in the current folder, then in the repository).",
+        **d,
+    )
     from spos_tf.pipeline_lib import PipelineConfig
 
     # The pipeline's own settings: the PipelineConfig fields declared with a help text.
-    config_flags.define_flags(PipelineConfig, fv, skip=[
-        f.name for f in dataclasses.fields(PipelineConfig) if "help" not in f.metadata])
-    flags.DEFINE_list("export_formats", None, "Export formats (default: saved_model,tflite,"
-                      "tflite_int8; no float tflite for a quantized space).", **d)
-    flags.DEFINE_integer("export_calib_images", 512, "Training images for the int8 "
-                         "calibration.", **d)
-    flags.DEFINE_enum("export_eval_split", "test", ["holdout", "test"],
-                      "Images of the export report's accuracy and differences.", **d)
+    config_flags.define_flags(
+        PipelineConfig,
+        fv,
+        skip=[f.name for f in dataclasses.fields(PipelineConfig) if "help" not in f.metadata],
+    )
+    flags.DEFINE_list(
+        "export_formats",
+        None,
+        "Export formats (default: saved_model,tflite,"
+        "tflite_int8; no float tflite for a quantized space).",
+        **d,
+    )
+    flags.DEFINE_integer(
+        "export_calib_images", 512, "Training images for the int8 calibration.", **d
+    )
+    flags.DEFINE_enum(
+        "export_eval_split",
+        "test",
+        ["holdout", "test"],
+        "Images of the export report's accuracy and differences.",
+        **d,
+    )
 
 
 def _find(path: str) -> str:
@@ -80,21 +101,37 @@ def config_from_flags(fv=None):
     supernet = train.config_from_flags(fv)
     path = _find(fv["search_flagfile"].value)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--search_flagfile={fv['search_flagfile'].value!r} does not "
-                                f"exist (also not under {REPO})")
+        raise FileNotFoundError(
+            f"--search_flagfile={fv['search_flagfile'].value!r} does not "
+            f"exist (also not under {REPO})"
+        )
     sfv = flags.FlagValues()
     search.define_flags(sfv)
-    sfv(["search", f"--flagfile={path}", f"--supernet_dir={os.path.join(workdir, 'supernet')}",
-         f"--workdir={os.path.join(workdir, 'search')}"])
+    sfv(
+        [
+            "search",
+            f"--flagfile={path}",
+            f"--supernet_dir={os.path.join(workdir, 'supernet')}",
+            f"--workdir={os.path.join(workdir, 'search')}",
+        ]
+    )
     search_config = search.config_from_flags(sfv)
     if not fv["progress"].value:
         search_config = dataclasses.replace(search_config, progress=False)
     formats = fv["export_formats"].value
-    export = ExportConfig(formats=tuple(formats) if formats else None,
-                          calib_images=fv["export_calib_images"].value,
-                          eval_split=fv["export_eval_split"].value)
-    return config_flags.from_flags(PipelineConfig, fv, supernet=supernet, search=search_config,
-                                   export=export, flags_text=train.flags_text(fv))
+    export = ExportConfig(
+        formats=tuple(formats) if formats else None,
+        calib_images=fv["export_calib_images"].value,
+        eval_split=fv["export_eval_split"].value,
+    )
+    return config_flags.from_flags(
+        PipelineConfig,
+        fv,
+        supernet=supernet,
+        search=search_config,
+        export=export,
+        flags_text=train.flags_text(fv),
+    )
 
 
 def main(argv):

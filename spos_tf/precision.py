@@ -30,6 +30,7 @@ logits are float32.
 Cost: none for ``float32`` (no wrapper, no extra op). ``mixed_float16`` adds a multiply of the
 loss, one of each gradient, an all-finite reduction and a ``tf.cond`` around the update.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,9 +50,11 @@ def check(precision: str) -> str:
       ValueError: naming the flag, the allowed values and the bad value.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}; got "
-                         f"{precision!r} (mixed_float16 for GPUs, mixed_bfloat16 for TPUs and "
-                         f"CPUs with bfloat16 units)")
+        raise ValueError(
+            f"--precision must be one of {', '.join(PRECISIONS)}; got "
+            f"{precision!r} (mixed_float16 for GPUs, mixed_bfloat16 for TPUs and "
+            f"CPUs with bfloat16 units)"
+        )
     return precision
 
 

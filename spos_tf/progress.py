@@ -12,6 +12,7 @@ writes only to ``sys.stdout`` (or absl logging), while the apps and the pipeline
 stream; and to a file or pipe tqdm writes carriage-return-separated redraws, where this bar writes
 one full line every ``log_interval_s``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -39,13 +40,24 @@ class ProgressBar:
       enabled: ``False`` turns every call into a no-op (non-chief workers, tests).
     """
 
-    def __init__(self, total: int, initial: int = 0, stream=None, interactive: bool | None = None,
-                 enabled: bool = True, width: int = 30, min_interval_s: float = 0.2,
-                 log_interval_s: float = 30.0):
+    def __init__(
+        self,
+        total: int,
+        initial: int = 0,
+        stream=None,
+        interactive: bool | None = None,
+        enabled: bool = True,
+        width: int = 30,
+        min_interval_s: float = 0.2,
+        log_interval_s: float = 30.0,
+    ):
         self.total, self.initial = int(total), int(initial)
         self.stream = stream or sys.stdout
-        self.interactive = (interactive if interactive is not None
-                            else bool(getattr(self.stream, "isatty", lambda: False)()))
+        self.interactive = (
+            interactive
+            if interactive is not None
+            else bool(getattr(self.stream, "isatty", lambda: False)())
+        )
         self.enabled, self.width = enabled, width
         self.min_interval_s = min_interval_s if self.interactive else log_interval_s
         self._start = None
@@ -66,8 +78,11 @@ class ProgressBar:
     def line(self, step: int, values: dict, now: float | None = None) -> str:
         frac = min(max(step / self.total, 0.0), 1.0) if self.total else 1.0
         filled = int(round(frac * self.width))
-        bar = "=" * max(filled - 1, 0) + (">" if 0 < filled < self.width else
-                                          "=" if filled else "") + "." * (self.width - filled)
+        bar = (
+            "=" * max(filled - 1, 0)
+            + (">" if 0 < filled < self.width else "=" if filled else "")
+            + "." * (self.width - filled)
+        )
         eta = format_duration(self.eta_seconds(step, now))
         parts = [f"{step}/{self.total} [{bar}]", f"ETA {eta}"]
         parts += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()]

@@ -14,6 +14,7 @@ TensorBoard HParams sessions into ``--workdir``; rerunning the same command resu
 Exit status: 0 done (also when other shards still run), 2 bad input (the message names the fix;
 nothing was written).
 """
+
 from __future__ import annotations
 
 import sys
@@ -40,8 +41,10 @@ def main(argv):
     except (ValueError, FileNotFoundError, run_dir.RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"Done in {time.monotonic() - start:.0f} s: {rank_lib.describe(result)}\n"
-          f"See {flags.FLAGS.workdir}/ranking.json and ranking.png")
+    print(
+        f"Done in {time.monotonic() - start:.0f} s: {rank_lib.describe(result)}\n"
+        f"See {flags.FLAGS.workdir}/ranking.json and ranking.png"
+    )
     return 0
 
 

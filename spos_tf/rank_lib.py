@@ -33,6 +33,7 @@ Costs: one supernet restore and ``N`` candidate scorings (as in the search), the
 ``N x retrain_seeds`` trainings of the retraining recipe. On ImageNet with ``flags/rank.cfg`` that
 is the dominant cost: dozens of GPU-days; on the embedded digits minutes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,12 +48,33 @@ from spos_tf import costs as costs_lib
 from spos_tf import run_dir
 from spos_tf.config_flags import check_fields, field, neutral_fields
 from spos_tf.progress import ProgressBar, format_duration
+
 # The selection and the results have their own modules; their names stay importable from here.
-from spos_tf.rank_report import (ARCHS_DIR, CSV_FILE, HPARAMS_DIR, JSON_FILE, PLOT_FILE,  # noqa: F401
-                                 SUPERNET_FILE, _final_accuracy, _read_json, arch_dir, collect,
-                                 csv_text, describe, write_outputs, write_plot)
-from spos_tf.rank_select import (SELECTIONS, parse_shard, read_archs_file,  # noqa: F401
-                                 select, select_from_history, select_stratified, shard_members)
+from spos_tf.rank_report import (
+    ARCHS_DIR,
+    CSV_FILE,
+    HPARAMS_DIR,
+    JSON_FILE,
+    PLOT_FILE,  # noqa: F401
+    SUPERNET_FILE,
+    _final_accuracy,
+    _read_json,
+    arch_dir,
+    collect,
+    csv_text,  # noqa: F401
+    describe,  # noqa: F401
+    write_outputs,
+    write_plot,  # noqa: F401
+)
+from spos_tf.rank_select import (
+    SELECTIONS,
+    parse_shard,
+    read_archs_file,  # noqa: F401
+    select,
+    select_from_history,  # noqa: F401
+    select_stratified,  # noqa: F401
+    shard_members,
+)
 
 CONFIG_FILE = "rank_config.json"
 ARCHS_FILE = "archs.json"
@@ -64,41 +86,73 @@ RANK_ENTRIES = (CONFIG_FILE, ARCHS_FILE, ARCHS_DIR, CSV_FILE, JSON_FILE, PLOT_FI
 class RankConfig:
     """Settings of one ranking run (the flags of ``spos_tf.rank``)."""
 
-    supernet_dir: Optional[str] = field(None, "The --workdir of a trained spos_tf.train supernet run.")
-    workdir: Optional[str] = field(None, "Where the ranking writes (see spos_tf.rank_lib).",
-                                   neutral=True)
-    retrain_flagfile: Optional[str] = field(None, "Flag file of spos_tf.train giving the from-scratch "
-                                  "recipe (e.g. flags/retrain.cfg); its --arch, --seed and "
-                                  "--workdir are set per run, evaluation is on the test split.")
-    search_flagfile: Optional[str] = field(None, "Flag file of spos_tf.search whose scoring "
-                                           "settings (calibration images, held-out images, batch "
-                                           "sizes) score the paths; default: the search's "
-                                           "defaults (the paper's).")
+    supernet_dir: Optional[str] = field(
+        None, "The --workdir of a trained spos_tf.train supernet run."
+    )
+    workdir: Optional[str] = field(
+        None, "Where the ranking writes (see spos_tf.rank_lib).", neutral=True
+    )
+    retrain_flagfile: Optional[str] = field(
+        None,
+        "Flag file of spos_tf.train giving the from-scratch "
+        "recipe (e.g. flags/retrain.cfg); its --arch, --seed and "
+        "--workdir are set per run, evaluation is on the test split.",
+    )
+    search_flagfile: Optional[str] = field(
+        None,
+        "Flag file of spos_tf.search whose scoring "
+        "settings (calibration images, held-out images, batch "
+        "sizes) score the paths; default: the search's "
+        "defaults (the paper's).",
+    )
     num_archs: int = field(20, "Architectures to rank.", low=2)
-    select: str = field("stratified", "stratified: random architectures spread evenly over the "
-                        "MACs range of the space; file: the architectures of --archs_file (one "
-                        "per line, text form); history: the best and worst --num_archs/2 of a "
-                        "search's history.csv (--archs_file).", choices=SELECTIONS)
-    archs_file: Optional[str] = field(None, "--select=file: a text file of architectures; "
-                                      "--select=history: a search's history.csv.")
-    seed: int = field(0, "Seeds the selection; the from-scratch seeds are the recipe's --seed + "
-                      "0..retrain_seeds-1.", low=0)
+    select: str = field(
+        "stratified",
+        "stratified: random architectures spread evenly over the "
+        "MACs range of the space; file: the architectures of --archs_file (one "
+        "per line, text form); history: the best and worst --num_archs/2 of a "
+        "search's history.csv (--archs_file).",
+        choices=SELECTIONS,
+    )
+    archs_file: Optional[str] = field(
+        None,
+        "--select=file: a text file of architectures; --select=history: a search's history.csv.",
+    )
+    seed: int = field(
+        0,
+        "Seeds the selection; the from-scratch seeds are the recipe's --seed + 0..retrain_seeds-1.",
+        low=0,
+    )
     retrain_seeds: int = field(1, "From-scratch trainings (seeds) per architecture.", low=1)
-    pool_size: int = field(5000, "--select=stratified: random architectures the strata are "
-                           "filled from.", low=1)
-    shard: str = field("0/1", "i/n: this process does architectures j with j % n == i.",
-                       neutral=True)
-    merge: bool = field(False, "Only write ranking.csv/json/png from the finished runs (and "
-                        "link the runs --reuse_standalone finished since).", neutral=True)
-    train: bool = field(True, "Train the unfinished from-scratch runs of this shard; false: only "
-                        "score the paths and link --reuse_standalone's finished runs (e.g. while "
-                        "that ranking still trains; finish with --merge).", neutral=True)
-    data_dir: Optional[str] = field(None, "TFDS data directory (default: the supernet run's).",
-                                    neutral=True)
+    pool_size: int = field(
+        5000, "--select=stratified: random architectures the strata are filled from.", low=1
+    )
+    shard: str = field(
+        "0/1", "i/n: this process does architectures j with j % n == i.", neutral=True
+    )
+    merge: bool = field(
+        False,
+        "Only write ranking.csv/json/png from the finished runs (and "
+        "link the runs --reuse_standalone finished since).",
+        neutral=True,
+    )
+    train: bool = field(
+        True,
+        "Train the unfinished from-scratch runs of this shard; false: only "
+        "score the paths and link --reuse_standalone's finished runs (e.g. while "
+        "that ranking still trains; finish with --merge).",
+        neutral=True,
+    )
+    data_dir: Optional[str] = field(
+        None, "TFDS data directory (default: the supernet run's).", neutral=True
+    )
     reuse_standalone: Optional[str] = field(
-        None, "The --workdir of another ranking with the same retraining recipe: its finished "
+        None,
+        "The --workdir of another ranking with the same retraining recipe: its finished "
         "from-scratch runs of the same architectures are linked instead of trained again (to "
-        "compare supernets or scoring settings on the same architectures).", neutral=True)
+        "compare supernets or scoring settings on the same architectures).",
+        neutral=True,
+    )
     overwrite: bool = field(False, "Delete a previous ranking in --workdir.", neutral=True)
     progress: bool = field(True, "Show progress.", neutral=True)
 
@@ -122,8 +176,9 @@ class RankConfig:
         if self.select != "stratified" and not self.archs_file:
             raise ValueError(f"--select={self.select} reads --archs_file; pass it")
         if self.select == "stratified" and self.archs_file:
-            raise ValueError("--archs_file is read by --select=file or --select=history; drop it "
-                             "or set --select")
+            raise ValueError(
+                "--archs_file is read by --select=file or --select=history; drop it or set --select"
+            )
         parse_shard(self.shard)
         return self
 
@@ -146,12 +201,21 @@ def retrain_config(config: RankConfig, supernet_run: dict):
 
     fv = parse_flagfile(train_app.define_flags, config.retrain_flagfile)
     recipe = train_app.config_from_flags(fv)
-    data_dir = config.data_dir or recipe.data.data_dir or supernet_run.get("data", {}).get(
-        "data_dir")
+    data_dir = (
+        config.data_dir or recipe.data.data_dir or supernet_run.get("data", {}).get("data_dir")
+    )
     return dataclasses.replace(
-        recipe, data=dataclasses.replace(recipe.data, data_dir=data_dir), eval_split="test",
-        progress=False, overwrite=False, uniform_bits=None, arch=None, workdir="",
-        space=supernet_run["space"], space_overrides=dict(supernet_run.get("space_overrides", {})))
+        recipe,
+        data=dataclasses.replace(recipe.data, data_dir=data_dir),
+        eval_split="test",
+        progress=False,
+        overwrite=False,
+        uniform_bits=None,
+        arch=None,
+        workdir="",
+        space=supernet_run["space"],
+        space_overrides=dict(supernet_run.get("space_overrides", {})),
+    )
 
 
 def scoring_config(config: RankConfig):
@@ -161,9 +225,13 @@ def scoring_config(config: RankConfig):
     from spos_tf.config_flags import parse_flagfile
     from spos_tf.search_config import SearchConfig
 
-    changes = dict(supernet_dir=config.supernet_dir,
-                   workdir=os.path.join(os.fspath(config.workdir), "scoring"),
-                   data_dir=config.data_dir, progress=False, overwrite=False)
+    changes = dict(
+        supernet_dir=config.supernet_dir,
+        workdir=os.path.join(os.fspath(config.workdir), "scoring"),
+        data_dir=config.data_dir,
+        progress=False,
+        overwrite=False,
+    )
     if config.search_flagfile is None:
         return SearchConfig(**changes).validate()
     fv = parse_flagfile(search_app.define_flags, config.search_flagfile)
@@ -179,14 +247,27 @@ def check_workdir(config: RankConfig, settings: dict) -> str:
     from spos_tf.search_config import SearchConfig
     from spos_tf.train_lib import TrainConfig
 
-    defaults = {"rank": RankConfig().to_dict(), "retrain": TrainConfig().to_dict(),
-                "scoring": SearchConfig().to_dict()}
+    defaults = {
+        "rank": RankConfig().to_dict(),
+        "retrain": TrainConfig().to_dict(),
+        "scoring": SearchConfig().to_dict(),
+    }
     own = neutral_fields(RankConfig)
-    neutral = own + tuple(f"{part}.{name}" for part in ("rank", "retrain", "scoring")
-                          for name in own + ("data.data_dir", "progress", "cache_mb"))
-    return run_dir.check_workdir(config.workdir, settings, overwrite=config.overwrite,
-                                 neutral=neutral, defaults=defaults, entries=RANK_ENTRIES,
-                                 config_file=CONFIG_FILE, what="a ranking")
+    neutral = own + tuple(
+        f"{part}.{name}"
+        for part in ("rank", "retrain", "scoring")
+        for name in own + ("data.data_dir", "progress", "cache_mb")
+    )
+    return run_dir.check_workdir(
+        config.workdir,
+        settings,
+        overwrite=config.overwrite,
+        neutral=neutral,
+        defaults=defaults,
+        entries=RANK_ENTRIES,
+        config_file=CONFIG_FILE,
+        what="a ranking",
+    )
 
 
 # ------------------------------------------------------------------------------- the run
@@ -205,31 +286,38 @@ def run(config: RankConfig, stream=None) -> dict:
     stream = stream or sys.stdout
     supernet_run = run_dir.load_run_config(config.supernet_dir)
     if supernet_run.get("arch"):
-        raise run_dir.RunDirError(f"--supernet_dir={config.supernet_dir!r} holds a stand-alone "
-                                  f"network, not a supernet")
+        raise run_dir.RunDirError(
+            f"--supernet_dir={config.supernet_dir!r} holds a stand-alone network, not a supernet"
+        )
     space = run_dir.space_from_config(supernet_run)
     recipe = retrain_config(config, supernet_run)
     scoring = scoring_config(config)
-    settings = {"rank": config.to_dict(), "retrain": recipe.to_dict(),
-                "scoring": scoring.to_dict()}
+    settings = {"rank": config.to_dict(), "retrain": recipe.to_dict(), "scoring": scoring.to_dict()}
     status = check_workdir(config, settings)
     reusable = reusable_runs(config, recipe)
     archs_path = os.path.join(config.workdir, ARCHS_FILE)
     stored = _read_json(archs_path) if status == "resume" else None
-    archs = ([space.parse(r["arch"]) for r in stored] if stored else select(config, space))
+    archs = [space.parse(r["arch"]) for r in stored] if stored else select(config, space)
     for arch in archs:  # fails before writing if an architecture does not train in the recipe
         space.validate(arch)
 
     if status == "overwrite":
         run_dir.clear(config.workdir, RANK_ENTRIES)
     os.makedirs(config.workdir, exist_ok=True)
-    run_dir.atomic_write_text(os.path.join(config.workdir, CONFIG_FILE),
-                              json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    run_dir.atomic_write_text(
+        os.path.join(config.workdir, CONFIG_FILE),
+        json.dumps(settings, indent=2, sort_keys=True) + "\n",
+    )
     table = costs_lib.table(space)
     if not stored:
-        run_dir.atomic_write_text(archs_path, json.dumps(
-            [{"index": i, "arch": str(a), **table.all(a)} for i, a in enumerate(archs)],
-            indent=2) + "\n")
+        run_dir.atomic_write_text(
+            archs_path,
+            json.dumps(
+                [{"index": i, "arch": str(a), **table.all(a)} for i, a in enumerate(archs)],
+                indent=2,
+            )
+            + "\n",
+        )
 
     scored = trained = 0
     mine = shard_members(len(archs), config.shard)
@@ -240,32 +328,46 @@ def run(config: RankConfig, stream=None) -> dict:
     else:
         trained = _train(config, recipe, archs, mine, stream, reusable)
     rows = collect(config.workdir, space, archs, config.retrain_seeds)
-    return {**write_outputs(config.workdir, rows, space, config), "scored": scored,
-            "trained": trained}
+    return {
+        **write_outputs(config.workdir, rows, space, config),
+        "scored": scored,
+        "trained": trained,
+    }
 
 
 def _score(config, scoring, space, archs, mine, stream) -> int:
     """Scores the unscored architectures of ``mine`` on the supernet; returns how many."""
-    todo = [i for i in mine
-            if _read_json(os.path.join(arch_dir(config.workdir, i), SUPERNET_FILE)) is None]
+    todo = [
+        i
+        for i in mine
+        if _read_json(os.path.join(arch_dir(config.workdir, i), SUPERNET_FILE)) is None
+    ]
     if not todo:
         return 0
     from spos_tf.search_tuner import make_evaluator
 
     if config.progress:
-        print(f"Scoring {len(todo)} paths on the supernet (BN recalibrated on "
-              f"{scoring.num_calib_batches * scoring.calib_batch_size} images, held-out split)",
-              file=stream)
+        print(
+            f"Scoring {len(todo)} paths on the supernet (BN recalibrated on "
+            f"{scoring.num_calib_batches * scoring.calib_batch_size} images, held-out split)",
+            file=stream,
+        )
     evaluator = make_evaluator(scoring)
     for i in todo:
         start = time.perf_counter()
         accuracy = float(evaluator(archs[i]))
-        record = {"arch": str(archs[i]), "accuracy": accuracy, "split": "holdout",
-                  "calib_images": scoring.num_calib_batches * scoring.calib_batch_size,
-                  "holdout_images": scoring.holdout_images,
-                  "seconds": round(time.perf_counter() - start, 3)}
-        run_dir.atomic_write_text(os.path.join(arch_dir(config.workdir, i), SUPERNET_FILE),
-                                  json.dumps(record, indent=2, sort_keys=True) + "\n")
+        record = {
+            "arch": str(archs[i]),
+            "accuracy": accuracy,
+            "split": "holdout",
+            "calib_images": scoring.num_calib_batches * scoring.calib_batch_size,
+            "holdout_images": scoring.holdout_images,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        run_dir.atomic_write_text(
+            os.path.join(arch_dir(config.workdir, i), SUPERNET_FILE),
+            json.dumps(record, indent=2, sort_keys=True) + "\n",
+        )
     del evaluator
     _clear_session()
     return len(todo)
@@ -279,8 +381,12 @@ def _clear_session():
 
 def _unfinished(config, mine) -> list:
     """``(arch index, seed index)`` of the from-scratch runs of ``mine`` not finished yet."""
-    return [(i, k) for i in mine for k in range(config.retrain_seeds)
-            if _final_accuracy(os.path.join(arch_dir(config.workdir, i), f"seed_{k}")) is None]
+    return [
+        (i, k)
+        for i in mine
+        for k in range(config.retrain_seeds)
+        if _final_accuracy(os.path.join(arch_dir(config.workdir, i), f"seed_{k}")) is None
+    ]
 
 
 def _train(config, recipe, archs, mine, stream, reusable=None) -> int:
@@ -297,16 +403,22 @@ def _train(config, recipe, archs, mine, stream, reusable=None) -> int:
     start = time.monotonic()
     for done, (i, k) in enumerate(jobs, 1):
         workdir = os.path.join(arch_dir(config.workdir, i), f"seed_{k}")
-        run_config = dataclasses.replace(recipe, workdir=workdir, arch=str(archs[i]),
-                                         seed=recipe.seed + k)
+        run_config = dataclasses.replace(
+            recipe, workdir=workdir, arch=str(archs[i]), seed=recipe.seed + k
+        )
         record = train_lib.run(run_config, stream=io.StringIO())
         _clear_session()
-        bar.update(total - len(jobs) + done, arch=str(archs[i]), seed=recipe.seed + k,
-                   test=record.get("val_accuracy", float("nan")))
+        bar.update(
+            total - len(jobs) + done,
+            arch=str(archs[i]),
+            seed=recipe.seed + k,
+            test=record.get("val_accuracy", float("nan")),
+        )
     bar.close()
     if config.progress:
-        print(f"Trained {len(jobs)} runs in {format_duration(time.monotonic() - start)}",
-              file=stream)
+        print(
+            f"Trained {len(jobs)} runs in {format_duration(time.monotonic() - start)}", file=stream
+        )
     return len(jobs)
 
 
@@ -323,15 +435,23 @@ def reusable_runs(config: RankConfig, recipe) -> dict:
     settings = _read_json(os.path.join(other, CONFIG_FILE))
     stored = _read_json(os.path.join(other, ARCHS_FILE))
     if settings is None or stored is None:
-        raise ValueError(f"--reuse_standalone={config.reuse_standalone!r} is not a spos_tf.rank "
-                         f"workdir (no {CONFIG_FILE} / {ARCHS_FILE})")
+        raise ValueError(
+            f"--reuse_standalone={config.reuse_standalone!r} is not a spos_tf.rank "
+            f"workdir (no {CONFIG_FILE} / {ARCHS_FILE})"
+        )
     from spos_tf.train_lib import TrainConfig
 
-    diff = run_dir.config_diff(settings["retrain"], recipe.to_dict(),
-                               ("workdir", "data.data_dir", "progress"), TrainConfig().to_dict())
+    diff = run_dir.config_diff(
+        settings["retrain"],
+        recipe.to_dict(),
+        ("workdir", "data.data_dir", "progress"),
+        TrainConfig().to_dict(),
+    )
     if diff:
-        raise ValueError(f"--reuse_standalone={config.reuse_standalone!r} trained with another "
-                         f"recipe ({'; '.join(diff[:6])}); its runs cannot stand in for these")
+        raise ValueError(
+            f"--reuse_standalone={config.reuse_standalone!r} trained with another "
+            f"recipe ({'; '.join(diff[:6])}); its runs cannot stand in for these"
+        )
     return {record["arch"]: arch_dir(other, record["index"]) for record in stored}
 
 
@@ -340,8 +460,11 @@ def _link_finished(config, reusable: dict, archs, jobs) -> list:
     becomes a symlink to its run); returns the jobs left to train."""
     rest = []
     for i, k in jobs:
-        source = (os.path.join(reusable[str(archs[i])], f"seed_{k}")
-                  if str(archs[i]) in reusable else None)
+        source = (
+            os.path.join(reusable[str(archs[i])], f"seed_{k}")
+            if str(archs[i]) in reusable
+            else None
+        )
         if source is None or _final_accuracy(source) is None:
             rest.append((i, k))
             continue
@@ -350,4 +473,3 @@ def _link_finished(config, reusable: dict, archs, jobs) -> list:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.symlink(source, target)
     return rest
-

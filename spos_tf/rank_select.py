@@ -4,6 +4,7 @@ process works on (``--shard=i/n``).
 Plain Python and NumPy over a :class:`~spos_tf.space.SearchSpace`: no TensorFlow. Every selection is
 deterministic in its inputs (the seed for ``stratified``, the file for ``file``/``history``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,7 +40,6 @@ def shard_members(num_archs: int, shard: str) -> list:
     return [j for j in range(num_archs) if j % n == i]
 
 
-
 def select_stratified(space: SearchSpace, num: int, seed: int, pool_size: int = 5000) -> list:
     """``num`` distinct architectures spread evenly over the MACs range of the space.
 
@@ -56,16 +56,22 @@ def select_stratified(space: SearchSpace, num: int, seed: int, pool_size: int = 
     table = costs_lib.table(space)
     pool = list(dict.fromkeys(space.sample(rng) for _ in range(max(pool_size, num))))
     if len(pool) < num:
-        raise ValueError(f"space {space.name!r} gave only {len(pool)} distinct architectures in "
-                         f"{pool_size} draws; lower --num_archs below that")
+        raise ValueError(
+            f"space {space.name!r} gave only {len(pool)} distinct architectures in "
+            f"{pool_size} draws; lower --num_archs below that"
+        )
     macs = np.array([table.macs(a) for a in pool], float)
     low, high = macs.min(), macs.max()
     edges = np.linspace(low, high, num + 1)
     chosen: list = []
     used = set()
     for s in range(num):
-        inside = [j for j in range(len(pool)) if j not in used and
-                  (edges[s] <= macs[j] < edges[s + 1] or (s == num - 1 and macs[j] == high))]
+        inside = [
+            j
+            for j in range(len(pool))
+            if j not in used
+            and (edges[s] <= macs[j] < edges[s + 1] or (s == num - 1 and macs[j] == high))
+        ]
         if inside:
             j = inside[int(rng.integers(len(inside)))]
         else:
@@ -117,11 +123,12 @@ def select_from_history(space: SearchSpace, path: str, num: int) -> list:
         arch = space.parse(row["arch"])
         best[arch] = max(best.get(arch, -math.inf), float(row["accuracy"]))
     if len(best) < num:
-        raise ValueError(f"{path} holds {len(best)} distinct architectures, fewer than "
-                         f"--num_archs={num}")
+        raise ValueError(
+            f"{path} holds {len(best)} distinct architectures, fewer than --num_archs={num}"
+        )
     ordered = sorted(best, key=lambda a: (-best[a], str(a)))
     top = -(-num // 2)
-    return ordered[:top] + ordered[len(ordered) - (num - top):]
+    return ordered[:top] + ordered[len(ordered) - (num - top) :]
 
 
 def select(config, space: SearchSpace) -> list:
@@ -132,6 +139,8 @@ def select(config, space: SearchSpace) -> list:
         return select_from_history(space, config.archs_file, config.num_archs)
     archs = read_archs_file(space, config.archs_file)
     if len(archs) < 2:
-        raise ValueError(f"--archs_file={config.archs_file!r} holds {len(archs)} architecture(s); "
-                         f"ranking needs at least 2")
-    return archs[:config.num_archs]
+        raise ValueError(
+            f"--archs_file={config.archs_file!r} holds {len(archs)} architecture(s); "
+            f"ranking needs at least 2"
+        )
+    return archs[: config.num_archs]

@@ -8,6 +8,7 @@ so the same inputs always give the same intervals.
 Inputs are per architecture: the supernet's accuracy (inherited weights, BN recalibrated, held-out
 split) and the stand-alone accuracies of its from-scratch trainings, one per seed (test split).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,9 @@ CORRELATIONS = {
 }
 
 
-def correlation(name: str, x, y, *, resamples: int = 2000, seed: int = 0,
-                confidence: float = 0.95) -> dict:
+def correlation(
+    name: str, x, y, *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> dict:
     """``{"value", "p_value", "ci_low", "ci_high"}`` of correlation ``name`` between ``x`` and
     ``y`` (a bootstrap interval over the pairs; NaN where undefined, e.g. constant input or fewer
     than 3 pairs).
@@ -41,14 +43,25 @@ def correlation(name: str, x, y, *, resamples: int = 2000, seed: int = 0,
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return nan
     result = CORRELATIONS[name](x, y)
-    out = {"value": float(result[0]), "p_value": float(result[1]),
-           "ci_low": math.nan, "ci_high": math.nan}
+    out = {
+        "value": float(result[0]),
+        "p_value": float(result[1]),
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+    }
     fn = CORRELATIONS[name]
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # resamples with a constant x or y give NaN: ignored
-        boot = stats.bootstrap((x, y), lambda a, b: fn(a, b)[0], paired=True, vectorized=False,
-                               n_resamples=resamples, confidence_level=confidence,
-                               method="percentile", rng=np.random.default_rng(seed))
+        boot = stats.bootstrap(
+            (x, y),
+            lambda a, b: fn(a, b)[0],
+            paired=True,
+            vectorized=False,
+            n_resamples=resamples,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     low, high = boot.confidence_interval
     out["ci_low"], out["ci_high"] = float(low), float(high)
     return out
@@ -82,10 +95,12 @@ def seed_noise(per_seed) -> dict:
     sds = [np.std(r, ddof=1) for r in per_seed if len(r) >= 2]
     seed_std = float(np.sqrt(np.mean(np.square(sds)))) if sds else math.nan
     spread = float(np.ptp(means)) if len(means) else math.nan
-    return {"spread": spread,
-            "std_of_means": float(np.std(means, ddof=1)) if len(means) > 1 else math.nan,
-            "seed_std": seed_std,
-            "noise_to_spread": seed_std / spread if spread else math.nan}
+    return {
+        "spread": spread,
+        "std_of_means": float(np.std(means, ddof=1)) if len(means) > 1 else math.nan,
+        "seed_std": seed_std,
+        "noise_to_spread": seed_std / spread if spread else math.nan,
+    }
 
 
 def summarize(supernet, per_seed, *, resamples: int = 2000, seed: int = 0) -> dict:

@@ -57,6 +57,7 @@ model=...)`` at that step, which :func:`spos_tf.run_dir.restore_model` reads) an
 ``import_reference.json`` (where the weights came from). ``spos_tf.search`` and ``spos_tf.export``
 take it like a trained run; it holds no optimizer state, so ``spos_tf.train`` cannot resume it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,20 +83,40 @@ PROVENANCE_FILE = "import_reference.json"
 # Our primitive -> index of the module in the release's nn.Sequential of the branch.
 MAIN_INDEX = {
     "shuffle": {"conv1": 0, "bn1": 1, "dw": 3, "bn2": 4, "conv2": 5, "bn3": 6},
-    "xception": {"dw1": 0, "bn1": 1, "conv1": 2, "bn2": 3, "dw2": 5, "bn3": 6, "conv2": 7,
-                 "bn4": 8, "dw3": 10, "bn5": 11, "conv3": 12, "bn6": 13},
+    "xception": {
+        "dw1": 0,
+        "bn1": 1,
+        "conv1": 2,
+        "bn2": 3,
+        "dw2": 5,
+        "bn3": 6,
+        "conv2": 7,
+        "bn4": 8,
+        "dw3": 10,
+        "bn5": 11,
+        "conv3": 12,
+        "bn6": 13,
+    },
 }
 PROJ_INDEX = {"proj_dw": 0, "proj_bn1": 1, "proj_conv": 2, "proj_bn2": 3}
-FIXED_MODULES = {"stem_conv": "first_conv.0", "stem_bn": "first_conv.1",
-                 "head_conv": "conv_last.0", "head_bn": "conv_last.1",
-                 "classifier": "classifier.0"}
+FIXED_MODULES = {
+    "stem_conv": "first_conv.0",
+    "stem_bn": "first_conv.1",
+    "head_conv": "conv_last.0",
+    "head_bn": "conv_last.1",
+    "classifier": "classifier.0",
+}
 # Our variable name -> the release's tensor name, per primitive kind.
 TENSOR_NAMES = {
     "conv": {"kernel": "weight"},
     "dw": {"depthwise_kernel": "weight"},
     "fc": {"kernel": "weight", "bias": "bias"},
-    "bn": {"moving_mean": "running_mean", "moving_variance": "running_var", "gamma": "weight",
-           "beta": "bias"},
+    "bn": {
+        "moving_mean": "running_mean",
+        "moving_variance": "running_var",
+        "gamma": "weight",
+        "beta": "bias",
+    },
 }
 OPTIONAL_BN_TENSOR = "num_batches_tracked"  # PyTorch >= 0.4.1 saves it; nothing to import
 
@@ -159,11 +180,14 @@ def reference_space(num_classes: int = 1000) -> SearchSpace:
     """
     from spos_tf import spaces
 
-    space = spaces.get(SPACE, image_size=IMAGE_SIZE, num_classes=int(num_classes),
-                       padding="reference")
+    space = spaces.get(
+        SPACE, image_size=IMAGE_SIZE, num_classes=int(num_classes), padding="reference"
+    )
     if space.ops != REFERENCE_OPS:
-        raise ReferenceImportError(f"space {SPACE!r} lists ops {space.ops}; the release's choice "
-                                   f"blocks hold {REFERENCE_OPS} in that order")
+        raise ReferenceImportError(
+            f"space {SPACE!r} lists ops {space.ops}; the release's choice "
+            f"blocks hold {REFERENCE_OPS} in that order"
+        )
     return space
 
 
@@ -172,9 +196,15 @@ def _entries(module: str, holder: str, prims: dict, affine: bool, index=None) ->
     for pname, prim in prims.items():
         path = index(pname) if index else FIXED_MODULES[pname]
         for wname, shape in prim.weight_shapes(affine).items():
-            out.append(Entry(f"{module}{path}.{TENSOR_NAMES[prim.kind][wname]}",
-                             to_reference_shape(prim.kind, tuple(shape)), holder,
-                             f"{pname}/{wname}", prim.kind))
+            out.append(
+                Entry(
+                    f"{module}{path}.{TENSOR_NAMES[prim.kind][wname]}",
+                    to_reference_shape(prim.kind, tuple(shape)),
+                    holder,
+                    f"{pname}/{wname}",
+                    prim.kind,
+                )
+            )
     return out
 
 
@@ -191,8 +221,7 @@ def layout(space: SearchSpace, kind: str, arch: Architecture | None = None) -> l
     out = _entries("", "stem", ops_lib.stem_prims(space), affine)
     chosen = space.decode(arch) if kind == "standalone" else None
     for block, (cin, cout, stride, hw) in enumerate(space.block_layout()):
-        choices = (list(enumerate(space.ops)) if chosen is None
-                   else [(None, chosen[block]["op"])])
+        choices = list(enumerate(space.ops)) if chosen is None else [(None, chosen[block]["op"])]
         for choice, op in choices:
             spec = ops_lib.get_op(op)
             prims = spec.prims(cin, cout, mid_channels(space, cout, 1.0), stride, hw)
@@ -219,9 +248,11 @@ def load_state_dict(path: str) -> dict:
         or a file that holds no state_dict.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--checkpoint={path!r} does not exist; download "
-                                f"Supernet/checkpoint-150000.pth.tar (or an Evaluation model) "
-                                f"from the link in the README of megvii-model/SinglePathOneShot")
+        raise FileNotFoundError(
+            f"--checkpoint={path!r} does not exist; download "
+            f"Supernet/checkpoint-150000.pth.tar (or an Evaluation model) "
+            f"from the link in the README of megvii-model/SinglePathOneShot"
+        )
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=False) as f:
             state = {k: f[k] for k in f.files}
@@ -232,19 +263,24 @@ def load_state_dict(path: str) -> dict:
             raise ReferenceImportError(
                 f"reading {path!r} needs PyTorch: `pip install 'spos_tf[torch]'`, or convert it "
                 f"to .npz where PyTorch is installed (see `python -m spos_tf.import_reference "
-                f"--helpfull` or the README, 'Start from the authors' supernet')") from None
+                f"--helpfull` or the README, 'Start from the authors' supernet')"
+            ) from None
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001  (pickle, zip and torch errors all mean the same)
-            raise ReferenceImportError(f"{path!r} is not a readable PyTorch checkpoint "
-                                       f"({type(e).__name__}: {str(e)[:300]})") from None
+            raise ReferenceImportError(
+                f"{path!r} is not a readable PyTorch checkpoint "
+                f"({type(e).__name__}: {str(e)[:300]})"
+            ) from None
         if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
             obj = obj["state_dict"]
         if not isinstance(obj, dict):
             raise ReferenceImportError(f"{path!r} holds a {type(obj).__name__}, not a state_dict")
         state = {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, "detach")}
-    return {k[len("module."):] if k.startswith("module.") else k: np.asarray(v)
-            for k, v in state.items()}
+    return {
+        k[len("module.") :] if k.startswith("module.") else k: np.asarray(v)
+        for k, v in state.items()
+    }
 
 
 def infer_arch(state: dict, num_blocks: int = 20) -> Architecture | None:
@@ -268,20 +304,26 @@ def check(state: dict, entries: list, kind: str) -> list:
     """Problems of ``state`` against ``entries``: one line per missing, extra or mis-shaped tensor
     (empty when every tensor is used exactly once)."""
     expected = {e.name: e for e in entries}
-    optional = {e.name.rsplit(".", 1)[0] + "." + OPTIONAL_BN_TENSOR for e in entries
-                if e.kind == "bn"}
+    optional = {
+        e.name.rsplit(".", 1)[0] + "." + OPTIONAL_BN_TENSOR for e in entries if e.kind == "bn"
+    }
     problems = []
     for e in entries:
         if e.name not in state:
-            problems.append(f"missing tensor {e.name} (shape {list(e.shape)}) of the reference "
-                            f"{kind}")
+            problems.append(
+                f"missing tensor {e.name} (shape {list(e.shape)}) of the reference {kind}"
+            )
         elif tuple(state[e.name].shape) != e.shape:
-            problems.append(f"mis-shaped tensor {e.name}: shape {list(state[e.name].shape)}, the "
-                            f"reference {kind} has {list(e.shape)}")
+            problems.append(
+                f"mis-shaped tensor {e.name}: shape {list(state[e.name].shape)}, the "
+                f"reference {kind} has {list(e.shape)}"
+            )
     for name in state:
         if name not in expected and name not in optional:
-            problems.append(f"extra tensor {name} (shape {list(state[name].shape)}): not part of "
-                            f"the reference {kind}")
+            problems.append(
+                f"extra tensor {name} (shape {list(state[name].shape)}): not part of "
+                f"the reference {kind}"
+            )
     return problems
 
 
@@ -289,11 +331,13 @@ def _problem_message(path: str, kind: str, problems: list) -> str:
     shown = problems[:12]
     more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
     other = "standalone" if kind == "supernet" else "supernet"
-    return (f"{path!r} does not fit the reference {kind} ({len(problems)} problem(s)); nothing "
-            f"was written:\n  " + "\n  ".join(shown) + more + f"\nFix: pass the right "
-            f"--kind (--kind={other}?; a supernet's blocks are features.<block>.<choice>...., a "
-            f"stand-alone network's features.<block>....), the right --arch, or the unmodified "
-            f"checkpoint of megvii-model/SinglePathOneShot")
+    return (
+        f"{path!r} does not fit the reference {kind} ({len(problems)} problem(s)); nothing "
+        f"was written:\n  " + "\n  ".join(shown) + more + f"\nFix: pass the right "
+        f"--kind (--kind={other}?; a supernet's blocks are features.<block>.<choice>...., a "
+        f"stand-alone network's features.<block>....), the right --arch, or the unmodified "
+        f"checkpoint of megvii-model/SinglePathOneShot"
+    )
 
 
 # ------------------------------------------------------------------------------------ the run
@@ -334,8 +378,10 @@ class ImportConfig:
         if not str(self.workdir or "").strip():
             raise ValueError("--workdir is required: the run directory to write")
         if self.arch is not None and self.kind != "standalone":
-            raise ValueError(f"--arch={self.arch!r} applies to --kind=standalone; a supernet holds "
-                             f"every architecture (drop --arch)")
+            raise ValueError(
+                f"--arch={self.arch!r} applies to --kind=standalone; a supernet holds "
+                f"every architecture (drop --arch)"
+            )
         return self
 
 
@@ -343,14 +389,22 @@ def _train_config(config: ImportConfig, space: SearchSpace, arch: Architecture |
     from spos_tf.data import DataConfig
     from spos_tf.train_lib import TrainConfig
 
-    data = DataConfig(name=config.dataset, data_dir=config.data_dir, image_size=IMAGE_SIZE,
-                      preprocessing="reference")
-    overrides = {"image_size": IMAGE_SIZE, "num_classes": space.num_classes,
-                 "padding": "reference"}
-    return TrainConfig(workdir=os.fspath(config.workdir), space=SPACE, space_overrides=overrides,
-                       arch=None if arch is None else str(arch), data=data,
-                       steps=STEPS[config.kind],
-                       eval_split="holdout" if arch is None else "test").validate()
+    data = DataConfig(
+        name=config.dataset,
+        data_dir=config.data_dir,
+        image_size=IMAGE_SIZE,
+        preprocessing="reference",
+    )
+    overrides = {"image_size": IMAGE_SIZE, "num_classes": space.num_classes, "padding": "reference"}
+    return TrainConfig(
+        workdir=os.fspath(config.workdir),
+        space=SPACE,
+        space_overrides=overrides,
+        arch=None if arch is None else str(arch),
+        data=data,
+        steps=STEPS[config.kind],
+        eval_split="holdout" if arch is None else "test",
+    ).validate()
 
 
 def _holders(model) -> dict:
@@ -390,14 +444,19 @@ def _target_state(config: ImportConfig) -> None:
     """Refuses a workdir that is a file, or holds a run, unless ``overwrite``."""
     workdir = os.fspath(config.workdir)
     if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise run_dir.RunDirError(f"--workdir={workdir!r} is a file, not a folder; choose "
-                                  f"another path")
-    ours = [e for e in run_dir.RUN_ENTRIES + (PROVENANCE_FILE,)
-            if os.path.exists(os.path.join(workdir, e))]
+        raise run_dir.RunDirError(
+            f"--workdir={workdir!r} is a file, not a folder; choose another path"
+        )
+    ours = [
+        e
+        for e in run_dir.RUN_ENTRIES + (PROVENANCE_FILE,)
+        if os.path.exists(os.path.join(workdir, e))
+    ]
     if ours and not config.overwrite:
         raise run_dir.RunDirError(
             f"--workdir={workdir!r} already holds a run ({', '.join(ours)}); choose another "
-            f"--workdir, or pass --overwrite to replace it once the import has succeeded")
+            f"--workdir, or pass --overwrite to replace it once the import has succeeded"
+        )
 
 
 def run(config: ImportConfig, stream=None) -> dict:
@@ -434,13 +493,23 @@ def run(config: ImportConfig, stream=None) -> dict:
                 diff = [b for b, (x, y) in enumerate(zip(arch.genes[0], found.genes[0])) if x != y]
                 raise ReferenceImportError(
                     f"--arch={arch} differs from the architecture the tensors of {path!r} have, "
-                    f"{found}, in blocks {diff}; drop --arch to use the checkpoint's")
+                    f"{found}, in blocks {diff}; drop --arch to use the checkpoint's"
+                )
         else:
             if found is None:
-                raise ReferenceImportError(_problem_message(path, "standalone", check(
-                    state, layout(space, "standalone", space.make(op=[0] * space.num_blocks)),
-                    "standalone")) + "\n(the architecture could not be read off the tensors: "
-                    "pass --arch)")
+                raise ReferenceImportError(
+                    _problem_message(
+                        path,
+                        "standalone",
+                        check(
+                            state,
+                            layout(space, "standalone", space.make(op=[0] * space.num_blocks)),
+                            "standalone",
+                        ),
+                    )
+                    + "\n(the architecture could not be read off the tensors: "
+                    "pass --arch)"
+                )
             arch = found
     entries = layout(space, config.kind, arch)
     problems = check(state, entries, config.kind)
@@ -450,10 +519,18 @@ def run(config: ImportConfig, stream=None) -> dict:
 
     model = run_dir.build_model(train_config.to_dict(), space)
     values = assign(model, entries, state)
-    record = {"source": os.path.abspath(path), "sha256": _sha256(path), "kind": config.kind,
-              "arch": None if arch is None else str(arch), "tensors": len(entries),
-              "values": int(values), "space": SPACE, "padding": "reference",
-              "preprocessing": "reference", "step": STEPS[config.kind]}
+    record = {
+        "source": os.path.abspath(path),
+        "sha256": _sha256(path),
+        "kind": config.kind,
+        "arch": None if arch is None else str(arch),
+        "tensors": len(entries),
+        "values": int(values),
+        "space": SPACE,
+        "padding": "reference",
+        "preprocessing": "reference",
+        "step": STEPS[config.kind],
+    }
 
     workdir = os.path.abspath(os.fspath(config.workdir))
     parent = os.path.dirname(workdir)
@@ -461,11 +538,13 @@ def run(config: ImportConfig, stream=None) -> dict:
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(workdir)}.import-", dir=parent)
     try:
         run_dir.write_config(tmp, train_config.to_dict())
-        manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
-                                             run_dir.checkpoint_dir(tmp), max_to_keep=1)
+        manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model), run_dir.checkpoint_dir(tmp), max_to_keep=1
+        )
         manager.save(checkpoint_number=STEPS[config.kind])
-        run_dir.atomic_write_text(os.path.join(tmp, PROVENANCE_FILE),
-                                  json.dumps(record, indent=2, sort_keys=True) + "\n")
+        run_dir.atomic_write_text(
+            os.path.join(tmp, PROVENANCE_FILE), json.dumps(record, indent=2, sort_keys=True) + "\n"
+        )
         if config.overwrite and os.path.isdir(workdir):
             run_dir.clear(workdir, run_dir.RUN_ENTRIES + (PROVENANCE_FILE,))
         os.makedirs(workdir, exist_ok=True)
@@ -475,8 +554,10 @@ def run(config: ImportConfig, stream=None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     if stream is not None:
         what = "supernet" if arch is None else f"stand-alone network {arch}"
-        stream.write(f"Imported the reference {what}: {len(entries)} tensors, {values:,} values "
-                     f"from {path} into {workdir} (space {SPACE}, padding=reference, "
-                     f"preprocessing=reference, {space.num_classes} classes).\n")
+        stream.write(
+            f"Imported the reference {what}: {len(entries)} tensors, {values:,} values "
+            f"from {path} into {workdir} (space {SPACE}, padding=reference, "
+            f"preprocessing=reference, {space.num_classes} classes).\n"
+        )
         stream.flush()
     return record

@@ -13,6 +13,7 @@ bits), BitOps relative to the budget, and the final accuracy of the retrained ne
 ``metrics.jsonl`` record's ``val_accuracy``); the searched row also gives its accuracy with supernet
 weights. Reads files only (no TensorFlow).
 """
+
 from __future__ import annotations
 
 import glob
@@ -38,10 +39,15 @@ def _row(name: str, workdir: str, budget) -> dict | None:
     space = run_dir.space_from_config(config)
     arch = space.parse(config["arch"])
     bitops = costs.bitops(space, arch)
-    return {"network": name, "arch": str(arch), "macs": costs.macs(space, arch),
-            "bitops": bitops, "budget": budget,
-            "within_budget": None if budget is None else bitops <= budget,
-            "accuracy": _final_accuracy(workdir)}
+    return {
+        "network": name,
+        "arch": str(arch),
+        "macs": costs.macs(space, arch),
+        "bitops": bitops,
+        "budget": budget,
+        "within_budget": None if budget is None else bitops <= budget,
+        "accuracy": _final_accuracy(workdir),
+    }
 
 
 def rows(workdir: str) -> list:
@@ -59,7 +65,7 @@ def rows(workdir: str) -> list:
         searched["supernet_accuracy"] = None if best is None else best["accuracy"]
         out.append(searched)
     for folder in sorted(glob.glob(os.path.join(workdir, UNIFORM_GLOB))):
-        k = os.path.basename(folder)[len("retrain_"):].upper()
+        k = os.path.basename(folder)[len("retrain_") :].upper()
         row = _row(f"uniform {k}", folder, budget)
         if row is not None:
             out.append(row)
@@ -68,18 +74,23 @@ def rows(workdir: str) -> list:
 
 def format_table(table: list) -> str:
     """A Markdown table of :func:`rows` (``|`` in architecture texts escaped as ``\\|``)."""
+
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f}%"
 
-    lines = ["| network | arch | MMACs | BitOps (M) | BitOps / budget | top-1 (supernet "
-             "weights) | top-1 (QAT retrained) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| network | arch | MMACs | BitOps (M) | BitOps / budget | top-1 (supernet "
+        "weights) | top-1 (QAT retrained) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in table:
         ratio = "-" if not r["budget"] else f"{r['bitops'] / r['budget']:.3f}"
         arch = r["arch"].replace("|", "\\|")  # "|" separates the gene rows; it would end the cell
-        lines.append(f"| {r['network']} | `{arch}` | {r['macs'] / 1e6:.2f} | "
-                     f"{r['bitops'] / 1e6:.1f} | {ratio} | {pct(r.get('supernet_accuracy'))} | "
-                     f"{pct(r['accuracy'])} |")
+        lines.append(
+            f"| {r['network']} | `{arch}` | {r['macs'] / 1e6:.2f} | "
+            f"{r['bitops'] / 1e6:.1f} | {ratio} | {pct(r.get('supernet_accuracy'))} | "
+            f"{pct(r['accuracy'])} |"
+        )
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ leaves a readable latest checkpoint.
 
 Nothing here reads flags; TensorFlow is imported only by the functions that need it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -121,9 +122,13 @@ def config_diff(old: dict, new: dict, neutral=(), defaults: dict | None = None) 
     not have it) counts as unchanged while ``new`` holds its default."""
     a, b = _flatten(normalized(old)), _flatten(normalized(new))
     d = _flatten(normalized(defaults)) if defaults else {}
-    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
-            for k in sorted(set(a) | set(b)) if k not in neutral and a.get(k) != b.get(k)
-            and not (k not in a and k in d and b.get(k) == d[k])]
+    return [
+        f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
+        for k in sorted(set(a) | set(b))
+        if k not in neutral
+        and a.get(k) != b.get(k)
+        and not (k not in a and k in d and b.get(k) == d[k])
+    ]
 
 
 def load_run_config(workdir: str) -> dict:
@@ -134,27 +139,41 @@ def load_run_config(workdir: str) -> dict:
     """
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.isdir(workdir):
-        raise RunDirError(f"workdir {workdir!r} does not exist; pass the --workdir of a finished "
-                          f"`python -m spos_tf.train` run")
+        raise RunDirError(
+            f"workdir {workdir!r} does not exist; pass the --workdir of a finished "
+            f"`python -m spos_tf.train` run"
+        )
     if not os.path.isfile(path):
-        raise RunDirError(f"{path} is missing: {workdir!r} is not a spos_tf.train run directory "
-                          f"(or the run failed before it started); train into it with "
-                          f"`python -m spos_tf.train --workdir={workdir} ...` first")
+        raise RunDirError(
+            f"{path} is missing: {workdir!r} is not a spos_tf.train run directory "
+            f"(or the run failed before it started); train into it with "
+            f"`python -m spos_tf.train --workdir={workdir} ...` first"
+        )
     try:
         with open(path) as f:
             config = json.load(f)
     except (OSError, ValueError) as e:
-        raise RunDirError(f"{path} is unreadable ({e}); restore it from the flags in "
-                          f"{os.path.join(workdir, FLAGS_FILE)} by rerunning training with "
-                          f"--overwrite, or delete the workdir") from None
+        raise RunDirError(
+            f"{path} is unreadable ({e}); restore it from the flags in "
+            f"{os.path.join(workdir, FLAGS_FILE)} by rerunning training with "
+            f"--overwrite, or delete the workdir"
+        ) from None
     if not isinstance(config, dict) or "space" not in config:
         raise RunDirError(f"{path} is not a spos_tf.train config (no 'space' field)")
     return config
 
 
-def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=(),
-                  defaults: dict | None = None, entries=None, config_file: str = CONFIG_FILE,
-                  what: str = "a run") -> str:
+def check_workdir(
+    workdir: str,
+    config: dict,
+    *,
+    overwrite: bool,
+    neutral=(),
+    defaults: dict | None = None,
+    entries=None,
+    config_file: str = CONFIG_FILE,
+    what: str = "a run",
+) -> str:
     """Decides how an app may use ``workdir``, without writing anything: the one resume check of
     training (``entries`` = :data:`RUN_ENTRIES`, ``config.json``), the search and the ranking.
 
@@ -193,7 +212,8 @@ def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=(),
         raise RunDirError(
             f"workdir {workdir!r} holds {ours} but no {config_file}: a run that failed while "
             f"starting, or a damaged one. Pass --overwrite to delete those entries and start "
-            f"over, or use another --workdir")
+            f"over, or use another --workdir"
+        )
     old = load_run_config(workdir) if config_file == CONFIG_FILE else _read_settings(path)
     diff = config_diff(old, config, neutral, defaults)
     if diff:
@@ -203,7 +223,8 @@ def check_workdir(workdir: str, config: dict, *, overwrite: bool, neutral=(),
         raise RunDirError(
             f"workdir {workdir!r} holds {what} with other settings ({shown}). Rerun with the "
             f"same flags{saved} to resume it, use another --workdir, or pass --overwrite to "
-            f"delete it and start over")
+            f"delete it and start over"
+        )
     return "resume"
 
 
@@ -212,8 +233,9 @@ def _read_settings(path: str) -> dict:
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as e:
-        raise RunDirError(f"{path} is unreadable ({e}); pass --overwrite to start over or use "
-                          f"another --workdir") from None
+        raise RunDirError(
+            f"{path} is unreadable ({e}); pass --overwrite to start over or use another --workdir"
+        ) from None
 
 
 def remove_path(path: str) -> None:
@@ -233,8 +255,10 @@ def clear(workdir: str, entries=None) -> None:
 
 def write_config(workdir: str, config: dict, flags_text: str | None = None) -> None:
     os.makedirs(workdir, exist_ok=True)
-    atomic_write_text(os.path.join(workdir, CONFIG_FILE),
-                      json.dumps(normalized(config), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(
+        os.path.join(workdir, CONFIG_FILE),
+        json.dumps(normalized(config), indent=2, sort_keys=True) + "\n",
+    )
     if flags_text is not None:
         atomic_write_text(os.path.join(workdir, FLAGS_FILE), flags_text)
 
@@ -322,7 +346,8 @@ def latest_checkpoint(directory: str) -> str | None:
     if state is None or not state.model_checkpoint_path:
         raise CheckpointError(
             f"the checkpoint index {index} is unreadable ({reason}). Fix: delete that file and "
-            f"rerun (training then restarts from scratch), or pass --overwrite")
+            f"rerun (training then restarts from scratch), or pass --overwrite"
+        )
     path = state.model_checkpoint_path
     if not os.path.isabs(path):
         path = os.path.join(directory, path)
@@ -330,7 +355,8 @@ def latest_checkpoint(directory: str) -> str | None:
         raise CheckpointError(
             f"the checkpoint index in {directory} names {path}, whose files are missing. Fix: "
             f"delete {os.path.join(directory, 'checkpoint')} (or edit it to name an older "
-            f"checkpoint), or pass --overwrite to start over")
+            f"checkpoint), or pass --overwrite to start over"
+        )
     return path
 
 
@@ -352,7 +378,8 @@ def read_checkpoint(checkpoint, path: str, *, partial: bool = False):
             f"checkpoint {path} cannot be restored ({type(e).__name__}: {message}). It is damaged "
             f"or belongs to a different model. Fix: delete {path}.* and the 'checkpoint' index in "
             f"{folder} to fall back to an older checkpoint, or pass --overwrite to start "
-            f"over") from None
+            f"over"
+        ) from None
     return status
 
 
@@ -379,7 +406,8 @@ def restore_model(workdir: str, strategy=None):
         raise CheckpointError(
             f"no checkpoint in {directory}: the run in {workdir!r} has not saved one yet. Train "
             f"longer (`python -m spos_tf.train --flagfile={os.path.join(workdir, FLAGS_FILE)}`), "
-            f"or lower --checkpoint_every")
+            f"or lower --checkpoint_every"
+        )
     space = space_from_config(config)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(config, space)

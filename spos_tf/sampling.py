@@ -7,6 +7,7 @@ depends only on ``(seed, step)``, a resumed run replays exactly the same archite
 replica and worker of a distributed run draws the same architecture for a global step without
 communicating.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -31,9 +32,14 @@ class ArchSampler:
       description: human-readable constraint text used in error messages.
     """
 
-    def __init__(self, space: SearchSpace, seed: int = 0,
-                 constraint: Callable[[Architecture], bool] | None = None, max_tries: int = 1000,
-                 description: str = ""):
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        constraint: Callable[[Architecture], bool] | None = None,
+        max_tries: int = 1000,
+        description: str = "",
+    ):
         if max_tries < 1:
             raise ValueError(f"max_tries must be >= 1, got {max_tries}")
         self.space, self.seed, self.constraint = space, int(seed), constraint
@@ -51,7 +57,8 @@ class ArchSampler:
         raise InfeasibleConstraintError(
             f"no architecture of space {self.space.name!r} met the sampling constraint "
             f"{self.description or self.constraint} in {self.max_tries} tries (step {step}); "
-            f"relax the constraint (e.g. the MACs range) or raise max_tries")
+            f"relax the constraint (e.g. the MACs range) or raise max_tries"
+        )
 
     def indices(self, step) -> np.ndarray:
         """int32 ``[4, num_blocks]`` choice indices of the architecture of ``step``."""
@@ -93,12 +100,18 @@ def check_bins(edges) -> tuple:
     try:
         values = tuple(float(e) for e in edges)
     except (TypeError, ValueError):
-        raise ValueError(f"--cost_bins must be numbers (MACs bin edges, e.g. 290e6,300e6,310e6), "
-                         f"got {edges!r}") from None
-    if len(values) < 2 or any(not np.isfinite(v) or v < 0 for v in values) or any(
-            b <= a for a, b in zip(values, values[1:])):
-        raise ValueError(f"--cost_bins must be at least 2 strictly increasing MACs values "
-                         f"(bin edges, e.g. 290e6,300e6,310e6), got {edges!r}")
+        raise ValueError(
+            f"--cost_bins must be numbers (MACs bin edges, e.g. 290e6,300e6,310e6), got {edges!r}"
+        ) from None
+    if (
+        len(values) < 2
+        or any(not np.isfinite(v) or v < 0 for v in values)
+        or any(b <= a for a, b in zip(values, values[1:]))
+    ):
+        raise ValueError(
+            f"--cost_bins must be at least 2 strictly increasing MACs values "
+            f"(bin edges, e.g. 290e6,300e6,310e6), got {edges!r}"
+        )
     return values
 
 
@@ -134,8 +147,13 @@ class CostBinSampler(ArchSampler):
         would fall back to a uniform draw: the bins do not fit this space or resolution).
     """
 
-    def __init__(self, space: SearchSpace, seed: int = 0, edges=REFERENCE_BINS,
-                 max_tries: int = REFERENCE_BIN_TRIES):
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        edges=REFERENCE_BINS,
+        max_tries: int = REFERENCE_BIN_TRIES,
+    ):
         super().__init__(space, seed, max_tries=max_tries)
         from spos_tf import costs
 
@@ -148,9 +166,12 @@ class CostBinSampler(ArchSampler):
                 f"({low / 1e6:.4g}M .. {high / 1e6:.4g}M at {space.image_size}x"
                 f"{space.image_size}); bins {self.edges[0] / 1e6:.4g}M .. {self.edges[-1] / 1e6:.4g}M"
                 f" would make every step fall back to a uniform draw. Pass --cost_bins inside "
-                f"that range")
-        self.description = (f"one of {len(self.edges) - 1} MACs bins between "
-                            f"{self.edges[0]:g} and {self.edges[-1]:g}")
+                f"that range"
+            )
+        self.description = (
+            f"one of {len(self.edges) - 1} MACs bins between "
+            f"{self.edges[0]:g} and {self.edges[-1]:g}"
+        )
 
     def draw(self, step: int) -> tuple:
         """``(architecture, bin index targeted, tries used or -1 for the fallback draw)``.
@@ -164,8 +185,13 @@ class CostBinSampler(ArchSampler):
         space = self.space
         for done in range(0, self.max_tries, DRAW_CHUNK):
             n = min(DRAW_CHUNK, self.max_tries - done)
-            genes = np.stack([rng.integers(0, len(space.choices[k]), (n, space.num_blocks))
-                              for k in space.searched_genes], axis=1)
+            genes = np.stack(
+                [
+                    rng.integers(0, len(space.choices[k]), (n, space.num_blocks))
+                    for k in space.searched_genes
+                ],
+                axis=1,
+            )
             macs = self.table.macs_many(genes)
             hits = np.flatnonzero((macs >= low) & (macs <= high))
             if hits.size:
@@ -183,8 +209,10 @@ def macs_bounds(space: SearchSpace) -> tuple:
 
     table = costs.table(space)
     per_block = table.block_macs.reshape(space.num_blocks, -1)
-    return (int(table.fixed_macs + per_block.min(axis=1).sum()),
-            int(table.fixed_macs + per_block.max(axis=1).sum()))
+    return (
+        int(table.fixed_macs + per_block.min(axis=1).sum()),
+        int(table.fixed_macs + per_block.max(axis=1).sum()),
+    )
 
 
 def macs_range(space: SearchSpace, low: float | None = None, high: float | None = None):
@@ -200,8 +228,9 @@ def macs_range(space: SearchSpace, low: float | None = None, high: float | None 
     return ok
 
 
-def latency_range(space: SearchSpace, latency_table: str, low: float | None = None,
-                  high: float | None = None):
+def latency_range(
+    space: SearchSpace, latency_table: str, low: float | None = None, high: float | None = None
+):
     """A constraint ``low <= predicted latency (ms) <= high`` from a latency lookup table."""
     from spos_tf import costs
 

@@ -15,6 +15,7 @@ scoring candidates) set ``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP`` and
 Exit status: 0 done, 2 bad input (the message names the fix; nothing was written), 1 a candidate
 could not be evaluated (rerun to resume once fixed).
 """
+
 from __future__ import annotations
 
 import sys
@@ -56,14 +57,18 @@ def main(argv):
         return 2
     best = summary["best"]
     if best:
-        print(f"Done in {time.monotonic() - start:.0f} s ({summary['evaluated']} candidates "
-              f"evaluated now, {best['evaluated']} in all): best {best['arch']} accuracy "
-              f"{best['accuracy']:.4f} {best['costs']}; see {flags.FLAGS.workdir}/best.json")
+        print(
+            f"Done in {time.monotonic() - start:.0f} s ({summary['evaluated']} candidates "
+            f"evaluated now, {best['evaluated']} in all): best {best['arch']} accuracy "
+            f"{best['accuracy']:.4f} {best['costs']}; see {flags.FLAGS.workdir}/best.json"
+        )
         if "comparison" in summary:
             print(search_seeds.describe_seeds(summary["comparison"]))
     elif summary["role"] == "worker":
-        print(f"Worker done in {time.monotonic() - start:.0f} s: {summary['evaluated']} "
-              f"candidates evaluated")
+        print(
+            f"Worker done in {time.monotonic() - start:.0f} s: {summary['evaluated']} "
+            f"candidates evaluated"
+        )
     return 0
 
 

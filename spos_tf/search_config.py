@@ -7,6 +7,7 @@ change when a search is resumed are the fields declared ``neutral`` (:data:`NEUT
 
 Imports no TensorFlow (the app defines its flags from this module before TensorFlow loads).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,11 +33,19 @@ COSTS: dict = {
     "macs": lambda table, arch: table.macs(arch),
     "params": lambda table, arch: table.params(arch),
     "bitops": lambda table, arch: table.bitops(arch),
-    "latency_ms": lambda table, arch: table.latency_ms(arch),   # needs --latency_table
+    "latency_ms": lambda table, arch: table.latency_ms(arch),  # needs --latency_table
 }
 
-__all__ = ["SearchConfig", "ALGORITHMS", "NEUTRAL", "COSTS", "budget_bits", "resolve_limits",
-           "build_constraint", "arch_costs"]
+__all__ = [
+    "SearchConfig",
+    "ALGORITHMS",
+    "NEUTRAL",
+    "COSTS",
+    "budget_bits",
+    "resolve_limits",
+    "build_constraint",
+    "arch_costs",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,74 +104,122 @@ class SearchConfig:
     """
 
     supernet_dir: Optional[str] = field(None, "The --workdir of a trained spos_tf.train supernet.")
-    workdir: Optional[str] = field(None, "Search directory: oracle state, history.csv, best.json, "
-                                   "search.png.", neutral=True)
-    algorithm: str = field("evolution", "both: evolution, then random search with the same budget "
-                           "(Figure 3).", choices=ALGORITHM_CHOICES, neutral=True)
+    workdir: Optional[str] = field(
+        None, "Search directory: oracle state, history.csv, best.json, search.png.", neutral=True
+    )
+    algorithm: str = field(
+        "evolution",
+        "both: evolution, then random search with the same budget (Figure 3).",
+        choices=ALGORITHM_CHOICES,
+        neutral=True,
+    )
     population_size: int = field(50, "Evolution: candidates per generation.", low=1)
     num_parents: int = field(10, "Evolution: top-k parents.", low=1)
     num_crossover: int = field(25, "Evolution: children by crossover per generation.", low=0)
     num_mutation: int = field(25, "Evolution: children by mutation per generation.", low=0)
-    mutation_prob: float = field(0.1, "Evolution: per-gene mutation probability.", low=0.0,
-                                 high=1.0)
+    mutation_prob: float = field(
+        0.1, "Evolution: per-gene mutation probability.", low=0.0, high=1.0
+    )
     max_trials: int = field(1000, "Candidates evaluated per algorithm.", low=1, neutral=True)
     seed: int = field(0, "Oracle seed.", low=0)
-    max_macs: Optional[float] = field(None, "Constraint: multiply-accumulates (the paper's FLOPs).",
-                                      low=0.0, low_open=True)
-    max_params: Optional[float] = field(None, "Constraint: parameters of the stand-alone network.",
-                                        low=0.0, low_open=True)
-    max_bitops: Optional[float] = field(None, "Constraint: BitOps (quantized spaces only).",
-                                        low=0.0, low_open=True)
-    max_latency_ms: Optional[float] = field(None, "Constraint: latency predicted by "
-                                            "--latency_table (ms).", low=0.0, low_open=True)
-    latency_table: Optional[str] = field(None, "Latency lookup table of the supernet's space "
-                                         "(python -m spos_tf.latency build); adds latency_ms to "
-                                         "the outputs.")
-    bitops_budget: Optional[str] = field(None, "Constraint: BitOps of the uniform kWkA network "
-                                         "of the space, e.g. 3w3a (quantized spaces only; instead "
-                                         "of --max_bitops).")
-    bitops_convention: str = field("ours", "BitOps counting: ours (every layer, 8-bit first conv "
-                                   "and FC included) or paper (choice blocks only, Table 6's "
-                                   "count; its G is 2^30).", choices=costs_lib.BITOPS_CONVENTIONS)
-    calib_images: int = field(25_600, "BN recalibration images per candidate (the reference: 200 "
-                              "batches of 128).", low=1)
+    max_macs: Optional[float] = field(
+        None, "Constraint: multiply-accumulates (the paper's FLOPs).", low=0.0, low_open=True
+    )
+    max_params: Optional[float] = field(
+        None, "Constraint: parameters of the stand-alone network.", low=0.0, low_open=True
+    )
+    max_bitops: Optional[float] = field(
+        None, "Constraint: BitOps (quantized spaces only).", low=0.0, low_open=True
+    )
+    max_latency_ms: Optional[float] = field(
+        None, "Constraint: latency predicted by --latency_table (ms).", low=0.0, low_open=True
+    )
+    latency_table: Optional[str] = field(
+        None,
+        "Latency lookup table of the supernet's space "
+        "(python -m spos_tf.latency build); adds latency_ms to "
+        "the outputs.",
+    )
+    bitops_budget: Optional[str] = field(
+        None,
+        "Constraint: BitOps of the uniform kWkA network "
+        "of the space, e.g. 3w3a (quantized spaces only; instead "
+        "of --max_bitops).",
+    )
+    bitops_convention: str = field(
+        "ours",
+        "BitOps counting: ours (every layer, 8-bit first conv "
+        "and FC included) or paper (choice blocks only, Table 6's "
+        "count; its G is 2^30).",
+        choices=costs_lib.BITOPS_CONVENTIONS,
+    )
+    calib_images: int = field(
+        25_600, "BN recalibration images per candidate (the reference: 200 batches of 128).", low=1
+    )
     calib_batch_size: int = field(128, "BN recalibration batch size.", low=1)
-    calib_augment: bool = field(False, "Recalibrate BN on training images with the training "
-                                "augmentation (as the reference), the same augmented images for "
-                                "every candidate; default: un-augmented (evaluation "
-                                "preprocessing).")
-    calib_mode: str = field("exact", "BN recalibration: exact cumulative average (default), or "
-                            "the reference's reset + exponential average with Keras momentum 0.9 "
-                            "(PyTorch 0.1).", choices=CALIB_MODES)
-    holdout_images: Optional[int] = field(None, "Evaluate on the first this many held-out images "
-                                          "(default: the whole held-out split).", low=1)
+    calib_augment: bool = field(
+        False,
+        "Recalibrate BN on training images with the training "
+        "augmentation (as the reference), the same augmented images for "
+        "every candidate; default: un-augmented (evaluation "
+        "preprocessing).",
+    )
+    calib_mode: str = field(
+        "exact",
+        "BN recalibration: exact cumulative average (default), or "
+        "the reference's reset + exponential average with Keras momentum 0.9 "
+        "(PyTorch 0.1).",
+        choices=CALIB_MODES,
+    )
+    holdout_images: Optional[int] = field(
+        None,
+        "Evaluate on the first this many held-out images (default: the whole held-out split).",
+        low=1,
+    )
     eval_batch_size: int = field(256, "Held-out evaluation batch size.", low=1, neutral=True)
-    data_dir: Optional[str] = field(None, "TFDS data directory (default: the supernet run's).",
-                                    neutral=True)
-    cache_mb: int = field(4096, "Keep preprocessed calibration and held-out images in memory when "
-                          "they fit in this many MiB (0: never).", low=0, neutral=True)
+    data_dir: Optional[str] = field(
+        None, "TFDS data directory (default: the supernet run's).", neutral=True
+    )
+    cache_mb: int = field(
+        4096,
+        "Keep preprocessed calibration and held-out images in memory when "
+        "they fit in this many MiB (0: never).",
+        low=0,
+        neutral=True,
+    )
     overwrite: bool = field(False, "Delete a previous search in --workdir.", neutral=True)
-    precision: str = field("float32", "Compute dtype of the supernet while scoring candidates "
-                           "(mixed_float16 for GPUs, mixed_bfloat16 for TPUs and bfloat16 CPUs); "
-                           "any precision scores a supernet trained in any other.",
-                           choices=PRECISIONS)
-    progress: bool = field(True, "Show a progress bar with the best accuracy so far.",
-                           neutral=True)
-    wait_for_workers: int = field(0, "Distributed search, chief: hand out no candidate until this "
-                                  "many workers have asked (KerasTuner's chief exits once every "
-                                  "worker it has seen is done, so a late worker would find no "
-                                  "chief). 0: don't wait.", low=0, neutral=True)
-    seeds: tuple = field((), "Run the whole search once per seed (e.g. 0,1,2) into "
-                         "<workdir>/seed_<s>/ and compare evolution with random search over seeds "
-                         "(search.png with bands, seeds.json); --seed is then ignored.")
+    precision: str = field(
+        "float32",
+        "Compute dtype of the supernet while scoring candidates "
+        "(mixed_float16 for GPUs, mixed_bfloat16 for TPUs and bfloat16 CPUs); "
+        "any precision scores a supernet trained in any other.",
+        choices=PRECISIONS,
+    )
+    progress: bool = field(True, "Show a progress bar with the best accuracy so far.", neutral=True)
+    wait_for_workers: int = field(
+        0,
+        "Distributed search, chief: hand out no candidate until this "
+        "many workers have asked (KerasTuner's chief exits once every "
+        "worker it has seen is done, so a late worker would find no "
+        "chief). 0: don't wait.",
+        low=0,
+        neutral=True,
+    )
+    seeds: tuple = field(
+        (),
+        "Run the whole search once per seed (e.g. 0,1,2) into "
+        "<workdir>/seed_<s>/ and compare evolution with random search over seeds "
+        "(search.png with bands, seeds.json); --seed is then ignored.",
+    )
 
     def __post_init__(self):
         seeds = self.seeds if self.seeds is not None else ()
         try:
             seeds = tuple(int(s) for s in seeds)
         except (TypeError, ValueError):
-            raise ValueError(f"--seeds must be a list of integers, e.g. 0,1,2; got "
-                             f"{self.seeds!r}") from None
+            raise ValueError(
+                f"--seeds must be a list of integers, e.g. 0,1,2; got {self.seeds!r}"
+            ) from None
         object.__setattr__(self, "seeds", seeds)
 
     @property
@@ -173,8 +230,11 @@ class SearchConfig:
     def limits(self) -> dict:
         """``{cost name: limit}`` of the constraints that are set as numbers (without
         ``bitops_budget``, which needs the space: see :func:`resolve_limits`)."""
-        return {name: getattr(self, f"max_{name}") for name in COSTS
-                if getattr(self, f"max_{name}") is not None}
+        return {
+            name: getattr(self, f"max_{name}")
+            for name in COSTS
+            if getattr(self, f"max_{name}") is not None
+        }
 
     @property
     def num_calib_batches(self) -> int:
@@ -193,27 +253,40 @@ class SearchConfig:
             if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
                 raise ValueError(f"--{name} is required")
         if os.path.abspath(self.supernet_dir) == os.path.abspath(self.workdir):
-            raise ValueError(f"--workdir must differ from --supernet_dir ({self.workdir!r}): the "
-                             f"search writes its own folder")
-        check_fields(dataclasses.replace(self, supernet_dir=os.fspath(self.supernet_dir),
-                                         workdir=os.fspath(self.workdir)))
+            raise ValueError(
+                f"--workdir must differ from --supernet_dir ({self.workdir!r}): the "
+                f"search writes its own folder"
+            )
+        check_fields(
+            dataclasses.replace(
+                self, supernet_dir=os.fspath(self.supernet_dir), workdir=os.fspath(self.workdir)
+            )
+        )
         if self.num_crossover + self.num_mutation > self.population_size:
-            raise ValueError(f"--num_crossover + --num_mutation ({self.num_crossover} + "
-                             f"{self.num_mutation}) must not exceed --population_size "
-                             f"({self.population_size})")
+            raise ValueError(
+                f"--num_crossover + --num_mutation ({self.num_crossover} + "
+                f"{self.num_mutation}) must not exceed --population_size "
+                f"({self.population_size})"
+            )
         if self.max_latency_ms is not None and not self.latency_table:
-            raise ValueError(f"--max_latency_ms={self.max_latency_ms:g} needs --latency_table (a "
-                             f"table built by python -m spos_tf.latency build)")
+            raise ValueError(
+                f"--max_latency_ms={self.max_latency_ms:g} needs --latency_table (a "
+                f"table built by python -m spos_tf.latency build)"
+            )
         if self.latency_table and not os.path.isfile(self.latency_table):
-            raise ValueError(f"--latency_table={self.latency_table!r} does not exist; build it "
-                             f"with python -m spos_tf.latency build --space=... --out=...")
+            raise ValueError(
+                f"--latency_table={self.latency_table!r} does not exist; build it "
+                f"with python -m spos_tf.latency build --space=... --out=..."
+            )
         if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must be distinct integers >= 0, got {list(self.seeds)}")
         if self.bitops_budget is not None:
             budget_bits(self.bitops_budget)
             if self.max_bitops is not None:
-                raise ValueError(f"pass one of --max_bitops ({self.max_bitops:g}) and "
-                                 f"--bitops_budget ({self.bitops_budget!r}), not both")
+                raise ValueError(
+                    f"pass one of --max_bitops ({self.max_bitops:g}) and "
+                    f"--bitops_budget ({self.bitops_budget!r}), not both"
+                )
         return self
 
     def to_dict(self) -> dict:
@@ -238,8 +311,10 @@ def budget_bits(budget: str) -> int:
     """
     match = _BUDGET.match(budget) if isinstance(budget, str) else None
     if match is None or match.group(1) != match.group(2) or not 1 <= int(match.group(1)) <= 32:
-        raise ValueError(f"--bitops_budget must be kWkA with the same k for weights and "
-                         f"activations (e.g. 2w2a, 3w3a, 4w4a), got {budget!r}")
+        raise ValueError(
+            f"--bitops_budget must be kWkA with the same k for weights and "
+            f"activations (e.g. 2w2a, 3w3a, 4w4a), got {budget!r}"
+        )
     return int(match.group(1))
 
 
@@ -253,16 +328,24 @@ def resolve_limits(config: SearchConfig, space: SearchSpace) -> dict:
     limits = dict(config.limits)
     if config.bitops_budget is not None:
         if not space.quantized:
-            raise ValueError(f"--bitops_budget needs a quantized space; {space.name!r} searches "
-                             f"float architectures (use --max_macs)")
-        limits["bitops"] = float(costs_lib.uniform_bitops(space, budget_bits(config.bitops_budget),
-                                                          convention=config.bitops_convention))
+            raise ValueError(
+                f"--bitops_budget needs a quantized space; {space.name!r} searches "
+                f"float architectures (use --max_macs)"
+            )
+        limits["bitops"] = float(
+            costs_lib.uniform_bitops(
+                space, budget_bits(config.bitops_budget), convention=config.bitops_convention
+            )
+        )
     return limits
 
 
-def build_constraint(space: SearchSpace, limits: Mapping[str, float],
-                     latency_table: Optional[str] = None,
-                     bitops_convention: str = "ours") -> dict:
+def build_constraint(
+    space: SearchSpace,
+    limits: Mapping[str, float],
+    latency_table: Optional[str] = None,
+    bitops_convention: str = "ours",
+) -> dict:
     """The oracle constraint ``{name: (cost_fn(values) -> float, limit)}`` of ``limits``.
 
     Args:
@@ -282,11 +365,15 @@ def build_constraint(space: SearchSpace, limits: Mapping[str, float],
         if name not in COSTS:
             raise ValueError(f"unknown constraint {name!r}; known: {sorted(COSTS)}")
         if name == "bitops" and not space.quantized:
-            raise ValueError(f"--max_bitops needs a quantized space; {space.name!r} searches "
-                             f"float architectures (use --max_macs)")
+            raise ValueError(
+                f"--max_bitops needs a quantized space; {space.name!r} searches "
+                f"float architectures (use --max_macs)"
+            )
         cost = _cost_fn(name, bitops_convention)
-        out[name] = (lambda values, cost=cost: float(cost(table, space.from_values(values))),
-                     float(limit))
+        out[name] = (
+            lambda values, cost=cost: float(cost(table, space.from_values(values))),
+            float(limit),
+        )
     return out
 
 
@@ -296,8 +383,9 @@ def _cost_fn(name: str, bitops_convention: str = "ours"):
     return COSTS[name]
 
 
-def arch_costs(space: SearchSpace, arch: Architecture, bitops_convention: str = "ours",
-               table=None) -> dict:
+def arch_costs(
+    space: SearchSpace, arch: Architecture, bitops_convention: str = "ours", table=None
+) -> dict:
     """``CostTable.all(arch)`` (of ``table``, default the space's) with ``bitops`` counted by
     ``bitops_convention``."""
     out = (table or costs_lib.table(space)).all(arch)

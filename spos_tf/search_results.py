@@ -21,6 +21,7 @@ process; workers write only their KerasTuner tuner file ``<workdir>/<algorithm>/
 The files are for users: the search returns the same rows and best record to its caller
 (:meth:`Results.finish`, :func:`spos_tf.search_run.run`), nothing reads them back.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,13 @@ import keras_tuner as kt
 
 from spos_tf import costs as costs_lib
 from spos_tf import run_dir
-from spos_tf.search_config import (ALGORITHM_COLORS, ALGORITHMS, SearchConfig, arch_costs,
-                                   resolve_limits)
+from spos_tf.search_config import (
+    ALGORITHM_COLORS,
+    ALGORITHMS,
+    SearchConfig,
+    arch_costs,
+    resolve_limits,
+)
 from spos_tf.search_tuner import make_oracle
 from spos_tf.space import SearchSpace
 
@@ -44,21 +50,45 @@ PLOT_FILE = "search.png"
 SEEDS_FILE = "seeds.json"
 HPARAMS_DIR = "hparams"
 # Everything a search writes; --overwrite deletes exactly these (and a --seeds search's seed_<s>).
-SEARCH_ENTRIES = (CONFIG_FILE, HISTORY_FILE, BEST_FILE, PLOT_FILE, SEEDS_FILE,
-                  HPARAMS_DIR) + ALGORITHMS
+SEARCH_ENTRIES = (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    BEST_FILE,
+    PLOT_FILE,
+    SEEDS_FILE,
+    HPARAMS_DIR,
+) + ALGORITHMS
 
-__all__ = ["Results", "history_columns", "history_rows", "best_row", "best_record",
-           "write_history", "write_plot", "write_outputs", "write_hparams"]
+__all__ = [
+    "Results",
+    "history_columns",
+    "history_rows",
+    "best_row",
+    "best_record",
+    "write_history",
+    "write_plot",
+    "write_outputs",
+    "write_hparams",
+]
 
 
 def history_columns(space: SearchSpace, latency: bool = False) -> list:
-    return (["algorithm", "trial_id", "generation", "arch", "macs", "params"]
-            + (["bitops"] if space.quantized else []) + (["latency_ms"] if latency else [])
-            + ["accuracy", "seconds"])
+    return (
+        ["algorithm", "trial_id", "generation", "arch", "macs", "params"]
+        + (["bitops"] if space.quantized else [])
+        + (["latency_ms"] if latency else [])
+        + ["accuracy", "seconds"]
+    )
 
 
-def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None = None,
-                 table=None, bitops_convention: str = "ours") -> list:
+def history_rows(
+    oracle,
+    algorithm: str,
+    space: SearchSpace,
+    cache: dict | None = None,
+    table=None,
+    bitops_convention: str = "ours",
+) -> list:
     """One dict per completed trial of ``oracle`` (a live or reloaded oracle), by trial id.
 
     ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials;
@@ -75,12 +105,17 @@ def history_rows(oracle, algorithm: str, space: SearchSpace, cache: dict | None 
         key = (algorithm, trial_id)
         if key not in cache:
             arch = space.from_values(trial.hyperparameters.values)
-            row = {"algorithm": algorithm, "trial_id": trial_id,
-                   "generation": oracle.generation_of(trial_id), "arch": str(arch),
-                   **arch_costs(space, arch, bitops_convention, table),
-                   "accuracy": float(trial.score)}
-            seconds = (trial.metrics.get_last_value("seconds")
-                       if trial.metrics.exists("seconds") else None)
+            row = {
+                "algorithm": algorithm,
+                "trial_id": trial_id,
+                "generation": oracle.generation_of(trial_id),
+                "arch": str(arch),
+                **arch_costs(space, arch, bitops_convention, table),
+                "accuracy": float(trial.score),
+            }
+            seconds = (
+                trial.metrics.get_last_value("seconds") if trial.metrics.exists("seconds") else None
+            )
             row["seconds"] = None if seconds is None else round(float(seconds), 4)
             cache[key] = row
         rows.append(cache[key])
@@ -96,22 +131,30 @@ def best_row(rows: list) -> dict | None:
     return best
 
 
-def best_record(row: dict, space: SearchSpace, run_config: dict, config: SearchConfig,
-                evaluated: int) -> dict:
+def best_record(
+    row: dict, space: SearchSpace, run_config: dict, config: SearchConfig, evaluated: int
+) -> dict:
     """The ``best.json`` object of ``row``."""
     arch = space.parse(row["arch"])
-    costs = arch_costs(space, arch, config.bitops_convention,
-                       costs_lib.table(space, config.latency_table))
+    costs = arch_costs(
+        space, arch, config.bitops_convention, costs_lib.table(space, config.latency_table)
+    )
     record = json.loads(arch.to_json(space))
-    record.update(accuracy=row["accuracy"], costs=costs, algorithm=row["algorithm"],
-                  trial_id=row["trial_id"], generation=row["generation"],
-                  space_overrides=run_config.get("space_overrides", {}),
-                  supernet_dir=os.fspath(config.supernet_dir),
-                  constraints=resolve_limits(config, space),
-                  evaluated=evaluated,
-                  calib_images=config.num_calib_batches * config.calib_batch_size,
-                  calib_mode=config.calib_mode, calib_augment=config.calib_augment,
-                  holdout_images=config.holdout_images)
+    record.update(
+        accuracy=row["accuracy"],
+        costs=costs,
+        algorithm=row["algorithm"],
+        trial_id=row["trial_id"],
+        generation=row["generation"],
+        space_overrides=run_config.get("space_overrides", {}),
+        supernet_dir=os.fspath(config.supernet_dir),
+        constraints=resolve_limits(config, space),
+        evaluated=evaluated,
+        calib_images=config.num_calib_batches * config.calib_batch_size,
+        calib_mode=config.calib_mode,
+        calib_augment=config.calib_augment,
+        holdout_images=config.holdout_images,
+    )
     return record
 
 
@@ -144,8 +187,13 @@ def write_plot(path: str, rows: list, title: str = "") -> None:
         x = list(range(1, len(acc) + 1))
         color = ALGORITHM_COLORS[algorithm]
         ax.scatter(x, [100 * a for a in acc], s=4, alpha=0.25, color=color)
-        ax.plot(x, [100 * b for b in best], color=color, lw=2,
-                label=f"{algorithm} search (best {100 * best[-1]:.2f}%)")
+        ax.plot(
+            x,
+            [100 * b for b in best],
+            color=color,
+            lw=2,
+            label=f"{algorithm} search (best {100 * best[-1]:.2f}%)",
+        )
     ax.set_xlabel("number of evaluated architectures")
     ax.set_ylabel("held-out top-1 accuracy (%) with supernet weights")
     ax.set_title(title or "Best accuracy so far", fontsize=10)
@@ -155,8 +203,14 @@ def write_plot(path: str, rows: list, title: str = "") -> None:
     run_dir.save_figure(fig, path)
 
 
-def write_outputs(workdir: str, rows: list, space: SearchSpace, run_config: dict,
-                  config: SearchConfig, plot: bool = True) -> dict | None:
+def write_outputs(
+    workdir: str,
+    rows: list,
+    space: SearchSpace,
+    run_config: dict,
+    config: SearchConfig,
+    plot: bool = True,
+) -> dict | None:
     """Writes ``history.csv``, ``best.json`` and (with ``plot``) ``search.png``; returns the
     best record (None when nothing was evaluated yet)."""
     write_history(os.path.join(workdir, HISTORY_FILE), rows, space)
@@ -167,10 +221,16 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, run_config: dict
     run_dir.atomic_write_json(os.path.join(workdir, BEST_FILE), record)
     if plot:
         limits = ", ".join(f"{k} <= {v:.4g}" for k, v in resolve_limits(config, space).items())
-        latency = (f"; best {record['costs']['latency_ms']:.3g} ms"
-                   if "latency_ms" in record["costs"] else "")
-        write_plot(os.path.join(workdir, PLOT_FILE), rows,
-                   f"{space.name}" + (f" ({limits})" if limits else "") + latency)
+        latency = (
+            f"; best {record['costs']['latency_ms']:.3g} ms"
+            if "latency_ms" in record["costs"]
+            else ""
+        )
+        write_plot(
+            os.path.join(workdir, PLOT_FILE),
+            rows,
+            f"{space.name}" + (f" ({limits})" if limits else "") + latency,
+        )
     return record
 
 
@@ -179,13 +239,24 @@ def write_hparams(logdir: str, rows: list, space: SearchSpace) -> int:
     as hyperparameters; held-out accuracy with supernet weights as the metric)."""
     from spos_tf import hparams
 
-    cost_names = [c for c in ("macs", "params", "bitops", "latency_ms")
-                  if rows and rows[0].get(c) is not None]
-    return hparams.write_sessions(logdir, [
-        {"name": f"{r['algorithm']}_{r['trial_id']}",
-         "hparams": {"algorithm": r["algorithm"], **space.to_values(space.parse(r["arch"])),
-                     **{c: float(r[c]) for c in cost_names}},
-         "metrics": {"holdout_accuracy": r["accuracy"]}} for r in rows])
+    cost_names = [
+        c for c in ("macs", "params", "bitops", "latency_ms") if rows and rows[0].get(c) is not None
+    ]
+    return hparams.write_sessions(
+        logdir,
+        [
+            {
+                "name": f"{r['algorithm']}_{r['trial_id']}",
+                "hparams": {
+                    "algorithm": r["algorithm"],
+                    **space.to_values(space.parse(r["arch"])),
+                    **{c: float(r[c]) for c in cost_names},
+                },
+                "metrics": {"holdout_accuracy": r["accuracy"]},
+            }
+            for r in rows
+        ],
+    )
 
 
 class Results:
@@ -208,17 +279,20 @@ class Results:
                 self.finished += self._rows(_reload(other, config, space), other)
 
     def _rows(self, oracle, algorithm: str) -> list:
-        return history_rows(oracle, algorithm, self.space, self.cache, self.table,
-                            self.config.bitops_convention)
+        return history_rows(
+            oracle, algorithm, self.space, self.cache, self.table, self.config.bitops_convention
+        )
 
     def write(self, oracle=None, algorithm: str | None = None, plot: bool = False):
         """Writes the files of the finished rows plus the completed trials of the live
         ``oracle``; returns the best record (None before the first candidate)."""
         live = self._rows(oracle, algorithm) if oracle else []
-        rows = sorted(self.finished + live,
-                      key=lambda r: (ALGORITHMS.index(r["algorithm"]), r["trial_id"]))
-        return write_outputs(self.config.workdir, rows, self.space, self.run_config,
-                             self.config, plot=plot)
+        rows = sorted(
+            self.finished + live, key=lambda r: (ALGORITHMS.index(r["algorithm"]), r["trial_id"])
+        )
+        return write_outputs(
+            self.config.workdir, rows, self.space, self.run_config, self.config, plot=plot
+        )
 
     def finish(self, oracle, algorithm: str) -> int:
         """Adds the rows of a finished search, writes every file (and the TensorBoard HParams

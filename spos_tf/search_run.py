@@ -25,6 +25,7 @@ Checks before anything is written: the settings, the supernet run, the constrain
 settings (:func:`spos_tf.run_dir.check_workdir`, the check training uses); a failing check raises
 and leaves the workdir untouched.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,14 @@ import sys
 from spos_tf import run_dir, search_tuner
 from spos_tf.progress import ProgressBar
 from spos_tf.search_config import NEUTRAL, SearchConfig, build_constraint, resolve_limits
-from spos_tf.search_results import (BEST_FILE, CONFIG_FILE, PLOT_FILE, SEARCH_ENTRIES,
-                                    SEEDS_FILE, Results)
+from spos_tf.search_results import (
+    BEST_FILE,
+    CONFIG_FILE,
+    PLOT_FILE,
+    SEARCH_ENTRIES,
+    SEEDS_FILE,
+    Results,
+)
 from spos_tf.search_seeds import compare_seeds, seed_dir, write_seeds_plot
 from spos_tf.search_tuner import SupernetTuner, load_supernet_config, make_oracle
 
@@ -54,8 +61,10 @@ def role() -> str:
         return "single"
     missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if v not in os.environ]
     if missing:
-        raise ValueError(f"KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not; a "
-                         f"distributed search needs all three (see the README)")
+        raise ValueError(
+            f"KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not; a "
+            f"distributed search needs all three (see the README)"
+        )
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
@@ -66,10 +75,16 @@ def check_workdir(config: SearchConfig) -> str:
     Raises:
       run_dir.RunDirError: the workdir is a file or holds a search of different settings.
     """
-    return run_dir.check_workdir(config.workdir, config.to_dict(), overwrite=config.overwrite,
-                                 neutral=NEUTRAL, defaults=SearchConfig().to_dict(),
-                                 entries=SEARCH_ENTRIES, config_file=CONFIG_FILE,
-                                 what="a search")
+    return run_dir.check_workdir(
+        config.workdir,
+        config.to_dict(),
+        overwrite=config.overwrite,
+        neutral=NEUTRAL,
+        defaults=SearchConfig().to_dict(),
+        entries=SEARCH_ENTRIES,
+        config_file=CONFIG_FILE,
+        what="a search",
+    )
 
 
 def _start_workdir(config: SearchConfig, state: str, entries=SEARCH_ENTRIES) -> None:
@@ -100,13 +115,17 @@ def run(config: SearchConfig, stream=None) -> dict:
         return run_seeds(config, stream)
     this = role()
     if this != "single" and config.algorithm == "both":
-        raise ValueError("--algorithm=both runs one search after the other, which a distributed "
-                         "search cannot: run --algorithm=evolution, then --algorithm=random into "
-                         "the same --workdir (the chief's outputs cover both)")
+        raise ValueError(
+            "--algorithm=both runs one search after the other, which a distributed "
+            "search cannot: run --algorithm=evolution, then --algorithm=random into "
+            "the same --workdir (the chief's outputs cover both)"
+        )
     if this == "single" and config.wait_for_workers:
-        raise ValueError(f"--wait_for_workers={config.wait_for_workers} applies to a distributed "
-                         f"search only (KERASTUNER_* unset here, so it would wait forever); "
-                         f"drop it")
+        raise ValueError(
+            f"--wait_for_workers={config.wait_for_workers} applies to a distributed "
+            f"search only (KERASTUNER_* unset here, so it would wait forever); "
+            f"drop it"
+        )
     run_config, space, oracles = _checked_oracles(config)
     writes = this != "worker"  # workers report to the chief's oracle and write no results
     state = check_workdir(config) if writes else None
@@ -126,8 +145,13 @@ def run(config: SearchConfig, stream=None) -> dict:
             trials[algorithm] = results.finish(tuner.oracle, algorithm)
 
     best = results.best if results is not None else None
-    return {"best": best, "evaluated": evaluated, "trials": trials, "role": this,
-            "rows": results.finished if results is not None else []}
+    return {
+        "best": best,
+        "evaluated": evaluated,
+        "trials": trials,
+        "role": this,
+        "rows": results.finished if results is not None else [],
+    }
 
 
 def run_seeds(config: SearchConfig, stream=None) -> dict:
@@ -147,20 +171,28 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
     """
     stream = stream or sys.stdout
     if role() != "single":
-        raise ValueError("--seeds runs one search after another in one process; for a "
-                         "distributed search run one search per --seed into its own --workdir")
+        raise ValueError(
+            "--seeds runs one search after another in one process; for a "
+            "distributed search run one search per --seed into its own --workdir"
+        )
     _, space, _ = _checked_oracles(config)
     state = check_workdir(config)
-    seed_dirs = tuple(e for e in os.listdir(config.workdir) if re.fullmatch(r"seed_\d+", e)
-                      ) if state == "overwrite" else ()
+    seed_dirs = (
+        tuple(e for e in os.listdir(config.workdir) if re.fullmatch(r"seed_\d+", e))
+        if state == "overwrite"
+        else ()
+    )
     _start_workdir(config, state, SEARCH_ENTRIES + seed_dirs)
     per_seed, evaluated, best = {}, 0, None
     for seed in config.seeds:
         if config.progress:
-            print(f"seed {seed} ({config.seeds.index(seed) + 1}/{len(config.seeds)})",
-                  file=stream)
-        summary = run(dataclasses.replace(config, seed=seed, seeds=(), overwrite=False,
-                                          workdir=seed_dir(config.workdir, seed)), stream)
+            print(f"seed {seed} ({config.seeds.index(seed) + 1}/{len(config.seeds)})", file=stream)
+        summary = run(
+            dataclasses.replace(
+                config, seed=seed, seeds=(), overwrite=False, workdir=seed_dir(config.workdir, seed)
+            ),
+            stream,
+        )
         per_seed[seed], evaluated = summary["rows"], evaluated + summary["evaluated"]
         if summary["best"] and (best is None or summary["best"]["accuracy"] > best["accuracy"]):
             best = dict(summary["best"], seed=seed)
@@ -168,10 +200,18 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
     run_dir.atomic_write_json(os.path.join(config.workdir, SEEDS_FILE), comparison)
     best = dict(best, seeds=comparison)
     run_dir.atomic_write_json(os.path.join(config.workdir, BEST_FILE), best)
-    write_seeds_plot(os.path.join(config.workdir, PLOT_FILE), per_seed,
-                     f"{space.name}: seeds {', '.join(map(str, config.seeds))}")
-    return {"best": best, "comparison": comparison, "evaluated": evaluated, "role": "single",
-            "rows": per_seed}
+    write_seeds_plot(
+        os.path.join(config.workdir, PLOT_FILE),
+        per_seed,
+        f"{space.name}: seeds {', '.join(map(str, config.seeds))}",
+    )
+    return {
+        "best": best,
+        "comparison": comparison,
+        "evaluated": evaluated,
+        "role": "single",
+        "rows": per_seed,
+    }
 
 
 def _checked_oracles(config: SearchConfig) -> tuple:
@@ -184,8 +224,9 @@ def _checked_oracles(config: SearchConfig) -> tuple:
     """
     run_config = load_supernet_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
-    constraint = build_constraint(space, resolve_limits(config, space), config.latency_table,
-                                  config.bitops_convention)
+    constraint = build_constraint(
+        space, resolve_limits(config, space), config.latency_table, config.bitops_convention
+    )
     oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
     for oracle in oracles.values():
         oracle.check_feasible()
@@ -204,17 +245,30 @@ def _search(algorithm, oracle, space, evaluator, config, this, results, stream) 
         if this == "single":
             results.write(oracle, algorithm)  # history.csv and best.json stay current
 
-    tuner = SupernetTuner(oracle, space, evaluator, on_trial_end=on_trial_end,
-                          directory=config.workdir, project_name=algorithm, overwrite=False)
+    tuner = SupernetTuner(
+        oracle,
+        space,
+        evaluator,
+        on_trial_end=on_trial_end,
+        directory=config.workdir,
+        project_name=algorithm,
+        overwrite=False,
+    )
     if config.progress and this != "chief":
         done = len(tuner.oracle.trials) if this == "single" else 0
-        print(f"{algorithm} search: {config.max_trials} candidates"
-              + (f" ({done} handed out before)" if done else ""), file=stream)
+        print(
+            f"{algorithm} search: {config.max_trials} candidates"
+            + (f" ({done} handed out before)" if done else ""),
+            file=stream,
+        )
         bar = ProgressBar(config.max_trials, initial=done, stream=stream)
     elif this == "chief":
-        print(f"{algorithm} search: serving the oracle on {os.environ['KERASTUNER_ORACLE_IP']}:"
-              f"{os.environ['KERASTUNER_ORACLE_PORT']} until the workers finished "
-              f"{config.max_trials} candidates", file=stream)
+        print(
+            f"{algorithm} search: serving the oracle on {os.environ['KERASTUNER_ORACLE_IP']}:"
+            f"{os.environ['KERASTUNER_ORACLE_PORT']} until the workers finished "
+            f"{config.max_trials} candidates",
+            file=stream,
+        )
     tuner.search(verbose=0)
     if bar is not None:
         bar.close()

@@ -4,6 +4,7 @@
 :func:`spos_tf.search_run.run_seeds` runs the searches and writes these; everything here is a
 function of the rows (imports no TensorFlow, no oracle).
 """
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,11 @@ def compare_seeds(per_seed: dict) -> dict:
             continue
         finals = [c[-1] for c in curves]
         out["algorithms"][algorithm] = {
-            "final_best": finals, "evaluations": len(curves[0]), "mean": float(np.mean(finals)),
-            "std": float(np.std(finals, ddof=1)) if len(finals) > 1 else None}
+            "final_best": finals,
+            "evaluations": len(curves[0]),
+            "mean": float(np.mean(finals)),
+            "std": float(np.std(finals, ddof=1)) if len(finals) > 1 else None,
+        }
     algos = out["algorithms"]
     if set(algos) == set(ALGORITHMS) and len(per_seed) > 1:
         evo, rnd = algos["evolution"], algos["random"]
@@ -73,21 +77,26 @@ def compare_seeds(per_seed: dict) -> dict:
         out["seed_spread"] = max(evo["std"], rnd["std"])
         out["exceeds_seed_spread"] = bool(abs(out["difference"]) > evo["std"] + rnd["std"])
         if evo["std"] or rnd["std"]:
-            out["welch_p"] = float(stats.ttest_ind(evo["final_best"], rnd["final_best"],
-                                                   equal_var=False).pvalue)
+            out["welch_p"] = float(
+                stats.ttest_ind(evo["final_best"], rnd["final_best"], equal_var=False).pvalue
+            )
     return out
 
 
 def describe_seeds(comparison: dict) -> str:
     """One line per algorithm (mean and std of the final best over seeds) and the verdict."""
-    lines = [f"{name}: final best over seeds {', '.join(f'{v:.4f}' for v in a['final_best'])} "
-             f"(mean {a['mean']:.4f}, std {a['std'] if a['std'] is None else round(a['std'], 4)}, "
-             f"at {a['evaluations']} evaluations)"
-             for name, a in comparison["algorithms"].items()]
+    lines = [
+        f"{name}: final best over seeds {', '.join(f'{v:.4f}' for v in a['final_best'])} "
+        f"(mean {a['mean']:.4f}, std {a['std'] if a['std'] is None else round(a['std'], 4)}, "
+        f"at {a['evaluations']} evaluations)"
+        for name, a in comparison["algorithms"].items()
+    ]
     if "difference" in comparison:
-        lines.append(f"evolution - random: {comparison['difference']:+.4f}; "
-                     f"{'exceeds' if comparison['exceeds_seed_spread'] else 'within'} the seed "
-                     f"spread (std evolution + std random)")
+        lines.append(
+            f"evolution - random: {comparison['difference']:+.4f}; "
+            f"{'exceeds' if comparison['exceeds_seed_spread'] else 'within'} the seed "
+            f"spread (std evolution + std random)"
+        )
     return "\n".join(lines)
 
 
@@ -108,11 +117,16 @@ def write_seeds_plot(path: str, per_seed: dict, title: str = "") -> None:
         curves = 100 * np.array(curves)
         x = np.arange(1, curves.shape[1] + 1)
         mean = curves.mean(axis=0)
-        ax.fill_between(x, curves.min(axis=0), curves.max(axis=0), color=COLORS[algorithm],
-                        alpha=0.2, lw=0)
-        ax.plot(x, mean, color=COLORS[algorithm], lw=2,
-                label=f"{algorithm}: mean {mean[-1]:.2f}% over {len(curves)} seeds "
-                      f"(band: min..max)")
+        ax.fill_between(
+            x, curves.min(axis=0), curves.max(axis=0), color=COLORS[algorithm], alpha=0.2, lw=0
+        )
+        ax.plot(
+            x,
+            mean,
+            color=COLORS[algorithm],
+            lw=2,
+            label=f"{algorithm}: mean {mean[-1]:.2f}% over {len(curves)} seeds (band: min..max)",
+        )
     ax.set_xlabel("number of evaluated architectures")
     ax.set_ylabel("best held-out top-1 so far (%), supernet weights")
     ax.set_title(title or "Best accuracy so far over seeds", fontsize=10)

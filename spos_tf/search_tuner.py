@@ -7,6 +7,7 @@ The oracle (:mod:`spos_tf.oracle`) only proposes architectures under the constra
 twice; the tuner's :meth:`SupernetTuner.run_trial` sets the path, recalibrates BN and measures
 held-out top-1 through :class:`~spos_tf.evaluate.PathEvaluator`; no model is built or trained.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,24 +24,40 @@ from spos_tf.space import Architecture, SearchSpace
 OBJECTIVE = "accuracy"
 IDLE_WAIT_S = 0.2  # a distributed worker waiting for a generation to finish asks 5 times a second
 
-__all__ = ["OBJECTIVE", "EvaluationError", "SupernetTuner", "make_oracle", "make_evaluator",
-           "load_supernet", "load_supernet_config", "build_eval_data"]
+__all__ = [
+    "OBJECTIVE",
+    "EvaluationError",
+    "SupernetTuner",
+    "make_oracle",
+    "make_evaluator",
+    "load_supernet",
+    "load_supernet_config",
+    "build_eval_data",
+]
 
 
 # ------------------------------------------------------------------------------- oracle side
-def make_oracle(algorithm: str, config: SearchConfig, space: SearchSpace,
-                constraint: Mapping | None = None):
+def make_oracle(
+    algorithm: str, config: SearchConfig, space: SearchSpace, constraint: Mapping | None = None
+):
     """The oracle of ``algorithm`` over ``space`` (objective: held-out accuracy, maximised)."""
-    common = dict(objective=kt.Objective(OBJECTIVE, "max"), max_trials=config.max_trials,
-                  constraint=dict(constraint) if constraint else None,
-                  hyperparameters=space.hyperparameters(), seed=config.seed,
-                  wait_for_tuners=config.wait_for_workers)
+    common = dict(
+        objective=kt.Objective(OBJECTIVE, "max"),
+        max_trials=config.max_trials,
+        constraint=dict(constraint) if constraint else None,
+        hyperparameters=space.hyperparameters(),
+        seed=config.seed,
+        wait_for_tuners=config.wait_for_workers,
+    )
     if algorithm == "evolution":
-        oracle = EvolutionOracle(population_size=config.population_size,
-                                 num_parents=config.num_parents,
-                                 num_crossover=config.num_crossover,
-                                 num_mutation=config.num_mutation,
-                                 mutation_prob=config.mutation_prob, **common)
+        oracle = EvolutionOracle(
+            population_size=config.population_size,
+            num_parents=config.num_parents,
+            num_crossover=config.num_crossover,
+            num_mutation=config.num_mutation,
+            mutation_prob=config.mutation_prob,
+            **common,
+        )
     elif algorithm == "random":
         oracle = RandomSearchOracle(**common)
     else:
@@ -75,9 +92,14 @@ class SupernetTuner(kt.Tuner):
         evaluated again when the search is resumed.
     """
 
-    def __init__(self, oracle, space: SearchSpace,
-                 evaluator: Callable[[Architecture], float] | None,
-                 on_trial_end: Callable | None = None, **kwargs):
+    def __init__(
+        self,
+        oracle,
+        space: SearchSpace,
+        evaluator: Callable[[Architecture], float] | None,
+        on_trial_end: Callable | None = None,
+        **kwargs,
+    ):
         super().__init__(oracle=oracle, **kwargs)
         self.space, self.evaluator, self._callback = space, evaluator, on_trial_end
         if self._is_worker():  # KerasTuner re-asks at once while a generation finishes elsewhere
@@ -93,8 +115,10 @@ class SupernetTuner(kt.Tuner):
         try:
             accuracy = float(self.evaluator(arch))
         except Exception as e:
-            raise EvaluationError(f"evaluating architecture {arch} (trial {trial.trial_id}) "
-                                  f"failed: {type(e).__name__}: {e}") from e
+            raise EvaluationError(
+                f"evaluating architecture {arch} (trial {trial.trial_id}) "
+                f"failed: {type(e).__name__}: {e}"
+            ) from e
         self.evaluated += 1
         self.last_accuracy = accuracy
         return {OBJECTIVE: accuracy, "seconds": time.perf_counter() - start}
@@ -138,7 +162,8 @@ def load_supernet_config(supernet_dir: str) -> dict:
     if run_config.get("arch"):
         raise run_dir.RunDirError(
             f"--supernet_dir={supernet_dir!r} holds a stand-alone network "
-            f"(arch {run_config['arch']!r}), not a supernet")
+            f"(arch {run_config['arch']!r}), not a supernet"
+        )
     return run_config
 
 
@@ -165,7 +190,7 @@ def _data_config(run_config: dict, space: SearchSpace, config: SearchConfig):
 
 def _cached(ds, num_images: int, image_size: int, cache_mb: int):
     """``ds`` cached in memory (filled now) when its float32 images fit in ``cache_mb`` MiB."""
-    if num_images * image_size * image_size * 3 * 4 > cache_mb * 2 ** 20:
+    if num_images * image_size * image_size * 3 * 4 > cache_mb * 2**20:
         return ds
     import tensorflow as tf
 
@@ -186,15 +211,23 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
     from spos_tf.data import build_dataset, dataset_info
 
     num_holdout = dataset_info(data).num_examples["holdout"]
-    calib = build_dataset(data, "calib", config.calib_batch_size, training=False, seed=seed,
-                          repeat=True, drop_remainder=True, augment=config.calib_augment,
-                          ).take(config.num_calib_batches)
+    calib = build_dataset(
+        data,
+        "calib",
+        config.calib_batch_size,
+        training=False,
+        seed=seed,
+        repeat=True,
+        drop_remainder=True,
+        augment=config.calib_augment,
+    ).take(config.num_calib_batches)
     holdout = build_dataset(data, "holdout", config.eval_batch_size, training=False, seed=seed)
     if config.holdout_images is not None and config.holdout_images < num_holdout:
         num_holdout = config.holdout_images
         holdout = holdout.unbatch().take(num_holdout).batch(config.eval_batch_size)
-    calib = _cached(calib, config.num_calib_batches * config.calib_batch_size, image_size,
-                    config.cache_mb)
+    calib = _cached(
+        calib, config.num_calib_batches * config.calib_batch_size, image_size, config.cache_mb
+    )
     holdout = _cached(holdout, num_holdout, image_size, config.cache_mb)
     return calib, holdout, num_holdout
 
@@ -209,5 +242,6 @@ def make_evaluator(config: SearchConfig):
     with precision.policy_scope(config.precision):  # the supernet computes in it for good
         space, supernet, run_config, data = load_supernet(config)
     calib, holdout, _ = build_eval_data(data, config, space.image_size, seed=0)
-    return PathEvaluator(supernet, calib, holdout, config.num_calib_batches,
-                         calib_mode=config.calib_mode)
+    return PathEvaluator(
+        supernet, calib, holdout, config.num_calib_batches, calib_mode=config.calib_mode
+    )

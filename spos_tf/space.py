@@ -11,6 +11,7 @@ the space lists more than one choice for it. Text form: the searched gene kinds 
 comma-separated list of indices, e.g. ``"2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3"`` (block search) or
 ``"0,0,3,...|6,5,3,..."`` (block + channel search).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -141,10 +142,12 @@ class SearchSpace:
     fold_bn: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "stages", tuple(Stage(*s) if not isinstance(s, Stage) else s
-                                                 for s in self.stages))
-        object.__setattr__(self, "stem_blocks", tuple((str(op), int(c))
-                                                      for op, c in self.stem_blocks))
+        object.__setattr__(
+            self, "stages", tuple(Stage(*s) if not isinstance(s, Stage) else s for s in self.stages)
+        )
+        object.__setattr__(
+            self, "stem_blocks", tuple((str(op), int(c)) for op, c in self.stem_blocks)
+        )
         for field in ("ops", "channel_scales", "weight_bits", "act_bits"):
             object.__setattr__(self, field, tuple(getattr(self, field)))
         self.check()
@@ -156,16 +159,21 @@ class SearchSpace:
             raise ValueError(f"image_size={self.image_size} is too small (>= 4)")
         if self.num_classes < 2:
             raise ValueError(f"num_classes={self.num_classes} must be >= 2")
-        if not self.stages or any(s.repeats < 1 or s.channels < 2 or s.stride not in (1, 2)
-                                  for s in self.stages):
-            raise ValueError(f"bad stages {self.stages}: repeats >= 1, channels >= 2, stride 1 or 2")
+        if not self.stages or any(
+            s.repeats < 1 or s.channels < 2 or s.stride not in (1, 2) for s in self.stages
+        ):
+            raise ValueError(
+                f"bad stages {self.stages}: repeats >= 1, channels >= 2, stride 1 or 2"
+            )
         if not self.ops:
             raise ValueError("a space needs at least one candidate op")
         from spos_tf import ops as _ops  # the op registry is plain Python
+
         for op in self.ops:
             if _ops.get_op(op).family != self.family:
-                raise ValueError(f"op {op!r} belongs to family {_ops.get_op(op).family!r}, "
-                                 f"not {self.family!r}")
+                raise ValueError(
+                    f"op {op!r} belongs to family {_ops.get_op(op).family!r}, not {self.family!r}"
+                )
         if any(s <= 0 for s in self.channel_scales):
             raise ValueError(f"channel scales must be > 0, got {self.channel_scales}")
         for field in ("weight_bits", "act_bits"):
@@ -173,11 +181,15 @@ class SearchSpace:
             if any(b not in (32,) and not 1 <= b <= 16 for b in bits):
                 raise ValueError(f"{field} must be in 1..16 (or 32 = float), got {bits}")
         if self.fold_bn and not self.quantized:
-            raise ValueError(f"fold_bn folds BN into fake-quantized weights: it needs a quantized "
-                             f"space (weight_bits / act_bits), not {self.name!r}; drop --fold_bn")
+            raise ValueError(
+                f"fold_bn folds BN into fake-quantized weights: it needs a quantized "
+                f"space (weight_bits / act_bits), not {self.name!r}; drop --fold_bn"
+            )
         if self.padding not in PADDINGS:
-            raise ValueError(f"padding={self.padding!r} is not one of {PADDINGS} ('same': TF's "
-                             f"SAME; 'reference': symmetric k//2 like the PyTorch release)")
+            raise ValueError(
+                f"padding={self.padding!r} is not one of {PADDINGS} ('same': TF's "
+                f"SAME; 'reference': symmetric k//2 like the PyTorch release)"
+            )
         if self.family == "shufflenet" and any(s.channels % 2 for s in self.stages):
             raise ValueError("ShuffleNet stage channels must be even")
         for op, _ in self.stem_blocks:
@@ -185,17 +197,24 @@ class SearchSpace:
                 raise ValueError(f"stem block op {op!r} is not of family {self.family!r}")
         if self.family in ("fbnet", "proxyless"):
             if self.channel_scales != (1.0,):
-                raise ValueError(f"{self.family} ops fix their width by their expansion; channel "
-                                 f"scales {self.channel_scales} are not supported (use (1.0,))")
+                raise ValueError(
+                    f"{self.family} ops fix their width by their expansion; channel "
+                    f"scales {self.channel_scales} are not supported (use (1.0,))"
+                )
             groups = max(_ops.get_op(op).groups for op in self.ops)
-            if any(c % groups for c in [self.stem_out_channels] + [s.channels for s in self.stages]):
-                raise ValueError(f"grouped ops (groups={groups}) need channel counts divisible by "
-                                 f"{groups}; got stem {self.stem_out_channels}, stages "
-                                 f"{[s.channels for s in self.stages]} (use an even --width)")
+            if any(
+                c % groups for c in [self.stem_out_channels] + [s.channels for s in self.stages]
+            ):
+                raise ValueError(
+                    f"grouped ops (groups={groups}) need channel counts divisible by "
+                    f"{groups}; got stem {self.stem_out_channels}, stages "
+                    f"{[s.channels for s in self.stages]} (use an even --width)"
+                )
         for b in range(self.num_blocks):
             if not self.allowed_ops(b):
-                raise ValueError(f"block {b} {self.block_layout()[b]}: none of the ops {self.ops} "
-                                 f"is legal there")
+                raise ValueError(
+                    f"block {b} {self.block_layout()[b]}: none of the ops {self.ops} is legal there"
+                )
 
     @property
     def num_blocks(self) -> int:
@@ -229,8 +248,12 @@ class SearchSpace:
     @property
     def choices(self) -> dict:
         """Gene kind -> its tuple of choices (all four kinds, searched or not)."""
-        return {"op": self.ops, "channel": self.channel_scales,
-                "wbits": self.weight_bits, "abits": self.act_bits}
+        return {
+            "op": self.ops,
+            "channel": self.channel_scales,
+            "wbits": self.weight_bits,
+            "abits": self.act_bits,
+        }
 
     @property
     def searched_genes(self) -> tuple:
@@ -258,9 +281,12 @@ class SearchSpace:
     def size(self) -> int:
         """Number of architectures in the space."""
         other = math.prod(len(self.choices[k]) for k in self.searched_genes if k != "op")
-        ops = (math.prod(len(self.allowed_ops(b)) for b in range(self.num_blocks))
-               if "op" in self.searched_genes else 1)
-        return ops * other ** self.num_blocks
+        ops = (
+            math.prod(len(self.allowed_ops(b)) for b in range(self.num_blocks))
+            if "op" in self.searched_genes
+            else 1
+        )
+        return ops * other**self.num_blocks
 
     # ---------------------------------------------------------------- architectures
     def validate(self, arch: Architecture) -> Architecture:
@@ -269,53 +295,67 @@ class SearchSpace:
         if len(arch.genes) != len(genes):
             raise ValueError(
                 f"space {self.name!r} searches {len(genes)} gene kind(s) {genes} "
-                f"(text groups separated by '|'), got {len(arch.genes)} group(s) in {str(arch)!r}")
+                f"(text groups separated by '|'), got {len(arch.genes)} group(s) in {str(arch)!r}"
+            )
         for kind, values in zip(genes, arch.genes):
             if len(values) != self.num_blocks:
                 raise ValueError(
                     f"space {self.name!r} has {self.num_blocks} choice blocks, but the {kind!r} genes "
-                    f"of {str(arch)!r} have {len(values)} entries")
+                    f"of {str(arch)!r} have {len(values)} entries"
+                )
             n = len(self.choices[kind])
             for block, value in enumerate(values):
                 if not 0 <= value < n:
                     raise ValueError(
                         f"block {block}: {kind} choice {value} is out of range; allowed 0..{n - 1} "
-                        f"({self.choices[kind]})")
+                        f"({self.choices[kind]})"
+                    )
                 if kind == "op" and value not in self.allowed_ops(block):
                     raise ValueError(
                         f"block {block}: op {self.ops[value]!r} is not legal in a block of shape "
                         f"(cin, cout, stride, hw) = {self.block_layout()[block]}; allowed: "
-                        f"{[self.ops[i] for i in self.allowed_ops(block)]}")
+                        f"{[self.ops[i] for i in self.allowed_ops(block)]}"
+                    )
         return arch
 
     def parse(self, text_or_json: str) -> Architecture:
         """Parses and validates the text form (or a JSON object with an ``arch`` field)."""
         text = text_or_json.strip()
-        arch = Architecture.from_json(text) if text.startswith("{") else Architecture.from_text(text)
+        arch = (
+            Architecture.from_json(text) if text.startswith("{") else Architecture.from_text(text)
+        )
         if text.startswith("{"):
             space_name = json.loads(text).get("space")
             if space_name is not None and space_name != self.name:
-                raise ValueError(f"architecture was searched in space {space_name!r}, not {self.name!r}")
+                raise ValueError(
+                    f"architecture was searched in space {space_name!r}, not {self.name!r}"
+                )
         return self.validate(arch)
 
     def make(self, **genes: Sequence[int]) -> Architecture:
         """Builds an architecture from per-kind index lists, e.g. ``space.make(op=[0] * 20)``."""
         unknown = set(genes) - set(self.searched_genes)
         if unknown:
-            raise ValueError(f"space {self.name!r} does not search {sorted(unknown)}; "
-                             f"it searches {self.searched_genes}")
+            raise ValueError(
+                f"space {self.name!r} does not search {sorted(unknown)}; "
+                f"it searches {self.searched_genes}"
+            )
         return self.validate(Architecture(tuple(tuple(genes[k]) for k in self.searched_genes)))
 
     def sample(self, rng: np.random.Generator) -> Architecture:
         """Draws one architecture uniformly at random with the given numpy Generator (each
         block's op among its :meth:`allowed_ops`)."""
-        genes = [rng.integers(0, len(self.choices[k]), self.num_blocks).tolist()
-                 for k in self.searched_genes]
+        genes = [
+            rng.integers(0, len(self.choices[k]), self.num_blocks).tolist()
+            for k in self.searched_genes
+        ]
         if "op" in self.searched_genes and self.restricted_ops:
             # One draw per block among its legal ops; spaces without restrictions keep the
             # plain draw above (same architectures for the same seed as before).
-            genes[0] = [self.allowed_ops(b)[int(rng.integers(0, len(self.allowed_ops(b))))]
-                        for b in range(self.num_blocks)]
+            genes[0] = [
+                self.allowed_ops(b)[int(rng.integers(0, len(self.allowed_ops(b))))]
+                for b in range(self.num_blocks)
+            ]
         return Architecture(tuple(tuple(g) for g in genes))
 
     def indices(self, arch: Architecture) -> np.ndarray:
@@ -328,14 +368,17 @@ class SearchSpace:
 
     def from_indices(self, indices) -> Architecture:
         indices = np.asarray(indices)
-        return Architecture(tuple(tuple(indices[GENE_KINDS.index(k)].tolist())
-                                  for k in self.searched_genes))
+        return Architecture(
+            tuple(tuple(indices[GENE_KINDS.index(k)].tolist()) for k in self.searched_genes)
+        )
 
     def decode(self, arch: Architecture) -> list:
         """Per block, a dict of chosen values: ``{"op": name, "channel": scale, "wbits", "abits"}``."""
         idx = self.indices(self.validate(arch))
-        return [{k: self.choices[k][idx[g, b]] for g, k in enumerate(GENE_KINDS)}
-                for b in range(self.num_blocks)]
+        return [
+            {k: self.choices[k][idx[g, b]] for g, k in enumerate(GENE_KINDS)}
+            for b in range(self.num_blocks)
+        ]
 
     # ---------------------------------------------------------------- oracle bridge
     def hp_names(self) -> list:
@@ -348,8 +391,11 @@ class SearchSpace:
     def from_values(self, values: Mapping[str, int]) -> Architecture:
         n = self.num_blocks
         flat = [int(values[name]) for name in self.hp_names()]
-        return self.validate(Architecture(tuple(tuple(flat[i * n:(i + 1) * n])
-                                                for i in range(len(self.searched_genes)))))
+        return self.validate(
+            Architecture(
+                tuple(tuple(flat[i * n : (i + 1) * n]) for i in range(len(self.searched_genes)))
+            )
+        )
 
     def hyperparameters(self):
         """A ``keras_tuner.HyperParameters`` with one ``Choice`` per searched gene and block."""
@@ -358,8 +404,11 @@ class SearchSpace:
         hps = keras_tuner.HyperParameters()
         for name in self.hp_names():
             kind, block = name.rsplit("_", 1)
-            values = (list(self.allowed_ops(int(block))) if kind == "op"
-                      else list(range(len(self.choices[kind]))))
+            values = (
+                list(self.allowed_ops(int(block)))
+                if kind == "op"
+                else list(range(len(self.choices[kind])))
+            )
             hps.Choice(name, values, ordered=False)
         return hps
 
@@ -377,9 +426,10 @@ class SearchSpace:
 def _allowed_ops(space: SearchSpace) -> tuple:
     from spos_tf import ops as _ops
 
-    return tuple(tuple(i for i, op in enumerate(space.ops)
-                       if _ops.get_op(op).is_legal(cin, cout, stride))
-                 for cin, cout, stride, _ in space.block_layout())
+    return tuple(
+        tuple(i for i, op in enumerate(space.ops) if _ops.get_op(op).is_legal(cin, cout, stride))
+        for cin, cout, stride, _ in space.block_layout()
+    )
 
 
 def _conv_out(hw: int, stride: int) -> int:

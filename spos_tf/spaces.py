@@ -27,6 +27,7 @@ Overrides: ``image_size``, ``num_classes``, ``width`` (multiplies every channel 
 the strides default to keeping the final feature map at >= 4x4: the stride-2 positions are the last
 ``floor(log2(image_size / 4))`` of (stem, stage 1, ..., stage 4), at most all five.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,11 @@ _REGISTRY: dict = {}
 
 def register(name: str):
     """Decorator registering ``factory(**overrides) -> SearchSpace`` under ``name``."""
+
     def wrap(factory: Callable[..., SearchSpace]):
         _REGISTRY[name] = factory
         return factory
+
     return wrap
 
 
@@ -85,20 +88,38 @@ def _strides(image_size, strides, default_large):
     return strides
 
 
-def _shufflenet(name, image_size=224, num_classes=1000, width=1.0, strides=None, repeats=None,
-                channel_scales=CHANNEL_SCALES, ops=SHUFFLE_OPS, head_channels=1024, dropout=0.1,
-                padding="same"):
+def _shufflenet(
+    name,
+    image_size=224,
+    num_classes=1000,
+    width=1.0,
+    strides=None,
+    repeats=None,
+    channel_scales=CHANNEL_SCALES,
+    ops=SHUFFLE_OPS,
+    head_channels=1024,
+    dropout=0.1,
+    padding="same",
+):
     strides = _strides(image_size, strides, (2, 2, 2, 2, 2))
     repeats = tuple(repeats) if repeats is not None else (4, 4, 8, 4)
     if len(repeats) != 4:
         raise ValueError(f"repeats must list 4 stages, got {repeats}")
     channels = [_scaled(c, width) for c in (64, 160, 320, 640)]
     return SearchSpace(
-        name=name, family="shufflenet", image_size=int(image_size), num_classes=int(num_classes),
-        stem_channels=_scaled(16, width), stem_stride=strides[0],
+        name=name,
+        family="shufflenet",
+        image_size=int(image_size),
+        num_classes=int(num_classes),
+        stem_channels=_scaled(16, width),
+        stem_stride=strides[0],
         stages=tuple(Stage(r, c, s) for r, c, s in zip(repeats, channels, strides[1:])),
-        head_channels=_scaled(head_channels, width) if head_channels else 0, dropout=dropout,
-        ops=tuple(ops), channel_scales=tuple(channel_scales), padding=padding)
+        head_channels=_scaled(head_channels, width) if head_channels else 0,
+        dropout=dropout,
+        ops=tuple(ops),
+        channel_scales=tuple(channel_scales),
+        padding=padding,
+    )
 
 
 @register("shufflenet_oneshot")
@@ -116,9 +137,21 @@ def shufflenet_oneshot_blocks_channels(**kw) -> SearchSpace:
     return _shufflenet("shufflenet_oneshot_blocks_channels", **kw)
 
 
-def _resnet(name, default_repeats, image_size=224, num_classes=1000, width=1.0, strides=None,
-            repeats=None, channel_scales=(0.5, 0.75, 1.0), weight_bits=BITS, act_bits=BITS,
-            fixed_bits=8, padding="same", fold_bn=False):
+def _resnet(
+    name,
+    default_repeats,
+    image_size=224,
+    num_classes=1000,
+    width=1.0,
+    strides=None,
+    repeats=None,
+    channel_scales=(0.5, 0.75, 1.0),
+    weight_bits=BITS,
+    act_bits=BITS,
+    fixed_bits=8,
+    padding="same",
+    fold_bn=False,
+):
     large = image_size >= 160
     strides = _strides(image_size, strides, (2, 1, 2, 2, 2))
     repeats = tuple(repeats) if repeats is not None else default_repeats
@@ -126,13 +159,26 @@ def _resnet(name, default_repeats, image_size=224, num_classes=1000, width=1.0, 
         raise ValueError(f"repeats must list 4 stages, got {repeats}")
     channels = [_scaled(c, width, even=False) for c in (64, 128, 256, 512)]
     return SearchSpace(
-        name=name, family="resnet", image_size=int(image_size), num_classes=int(num_classes),
-        stem_channels=_scaled(64, width, even=False), stem_stride=strides[0],
+        name=name,
+        family="resnet",
+        image_size=int(image_size),
+        num_classes=int(num_classes),
+        stem_channels=_scaled(64, width, even=False),
+        stem_stride=strides[0],
         stages=tuple(Stage(r, c, s) for r, c, s in zip(repeats, channels, strides[1:])),
-        head_channels=0, dropout=0.0, ops=("basic",), channel_scales=tuple(channel_scales),
-        weight_bits=tuple(weight_bits), act_bits=tuple(act_bits), fixed_bits=fixed_bits,
-        stem_kernel=7 if large else 3, stem_pool=large, fc_bias=True, padding=padding,
-        fold_bn=bool(fold_bn))
+        head_channels=0,
+        dropout=0.0,
+        ops=("basic",),
+        channel_scales=tuple(channel_scales),
+        weight_bits=tuple(weight_bits),
+        act_bits=tuple(act_bits),
+        fixed_bits=fixed_bits,
+        stem_kernel=7 if large else 3,
+        stem_pool=large,
+        fc_bias=True,
+        padding=padding,
+        fold_bn=bool(fold_bn),
+    )
 
 
 @register("resnet18_mixed_precision")
@@ -146,14 +192,37 @@ def resnet34_mixed_precision(**kw) -> SearchSpace:
 
 
 # ---------------------------------------------------------------- hardware-aware spaces (Table 5)
-FBNET_OPS = ("fb_k3_e1", "fb_k3_e1_g2", "fb_k3_e3", "fb_k3_e6", "fb_k5_e1", "fb_k5_e1_g2",
-             "fb_k5_e3", "fb_k5_e6", "fb_skip")
+FBNET_OPS = (
+    "fb_k3_e1",
+    "fb_k3_e1_g2",
+    "fb_k3_e3",
+    "fb_k3_e6",
+    "fb_k5_e1",
+    "fb_k5_e1_g2",
+    "fb_k5_e3",
+    "fb_k5_e6",
+    "fb_skip",
+)
 PROXYLESS_OPS = ("px_k3_e3", "px_k3_e6", "px_k5_e3", "px_k5_e6", "px_k7_e3", "px_k7_e6", "px_zero")
 
 
-def _mobile(name, family, ops, stem, stem_blocks, stages, head, default_strides, dropout,
-            image_size=224, num_classes=1000, width=1.0, strides=None, repeats=None,
-            ops_override=None):
+def _mobile(
+    name,
+    family,
+    ops,
+    stem,
+    stem_blocks,
+    stages,
+    head,
+    default_strides,
+    dropout,
+    image_size=224,
+    num_classes=1000,
+    width=1.0,
+    strides=None,
+    repeats=None,
+    ops_override=None,
+):
     """A MobileNetV2-like skeleton; ``strides``: stem stride then one per stage (default for
     images below 160 px: :func:`auto_strides`); ``repeats``: blocks per stage."""
     n = len(stages)
@@ -161,46 +230,86 @@ def _mobile(name, family, ops, stem, stem_blocks, stages, head, default_strides,
         strides = default_strides if image_size >= 160 else auto_strides(image_size, n, n + 1)
     strides = tuple(int(v) for v in strides)
     if len(strides) != n + 1 or any(v not in (1, 2) for v in strides):
-        raise ValueError(f"strides must be {n + 1} values in {{1, 2}} (stem, {n} stages), "
-                         f"got {strides}")
+        raise ValueError(
+            f"strides must be {n + 1} values in {{1, 2}} (stem, {n} stages), got {strides}"
+        )
     repeats = tuple(int(r) for r in repeats) if repeats is not None else tuple(r for _, r in stages)
     if len(repeats) != n:
         raise ValueError(f"repeats must list {n} stages, got {repeats}")
-    even = family == "fbnet"   # grouped ops need even channel counts
+    even = family == "fbnet"  # grouped ops need even channel counts
     return SearchSpace(
-        name=name, family=family, image_size=int(image_size), num_classes=int(num_classes),
-        stem_channels=_scaled(stem, width, even), stem_stride=strides[0],
+        name=name,
+        family=family,
+        image_size=int(image_size),
+        num_classes=int(num_classes),
+        stem_channels=_scaled(stem, width, even),
+        stem_stride=strides[0],
         stem_blocks=tuple((op, _scaled(c, width, even)) for op, c in stem_blocks),
-        stages=tuple(Stage(r, _scaled(c, width, even), st)
-                     for r, (c, _), st in zip(repeats, stages, strides[1:])),
-        head_channels=_scaled(head, width, even), dropout=dropout,
-        ops=tuple(ops_override) if ops_override else ops, fc_bias=True)
+        stages=tuple(
+            Stage(r, _scaled(c, width, even), st)
+            for r, (c, _), st in zip(repeats, stages, strides[1:])
+        ),
+        head_channels=_scaled(head, width, even),
+        dropout=dropout,
+        ops=tuple(ops_override) if ops_override else ops,
+        fc_bias=True,
+    )
 
 
 @register("fbnet")
 def fbnet(ops=None, **kw) -> SearchSpace:
     """FBNet (Wu et al. 2019): 22 searched layers x 9 ops, stem 3x3/2 16, head 1x1 1984, ReLU."""
-    return _mobile("fbnet", "fbnet", FBNET_OPS, 16, (),
-                   ((16, 1), (24, 4), (32, 4), (64, 4), (112, 4), (184, 4), (352, 1)), 1984,
-                   (2, 1, 2, 2, 2, 1, 2, 1), 0.2, ops_override=ops, **kw)
+    return _mobile(
+        "fbnet",
+        "fbnet",
+        FBNET_OPS,
+        16,
+        (),
+        ((16, 1), (24, 4), (32, 4), (64, 4), (112, 4), (184, 4), (352, 1)),
+        1984,
+        (2, 1, 2, 2, 2, 1, 2, 1),
+        0.2,
+        ops_override=ops,
+        **kw,
+    )
 
 
 @register("proxyless_mobile")
 def proxyless_mobile(ops=None, **kw) -> SearchSpace:
     """ProxylessNAS mobile: stem 3x3/2 32 + fixed MBConv e1 k3 to 16, 21 choice layers of
     MBConv k{3,5,7} x e{3,6} (+ zero where the block keeps its shape), head 1x1 1280, ReLU6."""
-    return _mobile("proxyless_mobile", "proxyless", PROXYLESS_OPS, 32, (("px_k3_e1", 16),),
-                   ((32, 4), (40, 4), (80, 4), (96, 4), (192, 4), (320, 1)), 1280,
-                   (2, 2, 2, 2, 1, 2, 1), 0.1, ops_override=ops, **kw)
+    return _mobile(
+        "proxyless_mobile",
+        "proxyless",
+        PROXYLESS_OPS,
+        32,
+        (("px_k3_e1", 16),),
+        ((32, 4), (40, 4), (80, 4), (96, 4), (192, 4), (320, 1)),
+        1280,
+        (2, 2, 2, 2, 1, 2, 1),
+        0.1,
+        ops_override=ops,
+        **kw,
+    )
 
 
 @register("proxyless_gpu")
 def proxyless_gpu(ops=None, **kw) -> SearchSpace:
     """ProxylessNAS GPU: the released GPU network's widths (stem 40, first block 24, stages 32, 56,
     112, 128, 256, 432, head 1728) with the mobile space's choices."""
-    return _mobile("proxyless_gpu", "proxyless", PROXYLESS_OPS, 40, (("px_k3_e1", 24),),
-                   ((32, 4), (56, 4), (112, 4), (128, 4), (256, 4), (432, 1)), 1728,
-                   (2, 2, 2, 2, 1, 2, 1), 0.1, ops_override=ops, **kw)
+    return _mobile(
+        "proxyless_gpu",
+        "proxyless",
+        PROXYLESS_OPS,
+        40,
+        (("px_k3_e1", 24),),
+        ((32, 4), (56, 4), (112, 4), (128, 4), (256, 4), (432, 1)),
+        1728,
+        (2, 2, 2, 2, 1, 2, 1),
+        0.1,
+        ops_override=ops,
+        **kw,
+    )
 
 
 # Published architectures as op names per choice block, and the space they belong to. Sources:
@@ -210,26 +319,154 @@ def proxyless_gpu(ops=None, **kw) -> SearchSpace:
 _F = "fb_"
 _P = "px_"
 NAMED_ARCHS = {
-    "fbnet_a": ("fbnet", [_F + o for o in (
-        "skip", "k3_e3", "k3_e1", "skip", "skip", "k5_e6", "k3_e3", "k5_e1", "k3_e3",
-        "k5_e6", "k5_e3", "k5_e1_g2", "k5_e6", "k3_e6", "k5_e1_g2", "k5_e1", "k3_e1_g2",
-        "k5_e6", "k5_e6", "k5_e3", "k5_e6", "k5_e6")]),
-    "fbnet_b": ("fbnet", [_F + o for o in (
-        "k3_e1", "k3_e6", "k5_e1", "k3_e1", "k3_e1", "k5_e6", "k5_e3", "k3_e6", "k5_e6",
-        "k5_e6", "k5_e1", "skip", "k5_e3", "k5_e6", "k3_e1", "k5_e1", "k5_e3",
-        "k5_e6", "k5_e1", "k5_e6", "k5_e6", "k3_e6")]),
-    "fbnet_c": ("fbnet", [_F + o for o in (
-        "k3_e1", "k3_e6", "skip", "k3_e1", "k3_e1", "k5_e6", "k5_e3", "k5_e6", "k3_e6",
-        "k5_e6", "k5_e3", "k5_e6", "k5_e6", "k5_e6", "k5_e6", "k5_e6", "k5_e3",
-        "k5_e6", "k5_e6", "k5_e6", "k5_e6", "k3_e6")]),
-    "proxyless_mobile": ("proxyless_mobile", [_P + o for o in (
-        "k5_e3", "k3_e3", "zero", "zero", "k7_e3", "k3_e3", "k5_e3", "k5_e3",
-        "k7_e6", "k5_e3", "k5_e3", "k5_e3", "k5_e6", "k5_e3", "k5_e3", "k5_e3",
-        "k7_e6", "k7_e6", "k7_e3", "k7_e3", "k7_e6")]),
-    "proxyless_gpu": ("proxyless_gpu", [_P + o for o in (
-        "k5_e3", "zero", "zero", "zero", "k7_e3", "zero", "zero", "k3_e3",
-        "k7_e6", "zero", "zero", "k5_e3", "k5_e6", "zero", "k3_e3", "k5_e3",
-        "k7_e6", "k7_e6", "k7_e6", "k5_e6", "k7_e6")]),
+    "fbnet_a": (
+        "fbnet",
+        [
+            _F + o
+            for o in (
+                "skip",
+                "k3_e3",
+                "k3_e1",
+                "skip",
+                "skip",
+                "k5_e6",
+                "k3_e3",
+                "k5_e1",
+                "k3_e3",
+                "k5_e6",
+                "k5_e3",
+                "k5_e1_g2",
+                "k5_e6",
+                "k3_e6",
+                "k5_e1_g2",
+                "k5_e1",
+                "k3_e1_g2",
+                "k5_e6",
+                "k5_e6",
+                "k5_e3",
+                "k5_e6",
+                "k5_e6",
+            )
+        ],
+    ),
+    "fbnet_b": (
+        "fbnet",
+        [
+            _F + o
+            for o in (
+                "k3_e1",
+                "k3_e6",
+                "k5_e1",
+                "k3_e1",
+                "k3_e1",
+                "k5_e6",
+                "k5_e3",
+                "k3_e6",
+                "k5_e6",
+                "k5_e6",
+                "k5_e1",
+                "skip",
+                "k5_e3",
+                "k5_e6",
+                "k3_e1",
+                "k5_e1",
+                "k5_e3",
+                "k5_e6",
+                "k5_e1",
+                "k5_e6",
+                "k5_e6",
+                "k3_e6",
+            )
+        ],
+    ),
+    "fbnet_c": (
+        "fbnet",
+        [
+            _F + o
+            for o in (
+                "k3_e1",
+                "k3_e6",
+                "skip",
+                "k3_e1",
+                "k3_e1",
+                "k5_e6",
+                "k5_e3",
+                "k5_e6",
+                "k3_e6",
+                "k5_e6",
+                "k5_e3",
+                "k5_e6",
+                "k5_e6",
+                "k5_e6",
+                "k5_e6",
+                "k5_e6",
+                "k5_e3",
+                "k5_e6",
+                "k5_e6",
+                "k5_e6",
+                "k5_e6",
+                "k3_e6",
+            )
+        ],
+    ),
+    "proxyless_mobile": (
+        "proxyless_mobile",
+        [
+            _P + o
+            for o in (
+                "k5_e3",
+                "k3_e3",
+                "zero",
+                "zero",
+                "k7_e3",
+                "k3_e3",
+                "k5_e3",
+                "k5_e3",
+                "k7_e6",
+                "k5_e3",
+                "k5_e3",
+                "k5_e3",
+                "k5_e6",
+                "k5_e3",
+                "k5_e3",
+                "k5_e3",
+                "k7_e6",
+                "k7_e6",
+                "k7_e3",
+                "k7_e3",
+                "k7_e6",
+            )
+        ],
+    ),
+    "proxyless_gpu": (
+        "proxyless_gpu",
+        [
+            _P + o
+            for o in (
+                "k5_e3",
+                "zero",
+                "zero",
+                "zero",
+                "k7_e3",
+                "zero",
+                "zero",
+                "k3_e3",
+                "k7_e6",
+                "zero",
+                "zero",
+                "k5_e3",
+                "k5_e6",
+                "zero",
+                "k3_e3",
+                "k5_e3",
+                "k7_e6",
+                "k7_e6",
+                "k7_e6",
+                "k5_e6",
+                "k7_e6",
+            )
+        ],
+    ),
 }
 
 
@@ -244,15 +481,27 @@ def named_arch(space: SearchSpace, name: str):
     home, ops = NAMED_ARCHS[name]
     missing = sorted(set(ops) - set(space.ops))
     if missing or len(ops) != space.num_blocks:
-        raise ValueError(f"architecture {name!r} belongs to space {home!r} ({len(ops)} blocks); "
-                         f"space {space.name!r} has {space.num_blocks} blocks and ops "
-                         f"{space.ops}{f', lacking {missing}' if missing else ''}")
+        raise ValueError(
+            f"architecture {name!r} belongs to space {home!r} ({len(ops)} blocks); "
+            f"space {space.name!r} has {space.num_blocks} blocks and ops "
+            f"{space.ops}{f', lacking {missing}' if missing else ''}"
+        )
     return space.make(op=[space.ops.index(op) for op in ops])
 
 
 # ---------------------------------------------------------------- flags (for the absl apps)
-OVERRIDE_FLAGS = ("image_size", "num_classes", "width", "strides", "repeats", "channel_scales",
-                  "weight_bits", "act_bits", "padding", "fold_bn")
+OVERRIDE_FLAGS = (
+    "image_size",
+    "num_classes",
+    "width",
+    "strides",
+    "repeats",
+    "channel_scales",
+    "weight_bits",
+    "act_bits",
+    "padding",
+    "fold_bn",
+)
 
 
 def define_override_flags(flag_values=None) -> None:
@@ -265,18 +514,28 @@ def define_override_flags(flag_values=None) -> None:
     flags.DEFINE_integer("image_size", None, "input resolution override", flag_values=fv)
     flags.DEFINE_integer("num_classes", None, "number of classes override", flag_values=fv)
     flags.DEFINE_float("width", None, "channel width multiplier", flag_values=fv)
-    flags.DEFINE_list("strides", None, "stem stride then 4 stage strides, e.g. 1,1,2,2,2",
-                      flag_values=fv)
+    flags.DEFINE_list(
+        "strides", None, "stem stride then 4 stage strides, e.g. 1,1,2,2,2", flag_values=fv
+    )
     flags.DEFINE_list("repeats", None, "blocks per stage, e.g. 1,1,2,1", flag_values=fv)
     flags.DEFINE_list("channel_scales", None, "channel scale choices", flag_values=fv)
     flags.DEFINE_list("weight_bits", None, "weight bit-width choices", flag_values=fv)
     flags.DEFINE_list("act_bits", None, "activation bit-width choices", flag_values=fv)
-    flags.DEFINE_enum("padding", None, ["same", "reference"],
-                      "conv padding: same (TF SAME) or reference (symmetric k//2 like the "
-                      "authors' PyTorch release, for imported weights)", flag_values=fv)
-    flags.DEFINE_bool("fold_bn", None, "quantized spaces: retrain with BN folded into the conv "
-                      "weights before their fake quantization (export tflite_int4)",
-                      flag_values=fv)
+    flags.DEFINE_enum(
+        "padding",
+        None,
+        ["same", "reference"],
+        "conv padding: same (TF SAME) or reference (symmetric k//2 like the "
+        "authors' PyTorch release, for imported weights)",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "fold_bn",
+        None,
+        "quantized spaces: retrain with BN folded into the conv "
+        "weights before their fake quantization (export tflite_int4)",
+        flag_values=fv,
+    )
 
 
 def overrides_from_flags(flag_values) -> dict:

@@ -6,6 +6,7 @@ converts to TFLite. :func:`inherit` copies weights from a supernet by layer name
 slice of every shared tensor; the stand-alone output then equals the supernet's output for that
 path (inference mode).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,9 @@ from spos_tf.layers import BNControl
 from spos_tf.space import Architecture, SearchSpace, mid_channels
 
 
-def build_standalone(space: SearchSpace, arch: Architecture, supernet=None, seed: int = 0,
-                     bn_momentum: float = 0.9) -> keras.Model:
+def build_standalone(
+    space: SearchSpace, arch: Architecture, supernet=None, seed: int = 0, bn_momentum: float = 0.9
+) -> keras.Model:
     """Builds the stand-alone network of ``arch``; inherits ``supernet``'s weights if given.
 
     In a quantized space the quantized primitives are wrapped at the fixed bit widths ``arch``
@@ -32,14 +34,28 @@ def build_standalone(space: SearchSpace, arch: Architecture, supernet=None, seed
     space.validate(arch)
     control = BNControl(bn_momentum)
     stem = Stem(space, control, affine=True, seed=seed)
-    units = [OpUnit(choice["op"], cin, cout, stride, hw,
-                    (mid_channels(space, cout, choice["channel"]),), control, affine=True,
-                    seed=seed, padding=space.padding, name=unit_name(b, choice["op"]))
-             for b, (choice, (cin, cout, stride, hw)) in enumerate(zip(space.decode(arch),
-                                                                       space.block_layout()))]
+    units = [
+        OpUnit(
+            choice["op"],
+            cin,
+            cout,
+            stride,
+            hw,
+            (mid_channels(space, cout, choice["channel"]),),
+            control,
+            affine=True,
+            seed=seed,
+            padding=space.padding,
+            name=unit_name(b, choice["op"]),
+        )
+        for b, (choice, (cin, cout, stride, hw)) in enumerate(
+            zip(space.decode(arch), space.block_layout())
+        )
+    ]
     head = Head(space, control, affine=True, seed=seed)
     if space.quantized:  # the one quantization entry point: wraps layers at the arch's bits
         from spos_tf.quant.apply import quantize_standalone
+
         quantize_standalone(space, arch, stem, units, head)
     inputs = keras.Input((space.image_size, space.image_size, 3), name="images")
     x = stem(inputs)
@@ -73,15 +89,19 @@ def inherit(model: keras.Model, supernet) -> keras.Model:
         if not isinstance(layer, PrimHolder):
             continue
         if layer.name not in sources:
-            raise ValueError(f"layer {layer.name!r} has no counterpart in the supernet; was the "
-                             f"supernet built for the same space?")
+            raise ValueError(
+                f"layer {layer.name!r} has no counterpart in the supernet; was the "
+                f"supernet built for the same space?"
+            )
         src = sources[layer.name].weight_dict()
         for key, var in layer.weight_dict().items():
             if key in src:
                 value = src[key].numpy()
                 if any(d > s for d, s in zip(var.shape, value.shape)):
-                    raise ValueError(f"{layer.name}/{key}: shape {var.shape} does not fit into "
-                                     f"the supernet's {value.shape}")
+                    raise ValueError(
+                        f"{layer.name}/{key}: shape {var.shape} does not fit into "
+                        f"the supernet's {value.shape}"
+                    )
                 value = value[tuple(slice(0, d) for d in var.shape)]
             elif key.endswith("gamma"):
                 value = np.ones(var.shape, np.float32)

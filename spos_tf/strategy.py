@@ -5,6 +5,7 @@ any other TensorFlow op: ``MultiWorkerMirroredStrategy`` must come first), :func
 :func:`workers_of` read this process's role from the strategy's cluster resolver (no collective
 op, no cost).
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        devices = ([d.name for d in tf.config.list_logical_devices("GPU")]
-                   or [d.name for d in tf.config.list_logical_devices("CPU")])
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+            d.name for d in tf.config.list_logical_devices("CPU")
+        ]
         return mirrored_strategy(devices)
     tf_config = os.environ.get("TF_CONFIG", "")
     try:
@@ -53,9 +55,10 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         raise ValueError(f"TF_CONFIG is not valid JSON: {tf_config[:200]!r}") from None
     if not cluster:
         raise ValueError(
-            "--strategy=multi_worker needs the cluster in TF_CONFIG, e.g. TF_CONFIG='{\"cluster\": "
-            "{\"worker\": [\"host1:port\", \"host2:port\"]}, \"task\": {\"type\": \"worker\", "
-            "\"index\": 0}}' on each worker (index 0 is the chief)")
+            '--strategy=multi_worker needs the cluster in TF_CONFIG, e.g. TF_CONFIG=\'{"cluster": '
+            '{"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
+            '"index": 0}}\' on each worker (index 0 is the chief)'
+        )
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

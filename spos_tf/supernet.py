@@ -11,6 +11,7 @@ forward and backward, and applies a masked optimizer (:mod:`spos_tf.optim`) so t
 path's kernels, BN statistics and optimizer slots change. BN layers have no affine parameters, as in
 the reference supernet.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,9 +50,22 @@ class ChoiceBlock(keras.layers.Layer):
         cin, cout, stride, hw = space.block_layout()[block]
         self.block = block
         self.widths = all_widths(space, cout)
-        self.units = {op: OpUnit(op, cin, cout, stride, hw, self.widths, control, affine=False,
-                                 seed=seed, padding=space.padding, name=unit_name(block, op))
-                      for op in space.ops}
+        self.units = {
+            op: OpUnit(
+                op,
+                cin,
+                cout,
+                stride,
+                hw,
+                self.widths,
+                control,
+                affine=False,
+                seed=seed,
+                padding=space.padding,
+                name=unit_name(block, op),
+            )
+            for op in space.ops
+        }
         self.dynamic_width = len(self.widths) > 1 and not space.quantized
         # ((gene row, selector), ...): around the block's call each selector is set to the tensor
         # arch[row, block] (``selector.selecting(index)``), so per-block genes other than op and
@@ -63,24 +77,26 @@ class ChoiceBlock(keras.layers.Layer):
         """The ``switch_case`` branches: one per op at the tensor ``width`` if given, else one per
         (op, static width)."""
         if width is not None:
-            return [lambda unit=unit: unit(x, training=training, width=width)
-                    for unit in self.units.values()]
-        return [lambda unit=unit, w=w: unit(x, training=training, width=w)
-                for unit, w in itertools.product(self.units.values(), self.widths)]
+            return [
+                lambda unit=unit: unit(x, training=training, width=width)
+                for unit in self.units.values()
+            ]
+        return [
+            lambda unit=unit, w=w: unit(x, training=training, width=w)
+            for unit, w in itertools.product(self.units.values(), self.widths)
+        ]
 
     def call(self, x, arch, training=None):
         with contextlib.ExitStack() as stack:
             for row, selector in self.gene_selectors:
                 stack.enter_context(selector.selecting(arch[row, self.block]))
             if self.dynamic_width:
-                width = tf.gather(tf.constant(self.widths, tf.int32),
-                                  arch[CHANNEL_ROW, self.block])
+                width = tf.gather(tf.constant(self.widths, tf.int32), arch[CHANNEL_ROW, self.block])
                 fns = self.branches(x, training, width)
                 index = arch[OP_ROW, self.block]
             else:
                 fns = self.branches(x, training)
-                index = (arch[OP_ROW, self.block] * len(self.widths)
-                         + arch[CHANNEL_ROW, self.block])
+                index = arch[OP_ROW, self.block] * len(self.widths) + arch[CHANNEL_ROW, self.block]
             if len(fns) == 1:
                 return fns[0]()
             return tf.switch_case(index, fns)
@@ -95,13 +111,17 @@ class Supernet(keras.Model):
         self.seed = int(seed)
         self.bn_control = BNControl(bn_momentum)
         self.stem = Stem(space, self.bn_control, affine=False, seed=seed)
-        self.choice_blocks = [ChoiceBlock(space, b, self.bn_control, seed)
-                              for b in range(space.num_blocks)]
+        self.choice_blocks = [
+            ChoiceBlock(space, b, self.bn_control, seed) for b in range(space.num_blocks)
+        ]
         self.head = Head(space, self.bn_control, affine=False, seed=seed)
         self.arch_var = tf.Variable(
-            np.zeros((len(GENE_KINDS), space.num_blocks), np.int32), trainable=False,
-            name="arch", synchronization=tf.VariableSynchronization.ON_WRITE,
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            np.zeros((len(GENE_KINDS), space.num_blocks), np.int32),
+            trainable=False,
+            name="arch",
+            synchronization=tf.VariableSynchronization.ON_WRITE,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
         self.sampler = ArchSampler(space, seed)
         self._cost_table = costs_lib.CostTable(space)
 
@@ -129,8 +149,7 @@ class Supernet(keras.Model):
 
     def sample_arch_tensor(self, step):
         """``(arch [4, B] int32, macs float32)`` for ``step``, computed on the host."""
-        arch, macs = tf.numpy_function(self._sample, [step], (tf.int32, tf.float32),
-                                       stateful=False)
+        arch, macs = tf.numpy_function(self._sample, [step], (tf.int32, tf.float32), stateful=False)
         arch.set_shape((len(GENE_KINDS), self.space.num_blocks))
         macs.set_shape(())
         return arch, macs
@@ -141,12 +160,14 @@ class Supernet(keras.Model):
         (:func:`spos_tf.precision.loss_scaled`)."""
         if optimizer == "masked_sgd":
             from spos_tf.optim import MaskedSGD
+
             optimizer = MaskedSGD()
         if not isinstance(precision.inner_optimizer(optimizer), MaskedOptimizer):
             raise TypeError(
                 f"the supernet needs a masked optimizer (spos_tf.MaskedSGD or spos_tf.optim."
                 f"MaskedAdam), got {type(optimizer).__name__}: stock optimizers move the weights "
-                f"of unsampled choices through momentum and weight decay")
+                f"of unsampled choices through momentum and weight decay"
+            )
         if self.dtype_policy.name == "mixed_float16":
             optimizer = precision.loss_scaled(optimizer, "mixed_float16")
         optimizer.bind(self)
@@ -158,8 +179,9 @@ class Supernet(keras.Model):
         """Keras ``fit``'s step: :func:`spos_tf.train_step.train_step` with the compiled loss;
         logs the compiled metrics and ``arch_macs`` (MACs of the sampled path)."""
         x, y = data[0], data[1]
-        out = step_lib.train_step(self, self.optimizer,
-                                  lambda labels, logits: self.compute_loss(x, labels, logits), x, y)
+        out = step_lib.train_step(
+            self, self.optimizer, lambda labels, logits: self.compute_loss(x, labels, logits), x, y
+        )
         logs = self.compute_metrics(x, y, out.logits, None)
         logs["arch_macs"] = out.macs
         return logs
@@ -175,10 +197,18 @@ class Supernet(keras.Model):
                     if not var.trainable:
                         continue
                     pname, wname = key.split("/")
-                    shapes = tuple(tuple(unit.prim_specs(w)[pname].weight_shapes(False)[wname])
-                                   for w in block.widths)
-                    out.append((var, Owner(block.block, conditions,
-                                           shapes if len(block.widths) > 1 else None)))
+                    shapes = tuple(
+                        tuple(unit.prim_specs(w)[pname].weight_shapes(False)[wname])
+                        for w in block.widths
+                    )
+                    out.append(
+                        (
+                            var,
+                            Owner(
+                                block.block, conditions, shapes if len(block.widths) > 1 else None
+                            ),
+                        )
+                    )
         return out
 
 
@@ -190,6 +220,7 @@ def build_supernet(space: SearchSpace, seed: int = 0, bn_momentum: float = 0.9) 
     model = Supernet(space, seed=seed, bn_momentum=bn_momentum)
     if space.quantized:  # the one quantization entry point: wraps the float supernet's layers
         from spos_tf.quant.apply import quantize_supernet
+
         quantize_supernet(model)
     model(tf.zeros((1, space.image_size, space.image_size, 3)), training=False)
     return model

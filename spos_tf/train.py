@@ -11,6 +11,7 @@ the config, all logic lives in :mod:`spos_tf.train_lib`. Exit status: 0 done, 2 
 message names the fix; nothing was written or lost), 3 the loss diverged (the last good checkpoint
 is kept).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,8 +32,9 @@ def define_flags(fv=None) -> None:
 
     fv = flags.FLAGS if fv is None else fv
     config_flags.define_flags(TrainConfig, fv)
-    flags.DEFINE_list("ops", None, "Candidate ops override, e.g. shuffle3x3,xception.",
-                      flag_values=fv)
+    flags.DEFINE_list(
+        "ops", None, "Candidate ops override, e.g. shuffle3x3,xception.", flag_values=fv
+    )
     config_flags.define_flags(DataConfig, fv)
     spaces.define_override_flags(fv)
 
@@ -44,9 +46,14 @@ def flag_names() -> tuple:
     from spos_tf.train_config import TrainConfig
 
     nested = {"space_overrides": ("ops",), "data": config_flags.flag_names(DataConfig)}
-    return tuple(name for f in dataclasses.fields(TrainConfig)
-                 for name in nested.get(f.name, (config_flags.flag_name(f),))
-                 ) + spaces.OVERRIDE_FLAGS
+    return (
+        tuple(
+            name
+            for f in dataclasses.fields(TrainConfig)
+            for name in nested.get(f.name, (config_flags.flag_name(f),))
+        )
+        + spaces.OVERRIDE_FLAGS
+    )
 
 
 def config_from_flags(fv=None):
@@ -58,8 +65,9 @@ def config_from_flags(fv=None):
     overrides = spaces.overrides_from_flags(fv)
     if fv["ops"].value:
         overrides["ops"] = tuple(fv["ops"].value)
-    config = config_flags.from_flags(TrainConfig, fv, space_overrides=overrides,
-                                     data=config_flags.from_flags(DataConfig, fv))
+    config = config_flags.from_flags(
+        TrainConfig, fv, space_overrides=overrides, data=config_flags.from_flags(DataConfig, fv)
+    )
     if config.cost_bins is not None:  # numbers where they parse; validate() names the rest
         config = dataclasses.replace(config, cost_bins=tuple(map(_number, config.cost_bins)))
     return config
@@ -93,9 +101,11 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     if record:
-        print(f"Done in {time.monotonic() - start:.0f} s: val_accuracy "
-              f"{record['val_accuracy']:.4f}; metrics in "
-              f"{flags.FLAGS.workdir}/metrics.jsonl")
+        print(
+            f"Done in {time.monotonic() - start:.0f} s: val_accuracy "
+            f"{record['val_accuracy']:.4f}; metrics in "
+            f"{flags.FLAGS.workdir}/metrics.jsonl"
+        )
     return 0
 
 

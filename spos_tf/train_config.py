@@ -5,6 +5,7 @@ data-dependent settings and builds the space, the architecture and the path samp
 Plain data and checks: nothing here touches files (but :func:`resolve`, which opens the data set's
 metadata) or builds a model.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,15 @@ from spos_tf import costs as costs_lib
 from spos_tf.config_flags import field
 from spos_tf.data import DataConfig, dataset_info
 from spos_tf.data import resolve as resolve_data
-from spos_tf.sampling import (REFERENCE_BINS, ArchSampler, CostBinSampler, all_of, check_bins,
-                              latency_range, macs_range)
+from spos_tf.sampling import (
+    REFERENCE_BINS,
+    ArchSampler,
+    CostBinSampler,
+    all_of,
+    check_bins,
+    latency_range,
+    macs_range,
+)
 from spos_tf.space import Architecture, SearchSpace, arch_from_any
 from spos_tf.precision import PRECISIONS
 from spos_tf.strategy import STRATEGIES
@@ -96,71 +104,111 @@ class TrainConfig:
     """
 
     workdir: Optional[str] = field(
-        None, "Run directory: config, checkpoints, metrics, TensorBoard.", neutral=True)
-    overwrite: bool = field(False, "Delete a previous run of another config in --workdir.",
-                            neutral=True)
+        None, "Run directory: config, checkpoints, metrics, TensorBoard.", neutral=True
+    )
+    overwrite: bool = field(
+        False, "Delete a previous run of another config in --workdir.", neutral=True
+    )
     space: str = field("shufflenet_oneshot", f"Search space: {', '.join(spaces.names())}.")
     space_overrides: dict = field(default_factory=dict, flag=False)
-    arch: Optional[str] = field(None, "Retrain this architecture (text form or a JSON file) "
-                                "instead of training the supernet.")
-    uniform_bits: Optional[int] = field(None, "Quantized spaces: retrain the uniform kWkA "
-                                        "baseline (channel scale 1.0, k bits everywhere) instead "
-                                        "of --arch.", low=1)
+    arch: Optional[str] = field(
+        None,
+        "Retrain this architecture (text form or a JSON file) instead of training the supernet.",
+    )
+    uniform_bits: Optional[int] = field(
+        None,
+        "Quantized spaces: retrain the uniform kWkA "
+        "baseline (channel scale 1.0, k bits everywhere) instead "
+        "of --arch.",
+        low=1,
+    )
     seed: int = field(0, "Seeds weights, sampled paths, data order, augmentation.", low=0)
     data: DataConfig = field(default_factory=DataConfig, flag=False)
     steps: int = field(150_000, "Training steps.", low=1)
     batch_size: int = field(1024, "Global batch size (split across replicas).", low=1)
     optimizer: str = field("sgd", "Optimizer (masked for the supernet).", choices=OPTIMIZERS)
     learning_rate: float = field(0.5, "Peak learning rate.", low=0.0, low_open=True)
-    lr_schedule: str = field("linear", "linear: decay per step to 0 (the paper).",
-                             choices=LR_SCHEDULES)
+    lr_schedule: str = field(
+        "linear", "linear: decay per step to 0 (the paper).", choices=LR_SCHEDULES
+    )
     momentum: float = field(0.9, "SGD momentum.", low=0.0, high=1.0, high_open=True)
     weight_decay: float = field(4e-5, "L2 on conv/FC kernels only.", low=0.0)
     label_smoothing: float = field(0.1, "Label smoothing.", low=0.0, high=1.0, high_open=True)
     min_macs: Optional[float] = field(
-        None, "Supernet: sample only paths with at least these MACs.", low=0.0)
+        None, "Supernet: sample only paths with at least these MACs.", low=0.0
+    )
     max_macs: Optional[float] = field(
-        None, "Supernet: sample only paths with at most these MACs.", low=0.0)
-    sampling: str = field("uniform", "Supernet path sampling: uniform (the paper) or cost_bins "
-                          "(the reference release: a MACs bin of --cost_bins uniformly, then up "
-                          "to --bin_tries uniform draws inside it, else one unconstrained draw).",
-                          choices=SAMPLINGS)
+        None, "Supernet: sample only paths with at most these MACs.", low=0.0
+    )
+    sampling: str = field(
+        "uniform",
+        "Supernet path sampling: uniform (the paper) or cost_bins "
+        "(the reference release: a MACs bin of --cost_bins uniformly, then up "
+        "to --bin_tries uniform draws inside it, else one unconstrained draw).",
+        choices=SAMPLINGS,
+    )
     cost_bins: Optional[tuple] = field(
-        None, "MACs bin edges, e.g. 290e6,300e6,...,360e6 (default for --sampling=cost_bins: the "
+        None,
+        "MACs bin edges, e.g. 290e6,300e6,...,360e6 (default for --sampling=cost_bins: the "
         "reference's 290M..360M by 10M); when set, metrics.jsonl counts sampled paths per bin "
-        "(path_bins).")
-    bin_tries: int = field(500, "--sampling=cost_bins: uniform draws per step inside the chosen "
-                           "bin before the fallback draw (the reference: 500).", low=1)
+        "(path_bins).",
+    )
+    bin_tries: int = field(
+        500,
+        "--sampling=cost_bins: uniform draws per step inside the chosen "
+        "bin before the fallback draw (the reference: 500).",
+        low=1,
+    )
     latency_table: Optional[str] = field(
-        None, "Supernet: latency lookup table for --min_latency_ms/--max_latency_ms (python -m "
-        "spos_tf.latency build).")
+        None,
+        "Supernet: latency lookup table for --min_latency_ms/--max_latency_ms (python -m "
+        "spos_tf.latency build).",
+    )
     min_latency_ms: Optional[float] = field(
-        None, "Supernet: sample only paths predicted at least this slow.", low=0.0)
+        None, "Supernet: sample only paths predicted at least this slow.", low=0.0
+    )
     max_latency_ms: Optional[float] = field(
-        None, "Supernet: sample only paths predicted at most this slow.", low=0.0)
-    bn_momentum: float = field(0.9, "BatchNorm moving-average momentum (Keras form).",
-                               low=0.0, high=1.0, high_open=True)
-    strategy: str = field("default", "tf.distribute strategy; multi_worker reads TF_CONFIG.",
-                          choices=STRATEGIES)
+        None, "Supernet: sample only paths predicted at most this slow.", low=0.0
+    )
+    bn_momentum: float = field(
+        0.9, "BatchNorm moving-average momentum (Keras form).", low=0.0, high=1.0, high_open=True
+    )
+    strategy: str = field(
+        "default", "tf.distribute strategy; multi_worker reads TF_CONFIG.", choices=STRATEGIES
+    )
     checkpoint_every: int = field(1000, "Steps between checkpoints.", low=1, neutral=True)
     keep_checkpoints: int = field(3, "Checkpoints kept.", low=1, neutral=True)
     log_every: int = field(100, "Steps per metrics record.", low=1, neutral=True)
     eval_every: int = field(0, "Steps between evaluations (0: final only).", low=0, neutral=True)
     eval_paths: int = field(10, "Supernet: random paths per evaluation.", low=1)
     eval_split: Optional[str] = field(
-        None, "Evaluation split (default: holdout for the supernet, test for retraining: final "
-        "numbers on data the search never saw).", choices=EVAL_SPLITS)
+        None,
+        "Evaluation split (default: holdout for the supernet, test for retraining: final "
+        "numbers on data the search never saw).",
+        choices=EVAL_SPLITS,
+    )
     eval_batch_size: int = field(256, "Evaluation batch size.", low=1)
     eval_batches: int = field(0, "Evaluation batches (0: the whole split).", low=0)
     calib_batches: int = field(20, "Supernet: BN recalibration batches per path.", low=1)
-    final_bn_batches: int = field(0, "Retraining: exact BN statistics on this many batches after "
-                                  "the last step, learning rate 0 (0: skip).", low=0)
-    final_bn_augment: bool = field(False, "Retraining: the final BN pass reads training images "
-                                   "with the training augmentation (the reference's pass); "
-                                   "default un-augmented.")
-    precision: str = field("float32", "Compute dtype: mixed_float16 (GPUs; loss scaling) or "
-                           "mixed_bfloat16 (TPUs, CPUs with bfloat16 units); variables stay "
-                           "float32 (spos_tf.precision).", choices=PRECISIONS)
+    final_bn_batches: int = field(
+        0,
+        "Retraining: exact BN statistics on this many batches after "
+        "the last step, learning rate 0 (0: skip).",
+        low=0,
+    )
+    final_bn_augment: bool = field(
+        False,
+        "Retraining: the final BN pass reads training images "
+        "with the training augmentation (the reference's pass); "
+        "default un-augmented.",
+    )
+    precision: str = field(
+        "float32",
+        "Compute dtype: mixed_float16 (GPUs; loss scaling) or "
+        "mixed_bfloat16 (TPUs, CPUs with bfloat16 units); variables stay "
+        "float32 (spos_tf.precision).",
+        choices=PRECISIONS,
+    )
     progress: bool = field(True, "Show a progress bar.", neutral=True)
 
     @property
@@ -179,49 +227,72 @@ class TrainConfig:
         if not isinstance(self.workdir, (str, os.PathLike)) or not str(self.workdir).strip():
             raise ValueError("--workdir is required: the run directory for checkpoints and logs")
         if self.space not in spaces.names():
-            raise ValueError(f"unknown search space --space={self.space!r}; registered: "
-                             f"{', '.join(spaces.names())}")
+            raise ValueError(
+                f"unknown search space --space={self.space!r}; registered: "
+                f"{', '.join(spaces.names())}"
+            )
         if not isinstance(self.space_overrides, dict):
             raise ValueError(f"space_overrides must be a dict, got {self.space_overrides!r}")
         if self.arch is not None and (not isinstance(self.arch, str) or not self.arch.strip()):
-            raise ValueError(f"--arch must be an architecture text or a file path, got "
-                             f"{self.arch!r}")
+            raise ValueError(
+                f"--arch must be an architecture text or a file path, got {self.arch!r}"
+            )
         config_flags.check_fields(self)
         if self.uniform_bits is not None and self.arch is not None:
-            raise ValueError(f"--uniform_bits={self.uniform_bits} retrains the uniform "
-                             f"{self.uniform_bits}W{self.uniform_bits}A network; drop it or "
-                             f"--arch={self.arch!r} (pass one of them)")
+            raise ValueError(
+                f"--uniform_bits={self.uniform_bits} retrains the uniform "
+                f"{self.uniform_bits}W{self.uniform_bits}A network; drop it or "
+                f"--arch={self.arch!r} (pass one of them)"
+            )
         if not isinstance(self.data, DataConfig):
             raise ValueError(f"data must be a spos_tf.data.DataConfig, got {self.data!r}")
         self.data.validate()
-        if self.min_macs is not None and self.max_macs is not None \
-                and self.min_macs > self.max_macs:
+        if (
+            self.min_macs is not None
+            and self.max_macs is not None
+            and self.min_macs > self.max_macs
+        ):
             raise ValueError(f"--min_macs={self.min_macs:g} is above --max_macs={self.max_macs:g}")
         if not self.is_supernet and (self.min_macs is not None or self.max_macs is not None):
-            raise ValueError("--min_macs/--max_macs constrain supernet sampling; drop them when "
-                             "retraining one architecture (--arch)")
+            raise ValueError(
+                "--min_macs/--max_macs constrain supernet sampling; drop them when "
+                "retraining one architecture (--arch)"
+            )
         if self.cost_bins is not None:
             check_bins(self.cost_bins)
         if not self.is_supernet and (self.sampling != "uniform" or self.cost_bins is not None):
-            raise ValueError("--sampling/--cost_bins choose how the supernet samples paths; drop "
-                             "them when retraining one architecture (--arch)")
-        if self.sampling == "cost_bins" and (self.min_macs is not None
-                                             or self.max_macs is not None):
-            raise ValueError("--sampling=cost_bins draws MACs bins (--cost_bins) and cannot be "
-                             "combined with --min_macs/--max_macs; set the bin edges instead")
+            raise ValueError(
+                "--sampling/--cost_bins choose how the supernet samples paths; drop "
+                "them when retraining one architecture (--arch)"
+            )
+        if self.sampling == "cost_bins" and (
+            self.min_macs is not None or self.max_macs is not None
+        ):
+            raise ValueError(
+                "--sampling=cost_bins draws MACs bins (--cost_bins) and cannot be "
+                "combined with --min_macs/--max_macs; set the bin edges instead"
+            )
         for name in ("min_latency_ms", "max_latency_ms"):
             if getattr(self, name) is not None and not self.latency_table:
-                raise ValueError(f"--{name} needs --latency_table (python -m spos_tf.latency "
-                                 f"build --space={self.space} --out=lut.json)")
+                raise ValueError(
+                    f"--{name} needs --latency_table (python -m spos_tf.latency "
+                    f"build --space={self.space} --out=lut.json)"
+                )
         if self.latency_table is not None and not self.is_supernet:
-            raise ValueError("--latency_table constrains supernet sampling; drop it when "
-                             "retraining one architecture (--arch)")
+            raise ValueError(
+                "--latency_table constrains supernet sampling; drop it when "
+                "retraining one architecture (--arch)"
+            )
         if self.final_bn_augment and not self.final_bn_batches:
-            raise ValueError("--final_bn_augment chooses the images of the final BN pass; set "
-                             "--final_bn_batches (its length) too, or drop it")
+            raise ValueError(
+                "--final_bn_augment chooses the images of the final BN pass; set "
+                "--final_bn_batches (its length) too, or drop it"
+            )
         if self.final_bn_batches and self.is_supernet:
-            raise ValueError("--final_bn_batches applies to retraining (--arch); the supernet's "
-                             "BN statistics are recalibrated per path at evaluation and search")
+            raise ValueError(
+                "--final_bn_batches applies to retraining (--arch); the supernet's "
+                "BN statistics are recalibrated per path at evaluation and search"
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -244,8 +315,9 @@ class TrainConfig:
 
 
 # Settings that do not change a run's result: a workdir may be resumed with other values for them.
-NEUTRAL_FIELDS = (config_flags.neutral_fields(TrainConfig)
-                  + config_flags.neutral_fields(DataConfig, "data."))
+NEUTRAL_FIELDS = config_flags.neutral_fields(TrainConfig) + config_flags.neutral_fields(
+    DataConfig, "data."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,15 +352,19 @@ def resolve(config: TrainConfig) -> Resolved:
     data = dataclasses.replace(data, image_size=int(image_size))
     num_classes = overrides.get("num_classes") or info.num_classes
     if num_classes < info.num_classes:
-        raise ValueError(f"--num_classes={num_classes} is below the {info.num_classes} classes of "
-                         f"data set {data.name!r}; drop --num_classes to use the data set's")
+        raise ValueError(
+            f"--num_classes={num_classes} is below the {info.num_classes} classes of "
+            f"data set {data.name!r}; drop --num_classes to use the data set's"
+        )
     overrides["num_classes"] = int(num_classes)
     space = spaces.get(config.space, **overrides)
     arch = sampler = None
     if config.uniform_bits is not None:
         if not space.quantized:
-            raise ValueError(f"--uniform_bits needs a quantized space (e.g. "
-                             f"resnet18_mixed_precision); {space.name!r} is a float space")
+            raise ValueError(
+                f"--uniform_bits needs a quantized space (e.g. "
+                f"resnet18_mixed_precision); {space.name!r} is a float space"
+            )
         arch = costs_lib.uniform_arch(space, bits=config.uniform_bits)
     elif config.arch is not None:
         try:
@@ -298,32 +374,50 @@ def resolve(config: TrainConfig) -> Resolved:
                 f"bad --arch={config.arch!r}: {e}. --arch takes the text form of an architecture "
                 f"of space {space.name!r} ({space.num_blocks} blocks, e.g. "
                 f"{str(space.make(**{k: [0] * space.num_blocks for k in space.searched_genes}))!r})"
-                f" or the path of a JSON file with an 'arch' field") from None
+                f" or the path of a JSON file with an 'arch' field"
+            ) from None
     else:
         constraint, description = None, ""
         if config.min_macs is not None or config.max_macs is not None:
             constraint = macs_range(space, config.min_macs, config.max_macs)
-            description = (f"MACs in [{config.min_macs or 0:g}, "
-                           f"{config.max_macs if config.max_macs is not None else math.inf:g}]")
+            description = (
+                f"MACs in [{config.min_macs or 0:g}, "
+                f"{config.max_macs if config.max_macs is not None else math.inf:g}]"
+            )
         if config.min_latency_ms is not None or config.max_latency_ms is not None:
-            constraint = all_of(constraint, latency_range(space, config.latency_table,
-                                                          config.min_latency_ms,
-                                                          config.max_latency_ms))
+            constraint = all_of(
+                constraint,
+                latency_range(
+                    space, config.latency_table, config.min_latency_ms, config.max_latency_ms
+                ),
+            )
             description += (" and " if description else "") + (
                 f"latency in [{config.min_latency_ms or 0:g}, "
                 f"{config.max_latency_ms if config.max_latency_ms is not None else math.inf:g}]"
-                f" ms")
+                f" ms"
+            )
         sampler = ArchSampler(space, config.seed, constraint, description=description)
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
         if config.sampling == "cost_bins":
             # evaluation paths stay uniform: the same paths whichever way training samples
             eval_sampler = sampler
-            sampler = CostBinSampler(space, config.seed, config.cost_bins or REFERENCE_BINS,
-                                     config.bin_tries)
+            sampler = CostBinSampler(
+                space, config.seed, config.cost_bins or REFERENCE_BINS, config.bin_tries
+            )
     eval_split = config.eval_split or ("holdout" if config.is_supernet else "test")
-    effective = dataclasses.replace(config, data=data, space_overrides=overrides,
-                                    arch=None if arch is None else str(arch), uniform_bits=None,
-                                    eval_split=eval_split)
-    return Resolved(effective, space, arch, sampler, dict(info.num_examples),
-                    eval_sampler if config.sampling == "cost_bins" else None)
-
+    effective = dataclasses.replace(
+        config,
+        data=data,
+        space_overrides=overrides,
+        arch=None if arch is None else str(arch),
+        uniform_bits=None,
+        eval_split=eval_split,
+    )
+    return Resolved(
+        effective,
+        space,
+        arch,
+        sampler,
+        dict(info.num_examples),
+        eval_sampler if config.sampling == "cost_bins" else None,
+    )

@@ -6,6 +6,7 @@ and with either sampling), each after an exact recalibration of its BN statistic
 stand-alone network, its accuracy with its own BN statistics. The training state is never touched
 (the twin receives a copy of the weights).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ from spos_tf.data import build_dataset
 from spos_tf.train_metrics import path_macs
 
 # Evaluation paths are ArchSampler(space, seed)(EVAL_STEP_OFFSET + i): far from any training step.
-EVAL_STEP_OFFSET = 2 ** 40
+EVAL_STEP_OFFSET = 2**40
 
 
 class Evaluator:
@@ -43,10 +44,22 @@ class Evaluator:
         self.supernet = config.is_supernet
         with tf.distribute.get_strategy().scope():
             self.twin = run_dir.build_model(config.to_dict(), resolved.space)
-        self.calib = build_dataset(config.data, "calib", config.eval_batch_size, training=False,
-                                   seed=config.seed, repeat=False)
-        val = build_dataset(config.data, config.eval_split, config.eval_batch_size,
-                            training=False, seed=config.seed, repeat=False)
+        self.calib = build_dataset(
+            config.data,
+            "calib",
+            config.eval_batch_size,
+            training=False,
+            seed=config.seed,
+            repeat=False,
+        )
+        val = build_dataset(
+            config.data,
+            config.eval_split,
+            config.eval_batch_size,
+            training=False,
+            seed=config.seed,
+            repeat=False,
+        )
         self.val = val.take(config.eval_batches) if config.eval_batches else val
         if self.supernet:
             sampler = resolved.eval_sampler or resolved.sampler
@@ -71,16 +84,22 @@ class Evaluator:
         self.sync_from(model)
         results = []
         for arch in self.paths:
-            accuracy = (self.path_evaluator(arch) if self.supernet
-                        else self.path_evaluator.evaluate())
-            results.append({"arch": str(arch), "macs": path_macs(self.space, arch),
-                            "accuracy": accuracy})
+            accuracy = (
+                self.path_evaluator(arch) if self.supernet else self.path_evaluator.evaluate()
+            )
+            results.append(
+                {"arch": str(arch), "macs": path_macs(self.space, arch), "accuracy": accuracy}
+            )
         accs = [r["accuracy"] for r in results]
         record = {"val_accuracy": float(np.mean(accs)), "eval_split": self.config.eval_split}
         if self.supernet:
-            record.update(val_accuracy_min=float(min(accs)), val_accuracy_max=float(max(accs)),
-                          val_paths=results, bn_recalibrated=True,
-                          calib_batches=self.config.calib_batches)
+            record.update(
+                val_accuracy_min=float(min(accs)),
+                val_accuracy_max=float(max(accs)),
+                val_paths=results,
+                bn_recalibrated=True,
+                calib_batches=self.config.calib_batches,
+            )
         return record
 
     def final_bn_pass(self, model, num_batches: int) -> int:
@@ -91,9 +110,16 @@ class Evaluator:
         self.sync_from(model)
         calib = self.calib
         if self.config.final_bn_augment:
-            calib = build_dataset(self.config.data, "calib", self.config.eval_batch_size,
-                                  training=False, augment=True, seed=self.config.seed,
-                                  repeat=True, drop_remainder=True)
+            calib = build_dataset(
+                self.config.data,
+                "calib",
+                self.config.eval_batch_size,
+                training=False,
+                augment=True,
+                seed=self.config.seed,
+                repeat=True,
+                drop_remainder=True,
+            )
         used = self.path_evaluator.recalibrate(calib, num_batches)
         model.set_weights(self.twin.get_weights())
         return used

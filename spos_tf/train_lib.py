@@ -18,18 +18,53 @@ Where each part lives:
 - :mod:`spos_tf.train_eval`: evaluation on a non-distributed twin (BN recalibrated per path).
 - :mod:`spos_tf.train_loop`: :func:`run`, the loop with checkpoints, resume and divergence stop.
 """
-from spos_tf.strategy import (STRATEGIES, make_strategy, mirrored_strategy, task_of,
-                              workers_of)
-from spos_tf.train_config import (EVAL_SPLITS, LR_SCHEDULES, NEUTRAL_FIELDS, OPTIMIZERS,
-                                  SAMPLINGS, ConfigError, Resolved, TrainConfig, resolve)
+
+from spos_tf.strategy import STRATEGIES, make_strategy, mirrored_strategy, task_of, workers_of
+from spos_tf.train_config import (
+    EVAL_SPLITS,
+    LR_SCHEDULES,
+    NEUTRAL_FIELDS,
+    OPTIMIZERS,
+    SAMPLINGS,
+    ConfigError,
+    Resolved,
+    TrainConfig,
+    resolve,
+)
 from spos_tf.train_eval import EVAL_STEP_OFFSET, Evaluator
 from spos_tf.train_loop import DivergenceError, run
 from spos_tf.train_metrics import TensorBoard
-from spos_tf.train_recipe import (SmoothedSparseCE, StepDropout, make_dropout_deterministic,
-                                  make_optimizer, make_schedule)
+from spos_tf.train_recipe import (
+    SmoothedSparseCE,
+    StepDropout,
+    make_dropout_deterministic,
+    make_optimizer,
+    make_schedule,
+)
 
-__all__ = ["STRATEGIES", "make_strategy", "mirrored_strategy", "task_of", "workers_of",
-           "EVAL_SPLITS", "LR_SCHEDULES", "NEUTRAL_FIELDS", "OPTIMIZERS", "SAMPLINGS",
-           "ConfigError", "Resolved", "TrainConfig", "resolve", "EVAL_STEP_OFFSET", "Evaluator",
-           "DivergenceError", "run", "TensorBoard", "SmoothedSparseCE", "StepDropout",
-           "make_dropout_deterministic", "make_optimizer", "make_schedule"]
+__all__ = [
+    "STRATEGIES",
+    "make_strategy",
+    "mirrored_strategy",
+    "task_of",
+    "workers_of",
+    "EVAL_SPLITS",
+    "LR_SCHEDULES",
+    "NEUTRAL_FIELDS",
+    "OPTIMIZERS",
+    "SAMPLINGS",
+    "ConfigError",
+    "Resolved",
+    "TrainConfig",
+    "resolve",
+    "EVAL_STEP_OFFSET",
+    "Evaluator",
+    "DivergenceError",
+    "run",
+    "TensorBoard",
+    "SmoothedSparseCE",
+    "StepDropout",
+    "make_dropout_deterministic",
+    "make_optimizer",
+    "make_schedule",
+]

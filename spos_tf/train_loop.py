@@ -15,6 +15,7 @@ Determinism: a run is a function of its config. The architecture of step ``t`` i
 and the input iterator is saved in every checkpoint, so a killed and restarted run ends with the
 same weights as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,12 @@ from spos_tf.strategy import make_strategy, task_of, workers_of
 from spos_tf.train_config import NEUTRAL_FIELDS, ConfigError, TrainConfig, resolve
 from spos_tf.train_eval import Evaluator
 from spos_tf.train_metrics import MetricsWindow, TensorBoard, path_macs
-from spos_tf.train_recipe import (SmoothedSparseCE, make_dropout_deterministic, make_optimizer,
-                                  make_schedule)
+from spos_tf.train_recipe import (
+    SmoothedSparseCE,
+    make_dropout_deterministic,
+    make_optimizer,
+    make_schedule,
+)
 
 
 class DivergenceError(RuntimeError):
@@ -70,12 +75,18 @@ def run(config: TrainConfig, *, flags_text: str | None = None, stream=None) -> d
         config = resolved.config
         replicas = strategy.num_replicas_in_sync
         if config.batch_size % replicas:
-            raise ValueError(f"--batch_size={config.batch_size} is not divisible by the "
-                             f"{replicas} replicas of --strategy={config.strategy}")
+            raise ValueError(
+                f"--batch_size={config.batch_size} is not divisible by the "
+                f"{replicas} replicas of --strategy={config.strategy}"
+            )
         chief, task = task_of(strategy)
-        status = run_dir.check_workdir(os.fspath(config.workdir), config.to_dict(),
-                                       overwrite=config.overwrite, neutral=NEUTRAL_FIELDS,
-                                       defaults=TrainConfig().to_dict())
+        status = run_dir.check_workdir(
+            os.fspath(config.workdir),
+            config.to_dict(),
+            overwrite=config.overwrite,
+            neutral=NEUTRAL_FIELDS,
+            defaults=TrainConfig().to_dict(),
+        )
     except run_dir.RunDirError:
         raise
     except ValueError as e:
@@ -111,8 +122,9 @@ class _Run:
             self.optimizer.build(self.model.trainable_variables)
             self.final_bn = tf.Variable(0, dtype=tf.int64, trainable=False, name="final_bn_done")
         iterations = self.optimizer.iterations
-        make_dropout_deterministic(self.model, lambda: tf.convert_to_tensor(iterations),
-                                   config.seed)
+        make_dropout_deterministic(
+            self.model, lambda: tf.convert_to_tensor(iterations), config.seed
+        )
 
         # One plain tf.data iterator per worker, yielding this worker's share of the global batch;
         # the train step splits it between the worker's replicas. Unlike tf.distribute's
@@ -121,11 +133,19 @@ class _Run:
         num_workers, worker = workers_of(strategy)
         context = None
         if num_workers > 1:
-            context = tf.distribute.InputContext(num_input_pipelines=num_workers,
-                                                 input_pipeline_id=worker,
-                                                 num_replicas_in_sync=num_workers)
-        ds = build_dataset(config.data, "train", config.batch_size, training=True,
-                           seed=config.seed, input_context=context)
+            context = tf.distribute.InputContext(
+                num_input_pipelines=num_workers,
+                input_pipeline_id=worker,
+                num_replicas_in_sync=num_workers,
+            )
+        ds = build_dataset(
+            config.data,
+            "train",
+            config.batch_size,
+            training=True,
+            seed=config.seed,
+            input_context=context,
+        )
         if not config.data.cache:  # checkpoint the iterator's position, not its buffers
             options = tf.data.Options()
             options.experimental_symbolic_checkpoint = True
@@ -136,11 +156,13 @@ class _Run:
         # A tf.data service iterator cannot be saved (TF 2.21: "SaveInternal is not yet
         # supported"): with --data_service a resumed run starts a new stream.
         saved_data = {} if config.data.data_service else {"data": self.iterator}
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              final_bn=self.final_bn, **saved_data)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, final_bn=self.final_bn, **saved_data
+        )
         self.ckpt_dir = run_dir.checkpoint_dir(self.workdir, task)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.ckpt_dir,
-                                                  max_to_keep=config.keep_checkpoints)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.ckpt_dir, max_to_keep=config.keep_checkpoints
+        )
         self.tb = None
         self._train_step = self._make_train_step()
 
@@ -148,8 +170,11 @@ class _Run:
     def _make_train_step(self):
         model, optimizer, strategy = self.model, self.optimizer, self.strategy
         supernet, global_batch = self.config.is_supernet, self.config.batch_size
-        loss_fn = SmoothedSparseCE(self.space.num_classes, self.config.label_smoothing,
-                                   reduction=keras.losses.Reduction.NONE)
+        loss_fn = SmoothedSparseCE(
+            self.space.num_classes,
+            self.config.label_smoothing,
+            reduction=keras.losses.Reduction.NONE,
+        )
         fixed_macs = 0.0 if supernet else path_macs(self.space, self.resolved.arch)
         tvars = model.trainable_variables
 
@@ -159,8 +184,11 @@ class _Run:
         def step_fn(images, labels):
             out = step_lib.train_step(model, optimizer, step_loss, images, labels, fixed_macs)
             bad = 1.0 - tf.cast(out.finite, tf.float32)  # summed over replicas: > 0 if any is bad
-            correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(out.logits, -1, output_type=tf.int32), labels), tf.float32))
+            correct = tf.reduce_sum(
+                tf.cast(
+                    tf.equal(tf.argmax(out.logits, -1, output_type=tf.int32), labels), tf.float32
+                )
+            )
             return out.loss, correct, bad, out.macs
 
         local_replicas = self.local_replicas
@@ -172,7 +200,7 @@ class _Run:
 
             def value_fn(context):
                 j = context.replica_id_in_sync_group % local_replicas
-                return batch[j * per_replica:(j + 1) * per_replica]
+                return batch[j * per_replica : (j + 1) * per_replica]
 
             return strategy.experimental_distribute_values_from_function(value_fn)
 
@@ -181,9 +209,12 @@ class _Run:
             images, labels = next(iterator)
             loss, correct, bad, macs = strategy.run(step_fn, args=(split(images), split(labels)))
             sum_ = tf.distribute.ReduceOp.SUM
-            return (strategy.reduce(sum_, loss, None), strategy.reduce(sum_, correct, None),
-                    strategy.reduce(sum_, bad, None),
-                    strategy.reduce(tf.distribute.ReduceOp.MEAN, macs, None))
+            return (
+                strategy.reduce(sum_, loss, None),
+                strategy.reduce(sum_, correct, None),
+                strategy.reduce(sum_, bad, None),
+                strategy.reduce(tf.distribute.ReduceOp.MEAN, macs, None),
+            )
 
         @tf.function
         def weights_finite():
@@ -212,7 +243,8 @@ class _Run:
             raise run_dir.CheckpointError(
                 f"workers restored different steps ({int(low)} .. {int(high)}): their checkpoint "
                 f"folders under {self.workdir} disagree. Delete the newer checkpoints so that "
-                f"every worker has the same latest step, or pass --overwrite")
+                f"every worker has the same latest step, or pass --overwrite"
+            )
 
     def _save(self, step: int) -> None:
         if not bool(self._weights_finite()):
@@ -221,13 +253,17 @@ class _Run:
 
     def _diverged(self, step: int, what: str):
         kept = self.manager.latest_checkpoint
-        keep = (f"the last good checkpoint {kept} is kept; a rerun with the same flags resumes "
-                f"from it and diverges again at the same step"
-                if kept else "no checkpoint had been written yet")
+        keep = (
+            f"the last good checkpoint {kept} is kept; a rerun with the same flags resumes "
+            f"from it and diverges again at the same step"
+            if kept
+            else "no checkpoint had been written yet"
+        )
         raise DivergenceError(
             f"training diverged at step {step}: {what}. Training stopped; {keep}. Fix: lower "
             f"--learning_rate (now {self.config.learning_rate:g}) or check the input data, and "
-            f"start over with --overwrite or a new --workdir")
+            f"start over with --overwrite or a new --workdir"
+        )
 
     def _print(self, text: str) -> None:
         if self.chief:
@@ -251,19 +287,24 @@ class _Run:
         if self.chief and self.status == "resume":  # neutral fields (e.g. workdir) may differ
             run_dir.write_config(self.workdir, config.to_dict(), self.flags_text)
             self.metrics.truncate_after(start)
-        finished = start >= config.steps and (not config.final_bn_batches
-                                              or int(self.final_bn.numpy()))
+        finished = start >= config.steps and (
+            not config.final_bn_batches or int(self.final_bn.numpy())
+        )
         if finished:
             records = self.metrics.read() if self.chief else []
             if records and records[-1].get("final"):
-                self._print(f"{self.workdir}: already trained for {config.steps} steps; final "
-                            f"val_accuracy {records[-1]['val_accuracy']:.4f}")
+                self._print(
+                    f"{self.workdir}: already trained for {config.steps} steps; final "
+                    f"val_accuracy {records[-1]['val_accuracy']:.4f}"
+                )
                 return records[-1]
         kind = "supernet" if config.is_supernet else f"stand-alone network {config.arch}"
-        self._print(f"{'Resuming' if start else 'Training'} the {kind} of space "
-                    f"{self.space.name} ({self.space.num_blocks} choice blocks) at step "
-                    f"{start}/{config.steps}, global batch {config.batch_size} on "
-                    f"{self.strategy.num_replicas_in_sync} replica(s); workdir {self.workdir}")
+        self._print(
+            f"{'Resuming' if start else 'Training'} the {kind} of space "
+            f"{self.space.name} ({self.space.num_blocks} choice blocks) at step "
+            f"{start}/{config.steps}, global batch {config.batch_size} on "
+            f"{self.strategy.num_replicas_in_sync} replica(s); workdir {self.workdir}"
+        )
         self.tb = TensorBoard(os.path.join(self.workdir, run_dir.TB_DIR), enabled=self.chief)
         try:
             step = self._loop(start)
@@ -272,16 +313,19 @@ class _Run:
                 self.final_bn.assign(1)
                 self._save(step)
                 images = "augmented" if config.final_bn_augment else "un-augmented"
-                self._print(f"Recomputed exact BN statistics on {used} batches (learning rate 0, "
-                            f"{images} training images).")
+                self._print(
+                    f"Recomputed exact BN statistics on {used} batches (learning rate 0, "
+                    f"{images} training images)."
+                )
             return self._evaluate(step, final=True) if self.chief else {}
         finally:
             self.tb.close()
 
     def _loop(self, start: int) -> int:
         config = self.config
-        bar = ProgressBar(config.steps, initial=start, stream=self.stream,
-                          enabled=self.chief and config.progress)
+        bar = ProgressBar(
+            config.steps, initial=start, stream=self.stream, enabled=self.chief and config.progress
+        )
         window = MetricsWindow(self.resolved, make_schedule(config))
         step = start
         try:
@@ -291,19 +335,29 @@ class _Run:
                 loss, correct, macs = float(loss), float(correct), float(macs)
                 if float(bad) > 0.0:
                     bar.close()
-                    self._diverged(step, f"the loss is {loss}" if not math.isfinite(loss) else
-                                   f"the gradients contain NaN/Inf (loss {loss:.4g})")
+                    self._diverged(
+                        step,
+                        f"the loss is {loss}"
+                        if not math.isfinite(loss)
+                        else f"the gradients contain NaN/Inf (loss {loss:.4g})",
+                    )
                 window.add(step, loss, correct, macs)
                 bar.update(step, loss=loss, acc=correct / config.batch_size, MMACs=macs / 1e6)
                 if step % config.log_every == 0 or step == config.steps:
                     record = window.record(step)
                     self.metrics.append(record)
-                    self.tb.write(step, {k: record[k] for k in (
-                        "loss", "accuracy", "learning_rate", "arch_macs")})
+                    self.tb.write(
+                        step,
+                        {k: record[k] for k in ("loss", "accuracy", "learning_rate", "arch_macs")},
+                    )
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     self._save(step)
-                if (self.chief and config.eval_every and step % config.eval_every == 0
-                        and step < config.steps):
+                if (
+                    self.chief
+                    and config.eval_every
+                    and step % config.eval_every == 0
+                    and step < config.steps
+                ):
                     bar.close()
                     self._evaluate(step, final=False)
         finally:
@@ -325,9 +379,10 @@ class _Run:
             self._print(
                 f"{when} {split} accuracy of {len(evaluator.paths)} random paths (BN "
                 f"recalibrated per path): mean {record['val_accuracy']:.4f} (min "
-                f"{record['val_accuracy_min']:.4f}, max {record['val_accuracy_max']:.4f})")
+                f"{record['val_accuracy_min']:.4f}, max {record['val_accuracy_max']:.4f})"
+            )
         else:
-            self._print(f"{when} {split} accuracy of {self.config.arch}: "
-                        f"{record['val_accuracy']:.4f}")
+            self._print(
+                f"{when} {split} accuracy of {self.config.arch}: {record['val_accuracy']:.4f}"
+            )
         return record
-

@@ -8,6 +8,7 @@ Record of a window (``log_every`` steps): ``step``, ``loss``, ``accuracy``, ``le
 bins (``TrainConfig.cost_bins``, or ``sampling="cost_bins"``) ``path_bins`` (sampled paths per
 bin) and ``path_bins_outside``.
 """
+
 from __future__ import annotations
 
 import time
@@ -78,16 +79,21 @@ class MetricsWindow:
         """Adds the outputs of ``step`` (1-based: the step just done)."""
         self._sums += (loss, correct, macs, 1, self._bitops(step - 1) if self._bitops else 0.0)
         if self._bins:
-            self._counts[self._bins[1](step - 1)] += 1   # -1 (outside) counts in the last entry
+            self._counts[self._bins[1](step - 1)] += 1  # -1 (outside) counts in the last entry
 
     def record(self, step: int) -> dict:
         """The record of the window ending at ``step``; starts the next window."""
         elapsed = max(time.monotonic() - self._start, 1e-9)
         sums, n = self._sums, self._sums[3]
-        record = {"step": step, "loss": sums[0] / n, "accuracy": sums[1] / (n * self.batch_size),
-                  "learning_rate": lr_at(self.schedule, step - 1), "arch_macs": sums[2] / n,
-                  "steps_per_second": n / elapsed,
-                  "examples_per_second": n * self.batch_size / elapsed}
+        record = {
+            "step": step,
+            "loss": sums[0] / n,
+            "accuracy": sums[1] / (n * self.batch_size),
+            "learning_rate": lr_at(self.schedule, step - 1),
+            "arch_macs": sums[2] / n,
+            "steps_per_second": n / elapsed,
+            "examples_per_second": n * self.batch_size / elapsed,
+        }
         if self._bitops:
             record["arch_bitops"] = sums[4] / n
         if self._bins:

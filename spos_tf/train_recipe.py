@@ -5,6 +5,7 @@ Each builder reads the settings it needs from a :class:`~spos_tf.train_config.Tr
 paper's recipe is SGD 0.5 with momentum 0.9 decayed linearly per step to 0, L2 4e-5 on kernels
 only, label smoothing 0.1 (see ``flags/supernet.cfg``).
 """
+
 from __future__ import annotations
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -18,21 +19,28 @@ class SmoothedSparseCE(keras.losses.Loss):
     ``call`` returns the per-example loss; reduction follows the Keras ``reduction`` argument.
     """
 
-    def __init__(self, num_classes: int, label_smoothing: float = 0.0,
-                 reduction=keras.losses.Reduction.AUTO, name="smoothed_sparse_ce"):
+    def __init__(
+        self,
+        num_classes: int,
+        label_smoothing: float = 0.0,
+        reduction=keras.losses.Reduction.AUTO,
+        name="smoothed_sparse_ce",
+    ):
         super().__init__(reduction=reduction, name=name)
         self.num_classes, self.label_smoothing = int(num_classes), float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), self.num_classes,
-                            dtype=y_pred.dtype)
+        labels = tf.one_hot(
+            tf.cast(tf.reshape(y_true, [-1]), tf.int32), self.num_classes, dtype=y_pred.dtype
+        )
         if self.label_smoothing:
             labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / self.num_classes
         return tf.nn.softmax_cross_entropy_with_logits(labels, y_pred)
 
     def get_config(self):
-        return dict(super().get_config(), num_classes=self.num_classes,
-                    label_smoothing=self.label_smoothing)
+        return dict(
+            super().get_config(), num_classes=self.num_classes, label_smoothing=self.label_smoothing
+        )
 
 
 def make_schedule(config):
@@ -58,8 +66,9 @@ def make_optimizer(config):
 
     schedule = make_schedule(config)
     if config.optimizer == "sgd":
-        optimizer = spos_tf.MaskedSGD(schedule, momentum=config.momentum,
-                                      weight_decay=config.weight_decay)
+        optimizer = spos_tf.MaskedSGD(
+            schedule, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     else:
         optimizer = spos_tf.MaskedAdam(schedule, weight_decay=config.weight_decay)
     return precision.loss_scaled(optimizer, config.precision)  # mixed_float16: loss scaling
@@ -84,8 +93,12 @@ class StepDropout(keras.layers.Layer):
         context = tf.distribute.get_replica_context()
         replica = context.replica_id_in_sync_group if context is not None else 0
         replica = tf.cast(replica, tf.int64)
-        seed = tf.stack([tf.constant(self.seed, tf.int64) + 1_000_003 * replica,
-                         tf.cast(self._step_fn(), tf.int64)])
+        seed = tf.stack(
+            [
+                tf.constant(self.seed, tf.int64) + 1_000_003 * replica,
+                tf.cast(self._step_fn(), tf.int64),
+            ]
+        )
         return tf.nn.experimental.stateless_dropout(x, self.rate, seed)
 
 
@@ -93,5 +106,6 @@ def make_dropout_deterministic(model, step_fn, seed: int) -> None:
     """Replaces the head's Keras ``Dropout`` (no variables) by a :class:`StepDropout`."""
     head = model.head if hasattr(model, "head") else model.get_layer("head")
     old = head.dropout
-    head.dropout = StepDropout(old.rate, (seed * 7919 + 17) % (2 ** 31 - 1), step_fn,
-                               name="step_dropout")
+    head.dropout = StepDropout(
+        old.rate, (seed * 7919 + 17) % (2**31 - 1), step_fn, name="step_dropout"
+    )

@@ -19,6 +19,7 @@ Cost: one forward and backward pass of one path, the masked update (about 5% of 
 gradient norm for the finite check (a reduction over the gradients; pruned by graph
 optimisation when the caller does not use ``finite``).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

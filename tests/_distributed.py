@@ -1,4 +1,5 @@
 """Helpers of the tests that start KerasTuner chief/worker processes on this machine."""
+
 import os
 import socket
 import subprocess
@@ -19,8 +20,9 @@ def free_port() -> int:
 def app_env() -> dict:
     """The environment of an app started by a test: this process's, without KerasTuner or
     legacy-Keras settings (the package sets its own), on CPU, with the repo importable."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))
+    }
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return env
 
@@ -28,8 +30,12 @@ def app_env() -> dict:
 def tuner_env(tuner_id: str, port: int) -> dict:
     """:func:`app_env` of a KerasTuner distributed process (``chief`` or ``tuner<i>``) on
     127.0.0.1:``port``."""
-    return dict(app_env(), KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                KERASTUNER_ORACLE_PORT=str(port))
+    return dict(
+        app_env(),
+        KERASTUNER_TUNER_ID=tuner_id,
+        KERASTUNER_ORACLE_IP="127.0.0.1",
+        KERASTUNER_ORACLE_PORT=str(port),
+    )
 
 
 def run_chief_and_workers(args, workers, timeout_s: int) -> dict:
@@ -40,9 +46,14 @@ def run_chief_and_workers(args, workers, timeout_s: int) -> dict:
     procs, logs = {}, {}
     try:
         for tuner_id in ("chief",) + tuple(workers):
-            procs[tuner_id] = subprocess.Popen(args, env=tuner_env(tuner_id, port), cwd=REPO,
-                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                               text=True)
+            procs[tuner_id] = subprocess.Popen(
+                args,
+                env=tuner_env(tuner_id, port),
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         for tuner_id, proc in procs.items():
             try:
                 logs[tuner_id], _ = proc.communicate(timeout=timeout_s)

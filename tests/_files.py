@@ -1,4 +1,5 @@
 """File helpers shared by the app tests (not a test module)."""
+
 import os
 
 
@@ -12,5 +13,7 @@ def snapshot(folder, mtimes=True):
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 data = f.read()
-            out[os.path.relpath(path, folder)] = (data, os.stat(path).st_mtime_ns) if mtimes else data
+            out[os.path.relpath(path, folder)] = (
+                (data, os.stat(path).st_mtime_ns) if mtimes else data
+            )
     return out

@@ -7,6 +7,7 @@ SIGKILLs the process, so the kill always lands right after checkpoint ``n`` (nev
 finished, however fast the machine), with the step's metrics, TensorBoard events and input state
 as a real kill there would leave them.
 """
+
 import os
 import signal
 import subprocess
@@ -43,23 +44,38 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 def app_env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
-            "CUDA_VISIBLE_DEVICES": ""}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
 
 
 def start_app(module: str, args):
     """``subprocess.Popen`` of ``python -m <module> <args>`` in the repository (stdout and stderr
     together, as text)."""
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=app_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=app_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def start_app_that_stops_after_checkpoint(module: str, args, marker, after: int = 1):
     """``subprocess.Popen`` of ``python -m <module> <args>`` that blocks after its ``after``-th
     checkpoint save, once it has written that checkpoint's path to ``marker``."""
-    return subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(marker), str(after), module,
-                             *args], cwd=REPO, env=app_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER, str(marker), str(after), module, *args],
+        cwd=REPO,
+        env=app_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def kill_at_marker(proc, marker, timeout_s: float) -> str:
@@ -70,8 +86,10 @@ def kill_at_marker(proc, marker, timeout_s: float) -> str:
     try:
         while not marker.exists():
             if proc.poll() is not None:
-                raise AssertionError(f"the run exited ({proc.returncode}) before its checkpoint:\n"
-                                     + proc.communicate()[0][-4000:])
+                raise AssertionError(
+                    f"the run exited ({proc.returncode}) before its checkpoint:\n"
+                    + proc.communicate()[0][-4000:]
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"no checkpoint marker after {timeout_s} s")
             time.sleep(0.1)

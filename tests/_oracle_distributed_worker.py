@@ -9,6 +9,7 @@ The chief's oracle waits for both workers (``wait_for_tuners=2``): KerasTuner's 
 it has *seen* got STOPPED, and without the wait a worker whose first request came after the other had
 finished the whole search found the chief gone (seen on a loaded CI machine).
 """
+
 import json
 import os
 import sys
@@ -51,18 +52,34 @@ def main(workdir):
     hps = kt.HyperParameters()
     for g in range(NUM_GENES):
         hps.Choice(f"g{g}", list(range(NUM_VALUES)))
-    oracle = EvolutionOracle(kt.Objective("score", "max"), max_trials=MAX_TRIALS, population_size=POPULATION,
-                             num_parents=4, num_crossover=4, num_mutation=4,
-                             constraint={"cost": (cost, COST_LIMIT)}, hyperparameters=hps, seed=3,
-                             wait_for_tuners=len(WORKERS))
+    oracle = EvolutionOracle(
+        kt.Objective("score", "max"),
+        max_trials=MAX_TRIALS,
+        population_size=POPULATION,
+        num_parents=4,
+        num_crossover=4,
+        num_mutation=4,
+        constraint={"cost": (cost, COST_LIMIT)},
+        hyperparameters=hps,
+        seed=3,
+        wait_for_tuners=len(WORKERS),
+    )
     oracle.verbose = 0
-    tuner = SyntheticTuner(oracle=oracle, directory=os.path.join(workdir, tuner_id), project_name="p",
-                           overwrite=True)
+    tuner = SyntheticTuner(
+        oracle=oracle, directory=os.path.join(workdir, tuner_id), project_name="p", overwrite=True
+    )
     if "chief" in tuner_id:
         oracle.check_feasible()  # an infeasible constraint would otherwise leave the chief serving forever
         tuner.search(verbose=0)  # serves the oracle; returns once every worker got STOPPED
-        trials = [{"trial_id": t.trial_id, "values": t.hyperparameters.values, "status": t.status,
-                   "generation": oracle.generation_of(t.trial_id)} for t in oracle.trials.values()]
+        trials = [
+            {
+                "trial_id": t.trial_id,
+                "values": t.hyperparameters.values,
+                "status": t.status,
+                "generation": oracle.generation_of(t.trial_id),
+            }
+            for t in oracle.trials.values()
+        ]
         out = trials
     else:
         tuner.search()

@@ -1,5 +1,6 @@
 """Helpers shared by the search tests (not a test module): the tiny search flag file as a config,
 history.csv as rows, and one restored supernet evaluator shared by the runs of a test."""
+
 import csv
 import os
 from pathlib import Path
@@ -18,8 +19,15 @@ def tiny_config(supernet_dir, workdir, *extra):
     """The SearchConfig of flags/tiny_search.cfg (parsed by the app's own flag definitions)."""
     fv = flags.FlagValues()
     search.define_flags(fv)
-    fv(["search", f"--flagfile={TINY_FLAGS}", f"--supernet_dir={supernet_dir}",
-        f"--workdir={workdir}", *extra])
+    fv(
+        [
+            "search",
+            f"--flagfile={TINY_FLAGS}",
+            f"--supernet_dir={supernet_dir}",
+            f"--workdir={workdir}",
+            *extra,
+        ]
+    )
     return search.config_from_flags(fv)
 
 
@@ -33,5 +41,6 @@ def share_evaluator(monkeypatch):
     evaluator (and its traces) in every run of the test to keep it short."""
     cached = {}
     make = search_tuner.make_evaluator
-    monkeypatch.setattr(search_tuner, "make_evaluator",
-                        lambda c: cached.setdefault("evaluator", make(c)))
+    monkeypatch.setattr(
+        search_tuner, "make_evaluator", lambda c: cached.setdefault("evaluator", make(c))
+    )

@@ -6,6 +6,7 @@ The directory follows the ``spos_tf.run_dir`` contract (``config.json`` + ``chec
 of it tracing the training step). ``trained_supernet_dir`` builds it under pytest's session base
 temp folder the first time and reuses it afterwards, so test modules share it.
 """
+
 import dataclasses
 import os
 
@@ -23,8 +24,9 @@ SEED = 0
 
 
 def tiny_space():
-    return spaces.get(SPACE, **{k: tuple(v) if isinstance(v, list) else v
-                                for k, v in OVERRIDES.items()})
+    return spaces.get(
+        SPACE, **{k: tuple(v) if isinstance(v, list) else v for k, v in OVERRIDES.items()}
+    )
 
 
 def data_config(base: str) -> DataConfig:
@@ -35,14 +37,23 @@ def make_supernet_workdir(workdir: str, data: DataConfig, steps: int = STEPS):
     """Trains the tiny supernet and writes it as a run directory; returns the trained model."""
     space = tiny_space()
     net = spos_tf.build_supernet(space, seed=SEED)
-    net.compile(optimizer=spos_tf.MaskedAdam(5e-3),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.compile(
+        optimizer=spos_tf.MaskedAdam(5e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     train = build_dataset(data, "train", 64, training=True, seed=SEED)
     net.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
-    config = {"space": SPACE, "space_overrides": OVERRIDES, "seed": SEED, "arch": None,
-              "bn_momentum": 0.9, "data": dataclasses.asdict(data)}
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=net),
-                                         run_dir.checkpoint_dir(workdir), max_to_keep=1)
+    config = {
+        "space": SPACE,
+        "space_overrides": OVERRIDES,
+        "seed": SEED,
+        "arch": None,
+        "bn_momentum": 0.9,
+        "data": dataclasses.asdict(data),
+    }
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=net), run_dir.checkpoint_dir(workdir), max_to_keep=1
+    )
     manager.save(checkpoint_number=steps)
     run_dir.write_config(workdir, config)  # last: its presence marks a complete directory
     return net

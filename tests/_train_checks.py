@@ -1,5 +1,6 @@
 """Checks shared by the tests of the training app and library (tests/test_train*.py) and
 tests/test_multiworker.py (not a test module)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,11 @@ def parse_flagfile(name, *extra):
 def checkpoint_values(path):
     """Every saved tensor but the object graph and the input iterator's (variant) state."""
     reader = tf.train.load_checkpoint(str(path))
-    return {k: reader.get_tensor(k) for k, dtype in reader.get_variable_to_dtype_map().items()
-            if "OBJECT_GRAPH" not in k and dtype != tf.variant}
+    return {
+        k: reader.get_tensor(k)
+        for k, dtype in reader.get_variable_to_dtype_map().items()
+        if "OBJECT_GRAPH" not in k and dtype != tf.variant
+    }
 
 
 def restored_optimizer(workdir, model):
@@ -40,8 +44,9 @@ def restored_optimizer(workdir, model):
     optimizer.bind(model)
     optimizer.build(model.trainable_variables)
     path = run_dir.latest_checkpoint(run_dir.checkpoint_dir(str(workdir)))
-    run_dir.read_checkpoint(tf.train.Checkpoint(model=model, optimizer=optimizer), path,
-                            partial=True)
+    run_dir.read_checkpoint(
+        tf.train.Checkpoint(model=model, optimizer=optimizer), path, partial=True
+    )
     return optimizer
 
 
@@ -63,11 +68,13 @@ def assert_only_sampled_choices_moved(workdir, steps):
             same = {k: np.array_equal(v.numpy(), init[k].numpy()) for k, v in weights.items()}
             kernels_same = all(same[k] for k in weights if k.endswith("kernel"))
             assert kernels_same == ((b, o) not in used), (
-                f"block {b} op {o}: sampled={(b, o) in used}")
+                f"block {b} op {o}: sampled={(b, o) in used}"
+            )
             if (b, o) in used:
                 continue
             assert all(same.values()), f"block {b} op {o} (unsampled) changed: " + ", ".join(
-                k for k, s in same.items() if not s)
+                k for k, s in same.items() if not s
+            )
             bn_stats += sum(1 for k in weights if "moving" in k)
             for v in weights.values():
                 if not v.trainable:
@@ -91,8 +98,14 @@ def standalone_accuracy(workdir, split=None):
 
     space, model, config = run_dir.restore_model(str(workdir))
     data = DataConfig(**dict(config["data"], image_size=space.image_size))
-    ds = build_dataset(data, split or config["eval_split"], config["eval_batch_size"],
-                       training=False, seed=config["seed"], repeat=False)
+    ds = build_dataset(
+        data,
+        split or config["eval_split"],
+        config["eval_batch_size"],
+        training=False,
+        seed=config["seed"],
+        repeat=False,
+    )
     if config.get("eval_batches"):
         ds = ds.take(config["eval_batches"])
     correct = total = 0

@@ -4,6 +4,7 @@ replicas on any machine (must run before TensorFlow initialises), and shared fix
 The repository root and tests/ are on sys.path through pytest's configuration (``pythonpath`` in
 pyproject.toml), so test modules import spos_tf and the helper modules tests/_*.py directly.
 """
+
 import pytest
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS)
@@ -12,7 +13,8 @@ import tensorflow as tf
 _cpus = tf.config.list_physical_devices("CPU")
 try:
     tf.config.set_logical_device_configuration(
-        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
 except RuntimeError:  # already initialised by an earlier import in this process
     pass
 
@@ -30,5 +32,6 @@ def mirrored():
     one process reuse collective instance keys and then fail with 'Shape mismatch in the
     collective instance'."""
     from spos_tf import train_lib
+
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     return train_lib.mirrored_strategy(devices)

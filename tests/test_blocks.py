@@ -1,4 +1,5 @@
 """spos_tf.blocks: channel shuffle, per-layer seeds, the mobile ops' dataflow."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,8 +9,7 @@ from spos_tf import blocks, ops
 
 def test_grouped_op_shuffles_channels():
     x = tf.reshape(tf.range(6, dtype=tf.float32), [1, 1, 1, 6])
-    np.testing.assert_array_equal(blocks.channel_shuffle(x, 2).numpy().ravel(),
-                                  [0, 3, 1, 4, 2, 5])
+    np.testing.assert_array_equal(blocks.channel_shuffle(x, 2).numpy().ravel(), [0, 3, 1, 4, 2, 5])
 
 
 def test_channel_shuffle_matches_the_reference_reshape_transpose():
@@ -23,7 +23,7 @@ def test_channel_shuffle_matches_the_reference_reshape_transpose():
 def test_layer_seeds_are_stable_and_differ_between_layers_and_seeds():
     assert blocks.layer_seed(0, "block00_shuffle3x3") == blocks.layer_seed(0, "block00_shuffle3x3")
     seeds = {blocks.layer_seed(s, f"block{b:02d}_x") for s in range(3) for b in range(20)}
-    assert len(seeds) == 60 and all(0 <= v < 2 ** 31 - 1 for v in seeds)
+    assert len(seeds) == 60 and all(0 <= v < 2**31 - 1 for v in seeds)
 
 
 def test_activation_of_each_family():

@@ -1,4 +1,5 @@
 """Channel search: one variable per layer at the widest width, narrower choices read leading slices."""
+
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
@@ -24,7 +25,7 @@ def test_narrow_width_reads_leading_slice():
     control = BNControl()
     x = tf.random.normal((2, 8, 8, 12), seed=1)
     big = OpUnit("shuffle5x5", 12, 24, 1, 8, (4, 8, 16), control, affine=False, seed=3)
-    for var in big.weight_dict().values():          # non-trivial statistics
+    for var in big.weight_dict().values():  # non-trivial statistics
         if "moving" in var.name:
             var.assign(tf.random.uniform(var.shape, 0.5, 1.5, seed=2))
     for w in (4, 8, 16):
@@ -32,8 +33,9 @@ def test_narrow_width_reads_leading_slice():
         src = big.weight_dict()
         for key, var in small.weight_dict().items():
             var.assign(src[key][tuple(slice(0, d) for d in var.shape)])
-        np.testing.assert_allclose(big(x, training=False, width=w).numpy(),
-                                   small(x, training=False).numpy(), atol=1e-6)
+        np.testing.assert_allclose(
+            big(x, training=False, width=w).numpy(), small(x, training=False).numpy(), atol=1e-6
+        )
     # training mode updates only the used slice of the BN statistics
     stats = big.prims["bn1"].moving_mean
     before = stats.numpy().copy()
@@ -50,12 +52,14 @@ def test_tensor_width_equals_static_width():
     x = tf.random.normal((2, 8, 8, 12), seed=1)
     for op, stride in (("shuffle3x3", 1), ("xception", 2)):
         unit = OpUnit(op, 12, 24, stride, 8, (4, 8, 16), control, affine=False, seed=3)
-        dynamic = tf.function(lambda t, w, training, unit=unit: unit(t, training=training,
-                                                                      width=w))
+        dynamic = tf.function(lambda t, w, training, unit=unit: unit(t, training=training, width=w))
         stats = unit.prims["bn2"].moving_variance
         for w in (4, 8, 16):
-            np.testing.assert_allclose(dynamic(x, tf.constant(w), False).numpy(),
-                                       unit(x, training=False, width=w).numpy(), atol=1e-6)
+            np.testing.assert_allclose(
+                dynamic(x, tf.constant(w), False).numpy(),
+                unit(x, training=False, width=w).numpy(),
+                atol=1e-6,
+            )
             before = stats.numpy().copy()
             y_dyn = dynamic(x, tf.constant(w), True).numpy()
             after_dyn = stats.numpy().copy()
@@ -65,7 +69,7 @@ def test_tensor_width_equals_static_width():
             np.testing.assert_allclose(after_dyn, stats.numpy(), rtol=1e-6)
             assert np.array_equal(after_dyn[w:], before[w:])
             assert not np.array_equal(after_dyn[:w], before[:w])
-        assert dynamic.experimental_get_tracing_count() == 2     # training False / True
+        assert dynamic.experimental_get_tracing_count() == 2  # training False / True
 
 
 def test_channel_supernet_path_equals_standalone_at_every_width():
@@ -75,8 +79,10 @@ def test_channel_supernet_path_equals_standalone_at_every_width():
     space = spaces.get("shufflenet_oneshot_blocks_channels", channel_scales=(0.4, 1.0, 1.6), **KW)
     net = spos_tf.build_supernet(space, seed=2)
     assert all(b.dynamic_width for b in net.choice_blocks)
-    net.compile(optimizer=spos_tf.MaskedSGD(0.05, momentum=0.9, weight_decay=4e-5),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.compile(
+        optimizer=spos_tf.MaskedSGD(0.05, momentum=0.9, weight_decay=4e-5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 16, 16, 3)).astype("float32")
     net.fit(x, rng.integers(0, 10, 32), batch_size=8, epochs=1, verbose=0)

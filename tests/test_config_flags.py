@@ -1,4 +1,5 @@
 """spos_tf.config_flags: flags, checks and resume-neutral settings derived from field metadata."""
+
 import dataclasses
 from typing import Optional
 
@@ -25,8 +26,9 @@ def test_flags_are_derived_from_the_fields_and_build_the_config():
     fv = flags.FlagValues()
     config_flags.define_flags(Config, fv)
     fv(["app", "--steps=7", "--optimizer=adam", "--limit=3", "--ops=a,b", "--noprogress"])
-    assert config_flags.from_flags(Config, fv) == Config(steps=7, optimizer="adam", limit=3,
-                                                         ops=("a", "b"), progress=False)
+    assert config_flags.from_flags(Config, fv) == Config(
+        steps=7, optimizer="adam", limit=3, ops=("a", "b"), progress=False
+    )
     with pytest.raises(flags.IllegalFlagValueError):
         fv(["app", "--optimizer=rmsprop"])
 
@@ -36,17 +38,20 @@ def test_defaults_pass_the_checks():
     check_fields(Config(steps=np.int64(3), lr=np.float32(0.5)))
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(steps=0), "--steps must be an integer >= 1, got 0"),
-    (dict(steps=True), "--steps must be an integer >= 1, got True"),
-    (dict(steps=2.0), "--steps must be an integer >= 1, got 2.0"),
-    (dict(lr=0.0), "--lr must be a number in (0, inf), got 0.0"),
-    (dict(lr=float("nan")), "--lr must be a number in (0, inf)"),
-    (dict(momentum=1.5), "--momentum must be a number in [0, 1], got 1.5"),
-    (dict(optimizer="rmsprop"), "--optimizer must be one of sgd, adam; got 'rmsprop'"),
-    (dict(limit=-1), "--limit must be an integer >= 0, got -1"),
-    (dict(progress="yes"), "--progress must be true or false"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(steps=0), "--steps must be an integer >= 1, got 0"),
+        (dict(steps=True), "--steps must be an integer >= 1, got True"),
+        (dict(steps=2.0), "--steps must be an integer >= 1, got 2.0"),
+        (dict(lr=0.0), "--lr must be a number in (0, inf), got 0.0"),
+        (dict(lr=float("nan")), "--lr must be a number in (0, inf)"),
+        (dict(momentum=1.5), "--momentum must be a number in [0, 1], got 1.5"),
+        (dict(optimizer="rmsprop"), "--optimizer must be one of sgd, adam; got 'rmsprop'"),
+        (dict(limit=-1), "--limit must be an integer >= 0, got -1"),
+        (dict(progress="yes"), "--progress must be true or false"),
+    ],
+)
 def test_a_bad_setting_is_named_with_its_allowed_values(change, message):
     with pytest.raises(ValueError) as e:
         check_fields(Config(**change))
@@ -71,7 +76,7 @@ def test_a_field_without_help_cannot_become_a_flag():
 class Data:
     name: str = field("digits", "Data set name.", flag="dataset")
     root: Optional[str] = field(None, "Where the data lies.", neutral=True)
-    image_size: Optional[int] = field(None, low=1, flag=False)   # filled in by code
+    image_size: Optional[int] = field(None, low=1, flag=False)  # filled in by code
     extra: dict = field(default_factory=dict, flag=False)
 
 
@@ -86,7 +91,7 @@ def test_a_field_may_have_another_flag_name_or_none():
     with pytest.raises(ValueError, match="--dataset must be a string, got 3"):
         check_fields(Data(name=3))
     with pytest.raises(ValueError, match=r"^Data.image_size must be an integer >= 1, got 0$"):
-        check_fields(Data(image_size=0))   # no flag: named by its field
+        check_fields(Data(image_size=0))  # no flag: named by its field
 
 
 def test_a_path_is_a_string_setting():

@@ -1,4 +1,5 @@
 """Cost model: analytic MACs/params against independent counts on the built networks."""
+
 import json
 import subprocess
 import sys
@@ -17,7 +18,8 @@ def graph_macs(model, image_size):
     """MACs counted from the traced TF graph: Conv2D, DepthwiseConv2dNative and MatMul ops, using
     their own static input/output shapes (independent of spos_tf.ops)."""
     fn = tf.function(lambda t: model(t, training=False)).get_concrete_function(
-        tf.TensorSpec([1, image_size, image_size, 3]))
+        tf.TensorSpec([1, image_size, image_size, 3])
+    )
     total = 0
     for op in fn.graph.get_operations():
         if op.type == "Conv2D":
@@ -35,13 +37,21 @@ def n_trainable(model):
     return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
 
 
-@pytest.mark.parametrize("name,kw", [
-    pytest.param("shufflenet_oneshot", dict(image_size=32, num_classes=10, width=0.5),
-                 marks=pytest.mark.slow),  # 20 blocks at 32x32: the slow one
-    ("shufflenet_oneshot_blocks_channels", dict(image_size=16, num_classes=10, width=0.25,
-                                                repeats=(1, 2, 1, 1))),
-    ("shufflenet_oneshot_channels", dict(image_size=8, num_classes=7, repeats=(1, 1, 2, 1))),
-])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        pytest.param(
+            "shufflenet_oneshot",
+            dict(image_size=32, num_classes=10, width=0.5),
+            marks=pytest.mark.slow,
+        ),  # 20 blocks at 32x32: the slow one
+        (
+            "shufflenet_oneshot_blocks_channels",
+            dict(image_size=16, num_classes=10, width=0.25, repeats=(1, 2, 1, 1)),
+        ),
+        ("shufflenet_oneshot_channels", dict(image_size=8, num_classes=7, repeats=(1, 1, 2, 1))),
+    ],
+)
 def test_macs_and_params_match_built_network(name, kw):
     space = spaces.get(name, **kw)
     for seed in range(3):
@@ -65,16 +75,23 @@ def test_full_size_paper_architecture():
 
 
 def test_cli_prints_costs():
-    out = subprocess.run([sys.executable, "-m", "spos_tf.costs", "--space=shufflenet_oneshot",
-                          f"--arch={PAPER}"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "spos_tf.costs", "--space=shufflenet_oneshot", f"--arch={PAPER}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     record = json.loads(out.stdout.strip().splitlines()[-1])
     # the authors' figures (reference release: 322.9M FLOPs, 3.56M parameters for this path,
     # 8,388,176 supernet parameters), not the library's own functions
     assert record["macs"] == 322_918_720
     assert record["params"] == 3_558_464
     assert record["supernet_params"] == 8_388_176
-    bad = subprocess.run([sys.executable, "-m", "spos_tf.costs", "--space=shufflenet_oneshot",
-                          "--arch=0,1,5"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "spos_tf.costs", "--space=shufflenet_oneshot", "--arch=0,1,5"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "20 choice blocks" in bad.stderr + bad.stdout
 
 
@@ -84,9 +101,14 @@ def test_table_agrees_with_vectorised_sum():
     arch = space.sample(np.random.default_rng(0))
     dec = space.decode(arch)
     expected = t.fixed_macs + sum(
-        sum(p.macs for p in spos_tf.ops.get_op(d["op"]).prims(
-            cin, cout, spos_tf.space.mid_channels(space, cout, d["channel"]), s, hw).values())
-        for d, (cin, cout, s, hw) in zip(dec, space.block_layout()))
+        sum(
+            p.macs
+            for p in spos_tf.ops.get_op(d["op"])
+            .prims(cin, cout, spos_tf.space.mid_channels(space, cout, d["channel"]), s, hw)
+            .values()
+        )
+        for d, (cin, cout, s, hw) in zip(dec, space.block_layout())
+    )
     assert t.macs(arch) == expected
 
 
@@ -111,23 +133,23 @@ def reference_network_costs(ops, scale_ids, scale_list=(0.2, 0.4, 0.6, 0.8, 1.0,
         nonlocal params
         params += 2 * c
 
-    hw = 112                                  # first_conv: 3x3 stride 2, 3 -> 16
+    hw = 112  # first_conv: 3x3 stride 2, 3 -> 16
     conv(112, 3, 3, 16), bn(16)
     channels, b = 16, 0
     for repeats, out in zip((4, 4, 8, 4), (64, 160, 320, 640)):
         for i in range(repeats):
             stride = 2 if i == 0 else 1
             inp = channels if stride == 2 else channels // 2
-            mid = int((out // 2) * scale_list[scale_ids[b]])   # the reference's truncation
+            mid = int((out // 2) * scale_list[scale_ids[b]])  # the reference's truncation
             outputs = out - inp
             hw_out = hw // stride
             op = ops[b]
-            if op < 3:                                         # Shufflenet k x k
+            if op < 3:  # Shufflenet k x k
                 k = 3 + 2 * op
                 conv(hw, 1, inp, mid), bn(mid)
                 conv(hw_out, k, mid, mid, groups=mid), bn(mid)
                 conv(hw_out, 1, mid, outputs), bn(outputs)
-            else:                                              # Shuffle_Xception
+            else:  # Shuffle_Xception
                 k = 3
                 conv(hw_out, 3, inp, inp, groups=inp), bn(inp)
                 conv(hw_out, 1, inp, mid), bn(mid)
@@ -135,12 +157,12 @@ def reference_network_costs(ops, scale_ids, scale_list=(0.2, 0.4, 0.6, 0.8, 1.0,
                 conv(hw_out, 1, mid, mid), bn(mid)
                 conv(hw_out, 3, mid, mid, groups=mid), bn(mid)
                 conv(hw_out, 1, mid, outputs), bn(outputs)
-            if stride == 2:                                    # branch_proj
+            if stride == 2:  # branch_proj
                 conv(hw_out, k, inp, inp, groups=inp), bn(inp)
                 conv(hw_out, 1, inp, inp), bn(inp)
             channels, hw, b = out, hw_out, b + 1
-    conv(7, 1, 640, 1024), bn(1024)                            # conv_last
-    macs += 1024 * 1000                                        # classifier, no bias
+    conv(7, 1, 640, 1024), bn(1024)  # conv_last
+    macs += 1024 * 1000  # classifier, no bias
     params += 1024 * 1000
     return macs, params
 
@@ -151,14 +173,16 @@ def test_released_block_channel_architecture_matches_reference_network():
     space = spaces.get("shufflenet_oneshot_blocks_channels")
     arch = space.make(op=RELEASED_OPS, channel=RELEASED_SCALES)
     ref_macs, ref_params = reference_network_costs(RELEASED_OPS, RELEASED_SCALES)
-    assert (ref_macs, ref_params) == (327_857_920, 3_432_579)   # the paper: 328M / 3.4M
+    assert (ref_macs, ref_params) == (327_857_920, 3_432_579)  # the paper: 328M / 3.4M
     assert costs.macs(space, arch) == ref_macs
     assert costs.params(space, arch) == ref_params
     # block search (every scale 1.0): the paper architecture, also against the hand count
     blocks = spaces.get("shufflenet_oneshot")
     paper = blocks.parse(PAPER)
     assert reference_network_costs(list(paper.genes[0]), [4] * 20) == (
-        costs.macs(blocks, paper), costs.params(blocks, paper))
+        costs.macs(blocks, paper),
+        costs.params(blocks, paper),
+    )
     widths = [spos_tf.space.mid_channels(space, 64, s) for s in space.channel_scales]
     assert widths == [6, 12, 19, 25, 32, 38, 44, 51]
 
@@ -168,32 +192,40 @@ def _resnet_block_conv_macs(repeats):
     shortcuts), counted by hand: stages at 56, 28, 14, 7 with 64, 128, 256, 512 channels."""
     total, cin = 0, 64
     for n, (hw, c) in zip(repeats, ((56, 64), (28, 128), (14, 256), (7, 512))):
-        for i in range(n):
+        for _ in range(n):
             total += hw * hw * 9 * cin * c + hw * hw * 9 * c * c
             if cin != c:
-                total += hw * hw * cin * c      # the 1x1 shortcut (stride on its input)
+                total += hw * hw * cin * c  # the 1x1 shortcut (stride on its input)
             cin = c
     return total
 
 
-@pytest.mark.parametrize("name, repeats, table6", [
-    ("resnet18_mixed_precision", (2, 2, 2, 2), (6.32, 14.21, 25.27)),
-    ("resnet34_mixed_precision", (3, 4, 6, 3), (13.21, 29.72, 52.83))])
+@pytest.mark.parametrize(
+    "name, repeats, table6",
+    [
+        ("resnet18_mixed_precision", (2, 2, 2, 2), (6.32, 14.21, 25.27)),
+        ("resnet34_mixed_precision", (3, 4, 6, 3), (13.21, 29.72, 52.83)),
+    ],
+)
 def test_paper_bitops_convention_reproduces_table6(name, repeats, table6):
     """Issue 12, item 6: Table 6's uniform kWkA BitOps are the choice blocks' conv MACs x k^2 in
     units of 2^30; our default also counts the 8-bit first conv and FC."""
     space = spaces.get(name)
     per_k2 = _resnet_block_conv_macs(repeats)
-    assert per_k2 == {"resnet18_mixed_precision": 1_695_547_392,
-                      "resnet34_mixed_precision": 3_545_235_456}[name]
+    assert (
+        per_k2
+        == {"resnet18_mixed_precision": 1_695_547_392, "resnet34_mixed_precision": 3_545_235_456}[
+            name
+        ]
+    )
     for k, figure in zip((2, 3, 4), table6):
         paper = costs.uniform_bitops(space, k, convention="paper")
         assert paper == per_k2 * k * k
         assert round(costs.paper_giga(paper), 2) == figure
-        assert round(paper / 1e9, 2) != figure               # decimal G does not reproduce it
+        assert round(paper / 1e9, 2) != figure  # decimal G does not reproduce it
         ours = costs.uniform_bitops(space, k)
-        stem = 112 * 112 * 49 * 3 * 64                        # 7x7/2 stem conv, 8 bits
-        assert ours == paper + (stem + 512 * 1000) * 64       # + FC 512 -> 1000, 8 bits
+        stem = 112 * 112 * 49 * 3 * 64  # 7x7/2 stem conv, 8 bits
+        assert ours == paper + (stem + 512 * 1000) * 64  # + FC 512 -> 1000, 8 bits
         arch = costs.uniform_arch(space, bits=k)
         assert costs.bitops(space, arch, convention="paper") == paper
     with pytest.raises(ValueError, match="--bitops_convention"):

@@ -2,6 +2,7 @@
 
 Every data_dir is under tmp_path; nothing here downloads (the machine has no network).
 """
+
 import dataclasses
 import os
 
@@ -27,9 +28,16 @@ class SposTestTiny(tfds.core.GeneratorBasedBuilder):
     COLOURS = ((250, 0, 0), (0, 250, 0))
 
     def _info(self):
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(4, 4, 3)),
-            "label": tfds.features.ClassLabel(num_classes=2)}), supervised_keys=("image", "label"))
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(4, 4, 3)),
+                    "label": tfds.features.ClassLabel(num_classes=2),
+                }
+            ),
+            supervised_keys=("image", "label"),
+        )
 
     def _split_generators(self, dl_manager):
         sizes = {"train": 10, "validation": 4, "test": 6}
@@ -119,10 +127,16 @@ def test_dataset_info_and_defaults(digits_dir):
     assert info == (10, {"train": 1197, "holdout": 300, "test": 300, "calib": 1197})
     resolved = data.resolve(data.DataConfig(data_dir=digits_dir))
     assert (resolved.image_size, resolved.holdout_split, resolved.augment) == (
-        32, "validation", "light")
+        32,
+        "validation",
+        "light",
+    )
     imagenet = data.DataConfig(name="imagenet2012").resolved()
     assert (imagenet.train_split, imagenet.holdout_split, imagenet.test_split) == (
-        "train[:-50000]", "train[-50000:]", "validation")
+        "train[:-50000]",
+        "train[-50000:]",
+        "validation",
+    )
     assert imagenet.cache is False and imagenet.augment == "imagenet" and imagenet.image_size == 224
 
 
@@ -148,13 +162,22 @@ def test_normalisation_constants():
 def test_preprocess_for_eval_crops_centre_and_batches():
     image = tf.reshape(tf.range(10 * 16 * 3, dtype=tf.int32) % 251, [10, 16, 3])
     image = tf.cast(image, tf.uint8)
-    np.testing.assert_allclose(data.preprocess_for_eval(image, 10).numpy(),  # central square
-                               data.normalize(image[:, 3:13]).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(data.preprocess_for_eval(image, 8, crop_fraction=0.8).numpy(),
-                               data.normalize(image[1:9, 4:12]).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        data.preprocess_for_eval(image, 10).numpy(),  # central square
+        data.normalize(image[:, 3:13]).numpy(),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        data.preprocess_for_eval(image, 8, crop_fraction=0.8).numpy(),
+        data.normalize(image[1:9, 4:12]).numpy(),
+        rtol=1e-6,
+    )
     batch = tf.stack([image, 255 - image])
-    np.testing.assert_allclose(data.preprocess_for_eval(batch, 8, 0.8)[1].numpy(),
-                               data.preprocess_for_eval(255 - image, 8, 0.8).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        data.preprocess_for_eval(batch, 8, 0.8)[1].numpy(),
+        data.preprocess_for_eval(255 - image, 8, 0.8).numpy(),
+        rtol=1e-6,
+    )
 
 
 def _first_batches(config, seed, n=3, role="train"):
@@ -176,16 +199,21 @@ def test_none_and_calib_are_unaugmented_shuffles_of_eval(digits_dir):
     config = data.DataConfig(data_dir=digits_dir, image_size=16, augment="light")
     eval_x, eval_y = collect(data.build_dataset(config, "train", 100, training=False, seed=0))
     reference = as_multiset(eval_x, eval_y)
-    calib_x, calib_y = collect(data.build_dataset(config, "calib", 100, training=True, seed=5,
-                                                  repeat=False, drop_remainder=False))
+    calib_x, calib_y = collect(
+        data.build_dataset(
+            config, "calib", 100, training=True, seed=5, repeat=False, drop_remainder=False
+        )
+    )
     assert as_multiset(calib_x, calib_y) == reference  # same images, no augmentation
     assert not np.array_equal(calib_y, eval_y)  # but shuffled
     none = dataclasses.replace(config, augment="none")
-    none_x, none_y = collect(data.build_dataset(none, "train", 100, training=True, seed=5,
-                                                repeat=False))
+    none_x, none_y = collect(
+        data.build_dataset(none, "train", 100, training=True, seed=5, repeat=False)
+    )
     assert len(none_y) == 1100 and set(as_multiset(none_x, none_y)) <= set(reference)
-    light_x, light_y = collect(data.build_dataset(config, "train", 100, training=True, seed=5,
-                                                  repeat=False))
+    light_x, light_y = collect(
+        data.build_dataset(config, "train", 100, training=True, seed=5, repeat=False)
+    )
     assert len(set(as_multiset(light_x, light_y)) - set(reference)) > 500  # light does augment
 
 
@@ -196,8 +224,12 @@ def test_light_augment_is_a_small_translation_without_flip():
     offsets = set()
     for s in range(12):
         out = preprocess.light_augment(image, 16, tf.constant([s, 1], tf.int64)).numpy()
-        match = [(dy, dx) for dy in range(5) for dx in range(5)
-                 if np.array_equal(out, padded[dy:dy + 16, dx:dx + 16])]
+        match = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if np.array_equal(out, padded[dy : dy + 16, dx : dx + 16])
+        ]
         assert len(match) == 1
         offsets.add(match[0])
     assert len(offsets) > 3
@@ -205,8 +237,10 @@ def test_light_augment_is_a_small_translation_without_flip():
 
 def test_imagenet_augment_stays_in_range_and_depends_on_seed():
     image = tf.constant(np.random.RandomState(1).randint(0, 256, (40, 30, 3)), tf.uint8)
-    outs = [preprocess.imagenet_augment(image, 24, tf.constant([s, 0], tf.int64)).numpy()
-            for s in (0, 0, 1)]
+    outs = [
+        preprocess.imagenet_augment(image, 24, tf.constant([s, 0], tf.int64)).numpy()
+        for s in (0, 0, 1)
+    ]
     assert outs[0].shape == (24, 24, 3)
     np.testing.assert_array_equal(outs[0], outs[1])
     assert not np.array_equal(outs[0], outs[2])
@@ -217,8 +251,9 @@ def test_input_context_shards_and_sets_per_replica_batch(digits_dir):
     config = data.DataConfig(data_dir=digits_dir, image_size=8, augment="none")
     parts = []
     for pipeline_id in range(2):
-        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
-                                         num_replicas_in_sync=2)
+        ctx = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
         ds = data.build_dataset(config, "test", 64, training=False, seed=0, input_context=ctx)
         assert next(iter(ds))[0].shape[0] == 32
         parts.append(collect(ds))
@@ -296,7 +331,8 @@ def test_tiny_tfds_dataset_by_name(tmp_path):
         data.build_dataset(config, "train", 2, training=False, seed=0)
     assert not os.path.exists(data_dir)  # a failed call writes nothing
     tfds.builder(name, data_dir=data_dir).download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )
     assert data.dataset_info(config) == (2, {"train": 10, "holdout": 4, "test": 6, "calib": 10})
     images, labels = collect(data.build_dataset(config, "test", 4, training=False, seed=0))
     pixels = denormalise(images)
@@ -305,8 +341,9 @@ def test_tiny_tfds_dataset_by_name(tmp_path):
     sliced = dataclasses.replace(config, holdout_split="train[-3:]", train_split="train[:-3]")
     assert data.dataset_info(sliced).num_examples["holdout"] == 3
     with pytest.raises(ValueError, match=r"no split 'val'.*\['test', 'train', 'validation'\]"):
-        data.build_dataset(dataclasses.replace(config, holdout_split="val"), "holdout", 2,
-                           training=False, seed=0)
+        data.build_dataset(
+            dataclasses.replace(config, holdout_split="val"), "holdout", 2, training=False, seed=0
+        )
     with pytest.raises(ValueError, match="test\\[:50\\]"):
         data.dataset_info(dataclasses.replace(config, test_split="test[:50]"))
 
@@ -323,8 +360,10 @@ def test_imagenet_without_manual_files_names_files_and_dir(tmp_path):
         data.build_dataset(config, "train", 8, training=True, seed=0)
     message = str(err.value)
     assert "ILSVRC2012_img_val.tar is missing" in message
-    assert (f"put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into {manual} "
-            "(see README 'ImageNet')") in message
+    assert (
+        f"put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into {manual} "
+        "(see README 'ImageNet')"
+    ) in message
     default_manual = os.path.join(str(data_dir), "downloads", "manual")
     with pytest.raises(FileNotFoundError, match=f"into {default_manual} "):
         data.dataset_info(dataclasses.replace(config, manual_dir=None))
@@ -337,14 +376,18 @@ def test_unprepared_registered_dataset_is_not_downloaded(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("name, match", [
-    ("spos_digitz", "Unknown data set 'spos_digitz'. Did you mean 'spos_digits'"),
-    ("kaggle:some_set", "Unknown data set 'kaggle:some_set'.*folder:<root>"),
-])
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("spos_digitz", "Unknown data set 'spos_digitz'. Did you mean 'spos_digits'"),
+        ("kaggle:some_set", "Unknown data set 'kaggle:some_set'.*folder:<root>"),
+    ],
+)
 def test_unknown_name(tmp_path, name, match):
     with pytest.raises(ValueError, match=match):
-        data.build_dataset(data.DataConfig(name=name, data_dir=str(tmp_path)), "train", 2,
-                           training=False, seed=0)
+        data.build_dataset(
+            data.DataConfig(name=name, data_dir=str(tmp_path)), "train", 2, training=False, seed=0
+        )
     assert os.listdir(tmp_path) == []
 
 
@@ -357,13 +400,25 @@ def test_bad_folders(tmp_path):
         data.dataset_info(data.DataConfig(name=f"folder:{tmp_path}"))
 
 
-@pytest.mark.parametrize("changes", [
-    dict(name=""), dict(name="folder:"), dict(image_size=0), dict(image_size=3.5),
-    dict(image_size=True), dict(augment="flip"), dict(train_split="train[:abc]"),
-    dict(test_split=""), dict(shuffle_buffer=0), dict(eval_crop_fraction=0.0),
-    dict(eval_crop_fraction=1.5), dict(cache="yes"), dict(data_dir=3),
-    dict(train_split="train", holdout_split="train"),
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(name=""),
+        dict(name="folder:"),
+        dict(image_size=0),
+        dict(image_size=3.5),
+        dict(image_size=True),
+        dict(augment="flip"),
+        dict(train_split="train[:abc]"),
+        dict(test_split=""),
+        dict(shuffle_buffer=0),
+        dict(eval_crop_fraction=0.0),
+        dict(eval_crop_fraction=1.5),
+        dict(cache="yes"),
+        dict(data_dir=3),
+        dict(train_split="train", holdout_split="train"),
+    ],
+)
 def test_validate_rejects_bad_values(changes):
     config = data.DataConfig(**changes)
     field, value = next(iter(changes.items()))
@@ -377,12 +432,18 @@ def test_validate_returns_self_for_good_config():
     assert config.validate() is config
 
 
-@pytest.mark.parametrize("args, match", [
-    (("valid", 8), "split_role"), (("train", 0), "batch_size"), (("train", 8, -1), "seed"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("valid", 8), "split_role"),
+        (("train", 0), "batch_size"),
+        (("train", 8, -1), "seed"),
+    ],
+)
 def test_build_dataset_rejects_bad_arguments(digits_dir, args, match):
     role, batch = args[:2]
     seed = args[2] if len(args) > 2 else 0
     with pytest.raises(ValueError, match=match):
-        data.build_dataset(data.DataConfig(data_dir=digits_dir), role, batch, training=False,
-                           seed=seed)
+        data.build_dataset(
+            data.DataConfig(data_dir=digits_dir), role, batch, training=False, seed=seed
+        )

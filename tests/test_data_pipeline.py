@@ -3,6 +3,7 @@
 Everything is generated under tmp_path; the tf.data service runs in-process (a DispatchServer and a
 WorkerServer on localhost ports).
 """
+
 import dataclasses
 import io
 import json
@@ -47,23 +48,32 @@ def jpeg_folder(tmp_path_factory):
 
 
 def folder_config(root, **changes):
-    return DataConfig(name="folder:" + root, image_size=24, train_split="train",
-                      holdout_split="train[:3]", augment="imagenet", **changes)
+    return DataConfig(
+        name="folder:" + root,
+        image_size=24,
+        train_split="train",
+        holdout_split="train[:3]",
+        augment="imagenet",
+        **changes,
+    )
 
 
 def batches(ds, n):
     return [(x.numpy(), y.numpy()) for x, y in ds.take(n)]
 
 
-@pytest.mark.parametrize("cache, preprocessing",
-                         [(True, "standard"), (False, "standard"), (False, "reference")])
-def test_jpeg_folder_trains_with_windowed_decode_and_the_same_images(jpeg_folder, cache,
-                                                                     preprocessing):
+@pytest.mark.parametrize(
+    "cache, preprocessing", [(True, "standard"), (False, "standard"), (False, "reference")]
+)
+def test_jpeg_folder_trains_with_windowed_decode_and_the_same_images(
+    jpeg_folder, cache, preprocessing
+):
     config = folder_config(jpeg_folder, cache=cache, preprocessing=preprocessing)
     # 11 images, batch 4: 5 batches cross two epochs (reshuffled) and every image.
     windowed = batches(build_dataset(config, "train", 4, training=True, seed=5), 5)
-    whole = batches(build_dataset(config, "train", 4, training=True, seed=5,
-                                  decode_window=False), 5)
+    whole = batches(
+        build_dataset(config, "train", 4, training=True, seed=5, decode_window=False), 5
+    )
     again = batches(build_dataset(config, "train", 4, training=True, seed=5), 5)
     for (x, y), (x_whole, y_whole), (x_again, _) in zip(windowed, whole, again):
         assert x.shape == (4, 24, 24, 3) and x.dtype == np.float32 and np.isfinite(x).all()
@@ -80,18 +90,21 @@ def test_jpeg_folder_trains_with_windowed_decode_and_the_same_images(jpeg_folder
 def test_eval_roles_of_a_jpeg_folder_decode_whole_images(jpeg_folder):
     """The holdout role (no augmentation) is the central crop of the fully decoded image."""
     config = folder_config(jpeg_folder)
-    (x, _), = batches(build_dataset(config, "holdout", 3, training=False, seed=0), 1)
+    ((x, _),) = batches(build_dataset(config, "holdout", 3, training=False, seed=0), 1)
     assert x.shape == (3, 24, 24, 3)
     source_order = [os.path.join(jpeg_folder, p) for p in _folder_order(jpeg_folder)[:3]]
     for image, path in zip(x, source_order):
         decoded = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         height, width = decoded.shape[:2]
         side = min(height, width)
-        crop = decoded[(height - side) // 2:(height - side) // 2 + side,
-                       (width - side) // 2:(width - side) // 2 + side]
+        crop = decoded[
+            (height - side) // 2 : (height - side) // 2 + side,
+            (width - side) // 2 : (width - side) // 2 + side,
+        ]
         expected = tf.image.resize(tf.cast(crop, tf.float32), (24, 24)).numpy()
         expected = (expected - np.array([123.675, 116.28, 103.53])) / np.array(
-            [58.395, 57.12, 57.375])
+            [58.395, 57.12, 57.375]
+        )
         np.testing.assert_allclose(image, expected, atol=1e-4)
 
 
@@ -99,8 +112,12 @@ def _folder_order(root):
     """ImageFolder's fixed example order: sorted (class, path) rows shuffled by
     ``random.Random("train")`` (see spos_tf.data.sources._FlatImageFolder)."""
     import random
-    rows = [f"{c}/{f}" for c in sorted(os.listdir(root)) for f in sorted(os.listdir(
-        os.path.join(root, c)))]
+
+    rows = [
+        f"{c}/{f}"
+        for c in sorted(os.listdir(root))
+        for f in sorted(os.listdir(os.path.join(root, c)))
+    ]
     random.Random("train").shuffle(rows)
     return rows
 
@@ -118,8 +135,9 @@ def test_input_pipeline_benchmark_tiny_runs():
 
 
 # ------------------------------------------------------------------------- tf.data service
-@pytest.mark.parametrize("address", ["dispatcher:5000", "grpc://dispatcher", "grpc:/x:1", "",
-                                     "grpc://host:port", 5000])
+@pytest.mark.parametrize(
+    "address", ["dispatcher:5000", "grpc://dispatcher", "grpc:/x:1", "", "grpc://host:port", 5000]
+)
 def test_data_service_address_is_checked(address):
     with pytest.raises(ValueError, match="grpc://dispatcher:5000"):
         DataConfig(data_service=address).validate()
@@ -133,8 +151,11 @@ def data_service():
     run's abandoned job (measured; 0.3 s after the other tests alone).
     """
     dispatcher = tf.data.experimental.service.DispatchServer()
-    worker = tf.data.experimental.service.WorkerServer(tf.data.experimental.service.WorkerConfig(
-        dispatcher_address=dispatcher.target.split("://")[1]))
+    worker = tf.data.experimental.service.WorkerServer(
+        tf.data.experimental.service.WorkerConfig(
+            dispatcher_address=dispatcher.target.split("://")[1]
+        )
+    )
     yield dispatcher.target
     worker.stop()
     dispatcher.stop()
@@ -154,7 +175,8 @@ def test_training_batches_come_through_the_data_service(jpeg_folder, data_servic
     holdout = batches(build_dataset(served, "holdout", 3, training=False, seed=0), 1)
     assert not _reads_service(build_dataset(served, "holdout", 3, training=False, seed=0))
     np.testing.assert_array_equal(
-        holdout[0][0], batches(build_dataset(local, "holdout", 3, training=False, seed=0), 1)[0][0])
+        holdout[0][0], batches(build_dataset(local, "holdout", 3, training=False, seed=0), 1)[0][0]
+    )
 
 
 def _reads_service(ds):
@@ -171,9 +193,18 @@ def test_train_flag_runs_a_supernet_through_the_data_service(tmp_path, data_dir,
     workdir = str(tmp_path / "run")
     fv = flags.FlagValues()
     train.define_flags(fv)
-    fv(["train", f"--flagfile={REPO / 'flags' / 'tiny_supernet.cfg'}", f"--workdir={workdir}",
-        f"--data_dir={data_dir}", f"--data_service={data_service}", "--steps=3",
-        "--checkpoint_every=3", "--eval_paths=2"])
+    fv(
+        [
+            "train",
+            f"--flagfile={REPO / 'flags' / 'tiny_supernet.cfg'}",
+            f"--workdir={workdir}",
+            f"--data_dir={data_dir}",
+            f"--data_service={data_service}",
+            "--steps=3",
+            "--checkpoint_every=3",
+            "--eval_paths=2",
+        ]
+    )
     config = train.config_from_flags(fv)
     assert config.data.data_service == data_service
     train_lib.run(dataclasses.replace(config, progress=False), stream=io.StringIO())

@@ -2,6 +2,7 @@
 
 The reference is always a whole-image ``tf.io.decode_jpeg`` sliced with NumPy.
 """
+
 import numpy as np
 import pytest
 
@@ -22,13 +23,15 @@ def random_windows(rng, height, width, n):
     windows = [(0, 0, height, width), (0, 0, 9, 17), (height - 5, width - 7, 5, 7)]
     for _ in range(n):
         h, w = int(rng.integers(1, height + 1)), int(rng.integers(1, width + 1))
-        windows.append((int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)),
-                        h, w))
+        windows.append(
+            (int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w)
+        )
     return windows
 
 
-@pytest.mark.parametrize("chroma_downsampling, channels", [(True, 3), (False, 3), (True, 1)],
-                         ids=["420", "444", "grey"])
+@pytest.mark.parametrize(
+    "chroma_downsampling, channels", [(True, 3), (False, 3), (True, 1)], ids=["420", "444", "grey"]
+)
 def test_windowed_decode_equals_decode_then_slice(chroma_downsampling, channels):
     rng = np.random.default_rng(0)
     for height, width in ((75, 101), (64, 48)):
@@ -36,10 +39,12 @@ def test_windowed_decode_equals_decode_then_slice(chroma_downsampling, channels)
         encoded = tf.io.encode_jpeg(image, quality=85, chroma_downsampling=chroma_downsampling)
         full = tf.io.decode_jpeg(encoded, channels=3).numpy()
         for y, x, h, w in random_windows(rng, height, width, 30):
-            window = preprocess.decode_jpeg_window(encoded, tf.constant([y, x, 0]),
-                                                   tf.constant([h, w, -1]))
-            np.testing.assert_array_equal(window.numpy(), full[y:y + h, x:x + w],
-                                          err_msg=f"window {(y, x, h, w)}")
+            window = preprocess.decode_jpeg_window(
+                encoded, tf.constant([y, x, 0]), tf.constant([h, w, -1])
+            )
+            np.testing.assert_array_equal(
+                window.numpy(), full[y : y + h, x : x + w], err_msg=f"window {(y, x, h, w)}"
+            )
 
 
 def test_plain_decode_and_crop_differs_at_the_window_sides_for_420():
@@ -50,7 +55,7 @@ def test_plain_decode_and_crop_differs_at_the_window_sides_for_420():
     full = tf.io.decode_jpeg(encoded, channels=3).numpy()
     y, x, h, w = 16, 16, 64, 64
     plain = tf.image.decode_and_crop_jpeg(encoded, [y, x, h, w], channels=3).numpy()
-    diff = np.abs(plain.astype(int) - full[y:y + h, x:x + w]).max(axis=(0, 2))
+    diff = np.abs(plain.astype(int) - full[y : y + h, x : x + w]).max(axis=(0, 2))
     assert diff[0] > 0 and diff[-1] > 0  # the first and last columns differ
     assert diff[1:-1].max() == 0  # the inside does not
 
@@ -59,8 +64,9 @@ def test_plain_decode_and_crop_differs_at_the_window_sides_for_420():
 def test_imagenet_augment_jpeg_equals_augment_of_the_decoded_image(chroma_downsampling):
     """Same seed, same crop window, flip and jitter: the windowed path changes only the cost."""
     rng = np.random.default_rng(2)
-    encoded = tf.io.encode_jpeg(smooth_image(rng, 90, 120), quality=90,
-                                chroma_downsampling=chroma_downsampling)
+    encoded = tf.io.encode_jpeg(
+        smooth_image(rng, 90, 120), quality=90, chroma_downsampling=chroma_downsampling
+    )
     decoded = tf.io.decode_jpeg(encoded, channels=3)
     outputs = set()
     for step in range(8):

@@ -1,4 +1,5 @@
 """BN recalibration and path scoring (spos_tf.evaluate) on a trained tiny supernet."""
+
 import dataclasses
 
 import numpy as np
@@ -16,8 +17,9 @@ CALIB_BATCHES, CALIB_BATCH = 4, 32
 
 
 def _calib(data):
-    ds = build_dataset(data, "calib", CALIB_BATCH, training=False, seed=0, repeat=True,
-                       drop_remainder=True)
+    ds = build_dataset(
+        data, "calib", CALIB_BATCH, training=False, seed=0, repeat=True, drop_remainder=True
+    )
     return ds.take(CALIB_BATCHES).cache()
 
 
@@ -45,8 +47,12 @@ def _bn_stats(net):
     """{(block or "stem"/"head", op, "prim/moving_x"): array} of every BN moving statistic."""
     holders = [("stem", None, net.stem), ("head", None, net.head)]
     holders += [(b.block, op, u) for b in net.choice_blocks for op, u in b.units.items()]
-    return {(block, op, key): var.numpy().copy() for block, op, holder in holders
-            for key, var in holder.weight_dict().items() if "moving" in key}
+    return {
+        (block, op, key): var.numpy().copy()
+        for block, op, holder in holders
+        for key, var in holder.weight_dict().items()
+        if "moving" in key
+    }
 
 
 def _on_path(space, arch, block, op):
@@ -116,10 +122,12 @@ def test_recalibration_changes_only_the_path_and_equals_exact_statistics(trained
 
     for name, layer in targets.items():
         mean, var = _exact_stats(inputs[name])
-        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
-        np.testing.assert_allclose(layer.moving_variance.numpy(), var, rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6, err_msg=name
+        )
+        np.testing.assert_allclose(
+            layer.moving_variance.numpy(), var, rtol=1e-4, atol=1e-6, err_msg=name
+        )
 
     # The first batch overwrites: recalibrating another path in between changes nothing here.
     ev(space.parse("0,0,0,0"))
@@ -185,17 +193,22 @@ def test_standalone_recalibration_matches_the_supernet_path(trained):
     pairs = [(a, b) for a, b in zip(model.variables, reference.variables) if "moving" in a.name]
     assert len(pairs) > 10
     for var, ref in pairs:
-        np.testing.assert_allclose(var.numpy(), ref.numpy(), rtol=1e-5, atol=1e-7,
-                                   err_msg=var.name)
+        np.testing.assert_allclose(var.numpy(), ref.numpy(), rtol=1e-5, atol=1e-7, err_msg=var.name)
     standalone_acc = evaluator_for(model).evaluate(ev.holdout_ds)
     assert abs(standalone_acc - supernet_acc) <= 1 / 300
 
 
 @pytest.mark.slow
 def test_recalibration_with_channel_search_keeps_unused_slices():
-    space = spaces.get("shufflenet_oneshot_blocks_channels", image_size=16, num_classes=10,
-                       width=0.25, repeats=(1, 1, 1, 1), channel_scales=(0.4, 1.0),
-                       ops=("shuffle3x3", "xception"))
+    space = spaces.get(
+        "shufflenet_oneshot_blocks_channels",
+        image_size=16,
+        num_classes=10,
+        width=0.25,
+        repeats=(1, 1, 1, 1),
+        channel_scales=(0.4, 1.0),
+        ops=("shuffle3x3", "xception"),
+    )
     net = spos_tf.build_supernet(space, seed=3)
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(3, 8, 16, 16, 3)).astype("float32"))
@@ -214,7 +227,7 @@ def test_recalibration_with_channel_search_keeps_unused_slices():
         used = _used(net, space, arch, block, op, key)
         assert not np.array_equal(old[used], new[used]), (block, op, key)
         if used.stop is not None and used.stop < len(old):
-            np.testing.assert_array_equal(old[used.stop:], new[used.stop:])
+            np.testing.assert_array_equal(old[used.stop :], new[used.stop :])
             narrow_changed += 1
     assert narrow_changed > 0  # some statistics were used only in part, the rest untouched
 
@@ -234,8 +247,14 @@ def test_bad_inputs_fail_clearly(trained):
 def test_ema_mode_resets_and_averages_like_the_reference():
     """calib_mode="ema" (issue 12, item 3): every BN statistic reset to 0 / 1, then the path's
     statistics are the exponential average (Keras momentum 0.9) of the batch statistics."""
-    space = spaces.get("shufflenet_oneshot", image_size=16, num_classes=10, width=0.25,
-                       repeats=(1, 1, 1, 1), ops=("shuffle3x3", "xception"))
+    space = spaces.get(
+        "shufflenet_oneshot",
+        image_size=16,
+        num_classes=10,
+        width=0.25,
+        repeats=(1, 1, 1, 1),
+        ops=("shuffle3x3", "xception"),
+    )
     net = spos_tf.build_supernet(space, seed=3)
     rng = np.random.default_rng(1)
     images = tf.constant((2.0 + 3.0 * rng.normal(size=(5, 8, 16, 16, 3))).astype("float32"))
@@ -246,7 +265,7 @@ def test_ema_mode_resets_and_averages_like_the_reference():
     snapshot = [v.numpy() for v in net.variables]
     inputs = _capture_inputs(net, layer, [(x, None) for x in images])
     _restore(net, snapshot)
-    for var in net.variables:   # statistics that the reset must discard
+    for var in net.variables:  # statistics that the reset must discard
         if "moving" in var.name:
             var.assign(tf.fill(var.shape, 0.7))
     ev = PathEvaluator(net, calib, num_calib_batches=5, calib_mode="ema")
@@ -259,9 +278,9 @@ def test_ema_mode_resets_and_averages_like_the_reference():
     np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(layer.moving_variance.numpy(), var, rtol=1e-4, atol=1e-6)
     exact = _exact_stats(inputs)
-    assert not np.allclose(layer.moving_variance.numpy(), exact[1], rtol=0.05)   # not exact
+    assert not np.allclose(layer.moving_variance.numpy(), exact[1], rtol=0.05)  # not exact
     for (block, op, key), value in _bn_stats(net).items():
-        if not _on_path(space, arch, block, op):   # off the path: reset values
+        if not _on_path(space, arch, block, op):  # off the path: reset values
             np.testing.assert_array_equal(value, 0.0 if "mean" in key else 1.0)
     assert float(net.bn_control.momentum.numpy()) == pytest.approx(net.bn_control.default)
     with pytest.raises(ValueError, match="--calib_mode"):
@@ -274,8 +293,9 @@ def test_augmented_calibration_is_the_same_for_every_candidate(data_dir):
     from spos_tf.search_lib import SearchConfig, build_eval_data
 
     data = DataConfig(data_dir=data_dir, image_size=8)
-    config = SearchConfig(supernet_dir="s", workdir="w", calib_images=96, calib_batch_size=32,
-                          cache_mb=0)
+    config = SearchConfig(
+        supernet_dir="s", workdir="w", calib_images=96, calib_batch_size=32, cache_mb=0
+    )
     plain, _, _ = build_eval_data(data, config, 8)
     augmented, _, _ = build_eval_data(data, dataclasses.replace(config, calib_augment=True), 8)
     first = [x.numpy() for x, _ in augmented]

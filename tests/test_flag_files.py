@@ -1,6 +1,7 @@
 """Every flag file in flags/ has its header (command, run time, expected result) and parses into a
 valid config with each app that its header runs it with (``python -m spos_tf.<app>
 --flagfile=flags/<name>``). Parsing only: no data, no TensorFlow run."""
+
 import contextlib
 import re
 import shlex
@@ -22,13 +23,18 @@ APPS = {
     "pipeline": (pipeline.define_flags, pipeline.config_from_flags),
     "rank": (rank.define_flags, lambda fv: config_flags.from_flags(RankConfig, fv)),
 }
-COMMAND_LINE_FLAGS = {"workdir": "/tmp/flag_file_test", "supernet_dir": "/tmp/supernet",
-                      "retrain_flagfile": "flags/tiny_retrain.cfg"}
+COMMAND_LINE_FLAGS = {
+    "workdir": "/tmp/flag_file_test",
+    "supernet_dir": "/tmp/supernet",
+    "retrain_flagfile": "flags/tiny_retrain.cfg",
+}
 
-PLACEHOLDERS = {"--shard=i/n": "--shard=0/2",
-                # a table that exists in the repository, and a limit, for LUT and MS
-                "--latency_table=LUT": "--latency_table=benchmarks/latency/fbnet_tflite_float32.json",
-                "--max_latency_ms=MS": "--max_latency_ms=66.8"}
+PLACEHOLDERS = {
+    "--shard=i/n": "--shard=0/2",
+    # a table that exists in the repository, and a limit, for LUT and MS
+    "--latency_table=LUT": "--latency_table=benchmarks/latency/fbnet_tflite_float32.json",
+    "--max_latency_ms=MS": "--max_latency_ms=66.8",
+}
 
 
 def header(name):
@@ -45,8 +51,9 @@ def commands_of(name):
     lines joined, ``$VARIABLES`` replaced by a path and :data:`PLACEHOLDERS` by values."""
     text = re.sub(r"\\\n#\s*", " ", header(name))
     out = []
-    for match in re.finditer(rf"python -m spos_tf\.(\w+) (--flagfile=flags/{re.escape(name)}\b.*)",
-                             text):
+    for match in re.finditer(
+        rf"python -m spos_tf\.(\w+) (--flagfile=flags/{re.escape(name)}\b.*)", text
+    ):
         args = []
         for token in shlex.split(match.group(2)):
             if not token.startswith("--"):
@@ -74,8 +81,11 @@ def test_flag_file_parses_with_the_apps_its_header_names(name):
         fv = flags.FlagValues()
         define(fv)
         given = {a.split("=", 1)[0][2:] for a in args}
-        extra = [f"--{k}={v}" for k, v in COMMAND_LINE_FLAGS.items()
-                 if k in fv and k not in given and fv[k].value is None]
+        extra = [
+            f"--{k}={v}"
+            for k, v in COMMAND_LINE_FLAGS.items()
+            if k in fv and k not in given and fv[k].value is None
+        ]
         with contextlib.chdir(REPO):  # nested --flagfile= paths are relative to the repo root
             fv([app, *args, *extra])
             config = to_config(fv)

@@ -1,4 +1,5 @@
 """BN folded into the quantized conv before the weight fake quantization (spos_tf.quant.fold)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,8 +8,14 @@ import spos_tf
 from spos_tf import spaces
 from spos_tf.quant import fold
 
-SPACE = dict(image_size=8, num_classes=10, width=0.25, repeats=(1, 1, 1, 1),
-             weight_bits=(1, 2, 4, 8), act_bits=(4, 8))
+SPACE = dict(
+    image_size=8,
+    num_classes=10,
+    width=0.25,
+    repeats=(1, 1, 1, 1),
+    weight_bits=(1, 2, 4, 8),
+    act_bits=(4, 8),
+)
 
 
 def _folded_net(seed=0):
@@ -43,8 +50,12 @@ def test_folding_equals_bn_after_conv_in_float():
     c = bn.prim.cin
     gamma, beta = rng.uniform(0.5, 2, c), rng.normal(size=c)
     mean0, var0 = rng.normal(size=c), rng.uniform(0.5, 2, c)
-    for var, value in ((bn.gamma, gamma), (bn.beta, beta), (bn.moving_mean, mean0),
-                       (bn.moving_variance, var0)):
+    for var, value in (
+        (bn.gamma, gamma),
+        (bn.beta, beta),
+        (bn.moving_mean, mean0),
+        (bn.moving_variance, var0),
+    ):
         var.assign(value.astype(np.float32))
     x = rng.normal(size=(6, 8, 8, 3)).astype(np.float32)
     kernel = fold.folded_convs(model)[0]._weight_vars[0][0].numpy()
@@ -52,23 +63,28 @@ def test_folding_equals_bn_after_conv_in_float():
     eps = bn.epsilon
 
     out = conv(tf.constant(x), training=False).numpy()
-    np.testing.assert_allclose(out, (y - mean0) / np.sqrt(var0 + eps) * gamma + beta,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        out, (y - mean0) / np.sqrt(var0 + eps) * gamma + beta, rtol=1e-4, atol=1e-4
+    )
 
     m = float(model.bn_control.momentum.numpy())
     out = conv(tf.constant(x), training=True).numpy()
     mu, sigma2 = y.mean(axis=(0, 1, 2)), y.var(axis=(0, 1, 2))
-    np.testing.assert_allclose(out, (y - mu) / np.sqrt(sigma2 + eps) * gamma + beta,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        out, (y - mu) / np.sqrt(sigma2 + eps) * gamma + beta, rtol=1e-4, atol=1e-4
+    )
     n = y.size // c
-    np.testing.assert_allclose(bn.moving_mean.numpy(), m * mean0 + (1 - m) * mu, rtol=1e-5,
-                               atol=1e-5)
-    np.testing.assert_allclose(bn.moving_variance.numpy(),
-                               m * var0 + (1 - m) * sigma2 * n / (n - 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy(), m * mean0 + (1 - m) * mu, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        bn.moving_variance.numpy(), m * var0 + (1 - m) * sigma2 * n / (n - 1), rtol=1e-5, atol=1e-5
+    )
     # The BN's slot passes through; the holder still names the BN's variables.
     assert stem.prims["stem_bn"](tf.constant(1.5)).numpy() == 1.5
     assert {"stem_bn/gamma", "stem_bn/moving_mean", "stem_conv/output_range_max"} <= set(
-        stem.weight_dict())
+        stem.weight_dict()
+    )
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4])
@@ -78,25 +94,29 @@ def test_folded_weights_lie_on_the_searched_grid(bits):
     is what lets TFLite store it as INT4. The int8 twin's grid reproduces the same values."""
     _, _, model = _folded_net()
     model(tf.zeros([2, 8, 8, 3]), training=False)
-    conv = {c.layer.prim.cout: c for c in fold.folded_convs(model)
-            if c._slicer.quantizer.bits == (bits,)}
+    conv = {
+        c.layer.prim.cout: c
+        for c in fold.folded_convs(model)
+        if c._slicer.quantizer.bits == (bits,)
+    }
     conv = next(iter(conv.values()))
     kernel = conv._weight_vars[0][0]
     scale = tf.random.uniform([kernel.shape[-1]], 0.2, 3.0, seed=1)
     q = conv._quantized_kernel(kernel * scale).numpy()
     levels = np.unique(q)
-    assert len(levels) <= (2 if bits == 1 else 2 ** bits - 1)
+    assert len(levels) <= (2 if bits == 1 else 2**bits - 1)
     step = levels.max() / (1 if bits == 1 else 2 ** (bits - 1) - 1)
     np.testing.assert_allclose(levels / step, np.round(levels / step), atol=1e-4)
-    folded = (kernel * scale).numpy()     # q is the folded kernel rounded (sign for 1 bit)
+    folded = (kernel * scale).numpy()  # q is the folded kernel rounded (sign for 1 bit)
     if bits == 1:
         assert np.all(np.sign(q) == np.where(folded >= 0, 1, -1))
     else:
         inside = np.abs(folded) <= levels.max()
         assert np.all(np.abs(q - folded)[inside] <= step / 2 + 1e-6)
     conv.int8_storage = True
-    np.testing.assert_allclose(conv._quantized_kernel(kernel * scale).numpy(), q,
-                               atol=1e-6 * step, rtol=0)
+    np.testing.assert_allclose(
+        conv._quantized_kernel(kernel * scale).numpy(), q, atol=1e-6 * step, rtol=0
+    )
 
 
 def test_folded_network_trains_and_keeps_checkpoint_names():
@@ -110,12 +130,16 @@ def test_folded_network_trains_and_keeps_checkpoint_names():
         loss = tf.reduce_sum(model(x, training=True) ** 2)
     grads = tape.gradient(loss, model.trainable_variables)
     assert all(g is not None and np.all(np.isfinite(g.numpy())) for g in grads)
-    names = lambda m: {f"{h.name}/{k}" for h in m.layers if hasattr(h, "weight_dict")  # noqa
-                       for k in h.weight_dict()}
+    names = lambda m: {
+        f"{h.name}/{k}"
+        for h in m.layers
+        if hasattr(h, "weight_dict")  # noqa
+        for k in h.weight_dict()
+    }
     extra = names(model) - names(plain)
     assert names(plain) <= names(model)
     assert extra and all("/output_range_" in k for k in extra)
-    assert len(fold.folded_convs(model)) == 12   # stem + 4 x (conv1, conv2) + 3 shortcuts
+    assert len(fold.folded_convs(model)) == 12  # stem + 4 x (conv1, conv2) + 3 shortcuts
     bn = fold.folded_convs(model)[0].bn
     assert not np.allclose(bn.moving_mean.numpy(), 0.0)
 

@@ -1,5 +1,6 @@
 """Latency lookup tables: build (resumable), predict, validate against measured whole networks; latency
 as a search constraint and a sampling range."""
+
 import csv
 import json
 import os
@@ -23,8 +24,14 @@ pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:Deprecatio
 
 def tiny_fbnet():
     """A shrunken FBNet space (as flags/latency_quickstart*.cfg): 32 px, one block per stage."""
-    return spaces.get("fbnet", image_size=32, num_classes=10, width=0.5, repeats=(1,) * 7,
-                      ops=("fb_k3_e1_g2", "fb_k5_e6", "fb_skip"))
+    return spaces.get(
+        "fbnet",
+        image_size=32,
+        num_classes=10,
+        width=0.5,
+        repeats=(1,) * 7,
+        ops=("fb_k3_e1_g2", "fb_k5_e6", "fb_skip"),
+    )
 
 
 class _CountingTimer(latency.Timer):
@@ -45,8 +52,7 @@ def test_build_is_resumable_and_refuses_other_settings(tmp_path):
     space = tiny_fbnet()
     out = str(tmp_path / "lut.json")
     configs = latency.configurations(space)
-    timed = [k for k, (kind, cfg) in configs.items()
-             if kind != "block" or not latency._free(*cfg)]
+    timed = [k for k, (kind, cfg) in configs.items() if kind != "block" or not latency._free(*cfg)]
     assert len(configs) == 7 * 3 + 2 and len(timed) == len(configs) - 1  # stage-1 skip is free
     with pytest.raises(KeyboardInterrupt):
         latency.build(space, out, _CountingTimer(fail_after=5), {}, fit_archs=2)
@@ -57,7 +63,7 @@ def test_build_is_resumable_and_refuses_other_settings(tmp_path):
     timer = _CountingTimer()
     record = latency.build(space, out, timer, {}, fit_archs=2)
     done_before = sum(1 for k in partial["entries"] if k in timed)
-    assert timer.calls == len(timed) - done_before + 2      # the rest, then 2 whole networks
+    assert timer.calls == len(timed) - done_before + 2  # the rest, then 2 whole networks
     assert set(record["entries"]) == set(configs)
     with pytest.raises(ValueError, match="other settings"):
         latency.build(space, out, _CountingTimer(threads=2), {}, fit_archs=2)
@@ -75,8 +81,13 @@ def test_lut_predicts_measured_latency_of_tiny_networks(tmp_path):
     space = tiny_fbnet()
     out = str(tmp_path / "lut.json")
     timer = latency.Timer("tflite", 1, 1, "float32", runs=15, warmup=3)
-    latency.build(space, out, timer, {"image_size": 32, "num_classes": 10, "width": 0.5,
-                                      "repeats": (1,) * 7, "ops": space.ops}, fit_archs=3)
+    latency.build(
+        space,
+        out,
+        timer,
+        {"image_size": 32, "num_classes": 10, "width": 0.5, "repeats": (1,) * 7, "ops": space.ops},
+        fit_archs=3,
+    )
     table = latency.LatencyTable(out)
     assert table.space == space
     report = latency.validate(table, num_archs=6, seed=1, plot=str(tmp_path / "v.png"))
@@ -84,8 +95,9 @@ def test_lut_predicts_measured_latency_of_tiny_networks(tmp_path):
     assert os.path.getsize(tmp_path / "v.png") > 1000
     # prediction = constant + sum of the architecture's entries
     arch = space.sample(np.random.default_rng(0))
-    expected = table.constant_ms + sum(table.entries[k]["ms"] for k in latency.arch_keys(space,
-                                                                                        arch))
+    expected = table.constant_ms + sum(
+        table.entries[k]["ms"] for k in latency.arch_keys(space, arch)
+    )
     assert table.predict_ms(arch) == pytest.approx(expected, abs=1e-9)
 
 
@@ -94,10 +106,24 @@ def synthetic_lut(space, path, seed=0) -> str:
     only the arithmetic matters, not the timing."""
     rng = np.random.default_rng(seed)
     entries = {k: {"ms": float(rng.uniform(0.1, 2.0))} for k in latency.configurations(space)}
-    record = {"format": latency.FORMAT, "entries": entries, "constant_ms": 0.5, "fit": None,
-              "header": {"space": space.name, "space_overrides": {}, "backend": "tflite",
-                         "batch": 1, "threads": 1, "dtype": "float32", "runs": 1, "warmup": 0,
-                         "device": "synthetic", "command": "synthetic"}}
+    record = {
+        "format": latency.FORMAT,
+        "entries": entries,
+        "constant_ms": 0.5,
+        "fit": None,
+        "header": {
+            "space": space.name,
+            "space_overrides": {},
+            "backend": "tflite",
+            "batch": 1,
+            "threads": 1,
+            "dtype": "float32",
+            "runs": 1,
+            "warmup": 0,
+            "device": "synthetic",
+            "command": "synthetic",
+        },
+    }
     with open(path, "w") as f:
         json.dump(record, f)
     return str(path)
@@ -110,22 +136,33 @@ def test_table_must_cover_the_space(tmp_path):
 
 
 def test_costs_app_prints_latency(tmp_path):
-    flags = ["--space=fbnet", "--image_size=32", "--num_classes=10", "--width=0.5",
-             "--repeats=1,1,1,1,1,1,1"]
+    flags = [
+        "--space=fbnet",
+        "--image_size=32",
+        "--num_classes=10",
+        "--width=0.5",
+        "--repeats=1,1,1,1,1,1,1",
+    ]
     space = spaces.get("fbnet", image_size=32, num_classes=10, width=0.5, repeats=(1,) * 7)
     lut = synthetic_lut(space, tmp_path / "lut.json")
     arch = space.sample(np.random.default_rng(0))
 
     def app(*extra):
-        return subprocess.run([sys.executable, "-m", "spos_tf.costs", *flags, f"--arch={arch}",
-                               *extra], cwd=REPO, env=app_env(), capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "spos_tf.costs", *flags, f"--arch={arch}", *extra],
+            cwd=REPO,
+            env=app_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     proc = app(f"--latency_table={lut}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["latency_ms"] == pytest.approx(latency.LatencyTable(lut, space).predict_ms(arch),
-                                              abs=1e-3)
+    assert out["latency_ms"] == pytest.approx(
+        latency.LatencyTable(lut, space).predict_ms(arch), abs=1e-3
+    )
     assert out["macs"] == costs.macs(space, arch)
     # a table of another space (the 3-op tiny one) is refused, naming what it lacks
     other = synthetic_lut(tiny_fbnet(), tmp_path / "tiny.json")
@@ -154,10 +191,16 @@ def test_search_never_hands_out_a_candidate_over_the_latency_limit(supernet_dir,
     lut = synthetic_lut(space, tmp_path / "lut.json", seed=3)
     table = latency.LatencyTable(lut, space)
     lat = sorted(table.predict_ms(space.sample(np.random.default_rng(i))) for i in range(300))
-    limit = lat[len(lat) // 3]                       # about a third of the space is legal
+    limit = lat[len(lat) // 3]  # about a third of the space is legal
     workdir = tmp_path / "search"
-    config = tiny_config(supernet_dir, workdir, f"--latency_table={lut}",
-                         f"--max_latency_ms={limit}", "--algorithm=evolution", "--max_trials=16")
+    config = tiny_config(
+        supernet_dir,
+        workdir,
+        f"--latency_table={lut}",
+        f"--max_latency_ms={limit}",
+        "--algorithm=evolution",
+        "--max_trials=16",
+    )
     summary = search_lib.run(config)
     rows = read_history(workdir)
     assert len(rows) == 16
@@ -185,7 +228,7 @@ def test_timer_reports_the_chosen_statistic_of_its_runs(monkeypatch, statistic, 
     timer = latency.Timer(runs=3, warmup=1, statistic=statistic)
     clock = iter([0.0, 0.005, 1.0, 1.001, 2.0, 2.003])
     monkeypatch.setattr(latency.time, "perf_counter", lambda: next(clock))
-    monkeypatch.setattr(timer, "_tflite", lambda model: (lambda: None))
+    monkeypatch.setattr(timer, "_tflite", lambda model: lambda: None)
     assert timer.time_ms(model=None) == pytest.approx(expected_ms)
     assert timer.settings()["statistic"] == statistic
     with pytest.raises(ValueError, match="--statistic must be one of"):

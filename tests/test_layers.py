@@ -1,4 +1,5 @@
 """spos_tf.layers against NumPy: leading-slice weight sharing, padding, BatchNorm statistics."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,14 +17,19 @@ def np_conv(x, w, stride, pad):
     out = np.zeros((n, oh, ow, w.shape[3]))
     for i in range(oh):
         for j in range(ow):
-            patch = x[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+            patch = x[:, i * stride : i * stride + k, j * stride : j * stride + k, :]
             out[:, i, j, :] = np.tensordot(patch, w, axes=([1, 2, 3], [0, 1, 2]))
     return out
 
 
 def np_depthwise(x, w, stride, pad):
-    return np.concatenate([np_conv(x[..., c:c + 1], w[:, :, c:c + 1, :], stride, pad)
-                           for c in range(x.shape[-1])], axis=-1)
+    return np.concatenate(
+        [
+            np_conv(x[..., c : c + 1], w[:, :, c : c + 1, :], stride, pad)
+            for c in range(x.shape[-1])
+        ],
+        axis=-1,
+    )
 
 
 @pytest.fixture
@@ -50,8 +56,7 @@ def test_reference_padding_is_symmetric_at_stride_two(rng):
 
 
 def test_depthwise_conv_over_the_leading_channels(rng):
-    dw = layers.DepthwiseConv(Prim("dw", cin=5, cout=5, k=5, stride=2), seed=3,
-                              padding="reference")
+    dw = layers.DepthwiseConv(Prim("dw", cin=5, cout=5, k=5, stride=2), seed=3, padding="reference")
     x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
     w = dw.depthwise_kernel.numpy()[:, :, :3, :]
     np.testing.assert_allclose(dw(tf.constant(x)).numpy(), np_depthwise(x, w, 2, 2), atol=1e-4)
@@ -61,8 +66,10 @@ def test_grouped_conv_equals_one_conv_per_group(rng):
     conv = layers.Conv(Prim("conv", cin=4, cout=6, k=1, groups=2), seed=4)
     x = rng.normal(size=(1, 3, 3, 4)).astype(np.float32)
     w = conv.kernel.numpy()  # [1, 1, 2, 6]: group g maps input 2g:2g+2 to outputs 3g:3g+3
-    expected = np.concatenate([np_conv(x[..., 2 * g:2 * g + 2], w[..., 3 * g:3 * g + 3], 1, 0)
-                               for g in range(2)], axis=-1)
+    expected = np.concatenate(
+        [np_conv(x[..., 2 * g : 2 * g + 2], w[..., 3 * g : 3 * g + 3], 1, 0) for g in range(2)],
+        axis=-1,
+    )
     np.testing.assert_allclose(conv(tf.constant(x)).numpy(), expected, atol=1e-5)
 
 
@@ -79,10 +86,12 @@ def test_batchnorm_trains_on_batch_statistics_and_updates_only_the_used_slice(rn
     expected = (x - mean) / np.sqrt(var + bn.epsilon) * gamma[:4] + beta[:4]
     np.testing.assert_allclose(y, expected, atol=1e-4)
     n = x.size // 4
-    np.testing.assert_allclose(bn.moving_mean.numpy()[:4], 0.9 * np.arange(4) + 0.1 * mean,
-                               atol=1e-5)
-    np.testing.assert_allclose(bn.moving_variance.numpy()[:4], 0.9 + 0.1 * var * n / (n - 1),
-                               atol=1e-5)  # unbiased batch variance, as the reference
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy()[:4], 0.9 * np.arange(4) + 0.1 * mean, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        bn.moving_variance.numpy()[:4], 0.9 + 0.1 * var * n / (n - 1), atol=1e-5
+    )  # unbiased batch variance, as the reference
     np.testing.assert_array_equal(bn.moving_mean.numpy()[4:], [4.0, 5.0])
     np.testing.assert_array_equal(bn.moving_variance.numpy()[4:], [1.0, 1.0])
 
@@ -111,5 +120,6 @@ def test_same_seed_same_weights_and_unknown_kinds_are_rejected():
     np.testing.assert_array_equal(a.kernel.numpy(), b.kernel.numpy())
     assert not np.array_equal(a.kernel.numpy(), c.kernel.numpy())
     with pytest.raises(ValueError, match="unknown primitive kind"):
-        layers.make_primitive("x", Prim("pool", 1, 1), seed=0, control=layers.BNControl(),
-                              affine=False)
+        layers.make_primitive(
+            "x", Prim("pool", 1, 1), seed=0, control=layers.BNControl(), affine=False
+        )

@@ -40,8 +40,13 @@ PINNED = {
     "fbnet_b": (296_614_728, 4_813_048),
     "fbnet_c": (384_960_160, 5_572_200),
 }
-PUBLISHED_MACS = {"proxyless_mobile": 320e6, "proxyless_gpu": 465e6, "fbnet_a": 249e6,
-                  "fbnet_b": 295e6, "fbnet_c": 375e6}
+PUBLISHED_MACS = {
+    "proxyless_mobile": 320e6,
+    "proxyless_gpu": 465e6,
+    "fbnet_a": 249e6,
+    "fbnet_b": 295e6,
+    "fbnet_c": 375e6,
+}
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
@@ -70,7 +75,7 @@ def test_zero_op_only_where_the_block_keeps_its_shape():
     layout = space.block_layout()
     legal = [zero in space.allowed_ops(b) for b in range(space.num_blocks)]
     assert legal == [s == 1 and cin == cout for cin, cout, s, _ in layout]
-    assert sum(legal) == 15            # 21 blocks, 6 of them change the shape
+    assert sum(legal) == 15  # 21 blocks, 6 of them change the shape
     rng = np.random.default_rng(0)
     for _ in range(200):
         genes = space.sample(rng).genes[0]
@@ -81,34 +86,43 @@ def test_zero_op_only_where_the_block_keeps_its_shape():
         space.make(op=bad)
     hps = space.hyperparameters()
     assert hps.space[0].values == list(range(6)) and hps.space[1].values == list(range(7))
-    assert space.size == 6 ** 6 * 7 ** 15
+    assert space.size == 6**6 * 7**15
 
 
 # One op of every kind (grouped + shuffle, plain MBConv with expansion, skip / zero): a supernet's
 # trace time grows with the square of the choices per block, and the full 9-op FBNet supernet
 # takes minutes to trace on 2 busy cores.
-TINY_OPS = {"fbnet": ("fb_k3_e1_g2", "fb_k5_e6", "fb_skip"),
-            "proxyless_mobile": ("px_k3_e3", "px_k7_e6", "px_zero")}
+TINY_OPS = {
+    "fbnet": ("fb_k3_e1_g2", "fb_k5_e6", "fb_skip"),
+    "proxyless_mobile": ("px_k3_e3", "px_k7_e6", "px_zero"),
+}
 
 
 def tiny_mobile(name, **kw):
     """A shrunken space at 16 px (one block per stage, two in the second so that a block keeps its
     shape and skip / zero are identities there), three ops."""
     n = 7 if name == "fbnet" else 6
-    base = dict(image_size=16, num_classes=10, width=0.25, repeats=(1, 2) + (1,) * (n - 2),
-                ops=TINY_OPS[name])
+    base = dict(
+        image_size=16,
+        num_classes=10,
+        width=0.25,
+        repeats=(1, 2) + (1,) * (n - 2),
+        ops=TINY_OPS[name],
+    )
     return spaces.get(name, **dict(base, **kw))
 
 
-@pytest.mark.parametrize("op", sorted(o for o in ops.OPS if ops.OPS[o].family in
-                                      ("fbnet", "proxyless")))
+@pytest.mark.parametrize(
+    "op", sorted(o for o in ops.OPS if ops.OPS[o].family in ("fbnet", "proxyless"))
+)
 def test_every_new_op_runs_forward_and_backward(op):
     spec = ops.get_op(op)
     for cin, cout, stride in ((8, 8, 1), (8, 16, 2)):
         if not spec.is_legal(cin, cout, stride):
             continue
-        unit = blocks.OpUnit(op, cin, cout, stride, 8, (cout,),
-                                     layers.BNControl(), affine=True, seed=0)
+        unit = blocks.OpUnit(
+            op, cin, cout, stride, 8, (cout,), layers.BNControl(), affine=True, seed=0
+        )
         x = tf.random.normal([2, 8, 8, cin], seed=1)
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -120,9 +134,9 @@ def test_every_new_op_runs_forward_and_backward(op):
         assert float(tf.reduce_sum(tf.abs(grads[0]))) > 0
         # the primitive list is what the layer allocates (and what the cost model counts)
         allocated = sum(int(np.prod(v.shape)) for v in unit.trainable_variables)
-        assert allocated == sum(p.params(True) for p in spec.prims(cin, cout, cout, stride,
-                                                                   8).values())
-
+        assert allocated == sum(
+            p.params(True) for p in spec.prims(cin, cout, cout, stride, 8).values()
+        )
 
 
 @pytest.mark.parametrize("name", ["fbnet", "proxyless_mobile"])
@@ -131,7 +145,7 @@ def test_standalone_equals_supernet_path(name):
     net = spos_tf.build_supernet(space, seed=2)
     _compile(net, lr=0.05)
     x, y = _data(space, 64)
-    net.fit(x, y, batch_size=8, epochs=1, verbose=0)          # non-trivial weights and BN stats
+    net.fit(x, y, batch_size=8, epochs=1, verbose=0)  # non-trivial weights and BN stats
     rng = np.random.default_rng(7)
     archs = [space.sample(rng) for _ in range(3)]
     # every op of the space on some path: op o in the first block that allows it
@@ -148,8 +162,8 @@ def test_standalone_equals_supernet_path(name):
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
         assert np.abs(expected).max() > 1e-3
         assert model.count_params() - sum(
-            int(np.prod(v.shape)) for v in model.non_trainable_variables) == costs.params(space,
-                                                                                           arch)
+            int(np.prod(v.shape)) for v in model.non_trainable_variables
+        ) == costs.params(space, arch)
 
 
 @pytest.mark.parametrize("name", ["fbnet", "proxyless_mobile"])
@@ -161,9 +175,9 @@ def test_unsampled_ops_unchanged(name):
     _compile(net)
     net.set_sampler(SequenceSampler(space, [a, b, b]))
     x, y = _data(space, 24)
-    net.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)   # path a: momentum
+    net.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)  # path a: momentum
     before = _snapshot(net)
-    net.fit(x[8:], y[8:], batch_size=8, epochs=1, verbose=0, shuffle=False)   # path b, 2 steps
+    net.fit(x[8:], y[8:], batch_size=8, epochs=1, verbose=0, shuffle=False)  # path b, 2 steps
     after = _snapshot(net)
     chosen = space.decode(b)
     changed = unchanged = 0
@@ -183,11 +197,12 @@ def test_stem_block_is_trained_and_inherited():
     net = spos_tf.build_supernet(space, seed=0)
     names = set(net.stem.weight_dict())
     assert {"sb0_dw/depthwise_kernel", "sb0_pwl/kernel"} <= names
-    assert not any(n.startswith("sb0_pw/") for n in names)   # e=1: no expansion conv
+    assert not any(n.startswith("sb0_pw/") for n in names)  # e=1: no expansion conv
     model = spos_tf.build_standalone(space, space.sample(np.random.default_rng(0)), supernet=net)
     stem = model.get_layer("stem").weight_dict()
-    np.testing.assert_array_equal(stem["sb0_pwl/kernel"].numpy(),
-                                  net.stem.weight_dict()["sb0_pwl/kernel"].numpy())
+    np.testing.assert_array_equal(
+        stem["sb0_pwl/kernel"].numpy(), net.stem.weight_dict()["sb0_pwl/kernel"].numpy()
+    )
 
 
 def test_standalone_converts_to_tflite_with_grouped_convs():
@@ -195,7 +210,8 @@ def test_standalone_converts_to_tflite_with_grouped_convs():
     arch = space.make(op=[space.ops.index("fb_k3_e1_g2")] * space.num_blocks)
     model = spos_tf.build_standalone(space, arch)
     fn = tf.function(lambda t: model(t, training=False)).get_concrete_function(
-        tf.TensorSpec([1, 16, 16, 3]))
+        tf.TensorSpec([1, 16, 16, 3])
+    )
     content = tf.lite.TFLiteConverter.from_concrete_functions([fn], model).convert()
     interp = tf.lite.Interpreter(model_content=content)
     interp.allocate_tensors()

@@ -1,12 +1,18 @@
 """Which network a run config builds (spos_tf.models, via run_dir.build_model)."""
+
 import numpy as np
 
 from spos_tf import models, run_dir, spaces
 from spos_tf.supernet import Supernet
 
 OVERRIDES = {"image_size": 8, "num_classes": 10, "width": 0.125, "repeats": [1, 1, 1, 1]}
-CONFIG = {"space": "shufflenet_oneshot", "space_overrides": OVERRIDES, "seed": 3,
-          "bn_momentum": 0.8, "arch": None}
+CONFIG = {
+    "space": "shufflenet_oneshot",
+    "space_overrides": OVERRIDES,
+    "seed": 3,
+    "bn_momentum": 0.8,
+    "arch": None,
+}
 
 
 def test_a_config_without_arch_builds_the_supernet():

@@ -5,6 +5,7 @@ Both workers run the real app (``python -m spos_tf.train --strategy=multi_worker
 and optimizer slots, and the masked-update guarantee must hold across workers: every (block, op)
 that no step sampled keeps its initial weights. About 30 s on an idle 2-core machine.
 """
+
 import json
 import os
 import socket
@@ -50,20 +51,43 @@ def test_two_workers_end_with_identical_weights_and_masked_updates(tmp_path):
     dataset_info(DataConfig(name="spos_digits", data_dir=data_dir))  # prepare once, not racing
     workdir = tmp_path / "run"
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-    args = [sys.executable, "-m", "spos_tf.train", "--flagfile=flags/tiny_supernet.cfg",
-            "--strategy=multi_worker", f"--steps={STEPS}", "--checkpoint_every=2",
-            "--log_every=2", "--eval_paths=2", "--ops=shuffle3x3,xception", "--noprogress",
-            f"--workdir={workdir}",
-            f"--data_dir={data_dir}"]
+    args = [
+        sys.executable,
+        "-m",
+        "spos_tf.train",
+        "--flagfile=flags/tiny_supernet.cfg",
+        "--strategy=multi_worker",
+        f"--steps={STEPS}",
+        "--checkpoint_every=2",
+        "--log_every=2",
+        "--eval_paths=2",
+        "--ops=shuffle3x3,xception",
+        "--noprogress",
+        f"--workdir={workdir}",
+        f"--data_dir={data_dir}",
+    ]
     procs = []
     try:
         for index in range(2):
-            env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
-                   "CUDA_VISIBLE_DEVICES": "",
-                   "TF_CONFIG": json.dumps({"cluster": cluster,
-                                            "task": {"type": "worker", "index": index}})}
-            procs.append(subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True))
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(REPO),
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "CUDA_VISIBLE_DEVICES": "",
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                ),
+            }
+            procs.append(
+                subprocess.Popen(
+                    args,
+                    cwd=REPO,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
         outs = []
         for index, proc in enumerate(procs):
             try:

@@ -1,4 +1,5 @@
 """Contract tests of spos_tf.oracle on synthetic objectives (no model training; about 15 s on 2 cores)."""
+
 import json
 import os
 import subprocess
@@ -42,12 +43,23 @@ def threes(values):
 
 def make(cls, tmp_path, name="p", space=None, seed=0, max_trials=100, persist=True, **kwargs):
     if cls is EvolutionOracle:
-        kwargs = dict(dict(population_size=20, num_parents=5, num_crossover=8, num_mutation=8), **kwargs)
-    oracle = cls(kt.Objective("score", "max"), max_trials=max_trials,
-                 hyperparameters=big_space() if space is None else space, seed=seed, **kwargs)
-    oracle._set_project_dir(str(tmp_path), name)  # what a Tuner does; trials and oracle.json go there
+        kwargs = dict(
+            dict(population_size=20, num_parents=5, num_crossover=8, num_mutation=8), **kwargs
+        )
+    oracle = cls(
+        kt.Objective("score", "max"),
+        max_trials=max_trials,
+        hyperparameters=big_space() if space is None else space,
+        seed=seed,
+        **kwargs,
+    )
+    oracle._set_project_dir(
+        str(tmp_path), name
+    )  # what a Tuner does; trials and oracle.json go there
     oracle.verbose = 0
-    if not persist:  # KerasTuner writes oracle.json + trial.json via tf.io.gfile per call: ~80% of the time
+    if (
+        not persist
+    ):  # KerasTuner writes oracle.json + trial.json via tf.io.gfile per call: ~80% of the time
         oracle.save = lambda: None
         oracle._save_trial = lambda trial: None
     return oracle
@@ -88,7 +100,11 @@ def keys(proposed):
 @pytest.mark.parametrize("form", ["callable", "dict"])
 def test_constraint_never_violated_and_nothing_evaluated_twice(tmp_path, cls, form):
     # ~16% of the space is legal under the callable form.
-    constraint = (lambda v: total(v) <= 25) if form == "callable" else {"total": (total, 25), "threes": (threes, 3)}
+    constraint = (
+        (lambda v: total(v) <= 25)
+        if form == "callable"
+        else {"total": (total, 25), "threes": (threes, 3)}
+    )
     oracle = make(cls, tmp_path, constraint=constraint, max_trials=120)
     proposed = drive(oracle, fail_every=9)
     assert len(proposed) == 120
@@ -99,7 +115,9 @@ def test_constraint_never_violated_and_nothing_evaluated_twice(tmp_path, cls, fo
             assert oracle.costs_of(values) == {"total": total(values), "threes": threes(values)}
         else:
             assert oracle.costs_of(values) == {}
-    assert len(set(keys(proposed))) == len(proposed), "duplicate architecture (failed ones count as seen)"
+    assert len(set(keys(proposed))) == len(proposed), (
+        "duplicate architecture (failed ones count as seen)"
+    )
 
 
 @pytest.mark.parametrize("cls", ORACLES)
@@ -111,8 +129,18 @@ def test_small_mixed_space_is_enumerated_exactly_then_stops(tmp_path, cls):
     space.Fixed("depth", 3)
     space.Float("drop", 0.0, 0.2, step=0.1)  # a stepped Float is discrete too
     legal = lambda v: not (v["width"] == 16 and v["se"])  # noqa: E731  (36 candidates, 30 legal)
-    oracle = make(cls, tmp_path, space=space, constraint=legal, max_trials=None, **(
-        dict(population_size=8, num_parents=3, num_crossover=3, num_mutation=3) if cls is EvolutionOracle else {}))
+    oracle = make(
+        cls,
+        tmp_path,
+        space=space,
+        constraint=legal,
+        max_trials=None,
+        **(
+            dict(population_size=8, num_parents=3, num_crossover=3, num_mutation=3)
+            if cls is EvolutionOracle
+            else {}
+        ),
+    )
     proposed = drive(oracle, score=lambda v: v["width"] + v["se"] + v["drop"])
     got = keys(proposed)
     assert len(got) == len(set(got)) == 30
@@ -126,9 +154,21 @@ def test_small_mixed_space_is_enumerated_exactly_then_stops(tmp_path, cls):
 # --------------------------------------------------------------------------- seeds and resume
 @pytest.mark.parametrize("cls", ORACLES)
 def test_seed_determines_the_sequence(tmp_path, cls):
-    runs = {name: keys(drive(make(cls, tmp_path, name=name, seed=seed, max_trials=60,
-                                  constraint={"total": (total, 30)})))
-            for name, seed in [("a", 7), ("b", 7), ("c", 8)]}
+    runs = {
+        name: keys(
+            drive(
+                make(
+                    cls,
+                    tmp_path,
+                    name=name,
+                    seed=seed,
+                    max_trials=60,
+                    constraint={"total": (total, 30)},
+                )
+            )
+        )
+        for name, seed in [("a", 7), ("b", 7), ("c", 8)]
+    }
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]
 
@@ -140,30 +180,41 @@ def test_resume_after_kill_continues_exactly_and_reevaluates_nothing(tmp_path, c
 
     evaluated = []
     first = make(cls, tmp_path, name="killed", **kwargs)
-    before = drive(first, stop_after=47, evaluated=evaluated)  # mid-generation; trial 46 left RUNNING
+    before = drive(
+        first, stop_after=47, evaluated=evaluated
+    )  # mid-generation; trial 46 left RUNNING
     assert first.get_trial(before[-1][0]).status == TrialStatus.RUNNING
     del first  # "kill": only the files written by KerasTuner survive
 
-    resumed = make(cls, tmp_path, name="killed", **dict(kwargs, seed=None))  # the seed comes from the state
+    resumed = make(
+        cls, tmp_path, name="killed", **dict(kwargs, seed=None)
+    )  # the seed comes from the state
     resumed.reload()
     after = drive(resumed, evaluated=evaluated)
 
-    assert after[0] == before[-1], "the RUNNING trial is re-issued first, with the same id and values"
+    assert after[0] == before[-1], (
+        "the RUNNING trial is re-issued first, with the same id and values"
+    )
     assert before + after[1:] == reference
     assert len(evaluated) == len(set(evaluated)) == 90, "nothing evaluated twice"
     reference_oracle = make(cls, tmp_path, name="reference", **kwargs)
     reference_oracle.reload()
-    assert [resumed.generation_of(t) for t, _ in reference] == [reference_oracle.generation_of(t)
-                                                                 for t, _ in reference]
+    assert [resumed.generation_of(t) for t, _ in reference] == [
+        reference_oracle.generation_of(t) for t, _ in reference
+    ]
 
 
 def test_generation_is_handed_out_then_idle_until_every_member_finished(tmp_path):
-    oracle = make(EvolutionOracle, tmp_path, population_size=4, num_parents=2, num_crossover=2, num_mutation=2)
+    oracle = make(
+        EvolutionOracle, tmp_path, population_size=4, num_parents=2, num_crossover=2, num_mutation=2
+    )
     trials = [oracle.create_trial(f"tuner{i}") for i in range(4)]
     assert [t.status for t in trials] == [TrialStatus.RUNNING] * 4
     assert oracle.create_trial("tuner4").status == TrialStatus.IDLE
     for trial in trials[:3]:
-        oracle.update_trial(trial.trial_id, {"score": separable_score(trial.hyperparameters.values)})
+        oracle.update_trial(
+            trial.trial_id, {"score": separable_score(trial.hyperparameters.values)}
+        )
         trial.status = TrialStatus.COMPLETED
         oracle.end_trial(trial)
     assert oracle.create_trial("tuner0").status == TrialStatus.IDLE
@@ -189,8 +240,10 @@ def test_wait_for_tuners_hands_out_nothing_until_every_worker_asked(tmp_path, cl
     assert second.status == TrialStatus.RUNNING
     # Same proposals as an oracle that never waited (waiting consumes no randomness).
     plain = make(cls, tmp_path, name="plain")
-    assert [plain.create_trial(f"t{i}").hyperparameters.values for i in range(2)] == \
-        [first.hyperparameters.values, second.hyperparameters.values]
+    assert [plain.create_trial(f"t{i}").hyperparameters.values for i in range(2)] == [
+        first.hyperparameters.values,
+        second.hyperparameters.values,
+    ]
 
 
 # --------------------------------------------------------------------------- search quality
@@ -199,28 +252,48 @@ def test_evolution_beats_random_search_at_equal_evaluations(tmp_path):
     best = {EvolutionOracle: [], RandomSearchOracle: []}
     for seed in range(5):
         for cls in best:
-            extra = dict(population_size=30, num_parents=10, num_crossover=15, num_mutation=15) \
-                if cls is EvolutionOracle else {}
-            oracle = make(cls, tmp_path, name=f"{cls.__name__}{seed}", seed=seed, max_trials=300,
-                          constraint={"total": (total, 40)}, persist=False, **extra)
+            extra = (
+                dict(population_size=30, num_parents=10, num_crossover=15, num_mutation=15)
+                if cls is EvolutionOracle
+                else {}
+            )
+            oracle = make(
+                cls,
+                tmp_path,
+                name=f"{cls.__name__}{seed}",
+                seed=seed,
+                max_trials=300,
+                constraint={"total": (total, 40)},
+                persist=False,
+                **extra,
+            )
             proposed = drive(oracle)
             assert len(proposed) == 300
             best[cls].append(max(separable_score(v) for _, v in proposed))
     evolution, random = np.mean(best[EvolutionOracle]), np.mean(best[RandomSearchOracle])
     assert evolution > random, (best[EvolutionOracle], best[RandomSearchOracle])
-    assert min(best[EvolutionOracle]) > max(best[RandomSearchOracle])  # by a wide margin in practice
+    assert min(best[EvolutionOracle]) > max(
+        best[RandomSearchOracle]
+    )  # by a wide margin in practice
 
 
 # --------------------------------------------------------------------------- errors
 def test_check_feasible_passes_without_side_effects(tmp_path):
-    oracle = make(EvolutionOracle, tmp_path, space=kt.HyperParameters(), constraint={"total": (total, 25)})
+    oracle = make(
+        EvolutionOracle, tmp_path, space=kt.HyperParameters(), constraint={"total": (total, 25)}
+    )
     oracle.update_space(big_space())
     oracle.check_feasible()
     extra = kt.HyperParameters()
     extra.Boolean("late")  # the space may still grow after the check
     oracle.update_space(extra)
-    reference = make(EvolutionOracle, tmp_path, name="r", constraint={"total": (total, 25)},
-                     space=oracle.get_space())
+    reference = make(
+        EvolutionOracle,
+        tmp_path,
+        name="r",
+        constraint={"total": (total, 25)},
+        space=oracle.get_space(),
+    )
     assert keys(drive(oracle)) == keys(drive(reference)), "the check consumed no randomness"
 
 
@@ -231,7 +304,13 @@ def test_infeasible_constraint_raises_clear_error(tmp_path, cls, small):
     if small:
         space = kt.HyperParameters()
         space.Choice("a", [1, 2, 3])
-    oracle = make(cls, tmp_path, space=space, constraint={"macs": (lambda v: 1e9, 330e6)}, max_sample_tries=500)
+    oracle = make(
+        cls,
+        tmp_path,
+        space=space,
+        constraint={"macs": (lambda v: 1e9, 330e6)},
+        max_sample_tries=500,
+    )
     with pytest.raises(InfeasibleConstraintError, match=r"infeasible.*macs <= 330000000"):
         oracle.check_feasible()  # what a chief should call before serving
     with pytest.raises(InfeasibleConstraintError, match=r"infeasible.*macs <= 330000000"):
@@ -245,11 +324,14 @@ def test_infeasible_constraint_raises_clear_error(tmp_path, cls, small):
         oracle.create_trial("tuner0")
 
 
-@pytest.mark.parametrize("declare", [
-    lambda hp: hp.Float("lr", 1e-4, 1e-1, sampling="log"),
-    lambda hp: hp.Float("lr", 0.0, 1.0),
-    lambda hp: hp.Int("lr", 1, 1024, sampling="log"),
-])
+@pytest.mark.parametrize(
+    "declare",
+    [
+        lambda hp: hp.Float("lr", 1e-4, 1e-1, sampling="log"),
+        lambda hp: hp.Float("lr", 0.0, 1.0),
+        lambda hp: hp.Int("lr", 1, 1024, sampling="log"),
+    ],
+)
 def test_continuous_hyperparameter_is_rejected_naming_it(tmp_path, declare):
     space = big_space()
     declare(space)
@@ -262,18 +344,27 @@ def test_continuous_hyperparameter_is_rejected_naming_it(tmp_path, declare):
         oracle.create_trial("tuner0")
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(population_size=10, num_crossover=6, num_mutation=6), ValueError, "must not exceed population_size"),
-    (dict(num_parents=0), ValueError, "num_parents must be an int >= 1; got 0"),
-    (dict(mutation_prob=1.5), ValueError, "mutation_prob .* 1.5"),
-    (dict(constraint=42), TypeError, "got 42"),
-    (dict(constraint={"macs": 330e6}), ValueError, r"constraint\['macs'\]"),
-    (dict(seed=-1), ValueError, "seed .* -1"),
-    (dict(wait_for_tuners=-1), ValueError, "wait_for_tuners must be an int >= 0; got -1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (
+            dict(population_size=10, num_crossover=6, num_mutation=6),
+            ValueError,
+            "must not exceed population_size",
+        ),
+        (dict(num_parents=0), ValueError, "num_parents must be an int >= 1; got 0"),
+        (dict(mutation_prob=1.5), ValueError, "mutation_prob .* 1.5"),
+        (dict(constraint=42), TypeError, "got 42"),
+        (dict(constraint={"macs": 330e6}), ValueError, r"constraint\['macs'\]"),
+        (dict(seed=-1), ValueError, "seed .* -1"),
+        (dict(wait_for_tuners=-1), ValueError, "wait_for_tuners must be an int >= 0; got -1"),
+    ],
+)
 def test_bad_settings_fail_fast(kwargs, error, match):
     with pytest.raises(error, match=match):
-        EvolutionOracle(kt.Objective("score", "max"), max_trials=10, hyperparameters=big_space(), **kwargs)
+        EvolutionOracle(
+            kt.Objective("score", "max"), max_trials=10, hyperparameters=big_space(), **kwargs
+        )
 
 
 # --------------------------------------------------------------------------- a real Keras 3 tuner
@@ -316,17 +407,29 @@ KERAS3_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_keras3_tuner_drives_evolution_oracle(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_USE_LEGACY", "KERAS", "KERASTUNER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TF_USE_LEGACY", "KERAS", "KERASTUNER_"))
+    }
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-c", KERAS3_SCRIPT, str(tmp_path)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KERAS3_SCRIPT, str(tmp_path)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    result = json.loads(line[len("RESULT"):])
+    result = json.loads(line[len("RESULT") :])
     assert result["keras"].startswith("3.")
     assert result["status"] == ["COMPLETED"] * 6
     assert result["generation"] == [0, 0, 0, 0, 1, 1]
     values = result["values"]
-    assert all(v["units"] in (4, 8, 12) and v["act"] in ("relu", "tanh") and isinstance(v["bias"], bool)
-               for v in values)
+    assert all(
+        v["units"] in (4, 8, 12) and v["act"] in ("relu", "tanh") and isinstance(v["bias"], bool)
+        for v in values
+    )
     assert len({tuple(v.values()) for v in values}) == 6

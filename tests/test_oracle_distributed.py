@@ -1,4 +1,5 @@
 """EvolutionOracle served by a KerasTuner chief to two workers over gRPC on 127.0.0.1 (about 15-30 s)."""
+
 import json
 import sys
 from pathlib import Path

@@ -4,6 +4,7 @@ them, and Bazel's BUILD has one py_test per test module and one py_binary per ap
 BUILD is evaluated here as the Python it also is (Starlark's syntax is a subset), with each Bazel rule
 replaced by a recorder and `glob` by pathlib, so no Bazel is needed.
 """
+
 import ast
 import importlib.metadata
 import importlib.util
@@ -21,8 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENT_FILES = ("requirements.txt", "requirements-test.txt")  # runtime, test extra
 EXTRA_FILES = ("requirements-torch.txt",)  # optional extras, not installed in the test environment
 PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+")
-BAZEL_RULES = ("package", "exports_files", "filegroup", "genrule", "py_library", "py_binary", "py_test",
-               "py_runtime", "py_runtime_pair", "toolchain")
+BAZEL_RULES = (
+    "package",
+    "exports_files",
+    "filegroup",
+    "genrule",
+    "py_library",
+    "py_binary",
+    "py_test",
+    "py_runtime",
+    "py_runtime_pair",
+    "toolchain",
+)
 
 
 def read_pins(name):
@@ -38,7 +49,8 @@ def read_pins(name):
             continue
         assert PIN.fullmatch(line), (
             f"{name}:{number}: {line!r} is not an exact pin `name==version` (setuptools reads these "
-            "files as plain requirement lists: no pip options, no inline comments)")
+            "files as plain requirement lists: no pip options, no inline comments)"
+        )
         req = Requirement(line)
         key = canonicalize_name(req.name)
         assert key not in pins, f"{name}:{number}: {req.name} pinned twice"
@@ -52,23 +64,34 @@ def evaluate_build():
 
     def recorder(rule):
         def record(*args, name=None, **attrs):  # package(...), exports_files([...]) have no name
-            assert name is None or name not in targets[rule], f"BUILD declares {rule} {name!r} twice"
+            assert name is None or name not in targets[rule], (
+                f"BUILD declares {rule} {name!r} twice"
+            )
             targets[rule][name] = attrs
+
         return record
 
     def paths(pattern):  # Bazel's trailing `**` matches files at any depth; pathlib's only folders
         return ROOT.glob(pattern + "/*" if pattern.endswith("**") else pattern)
 
     def glob(include, exclude=()):
-        found = {str(p.relative_to(ROOT)) for pattern in include for p in paths(pattern) if p.is_file()}
-        return sorted(found - {str(p.relative_to(ROOT)) for pattern in exclude for p in paths(pattern)})
+        found = {
+            str(p.relative_to(ROOT)) for pattern in include for p in paths(pattern) if p.is_file()
+        }
+        return sorted(
+            found - {str(p.relative_to(ROOT)) for pattern in exclude for p in paths(pattern)}
+        )
 
     def load(label, *symbols, **aliases):
         for symbol in list(symbols) + list(aliases):
-            assert symbol in env, f"BUILD loads {symbol!r} from {label}; teach evaluate_build() that rule"
+            assert symbol in env, (
+                f"BUILD loads {symbol!r} from {label}; teach evaluate_build() that rule"
+            )
 
     env = {rule: recorder(rule) for rule in BAZEL_RULES}
-    env.update(glob=glob, load=load, __builtins__={"len": len, "list": list, "dict": dict, "str": str})
+    env.update(
+        glob=glob, load=load, __builtins__={"len": len, "list": list, "dict": dict, "str": str}
+    )
     exec(compile((ROOT / "BUILD").read_text(), "BUILD", "exec"), env)
     return targets, env
 
@@ -83,8 +106,11 @@ def test_one_py_test_per_test_module(build):
     modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("test_*.py"))
     assert sorted(targets["py_test"]) == [Path(m).stem for m in modules]
     support = targets["py_library"]["test_support"]
-    assert set(support["srcs"]) == {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")
-                                    if not p.name.startswith("test_")}
+    assert set(support["srcs"]) == {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "tests").glob("*.py")
+        if not p.name.startswith("test_")
+    }
     assert "tests/conftest.py" in support["srcs"]
     for module in modules:
         attrs = targets["py_test"][Path(module).stem]
@@ -97,17 +123,26 @@ def test_one_py_test_per_test_module(build):
 def test_library_holds_every_module_and_apps_are_python_m(build):
     targets, env = build
     lib = targets["py_library"]["spos_tf"]
-    assert set(lib["srcs"]) == {p.relative_to(ROOT).as_posix() for p in (ROOT / "spos_tf").rglob("*.py")}
+    assert set(lib["srcs"]) == {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "spos_tf").rglob("*.py")
+    }
     assert {"spos_tf/data/__init__.py", "spos_tf/quant/__init__.py"} <= set(lib["srcs"])
     # An app is a module with a `__main__` guard; each has a py_binary, the apps named in the issue
     # (train, search, export, costs, pipeline) as soon as their module exists.
-    apps = {p.stem for p in (ROOT / "spos_tf").glob("*.py") if "__name__ == \"__main__\"" in p.read_text()}
+    apps = {
+        p.stem for p in (ROOT / "spos_tf").glob("*.py") if '__name__ == "__main__"' in p.read_text()
+    }
     assert apps <= set(env["APPS"]), f"add {sorted(apps - set(env['APPS']))} to APPS in BUILD"
-    assert set(targets["py_binary"]) == {a for a in env["APPS"] if (ROOT / f"spos_tf/{a}.py").exists()}
+    assert set(targets["py_binary"]) == {
+        a for a in env["APPS"] if (ROOT / f"spos_tf/{a}.py").exists()
+    }
     assert {"train", "search", "costs"} <= set(targets["py_binary"])
     for app, attrs in targets["py_binary"].items():
         assert attrs["deps"] == [":spos_tf"]
-        assert f'runpy.run_module("spos_tf.{app}", run_name="__main__"' in targets["genrule"][app + "_main"]["cmd"]
+        assert (
+            f'runpy.run_module("spos_tf.{app}", run_name="__main__"'
+            in targets["genrule"][app + "_main"]["cmd"]
+        )
 
 
 def test_bazel_offline_repositories_exist():
@@ -116,7 +151,9 @@ def test_bazel_offline_repositories_exist():
     assert {name for name, _ in paths} == {"rules_cc", "remote_coverage_tools"}
     for name, path in paths:
         assert f'workspace(name = "{name}")' in (ROOT / path / "WORKSPACE").read_text()
-    assert (ROOT / "tools/venv_python.sh").stat().st_mode & 0o111, "the interpreter wrapper must be executable"
+    assert (ROOT / "tools/venv_python.sh").stat().st_mode & 0o111, (
+        "the interpreter wrapper must be executable"
+    )
 
 
 def test_pyproject_reads_the_requirements_files():
@@ -125,12 +162,20 @@ def test_pyproject_reads_the_requirements_files():
     assert "dependencies" not in project["project"], "pins belong in requirements.txt only"
     dynamic = project["tool"]["setuptools"]["dynamic"]
     assert dynamic["dependencies"] == {"file": ["requirements.txt"]}
-    assert dynamic["optional-dependencies"] == {"test": {"file": ["requirements-test.txt"]},
-                                                "torch": {"file": ["requirements-torch.txt"]}}
+    assert dynamic["optional-dependencies"] == {
+        "test": {"file": ["requirements-test.txt"]},
+        "torch": {"file": ["requirements-torch.txt"]},
+    }
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert packages == ["spos_tf", "spos_tf.*"]  # spos_tf.data, spos_tf.quant and any later subpackage
-    version = next(node.value.value for node in ast.parse((ROOT / "spos_tf/__init__.py").read_text()).body
-                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "__version__")
+    assert packages == [
+        "spos_tf",
+        "spos_tf.*",
+    ]  # spos_tf.data, spos_tf.quant and any later subpackage
+    version = next(
+        node.value.value
+        for node in ast.parse((ROOT / "spos_tf/__init__.py").read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "__version__"
+    )
     assert Version(version)
 
 
@@ -138,12 +183,20 @@ def test_non_python_package_files_are_package_data(build):
     """Every file under spos_tf/ that is not Python (a checksums.tsv, say) is in the wheel
     (pyproject.toml's package-data) and in Bazel's runfiles (the library's data)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = [pattern for patterns in project["tool"]["setuptools"]["package-data"].values()
-                for pattern in patterns]
-    files = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "spos_tf").rglob("*")
-                   if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts)
+    patterns = [
+        pattern
+        for patterns in project["tool"]["setuptools"]["package-data"].values()
+        for pattern in patterns
+    ]
+    files = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "spos_tf").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    )
     missing = [f for f in files if not any(Path(f).match(pattern) for pattern in patterns)]
-    assert not missing, f"add patterns for {missing} to [tool.setuptools.package-data] in pyproject.toml"
+    assert not missing, (
+        f"add patterns for {missing} to [tool.setuptools.package-data] in pyproject.toml"
+    )
     targets, _ = build
     assert set(targets["py_library"]["spos_tf"]["data"]) == set(files)
 
@@ -170,7 +223,9 @@ def test_optional_extras_pin_exactly_and_apart_from_the_runtime():
     for name in EXTRA_FILES:
         pins = read_pins(name)  # fails on anything but `name==version` lines
         assert pins, f"{name} pins nothing"
-        assert not set(pins) & set(runtime), f"{name} repeats runtime pins {sorted(set(pins) & set(runtime))}"
+        assert not set(pins) & set(runtime), (
+            f"{name} repeats runtime pins {sorted(set(pins) & set(runtime))}"
+        )
 
 
 def test_pytest_main_follows_bazel_test_protocol():
@@ -178,8 +233,23 @@ def test_pytest_main_follows_bazel_test_protocol():
     pytest_main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pytest_main)
     assert pytest_main.pytest_args(["tests/test_space.py"], {}) == [
-        "-q", "-p", "no:cacheprovider", "tests/test_space.py"]
-    args = pytest_main.pytest_args(["tests/test_space.py"], {
-        "XML_OUTPUT_FILE": "/o/test.xml", "TEST_TMPDIR": "/t", "TESTBRIDGE_TEST_ONLY": "round_trip"})
-    assert args[3:] == ["tests/test_space.py", "--junitxml=/o/test.xml", "--basetemp=/t/pytest",
-                        "-k", "round_trip"]
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_space.py",
+    ]
+    args = pytest_main.pytest_args(
+        ["tests/test_space.py"],
+        {
+            "XML_OUTPUT_FILE": "/o/test.xml",
+            "TEST_TMPDIR": "/t",
+            "TESTBRIDGE_TEST_ONLY": "round_trip",
+        },
+    )
+    assert args[3:] == [
+        "tests/test_space.py",
+        "--junitxml=/o/test.xml",
+        "--basetemp=/t/pytest",
+        "-k",
+        "round_trip",
+    ]

@@ -4,6 +4,7 @@
 export) in about a minute; the stage runner's resume and redo rules are checked on cheap fake
 stages.
 """
+
 import csv
 import io
 import json
@@ -22,8 +23,10 @@ from _train_checks import standalone_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS_DIR = REPO / "flags"
-pytestmark = [pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated"),
+]
 
 
 def parse(*args):
@@ -39,8 +42,12 @@ def tiny_pipeline(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(REPO)  # nested --flagfile= paths are relative to the working folder
     try:
-        config = parse("--flagfile=flags/tiny_pipeline.cfg", f"--workdir={base / 'wd'}",
-                       f"--data_dir={base / 'tfds'}", "--noprogress")
+        config = parse(
+            "--flagfile=flags/tiny_pipeline.cfg",
+            f"--workdir={base / 'wd'}",
+            f"--data_dir={base / 'tfds'}",
+            "--noprogress",
+        )
     finally:
         os.chdir(cwd)
     stream = io.StringIO()
@@ -56,10 +63,17 @@ def test_tiny_pipeline_leaves_every_output(tiny_pipeline):
         marker = json.loads((wd / "stages" / f"{name}.done").read_text())
         assert marker["stage"] == name and marker["summary"] and marker["seconds"] >= 0
         assert f"{name}: done in" in text
-    for path in ("export/export_report.json", "export/model_float.tflite",
-                 "export/model_int8.tflite", "export/saved_model/saved_model.pb",
-                 "search/search.png", "search/best.json", "summary.json",
-                 "supernet/flags.txt", "retrain/flags.txt"):
+    for path in (
+        "export/export_report.json",
+        "export/model_float.tflite",
+        "export/model_int8.tflite",
+        "export/saved_model/saved_model.pb",
+        "search/search.png",
+        "search/best.json",
+        "summary.json",
+        "supernet/flags.txt",
+        "retrain/flags.txt",
+    ):
         assert (wd / path).is_file(), path
     best = json.loads((wd / "search" / "best.json").read_text())
     assert summary["arch"] == best["arch"] and summary["costs"]["macs"] == best["costs"]["macs"]
@@ -69,24 +83,36 @@ def test_tiny_pipeline_leaves_every_output(tiny_pipeline):
     assert "--arch=" + best["arch"] in (wd / "retrain" / "flags.txt").read_text()
     report = json.loads((wd / "export" / "export_report.json").read_text())
     assert report["arch"] == best["arch"] and set(report["formats"]) == {
-        "saved_model", "tflite", "tflite_int8"}
+        "saved_model",
+        "tflite",
+        "tflite_int8",
+    }
     # final numbers on the test split, the search's score labelled as held-out (issue 12, item 5)
     assert summary["eval_split"] == "test" and retrain_config["eval_split"] == "test"
     assert summary["export"]["eval"]["split"] == "test"
     assert summary["search_holdout_accuracy"] == best["accuracy"]
     # the retrained accuracy is the saved network's on its split, evaluated here independently;
     # the search's score is the best of history.csv (written by the search stage)
-    assert summary["retrained_accuracy"] == pytest.approx(standalone_accuracy(wd / "retrain"),
-                                                          abs=1e-9)
+    assert summary["retrained_accuracy"] == pytest.approx(
+        standalone_accuracy(wd / "retrain"), abs=1e-9
+    )
     with open(wd / "search" / "history.csv") as f:
         history = list(csv.DictReader(f))
     assert summary["search_holdout_accuracy"] == max(float(r["accuracy"]) for r in history)
     algorithms = {r["algorithm"] for r in history}
     assert summary["best_by_algorithm"] == {
-        a: max(float(r["accuracy"]) for r in history if r["algorithm"] == a) for a in algorithms}
+        a: max(float(r["accuracy"]) for r in history if r["algorithm"] == a) for a in algorithms
+    }
     assert summary["plots"]["search"] == str(wd / "search" / "search.png")
-    for line in ("== Summary", "Best architecture", "Search score", "Test top-1", "retrained",
-                 "model_int8.tflite", "search.png"):
+    for line in (
+        "== Summary",
+        "Best architecture",
+        "Search score",
+        "Test top-1",
+        "retrained",
+        "model_int8.tflite",
+        "search.png",
+    ):
         assert line in text
 
 
@@ -111,7 +137,9 @@ def test_quickstart_flagfile_parses_with_the_pipeline_flags(monkeypatch):
     assert config.supernet.arch is None and config.search.max_trials >= 1
     assert config.search_config().supernet_dir == os.path.join("runs", "quickstart", "supernet")
     retrain = config.retrain_config("0,0,0,0,0")
-    assert retrain.arch == "0,0,0,0,0" and retrain.space_overrides == config.supernet.space_overrides
+    assert (
+        retrain.arch == "0,0,0,0,0" and retrain.space_overrides == config.supernet.space_overrides
+    )
     assert config.export_config().checkpoint == os.path.join("runs", "quickstart", "retrain")
 
 
@@ -126,8 +154,13 @@ def test_search_flagfile_is_found_from_another_folder(tmp_path, monkeypatch):
 def test_bad_settings_are_refused_before_anything_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     with pytest.raises(pipeline_lib.PipelineError, match="searches the architecture"):
-        pipeline_lib.run(parse("--flagfile=flags/tiny_pipeline.cfg", "--arch=0,0,0,0",
-                               f"--workdir={tmp_path / 'wd'}"))
+        pipeline_lib.run(
+            parse(
+                "--flagfile=flags/tiny_pipeline.cfg",
+                "--arch=0,0,0,0",
+                f"--workdir={tmp_path / 'wd'}",
+            )
+        )
     with pytest.raises(pipeline_lib.PipelineError, match="--retrain_steps"):
         parse("--flagfile=flags/tiny_pipeline.cfg", "--retrain_steps=0").validate()
     assert not (tmp_path / "wd").exists()
@@ -135,8 +168,12 @@ def test_bad_settings_are_refused_before_anything_runs(tmp_path, monkeypatch):
 
 def test_tiny_pipeline_flag_file_header():
     text = (FLAGS_DIR / "tiny_pipeline.cfg").read_text()
-    for key in ("# Command:", "# Run time:", "# Expected:",
-                "python -m spos_tf.pipeline --flagfile=flags/tiny_pipeline.cfg"):
+    for key in (
+        "# Command:",
+        "# Run time:",
+        "# Expected:",
+        "python -m spos_tf.pipeline --flagfile=flags/tiny_pipeline.cfg",
+    ):
         assert key in text
 
 
@@ -150,10 +187,14 @@ def fake_stages(tmp_path, calls, fail=None, setting=1):
             os.makedirs(tmp_path / name, exist_ok=True)
             return {"value": len(summaries)}
 
-        return pipeline_lib.Stage(name, f"the {name} stage",
-                                  lambda s, name=name: {"setting": setting if name != "a" else 1,
-                                                        "progress": len(calls)},
-                                  run, lambda s: f"value {s['value']}", folder=str(tmp_path / name))
+        return pipeline_lib.Stage(
+            name,
+            f"the {name} stage",
+            lambda s, name=name: {"setting": setting if name != "a" else 1, "progress": len(calls)},
+            run,
+            lambda s: f"value {s['value']}",
+            folder=str(tmp_path / name),
+        )
 
     return [make(name) for name in ("a", "b", "c")]
 
@@ -161,8 +202,9 @@ def fake_stages(tmp_path, calls, fail=None, setting=1):
 def test_runner_resumes_from_the_last_finished_stage(tmp_path):
     calls = []
     with pytest.raises(RuntimeError, match="b killed"):
-        pipeline_lib.run_stages(fake_stages(tmp_path, calls, fail="b"), str(tmp_path),
-                                stream=io.StringIO())
+        pipeline_lib.run_stages(
+            fake_stages(tmp_path, calls, fail="b"), str(tmp_path), stream=io.StringIO()
+        )
     assert calls == ["a", "b"]
     assert pipeline_lib.read_marker(str(tmp_path), "a") is not None
     assert pipeline_lib.read_marker(str(tmp_path), "b") is None
@@ -181,11 +223,13 @@ def test_changed_settings_are_refused_or_redone_with_overwrite(tmp_path):
     (tmp_path / "b" / "old.txt").write_text("from the first run")
     calls.clear()
     with pytest.raises(pipeline_lib.PipelineError, match=r"stage 'b' .* \(setting: 1 -> 2\)"):
-        pipeline_lib.run_stages(fake_stages(tmp_path, calls, setting=2), str(tmp_path),
-                                stream=io.StringIO())
+        pipeline_lib.run_stages(
+            fake_stages(tmp_path, calls, setting=2), str(tmp_path), stream=io.StringIO()
+        )
     assert calls == [] and (tmp_path / "b" / "old.txt").exists()
-    pipeline_lib.run_stages(fake_stages(tmp_path, calls, setting=2), str(tmp_path),
-                            overwrite=True, stream=io.StringIO())
+    pipeline_lib.run_stages(
+        fake_stages(tmp_path, calls, setting=2), str(tmp_path), overwrite=True, stream=io.StringIO()
+    )
     assert calls == ["b", "c"] and not (tmp_path / "b" / "old.txt").exists()
     assert pipeline_lib.read_marker(str(tmp_path), "b")["config"]["setting"] == 2
 
@@ -197,19 +241,33 @@ def test_a_stage_killed_mid_run_resumes_to_the_uninterrupted_result(tiny_pipelin
     with the uninterrupted run's architecture and accuracies (tiny_pipeline, same flags)."""
     _, reference, _ = tiny_pipeline
     work = tmp_path / "wd"
-    args = ["--flagfile=flags/tiny_pipeline.cfg", f"--workdir={work}",
-            f"--data_dir={tmp_path / 'tfds'}", "--noprogress"]
+    args = [
+        "--flagfile=flags/tiny_pipeline.cfg",
+        f"--workdir={work}",
+        f"--data_dir={tmp_path / 'tfds'}",
+        "--noprogress",
+    ]
     marker = tmp_path / "checkpointed"
     killed = start_app_that_stops_after_checkpoint("spos_tf.pipeline", args, marker)
     path = kill_at_marker(killed, marker, timeout_s=300)
     assert path.endswith(os.path.join("supernet", "checkpoints", "ckpt-3"))
     assert not (work / "stages" / "supernet.done").exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "spos_tf.pipeline", *args], cwd=REPO,
-                             env=app_env(), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "spos_tf.pipeline", *args],
+        cwd=REPO,
+        env=app_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "Resuming the supernet" in resumed.stdout and "at step 3/12" in resumed.stdout
     summary = json.loads((work / "summary.json").read_text())
-    for key in ("arch", "supernet_mean_path_accuracy", "search_holdout_accuracy",
-                "retrained_accuracy"):
+    for key in (
+        "arch",
+        "supernet_mean_path_accuracy",
+        "search_holdout_accuracy",
+        "retrained_accuracy",
+    ):
         assert summary[key] == reference[key], key

@@ -3,6 +3,7 @@ scaling skips overflowing steps, layers compute in the policy's dtype, configs c
 
 Tiny spaces (8x8 images, 4 blocks) so each model traces in seconds on 2 CPU cores.
 """
+
 import dataclasses
 import io
 from pathlib import Path
@@ -39,15 +40,16 @@ def _batch(space, n=8, seed=0):
     return x, rng.integers(0, space.num_classes, n)
 
 
-def _build(policy, space, make_optimizer, archs, seed=1, initial_scale=2.0 ** 8):
+def _build(policy, space, make_optimizer, archs, seed=1, initial_scale=2.0**8):
     """Supernet + bound (loss-scaled for float16) optimizer built under ``policy``; the supernet
     trains on ``archs`` in turn. ``initial_scale``: float16's first loss scale (None: Keras'
     2**15, at which this tiny net's first gradients overflow)."""
     with precision.policy_scope(policy):
         net = spos_tf.build_supernet(space, seed=seed)
         if policy == "mixed_float16" and initial_scale:
-            optimizer = precision.MaskedLossScaleOptimizer(make_optimizer(),
-                                                           initial_scale=initial_scale)
+            optimizer = precision.MaskedLossScaleOptimizer(
+                make_optimizer(), initial_scale=initial_scale
+            )
         else:
             optimizer = precision.loss_scaled(make_optimizer(), policy)
         optimizer.bind(net)
@@ -73,9 +75,11 @@ def _state(weights: dict, optimizer) -> dict:
 def _unit_states(net, optimizer) -> dict:
     """``{(block, op index): state}``: every variable of every choice (kernels, BN moving
     statistics) and the optimizer slots of its trainable ones."""
-    return {(b, o): _state(unit.weight_dict(), optimizer)
-            for b, block in enumerate(net.choice_blocks)
-            for o, unit in enumerate(block.units.values())}
+    return {
+        (b, o): _state(unit.weight_dict(), optimizer)
+        for b, block in enumerate(net.choice_blocks)
+        for o, unit in enumerate(block.units.values())
+    }
 
 
 def _other_state(net, optimizer) -> dict:
@@ -92,12 +96,21 @@ def _step_fn(net, optimizer, loss_fn=CE):
 
 
 ARCHS = ("0,1,0,1", "1,0,1,0", "0,0,1,1")
-OPTIMIZERS = {"sgd": lambda: spos_tf.MaskedSGD(0.1, momentum=0.9, weight_decay=4e-5),
-              "adam": lambda: spos_tf.MaskedAdam(1e-2, weight_decay=4e-5)}
+OPTIMIZERS = {
+    "sgd": lambda: spos_tf.MaskedSGD(0.1, momentum=0.9, weight_decay=4e-5),
+    "adam": lambda: spos_tf.MaskedAdam(1e-2, weight_decay=4e-5),
+}
 
 
-@pytest.mark.parametrize("policy,opt", [("float32", "sgd"), ("mixed_float16", "sgd"),
-                                        ("mixed_bfloat16", "sgd"), ("mixed_float16", "adam")])
+@pytest.mark.parametrize(
+    "policy,opt",
+    [
+        ("float32", "sgd"),
+        ("mixed_float16", "sgd"),
+        ("mixed_bfloat16", "sgd"),
+        ("mixed_float16", "adam"),
+    ],
+)
 def test_only_the_sampled_path_moves_under_every_policy(policy, opt):
     space = _space()
     net, optimizer = _build(policy, space, OPTIMIZERS[opt], [space.parse(a) for a in ARCHS])
@@ -109,7 +122,7 @@ def test_only_the_sampled_path_moves_under_every_policy(policy, opt):
         before = _unit_states(net, optimizer)
         out = step(x, y)
         assert bool(out.finite)
-        assert float(getattr(optimizer, "loss_scale", 1.0)) == scale   # no step was skipped
+        assert float(getattr(optimizer, "loss_scale", 1.0)) == scale  # no step was skipped
         after = _unit_states(net, optimizer)
         sampled = _sampled(net, t)
         for unit, state in before.items():
@@ -126,24 +139,29 @@ def test_only_the_sampled_path_moves_under_every_policy(policy, opt):
 
 def test_float16_overflow_skips_the_step_for_every_variable_and_halves_the_scale():
     space = _space()
-    net, optimizer = _build("mixed_float16", space, OPTIMIZERS["sgd"],
-                            [space.parse(a) for a in ARCHS], initial_scale=None)
-    assert float(optimizer.loss_scale) == 2.0 ** 15      # precision.loss_scaled: Keras' default
+    net, optimizer = _build(
+        "mixed_float16",
+        space,
+        OPTIMIZERS["sgd"],
+        [space.parse(a) for a in ARCHS],
+        initial_scale=None,
+    )
+    assert float(optimizer.loss_scale) == 2.0**15  # precision.loss_scaled: Keras' default
     x, y = _batch(space)
-    _step_fn(net, optimizer)(x, y)          # a step: momentum slots now non-zero
+    _step_fn(net, optimizer)(x, y)  # a step: momentum slots now non-zero
     # The same loss times 1e9: finite in float32, but its gradient overflows float16 (> 65504)
     # at any loss scale, so every step is skipped until the scale reaches its floor of 1.
     huge = _step_fn(net, optimizer, lambda labels, logits: 1e9 * CE(labels, logits))
     scale = float(optimizer.loss_scale)
     halvings = int(np.log2(scale))
-    assert scale == 2.0 ** halvings and halvings >= 14
+    assert scale == 2.0**halvings and halvings >= 14
     skipped = 0
     while True:
         t = int(optimizer.iterations.numpy())
         units, other = _unit_states(net, optimizer), _other_state(net, optimizer)
         out = huge(x, y)
         assert np.isfinite(float(out.loss))
-        assert int(optimizer.iterations.numpy()) == t + 1      # the next step trains the next path
+        assert int(optimizer.iterations.numpy()) == t + 1  # the next step trains the next path
         for unit, state in _unit_states(net, optimizer).items():
             for key, value in state.items():
                 if "moving" in key and unit in _sampled(net, t):
@@ -152,10 +170,10 @@ def test_float16_overflow_skips_the_step_for_every_variable_and_halves_the_scale
         for key, value in _other_state(net, optimizer).items():
             if "moving" not in key:
                 assert np.array_equal(value, other[key]), key
-        if scale == 1.0:   # at the floor an overflow can no longer be a scale problem
+        if scale == 1.0:  # at the floor an overflow can no longer be a scale problem
             assert not bool(out.finite)
             break
-        assert bool(out.finite)                 # skipped, not diverged
+        assert bool(out.finite)  # skipped, not diverged
         assert float(optimizer.loss_scale) == scale / 2
         scale /= 2
         skipped += 1
@@ -188,7 +206,8 @@ def test_mixed_update_matches_float32_update(policy, tolerance):
         before = [v.numpy().copy() for v in net.trainable_variables]
         assert bool(_step_fn(net, optimizer)(x, y).finite)
         assert float(getattr(optimizer, "loss_scale", 1.0)) == (
-            2.0 ** 8 if p == "mixed_float16" else 1.0)          # applied, not skipped
+            2.0**8 if p == "mixed_float16" else 1.0
+        )  # applied, not skipped
         deltas[p] = [v.numpy() - b for v, b in zip(net.trainable_variables, before)]
     # (Which variables move is checked bit for bit above; here a sampled kernel can get an exact
     # zero in float32 but rounding noise in 16 bits where a tiny channel is constant over the
@@ -213,8 +232,9 @@ def _compute_ops(fn, *args) -> dict:
 
 
 @pytest.mark.parametrize("policy", MIXED)
-@pytest.mark.parametrize("name", ["shufflenet_oneshot", "shufflenet_oneshot_channels",
-                                  "resnet18_mixed_precision"])
+@pytest.mark.parametrize(
+    "name", ["shufflenet_oneshot", "shufflenet_oneshot_channels", "resnet18_mixed_precision"]
+)
 def test_layers_compute_in_the_policy_dtype_with_float32_variables(policy, name):
     """Every conv, depthwise conv, BN and matmul of the supernet (all branches, channel slices
     and quantized layers included) and of a stand-alone network runs in the compute dtype; the
@@ -222,16 +242,18 @@ def test_layers_compute_in_the_policy_dtype_with_float32_variables(policy, name)
     space = _space(name)
     with precision.policy_scope(policy):
         net = spos_tf.build_supernet(space)
-        alone = spos_tf.build_standalone(space, space.sample(np.random.default_rng(0)),
-                                         supernet=net)
-    assert keras.mixed_precision.global_policy().name == "float32"   # restored
+        alone = spos_tf.build_standalone(
+            space, space.sample(np.random.default_rng(0)), supernet=net
+        )
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
     x = tf.constant(_batch(space)[0])
     arch = tf.constant(space.indices(space.sample(np.random.default_rng(1))))
     want = {COMPUTE[policy].name}
     for model, kwargs in ((net, {"arch": arch}), (alone, {})):
         ops = _compute_ops(lambda images, m=model, kw=kwargs: m(images, training=True, **kw), x)
-        assert set(ops) == {"Conv2D", "DepthwiseConv2dNative", "FusedBatchNormV3", "MatMul"} \
-            - ({"DepthwiseConv2dNative"} if name.startswith("resnet") else set())
+        assert set(ops) == {"Conv2D", "DepthwiseConv2dNative", "FusedBatchNormV3", "MatMul"} - (
+            {"DepthwiseConv2dNative"} if name.startswith("resnet") else set()
+        )
         assert all(dtypes == want for dtypes in ops.values()), ops
         assert model(x, training=False, **kwargs).dtype == tf.float32
         assert {v.dtype for v in model.weights if v.dtype.is_floating} == {tf.float32}
@@ -243,8 +265,10 @@ def test_policy_scope_restores_the_global_policy_after_an_error():
             assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
             raise RuntimeError
     assert keras.mixed_precision.global_policy().name == "float32"
-    with pytest.raises(ValueError, match="--precision must be one of float32, mixed_float16, "
-                                         "mixed_bfloat16; got 'float16'"):
+    with pytest.raises(
+        ValueError,
+        match="--precision must be one of float32, mixed_float16, mixed_bfloat16; got 'float16'",
+    ):
         with precision.policy_scope("float16"):
             pass
 
@@ -268,8 +292,10 @@ def test_configs_refuse_an_unknown_precision():
     from spos_tf.search_lib import SearchConfig
     from spos_tf.train_lib import TrainConfig
 
-    with pytest.raises(ValueError, match="--precision must be one of float32, mixed_float16, "
-                                         "mixed_bfloat16; got 'fp16'"):
+    with pytest.raises(
+        ValueError,
+        match="--precision must be one of float32, mixed_float16, mixed_bfloat16; got 'fp16'",
+    ):
         TrainConfig(workdir="/tmp/x", precision="fp16").validate()
     with pytest.raises(ValueError, match="--precision must be one of"):
         SearchConfig(supernet_dir="/tmp/a", workdir="/tmp/b", precision="bfloat16").validate()
@@ -299,9 +325,18 @@ def test_train_app_runs_mixed_float16_and_restores_the_policy(tmp_path, data_dir
 
     fv = flags.FlagValues()
     train.define_flags(fv)
-    fv(["train", f"--flagfile={REPO / 'flags' / 'tiny_supernet.cfg'}",
-        f"--workdir={tmp_path / 'wd'}", f"--data_dir={data_dir}", "--ops=shuffle3x3,xception",
-        "--precision=mixed_float16", "--steps=4", "--eval_paths=1"])
+    fv(
+        [
+            "train",
+            f"--flagfile={REPO / 'flags' / 'tiny_supernet.cfg'}",
+            f"--workdir={tmp_path / 'wd'}",
+            f"--data_dir={data_dir}",
+            "--ops=shuffle3x3,xception",
+            "--precision=mixed_float16",
+            "--steps=4",
+            "--eval_paths=1",
+        ]
+    )
     config = dataclasses.replace(train.config_from_flags(fv), progress=False)
     record = train_lib.run(config, stream=io.StringIO())
     assert record["final"] and np.isfinite(record["val_accuracy"])
@@ -309,16 +344,23 @@ def test_train_app_runs_mixed_float16_and_restores_the_policy(tmp_path, data_dir
     assert run_dir.load_run_config(str(tmp_path / "wd"))["precision"] == "mixed_float16"
     records = [r for r in run_dir.MetricsLog(str(tmp_path / "wd")).read() if "loss" in r]
     assert records and all(np.isfinite(r["loss"]) for r in records)
-    reader = tf.train.load_checkpoint(run_dir.latest_checkpoint(
-        run_dir.checkpoint_dir(str(tmp_path / "wd"))))
+    reader = tf.train.load_checkpoint(
+        run_dir.latest_checkpoint(run_dir.checkpoint_dir(str(tmp_path / "wd")))
+    )
     scales = [k for k in reader.get_variable_to_shape_map() if "loss_scale" in k]
     assert scales, "the loss scale is checkpointed with the optimizer"
     # The search scores this (float16-trained) supernet in another precision.
     from spos_tf import search_lib
-    search = search_lib.SearchConfig(supernet_dir=str(tmp_path / "wd"),
-                                     workdir=str(tmp_path / "search"), calib_images=32,
-                                     calib_batch_size=32, holdout_images=64,
-                                     eval_batch_size=32, precision="mixed_bfloat16")
+
+    search = search_lib.SearchConfig(
+        supernet_dir=str(tmp_path / "wd"),
+        workdir=str(tmp_path / "search"),
+        calib_images=32,
+        calib_batch_size=32,
+        holdout_images=64,
+        eval_batch_size=32,
+        precision="mixed_bfloat16",
+    )
     evaluator = search_lib.make_evaluator(search.validate())
     assert evaluator.model.dtype_policy.name == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
@@ -338,17 +380,26 @@ def test_gpu_check_runs_in_tiny_mode():
     import sys
 
     env = dict(os.environ, PYTHON=sys.executable, GPU_CHECK_TIMEOUT="1500")
-    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--tiny"],
-                          capture_output=True, text=True, env=env, timeout=1600)
+    done = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--tiny"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert lines[0]["strategy"] == "mirrored" and lines[0]["batch"] == 8
     records = {(r["precision"], r["model"]): r for r in lines if "model" in r}
-    assert set(records) == {(p, m) for p in ("float32", "mixed_float16")
-                            for m in ("supernet", "standalone")}
+    assert set(records) == {
+        (p, m) for p in ("float32", "mixed_float16") for m in ("supernet", "standalone")
+    }
     for (policy, _), r in records.items():
         assert r["img_per_s"] > 0 and r["trace_s"] > 0 and np.isfinite(r["loss_first"])
         assert (r["loss_scale"] is not None) == (policy == "mixed_float16")
     summary = lines[-1]["summary"]
-    assert {"supernet_mixed_float16_speedup", "ratio_supernet_standalone_float32",
-            "ratio_supernet_standalone_mixed_float16"} <= set(summary)
+    assert {
+        "supernet_mixed_float16_speedup",
+        "ratio_supernet_standalone_float32",
+        "ratio_supernet_standalone_mixed_float16",
+    } <= set(summary)

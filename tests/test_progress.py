@@ -1,4 +1,5 @@
 """The console progress bar (spos_tf.progress)."""
+
 import io
 
 from spos_tf.progress import ProgressBar, format_duration

@@ -6,6 +6,7 @@ Runs the quick-start flag files (the tiny twins of ``flags/quant_{supernet,searc
 with fewer steps and trials at 8x8 on the embedded digits: a supernet, a search, two retrainings
 and one app start-up. About 1 minute on 2 CPU cores (measured 58 s at load average ~2).
 """
+
 import contextlib
 import csv
 import dataclasses
@@ -28,13 +29,29 @@ from _train_checks import standalone_accuracy
 REPO = Path(__file__).resolve().parents[1]
 FLAGS_DIR = REPO / "flags"
 BUDGET_BITS = 3  # as in flags/quant_quickstart_search.cfg and flags/quant_search.cfg
-TINY_TRAIN = ("--image_size=8", "--steps=20", "--checkpoint_every=20", "--log_every=10",
-              "--eval_paths=2", "--calib_batches=1", "--eval_batches=1", "--noprogress")
+TINY_TRAIN = (
+    "--image_size=8",
+    "--steps=20",
+    "--checkpoint_every=20",
+    "--log_every=10",
+    "--eval_paths=2",
+    "--calib_batches=1",
+    "--eval_batches=1",
+    "--noprogress",
+)
 TINY_RETRAIN = TINY_TRAIN[:4] + ("--eval_batches=1", "--final_bn_batches=1", "--noprogress")
-TINY_SEARCH = ("--population_size=6", "--num_parents=2", "--num_crossover=2",
-               "--num_mutation=2", "--max_trials=12", "--calib_images=64",
-               "--calib_batch_size=32", "--holdout_images=100", "--eval_batch_size=100",
-               "--noprogress")
+TINY_SEARCH = (
+    "--population_size=6",
+    "--num_parents=2",
+    "--num_crossover=2",
+    "--num_mutation=2",
+    "--max_trials=12",
+    "--calib_images=64",
+    "--calib_batch_size=32",
+    "--holdout_images=100",
+    "--eval_batch_size=100",
+    "--noprogress",
+)
 TRIALS = 12
 pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")
 
@@ -68,8 +85,14 @@ def base(tmp_path_factory):
 @pytest.fixture(scope="module")
 def supernet_dir(base, data_dir):
     workdir = str(base / "supernet")
-    run_train(parse_train("--flagfile=flags/quant_quickstart.cfg", f"--workdir={workdir}",
-                          f"--data_dir={data_dir}", *TINY_TRAIN))
+    run_train(
+        parse_train(
+            "--flagfile=flags/quant_quickstart.cfg",
+            f"--workdir={workdir}",
+            f"--data_dir={data_dir}",
+            *TINY_TRAIN,
+        )
+    )
     return workdir
 
 
@@ -82,8 +105,12 @@ def space(supernet_dir):
 def searched(base, supernet_dir):
     """The search workdir of ``--bitops_budget=3w3a`` (flags/quant_quickstart_search.cfg)."""
     workdir = base / "search"
-    config = parse_search("--flagfile=flags/quant_quickstart_search.cfg",
-                          f"--supernet_dir={supernet_dir}", f"--workdir={workdir}", *TINY_SEARCH)
+    config = parse_search(
+        "--flagfile=flags/quant_quickstart_search.cfg",
+        f"--supernet_dir={supernet_dir}",
+        f"--workdir={workdir}",
+        *TINY_SEARCH,
+    )
     assert config.bitops_budget == f"{BUDGET_BITS}w{BUDGET_BITS}a"
     search_lib.run(config, stream=io.StringIO())
     return workdir
@@ -92,11 +119,17 @@ def searched(base, supernet_dir):
 @pytest.fixture(scope="module")
 def retrained(base, data_dir, searched):
     """``{name: workdir}`` of the QAT retraining of the searched network and of uniform 3W3A."""
-    common = ("--flagfile=flags/quant_quickstart_retrain.cfg", f"--data_dir={data_dir}",
-              *TINY_RETRAIN)
+    common = (
+        "--flagfile=flags/quant_quickstart_retrain.cfg",
+        f"--data_dir={data_dir}",
+        *TINY_RETRAIN,
+    )
     out = {"searched": base / "retrain_searched", "3w3a": base / "retrain_3w3a"}
-    run_train(parse_train(*common, f"--arch={searched / search_lib.BEST_FILE}",
-                          f"--workdir={out['searched']}"))
+    run_train(
+        parse_train(
+            *common, f"--arch={searched / search_lib.BEST_FILE}", f"--workdir={out['searched']}"
+        )
+    )
     run_train(parse_train(*common, f"--uniform_bits={BUDGET_BITS}", f"--workdir={out['3w3a']}"))
     return out
 
@@ -148,13 +181,15 @@ def test_budget_search_meets_the_uniform_3w3a_bitops(searched, space):
     assert best["accuracy"] == max(float(r["accuracy"]) for r in rows)
 
 
-@pytest.mark.parametrize("budget, message", [("3w4a", "same k"), ("x", "kWkA"),
-                                             ("0w0a", "kWkA")])
+@pytest.mark.parametrize("budget, message", [("3w4a", "same k"), ("x", "kWkA"), ("0w0a", "kWkA")])
 def test_bad_budgets_are_refused_before_anything_is_written(budget, message, tmp_path):
     workdir = tmp_path / "search"
-    config = parse_search("--flagfile=flags/quant_quickstart_search.cfg",
-                          f"--supernet_dir={tmp_path / 'none'}", f"--workdir={workdir}",
-                          f"--bitops_budget={budget}")
+    config = parse_search(
+        "--flagfile=flags/quant_quickstart_search.cfg",
+        f"--supernet_dir={tmp_path / 'none'}",
+        f"--workdir={workdir}",
+        f"--bitops_budget={budget}",
+    )
     with pytest.raises(ValueError, match=message) as e:
         search_lib.run(config)
     assert repr(budget) in str(e.value)
@@ -162,8 +197,12 @@ def test_bad_budgets_are_refused_before_anything_is_written(budget, message, tmp
 
 
 def test_budget_and_max_bitops_together_are_refused(tmp_path):
-    config = parse_search("--flagfile=flags/quant_quickstart_search.cfg", "--supernet_dir=/x",
-                          f"--workdir={tmp_path / 's'}", "--max_bitops=1e9")
+    config = parse_search(
+        "--flagfile=flags/quant_quickstart_search.cfg",
+        "--supernet_dir=/x",
+        f"--workdir={tmp_path / 's'}",
+        "--max_bitops=1e9",
+    )
     with pytest.raises(ValueError, match="not both"):
         config.validate()
 
@@ -171,13 +210,26 @@ def test_budget_and_max_bitops_together_are_refused(tmp_path):
 def test_budget_on_a_float_space_is_refused_before_anything_is_written(tmp_path):
     # A float supernet's run config is all the check needs (it comes before the checkpoint).
     float_dir = tmp_path / "float_supernet"
-    run_dir.write_config(str(float_dir), {
-        "space": "shufflenet_oneshot", "arch": None, "seed": 0,
-        "space_overrides": {"image_size": 16, "num_classes": 10, "width": 0.25,
-                            "repeats": [1, 1, 1, 1]}})
+    run_dir.write_config(
+        str(float_dir),
+        {
+            "space": "shufflenet_oneshot",
+            "arch": None,
+            "seed": 0,
+            "space_overrides": {
+                "image_size": 16,
+                "num_classes": 10,
+                "width": 0.25,
+                "repeats": [1, 1, 1, 1],
+            },
+        },
+    )
     workdir = tmp_path / "search"
-    config = parse_search("--flagfile=flags/quant_quickstart_search.cfg",
-                          f"--supernet_dir={float_dir}", f"--workdir={workdir}")
+    config = parse_search(
+        "--flagfile=flags/quant_quickstart_search.cfg",
+        f"--supernet_dir={float_dir}",
+        f"--workdir={workdir}",
+    )
     with pytest.raises(ValueError, match="needs a quantized space.*shufflenet_oneshot"):
         search_lib.run(config)
     assert not workdir.exists()
@@ -186,14 +238,26 @@ def test_budget_on_a_float_space_is_refused_before_anything_is_written(tmp_path)
 @pytest.mark.slow
 def test_app_exits_2_on_a_bad_budget(supernet_dir, tmp_path):
     workdir = tmp_path / "search"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_",
-                                                                    "TF_USE_LEGACY"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))
+    }
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-m", "spos_tf.search",
-                           "--flagfile=flags/quant_quickstart_search.cfg",
-                           f"--supernet_dir={supernet_dir}", f"--workdir={workdir}",
-                           "--bitops_budget=3w4a"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spos_tf.search",
+            "--flagfile=flags/quant_quickstart_search.cfg",
+            f"--supernet_dir={supernet_dir}",
+            f"--workdir={workdir}",
+            "--bitops_budget=3w4a",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "error: --bitops_budget must be kWkA" in proc.stderr and "'3w4a'" in proc.stderr
     assert not workdir.exists()
@@ -213,7 +277,8 @@ def test_uniform_bits_retrains_the_uniform_arch(retrained, space):
     with open(os.path.join(workdir, run_dir.METRICS_FILE)) as f:
         records = [json.loads(line) for line in f if line.strip()]
     assert {r["arch_bitops"] for r in records if "arch_bitops" in r} == {
-        float(costs.uniform_bitops(space, BUDGET_BITS))}
+        float(costs.uniform_bitops(space, BUDGET_BITS))
+    }
     assert records[-1]["final"]
     assert records[-1]["val_accuracy"] == pytest.approx(standalone_accuracy(workdir), abs=1e-9)
 
@@ -225,8 +290,11 @@ def test_searched_retrain_is_best_json(retrained, searched):
 
 
 def test_uniform_bits_refusals(data_dir, tmp_path):
-    args = ("--flagfile=flags/quant_quickstart_retrain.cfg", f"--workdir={tmp_path / 'wd'}",
-            f"--data_dir={data_dir}")
+    args = (
+        "--flagfile=flags/quant_quickstart_retrain.cfg",
+        f"--workdir={tmp_path / 'wd'}",
+        f"--data_dir={data_dir}",
+    )
     with pytest.raises(ValueError, match="--uniform_bits=3 .*pass one of them"):
         parse_train(*args, "--uniform_bits=3", "--arch=0,0,0,0|0,0,0,0|0,0,0,0").validate()
     with pytest.raises(train_lib.ConfigError, match="5 bits is not a choice"):
@@ -307,15 +375,23 @@ def test_imagenet_files_keep_the_paper_recipe_and_twins_the_space():
     sup = parse_train("--flagfile=flags/quant_supernet.cfg", "--workdir=/x")
     ret = parse_train("--flagfile=flags/quant_retrain.cfg", "--workdir=/x", "--uniform_bits=2")
     paper = parse_train("--flagfile=flags/supernet.cfg", "--workdir=/x")
-    keys = ("optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
-            "label_smoothing", "batch_size")
+    keys = (
+        "optimizer",
+        "learning_rate",
+        "lr_schedule",
+        "momentum",
+        "weight_decay",
+        "label_smoothing",
+        "batch_size",
+    )
     for config in (sup, ret):
         assert (config.data.name, config.data.augment) == ("imagenet2012", "imagenet")
         assert config.space_overrides["image_size"] == 224
         assert [getattr(config, k) for k in keys] == [getattr(paper, k) for k in keys]
     assert (sup.steps, ret.steps) == (150_000, 300_000) and ret.final_bn_batches > 0
-    twin = parse_train("--flagfile=flags/quant_quickstart_retrain.cfg", "--workdir=/x",
-                       "--uniform_bits=2")
+    twin = parse_train(
+        "--flagfile=flags/quant_quickstart_retrain.cfg", "--workdir=/x", "--uniform_bits=2"
+    )
     assert twin.space == ret.space and twin.data.name == "spos_digits" and twin.final_bn_batches
     full = spaces.get(sup.space, image_size=224)
     assert [len(full.choices[k]) for k in GENE_KINDS] == [1, 3, 4, 4]

@@ -1,6 +1,7 @@
 """Mixed-precision supernet (spos_tf.quant.apply): BitOps against the built layers, bit
 switching without retrace, masked updates incl. quantizer ranges, stand-alone equality, range
 recalibration."""
+
 import json
 import os
 import subprocess
@@ -34,8 +35,10 @@ def _data(space, n, seed=0):
 
 
 def _compile(net):
-    net.compile(optimizer=spos_tf.MaskedSGD(0.1, 0.9, 4e-5),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.compile(
+        optimizer=spos_tf.MaskedSGD(0.1, 0.9, 4e-5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     # slots created up front: the train function is then traced once, not twice (a tf.function
     # whose first trace creates variables is traced again)
     net.optimizer.build(net.trainable_variables)
@@ -92,7 +95,8 @@ def _arch(space, seed, **genes):
 
 def _graph_op_types(model, space):
     fn = tf.function(lambda t: model(t, training=False)).get_concrete_function(
-        tf.TensorSpec([1, space.image_size, space.image_size, 3]))
+        tf.TensorSpec([1, space.image_size, space.image_size, 3])
+    )
     return {op.type for op in fn.graph.get_operations()}
 
 
@@ -115,8 +119,16 @@ def trained():
     after = _snapshot(net)
     traces = net.train_function.experimental_get_tracing_count()
     net.fit(x[24:], y[24:], batch_size=8, epochs=1, verbose=0, shuffle=False)
-    return dict(space=space, net=net, a=a, b=b, before=before, after=after, x=x,
-                traces=(traces, net.train_function.experimental_get_tracing_count()))
+    return dict(
+        space=space,
+        net=net,
+        a=a,
+        b=b,
+        before=before,
+        after=after,
+        x=x,
+        traces=(traces, net.train_function.experimental_get_tracing_count()),
+    )
 
 
 @pytest.mark.slow
@@ -125,13 +137,17 @@ def test_supernet_is_wrapped_where_prims_say(trained):
     assert space.searched_genes == ("channel", "wbits", "abits")
     wrapped = {(h, p) for h, p, _ in apply.quantized_layers(net)}
     holders = [net.stem, net.head] + [u for blk in net.choice_blocks for u in blk.units.values()]
-    expected = {(h.name, p) for h in holders for p, layer in h.prims.items()
-                if layer.prim.quantized}
+    expected = {
+        (h.name, p) for h in holders for p, layer in h.prims.items() if layer.prim.quantized
+    }
     assert wrapped == expected
     assert {p for _, p in wrapped} == {"stem_conv", "conv1", "conv2", "down", "classifier"}
-    for h in holders:   # BN stays float
-        assert not any(isinstance(layer, InputQuantizeWrapper) for p, layer in h.prims.items()
-                       if not layer.prim.quantized)
+    for h in holders:  # BN stays float
+        assert not any(
+            isinstance(layer, InputQuantizeWrapper)
+            for p, layer in h.prims.items()
+            if not layer.prim.quantized
+        )
     for _, p, w in apply.quantized_layers(net):
         cfg = w.quantize_config
         fixed = p in ("stem_conv", "classifier")
@@ -147,7 +163,7 @@ def test_supernet_is_wrapped_where_prims_say(trained):
                 if layer.prim.quantized:
                     assert layer.quantize_config.weight_quantizer.selector is sels[0]
                     assert layer.quantize_config.input_quantizer.selector is sels[1]
-        assert all(s.index is None for s in sels)   # restored after every call
+        assert all(s.index is None for s in sels)  # restored after every call
 
 
 @pytest.mark.slow
@@ -162,9 +178,12 @@ def test_owners_cover_every_trainable_block_variable(trained):
     # the model trains each kernel exactly once (wrapping did not duplicate or drop variables)
     names = [v.name for v in net.trainable_variables]
     assert len({id(v) for v in net.trainable_variables}) == len(names)
-    assert len(names) == sum(1 for h in [net.stem, net.head] + [u for blk in net.choice_blocks
-                                                               for u in blk.units.values()]
-                             for k, v in h.weight_dict().items() if v.trainable)
+    assert len(names) == sum(
+        1
+        for h in [net.stem, net.head] + [u for blk in net.choice_blocks for u in blk.units.values()]
+        for k, v in h.weight_dict().items()
+        if v.trainable
+    )
 
 
 @pytest.mark.slow
@@ -173,16 +192,23 @@ def test_masked_step_changes_only_the_sampled_slices(trained):
     the used ones and every block's input ranges (scalars, on every path) changed."""
     net, b = trained["net"], trained["b"]
     kinds = _check_only_path_changed(net, trained["before"], trained["after"], b)
-    assert {"kernel", "kernel#momentum", "moving_mean", "moving_variance", "input_range_max",
-            "input_range_sigma", "input_range_count"} <= kinds
+    assert {
+        "kernel",
+        "kernel#momentum",
+        "moving_mean",
+        "moving_variance",
+        "input_range_max",
+        "input_range_sigma",
+        "input_range_count",
+    } <= kinds
     counts = [v for k, v in trained["after"].items() if k[2].endswith("input_range_count")]
-    assert counts and all(c == 3 for c in counts)   # one update per step that ran the block
+    assert counts and all(c == 3 for c in counts)  # one update per step that ran the block
 
 
 @pytest.mark.slow
 def test_bit_switching_needs_no_retrace(trained):
     net, space, x = trained["net"], trained["space"], trained["x"]
-    assert trained["traces"] == (1, 1)   # 9 training steps on paths differing in bits, widths
+    assert trained["traces"] == (1, 1)  # 9 training steps on paths differing in bits, widths
 
     @tf.function
     def forward(images, arch):
@@ -209,7 +235,7 @@ def test_standalone_equals_supernet_path(trained):
         model = spos_tf.build_standalone(space, arch, supernet=net)
         assert isinstance(model, keras.Model) and model.__class__.__name__ == "Functional"
         types = _graph_op_types(model, space)
-        assert not any("Case" in t for t in types), types   # no switch_case: convertible
+        assert not any("Case" in t for t in types), types  # no switch_case: convertible
         assert "FakeQuantWithMinMaxVars" in types
         decoded = space.decode(arch)
         for h, _, w in apply.quantized_layers(model):
@@ -234,10 +260,12 @@ def test_weight_range_is_taken_from_the_used_slice(trained):
     full = kernel_variable(wrapper)
     width = unit.widths[0]
     h = tf.nn.relu(tf.random.stateless_normal([2, unit.in_hw, unit.in_hw, width], seed=[1, 2]))
-    with wrapper.quantize_config.weight_quantizer.selector.selecting(1), \
-            wrapper.quantize_config.input_quantizer.selector.selecting(3):
+    with (
+        wrapper.quantize_config.weight_quantizer.selector.selecting(1),
+        wrapper.quantize_config.input_quantizer.selector.selecting(3),
+    ):
         wrapper(h, training=False)
-        used = wrapper.layer.kernel.numpy()   # what the layer computed with
+        used = wrapper.layer.kernel.numpy()  # what the layer computed with
     q = wrapper.quantize_config.weight_quantizer
     assert used.shape == (3, 3, width, unit.cout)
     np.testing.assert_array_equal(used, q.quantize(full[:, :, :width, :], 2).numpy())
@@ -249,21 +277,27 @@ def test_reset_quant_ranges_recalibrates_exactly(trained):
     net, space, x = trained["net"], trained["space"], trained["x"]
     model = spos_tf.build_standalone(space, trained["a"], supernet=net)
     stem = model.get_layer("stem").prims["stem_conv"]
-    assert stem.named_weights()["input_range_count"].numpy() == 9   # inherited
+    assert stem.named_weights()["input_range_count"].numpy() == 9  # inherited
     n = apply.reset_quant_ranges(model)
     assert n == len(apply.quantized_layers(model))
-    assert all(np.all(v.numpy() == 0) for _, _, w in apply.quantized_layers(model)
-               for v in w.range_variables())
-    batches = [x[i * 8:(i + 1) * 8] for i in range(4)]
+    assert all(
+        np.all(v.numpy() == 0)
+        for _, _, w in apply.quantized_layers(model)
+        for v in w.range_variables()
+    )
+    batches = [x[i * 8 : (i + 1) * 8] for i in range(4)]
     for images in batches:
         model(images, training=True)
     ranges = stem.named_weights()
     assert ranges["input_range_count"].numpy() == 4
-    np.testing.assert_allclose(ranges["input_range_max"].numpy(),
-                               np.mean([np.abs(b).max() for b in batches]), rtol=1e-6)
-    np.testing.assert_allclose(ranges["input_range_sigma"].numpy(),
-                               np.mean([np.sqrt(np.mean(b.astype(np.float64) ** 2))
-                                        for b in batches]), rtol=1e-5)
+    np.testing.assert_allclose(
+        ranges["input_range_max"].numpy(), np.mean([np.abs(b).max() for b in batches]), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        ranges["input_range_sigma"].numpy(),
+        np.mean([np.sqrt(np.mean(b.astype(np.float64) ** 2)) for b in batches]),
+        rtol=1e-5,
+    )
 
 
 # ------------------------------------------------------------------ two candidate ops
@@ -271,10 +305,12 @@ def test_reset_quant_ranges_recalibrates_exactly(trained):
 def twin_op_space(monkeypatch):
     """A quantized space with two (identical) basic-block ops, so that a block has an unsampled
     choice whose quantizer ranges must stay bit-identical."""
-    monkeypatch.setitem(ops.OPS, "basic_twin", ops.OpSpec("basic_twin", "resnet", "basic", 3,
-                                                          ops._basic_prims))
+    monkeypatch.setitem(
+        ops.OPS, "basic_twin", ops.OpSpec("basic_twin", "resnet", "basic", 3, ops._basic_prims)
+    )
     return tiny(weight_bits=(2, 4), act_bits=(2, 4), channel_scales=(0.5, 1.0)).replace(
-        name="twin", ops=("basic", "basic_twin"))
+        name="twin", ops=("basic", "basic_twin")
+    )
 
 
 @pytest.mark.slow
@@ -292,7 +328,7 @@ def test_unsampled_op_keeps_kernels_stats_slots_and_ranges(twin_op_space):
     net.fit(x[16:], y[16:], batch_size=8, epochs=1, verbose=0, shuffle=False)  # a
     kinds = _check_only_path_changed(net, before, _snapshot(net), a)
     assert {"kernel", "kernel#momentum", "moving_mean", "input_range_max"} <= kinds
-    for blk in net.choice_blocks:   # every unit ran once before the last step (path a or b)
+    for blk in net.choice_blocks:  # every unit ran once before the last step (path a or b)
         for unit in blk.units.values():
             counts = [v.numpy() for k, v in unit.weight_dict().items() if k.endswith("_count")]
             on_a = space.decode(a)[blk.block]["op"] == unit.name.split("_", 1)[1]
@@ -324,9 +360,9 @@ def _recorded_calls(model, images, monkeypatch):
 def _independent_bitops(wrapper, shapes):
     """MACs from the shapes the built layer saw x weight bits x input bits."""
     (in_shape, out_shape), kernel = shapes, kernel_variable(wrapper).shape
-    if len(out_shape) == 4:   # conv: out_h * out_w * kh * kw * cin * cout
+    if len(out_shape) == 4:  # conv: out_h * out_w * kh * kw * cin * cout
         macs = out_shape[1] * out_shape[2] * kernel[0] * kernel[1] * in_shape[-1] * out_shape[-1]
-    else:                     # fc
+    else:  # fc
         macs = in_shape[-1] * out_shape[-1]
     cfg = wrapper.quantize_config
     (wb,), (ab,) = cfg.weight_quantizer.bits, cfg.input_quantizer.bits
@@ -354,8 +390,10 @@ def test_layer_bitops_equal_macs_times_bits(seed, monkeypatch):
     assert sum(per_holder.values()) == costs.bitops(space, arch)
 
 
-@pytest.mark.parametrize("name,quantized_macs", [("resnet18_mixed_precision", 1_695_547_392),
-                                                 ("resnet34_mixed_precision", 3_545_235_456)])
+@pytest.mark.parametrize(
+    "name,quantized_macs",
+    [("resnet18_mixed_precision", 1_695_547_392), ("resnet34_mixed_precision", 3_545_235_456)],
+)
 def test_uniform_4w4a_is_4x_2w2a_imagenet(name, quantized_macs):
     space = spaces.get(name)
     table = costs.table(space)
@@ -376,8 +414,10 @@ RESNET_MACS = {"resnet18_mixed_precision": 1_814_073_344, "resnet34_mixed_precis
 def test_resnet_costs_are_torchvisions():
     """At channel scale 1.0 the spaces' networks are torchvision's ResNet-18/34: 11,689,512 and
     21,797,672 parameters."""
-    for name, params in {"resnet18_mixed_precision": 11_689_512,
-                         "resnet34_mixed_precision": 21_797_672}.items():
+    for name, params in {
+        "resnet18_mixed_precision": 11_689_512,
+        "resnet34_mixed_precision": 21_797_672,
+    }.items():
         space = spaces.get(name)
         arch = costs.uniform_arch(space, bits=4)
         assert costs.params(space, arch) == params
@@ -386,9 +426,14 @@ def test_resnet_costs_are_torchvisions():
 
 @pytest.mark.parametrize("name", sorted(RESNET_MACS))
 def test_costs_cli_uniform_bits(name):
-    out = subprocess.run([sys.executable, "-m", "spos_tf.costs", f"--space={name}",
-                          "--uniform_bits=3"], capture_output=True, text=True, cwd=ROOT,
-                         timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "spos_tf.costs", f"--space={name}", "--uniform_bits=3"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    ).stdout
     record = json.loads(out.strip().splitlines()[-1])
     # pinned figures, not the library's functions: the first conv (7x7, 3 -> 64, 112x112 output)
     # and the FC (512 -> 1000) stay at 8x8 bits, every other MAC is 3x3 bits
@@ -409,21 +454,25 @@ def test_uniform_kwka_standalone_for_qat():
         assert w.quantize_config.weight_quantizer.bits == (bits,), (h, p)
         assert w.quantize_config.input_quantizer.bits == (bits,), (h, p)
     arch = costs.uniform_arch(space, bits=2)
-    assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == costs.params(space,
-                                                                                        arch)
+    assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == costs.params(
+        space, arch
+    )
     x, y = _data(space, 8)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     conv = model.get_layer("block01_basic").prims["conv1"]
     conv(tf.zeros([1, conv.prim.in_hw, conv.prim.in_hw, conv.prim.cin]), training=False)
-    assert len(np.unique(conv.layer.kernel.numpy())) <= 3   # ternary weights
+    assert len(np.unique(conv.layer.kernel.numpy())) <= 3  # ternary weights
 
 
 @pytest.mark.slow
 def test_float_spaces_do_not_touch_quantization():
-    space = spaces.get("shufflenet_oneshot", image_size=16, num_classes=10, width=0.25,
-                       repeats=(1, 1, 1, 1))
+    space = spaces.get(
+        "shufflenet_oneshot", image_size=16, num_classes=10, width=0.25, repeats=(1, 1, 1, 1)
+    )
     assert not space.quantized
     code = (
         "import sys, spos_tf, tensorflow as tf\n"
@@ -434,7 +483,14 @@ def test_float_spaces_do_not_touch_quantization():
         "spos_tf.build_standalone(s, s.sample(__import__('numpy').random.default_rng(0)), net)\n"
         "assert all(b.gene_selectors == () for b in net.choice_blocks)\n"
         "assert not [m for m in sys.modules if m.startswith('tensorflow_model_optimization')]\n"
-        "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -1,5 +1,6 @@
 """Tests for spos_tf.quant: level counts, straight-through gradients, no-retrace bit switching,
 agreement with an independent numpy computation, and range variables that move only when run."""
+
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 import numpy as np
@@ -8,8 +9,14 @@ import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf import quant
-from spos_tf.quant import (GAUSS_CLIP, ActivationQuantizer, BitSelector, WeightQuantizer,
-                           quantize_layer, quantize_layer_fixed)
+from spos_tf.quant import (
+    GAUSS_CLIP,
+    ActivationQuantizer,
+    BitSelector,
+    WeightQuantizer,
+    quantize_layer,
+    quantize_layer_fixed,
+)
 
 BITS = (1, 2, 3, 4)
 
@@ -22,8 +29,9 @@ class TinyDense(keras.layers.Layer):
         self.units = units
 
     def build(self, input_shape):
-        self.kernel = self.add_weight("kernel", shape=(int(input_shape[-1]), self.units),
-                                      initializer="glorot_uniform")
+        self.kernel = self.add_weight(
+            "kernel", shape=(int(input_shape[-1]), self.units), initializer="glorot_uniform"
+        )
         super().build(input_shape)
 
     def call(self, inputs):
@@ -39,7 +47,7 @@ class TinyDense(keras.layers.Layer):
 # ---------------------------------------------------------------- numpy reference (float64)
 def np_fake_quant(x, lo, hi, bits, narrow):
     """TensorFlow's FakeQuantWithMinMaxVars rule (nudged range, round half up)."""
-    qmin, qmax = (1 if narrow else 0), 2 ** bits - 1
+    qmin, qmax = (1 if narrow else 0), 2**bits - 1
     scale = (hi - lo) / (qmax - qmin)
     zero_point = np.clip(np.round(qmin - lo / scale), qmin, qmax)
     nmin, nmax = (qmin - zero_point) * scale, (qmax - zero_point) * scale
@@ -50,17 +58,18 @@ def np_quant_weight(w, bits, axes=None):
     w = w.astype(np.float64)
     if bits == 1:
         return np.mean(np.abs(w), axis=axes, keepdims=True) * np.where(w >= 0, 1.0, -1.0)
-    sigma = np.sqrt(np.mean(w ** 2, axis=axes, keepdims=True))
-    c = np.minimum(GAUSS_CLIP[2 ** (bits - 1) - 1] * sigma,
-                   np.max(np.abs(w), axis=axes, keepdims=True))
+    sigma = np.sqrt(np.mean(w**2, axis=axes, keepdims=True))
+    c = np.minimum(
+        GAUSS_CLIP[2 ** (bits - 1) - 1] * sigma, np.max(np.abs(w), axis=axes, keepdims=True)
+    )
     return np_fake_quant(w, -c, c, bits, narrow=True)
 
 
 def np_act_clip(x, bits):
     """Unsigned clip from one batch (what the first training step uses)."""
     pos = np.maximum(x.astype(np.float64), 0.0)
-    sigma = np.sqrt(np.sum(pos ** 2) / max(np.count_nonzero(pos), 1))
-    return min(GAUSS_CLIP[2 ** bits - 1] * sigma, pos.max())
+    sigma = np.sqrt(np.sum(pos**2) / max(np.count_nonzero(pos), 1))
+    return min(GAUSS_CLIP[2**bits - 1] * sigma, pos.max())
 
 
 def np_quant_act(x, bits):
@@ -93,11 +102,11 @@ def test_weight_quantizer_levels(per_axis):
         slices = [out[..., k] for k in range(8)] if per_axis else [out]
         for s in slices:
             if b <= 2:  # sign: exactly 2; ternary: all 3 levels used
-                assert n_distinct(s) == 2 ** b - (b == 2)
+                assert n_distinct(s) == 2**b - (b == 2)
             else:  # symmetric narrow range: at most 2**b - 1 levels
-                assert 3 < n_distinct(s) <= 2 ** b - 1
+                assert 3 < n_distinct(s) <= 2**b - 1
         if per_axis and b > 1:  # per-channel ranges differ, so the union has more values
-            assert n_distinct(out) > 2 ** b - 1
+            assert n_distinct(out) > 2**b - 1
 
 
 def test_depthwise_per_axis_uses_axis_minus_2():
@@ -121,7 +130,7 @@ def test_activation_quantizer_levels(signed):
     for i, b in enumerate(bits):
         with q.selector.selecting(i):
             out = q(x, training=True, weights=qvars).numpy()
-        limit = 2 ** b - 1 if signed else 2 ** b
+        limit = 2**b - 1 if signed else 2**b
         if b == 1:
             assert sorted(np.unique(out))[0] == 0.0 and n_distinct(out) == 2
         else:
@@ -273,8 +282,7 @@ def test_kernel_attribute_is_tensor_after_call_variable_via_wrapper():
 
 def test_depthwise_kernel_attr():
     dw = keras.layers.DepthwiseConv2D(3, padding="same")
-    layer = quantize_layer_fixed(dw, 2, 2, kernel_attr="depthwise_kernel", per_axis=True,
-                                 axis=-2)
+    layer = quantize_layer_fixed(dw, 2, 2, kernel_attr="depthwise_kernel", per_axis=True, axis=-2)
     y = layer(tf.nn.relu(tf.random.stateless_normal([1, 5, 5, 4], seed=[5, 6])), training=True)
     assert y.shape == (1, 5, 5, 4)
     kernel = quant.kernel_variable(layer)
@@ -283,8 +291,11 @@ def test_depthwise_kernel_attr():
 
 # ---------------------------------------------------------------- range variables
 def range_values(wrapper):
-    return {v.name.split("/")[-1]: v.numpy().copy() for v in wrapper.non_trainable_weights
-            if "input_range" in v.name}
+    return {
+        v.name.split("/")[-1]: v.numpy().copy()
+        for v in wrapper.non_trainable_weights
+        if "input_range" in v.name
+    }
 
 
 def test_range_variables_change_only_in_selected_branch():
@@ -316,21 +327,26 @@ def test_range_variables_change_only_in_selected_branch():
 
 def test_running_range_is_exact_average_during_warmup():
     q, qvars = built_act_quantizer((4,), momentum=0.9)
-    batches = [np.abs(np.random.default_rng(s).normal(0, 1 + s, (64,))).astype(np.float32)
-               for s in range(3)]
+    batches = [
+        np.abs(np.random.default_rng(s).normal(0, 1 + s, (64,))).astype(np.float32)
+        for s in range(3)
+    ]
     for x in batches:
         q(tf.constant(x), training=True, weights=qvars)
     assert qvars["count"].numpy() == 3
-    np.testing.assert_allclose(qvars["max"].numpy(), np.mean([x.max() for x in batches]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(qvars["max"].numpy(), np.mean([x.max() for x in batches]), rtol=1e-5)
     stats = [q.batch_statistics(tf.constant(x))[1].numpy() for x in batches]
     np.testing.assert_allclose(qvars["sigma"].numpy(), np.mean(stats), rtol=1e-5)
 
 
 def test_mse_clip_beats_max_clip_at_low_bits():
     w = tf.random.stateless_normal([20000], seed=[11, 12])
-    errors = {mode: float(tf.reduce_mean(tf.square(
-        WeightQuantizer((2,), range_mode=mode).quantize(w, 2) - w))) for mode in ("mse", "max")}
+    errors = {
+        mode: float(
+            tf.reduce_mean(tf.square(WeightQuantizer((2,), range_mode=mode).quantize(w, 2) - w))
+        )
+        for mode in ("mse", "max")
+    }
     assert errors["mse"] < 0.5 * errors["max"]
 
 
@@ -345,8 +361,7 @@ def test_fixed_wrapper_takes_switchable_weights_one_to_one():
     assert [v.shape for v in fx.weights] == [v.shape for v in sw.weights]
     fx.set_weights(sw.get_weights())
     x2 = tf.nn.relu(tf.random.stateless_normal([6, 10], seed=[15, 16]))
-    np.testing.assert_array_equal(fx(x2, training=False).numpy(),
-                                  sw(x2, training=False).numpy())
+    np.testing.assert_array_equal(fx(x2, training=False).numpy(), sw(x2, training=False).numpy())
 
 
 def test_configs_round_trip():
@@ -369,8 +384,10 @@ def test_configs_round_trip():
 def test_gradients_through_bit_switch_nested_in_block_switch():
     """The supernet layout: block switch_case around wrappers whose quantizers switch bits."""
     w_sel, a_sel = BitSelector(0), BitSelector(0)
-    convs = [quantize_layer(keras.layers.Conv2D(4, k, padding="same"), w_sel, a_sel, BITS, BITS)
-             for k in (1, 3)]
+    convs = [
+        quantize_layer(keras.layers.Conv2D(4, k, padding="same"), w_sel, a_sel, BITS, BITS)
+        for k in (1, 3)
+    ]
     x = tf.nn.relu(tf.random.stateless_normal([2, 6, 6, 3], seed=[17, 18]))
     for conv in convs:
         conv(x)

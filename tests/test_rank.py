@@ -1,4 +1,5 @@
 """The ranking app (spos_tf.rank / rank_lib / rank_stats) on a trained tiny supernet."""
+
 import csv
 import json
 import os
@@ -29,9 +30,16 @@ def supernet_dir(tmp_path_factory):
 
 def tiny_config(supernet_dir, workdir, data_dir, *extra):
     """The RankConfig of flags/tiny_rank.cfg, parsed by the app's own flags."""
-    fv = config_flags.parse_flagfile(rank.define_flags, str(TINY_FLAGS), [
-        f"--supernet_dir={supernet_dir}", f"--workdir={workdir}", f"--data_dir={data_dir}",
-        *extra])
+    fv = config_flags.parse_flagfile(
+        rank.define_flags,
+        str(TINY_FLAGS),
+        [
+            f"--supernet_dir={supernet_dir}",
+            f"--workdir={workdir}",
+            f"--data_dir={data_dir}",
+            *extra,
+        ],
+    )
     return config_flags.from_flags(rank_lib.RankConfig, fv)
 
 
@@ -41,9 +49,21 @@ def ranked(supernet_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("rank") / "out"
     data_dir = os.path.join(os.path.dirname(supernet_dir), "tfds")
     proc = subprocess.run(
-        [sys.executable, "-m", "spos_tf.rank", f"--flagfile={TINY_FLAGS}",
-         f"--supernet_dir={supernet_dir}", f"--workdir={workdir}", f"--data_dir={data_dir}"],
-        cwd=REPO, env=app_env(), capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "spos_tf.rank",
+            f"--flagfile={TINY_FLAGS}",
+            f"--supernet_dir={supernet_dir}",
+            f"--workdir={workdir}",
+            f"--data_dir={data_dir}",
+        ],
+        cwd=REPO,
+        env=app_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "Kendall tau" in proc.stdout
     return workdir, data_dir
@@ -67,8 +87,7 @@ def test_app_writes_the_three_files_and_its_statistics_are_scipys(ranked):
     assert (workdir / "ranking.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     space = tiny_space()
     supernet = np.array([float(r["supernet_accuracy"]) for r in rows])
-    seeds = np.array([[float(r["standalone_seed_0"]), float(r["standalone_seed_1"])]
-                      for r in rows])
+    seeds = np.array([[float(r["standalone_seed_0"]), float(r["standalone_seed_1"])] for r in rows])
     for row, per_seed in zip(rows, seeds):  # columns against numpy, costs against the cost model
         assert float(row["standalone_mean"]) == pytest.approx(per_seed.mean(), abs=1e-12)
         assert float(row["standalone_std"]) == pytest.approx(per_seed.std(ddof=1), abs=1e-12)
@@ -77,23 +96,27 @@ def test_app_writes_the_three_files_and_its_statistics_are_scipys(ranked):
         assert (per_seed * 300 == np.round(per_seed * 300)).all()
     means = seeds.mean(axis=1)
     got = record["stats"]
-    for name, fn in (("kendall_tau", stats.kendalltau), ("spearman_rho", stats.spearmanr),
-                     ("pearson_r", stats.pearsonr)):
+    for name, fn in (
+        ("kendall_tau", stats.kendalltau),
+        ("spearman_rho", stats.spearmanr),
+        ("pearson_r", stats.pearsonr),
+    ):
         if np.ptp(supernet) and np.ptp(means):
             assert got[name]["value"] == pytest.approx(fn(supernet, means)[0], abs=1e-12)
         else:
             assert got[name]["value"] != got[name]["value"]  # NaN where scipy is undefined
     assert got["spread"] == pytest.approx(np.ptp(means), abs=1e-12)
     sds = seeds.std(axis=1, ddof=1)
-    assert got["seed_std"] == pytest.approx(np.sqrt(np.mean(sds ** 2)), abs=1e-12)
+    assert got["seed_std"] == pytest.approx(np.sqrt(np.mean(sds**2)), abs=1e-12)
     # TensorBoard HParams: one session per architecture next to the experiment's config
     sessions = sorted(p.name for p in (workdir / "hparams").iterdir() if p.is_dir())
     assert sessions == ["000", "001", "002"]
 
 
 @pytest.mark.slow
-def test_rerun_skips_finished_work_and_a_lost_run_is_the_only_one_redone(ranked, supernet_dir,
-                                                                         monkeypatch):
+def test_rerun_skips_finished_work_and_a_lost_run_is_the_only_one_redone(
+    ranked, supernet_dir, monkeypatch
+):
     workdir, data_dir = ranked
     config = tiny_config(supernet_dir, workdir, data_dir)
     result = rank_lib.run(config)
@@ -117,8 +140,9 @@ def test_rerun_skips_finished_work_and_a_lost_run_is_the_only_one_redone(ranked,
 
 
 @pytest.mark.slow
-def test_an_interrupted_ranking_resumes_without_retraining_finished_runs(supernet_dir, tmp_path,
-                                                                        monkeypatch):
+def test_an_interrupted_ranking_resumes_without_retraining_finished_runs(
+    supernet_dir, tmp_path, monkeypatch
+):
     data_dir = os.path.join(os.path.dirname(supernet_dir), "tfds")
     config = tiny_config(supernet_dir, tmp_path / "rank", data_dir, "--retrain_seeds=1")
     from spos_tf import train_lib
@@ -143,22 +167,28 @@ def test_an_interrupted_ranking_resumes_without_retraining_finished_runs(superne
     assert result["complete"]
 
 
-def test_reuse_standalone_links_the_finished_runs_instead_of_training(ranked, supernet_dir,
-                                                                      tmp_path, monkeypatch):
+def test_reuse_standalone_links_the_finished_runs_instead_of_training(
+    ranked, supernet_dir, tmp_path, monkeypatch
+):
     workdir, data_dir = ranked
     from spos_tf import train_lib
 
     monkeypatch.setattr(train_lib, "run", lambda *a, **k: pytest.fail("trained again"))
-    config = tiny_config(supernet_dir, tmp_path / "again", data_dir,
-                         f"--reuse_standalone={workdir}")
+    config = tiny_config(
+        supernet_dir, tmp_path / "again", data_dir, f"--reuse_standalone={workdir}"
+    )
     result = rank_lib.run(config)
     assert result["trained"] == 0 and result["scored"] == 3 and result["complete"]
     assert read_csv(tmp_path / "again" / "ranking.csv") == read_csv(workdir / "ranking.csv")
     assert os.path.islink(rank_lib.arch_dir(tmp_path / "again", 0) + "/seed_0")
     # another recipe cannot reuse them
-    other = tiny_config(supernet_dir, tmp_path / "other", data_dir,
-                        f"--reuse_standalone={workdir}",
-                        f"--retrain_flagfile={REPO / 'flags' / 'tiny_supernet.cfg'}")
+    other = tiny_config(
+        supernet_dir,
+        tmp_path / "other",
+        data_dir,
+        f"--reuse_standalone={workdir}",
+        f"--retrain_flagfile={REPO / 'flags' / 'tiny_supernet.cfg'}",
+    )
     with pytest.raises(ValueError, match="trained with another recipe"):
         rank_lib.run(other)
 
@@ -167,10 +197,12 @@ def test_reuse_standalone_links_the_finished_runs_instead_of_training(ranked, su
 def test_bad_input_writes_nothing(supernet_dir, tmp_path):
     data_dir = os.path.join(os.path.dirname(supernet_dir), "tfds")
     workdir = tmp_path / "rank"
-    cases = [("--retrain_flagfile=/nonexistent.cfg", "does not exist"),
-             ("--select=file", "reads --archs_file"),
-             ("--num_archs=1", "--num_archs must be an integer >= 2"),
-             (f"--supernet_dir={tmp_path}", "is not a spos_tf.train run directory")]
+    cases = [
+        ("--retrain_flagfile=/nonexistent.cfg", "does not exist"),
+        ("--select=file", "reads --archs_file"),
+        ("--num_archs=1", "--num_archs must be an integer >= 2"),
+        (f"--supernet_dir={tmp_path}", "is not a spos_tf.train run directory"),
+    ]
     for extra, message in cases:
         config = tiny_config(supernet_dir, workdir, data_dir, extra)
         with pytest.raises(ValueError, match=message):
@@ -180,8 +212,9 @@ def test_bad_input_writes_nothing(supernet_dir, tmp_path):
 
 def test_every_flag_file_of_the_rank_app_parses():
     for path in sorted((REPO / "flags").glob("*rank*.cfg")):
-        fv = config_flags.parse_flagfile(rank.define_flags, str(path),
-                                         ["--supernet_dir=/s", "--workdir=/w"])
+        fv = config_flags.parse_flagfile(
+            rank.define_flags, str(path), ["--supernet_dir=/s", "--workdir=/w"]
+        )
         config = config_flags.from_flags(rank_lib.RankConfig, fv)
         assert os.path.exists(REPO / config.retrain_flagfile), path
         config.validate()

@@ -1,4 +1,5 @@
 """spos_tf.rank_select: which architectures a ranking compares, and which ones a shard does."""
+
 import csv
 
 import numpy as np
@@ -30,8 +31,10 @@ def test_stratified_selection_spans_the_cost_range_and_is_seeded():
     assert archs == rank_select.select_stratified(space, 6, seed=3, pool_size=2000)
     assert archs != rank_select.select_stratified(space, 6, seed=4, pool_size=2000)
     assert len(set(archs)) == 6
-    every = [space.from_indices(np.array([[*ops], [0] * 4, [0] * 4, [0] * 4]))
-             for ops in np.ndindex(4, 4, 4, 4)]
+    every = [
+        space.from_indices(np.array([[*ops], [0] * 4, [0] * 4, [0] * 4]))
+        for ops in np.ndindex(4, 4, 4, 4)
+    ]
     lo, hi = min(table.macs(a) for a in every), max(table.macs(a) for a in every)
     macs = sorted(table.macs(a) for a in archs)
     # one per stratum: the cheapest pick lies in the lowest sixth of the range, the dearest in the
@@ -44,8 +47,8 @@ def test_history_selection_takes_the_best_and_the_worst(tmp_path):
     rng = np.random.default_rng(0)
     archs = list(dict.fromkeys(space.sample(rng) for _ in range(12)))[:8]
     path = tmp_path / "history.csv"
-    with open(path, "w", newline="") as f:   # quoted as search_lib's csv.DictWriter quotes
-        writer = csv.writer(f)                 # the commas of an architecture's text
+    with open(path, "w", newline="") as f:  # quoted as search_lib's csv.DictWriter quotes
+        writer = csv.writer(f)  # the commas of an architecture's text
         writer.writerow(["algorithm", "trial_id", "arch", "accuracy"])
         for i, a in enumerate(archs):
             writer.writerow(["evolution", i, str(a), 0.5 + i / 100])

@@ -1,4 +1,5 @@
 """spos_tf.rank_stats against independent computations (pair counting, ranks by hand)."""
+
 import itertools
 import math
 
@@ -23,8 +24,9 @@ def kendall_tau_b(x, y):
             concordant += 1
         else:
             discordant += 1
-    return (concordant - discordant) / math.sqrt((concordant + discordant + ties_x)
-                                                 * (concordant + discordant + ties_y))
+    return (concordant - discordant) / math.sqrt(
+        (concordant + discordant + ties_x) * (concordant + discordant + ties_y)
+    )
 
 
 def test_kendall_tau_matches_pair_counting_with_ties():
@@ -40,14 +42,19 @@ def test_spearman_is_pearson_of_the_ranks():
     y = np.array([2.0, 7.0, 1.0, 8.0, 2.5, 1.5, 3.0])
     rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))  # no ties
     expected = np.corrcoef(rx, ry)[0, 1]
-    assert rank_stats.correlation("spearman_rho", x, y, resamples=100)["value"] == \
-        pytest.approx(expected, abs=1e-12)
+    assert rank_stats.correlation("spearman_rho", x, y, resamples=100)["value"] == pytest.approx(
+        expected, abs=1e-12
+    )
 
 
 def test_a_perfect_ranking_has_tau_one_and_a_reversed_one_minus_one():
     x = np.arange(6.0)
-    assert rank_stats.correlation("kendall_tau", x, x ** 2, resamples=100)["value"] == pytest.approx(1.0)
-    assert rank_stats.correlation("kendall_tau", x, -x, resamples=100)["value"] == pytest.approx(-1.0)
+    assert rank_stats.correlation("kendall_tau", x, x**2, resamples=100)["value"] == pytest.approx(
+        1.0
+    )
+    assert rank_stats.correlation("kendall_tau", x, -x, resamples=100)["value"] == pytest.approx(
+        -1.0
+    )
 
 
 def test_undefined_correlations_are_nan_not_an_error():
@@ -66,8 +73,8 @@ def test_bootstrap_interval_is_seeded():
 
 
 def test_top_k_overlap_counts_shared_members():
-    supernet = [0.9, 0.8, 0.7, 0.6, 0.5]   # order 0,1,2,3,4
-    alone = [0.5, 0.9, 0.8, 0.4, 0.7]      # order 1,2,4,0,3
+    supernet = [0.9, 0.8, 0.7, 0.6, 0.5]  # order 0,1,2,3,4
+    alone = [0.5, 0.9, 0.8, 0.4, 0.7]  # order 1,2,4,0,3
     assert rank_stats.top_k_overlap(supernet, alone, 1) == 0.0
     assert rank_stats.top_k_overlap(supernet, alone, 3) == pytest.approx(2 / 3)  # {0,1,2}&{1,2,4}
     assert rank_stats.top_k_overlap(supernet, alone, 5) == 1.0
@@ -78,8 +85,11 @@ def test_top_k_overlap_counts_shared_members():
 def test_seed_noise_is_rms_of_per_arch_std_against_the_spread_of_means():
     per_seed = [[0.70, 0.74], [0.80, 0.80], [0.60, 0.66, 0.63], [0.75]]
     means = [0.72, 0.80, 0.63, 0.75]
-    sds = [np.sqrt(((0.70 - 0.72) ** 2 + (0.74 - 0.72) ** 2) / 1), 0.0,
-           np.sqrt((0.03 ** 2 + 0.03 ** 2 + 0.0) / 2)]
+    sds = [
+        np.sqrt(((0.70 - 0.72) ** 2 + (0.74 - 0.72) ** 2) / 1),
+        0.0,
+        np.sqrt((0.03**2 + 0.03**2 + 0.0) / 2),
+    ]
     got = rank_stats.seed_noise(per_seed)
     assert got["spread"] == pytest.approx(0.80 - 0.63)
     assert got["std_of_means"] == pytest.approx(np.std(means, ddof=1))
@@ -92,7 +102,9 @@ def test_summarize_correlates_the_supernet_with_the_mean_of_the_seeds():
     per_seed = [[0.9, 0.7], [0.75, 0.75], [0.85, 0.85], [0.95, 0.93]]  # means .8 .75 .85 .94
     out = rank_stats.summarize(supernet, per_seed, resamples=100)
     assert out["num_archs"] == 4
-    assert out["kendall_tau"]["value"] == pytest.approx(kendall_tau_b(supernet, [.8, .75, .85, .94]))
+    assert out["kendall_tau"]["value"] == pytest.approx(
+        kendall_tau_b(supernet, [0.8, 0.75, 0.85, 0.94])
+    )
     assert out["top_k_overlap"]["1"] == 1.0 and set(out["top_k_overlap"]) == {"1", "2", "3"}
     with pytest.raises(ValueError, match="4 supernet accuracies but 3"):
         rank_stats.summarize(supernet, per_seed[:3])

@@ -1,5 +1,6 @@
 """The run directory contract (spos_tf.run_dir): workdir states, metrics log, atomic writes,
 errors that name the fix."""
+
 import os
 from pathlib import Path
 
@@ -48,10 +49,14 @@ def test_restore_model_errors_name_the_fix(tmp_path):
         run_dir.restore_model(str(tmp_path))
 
 
-@pytest.mark.parametrize("write", [
-    lambda path: run_dir.atomic_write_text(path, "new"),
-    lambda path: run_dir.atomic_write_bytes(path, b"new"),
-], ids=["text", "bytes"])
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path: run_dir.atomic_write_text(path, "new"),
+        lambda path: run_dir.atomic_write_bytes(path, b"new"),
+    ],
+    ids=["text", "bytes"],
+)
 def test_atomic_writes_replace_the_file_and_leave_no_temporary(tmp_path, write):
     path = tmp_path / "sub" / "out.txt"
     write(str(path))
@@ -82,8 +87,7 @@ def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
     assert not plt.fignum_exists(fig.number) and os.listdir(tmp_path) == ["plot.png"]
 
 
-def test_check_workdir_of_an_app_decides_new_resume_overwrite_and_refuses_other_settings(
-        tmp_path):
+def test_check_workdir_of_an_app_decides_new_resume_overwrite_and_refuses_other_settings(tmp_path):
     import json as _json
 
     import pytest as _pytest
@@ -91,14 +95,20 @@ def test_check_workdir_of_an_app_decides_new_resume_overwrite_and_refuses_other_
     from spos_tf import run_dir as rd
 
     entries, settings = ("cfg.json", "out.csv"), {"seed": 0, "progress": True}
-    check = lambda s, **kw: rd.check_workdir(tmp_path, s, entries=entries,  # noqa: E731
-                                             config_file="cfg.json", neutral=("progress",), **kw)
+    check = lambda s, **kw: rd.check_workdir(
+        tmp_path,
+        s,
+        entries=entries,  # noqa: E731
+        config_file="cfg.json",
+        neutral=("progress",),
+        **kw,
+    )
     assert check(settings, overwrite=False) == "new"
     (tmp_path / "out.csv").write_text("x")
     with _pytest.raises(rd.RunDirError, match="no cfg.json"):
         check(settings, overwrite=False)
     (tmp_path / "cfg.json").write_text(_json.dumps({"seed": 0, "progress": False}))
-    assert check(settings, overwrite=False) == "resume"          # neutral key differs only
+    assert check(settings, overwrite=False) == "resume"  # neutral key differs only
     with _pytest.raises(rd.RunDirError, match=r"holds a thing with other settings \(seed: 0 -> 1"):
         check({"seed": 1}, overwrite=False, what="a thing")
     assert check({"seed": 1}, overwrite=True) == "overwrite"
@@ -110,7 +120,8 @@ def test_a_setting_added_after_a_run_was_written_is_its_default_on_resume():
     old = {"lr": 0.5, "data": {"name": "d"}}  # written before "new" and "data.extra" existed
     assert run_dir.config_diff(old, defaults, defaults=defaults) == []
     changed = {"lr": 0.5, "new": "cost_bins", "data": {"name": "d", "extra": 1}}
-    assert run_dir.config_diff(old, changed, defaults=defaults) == [
-        "new: '<unset>' -> 'cost_bins'"]
+    assert run_dir.config_diff(old, changed, defaults=defaults) == ["new: '<unset>' -> 'cost_bins'"]
     assert run_dir.config_diff(old, defaults) == [  # without defaults: strict
-        "data.extra: '<unset>' -> 1", "new: '<unset>' -> 'uniform'"]
+        "data.extra: '<unset>' -> 1",
+        "new: '<unset>' -> 'uniform'",
+    ]

@@ -1,10 +1,10 @@
 """Supernet path samplers: the reference's FLOPs-binned rule (issue 12, item 4)."""
+
 import numpy as np
 import pytest
 
 from spos_tf import costs, spaces
-from spos_tf.sampling import (REFERENCE_BINS, ArchSampler, CostBinSampler, bin_index,
-                              macs_bounds)
+from spos_tf.sampling import REFERENCE_BINS, ArchSampler, CostBinSampler, bin_index, macs_bounds
 
 PAPER_SPACE = spaces.get("shufflenet_oneshot")
 
@@ -42,7 +42,7 @@ def test_cost_bins_fill_bins_evenly_where_uniform_does_not():
         counts["bins"][bin_index(edges, costs.macs(PAPER_SPACE, bins(step)))] += 1
         counts["uniform"][bin_index(edges, costs.macs(PAPER_SPACE, uniform(step)))] += 1
     share = {k: v[:7] / 1400 for k, v in counts.items()}
-    assert np.all((share["bins"] > 0.10) & (share["bins"] < 0.19)), share["bins"]   # ~1/7 each
+    assert np.all((share["bins"] > 0.10) & (share["bins"] < 0.19)), share["bins"]  # ~1/7 each
     assert share["uniform"][0] < 0.04 and share["uniform"][3] > 0.25, share["uniform"]
 
 
@@ -69,9 +69,15 @@ def test_bin_index():
     assert [bin_index(edges, c) for c in (9, 10, 19.9, 20, 30, 30.1)] == [-1, 0, 0, 1, 1, -1]
 
 
-@pytest.mark.parametrize("edges, message", [
-    ((300e6,), "at least 2"), ((300e6, 290e6), "strictly increasing"),
-    (("a", "b"), "must be numbers"), ((1e6, 2e6), "no --cost_bins bin overlaps")])
+@pytest.mark.parametrize(
+    "edges, message",
+    [
+        ((300e6,), "at least 2"),
+        ((300e6, 290e6), "strictly increasing"),
+        (("a", "b"), "must be numbers"),
+        ((1e6, 2e6), "no --cost_bins bin overlaps"),
+    ],
+)
 def test_bad_bins_are_refused(edges, message):
     with pytest.raises(ValueError, match=message):
         CostBinSampler(PAPER_SPACE, 0, edges)

@@ -1,5 +1,6 @@
 """The search app (python -m spos_tf.search): flags derived from SearchConfig, and the binary end to
 end on a trained tiny supernet."""
+
 import json
 import subprocess
 import sys
@@ -25,16 +26,24 @@ def supernet_dir(tmp_path_factory):
 
 
 def _app(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "spos_tf.search", *args], cwd=REPO, env=app_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "spos_tf.search", *args],
+        cwd=REPO,
+        env=app_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
-def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(supernet_dir,
-                                                                               tmp_path):
+def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(
+    supernet_dir, tmp_path
+):
     workdir = tmp_path / "search"
-    proc = _app(f"--flagfile={TINY_FLAGS}", f"--supernet_dir={supernet_dir}",
-                f"--workdir={workdir}")
+    proc = _app(
+        f"--flagfile={TINY_FLAGS}", f"--supernet_dir={supernet_dir}", f"--workdir={workdir}"
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "best" in proc.stdout
 
@@ -71,8 +80,13 @@ def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(s
     # An infeasible constraint: a clear error (exit 2) and nothing written or overwritten.
     # (test_search_run.py covers a fresh workdir in-process.)
     before = snapshot(workdir)
-    proc = _app(f"--flagfile={TINY_FLAGS}", f"--supernet_dir={supernet_dir}",
-                f"--workdir={workdir}", "--max_macs=1e6", timeout=120)
+    proc = _app(
+        f"--flagfile={TINY_FLAGS}",
+        f"--supernet_dir={supernet_dir}",
+        f"--workdir={workdir}",
+        "--max_macs=1e6",
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "infeasible" in proc.stderr and "macs <= 1000000" in proc.stderr, proc.stderr
     assert snapshot(workdir) == before
@@ -83,8 +97,14 @@ def test_search_flags_calibrate_like_the_reference_by_count():
     un-augmented by default; --calib_mode=ema / --calib_augment give the reference's way."""
     fv = flags.FlagValues()
     search.define_flags(fv)
-    fv(["search", f"--flagfile={REPO / 'flags' / 'search.cfg'}", "--supernet_dir=/s",
-        "--workdir=/w"])
+    fv(
+        [
+            "search",
+            f"--flagfile={REPO / 'flags' / 'search.cfg'}",
+            "--supernet_dir=/s",
+            "--workdir=/w",
+        ]
+    )
     config = search.config_from_flags(fv).validate()
     assert (config.num_calib_batches, config.calib_batch_size) == (200, 128)
     assert (config.calib_mode, config.calib_augment) == ("exact", False)
@@ -104,9 +124,14 @@ def test_every_flag_is_a_setting_with_the_papers_defaults():
     fv(["search", "--supernet_dir=/s", "--workdir=/w", "--seeds=0,2"])
     assert set(fv) == {f for f in search_config.SearchConfig.__dataclass_fields__}
     config = search.config_from_flags(fv).validate()
-    assert (config.population_size, config.num_parents, config.num_crossover,
-            config.num_mutation, config.mutation_prob, config.max_trials) == (50, 10, 25, 25,
-                                                                               0.1, 1000)
+    assert (
+        config.population_size,
+        config.num_parents,
+        config.num_crossover,
+        config.num_mutation,
+        config.mutation_prob,
+        config.max_trials,
+    ) == (50, 10, 25, 25, 0.1, 1000)
     assert config.seeds == (0, 2) and config.algorithm == "evolution"
     for bad in ("--algorithm=grid", "--bitops_convention=theirs", "--calib_mode=running"):
         with pytest.raises(flags.IllegalFlagValueError):

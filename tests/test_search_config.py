@@ -1,5 +1,6 @@
 """spos_tf.search_config: the search's settings (bounds and choices from the field metadata, rules
 between fields), BitOps budgets and the oracle's cost constraint. No TensorFlow run."""
+
 import numpy as np
 import pytest
 
@@ -23,47 +24,56 @@ def test_constraint_hook_builds_every_cost():
 
 def test_bitops_convention_sets_what_the_constraint_counts():
     """--bitops_convention=paper: budget and constraint count the choice blocks only (Table 6)."""
-    space = spaces.get("resnet18_mixed_precision", image_size=16, width=0.25,
-                       repeats=(1, 1, 1, 1), num_classes=10)
+    space = spaces.get(
+        "resnet18_mixed_precision", image_size=16, width=0.25, repeats=(1, 1, 1, 1), num_classes=10
+    )
     arch = space.sample(np.random.default_rng(0))
     fixed = costs.table(space).fixed_bitops()
     for convention, extra in (("ours", fixed), ("paper", 0)):
-        config = SearchConfig(supernet_dir="/s", workdir="/w", bitops_budget="3w3a",
-                              bitops_convention=convention).validate()
+        config = SearchConfig(
+            supernet_dir="/s", workdir="/w", bitops_budget="3w3a", bitops_convention=convention
+        ).validate()
         limit = search_config.resolve_limits(config, space)["bitops"]
         assert limit == costs.uniform_bitops(space, 3, convention="paper") + extra
-        constraint = search_config.build_constraint(space, {"bitops": limit},
-                                                    bitops_convention=convention)
+        constraint = search_config.build_constraint(
+            space, {"bitops": limit}, bitops_convention=convention
+        )
         cost, _ = constraint["bitops"]
         assert cost(space.to_values(arch)) == costs.bitops(space, arch, include_fixed=False) + extra
         assert search_config.arch_costs(space, arch, convention)["bitops"] == cost(
-            space.to_values(arch))
+            space.to_values(arch)
+        )
     with pytest.raises(ValueError, match="--bitops_convention"):
         SearchConfig(supernet_dir="/s", workdir="/w", bitops_convention="x").validate()
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(supernet_dir=None), "--supernet_dir is required"),
-    (dict(workdir="/s"), "--workdir must differ from --supernet_dir"),
-    (dict(algorithm="grid"), "--algorithm must be one of evolution, random, both; got 'grid'"),
-    (dict(population_size=0), "--population_size must be an integer >= 1, got 0"),
-    (dict(num_crossover=-1), "--num_crossover must be an integer >= 0, got -1"),
-    (dict(max_trials=2.5), "--max_trials must be an integer >= 1, got 2.5"),
-    (dict(seed=True), "--seed must be an integer >= 0, got True"),
-    (dict(mutation_prob=1.5), r"--mutation_prob must be a number in \[0, 1\], got 1.5"),
-    (dict(max_macs=0.0), r"--max_macs must be a number in \(0, inf\), got 0.0"),
-    (dict(max_params=-3.0), r"--max_params must be a number in \(0, inf\)"),
-    (dict(holdout_images=0), "--holdout_images must be an integer >= 1, got 0"),
-    (dict(cache_mb=-1), "--cache_mb must be an integer >= 0, got -1"),
-    (dict(calib_mode="running"), "--calib_mode must be one of exact, ema; got 'running'"),
-    (dict(num_crossover=30, num_mutation=25),
-     r"--num_crossover \+ --num_mutation \(30 \+ 25\) must not exceed --population_size \(50\)"),
-    (dict(max_latency_ms=2.0), "--max_latency_ms=2 needs --latency_table"),
-    (dict(latency_table="/no/such/table.json"), "--latency_table=.* does not exist"),
-    (dict(seeds=(1, 1)), r"--seeds must be distinct integers >= 0, got \[1, 1\]"),
-    (dict(bitops_budget="3w4a"), "--bitops_budget must be kWkA with the same k"),
-    (dict(bitops_budget="3w3a", max_bitops=1e9), "pass one of --max_bitops"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(supernet_dir=None), "--supernet_dir is required"),
+        (dict(workdir="/s"), "--workdir must differ from --supernet_dir"),
+        (dict(algorithm="grid"), "--algorithm must be one of evolution, random, both; got 'grid'"),
+        (dict(population_size=0), "--population_size must be an integer >= 1, got 0"),
+        (dict(num_crossover=-1), "--num_crossover must be an integer >= 0, got -1"),
+        (dict(max_trials=2.5), "--max_trials must be an integer >= 1, got 2.5"),
+        (dict(seed=True), "--seed must be an integer >= 0, got True"),
+        (dict(mutation_prob=1.5), r"--mutation_prob must be a number in \[0, 1\], got 1.5"),
+        (dict(max_macs=0.0), r"--max_macs must be a number in \(0, inf\), got 0.0"),
+        (dict(max_params=-3.0), r"--max_params must be a number in \(0, inf\)"),
+        (dict(holdout_images=0), "--holdout_images must be an integer >= 1, got 0"),
+        (dict(cache_mb=-1), "--cache_mb must be an integer >= 0, got -1"),
+        (dict(calib_mode="running"), "--calib_mode must be one of exact, ema; got 'running'"),
+        (
+            dict(num_crossover=30, num_mutation=25),
+            r"--num_crossover \+ --num_mutation \(30 \+ 25\) must not exceed --population_size \(50\)",
+        ),
+        (dict(max_latency_ms=2.0), "--max_latency_ms=2 needs --latency_table"),
+        (dict(latency_table="/no/such/table.json"), "--latency_table=.* does not exist"),
+        (dict(seeds=(1, 1)), r"--seeds must be distinct integers >= 0, got \[1, 1\]"),
+        (dict(bitops_budget="3w4a"), "--bitops_budget must be kWkA with the same k"),
+        (dict(bitops_budget="3w3a", max_bitops=1e9), "pass one of --max_bitops"),
+    ],
+)
 def test_a_bad_setting_is_refused_naming_the_flag(change, message):
     base = dict(supernet_dir="/s", workdir="/w")
     with pytest.raises(ValueError, match=message):
@@ -79,8 +89,16 @@ def test_defaults_are_valid_and_seeds_are_parsed():
 
 def test_resume_neutral_settings_are_the_ones_a_resumed_search_may_change():
     assert set(search_config.NEUTRAL) == {
-        "workdir", "algorithm", "max_trials", "overwrite", "data_dir", "cache_mb", "progress",
-        "eval_batch_size", "wait_for_workers"}
+        "workdir",
+        "algorithm",
+        "max_trials",
+        "overwrite",
+        "data_dir",
+        "cache_mb",
+        "progress",
+        "eval_batch_size",
+        "wait_for_workers",
+    }
 
 
 def test_calib_modes_are_the_evaluators():

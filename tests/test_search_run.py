@@ -1,5 +1,6 @@
 """spos_tf.search_run: a search run in-process on a trained tiny supernet: resuming a killed search,
 the checks that fail before anything is written, and the rows and best record it returns."""
+
 import json
 
 import pytest
@@ -56,7 +57,8 @@ def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, 
     assert summary["best"]["accuracy"] == max(float(r["accuracy"]) for r in rows)
     # The returned rows and best record are what the files hold (the caller needs no re-read).
     assert [(r["arch"], r["accuracy"]) for r in summary["rows"]] == [
-        (r["arch"], float(r["accuracy"])) for r in rows]
+        (r["arch"], float(r["accuracy"])) for r in rows
+    ]
     assert summary["best"] == json.loads((workdir / search_results.BEST_FILE).read_text())
 
     # A finished search rerun with the same flags evaluates nothing.
@@ -78,8 +80,9 @@ def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
         search_run.run(tiny_config(supernet_dir, fresh, "--num_mutation=9"))
     with pytest.raises(run_dir.RunDirError, match="supernet_dir.*does not exist"):
         search_run.run(tiny_config(tmp_path / "nothing", fresh))
-    with pytest.raises(ValueError,
-                       match="--wait_for_workers=2 applies to a distributed search only"):
+    with pytest.raises(
+        ValueError, match="--wait_for_workers=2 applies to a distributed search only"
+    ):
         search_run.run(tiny_config(supernet_dir, fresh, "--wait_for_workers=2"))
     assert not fresh.exists()
 
@@ -104,12 +107,21 @@ def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
     assert search_run.check_workdir(base) == "new"
     (tmp_path / search_results.CONFIG_FILE).write_text(json.dumps(base.to_dict()))
     assert search_run.check_workdir(base) == "resume"
-    neutral = tiny_config("/s", tmp_path, "--max_trials=50", "--algorithm=random",
-                          "--data_dir=/elsewhere", "--noprogress", "--cache_mb=0",
-                          "--eval_batch_size=50")
+    neutral = tiny_config(
+        "/s",
+        tmp_path,
+        "--max_trials=50",
+        "--algorithm=random",
+        "--data_dir=/elsewhere",
+        "--noprogress",
+        "--cache_mb=0",
+        "--eval_batch_size=50",
+    )
     assert search_run.check_workdir(neutral) == "resume"
     for changed in ("--seed=1", "--calib_images=64", "--max_macs=3e6", "--mutation_prob=0.3"):
         with pytest.raises(run_dir.RunDirError, match=r"holds a search with other settings"):
             search_run.check_workdir(tiny_config("/s", tmp_path, changed))
-    assert search_run.check_workdir(tiny_config("/s", tmp_path, "--seed=1", "--overwrite")) \
+    assert (
+        search_run.check_workdir(tiny_config("/s", tmp_path, "--seed=1", "--overwrite"))
         == "overwrite"
+    )

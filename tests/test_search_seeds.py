@@ -1,5 +1,6 @@
 """spos_tf.search_seeds (and search_run.run_seeds): evolution vs random search over seeds, by hand
 and on a trained tiny supernet."""
+
 import json
 
 import numpy as np
@@ -19,8 +20,9 @@ def supernet_dir(tmp_path_factory):
 
 
 def _rows(evo, rnd):
-    return ([{"algorithm": "evolution", "accuracy": a} for a in evo]
-            + [{"algorithm": "random", "accuracy": a} for a in rnd])
+    return [{"algorithm": "evolution", "accuracy": a} for a in evo] + [
+        {"algorithm": "random", "accuracy": a} for a in rnd
+    ]
 
 
 def test_compare_seeds_by_hand():
@@ -37,8 +39,11 @@ def test_best_so_far_and_the_summary_lines():
     rows = _rows([0.5, 0.9, 0.7], [0.6])
     assert search_seeds.best_so_far(rows, "evolution") == [0.5, 0.9, 0.9]
     assert search_seeds.best_so_far(rows, "random") == [0.6]
-    text = search_seeds.describe_seeds(search_seeds.compare_seeds(
-        {0: _rows([0.5, 0.9], [0.6, 0.6]), 1: _rows([0.8, 0.7], [0.7, 0.75])}))
+    text = search_seeds.describe_seeds(
+        search_seeds.compare_seeds(
+            {0: _rows([0.5, 0.9], [0.6, 0.6]), 1: _rows([0.8, 0.7], [0.7, 0.75])}
+        )
+    )
     # evolution 0.9, 0.8 (mean 0.85, std 0.0707); random 0.6, 0.75 (mean 0.675, std 0.1061)
     assert "evolution: final best over seeds 0.9000, 0.8000 (mean 0.8500, std 0.0707" in text
     assert "evolution - random: +0.1750; within the seed spread" in text
@@ -62,8 +67,9 @@ def test_seeds_compare_evolution_and_random_over_seeds(supernet_dir, tmp_path, m
         # one TensorBoard HParams session per evaluated candidate
         sessions = [p for p in (workdir / f"seed_{seed}" / "hparams").iterdir() if p.is_dir()]
         assert len(sessions) == len(rows) == 16
-    assert len({tuple(r["arch"] for r in read_history(workdir / f"seed_{s}"))
-                for s in (0, 1, 2)}) == 3  # the seeds searched differently
+    assert (
+        len({tuple(r["arch"] for r in read_history(workdir / f"seed_{s}")) for s in (0, 1, 2)}) == 3
+    )  # the seeds searched differently
     comparison = json.loads((workdir / search_results.SEEDS_FILE).read_text())
     assert comparison == summary["comparison"]
     for algorithm, values in finals.items():

@@ -1,5 +1,6 @@
 """spos_tf.search_tuner: the oracle built from the settings and the tuner that scores candidates
 through an evaluator (here a stand-in: a function of the architecture, no supernet)."""
+
 import pytest
 
 from spos_tf import search_config, search_tuner
@@ -12,8 +13,17 @@ pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:Deprecatio
 
 
 def _config(**changes):
-    return SearchConfig(supernet_dir="/s", workdir="/w", population_size=4, num_parents=2,
-                        num_crossover=2, num_mutation=2, max_trials=6, seed=3, **changes)
+    return SearchConfig(
+        supernet_dir="/s",
+        workdir="/w",
+        population_size=4,
+        num_parents=2,
+        num_crossover=2,
+        num_mutation=2,
+        max_trials=6,
+        seed=3,
+        **changes,
+    )
 
 
 def _score(arch):
@@ -41,9 +51,14 @@ def test_tuner_scores_each_candidate_with_the_evaluator(tmp_path):
         return _score(arch)
 
     ended = []
-    tuner = search_tuner.SupernetTuner(oracle, space, evaluator,
-                                       on_trial_end=lambda t, trial: ended.append(trial.trial_id),
-                                       directory=str(tmp_path), project_name="random")
+    tuner = search_tuner.SupernetTuner(
+        oracle,
+        space,
+        evaluator,
+        on_trial_end=lambda t, trial: ended.append(trial.trial_id),
+        directory=str(tmp_path),
+        project_name="random",
+    )
     tuner.search(verbose=0)
     assert tuner.evaluated == len(seen) == len(ended) == 6
     assert len(set(seen)) == 6  # never the same architecture twice
@@ -61,10 +76,13 @@ def test_a_failing_evaluator_stops_the_search_with_the_architecture_named(tmp_pa
     def broken(arch):
         raise RuntimeError("out of memory")
 
-    tuner = search_tuner.SupernetTuner(oracle, space, broken, directory=str(tmp_path),
-                                       project_name="random")
-    with pytest.raises(search_tuner.EvaluationError,
-                       match=r"evaluating architecture \d,\d,\d,\d \(trial \d+\) failed: "
-                             r"RuntimeError: out of memory"):
+    tuner = search_tuner.SupernetTuner(
+        oracle, space, broken, directory=str(tmp_path), project_name="random"
+    )
+    with pytest.raises(
+        search_tuner.EvaluationError,
+        match=r"evaluating architecture \d,\d,\d,\d \(trial \d+\) failed: "
+        r"RuntimeError: out of memory",
+    ):
         tuner.search(verbose=0)
     assert tuner.evaluated == 0

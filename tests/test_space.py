@@ -1,4 +1,5 @@
 """Search spaces as data: parsing, validation, sampling, registry, hyperparameter bridge."""
+
 import json
 
 import numpy as np
@@ -14,10 +15,14 @@ def test_table2_layout():
     s = spaces.get("shufflenet_oneshot")
     assert (s.image_size, s.num_classes, s.num_blocks) == (224, 1000, 20)
     assert [(st.repeats, st.channels, st.stride) for st in s.stages] == [
-        (4, 64, 2), (4, 160, 2), (8, 320, 2), (4, 640, 2)]
+        (4, 64, 2),
+        (4, 160, 2),
+        (8, 320, 2),
+        (4, 640, 2),
+    ]
     assert (s.stem_channels, s.stem_stride, s.head_channels) == (16, 2, 1024)
     assert s.ops == ("shuffle3x3", "shuffle5x5", "shuffle7x7", "xception")
-    assert s.size == 4 ** 20
+    assert s.size == 4**20
     # feature map sides 112 -> 56 -> 28 -> 14 -> 7 as in Table 2
     sides = sorted({hw for (_, _, _, hw) in s.block_layout()}, reverse=True)
     assert sides == [112, 56, 28, 14, 7] and s.final_hw == 7
@@ -46,13 +51,19 @@ def test_arch_from_file(tmp_path):
         arch_from_any(s, str(tmp_path / "missing.json"))
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("0,1,2", "20 choice blocks"),
-    (PAPER.replace("3,3", "3,4", 1).rsplit(",", 1)[0] + ",4", "block 19: op choice 4 is out of range; allowed 0..3"),
-    ("a,b", "comma-separated integers"),
-    (PAPER + "|" + PAPER, "1 gene kind"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("0,1,2", "20 choice blocks"),
+        (
+            PAPER.replace("3,3", "3,4", 1).rsplit(",", 1)[0] + ",4",
+            "block 19: op choice 4 is out of range; allowed 0..3",
+        ),
+        ("a,b", "comma-separated integers"),
+        (PAPER + "|" + PAPER, "1 gene kind"),
+        ("", "empty"),
+    ],
+)
 def test_bad_architectures(text, needle):
     s = spaces.get("shufflenet_oneshot")
     with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(")", r"\)")):
@@ -66,7 +77,6 @@ def test_sampling_is_uniform_and_seeded():
     draws = np.array([s.sample(np.random.default_rng(i)).genes[0] for i in range(2000)])
     counts = np.bincount(draws.ravel(), minlength=4) / draws.size
     assert np.allclose(counts, 0.25, atol=0.01)
-
 
 
 def test_hyperparameter_bridge():

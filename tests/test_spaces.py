@@ -1,4 +1,5 @@
 """spos_tf.spaces: the registry, overrides, strides for small images, flags of the overrides."""
+
 import math
 
 import pytest
@@ -8,9 +9,13 @@ from spos_tf import spaces
 
 
 def test_registry_and_overrides():
-    assert {"shufflenet_oneshot", "shufflenet_oneshot_channels",
-            "shufflenet_oneshot_blocks_channels", "resnet18_mixed_precision",
-            "resnet34_mixed_precision"} <= set(spaces.names())
+    assert {
+        "shufflenet_oneshot",
+        "shufflenet_oneshot_channels",
+        "shufflenet_oneshot_blocks_channels",
+        "resnet18_mixed_precision",
+        "resnet34_mixed_precision",
+    } <= set(spaces.names())
     with pytest.raises(ValueError, match="unknown search space"):
         spaces.get("nope")
     with pytest.raises(ValueError, match="unknown op 'conv9x9'"):
@@ -52,12 +57,24 @@ def test_a_bad_override_names_the_space():
 def test_override_flags_parse_into_space_overrides():
     fv = flags.FlagValues()
     spaces.define_override_flags(fv)
-    fv(["app", "--image_size=32", "--strides=1,1,2,2,2", "--channel_scales=0.5,1.0",
-        "--weight_bits=2,4", "--padding=reference"])
+    fv(
+        [
+            "app",
+            "--image_size=32",
+            "--strides=1,1,2,2,2",
+            "--channel_scales=0.5,1.0",
+            "--weight_bits=2,4",
+            "--padding=reference",
+        ]
+    )
     overrides = spaces.overrides_from_flags(fv)
-    assert overrides == {"image_size": 32, "strides": (1, 1, 2, 2, 2),
-                         "channel_scales": (0.5, 1.0), "weight_bits": (2, 4),
-                         "padding": "reference"}
+    assert overrides == {
+        "image_size": 32,
+        "strides": (1, 1, 2, 2, 2),
+        "channel_scales": (0.5, 1.0),
+        "weight_bits": (2, 4),
+        "padding": "reference",
+    }
     s = spaces.get("resnet18_mixed_precision", num_classes=10, **overrides)
     assert s.image_size == 32 and s.padding == "reference"
     assert s.weight_bits == (2, 4) and s.channel_scales == (0.5, 1.0)

@@ -2,6 +2,7 @@
 
 (The stand-alone output equals the supernet path's output: tests/test_supernet.py; its MACs and
 parameters against graph counts: tests/test_costs.py.)"""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,13 @@ from spos_tf.space import mid_channels
 
 
 def _space(**kw):
-    base = dict(image_size=8, num_classes=10, width=0.25, repeats=(1, 1, 1, 1),
-                channel_scales=(0.4, 1.0, 1.6))
+    base = dict(
+        image_size=8,
+        num_classes=10,
+        width=0.25,
+        repeats=(1, 1, 1, 1),
+        channel_scales=(0.4, 1.0, 1.6),
+    )
     return spaces.get("shufflenet_oneshot_blocks_channels", **dict(base, **kw))
 
 
@@ -33,9 +39,12 @@ def test_holds_only_the_chosen_units_at_their_widths():
 def test_inherit_copies_leading_slices_and_affine_identity():
     space = _space()
     supernet = spos_tf.build_supernet(space, seed=7)
-    for var in supernet.weights:   # non-trivial values everywhere, moving statistics included
-        var.assign(np.random.default_rng(len(var.name)).normal(size=var.shape).astype(np.float32)
-                   if var.dtype == "float32" else var)
+    for var in supernet.weights:  # non-trivial values everywhere, moving statistics included
+        var.assign(
+            np.random.default_rng(len(var.name)).normal(size=var.shape).astype(np.float32)
+            if var.dtype == "float32"
+            else var
+        )
     arch = space.sample(np.random.default_rng(1))
     model = spos_tf.build_standalone(space, arch, supernet=supernet, seed=3)
     sources = {u.name: u for block in supernet.choice_blocks for u in block.units.values()}
@@ -62,11 +71,13 @@ def test_bad_input_is_refused():
     space = _space()
     with pytest.raises(ValueError, match="4 choice blocks"):
         spos_tf.build_standalone(space, space.make(op=[0, 1], channel=[0, 1]))
-    deeper = _space(repeats=(1, 1, 2, 1))   # block 4 does not exist in the 4-block supernet
+    deeper = _space(repeats=(1, 1, 2, 1))  # block 4 does not exist in the 4-block supernet
     with pytest.raises(ValueError, match="no counterpart in the supernet"):
-        spos_tf.build_standalone(deeper, deeper.sample(np.random.default_rng(0)),
-                                 supernet=spos_tf.build_supernet(space))
+        spos_tf.build_standalone(
+            deeper, deeper.sample(np.random.default_rng(0)), supernet=spos_tf.build_supernet(space)
+        )
     wider = _space(width=0.5)
     with pytest.raises(ValueError, match="does not fit"):
-        spos_tf.build_standalone(wider, wider.sample(np.random.default_rng(0)),
-                                 supernet=spos_tf.build_supernet(space))
+        spos_tf.build_standalone(
+            wider, wider.sample(np.random.default_rng(0)), supernet=spos_tf.build_supernet(space)
+        )

@@ -1,4 +1,5 @@
 """spos_tf.strategy: the strategy of --strategy and this process's place in the cluster."""
+
 import json
 
 import pytest
@@ -26,13 +27,16 @@ WORKERS = {"worker": ["a:1", "b:1", "c:1"]}
 WITH_CHIEF = {"chief": ["c:0"], "worker": ["a:1", "b:1"]}
 
 
-@pytest.mark.parametrize("cluster, task_type, task_id, task, workers", [
-    (WORKERS, "worker", 0, (True, None), (3, 0)),       # worker 0 is the chief
-    (WORKERS, "worker", 2, (False, "worker_2"), (3, 2)),
-    (WITH_CHIEF, "chief", 0, (True, None), (3, 0)),     # the chief is worker 0 ...
-    (WITH_CHIEF, "worker", 0, (False, "worker_0"), (3, 1)),  # ... and the workers follow it
-    (WITH_CHIEF, "worker", 1, (False, "worker_1"), (3, 2)),
-])
+@pytest.mark.parametrize(
+    "cluster, task_type, task_id, task, workers",
+    [
+        (WORKERS, "worker", 0, (True, None), (3, 0)),  # worker 0 is the chief
+        (WORKERS, "worker", 2, (False, "worker_2"), (3, 2)),
+        (WITH_CHIEF, "chief", 0, (True, None), (3, 0)),  # the chief is worker 0 ...
+        (WITH_CHIEF, "worker", 0, (False, "worker_0"), (3, 1)),  # ... and the workers follow it
+        (WITH_CHIEF, "worker", 1, (False, "worker_1"), (3, 2)),
+    ],
+)
 def test_task_and_worker_index_of_each_process(cluster, task_type, task_id, task, workers):
     strategy = _Strategy(cluster, task_type, task_id)
     assert task_of(strategy) == task
@@ -50,11 +54,14 @@ def test_mirrored_strategies_are_shared_per_device_list():
     assert mirrored_strategy(devices) is mirrored_strategy(tuple(devices))
 
 
-@pytest.mark.parametrize("tf_config, message", [
-    (None, "needs the cluster in TF_CONFIG"),
-    ("{not json", "TF_CONFIG is not valid JSON"),
-    (json.dumps({"task": {"type": "worker", "index": 0}}), "needs the cluster in TF_CONFIG"),
-])
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, "needs the cluster in TF_CONFIG"),
+        ("{not json", "TF_CONFIG is not valid JSON"),
+        (json.dumps({"task": {"type": "worker", "index": 0}}), "needs the cluster in TF_CONFIG"),
+    ],
+)
 def test_multi_worker_needs_a_cluster(tf_config, message, monkeypatch):
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -65,6 +72,7 @@ def test_multi_worker_needs_a_cluster(tf_config, message, monkeypatch):
 
 
 def test_an_unknown_strategy_names_the_choices():
-    with pytest.raises(ValueError, match="--strategy must be one of default, mirrored, "
-                                         "multi_worker; got 'tpu'"):
+    with pytest.raises(
+        ValueError, match="--strategy must be one of default, mirrored, multi_worker; got 'tpu'"
+    ):
         make_strategy("tpu")

@@ -1,4 +1,5 @@
 """Supernet: single-path masked training, one trace for all paths, stand-alone equality."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -26,8 +27,11 @@ def _data(space, n, seed=0):
 
 
 def _compile(net, lr=0.1, optimizer="sgd"):
-    opt = (spos_tf.MaskedSGD(lr, momentum=0.9, weight_decay=4e-5) if optimizer == "sgd"
-           else spos_tf.optim.MaskedAdam(lr / 10, weight_decay=4e-5))
+    opt = (
+        spos_tf.MaskedSGD(lr, momentum=0.9, weight_decay=4e-5)
+        if optimizer == "sgd"
+        else spos_tf.optim.MaskedAdam(lr / 10, weight_decay=4e-5)
+    )
     net.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
@@ -39,7 +43,7 @@ def _snapshot(net):
             for key, var in unit.weight_dict().items():
                 state[(block.block, op, key)] = var.numpy().copy()
                 if var.trainable:
-                    for name in opt.slot_names:   # momentum; or Adam's m, v and step counts t
+                    for name in opt.slot_names:  # momentum; or Adam's m, v and step counts t
                         slot = opt._slots[name][opt._index_dict[opt._var_key(var)]]
                         state[(block.block, op, f"{key}#{name}")] = slot.numpy().copy()
     return state
@@ -52,11 +56,16 @@ def _used_slice(net, block, op, key, width):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("space_name, distributed, optimizer", [
-    ("shufflenet_oneshot", False, "sgd"), ("shufflenet_oneshot", True, "sgd"),
-    ("shufflenet_oneshot_blocks_channels", False, "sgd"),
-    ("shufflenet_oneshot_blocks_channels", True, "sgd"),
-    ("shufflenet_oneshot_blocks_channels", False, "adam")])
+@pytest.mark.parametrize(
+    "space_name, distributed, optimizer",
+    [
+        ("shufflenet_oneshot", False, "sgd"),
+        ("shufflenet_oneshot", True, "sgd"),
+        ("shufflenet_oneshot_blocks_channels", False, "sgd"),
+        ("shufflenet_oneshot_blocks_channels", True, "sgd"),
+        ("shufflenet_oneshot_blocks_channels", False, "adam"),
+    ],
+)
 def test_unsampled_choices_unchanged(space_name, distributed, optimizer, request):
     """fit (spos_tf.train_step) with a masked optimizer: the weights, BN statistics and every
     optimizer slot of unsampled choices, and the unused slices of sampled ones, stay bit-identical;
@@ -64,8 +73,7 @@ def test_unsampled_choices_unchanged(space_name, distributed, optimizer, request
     space = tiny(space_name)
     rng = np.random.default_rng(3)
     a, b = space.sample(rng), space.sample(rng)
-    strategy = (request.getfixturevalue("mirrored") if distributed
-                else tf.distribute.get_strategy())
+    strategy = request.getfixturevalue("mirrored") if distributed else tf.distribute.get_strategy()
     with strategy.scope():
         net = spos_tf.build_supernet(space, seed=1)
         _compile(net, optimizer=optimizer)
@@ -73,9 +81,9 @@ def test_unsampled_choices_unchanged(space_name, distributed, optimizer, request
         assert strategy.num_replicas_in_sync == 2
     net.set_sampler(SequenceSampler(space, [a, b, b]))
     x, y = _data(space, 24)
-    net.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)   # path a: momentum
+    net.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)  # path a: momentum
     before = _snapshot(net)
-    net.fit(x[8:], y[8:], batch_size=8, epochs=1, verbose=0, shuffle=False)   # path b, 2 steps
+    net.fit(x[8:], y[8:], batch_size=8, epochs=1, verbose=0, shuffle=False)  # path b, 2 steps
     after = _snapshot(net)
     chosen = space.decode(b)
     n_changed = 0
@@ -117,7 +125,7 @@ def test_one_trace_serves_20_architectures():
 
     outs = [forward(x[:2], space.indices(a)).numpy() for a in sorted(sampled)]
     assert forward.experimental_get_tracing_count() == 1
-    assert len({o.tobytes() for o in outs}) == 20   # every path computes something different
+    assert len({o.tobytes() for o in outs}) == 20  # every path computes something different
 
 
 @pytest.mark.slow
@@ -127,7 +135,7 @@ def test_standalone_equals_supernet_path(space_name):
     net = spos_tf.build_supernet(space, seed=2)
     _compile(net, lr=0.05)
     x, y = _data(space, 64)
-    net.fit(x, y, batch_size=8, epochs=1, verbose=0)          # non-trivial weights and BN stats
+    net.fit(x, y, batch_size=8, epochs=1, verbose=0)  # non-trivial weights and BN stats
     for seed in range(3):
         arch = space.sample(np.random.default_rng(100 + seed))
         model = spos_tf.build_standalone(space, arch, supernet=net)
@@ -141,7 +149,8 @@ def test_standalone_equals_supernet_path(space_name):
 
 def _op_types(model, space):
     fn = tf.function(lambda t: model(t, training=False)).get_concrete_function(
-        tf.TensorSpec([1, space.image_size, space.image_size, 3]))
+        tf.TensorSpec([1, space.image_size, space.image_size, 3])
+    )
     return {op.type for op in fn.graph.get_operations()}
 
 
@@ -154,8 +163,9 @@ def test_constrained_sampling():
     for step in range(50):
         assert lo <= table.macs(sampler(step)) <= hi
     assert sampler(7) == ArchSampler(space, 5, constraint=macs_range(space, lo, hi))(7)
-    bad = ArchSampler(space, 0, constraint=macs_range(space, high=1), max_tries=50,
-                      description="MACs <= 1")
+    bad = ArchSampler(
+        space, 0, constraint=macs_range(space, high=1), max_tries=50, description="MACs <= 1"
+    )
     with pytest.raises(InfeasibleConstraintError, match="MACs <= 1"):
         bad(0)
     net = spos_tf.build_supernet(space)

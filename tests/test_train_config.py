@@ -1,5 +1,6 @@
 """spos_tf.train_config: the settings' checks (field metadata and the rules between fields), the
 config.json a run writes (pinned, so existing run directories still resume) and resolve()."""
+
 import dataclasses
 from pathlib import Path
 
@@ -15,33 +16,77 @@ from _train_checks import parse_flagfile
 # the app wrote it before the settings moved into field metadata (workdir and data_dir aside),
 # plus the settings added since: data.data_service and precision (issue 15), at their defaults.
 TINY_CONFIG_JSON = {
-    "arch": None, "batch_size": 32, "bin_tries": 500, "bn_momentum": 0.9, "calib_batches": 1,
-    "checkpoint_every": 3, "cost_bins": None,
-    "data": {"augment": "light", "cache": True, "data_dir": "DATA", "eval_crop_fraction": 1.0,
-             "holdout_split": "validation", "image_size": 8, "manual_dir": None,
-             "name": "spos_digits", "preprocessing": "standard", "shuffle_buffer": 10000,
-             "data_service": None,
-             "test_split": "test", "train_split": "train"},
-    "eval_batch_size": 150, "eval_batches": 1, "eval_every": 0, "eval_paths": 10,
-    "eval_split": "holdout", "final_bn_augment": False, "final_bn_batches": 0,
-    "keep_checkpoints": 10, "label_smoothing": 0.1, "latency_table": None, "learning_rate": 0.5,
-    "log_every": 3, "lr_schedule": "linear", "max_latency_ms": None, "max_macs": None,
-    "min_latency_ms": None, "min_macs": None, "momentum": 0.9, "optimizer": "sgd",
-    "overwrite": False, "precision": "float32", "progress": False, "sampling": "uniform",
+    "arch": None,
+    "batch_size": 32,
+    "bin_tries": 500,
+    "bn_momentum": 0.9,
+    "calib_batches": 1,
+    "checkpoint_every": 3,
+    "cost_bins": None,
+    "data": {
+        "augment": "light",
+        "cache": True,
+        "data_dir": "DATA",
+        "eval_crop_fraction": 1.0,
+        "holdout_split": "validation",
+        "image_size": 8,
+        "manual_dir": None,
+        "name": "spos_digits",
+        "preprocessing": "standard",
+        "shuffle_buffer": 10000,
+        "data_service": None,
+        "test_split": "test",
+        "train_split": "train",
+    },
+    "eval_batch_size": 150,
+    "eval_batches": 1,
+    "eval_every": 0,
+    "eval_paths": 10,
+    "eval_split": "holdout",
+    "final_bn_augment": False,
+    "final_bn_batches": 0,
+    "keep_checkpoints": 10,
+    "label_smoothing": 0.1,
+    "latency_table": None,
+    "learning_rate": 0.5,
+    "log_every": 3,
+    "lr_schedule": "linear",
+    "max_latency_ms": None,
+    "max_macs": None,
+    "min_latency_ms": None,
+    "min_macs": None,
+    "momentum": 0.9,
+    "optimizer": "sgd",
+    "overwrite": False,
+    "precision": "float32",
+    "progress": False,
+    "sampling": "uniform",
     "seed": 0,
     "space": "shufflenet_oneshot",
-    "space_overrides": {"image_size": 8, "num_classes": 10, "repeats": [1, 1, 1, 1],
-                        "width": 0.125},
-    "steps": 12, "strategy": "default", "uniform_bits": None, "weight_decay": 4e-05,
-    "workdir": "WORKDIR"}
+    "space_overrides": {
+        "image_size": 8,
+        "num_classes": 10,
+        "repeats": [1, 1, 1, 1],
+        "width": 0.125,
+    },
+    "steps": 12,
+    "strategy": "default",
+    "uniform_bits": None,
+    "weight_decay": 4e-05,
+    "workdir": "WORKDIR",
+}
 
 
 def test_resolve_fills_the_data_settings_and_writes_the_same_config_json(data_dir):
-    config = parse_flagfile("tiny_supernet.cfg", "--workdir=/w", f"--data_dir={data_dir}",
-                            "--noprogress")
+    config = parse_flagfile(
+        "tiny_supernet.cfg", "--workdir=/w", f"--data_dir={data_dir}", "--noprogress"
+    )
     resolved = resolve(config)
-    expected = {**TINY_CONFIG_JSON, "workdir": "/w",
-                "data": {**TINY_CONFIG_JSON["data"], "data_dir": data_dir}}
+    expected = {
+        **TINY_CONFIG_JSON,
+        "workdir": "/w",
+        "data": {**TINY_CONFIG_JSON["data"], "data_dir": data_dir},
+    }
     assert resolved.config.to_dict() == expected
     assert TrainConfig.from_dict(expected).to_dict() == expected  # what a resume reads back
     assert (resolved.space.image_size, resolved.space.num_classes) == (8, 10)
@@ -50,9 +95,18 @@ def test_resolve_fills_the_data_settings_and_writes_the_same_config_json(data_di
 
 
 def test_neutral_settings_are_those_that_do_not_change_a_result():
-    assert set(NEUTRAL_FIELDS) == {"workdir", "overwrite", "progress", "checkpoint_every",
-                                   "keep_checkpoints", "log_every", "eval_every",
-                                   "data.data_dir", "data.manual_dir", "data.data_service"}
+    assert set(NEUTRAL_FIELDS) == {
+        "workdir",
+        "overwrite",
+        "progress",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "log_every",
+        "eval_every",
+        "data.data_dir",
+        "data.manual_dir",
+        "data.data_service",
+    }
 
 
 def test_from_dict_refuses_unknown_settings():
@@ -76,10 +130,14 @@ BAD = [  # bounds and choices from the field metadata
     (dict(optimizer="rmsprop"), "--optimizer must be one of sgd, adam; got 'rmsprop'"),
     (dict(eval_split="train"), "--eval_split must be one of holdout, test; got 'train'"),
     (dict(data=DataConfig(shuffle_buffer=0)), "--shuffle_buffer must be an integer >= 1"),
-    (dict(data=DataConfig(augment="flip")),
-     "--augment must be one of imagenet, light, none; got 'flip'"),
-    (dict(data=DataConfig(eval_crop_fraction=1.5)),
-     "DataConfig.eval_crop_fraction must be a number in (0, 1], got 1.5"),  # no flag
+    (
+        dict(data=DataConfig(augment="flip")),
+        "--augment must be one of imagenet, light, none; got 'flip'",
+    ),
+    (
+        dict(data=DataConfig(eval_crop_fraction=1.5)),
+        "DataConfig.eval_crop_fraction must be a number in (0, 1], got 1.5",
+    ),  # no flag
     # the rules between settings
     (dict(uniform_bits=2, arch="0,0,0,0"), "drop it or --arch='0,0,0,0'"),
     (dict(final_bn_augment=True), "set --final_bn_batches (its length) too"),
@@ -98,6 +156,12 @@ def test_a_bad_setting_is_named_with_the_fix(changes, message):
 
 def test_the_defaults_are_valid_and_the_paper_recipe():
     config = TrainConfig(workdir="/w").validate()
-    assert (config.steps, config.batch_size, config.optimizer, config.learning_rate,
-            config.momentum, config.weight_decay, config.label_smoothing) == (
-        150_000, 1024, "sgd", 0.5, 0.9, 4e-5, 0.1)
+    assert (
+        config.steps,
+        config.batch_size,
+        config.optimizer,
+        config.learning_rate,
+        config.momentum,
+        config.weight_decay,
+        config.label_smoothing,
+    ) == (150_000, 1024, "sgd", 0.5, 0.9, 4e-5, 0.1)

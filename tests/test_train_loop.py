@@ -4,6 +4,7 @@ SIGKILL, divergence, the mirrored strategy, bins in the metrics, retraining, bad
 Runs the real loop on the tiny twins (flags/tiny_*.cfg) on the embedded digits; every data_dir and
 workdir is under tmp_path. About 2-3 minutes on 2 CPU cores, mostly tracing the tiny supernet.
 """
+
 import dataclasses
 import io
 import json
@@ -25,8 +26,12 @@ from spos_tf.train_loop import DivergenceError, run
 
 from _files import snapshot
 from _kill import kill_at_marker, start_app, start_app_that_stops_after_checkpoint
-from _train_checks import (assert_only_sampled_choices_moved, checkpoint_values, parse_flagfile,
-                           standalone_accuracy)
+from _train_checks import (
+    assert_only_sampled_choices_moved,
+    checkpoint_values,
+    parse_flagfile,
+    standalone_accuracy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +60,11 @@ def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
     assert len(record["val_paths"]) == 10 and record["bn_recalibrated"]
     sampler = ArchSampler(space, 0)  # fixed evaluation paths: (seed, 2**40 + i)
     assert [p["arch"] for p in record["val_paths"]] == [
-        str(sampler(EVAL_STEP_OFFSET + i)) for i in range(10)]
+        str(sampler(EVAL_STEP_OFFSET + i)) for i in range(10)
+    ]
     assert record["val_accuracy"] == pytest.approx(
-        np.mean([p["accuracy"] for p in record["val_paths"]]))
+        np.mean([p["accuracy"] for p in record["val_paths"]])
+    )
     logs = [r for r in records if "loss" in r and "val_accuracy" not in r]
     assert [r["step"] for r in logs] == [3, 6, 9, 12]
     for r in logs:  # linear decay per step to 0; the record holds the rate of its last update
@@ -66,12 +73,15 @@ def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
 
     events = list(Path(workdir, "tb").glob("events.out.tfevents.*"))
     assert events
-    scalars = {(v.tag, e.step): float(tf.make_ndarray(v.tensor))
-               for e in tf.compat.v1.train.summary_iterator(str(events[0]))
-               for v in e.summary.value}
+    scalars = {
+        (v.tag, e.step): float(tf.make_ndarray(v.tensor))
+        for e in tf.compat.v1.train.summary_iterator(str(events[0]))
+        for v in e.summary.value
+    }
     assert {"loss", "accuracy", "learning_rate", "arch_macs", "val_accuracy"} <= {
-        tag for tag, _ in scalars}
-    for r in logs:   # TensorBoard shows the values of metrics.jsonl
+        tag for tag, _ in scalars
+    }
+    for r in logs:  # TensorBoard shows the values of metrics.jsonl
         assert scalars[("loss", r["step"])] == pytest.approx(r["loss"], rel=1e-6)
         assert scalars[("arch_macs", r["step"])] == pytest.approx(r["arch_macs"], rel=1e-6)
     assert scalars[("val_accuracy", 12)] == pytest.approx(record["val_accuracy"], rel=1e-6)
@@ -83,8 +93,11 @@ def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
     assert space2 == space and cfg == saved
     values = checkpoint_values(latest)
     kernel = model.stem.prims["stem_conv"].kernel
-    key = [k for k in values if "stem" in k and "kernel" in k and "optimizer" not in k
-           and "OPTIMIZER_SLOT" not in k]
+    key = [
+        k
+        for k in values
+        if "stem" in k and "kernel" in k and "optimizer" not in k and "OPTIMIZER_SLOT" not in k
+    ]
     assert any(np.array_equal(values[k], kernel.numpy()) for k in key)
 
 
@@ -108,8 +121,7 @@ def test_a_different_config_is_refused_and_changes_nothing(tiny_run):
     with pytest.raises(run_dir.RunDirError, match=r"learning_rate: 0\.5 -> 0\.1.*--overwrite"):
         run(dataclasses.replace(config, learning_rate=0.1))
     with pytest.raises(run_dir.RunDirError, match="space_overrides"):
-        run(dataclasses.replace(
-            config, space_overrides={**config.space_overrides, "width": 0.25}))
+        run(dataclasses.replace(config, space_overrides={**config.space_overrides, "width": 0.25}))
     assert snapshot(workdir) == before
 
 
@@ -163,8 +175,9 @@ def test_a_relative_workdir_finds_its_checkpoints(tiny_run, monkeypatch):
 
 # ------------------------------------------------------------------------------- bad input
 def _tiny(tmp_path, data_dir, *flags_, **changes):
-    config = parse_flagfile("tiny_supernet.cfg", f"--workdir={tmp_path / 'wd'}",
-                            f"--data_dir={data_dir}", *flags_)
+    config = parse_flagfile(
+        "tiny_supernet.cfg", f"--workdir={tmp_path / 'wd'}", f"--data_dir={data_dir}", *flags_
+    )
     return dataclasses.replace(config, progress=False, **changes)
 
 
@@ -204,8 +217,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("changes, error, message", BAD, ids=[str(b[0])[:40] for b in BAD])
-def test_bad_input_is_refused_before_anything_is_written(changes, error, message, tmp_path,
-                                                         data_dir):
+def test_bad_input_is_refused_before_anything_is_written(
+    changes, error, message, tmp_path, data_dir
+):
     if "data" in changes:
         changes["data"] = dataclasses.replace(changes["data"], data_dir=data_dir)
     with pytest.raises(error, match=message):
@@ -214,8 +228,11 @@ def test_bad_input_is_refused_before_anything_is_written(changes, error, message
 
 
 def test_missing_imagenet_names_the_manual_download(tmp_path):
-    config = _tiny(tmp_path, str(tmp_path / "tfds"),
-                   data=DataConfig(name="imagenet2012", data_dir=str(tmp_path / "tfds")))
+    config = _tiny(
+        tmp_path,
+        str(tmp_path / "tfds"),
+        data=DataConfig(name="imagenet2012", data_dir=str(tmp_path / "tfds")),
+    )
     with pytest.raises(FileNotFoundError, match="ILSVRC2012_img_train.tar"):
         run(config)
     assert not (tmp_path / "wd").exists()
@@ -238,27 +255,31 @@ def test_workdir_that_is_a_file_or_a_damaged_run_is_refused(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, data_dir,
-                                                                    monkeypatch):
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
+    tmp_path, data_dir, monkeypatch
+):
     real = train_loop.build_dataset
 
     def poisoned(config, role, *args, **kwargs):  # batch 7 (step 8) and later carry NaN images
         ds = real(config, role, *args, **kwargs)
         if role != "train":
             return ds
-        return ds.enumerate().map(
-            lambda i, batch: (tf.where(i >= 7, np.nan, batch[0]), batch[1]))
+        return ds.enumerate().map(lambda i, batch: (tf.where(i >= 7, np.nan, batch[0]), batch[1]))
 
     monkeypatch.setattr(train_loop, "build_dataset", poisoned)
     config = _tiny(tmp_path, data_dir, TWO_OPS)
-    with pytest.raises(DivergenceError,
-                       match=r"diverged at step 8: the (loss is nan|gradients contain NaN)"
-                             r".*ckpt-6 is kept"):
+    with pytest.raises(
+        DivergenceError,
+        match=r"diverged at step 8: the (loss is nan|gradients contain NaN)"
+        r".*ckpt-6 is kept",
+    ):
         run(config)
     ckpt_dir = str(tmp_path / "wd" / "checkpoints")
     assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-6")
     assert sorted(p.name for p in Path(ckpt_dir).glob("*.index")) == [
-        "ckpt-3.index", "ckpt-6.index"]
+        "ckpt-3.index",
+        "ckpt-6.index",
+    ]
     records = run_dir.MetricsLog(str(tmp_path / "wd")).read()
     assert [r["step"] for r in records] == [3, 6] and "val_accuracy" not in records[-1]
     _, model, _ = run_dir.restore_model(str(tmp_path / "wd"))
@@ -266,18 +287,20 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, da
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, data_dir,
-                                                                      monkeypatch):
+def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(
+    tmp_path, data_dir, monkeypatch
+):
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs 2 logical CPU devices (tests/conftest.py)")
     with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
         run(_tiny(tmp_path, data_dir, strategy="mirrored", batch_size=31))
-    replicas = []   # the app's step is the one of spos_tf.train_step, run on each replica
+    replicas = []  # the app's step is the one of spos_tf.train_step, run on each replica
     real_step = train_step.train_step
 
     def recording(model, *args, **kwargs):
-        replicas.append(int(tf.get_static_value(
-            tf.distribute.get_replica_context().replica_id_in_sync_group)))
+        replicas.append(
+            int(tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group))
+        )
         return real_step(model, *args, **kwargs)
 
     monkeypatch.setattr(train_step, "train_step", recording)
@@ -285,7 +308,7 @@ def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, d
     out = io.StringIO()
     record = run(config, stream=out)
     assert "on 2 replica(s)" in out.getvalue() and record["final"]
-    assert sorted(replicas) == [0, 1]   # traced once per replica
+    assert sorted(replicas) == [0, 1]  # traced once per replica
     assert assert_only_sampled_choices_moved(tmp_path / "wd", 3) > 0
 
 
@@ -293,9 +316,15 @@ def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(tmp_path, d
 def test_cost_bins_sampling_reports_the_bins_in_metrics(tmp_path, data_dir):
     """Issue 12, item 4: --sampling=cost_bins trains the paths of CostBinSampler and every
     metrics record counts the sampled paths per MACs bin since the previous record."""
-    edges = (380e3, 440e3, 500e3, 560e3)        # the tiny space spans 379,648 .. 557,568 MACs
-    config = _tiny(tmp_path, data_dir, "--sampling=cost_bins",
-                   "--cost_bins=" + ",".join(f"{e:g}" for e in edges), steps=6, eval_paths=2)
+    edges = (380e3, 440e3, 500e3, 560e3)  # the tiny space spans 379,648 .. 557,568 MACs
+    config = _tiny(
+        tmp_path,
+        data_dir,
+        "--sampling=cost_bins",
+        "--cost_bins=" + ",".join(f"{e:g}" for e in edges),
+        steps=6,
+        eval_paths=2,
+    )
     assert config.cost_bins == edges
     run(config, stream=io.StringIO())
     records = [json.loads(line) for line in open(tmp_path / "wd" / "metrics.jsonl")]
@@ -305,14 +334,19 @@ def test_cost_bins_sampling_reports_the_bins_in_metrics(tmp_path, data_dir):
     sampler = CostBinSampler(space, 0, edges)
     macs = [spos_tf.costs.macs(space, sampler(step)) for step in range(6)]
     for record, window in zip(logged, (macs[:3], macs[3:])):
-        expected = [sum(lo <= m < hi or (hi == edges[-1] and m == hi) for m in window)
-                    for lo, hi in zip(edges, edges[1:])]
+        expected = [
+            sum(lo <= m < hi or (hi == edges[-1] and m == hi) for m in window)
+            for lo, hi in zip(edges, edges[1:])
+        ]
         assert record["path_bins"] == expected
         assert record["path_bins_outside"] == 3 - sum(expected)
         assert record["arch_macs"] == pytest.approx(np.mean(window), rel=1e-6)
     saved = run_dir.load_run_config(str(tmp_path / "wd"))
     assert (saved["sampling"], saved["cost_bins"], saved["bin_tries"]) == (
-        "cost_bins", list(edges), 500)
+        "cost_bins",
+        list(edges),
+        500,
+    )
 
 
 # ------------------------------------------------------------------------------- retraining
@@ -322,8 +356,9 @@ def test_tiny_retrain_runs_the_final_bn_pass(tmp_path, data_dir):
     run_dir.write_config(workdir, {"space": "shufflenet_oneshot", "steps": 7})  # another run
     os.makedirs(os.path.join(workdir, "checkpoints"))
     Path(workdir, "notes.txt").write_text("not the run's")
-    config = parse_flagfile("tiny_retrain.cfg", f"--workdir={workdir}", f"--data_dir={data_dir}",
-                            "--overwrite")
+    config = parse_flagfile(
+        "tiny_retrain.cfg", f"--workdir={workdir}", f"--data_dir={data_dir}", "--overwrite"
+    )
     out = io.StringIO()
     record = run(dataclasses.replace(config, progress=False), stream=out)
     assert Path(workdir, "notes.txt").read_text() == "not the run's"
@@ -340,12 +375,17 @@ def test_tiny_retrain_runs_the_final_bn_pass(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_sigkill_and_restart_ends_with_the_weights_of_an_uninterrupted_run(tiny_run, tmp_path,
-                                                                          data_dir):
+def test_sigkill_and_restart_ends_with_the_weights_of_an_uninterrupted_run(
+    tiny_run, tmp_path, data_dir
+):
     ref_dir = Path(tiny_run[0])  # the same flags, trained uninterrupted (in-process)
     work = tmp_path / "killed"
-    common = ["--flagfile=flags/tiny_supernet.cfg", f"--data_dir={data_dir}", "--noprogress",
-              f"--workdir={work}"]
+    common = [
+        "--flagfile=flags/tiny_supernet.cfg",
+        f"--data_dir={data_dir}",
+        "--noprogress",
+        f"--workdir={work}",
+    ]
     # killed right after its first checkpoint (step 3), whatever the machine's speed
     marker = tmp_path / "checkpointed"
     killed = start_app_that_stops_after_checkpoint("spos_tf.train", common, marker)
@@ -368,8 +408,10 @@ def test_sigkill_and_restart_ends_with_the_weights_of_an_uninterrupted_run(tiny_
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
     def history(folder):  # same sampled paths (MACs), same losses, same evaluation
-        return [(r["step"], r.get("loss"), r.get("arch_macs"), r.get("val_accuracy"))
-                for r in run_dir.MetricsLog(str(folder)).read()]
+        return [
+            (r["step"], r.get("loss"), r.get("arch_macs"), r.get("val_accuracy"))
+            for r in run_dir.MetricsLog(str(folder)).read()
+        ]
 
     assert history(ref_dir) == history(work)
     flags_txt = (work / "flags.txt").read_text()

@@ -1,5 +1,6 @@
 """spos_tf.train_recipe: the loss, the learning-rate schedules, the optimizer and the
 deterministic dropout, each against an independent computation."""
+
 import math
 
 import numpy as np
@@ -8,8 +9,7 @@ import pytest
 import spos_tf
 import tensorflow as tf
 from spos_tf.train_config import TrainConfig
-from spos_tf.train_recipe import (SmoothedSparseCE, StepDropout, lr_at, make_optimizer,
-                                  make_schedule)
+from spos_tf.train_recipe import SmoothedSparseCE, StepDropout, lr_at, make_optimizer, make_schedule
 
 
 def test_smoothed_sparse_ce_matches_keras():
@@ -19,7 +19,8 @@ def test_smoothed_sparse_ce_matches_keras():
     labels = tf.constant([0, 2])
     ours = SmoothedSparseCE(3, 0.1)(labels, logits)
     ref = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(
-        tf.one_hot(labels, 3), logits)
+        tf.one_hot(labels, 3), logits
+    )
     np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-6)
 
 
@@ -35,11 +36,14 @@ def test_step_dropout_is_a_function_of_seed_and_step():
     np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
 
 
-@pytest.mark.parametrize("schedule, expected", [
-    ("linear", lambda t: 0.5 * (1 - t / 10)),
-    ("cosine", lambda t: 0.5 * 0.5 * (1 + math.cos(math.pi * t / 10))),
-    ("constant", lambda t: 0.5),
-])
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("linear", lambda t: 0.5 * (1 - t / 10)),
+        ("cosine", lambda t: 0.5 * 0.5 * (1 + math.cos(math.pi * t / 10))),
+        ("constant", lambda t: 0.5),
+    ],
+)
 def test_schedules_follow_their_formula_to_the_last_step(schedule, expected):
     sched = make_schedule(TrainConfig(steps=10, learning_rate=0.5, lr_schedule=schedule))
     for step in (0, 3, 9, 10):
@@ -48,8 +52,9 @@ def test_schedules_follow_their_formula_to_the_last_step(schedule, expected):
 
 @pytest.mark.parametrize("name, cls", [("sgd", spos_tf.MaskedSGD), ("adam", spos_tf.MaskedAdam)])
 def test_make_optimizer_carries_the_recipe(name, cls):
-    config = TrainConfig(optimizer=name, steps=10, learning_rate=0.5, momentum=0.8,
-                         weight_decay=1e-3)
+    config = TrainConfig(
+        optimizer=name, steps=10, learning_rate=0.5, momentum=0.8, weight_decay=1e-3
+    )
     optimizer = make_optimizer(config)
     assert type(optimizer) is cls
     assert float(optimizer.learning_rate) == pytest.approx(0.5)  # schedule at step 0

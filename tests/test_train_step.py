@@ -3,6 +3,7 @@
 The masked-update tests (tests/test_supernet.py, tests/test_quant_supernet.py, the app runs of
 tests/test_train.py and tests/test_multiworker.py) exercise it through ``fit`` and the app.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,8 +16,15 @@ from spos_tf.sampling import ArchSampler
 
 
 def _space():
-    return spaces.get("shufflenet_oneshot", image_size=8, num_classes=10, width=0.125,
-                      repeats=(1, 1, 1, 1), ops=("shuffle3x3", "xception"), dropout=0.0)
+    return spaces.get(
+        "shufflenet_oneshot",
+        image_size=8,
+        num_classes=10,
+        width=0.125,
+        repeats=(1, 1, 1, 1),
+        ops=("shuffle3x3", "xception"),
+        dropout=0.0,
+    )
 
 
 def _batch(space, n=8, seed=0):
@@ -42,18 +50,21 @@ def recorded(monkeypatch):
 def test_fit_runs_the_shared_step_on_the_path_of_each_step(recorded):
     space = _space()
     net = spos_tf.build_supernet(space, seed=3)
-    net.compile(optimizer=spos_tf.MaskedSGD(0.1),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.compile(
+        optimizer=spos_tf.MaskedSGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     x, y = _batch(space, 12)
     sampler = ArchSampler(space, 3)
     history = net.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
-    assert recorded == [net]                        # traced once, through the shared step
+    assert recorded == [net]  # traced once, through the shared step
     assert net.optimizer.iterations.numpy() == 3
     # the last step trained sampler(2): it is in arch_var, and fit logged that path's MACs
     np.testing.assert_array_equal(net.arch_var.numpy(), space.indices(sampler(2)))
-    assert len({costs.macs(space, sampler(t)) for t in range(3)}) > 1   # the paths differ
-    np.testing.assert_allclose(history.history["arch_macs"][0], costs.macs(space, sampler(2)),
-                               rtol=1e-6)
+    assert len({costs.macs(space, sampler(t)) for t in range(3)}) > 1  # the paths differ
+    np.testing.assert_allclose(
+        history.history["arch_macs"][0], costs.macs(space, sampler(2)), rtol=1e-6
+    )
 
 
 def test_stand_alone_step_reports_fixed_macs_and_plain_sgd():
@@ -65,7 +76,7 @@ def test_stand_alone_step_reports_fixed_macs_and_plain_sgd():
     x, y = _batch(space)
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     before = [v.numpy().copy() for v in model.trainable_variables]
-    with tf.GradientTape() as tape:   # the gradient at the start, computed here independently
+    with tf.GradientTape() as tape:  # the gradient at the start, computed here independently
         loss0 = ce(y, model(x, training=True))
     grads = tape.gradient(loss0, model.trainable_variables)
     # (that pass moved the BN moving statistics; the step's gradients use batch statistics only)

@@ -7,6 +7,7 @@ Bazel starts it in the runfiles copy of the workspace, so `tests/conftest.py` an
 
     python tools/pytest_main.py tests/test_costs.py [pytest options]
 """
+
 import os
 import sys
 

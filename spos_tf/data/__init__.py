@@ -10,6 +10,7 @@ Example::
     train = build_dataset(config, "train", 64, training=True, seed=0)
     holdout = build_dataset(config, "holdout", 256, training=False, seed=0)
 """
+
 from spos_tf.data.config import AUGMENTATIONS, DEFAULTS, DataConfig, Defaults
 from spos_tf.data.digits import SposDigits
 from spos_tf.data.pipeline import ROLES, DataInfo, build_dataset, dataset_info, resolve
@@ -17,7 +18,20 @@ from spos_tf.data.preprocess import MEAN_RGB, STDDEV_RGB, normalize, preprocess_
 from spos_tf.data.sources import IMAGENET_MANUAL_FILES, open_source
 
 __all__ = [
-    "AUGMENTATIONS", "DEFAULTS", "DataConfig", "DataInfo", "Defaults", "IMAGENET_MANUAL_FILES",
-    "MEAN_RGB", "ROLES", "STDDEV_RGB", "SposDigits", "build_dataset", "dataset_info", "normalize",
-    "open_source", "preprocess_for_eval", "resolve",
+    "AUGMENTATIONS",
+    "DEFAULTS",
+    "DataConfig",
+    "DataInfo",
+    "Defaults",
+    "IMAGENET_MANUAL_FILES",
+    "MEAN_RGB",
+    "ROLES",
+    "STDDEV_RGB",
+    "SposDigits",
+    "build_dataset",
+    "dataset_info",
+    "normalize",
+    "open_source",
+    "preprocess_for_eval",
+    "resolve",
 ]

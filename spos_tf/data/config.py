@@ -5,6 +5,7 @@ other TFDS names, ``FOLDER_FLAT`` / ``FOLDER_SPLITS`` for image folders) when th
 the config; ``resolved()`` shows the values that will be used. The table is the one place those
 defaults are written down.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,9 @@ DEFAULTS = {
     "spos_digits": Defaults(32, "train", "validation", "test", "light", True, 1.0),
     # The paper's protocol: 50,000 training images held out for search, train on the rest,
     # report on the official validation set. Too big to cache decoded images in host memory.
-    "imagenet2012": Defaults(224, "train[:-50000]", "train[-50000:]", "validation", "imagenet",
-                             False, 0.875),
+    "imagenet2012": Defaults(
+        224, "train[:-50000]", "train[-50000:]", "validation", "imagenet", False, 0.875
+    ),
     "cifar10": Defaults(32, "train[:-5000]", "train[-5000:]", "test", "light", True, 1.0),
 }
 GENERIC = Defaults(224, "train", "validation", "test", "imagenet", False, 0.875)
@@ -92,26 +94,35 @@ class DataConfig:
 
     name: str = field("spos_digits", "TFDS name or folder:<root>.", flag="dataset")
     data_dir: Optional[str] = field(
-        None, "TFDS data directory (default ~/tensorflow_datasets).", neutral=True)
+        None, "TFDS data directory (default ~/tensorflow_datasets).", neutral=True
+    )
     manual_dir: Optional[str] = field(
-        None, "Manually downloaded archives (imagenet2012 tars); default "
-        "<data_dir>/downloads/manual.", neutral=True)
+        None,
+        "Manually downloaded archives (imagenet2012 tars); default <data_dir>/downloads/manual.",
+        neutral=True,
+    )
     image_size: Optional[int] = field(None, low=1, flag=False)
     train_split: Optional[str] = field(None, "Training split spec (default: the data set's).")
     holdout_split: Optional[str] = field(None, "Held-out split for evaluation and search.")
     test_split: Optional[str] = field(None, "Test split.")
-    augment: Optional[str] = field(None, "Training augmentation (default: the data set's).",
-                                   choices=AUGMENTATIONS)
+    augment: Optional[str] = field(
+        None, "Training augmentation (default: the data set's).", choices=AUGMENTATIONS
+    )
     cache: Optional[bool] = field(None, flag=False)
     shuffle_buffer: int = field(10_000, "Shuffle buffer (examples).", low=1)
-    eval_crop_fraction: Optional[float] = field(None, low=0.0, low_open=True, high=1.0,
-                                                flag=False)
+    eval_crop_fraction: Optional[float] = field(None, low=0.0, low_open=True, high=1.0, flag=False)
     preprocessing: str = field(
-        "standard", "Network input: standard (RGB, mean/std normalised) or reference (BGR 0..255, "
-        "as the authors' release; for imported weights).", choices=PREPROCESSINGS)
+        "standard",
+        "Network input: standard (RGB, mean/std normalised) or reference (BGR 0..255, "
+        "as the authors' release; for imported weights).",
+        choices=PREPROCESSINGS,
+    )
     data_service: Optional[str] = field(
-        None, "Address grpc://<dispatcher>:<port> of a tf.data service whose workers prepare the "
-        "training batches (README: More input throughput).", neutral=True)
+        None,
+        "Address grpc://<dispatcher>:<port> of a tf.data service whose workers prepare the "
+        "training batches (README: More input throughput).",
+        neutral=True,
+    )
 
     @property
     def is_folder(self) -> bool:
@@ -122,7 +133,7 @@ class DataConfig:
         """The image folder's root (``name`` without ``"folder:"``, ``~`` expanded)."""
         if not self.is_folder:
             raise ValueError(f"DataConfig name {self.name!r} is not an image folder")
-        return os.path.expanduser(self.name[len(FOLDER_PREFIX):])
+        return os.path.expanduser(self.name[len(FOLDER_PREFIX) :])
 
     def validate(self) -> "DataConfig":
         """Checks every field's type and range without touching the file system (bounds and
@@ -138,7 +149,7 @@ class DataConfig:
 
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"DataConfig.name must be a non-empty string, got {self.name!r}")
-        if self.is_folder and not self.name[len(FOLDER_PREFIX):].strip():
+        if self.is_folder and not self.name[len(FOLDER_PREFIX) :].strip():
             raise ValueError(f"DataConfig.name {self.name!r}: give the folder, 'folder:<root>'")
         config_flags.check_fields(self)
         for split in ("train_split", "holdout_split", "test_split"):
@@ -152,18 +163,22 @@ class DataConfig:
             except (ValueError, NotImplementedError) as e:
                 raise ValueError(
                     f"DataConfig.{split}={value!r} is not a TFDS split spec such as 'train', "
-                    f"'train[:-50000]' or 'train[80%:90%]': {e}") from None
+                    f"'train[:-50000]' or 'train[80%:90%]': {e}"
+                ) from None
         if self.data_service is not None and not (
-                isinstance(self.data_service, str)
-                and re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s:]+:\d+", self.data_service)):
+            isinstance(self.data_service, str)
+            and re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s:]+:\d+", self.data_service)
+        ):
             raise ValueError(
                 f"DataConfig.data_service must be the tf.data service dispatcher's address "
                 f"'<protocol>://<host>:<port>', e.g. 'grpc://dispatcher:5000', or None; got "
-                f"{self.data_service!r}")
+                f"{self.data_service!r}"
+            )
         if self.train_split is not None and self.train_split == self.holdout_split:
             raise ValueError(
                 f"DataConfig.holdout_split equals train_split ({self.train_split!r}); the search "
-                "needs images the supernet was not trained on")
+                "needs images the supernet was not trained on"
+            )
         return self
 
     def resolved(self, defaults: Defaults | None = None) -> "DataConfig":
@@ -177,6 +192,7 @@ class DataConfig:
             defaults = DEFAULTS.get(self.name, GENERIC)
         filled = {
             f.name: getattr(defaults, f.name)
-            for f in dataclasses.fields(Defaults) if getattr(self, f.name) is None
+            for f in dataclasses.fields(Defaults)
+            if getattr(self, f.name) is None
         }
         return dataclasses.replace(self, **filled).validate()

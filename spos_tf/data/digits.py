@@ -20,6 +20,7 @@ Contract of the prepared data:
 Importing this module registers the builder, so ``tfds.builder("spos_digits", data_dir=...)``
 works after ``import spos_tf.data``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,8 +74,8 @@ def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> dict[str, np.nd
     n_test, n_val = SPLIT_SIZES["test"], SPLIT_SIZES["validation"]
     return {
         "test": np.sort(sequence[:n_test]),
-        "validation": np.sort(sequence[n_test:n_test + n_val]),
-        "train": np.sort(sequence[n_test + n_val:]),
+        "validation": np.sort(sequence[n_test : n_test + n_val]),
+        "train": np.sort(sequence[n_test + n_val :]),
     }
 
 
@@ -99,12 +100,14 @@ class SposDigits(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self,
             description="scikit-learn's 1,797 handwritten 8x8 digits (UCI optdigits test set), "
-                        "grey levels 0..16 scaled to 0..255.",
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(8, 8, 1), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(names=[str(i) for i in range(NUM_CLASSES)]),
-                "index": np.int64,
-            }),
+            "grey levels 0..16 scaled to 0..255.",
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(8, 8, 1), dtype=np.uint8),
+                    "label": tfds.features.ClassLabel(names=[str(i) for i in range(NUM_CLASSES)]),
+                    "index": np.int64,
+                }
+            ),
             supervised_keys=("image", "label"),
             homepage="https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset",
         )
@@ -120,8 +123,11 @@ class SposDigits(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, images, labels, rows):
         for row in rows:
             row = int(row)
-            yield row, {
-                "image": scale_to_uint8(images[row])[..., None],
-                "label": int(labels[row]),
-                "index": row,
-            }
+            yield (
+                row,
+                {
+                    "image": scale_to_uint8(images[row])[..., None],
+                    "label": int(labels[row]),
+                    "index": row,
+                },
+            )

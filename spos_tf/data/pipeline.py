@@ -22,6 +22,7 @@ uses the stateless seed ``(seed, counter)``, where ``counter`` is the example's 
 pipeline's output stream (times the number of input pipelines, plus this pipeline's id). Building
 the same pipeline twice gives the same batches.
 """
+
 from __future__ import annotations
 
 import typing
@@ -35,8 +36,12 @@ from spos_tf.data import sources
 ROLES = ("train", "holdout", "test", "calib")
 # role -> the DataConfig field holding its split spec. "calib" = training images, no augmentation
 # (BatchNorm recalibration of a sampled architecture).
-SPLIT_FIELD = {"train": "train_split", "holdout": "holdout_split", "test": "test_split",
-               "calib": "train_split"}
+SPLIT_FIELD = {
+    "train": "train_split",
+    "holdout": "holdout_split",
+    "test": "test_split",
+    "calib": "train_split",
+}
 _AUGMENTERS = {"light": preprocess.light_augment, "imagenet": preprocess.imagenet_augment}
 
 
@@ -55,10 +60,13 @@ def dataset_info(config: config_lib.DataConfig) -> DataInfo:
     """
     source = sources.open_source(config)
     resolved = config.resolved(source.defaults)
-    return DataInfo(source.num_classes, {
-        role: source.num_examples(getattr(resolved, field), field)
-        for role, field in SPLIT_FIELD.items()
-    })
+    return DataInfo(
+        source.num_classes,
+        {
+            role: source.num_examples(getattr(resolved, field), field)
+            for role, field in SPLIT_FIELD.items()
+        },
+    )
 
 
 def resolve(config: config_lib.DataConfig) -> config_lib.DataConfig:
@@ -81,11 +89,19 @@ def _filled_cache(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds
 
 
-def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: int, *,
-                  training: bool, seed: int, repeat: bool | None = None,
-                  drop_remainder: bool | None = None, augment: bool | None = None,
-                  input_context: tf.distribute.InputContext | None = None,
-                  decode_window: bool = True) -> tf.data.Dataset:
+def build_dataset(
+    config: config_lib.DataConfig,
+    split_role: str,
+    batch_size: int,
+    *,
+    training: bool,
+    seed: int,
+    repeat: bool | None = None,
+    drop_remainder: bool | None = None,
+    augment: bool | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    decode_window: bool = True,
+) -> tf.data.Dataset:
     """The input pipeline for one role of one data set.
 
     Args:
@@ -149,13 +165,15 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
         augment = training and split_role == "train"
     augment = cfg.augment if augment else "none"
     windowed = decode_window and augment == "imagenet"
-    ds = source.read(spec, shuffle_files=training, seed=seed, input_context=input_context,
-                     decode=not windowed)
+    ds = source.read(
+        spec, shuffle_files=training, seed=seed, input_context=input_context, decode=not windowed
+    )
     if cfg.cache:
         ds = _filled_cache(ds)
     if training:
-        ds = ds.shuffle(min(cfg.shuffle_buffer, num_examples), seed=seed,
-                        reshuffle_each_iteration=True)
+        ds = ds.shuffle(
+            min(cfg.shuffle_buffer, num_examples), seed=seed, reshuffle_each_iteration=True
+        )
     if repeat:
         ds = ds.repeat()
 
@@ -173,10 +191,11 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
             if windowed:  # image: the stored bytes
                 image = tf.cond(
                     tf.io.is_jpeg(image),
-                    lambda: preprocess.imagenet_augment_jpeg(image, size, example_seed,
-                                                             source.channels),
-                    lambda: augmenter(preprocess.to_rgb(source.decode(image)), size,
-                                      example_seed))
+                    lambda: preprocess.imagenet_augment_jpeg(
+                        image, size, example_seed, source.channels
+                    ),
+                    lambda: augmenter(preprocess.to_rgb(source.decode(image)), size, example_seed),
+                )
             else:
                 image = augmenter(preprocess.to_rgb(image), size, example_seed)
             return preprocess.finish(image, cfg.preprocessing), label
@@ -188,6 +207,9 @@ def build_dataset(config: config_lib.DataConfig, split_role: str, batch_size: in
     options.deterministic = True
     ds = ds.with_options(options)
     if cfg.data_service and training and split_role == "train":
-        ds = ds.apply(tf.data.experimental.service.distribute(
-            processing_mode="distributed_epoch", service=cfg.data_service))
+        ds = ds.apply(
+            tf.data.experimental.service.distribute(
+                processing_mode="distributed_epoch", service=cfg.data_service
+            )
+        )
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -15,6 +15,7 @@ which data set produced its weights: ``x = (image - MEAN_RGB) / STDDEV_RGB``.
 release feeds its networks (its ``ToBGRTensor``): BGR channel order, float 0..255, no mean/std
 normalisation. Networks imported from the release (``spos_tf.import_reference``) need it.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -35,9 +36,11 @@ def to_rgb(image: tf.Tensor) -> tf.Tensor:
     if channels == 1:
         return tf.image.grayscale_to_rgb(image)
     if channels is None:  # unknown statically: decide at run time
-        return tf.cond(tf.equal(tf.shape(image)[-1], 1),
-                       lambda: tf.image.grayscale_to_rgb(image[..., :1]),
-                       lambda: image[..., :3])
+        return tf.cond(
+            tf.equal(tf.shape(image)[-1], 1),
+            lambda: tf.image.grayscale_to_rgb(image[..., :1]),
+            lambda: image[..., :3],
+        )
     raise ValueError(f"expected 1 or 3 channels, got image shape {image.shape}")
 
 
@@ -75,16 +78,22 @@ def center_crop_and_resize(image: tf.Tensor, image_size: int, crop_fraction: flo
     """
     shape = tf.shape(image)
     height, width = shape[-3], shape[-2]
-    side = tf.cast(tf.math.round(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32)),
-                   tf.int32)
+    side = tf.cast(
+        tf.math.round(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32
+    )
     side = tf.maximum(side, 1)
-    image = tf.image.crop_to_bounding_box(image, (height - side) // 2, (width - side) // 2,
-                                          side, side)
+    image = tf.image.crop_to_bounding_box(
+        image, (height - side) // 2, (width - side) // 2, side, side
+    )
     return tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), method="bilinear")
 
 
-def preprocess_for_eval(image: tf.Tensor, image_size: int | None = None,
-                        crop_fraction: float = 1.0, preprocessing: str = "standard") -> tf.Tensor:
+def preprocess_for_eval(
+    image: tf.Tensor,
+    image_size: int | None = None,
+    crop_fraction: float = 1.0,
+    preprocessing: str = "standard",
+) -> tf.Tensor:
     """Evaluation preprocessing: raw image -> float32 network input (normalised, or as
     ``preprocessing`` says: see :func:`finish`).
 
@@ -142,14 +151,21 @@ def crop_window(image_shape: tf.Tensor, seed: tf.Tensor):
       ``begin``, ``size``: ``int32 [3]`` each, ``[y, x, 0]`` and ``[h, w, -1]`` (``tf.slice`` form).
     """
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        image_shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
-        min_object_covered=0.0, aspect_ratio_range=CROP_ASPECT, area_range=CROP_AREA,
-        max_attempts=10, use_image_if_no_bounding_boxes=True)
+        image_shape,
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=CROP_ASPECT,
+        area_range=CROP_AREA,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
     return begin, size
 
 
-def decode_jpeg_window(encoded: tf.Tensor, begin: tf.Tensor, size: tf.Tensor,
-                       channels: int = 3) -> tf.Tensor:
+def decode_jpeg_window(
+    encoded: tf.Tensor, begin: tf.Tensor, size: tf.Tensor, channels: int = 3
+) -> tf.Tensor:
     """Decodes only the window ``(begin, size)`` (as :func:`crop_window` returns) of a JPEG.
 
     ``tf.image.decode_and_crop_jpeg``: libjpeg skips the rows below the window and the blocks left
@@ -168,7 +184,7 @@ def decode_jpeg_window(encoded: tf.Tensor, begin: tf.Tensor, size: tf.Tensor,
     right = tf.minimum(width - begin[1] - size[1], 1)
     window = tf.stack([begin[0], begin[1] - left, size[0], size[1] + left + right])
     image = tf.image.decode_and_crop_jpeg(encoded, window, channels=channels)
-    return image[:, left:left + size[1]]
+    return image[:, left : left + size[1]]
 
 
 def imagenet_augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
@@ -188,8 +204,9 @@ def imagenet_augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.T
     return _augment_crop(tf.slice(image, begin, size), image_size, rest)
 
 
-def imagenet_augment_jpeg(encoded: tf.Tensor, image_size: int, seed: tf.Tensor,
-                          channels: int = 3) -> tf.Tensor:
+def imagenet_augment_jpeg(
+    encoded: tf.Tensor, image_size: int, seed: tf.Tensor, channels: int = 3
+) -> tf.Tensor:
     """:func:`imagenet_augment` of a JPEG that decodes only the crop's window.
 
     Same window (it depends on the shape only, read from the JPEG header by
@@ -207,8 +224,9 @@ def imagenet_augment_jpeg(encoded: tf.Tensor, image_size: int, seed: tf.Tensor,
     if channels:
         shape = tf.concat([shape[:2], [channels]], 0)
     begin, size = crop_window(shape, crop_seed)
-    return _augment_crop(to_rgb(decode_jpeg_window(encoded, begin, size, channels)), image_size,
-                         rest)
+    return _augment_crop(
+        to_rgb(decode_jpeg_window(encoded, begin, size, channels)), image_size, rest
+    )
 
 
 def _augment_crop(crop: tf.Tensor, image_size: int, seeds) -> tf.Tensor:

@@ -6,6 +6,7 @@ mirror is disabled, ``spos_digits`` prepares from the scikit-learn wheel, ``imag
 only from the manual tars, and any other data set must already be prepared in ``data_dir``.
 Every failure names what to put where, and is raised before anything is written into ``data_dir``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -64,15 +65,18 @@ class Source:
             raise ValueError(
                 f"DataConfig.{field}={spec!r}: {self.description} has no split {missing[0]!r}; "
                 f"its splits are {self.split_names}. Set {field} to one of them, or slice one, "
-                "e.g. 'train[-10%:]' (https://www.tensorflow.org/datasets/splits).")
+                "e.g. 'train[-10%:]' (https://www.tensorflow.org/datasets/splits)."
+            )
         splits = self.builder.info.splits
         try:
             instructions = splits_lib.AbstractSplit.from_spec(spec).to_absolute(splits)
         except ValueError as e:
             raise ValueError(f"DataConfig.{field}={spec!r} on {self.description}: {e}") from None
         # TFDS writes an open boundary as None.
-        return [(i.splitname, i.from_ or 0,
-                 splits[i.splitname].num_examples if i.to is None else i.to) for i in instructions]
+        return [
+            (i.splitname, i.from_ or 0, splits[i.splitname].num_examples if i.to is None else i.to)
+            for i in instructions
+        ]
 
     def num_examples(self, spec: str, field: str = "split") -> int:
         """Examples that ``spec`` selects (TFDS slicing arithmetic)."""
@@ -87,9 +91,15 @@ class Source:
         """The stored image bytes (JPEG or PNG) -> ``uint8 [H, W, C]``, as ``read`` decodes."""
         return self.builder.info.features["image"].decode_example(encoded)
 
-    def read(self, spec: str, *, shuffle_files: bool, seed: int,
-             input_context: tf.distribute.InputContext | None = None,
-             decode: bool = True) -> tf.data.Dataset:
+    def read(
+        self,
+        spec: str,
+        *,
+        shuffle_files: bool,
+        seed: int,
+        input_context: tf.distribute.InputContext | None = None,
+        decode: bool = True,
+    ) -> tf.data.Dataset:
         """Examples of ``spec`` as ``(uint8 [H, W, C], int32 [])``, decoded, in a fixed order;
         with ``decode=False`` as ``(string [], int32 [])``, the stored bytes (decode them with
         :meth:`decode`, or only a window of a JPEG, ``preprocess.imagenet_augment_jpeg``).
@@ -103,18 +113,24 @@ class Source:
         pipelines = input_context.num_input_pipelines if input_context else 1
         file_sharded = False
         if self.native_slicing:
-            file_sharded = (pipelines > 1
-                            and self.builder.info.splits[spec].num_shards >= pipelines)
+            file_sharded = pipelines > 1 and self.builder.info.splits[spec].num_shards >= pipelines
             read_config = tfds.ReadConfig(
-                try_autocache=False, shuffle_seed=seed,
-                input_context=input_context if file_sharded else None)
-            ds = self.builder.as_dataset(split=spec, shuffle_files=shuffle_files,
-                                         read_config=read_config, decoders=skip,
-                                         as_supervised=True)
+                try_autocache=False,
+                shuffle_seed=seed,
+                input_context=input_context if file_sharded else None,
+            )
+            ds = self.builder.as_dataset(
+                split=spec,
+                shuffle_files=shuffle_files,
+                read_config=read_config,
+                decoders=skip,
+                as_supervised=True,
+            )
         else:
             parts = [
                 self.builder.as_dataset(split=split, decoders=skip, as_supervised=True)
-                .skip(start).take(stop - start)
+                .skip(start)
+                .take(stop - start)
                 for split, start, stop in instructions
             ]
             ds = parts[0]
@@ -122,9 +138,13 @@ class Source:
                 ds = ds.concatenate(part)
         if pipelines > 1 and not file_sharded:
             ds = ds.shard(pipelines, input_context.input_pipeline_id)
-        return ds.map(lambda image, label: (self.decode(image) if decode else image,
-                                            tf.cast(label, tf.int32)),
-                      num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(
+            lambda image, label: (
+                self.decode(image) if decode else image,
+                tf.cast(label, tf.int32),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
 
 
 def _split_names_in(spec: str) -> list[str]:
@@ -167,7 +187,8 @@ def _open_tfds(config: config_lib.DataConfig) -> Source:
             f"Unknown data set {name!r}.{hint} Use a TFDS name registered in this installation "
             "(community/namespaced data sets need the internet and are not supported), "
             f"{digits.NAME!r} for the built-in offline digits, or 'folder:<root>' for an image "
-            "folder (<root>/<class>/<image> or <root>/<split>/<class>/<image>).")
+            "folder (<root>/<class>/<image> or <root>/<split>/<class>/<image>)."
+        )
     builder = tfds.builder(name, data_dir=config.data_dir, try_gcs=False)
     data_dir_root = os.fspath(builder.data_dir_root)
     if not builder.is_prepared():
@@ -178,8 +199,9 @@ def _open_tfds(config: config_lib.DataConfig) -> Source:
 
 def _download_and_prepare(builder, **download_config) -> None:
     try:
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-            try_download_gcs=False, **download_config))
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False, **download_config)
+        )
     except ModuleNotFoundError as e:
         if e.name != "importlib_resources":
             raise
@@ -187,7 +209,8 @@ def _download_and_prepare(builder, **download_config) -> None:
             f"Preparing {builder.name!r} with tensorflow-datasets {tfds.__version__} needs the "
             "'importlib_resources' package (TFDS declares it for Python < 3.9 only but imports it "
             "when looking up a builder's checksums): pip install importlib_resources",
-            name=e.name) from e
+            name=e.name,
+        ) from e
 
 
 def _prepare_offline(builder, config, data_dir_root: str) -> None:
@@ -198,14 +221,16 @@ def _prepare_offline(builder, config, data_dir_root: str) -> None:
         return
     manual_dir = os.fspath(config.manual_dir or os.path.join(data_dir_root, "downloads", "manual"))
     if name == "imagenet2012":
-        missing = [f for f in IMAGENET_MANUAL_FILES
-                   if not os.path.isfile(os.path.join(manual_dir, f))]
+        missing = [
+            f for f in IMAGENET_MANUAL_FILES if not os.path.isfile(os.path.join(manual_dir, f))
+        ]
         if missing:
             raise FileNotFoundError(
                 f"imagenet2012 is not prepared in {data_dir_root} and {', '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} missing: put "
                 f"{' and '.join(IMAGENET_MANUAL_FILES)} into {manual_dir} (see README 'ImageNet'); "
-                "they are prepared on first use (several hours, about 150 GB).")
+                "they are prepared on first use (several hours, about 150 GB)."
+            )
         _download_and_prepare(builder, manual_dir=manual_dir)
         return
     if builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
@@ -213,12 +238,14 @@ def _prepare_offline(builder, config, data_dir_root: str) -> None:
             f"TFDS data set {name!r} is not prepared in {data_dir_root}. It needs a manual "
             f"download: {builder.MANUAL_DOWNLOAD_INSTRUCTIONS.strip()} Put the files into "
             f"{manual_dir}, then run `tfds build {name} --manual_dir={manual_dir} "
-            f"--data_dir={data_dir_root}`.")
+            f"--data_dir={data_dir_root}`."
+        )
     raise FileNotFoundError(
         f"TFDS data set {name!r} is not prepared in {data_dir_root}, and this library never "
         f"downloads. Prepare it on a machine with internet with `tfds build {name} "
         f"--data_dir=<dir>`, then copy <dir>/{builder.name} into {data_dir_root} (or point "
-        "DataConfig.data_dir at <dir>).")
+        "DataConfig.data_dir at <dir>)."
+    )
 
 
 class _FlatImageFolder(tfds.folder_dataset.ImageFolder, skip_registration=True):
@@ -238,13 +265,19 @@ class _FlatImageFolder(tfds.folder_dataset.ImageFolder, skip_registration=True):
         self._image_dtype = None
         tfds.core.DatasetBuilder.__init__(self, data_dir=root_dir)
         self._data_dir = root_dir
-        examples = [self._Example(image_path=path, label=label)
-                    for label in classes for path in _images_in(os.path.join(root_dir, label))]
+        examples = [
+            self._Example(image_path=path, label=label)
+            for label in classes
+            for path in _images_in(os.path.join(root_dir, label))
+        ]
         random.Random("train").shuffle(examples)
         self._split_examples = {"train": examples}
         self.info.features["label"].names = classes
-        self.info.set_splits(tfds.core.SplitDict([
-            tfds.core.SplitInfo(name="train", shard_lengths=[len(examples)], num_bytes=0)]))
+        self.info.set_splits(
+            tfds.core.SplitDict(
+                [tfds.core.SplitInfo(name="train", shard_lengths=[len(examples)], num_bytes=0)]
+            )
+        )
 
 
 def _subfolders(path: str) -> list[str]:
@@ -252,28 +285,38 @@ def _subfolders(path: str) -> list[str]:
 
 
 def _images_in(path: str) -> list[str]:
-    return sorted(os.path.join(path, f) for f in os.listdir(path)
-                  if f.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(
+        os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS)
+    )
 
 
 def _open_folder(root: str) -> Source:
-    layout_help = ("Expected <root>/<class>/<image> (one split, 'train', sliced 80/10/10) or "
-                   "<root>/<split>/<class>/<image>, images ending in "
-                   + ", ".join(IMAGE_EXTENSIONS))
+    layout_help = (
+        "Expected <root>/<class>/<image> (one split, 'train', sliced 80/10/10) or "
+        "<root>/<split>/<class>/<image>, images ending in " + ", ".join(IMAGE_EXTENSIONS)
+    )
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Image folder {root!r} does not exist. {layout_help}.")
     top = _subfolders(root)
     flat_classes = [c for c in top if _images_in(os.path.join(root, c))]
-    split_layout = {s: [c for c in _subfolders(os.path.join(root, s))
-                        if _images_in(os.path.join(root, s, c))] for s in top}
+    split_layout = {
+        s: [c for c in _subfolders(os.path.join(root, s)) if _images_in(os.path.join(root, s, c))]
+        for s in top
+    }
     split_layout = {s: classes for s, classes in split_layout.items() if classes}
     description = f"image folder {root!r}"
     if flat_classes and split_layout:
-        raise ValueError(f"Image folder {root!r} mixes images in {flat_classes[0]!r}/ with class "
-                         f"folders in {next(iter(split_layout))!r}/. {layout_help}.")
+        raise ValueError(
+            f"Image folder {root!r} mixes images in {flat_classes[0]!r}/ with class "
+            f"folders in {next(iter(split_layout))!r}/. {layout_help}."
+        )
     if flat_classes:
-        return Source(_FlatImageFolder(root, flat_classes), config_lib.FOLDER_FLAT, description,
-                      native_slicing=False)
+        return Source(
+            _FlatImageFolder(root, flat_classes),
+            config_lib.FOLDER_FLAT,
+            description,
+            native_slicing=False,
+        )
     if split_layout:
         builder = tfds.folder_dataset.ImageFolder(root)
         holdout = next((s for s in ("validation", "val") if s in split_layout), "validation")

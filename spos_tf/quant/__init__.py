@@ -14,16 +14,40 @@ Usage in a supernet (inside the traced training step)::
 See `spos_tf.quant.quantizers` for the selector contract, ranges, level sets and gradients, and
 `spos_tf.quant.wrap` for where activation quantization sits.
 """
+
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow / TF-MOT are imported)
 from spos_tf.quant.config import KernelQuantizeConfig
-from spos_tf.quant.quantizers import (GAUSS_CLIP, ActivationQuantizer, BitSelector,
-                                      WeightQuantizer, round_ste, sign_ste)
-from spos_tf.quant.wrap import (InputQuantizeWrapper, custom_objects, kernel_variable,
-                                quantize_layer, quantize_layer_fixed, quantize_scope, selecting)
+from spos_tf.quant.quantizers import (
+    GAUSS_CLIP,
+    ActivationQuantizer,
+    BitSelector,
+    WeightQuantizer,
+    round_ste,
+    sign_ste,
+)
+from spos_tf.quant.wrap import (
+    InputQuantizeWrapper,
+    custom_objects,
+    kernel_variable,
+    quantize_layer,
+    quantize_layer_fixed,
+    quantize_scope,
+    selecting,
+)
 
 __all__ = [
-    "GAUSS_CLIP", "ActivationQuantizer", "BitSelector", "InputQuantizeWrapper",
-    "KernelQuantizeConfig", "WeightQuantizer", "custom_objects", "kernel_variable",
-    "quantize_layer", "quantize_layer_fixed", "quantize_scope", "round_ste", "selecting",
+    "GAUSS_CLIP",
+    "ActivationQuantizer",
+    "BitSelector",
+    "InputQuantizeWrapper",
+    "KernelQuantizeConfig",
+    "WeightQuantizer",
+    "custom_objects",
+    "kernel_variable",
+    "quantize_layer",
+    "quantize_layer_fixed",
+    "quantize_scope",
+    "round_ste",
+    "selecting",
     "sign_ste",
 ]

@@ -36,6 +36,7 @@ Costs: one ``switch_case`` over the weight bits and one over the activation bits
 primitive and channel branch of the supernet; the weight range is two reductions over the used
 kernel slice per call; in training, three reductions over the input per activation quantizer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,8 +46,12 @@ import tensorflow as tf
 from spos_tf.blocks import PrimHolder
 from spos_tf.layers import layer_weights
 from spos_tf.quant.quantizers import BitSelector
-from spos_tf.quant.wrap import (InputQuantizeWrapper, custom_objects as _wrap_custom_objects,
-                                kernel_variable, quantize_layer)
+from spos_tf.quant.wrap import (
+    InputQuantizeWrapper,
+    custom_objects as _wrap_custom_objects,
+    kernel_variable,
+    quantize_layer,
+)
 from spos_tf.space import GENE_KINDS, Architecture, SearchSpace
 
 WBITS_ROW = GENE_KINDS.index("wbits")
@@ -89,24 +94,32 @@ class SlicedQuantizeWrapper(InputQuantizeWrapper):
     def build(self, input_shape):
         super().build(input_shape)
         if len(self._weight_vars) != 1:
-            raise ValueError(f"{self.name}: expected one quantized weight, got "
-                             f"{len(self._weight_vars)}")
+            raise ValueError(
+                f"{self.name}: expected one quantized weight, got {len(self._weight_vars)}"
+            )
         weight, quantizer, quantizer_vars = self._weight_vars[0]
         self._slicer = _LeadingSlice(quantizer)
         # A fresh list, not an item assignment: Keras tracks the list for checkpointing and
         # refuses to save one whose items were replaced after it was tracked.
         self._weight_vars = [(weight, self._slicer, quantizer_vars)]
 
-    def add_weight(self, name=None, shape=None, dtype=None, initializer=None, trainable=None,
-                   **kwargs):
+    def add_weight(
+        self, name=None, shape=None, dtype=None, initializer=None, trainable=None, **kwargs
+    ):
         # Range statistics behave like BN moving statistics: each replica updates its own copy
         # in replica context, reads aggregate by mean (an ON_WRITE variable cannot be assigned
         # there without an aggregation).
         if not trainable and name is not None and "_range_" in name:
             kwargs.setdefault("synchronization", tf.VariableSynchronization.ON_READ)
             kwargs.setdefault("aggregation", tf.VariableAggregation.MEAN)
-        return super().add_weight(name=name, shape=shape, dtype=dtype, initializer=initializer,
-                                  trainable=trainable, **kwargs)
+        return super().add_weight(
+            name=name,
+            shape=shape,
+            dtype=dtype,
+            initializer=initializer,
+            trainable=trainable,
+            **kwargs,
+        )
 
     def call(self, inputs, training=None, **kwargs):
         full = tuple(kernel_variable(self).shape)
@@ -115,8 +128,9 @@ class SlicedQuantizeWrapper(InputQuantizeWrapper):
         if kwargs.get("out_channels"):
             used[-1] = int(kwargs["out_channels"])
         if any(u > f for u, f in zip(used, full)):
-            raise ValueError(f"{self.name}: call needs kernel slice {tuple(used)} but the kernel "
-                             f"is {full}")
+            raise ValueError(
+                f"{self.name}: call needs kernel slice {tuple(used)} but the kernel is {full}"
+            )
         self._slicer.shape = None if tuple(used) == full else tuple(used)
         try:
             return super().call(inputs, training=training, **kwargs)
@@ -157,13 +171,23 @@ def _act_bits(bits: tuple):
 
 def _weight_bits(bits: tuple):
     if FLOAT_BITS in bits:
-        raise ValueError(f"weight bits {bits}: float (32-bit) weights are not supported in a "
-                         f"quantized space; use integer widths 1..8")
+        raise ValueError(
+            f"weight bits {bits}: float (32-bit) weights are not supported in a "
+            f"quantized space; use integer widths 1..8"
+        )
     return tuple(bits)
 
 
-def quantize_holder(holder: PrimHolder, weight_bits, act_bits, weight_selector=None,
-                    act_selector=None, *, signed_input=False, build=False) -> list:
+def quantize_holder(
+    holder: PrimHolder,
+    weight_bits,
+    act_bits,
+    weight_selector=None,
+    act_selector=None,
+    *,
+    signed_input=False,
+    build=False,
+) -> list:
     """Wraps, in place, every primitive of ``holder`` whose ``Prim.quantized`` is set.
 
     Args:
@@ -190,8 +214,14 @@ def quantize_holder(holder: PrimHolder, weight_bits, act_bits, weight_selector=N
             continue
         # quantize_layer picks the quantizers and their settings; its wrapper is only re-issued
         # as the slicing subclass (same layer, same config).
-        plain = quantize_layer(layer, weight_selector, act_selector, _weight_bits(weight_bits),
-                               _act_bits(act_bits), act_signed=signed_input)
+        plain = quantize_layer(
+            layer,
+            weight_selector,
+            act_selector,
+            _weight_bits(weight_bits),
+            _act_bits(act_bits),
+            act_signed=signed_input,
+        )
         wrapper = SlicedQuantizeWrapper(layer, plain.quantize_config, name=plain.name)
         if build:
             p = layer.prim
@@ -229,8 +259,11 @@ def quantize_supernet(model):
         a_sel = BitSelector(name=f"block{block.block:02d}_abits")
         for unit in block.units.values():
             quantize_holder(unit, space.weight_bits, space.act_bits, w_sel, a_sel, build=True)
-        block.gene_selectors = tuple((row, sel) for row, sel, kind in (
-            (WBITS_ROW, w_sel, "wbits"), (ABITS_ROW, a_sel, "abits")) if kind in searched)
+        block.gene_selectors = tuple(
+            (row, sel)
+            for row, sel, kind in ((WBITS_ROW, w_sel, "wbits"), (ABITS_ROW, a_sel, "abits"))
+            if kind in searched
+        )
     return model
 
 
@@ -245,6 +278,7 @@ def quantize_standalone(space: SearchSpace, arch: Architecture, stem, units, hea
         quantize_holder(unit, (choice["wbits"],), (choice["abits"],))
     if space.fold_bn:  # BN folded before the weight fake quantization (spos_tf.quant.fold)
         from spos_tf.quant.fold import fold_holder
+
         for holder in (stem, *units):
             fold_holder(holder)
 
@@ -254,12 +288,16 @@ def quantized_layers(model, arch=None) -> list:
     """``[(holder name, prim name, wrapper)]`` of the quantized primitives of ``model`` (a
     supernet or a stand-alone network); for a supernet with ``arch`` (an Architecture or an int
     ``[4, num_blocks]`` index array) only those on that path."""
-    return [(h.name, name, layer) for h in _holders(model, arch)
-            for name, layer in h.prims.items() if isinstance(layer, InputQuantizeWrapper)]
+    return [
+        (h.name, name, layer)
+        for h in _holders(model, arch)
+        for name, layer in h.prims.items()
+        if isinstance(layer, InputQuantizeWrapper)
+    ]
 
 
 def _holders(model, arch) -> list:
-    if not hasattr(model, "choice_blocks"):   # stand-alone: every holder is on the path
+    if not hasattr(model, "choice_blocks"):  # stand-alone: every holder is on the path
         return [layer for layer in model.layers if isinstance(layer, PrimHolder)]
     units = []
     if arch is None:
@@ -299,5 +337,12 @@ def reset_quant_ranges(model, arch=None) -> int:
     return n
 
 
-__all__ = ["SlicedQuantizeWrapper", "custom_objects", "quantize_holder", "quantize_standalone",
-           "quantize_supernet", "quantized_layers", "reset_quant_ranges"]
+__all__ = [
+    "SlicedQuantizeWrapper",
+    "custom_objects",
+    "quantize_holder",
+    "quantize_standalone",
+    "quantize_supernet",
+    "quantized_layers",
+    "reset_quant_ranges",
+]

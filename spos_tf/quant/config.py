@@ -7,6 +7,7 @@ captured local). TF-MOT's wrapper replaces that attribute with the quantized ten
 wrapper's). So after the first call, ``layer.kernel`` is a tensor: reach the variable through
 `spos_tf.quant.kernel_variable(wrapper)` or ``wrapper.trainable_weights``.
 """
+
 from tensorflow_model_optimization.quantization.keras import QuantizeConfig
 
 from spos_tf.quant.quantizers import ActivationQuantizer, WeightQuantizer
@@ -26,8 +27,9 @@ class KernelQuantizeConfig(QuantizeConfig):
     Biases, BN parameters and activation functions are left in float.
     """
 
-    def __init__(self, weight_quantizer, input_quantizer=None, output_quantizer=None,
-                 kernel_attr="kernel"):
+    def __init__(
+        self, weight_quantizer, input_quantizer=None, output_quantizer=None, kernel_attr="kernel"
+    ):
         self.weight_quantizer = weight_quantizer
         self.input_quantizer = input_quantizer
         self.output_quantizer = output_quantizer
@@ -38,7 +40,8 @@ class KernelQuantizeConfig(QuantizeConfig):
         if kernel is None:
             raise ValueError(
                 f"layer {layer.name!r} ({type(layer).__name__}) has no weight attribute "
-                f"{self.kernel_attr!r}; build it first or pass kernel_attr=")
+                f"{self.kernel_attr!r}; build it first or pass kernel_attr="
+            )
         return [(kernel, self.weight_quantizer)]
 
     def set_quantize_weights(self, layer, quantize_weights):
@@ -61,13 +64,14 @@ class KernelQuantizeConfig(QuantizeConfig):
 
     def get_config(self):
         def ser(q):
-            return None if q is None else {"class_name": type(q).__name__,
-                                           "config": q.get_config()}
+            return None if q is None else {"class_name": type(q).__name__, "config": q.get_config()}
 
-        return {"weight_quantizer": ser(self.weight_quantizer),
-                "input_quantizer": ser(self.input_quantizer),
-                "output_quantizer": ser(self.output_quantizer),
-                "kernel_attr": self.kernel_attr}
+        return {
+            "weight_quantizer": ser(self.weight_quantizer),
+            "input_quantizer": ser(self.input_quantizer),
+            "output_quantizer": ser(self.output_quantizer),
+            "kernel_attr": self.kernel_attr,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -43,6 +43,7 @@ quantization-aware *retraining* trains and what the export stores. Cost per fold
 training: one more conv and two reductions over its output; in inference: a per-channel scale
 of the kernel (constant-folded by the converter).
 """
+
 from __future__ import annotations
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow / TF-MOT load)
@@ -107,8 +108,12 @@ class FoldedQuantizeWrapper(SlicedQuantizeWrapper):
             clip = tf.stop_gradient(tf.reduce_mean(tf.abs(kernel)))
         else:
             levels = 2 ** (bits - 1) - 1
-            clip = _clip(tf.sqrt(tf.reduce_mean(tf.square(kernel))),
-                         tf.reduce_max(tf.abs(kernel)), levels, quantizer.range_mode)
+            clip = _clip(
+                tf.sqrt(tf.reduce_mean(tf.square(kernel))),
+                tf.reduce_max(tf.abs(kernel)),
+                levels,
+                quantizer.range_mode,
+            )
         if self.int8_storage and bits < 8:
             # The b-bit grid {k * clip / levels} lies on the 8-bit narrow grid of step
             # clip / (levels * m), m = 127 // levels: computed without a FakeQuant op, then
@@ -119,18 +124,22 @@ class FoldedQuantizeWrapper(SlicedQuantizeWrapper):
                 step = clip / levels
                 q = tf.clip_by_value(tf.floor(kernel / step + 0.5), -levels, levels) * step
             wide = clip * 127.0 / (levels * (127 // levels))
-            return tf.quantization.fake_quant_with_min_max_vars(q, -wide, wide, num_bits=8,
-                                                                narrow_range=True)
+            return tf.quantization.fake_quant_with_min_max_vars(
+                q, -wide, wide, num_bits=8, narrow_range=True
+            )
         q = quantizer.quantize(kernel, bits)
         if bits == 1:
-            q = tf.quantization.fake_quant_with_min_max_vars(q, -clip, clip, num_bits=2,
-                                                             narrow_range=True)
+            q = tf.quantization.fake_quant_with_min_max_vars(
+                q, -clip, clip, num_bits=2, narrow_range=True
+            )
         return q
 
     def call(self, inputs, training=None, **kwargs):
         if kwargs.get("out_channels") not in (None, self.layer.prim.cout):
-            raise ValueError(f"{self.name}: a BN-folded conv is used whole (stand-alone "
-                             f"networks); got out_channels={kwargs['out_channels']}")
+            raise ValueError(
+                f"{self.name}: a BN-folded conv is used whole (stand-alone "
+                f"networks); got out_channels={kwargs['out_channels']}"
+            )
         if training is None:
             training = backend.learning_phase()
         training = bool(training)
@@ -177,13 +186,17 @@ def fold_holder(holder) -> list:
     folded = []
     for name, after in zip(names, names[1:]):
         conv, bn = holder.prims[name], holder.prims[after]
-        if not (type(conv) is SlicedQuantizeWrapper and conv.prim.kind == "conv"
-                and bn.prim.kind == "bn"):
+        if not (
+            type(conv) is SlicedQuantizeWrapper
+            and conv.prim.kind == "conv"
+            and bn.prim.kind == "bn"
+        ):
             continue
         if conv.built:
             raise ValueError(f"{holder.name}/{name} is built already: fold before the first call")
-        holder.prims[name] = FoldedQuantizeWrapper(conv.layer, conv.quantize_config, bn=bn,
-                                                   name=conv.name)
+        holder.prims[name] = FoldedQuantizeWrapper(
+            conv.layer, conv.quantize_config, bn=bn, name=conv.name
+        )
         holder.prims[after] = FoldedBatchNorm(bn)
         folded.append(name)
     return folded
@@ -193,8 +206,13 @@ def folded_convs(model) -> list:
     """The :class:`FoldedQuantizeWrapper` layers of a stand-alone network."""
     from spos_tf.blocks import PrimHolder
 
-    return [p for layer in model.layers if isinstance(layer, PrimHolder)
-            for p in layer.prims.values() if isinstance(p, FoldedQuantizeWrapper)]
+    return [
+        p
+        for layer in model.layers
+        if isinstance(layer, PrimHolder)
+        for p in layer.prims.values()
+        if isinstance(p, FoldedQuantizeWrapper)
+    ]
 
 
 def set_int8_storage(model, enabled: bool) -> int:
@@ -208,5 +226,10 @@ def set_int8_storage(model, enabled: bool) -> int:
     return len(convs)
 
 
-__all__ = ["FoldedBatchNorm", "FoldedQuantizeWrapper", "fold_holder", "folded_convs",
-           "set_int8_storage"]
+__all__ = [
+    "FoldedBatchNorm",
+    "FoldedQuantizeWrapper",
+    "fold_holder",
+    "folded_convs",
+    "set_int8_storage",
+]

@@ -56,6 +56,7 @@ Level sets and gradients
 * All clip-style quantizers pass the gradient straight through (1) inside ``[lo, c]`` and give 0
   outside; ranges are ``stop_gradient``-ed (no gradient flows into the statistics).
 """
+
 import contextlib
 import functools
 
@@ -68,7 +69,14 @@ from tf_keras import initializers
 # (levels c*k/n, k in -n..n for symmetric, 0..n for a one-sided half-normal). Found by minimising the
 # integrated squared error numerically (trapezoid over [-12, 12], 4e5 points; bounded scalar search).
 GAUSS_CLIP = {
-    1: 1.2240, 3: 1.9523, 7: 2.4739, 15: 2.8987, 31: 3.2701, 63: 3.6074, 127: 3.9205, 255: 4.2147,
+    1: 1.2240,
+    3: 1.9523,
+    7: 2.4739,
+    15: 2.8987,
+    31: 3.2701,
+    63: 3.6074,
+    127: 3.9205,
+    255: 4.2147,
 }
 MAX_BITS = 8
 _EPS = 1e-8
@@ -93,7 +101,8 @@ class BitSelector:
         if self.index is None:
             raise ValueError(
                 f"BitSelector {self.name!r} has no index: set `selector.index` to an int32 scalar "
-                "(inside the tf.function that calls the quantized layer) before calling it.")
+                "(inside the tf.function that calls the quantized layer) before calling it."
+            )
         index = self.index
         if isinstance(index, tf.Variable):
             index = index.read_value()
@@ -123,7 +132,8 @@ def _check_bits(bits, low, what):
     if not bits or len(set(bits)) != len(bits) or any(b < low or b > MAX_BITS for b in bits):
         raise ValueError(
             f"{what} bits must be a non-empty tuple of distinct ints in [{low}, {MAX_BITS}], "
-            f"got {bits!r}")
+            f"got {bits!r}"
+        )
     return bits
 
 
@@ -150,14 +160,15 @@ def _fake_quant(x, lo, hi, bits, narrow_range, axis=None):
     """fake_quant_with_min_max_vars (per tensor) or its per-channel form along ``axis``."""
     if axis is None:
         return tf.quantization.fake_quant_with_min_max_vars(
-            x, lo, hi, num_bits=bits, narrow_range=narrow_range)
+            x, lo, hi, num_bits=bits, narrow_range=narrow_range
+        )
     rank = x.shape.rank
     axis %= rank
     perm = [i for i in range(rank) if i != axis] + [axis]
     moved = x if axis == rank - 1 else tf.transpose(x, perm)
     q = tf.quantization.fake_quant_with_min_max_vars_per_channel(
-        moved, tf.reshape(lo, [-1]), tf.reshape(hi, [-1]), num_bits=bits,
-        narrow_range=narrow_range)
+        moved, tf.reshape(lo, [-1]), tf.reshape(hi, [-1]), num_bits=bits, narrow_range=narrow_range
+    )
     return q if axis == rank - 1 else tf.transpose(q, np.argsort(perm).tolist())
 
 
@@ -205,8 +216,15 @@ class WeightQuantizer(tfmot_quantizers.Quantizer):
     Creates no variables; the range is recomputed from the float weights at every call.
     """
 
-    def __init__(self, bits=(1, 2, 3, 4), selector=None, per_axis=False, axis=-1,
-                 range_mode="mse", clip_value=1.0):
+    def __init__(
+        self,
+        bits=(1, 2, 3, 4),
+        selector=None,
+        per_axis=False,
+        axis=-1,
+        range_mode="mse",
+        clip_value=1.0,
+    ):
         self.bits = _check_bits(bits, 1, "weight")
         self.selector = selector if selector is not None else BitSelector()
         self.per_axis = bool(per_axis)
@@ -240,16 +258,22 @@ class WeightQuantizer(tfmot_quantizers.Quantizer):
         sigma = tf.sqrt(tf.reduce_mean(tf.square(w), axis=axes, keepdims=keep))
         maximum = tf.reduce_max(tf.abs(w), axis=axes, keepdims=keep)
         c = _clip(sigma, maximum, 2 ** (bits - 1) - 1, self.range_mode)
-        q = _fake_quant(w, -c, c, bits, narrow_range=True,
-                        axis=self.axis if self.per_axis else None)
+        q = _fake_quant(
+            w, -c, c, bits, narrow_range=True, axis=self.axis if self.per_axis else None
+        )
         return tf.cast(q, dtype)
 
     def __call__(self, inputs, training, weights, **kwargs):
         return _select(self.selector, self.bits, functools.partial(self.quantize, inputs))
 
     def get_config(self):
-        return {"bits": list(self.bits), "per_axis": self.per_axis, "axis": self.axis,
-                "range_mode": self.range_mode, "clip_value": self.clip_value}
+        return {
+            "bits": list(self.bits),
+            "per_axis": self.per_axis,
+            "axis": self.axis,
+            "range_mode": self.range_mode,
+            "clip_value": self.clip_value,
+        }
 
     def __eq__(self, other):
         return type(self) is type(other) and self.get_config() == other.get_config()
@@ -277,11 +301,13 @@ class ActivationQuantizer(tfmot_quantizers.Quantizer):
     does not).
     """
 
-    def __init__(self, bits=(1, 2, 3, 4), selector=None, signed=False, momentum=0.9,
-                 range_mode="mse"):
+    def __init__(
+        self, bits=(1, 2, 3, 4), selector=None, signed=False, momentum=0.9, range_mode="mse"
+    ):
         self.signed = bool(signed)
-        self.bits = _check_bits(bits, 2 if self.signed else 1,
-                                "signed activation" if self.signed else "activation")
+        self.bits = _check_bits(
+            bits, 2 if self.signed else 1, "signed activation" if self.signed else "activation"
+        )
         self.selector = selector if selector is not None else BitSelector()
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
@@ -290,9 +316,14 @@ class ActivationQuantizer(tfmot_quantizers.Quantizer):
 
     def build(self, tensor_shape, name, layer):
         def scalar(suffix):
-            return layer.add_weight(f"{name}_range_{suffix}", shape=(), dtype=tf.float32,
-                                    initializer=initializers.Zeros(), trainable=False,
-                                    experimental_autocast=False)  # float32 under mixed_float16
+            return layer.add_weight(
+                f"{name}_range_{suffix}",
+                shape=(),
+                dtype=tf.float32,
+                initializer=initializers.Zeros(),
+                trainable=False,
+                experimental_autocast=False,
+            )  # float32 under mixed_float16
 
         return {"max": scalar("max"), "sigma": scalar("sigma"), "count": scalar("count")}
 
@@ -318,9 +349,11 @@ class ActivationQuantizer(tfmot_quantizers.Quantizer):
             weights["sigma"].assign(new_sigma)
             weights["count"].assign_add(1.0)
             return new_max, new_sigma
-        return tf.cond(weights["count"] > 0,
-                       lambda: (weights["max"].read_value(), weights["sigma"].read_value()),
-                       lambda: self.batch_statistics(inputs))
+        return tf.cond(
+            weights["count"] > 0,
+            lambda: (weights["max"].read_value(), weights["sigma"].read_value()),
+            lambda: self.batch_statistics(inputs),
+        )
 
     def quantize(self, x, bits, maximum, sigma):
         """Fake-quantizes ``x`` at a fixed ``bits`` with the given range statistics (computed in
@@ -331,7 +364,7 @@ class ActivationQuantizer(tfmot_quantizers.Quantizer):
             c = _clip(sigma, maximum, 2 ** (bits - 1) - 1, self.range_mode)
             q = _fake_quant(x, -c, c, bits, narrow_range=True)
         else:
-            levels = 2 ** bits - 1
+            levels = 2**bits - 1
             c = _clip(sigma, maximum, levels, self.range_mode)
             if bits == 1:
                 q = round_ste(x, tf.zeros_like(c), c, levels)
@@ -341,12 +374,15 @@ class ActivationQuantizer(tfmot_quantizers.Quantizer):
 
     def __call__(self, inputs, training, weights, **kwargs):
         maximum, sigma = self._ranges(inputs, training, weights)
-        return _select(self.selector, self.bits,
-                       lambda b: self.quantize(inputs, b, maximum, sigma))
+        return _select(self.selector, self.bits, lambda b: self.quantize(inputs, b, maximum, sigma))
 
     def get_config(self):
-        return {"bits": list(self.bits), "signed": self.signed, "momentum": self.momentum,
-                "range_mode": self.range_mode}
+        return {
+            "bits": list(self.bits),
+            "signed": self.signed,
+            "momentum": self.momentum,
+            "range_mode": self.range_mode,
+        }
 
     def __eq__(self, other):
         return type(self) is type(other) and self.get_config() == other.get_config()

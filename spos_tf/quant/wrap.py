@@ -11,6 +11,7 @@ Everything else (weight replacement, output quantizers, trainable-weight bookkee
 Cost per call: the weight range is two reductions over the kernel; the activation range, in
 training, three reductions over the input; one ``switch_case`` per quantizer with several choices.
 """
+
 import contextlib
 
 import tensorflow_model_optimization as tfmot
@@ -38,7 +39,9 @@ class InputQuantizeWrapper(QuantizeWrapperV2):
             raise ValueError("InputQuantizeWrapper supports at most one input quantizer")
         self._input_quantizer_vars = (
             self._input_quantizers[0].build(input_shape, "input", self)
-            if self._input_quantizers else {})
+            if self._input_quantizers
+            else {}
+        )
 
     def call(self, inputs, training=None, **kwargs):
         if training is None:
@@ -49,16 +52,19 @@ class InputQuantizeWrapper(QuantizeWrapperV2):
             inputs = tfmot_utils.smart_cond(
                 training,
                 lambda: quantizer(inputs, True, weights=qvars),
-                lambda: quantizer(inputs, False, weights=qvars))
+                lambda: quantizer(inputs, False, weights=qvars),
+            )
         return super().call(inputs, training=training, **kwargs)
 
 
 def custom_objects():
     """Classes needed to deserialize wrappers made by this module."""
-    return {"InputQuantizeWrapper": InputQuantizeWrapper,
-            "KernelQuantizeConfig": KernelQuantizeConfig,
-            "WeightQuantizer": WeightQuantizer,
-            "ActivationQuantizer": ActivationQuantizer}
+    return {
+        "InputQuantizeWrapper": InputQuantizeWrapper,
+        "KernelQuantizeConfig": KernelQuantizeConfig,
+        "WeightQuantizer": WeightQuantizer,
+        "ActivationQuantizer": ActivationQuantizer,
+    }
 
 
 def quantize_scope():
@@ -66,9 +72,21 @@ def quantize_scope():
     return tfmot.quantization.keras.quantize_scope(custom_objects())
 
 
-def quantize_layer(layer, weight_selector, act_selector, weight_bits=(1, 2, 3, 4),
-                   act_bits=(1, 2, 3, 4), *, kernel_attr="kernel", per_axis=False, axis=-1,
-                   act_signed=False, momentum=0.9, range_mode="mse", name_prefix="quant_"):
+def quantize_layer(
+    layer,
+    weight_selector,
+    act_selector,
+    weight_bits=(1, 2, 3, 4),
+    act_bits=(1, 2, 3, 4),
+    *,
+    kernel_attr="kernel",
+    per_axis=False,
+    axis=-1,
+    act_signed=False,
+    momentum=0.9,
+    range_mode="mse",
+    name_prefix="quant_",
+):
     """Wraps ``layer`` so that its kernel and its input are fake-quantized at selectable widths.
 
     Args:
@@ -89,12 +107,14 @@ def quantize_layer(layer, weight_selector, act_selector, weight_bits=(1, 2, 3, 4
       not depend on the bit choices, so a fixed-bit wrapper of the same layer has the same
       variables in the same order (weights transfer one-to-one).
     """
-    weight_q = WeightQuantizer(weight_bits, weight_selector, per_axis=per_axis, axis=axis,
-                               range_mode=range_mode)
+    weight_q = WeightQuantizer(
+        weight_bits, weight_selector, per_axis=per_axis, axis=axis, range_mode=range_mode
+    )
     input_q = None
     if act_bits is not None:
-        input_q = ActivationQuantizer(act_bits, act_selector, signed=act_signed,
-                                      momentum=momentum, range_mode=range_mode)
+        input_q = ActivationQuantizer(
+            act_bits, act_selector, signed=act_signed, momentum=momentum, range_mode=range_mode
+        )
     config = KernelQuantizeConfig(weight_q, input_quantizer=input_q, kernel_attr=kernel_attr)
     return InputQuantizeWrapper(layer, config, name_prefix=name_prefix)
 
@@ -105,8 +125,14 @@ def quantize_layer_fixed(layer, weight_bits=8, act_bits=8, **kwargs):
     For the 8-bit first conv / last FC of the supernet and for every layer of a stand-alone
     network (TFLite-convertible: only FakeQuant ops). ``act_bits=None`` leaves the input float.
     """
-    return quantize_layer(layer, None, None, weight_bits=(weight_bits,),
-                          act_bits=None if act_bits is None else (act_bits,), **kwargs)
+    return quantize_layer(
+        layer,
+        None,
+        None,
+        weight_bits=(weight_bits,),
+        act_bits=None if act_bits is None else (act_bits,),
+        **kwargs,
+    )
 
 
 def kernel_variable(wrapper):
@@ -126,5 +152,13 @@ def selecting(pairs):
         yield
 
 
-__all__ = ["BitSelector", "InputQuantizeWrapper", "custom_objects", "kernel_variable",
-           "quantize_layer", "quantize_layer_fixed", "quantize_scope", "selecting"]
+__all__ = [
+    "BitSelector",
+    "InputQuantizeWrapper",
+    "custom_objects",
+    "kernel_variable",
+    "quantize_layer",
+    "quantize_layer_fixed",
+    "quantize_scope",
+    "selecting",
+]
