@@ -67,6 +67,10 @@ formats, and the data set. Cost: one SavedModel save (also when only TFLite is a
 converters read it from a temporary folder) and one conversion (and, for an integer twin, one more
 save) per TFLite format (seconds for the quick-start network), plus one pass over the evaluation
 images per format.
+
+Why one module of this size: the orchestration of one export (load, recalibrate, convert, compare,
+report); conversion, inspection and comparison live in ``export_convert``, ``export_inspect`` and
+``export_eval``.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ names the fix). The header records the device, backend, TF version and settings.
 Cost: one conversion and ``warmup + runs`` invocations per entry; a 224 px FBNet table has 110 entries
 (see benchmarks/RESULTS.md for measured build times). Predicting is a table lookup
 (:class:`LatencyTable`).
+
+Why one module of this size: building and validating a table share the timer and the small models;
+the table itself (keys, prediction) is :mod:`spos_tf.latency_table`.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ The final summary (``<workdir>/summary.json``, also printed) names the best arch
 the search's score of it (held-out accuracy with inherited supernet weights: the split the search
 selected it on, so biased upwards), its accuracy after retraining and that of the exported models
 (on the test split by default: data the search never saw), the exported files and the search plot.
+
+Why one module of this size: the four stages and their resumable markers are one sequence; each
+stage is a few lines calling another app's library.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ writes them. ``ranking.json`` says whether every architecture was finished (``"c
 Costs: one supernet restore and ``N`` candidate scorings (as in the search), then
 ``N x retrain_seeds`` trainings of the retraining recipe. On ImageNet with ``flags/rank.cfg`` that
 is the dominant cost: dozens of GPU-days; on the embedded digits minutes.
+
+Why one module of this size: the ranking run (settings, scoring, training, resuming, sharding);
+selection is :mod:`spos_tf.rank_select` and the results :mod:`spos_tf.rank_report`.
 """
 
 from __future__ import annotations

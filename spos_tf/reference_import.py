@@ -56,6 +56,9 @@ for the supernet, 300,000 for a stand-alone network), ``checkpoints/`` (a ``tf.t
 model=...)`` at that step, which :func:`spos_tf.run_dir.restore_model` reads) and
 ``import_reference.json`` (where the weights came from). ``spos_tf.search`` and ``spos_tf.export``
 take it like a trained run; it holds no optimizer state, so ``spos_tf.train`` cannot resume it.
+
+Why one module of this size: one mapping, from the authors' checkpoint names and layouts to
+spos_tf's variables, with the checks that every tensor is used once.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ TF writes a checkpoint's files before it updates the ``checkpoint`` index, so a 
 leaves a readable latest checkpoint.
 
 Nothing here reads flags; TensorFlow is imported only by the functions that need it.
+
+Why one module of this size: the run directory is one contract (layout, atomic writes, config
+checks on resume, checkpoints), read by every app.
 """
 
 from __future__ import annotations

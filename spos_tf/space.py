@@ -10,6 +10,9 @@ kinds, in this fixed order: ``op`` (candidate op), ``channel`` (channel-scale in
 the space lists more than one choice for it. Text form: the searched gene kinds joined by ``|``, each a
 comma-separated list of indices, e.g. ``"2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3"`` (block search) or
 ``"0,0,3,...|6,5,3,..."`` (block + channel search).
+
+Why one module of this size: the search space and the architecture are one data type and its
+encoding (genes, text, JSON, validation, sampling); splitting them would split one contract.
 """
 
 from __future__ import annotations

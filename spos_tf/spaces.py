@@ -26,6 +26,9 @@ Overrides: ``image_size``, ``num_classes``, ``width`` (multiplies every channel 
 :class:`~spos_tf.space.SearchSpace`). For images smaller than the ImageNet layout wants,
 the strides default to keeping the final feature map at >= 4x4: the stride-2 positions are the last
 ``floor(log2(image_size / 4))`` of (stem, stage 1, ..., stage 4), at most all five.
+
+Why one module of this size: every registered space is a few lines of data; the registry keeps them
+side by side so they can be compared at a glance.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ data-dependent settings and builds the space, the architecture and the path samp
 
 Plain data and checks: nothing here touches files (but :func:`resolve`, which opens the data set's
 metadata) or builds a model.
+
+Why one module of this size: about 50 settings written once each, with their checks; most of its
+lines are the fields' help texts.
 """
 
 from __future__ import annotations
