@@ -151,6 +151,15 @@ class DataConfig:
             raise ValueError(f"DataConfig.name must be a non-empty string, got {self.name!r}")
         if self.is_folder and not self.name[len(FOLDER_PREFIX) :].strip():
             raise ValueError(f"DataConfig.name {self.name!r}: give the folder, 'folder:<root>'")
+        if self.data_service is not None and not (
+            isinstance(self.data_service, str)
+            and re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s:]+:\d+", self.data_service)
+        ):
+            raise ValueError(
+                f"DataConfig.data_service must be the tf.data service dispatcher's address "
+                f"'<protocol>://<host>:<port>', e.g. 'grpc://dispatcher:5000', or None; got "
+                f"{self.data_service!r}"
+            )
         config_flags.check_fields(self)
         for split in ("train_split", "holdout_split", "test_split"):
             value = getattr(self, split)
@@ -165,15 +174,6 @@ class DataConfig:
                     f"DataConfig.{split}={value!r} is not a TFDS split spec such as 'train', "
                     f"'train[:-50000]' or 'train[80%:90%]': {e}"
                 ) from None
-        if self.data_service is not None and not (
-            isinstance(self.data_service, str)
-            and re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s:]+:\d+", self.data_service)
-        ):
-            raise ValueError(
-                f"DataConfig.data_service must be the tf.data service dispatcher's address "
-                f"'<protocol>://<host>:<port>', e.g. 'grpc://dispatcher:5000', or None; got "
-                f"{self.data_service!r}"
-            )
         if self.train_split is not None and self.train_split == self.holdout_split:
             raise ValueError(
                 f"DataConfig.holdout_split equals train_split ({self.train_split!r}); the search "
