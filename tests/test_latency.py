@@ -72,21 +72,21 @@ def test_build_is_resumable_and_refuses_other_settings(tmp_path):
 def test_lut_predicts_measured_latency_of_tiny_networks(tmp_path):
     """A table built on the tiny space predicts whole tiny networks (TFLite float32, 1 thread).
 
-    Tolerance: mean absolute percentage error <= 35% over 6 networks. The networks take 0.5-2.5 ms
-    and this machine's 2 cores are shared by several concurrent jobs: a validation of 10 networks
-    of this space measured 17% MAPE (Pearson r 0.68) under that load, with single networks off by up
-    to ~40% when a neighbour's job started mid-measurement; 35% is twice the measured mean. The
-    224 px tables (milliseconds to tens of ms per network) are validated in benchmarks/RESULTS.md.
+    Tolerance: mean absolute percentage error <= 35% over 6 networks. The networks take 0.5-2.5 ms,
+    so a neighbour's job starting mid-measurement moves a median by tens of percent: with the
+    median, CI once measured 42% (every network over-predicted, because the constant was fitted
+    while the machine was busier). The test therefore times with ``statistic="min"``, the
+    unloaded-latency estimate the 224 px tables use (benchmarks/RESULTS.md, issue 14).
     """
     space = tiny_fbnet()
     out = str(tmp_path / "lut.json")
-    timer = latency.Timer("tflite", 1, 1, "float32", runs=15, warmup=3)
+    timer = latency.Timer("tflite", 1, 1, "float32", runs=30, warmup=3, statistic="min")
     latency.build(
         space,
         out,
         timer,
         {"image_size": 32, "num_classes": 10, "width": 0.5, "repeats": (1,) * 7, "ops": space.ops},
-        fit_archs=3,
+        fit_archs=5,
     )
     table = latency.LatencyTable(out)
     assert table.space == space
