@@ -7,8 +7,9 @@ Usage:
 Pairs, each on one activation of the first stage at 224 (``[batch, hw, hw, channels]``), traced,
 timed alternately (median of ``rounds``):
 
-* channel shuffle + split of a stride-1 ShuffleNetV2 unit: ``x[..., 0::2], x[..., 1::2]``
-  (spos_tf) vs reshape / transpose / slice (the plain build);
+* channel shuffle + split of a stride-1 ShuffleNetV2 unit: ``spos_tf.blocks.shuffle_split``
+  (reshape + unstack since issue 15; ``x[..., 0::2], x[..., 1::2]`` before) vs reshape /
+  transpose / slice (the plain build); all forms side by side: ``benchmarks/shuffle_split.py``;
 * BatchNorm in training mode without affine: ``spos_tf.layers.BatchNorm`` (FusedBatchNormV3 and
   the moving-statistic update with a shared momentum variable) vs
   ``keras.layers.BatchNormalization``;
@@ -31,6 +32,7 @@ import numpy as np  # noqa: E402
 import spos_tf  # noqa: E402, F401
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
+from spos_tf.blocks import shuffle_split  # noqa: E402
 from spos_tf.layers import BatchNorm, BNControl, Conv  # noqa: E402
 from spos_tf.ops import Prim  # noqa: E402
 
@@ -48,7 +50,7 @@ def _grad_fn(fn, variables=()):
 
 
 def _shuffle_ours(x):
-    return x[..., 0::2], x[..., 1::2]
+    return shuffle_split(x)
 
 
 def _shuffle_plain(x):

@@ -1,7 +1,8 @@
 """spos_tf: Single Path One-Shot NAS (Guo et al., ECCV 2020) for TensorFlow / tf_keras.
 
 Importing the package is cheap: it only sets ``TF_USE_LEGACY_KERAS=1`` (TF-MOT needs Keras 2, so all
-model code is built with ``tf_keras``) and exposes the public API lazily, so that
+model code is built with ``tf_keras``) and, unless set, ``TF_ENABLE_ONEDNN_OPTS=1`` (oneDNN CPU
+kernels, see below) and exposes the public API lazily, so that
 ``from spos_tf import EvolutionOracle`` does not import TensorFlow and stays usable from Keras 3 projects.
 
 Public API::
@@ -18,6 +19,12 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# oneDNN kernels for convolutions, BN and their gradients on CPU. TensorFlow turns them on by
+# itself only on CPUs with AVX-512 VNNI / BF16 / AMX; on an AVX2 CPU they make a supernet step at
+# 224 px 1.5-2x faster (benchmarks/RESULTS.md, issue 15). Set TF_ENABLE_ONEDNN_OPTS=0 before
+# importing spos_tf to turn them off; like TF_USE_LEGACY_KERAS this only acts if spos_tf is
+# imported before TensorFlow. No effect on GPU kernels.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
 

@@ -20,6 +20,32 @@ def test_channel_shuffle_matches_the_reference_reshape_transpose():
     np.testing.assert_array_equal(blocks.channel_shuffle(tf.constant(x), 3).numpy(), expected)
 
 
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_shuffle_split_takes_even_then_odd_channels_with_the_right_gradient(dynamic):
+    # The reference (Supernet/blocks.py channel_shuffle): x.reshape(b * c // 2, 2, h * w), then
+    # x[0] (even channels) is the projection half and x[1] (odd) the main half.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 5, 8)).astype(np.float32)
+    nchw = x.transpose(0, 3, 1, 2).reshape(2 * 8 // 2, 2, 3 * 5).transpose(1, 0, 2)
+    expected = [v.reshape(2, 4, 3, 5).transpose(0, 2, 3, 1) for v in (nchw[0], nchw[1])]
+    g_even, g_odd = rng.normal(size=(2, 2, 3, 5, 4)).astype(np.float32)
+    spec = tf.TensorSpec([None, None, None, 8] if dynamic else x.shape)
+
+    @tf.function(input_signature=[spec])
+    def run(t):
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            even, odd = blocks.shuffle_split(t)
+            loss = tf.reduce_sum(even * g_even) + tf.reduce_sum(odd * g_odd)
+        return even, odd, tape.gradient(loss, t)
+
+    even, odd, grad = run(tf.constant(x))
+    np.testing.assert_array_equal(even.numpy(), expected[0])
+    np.testing.assert_array_equal(odd.numpy(), expected[1])
+    interleaved = np.stack([g_even, g_odd], axis=-1).reshape(2, 3, 5, 8)  # d loss / d x
+    np.testing.assert_array_equal(grad.numpy(), interleaved)
+
+
 def test_layer_seeds_are_stable_and_differ_between_layers_and_seeds():
     assert blocks.layer_seed(0, "block00_shuffle3x3") == blocks.layer_seed(0, "block00_shuffle3x3")
     seeds = {blocks.layer_seed(s, f"block{b:02d}_x") for s in range(3) for b in range(20)}
