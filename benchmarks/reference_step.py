@@ -3,12 +3,13 @@
 Usage:
     PYTHONPATH=. python benchmarks/reference_step.py \
         --reference_dir=<checkout of megvii-model/SinglePathOneShot> \
-        [--torch_python=<python with torch>] [--size=224 (the reference needs 224)] [--batch=32] [--rounds=5] [--steps=2] \
-        [--skip=plain]
+        [--torch_python=<python with torch>] [--batch=32] [--rounds=5] [--steps=2] \
+        [--settle=1.0] [--skip=plain]
 
 Needs the reference's ``src/Supernet/{network,blocks}.py`` (the user's checkout; nothing of it is in
 spos_tf) and PyTorch, which may live in another interpreter (``--torch_python``): the PyTorch side
-runs as a persistent subprocess that takes "run N steps" requests on stdin.
+runs as a persistent subprocess that takes lists of paths to train on stdin. ``--size`` stays 224:
+the reference's network pools with a fixed 7x7 window.
 
 Every side trains the 20-block supernet of Table 2 at 1000 classes on one fixed random batch,
 with a new uniformly random path every step (the same sequence of paths on every side, so that
@@ -21,9 +22,9 @@ the sides train equally costly paths), SGD momentum 0.9, weight decay 4e-5, cros
 - ``plain`` (unless skipped): ``benchmarks/plain_supernet.py``, stock Keras layers and SGD.
 
 Tracing / warm-up (2 steps each) is excluded; then ``--rounds`` rounds alternate the sides, each
-timing ``--steps`` steps, so machine load hits all alike. Prints one JSON line: per-side median step
-seconds and img/s, ``spos_tf_over_reference`` (img/s ratio; target >= 1.3 in issue 15) and the
-load average.
+timing ``--steps`` steps after a ``--settle`` pause, so machine load hits all alike. Prints one JSON
+line: per-side median step seconds and img/s, ``spos_tf_over_reference`` (img/s ratio; target
+>= 1.3 in issue 15) and the load average. Run time at 224 on 2 cores: about 5 minutes.
 """
 
 import argparse
@@ -82,6 +83,13 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--skip", default="", help="comma list of sides not to run: plain")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds of pause before each side's steps: thread pools that spin after their work "
+        "(PyTorch's OpenMP, TensorFlow's) stop competing with the next side",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -160,8 +168,10 @@ def main():
     times = {"reference": [], **{s: [] for s in sides}}
     load = [os.getloadavg()[0]]
     for _ in range(args.rounds):
+        time.sleep(args.settle)
         times["reference"] += reference(args.steps)
         for s, f in sides.items():
+            time.sleep(args.settle)
             for _ in range(args.steps):
                 t = time.perf_counter()
                 f()

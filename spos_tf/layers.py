@@ -105,6 +105,13 @@ class Conv(keras.layers.Layer):
             )
         if not (_is(cin, self.prim.cin) and _is(cout, self.prim.cout)):
             kernel = kernel[:, :, :cin, :cout]
+            # A tensor bound makes the slice's static shape unknown in every axis; keep what is
+            # known, so that a static ``cout`` gives a static output channel count (the next
+            # block's channel shuffle needs it for its fast form, blocks.shuffle_split).
+            kernel.set_shape(
+                [self.prim.k, self.prim.k]
+                + [v if isinstance(v, int) else None for v in (cin, cout)]
+            )
         return tf.nn.conv2d(x, kernel, self.prim.stride, mode)
 
 
@@ -128,6 +135,7 @@ class DepthwiseConv(keras.layers.Layer):
         kernel = self.depthwise_kernel
         if not _is(cin, self.prim.cin):
             kernel = kernel[:, :, :cin, :]
+            kernel.set_shape([self.prim.k, self.prim.k, cin if isinstance(cin, int) else None, 1])
         s = self.prim.stride
         x, mode = pad_for(x, self.prim.k, s, self.padding)
         return tf.nn.depthwise_conv2d(x, kernel, [1, s, s, 1], mode)
