@@ -159,8 +159,8 @@ def shuffle_split(x):
     ``(x[..., 0::2], x[..., 1::2])`` (even channels, odd channels).
 
     Computed as a reshape to ``[pixels, C/2, 2]``, a transpose to ``[2, pixels, C/2]`` and an
-    unstack of the leading axis: the same values, but forward + backward run about 5x faster on
-    CPU with oneDNN (3x without) than the two strided slices, whose gradient (``StridedSliceGrad``)
+    unstack of the leading axis: the same values, but forward + backward run 6-7x faster on
+    CPU with oneDNN (3-4x without) than the two strided slices, whose gradient (``StridedSliceGrad``)
     scatters element by element: on the 224 px supernet the strided form took about a third of a
     training step (``benchmarks/shuffle_split.py``; benchmarks/RESULTS.md "Issue 15: supernet step
     overhead"). Falls back to the slices when ``C`` is not static or odd.
