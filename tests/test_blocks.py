@@ -64,3 +64,26 @@ def test_identity_ops_pass_the_input_through_where_the_shape_is_kept(op):
     x = tf.random.stateless_normal([1, 4, 4, 8], seed=[1, 2])
     y = blocks.mobile_op(spec, {}, x, False, cin=8, cout=8, stride=1)
     np.testing.assert_array_equal(y.numpy(), x.numpy())
+
+
+def test_shuffle_split_benchmark_forms_agree_on_values_and_gradients():
+    # benchmarks/shuffle_split.py checks every form against the strided slices before timing
+    # (assert_array_equal inside bench): a tiny shape keeps the script from rotting.
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "shuffle_split.py"
+    spec = importlib.util.spec_from_file_location("shuffle_split_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.bench((2, 3, 5, 8), rounds=1)
+    assert set(out["ms"]) == {
+        "strided",
+        "plain",
+        "unstack",
+        "transpose_unstack",
+        "split",
+        "gather",
+        "floor",
+    }
+    assert out["over_strided"]["strided"] == 1.0
