@@ -137,7 +137,7 @@ def step_function(model, lr=0.1, momentum=0.9):
     @tf.function
     def step(x, y, ops):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, ops, training=True))
+            loss = loss_fn(y, tf.cast(model(x, ops, training=True), tf.float32))
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss

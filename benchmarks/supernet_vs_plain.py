@@ -3,6 +3,7 @@
 Usage:
     PYTHONPATH=. python benchmarks/supernet_vs_plain.py [--size=224] [--batch=32] [--archs=3]
         [--rounds=5] [--profile=0] [--profile_dir=/tmp/spos_profile]
+        [--precision=float32|mixed_bfloat16]
 
 Three steps on the same batch (batch 32, 1000 classes at 224): the spos_tf supernet
 (``spos_tf.train_step.train_step`` with MaskedSGD momentum 0.9, wd 4e-5, paths from a
@@ -12,7 +13,8 @@ those paths (same step, same optimizer, no owners), and the plain build of
 same op choices. Tracing is
 excluded; the three run alternately round by round (supernet k, stand-alone k, plain k) so machine
 load hits all alike; per-path medians, averaged over paths. Prints one JSON line with img/s and the
-ratios, plus the load average. ``--profile=N`` also profiles N steps of each (see
+ratios, plus the load average. ``--precision=mixed_bfloat16`` builds all three under that Keras
+policy (``spos_tf.precision.policy_scope``; bfloat16 needs no loss scaling). ``--profile=N`` also profiles N steps of each (see
 ``benchmarks/op_profile.py``) and prints the top op types per step. Expected run time at 224 on
 2 cores: about 3-4 minutes (three traces of ~30 s, 3 x archs x rounds steps of ~2 s).
 """
@@ -30,7 +32,7 @@ import numpy as np  # noqa: E402
 
 import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from spos_tf import spaces  # noqa: E402
+from spos_tf import precision, spaces  # noqa: E402
 from spos_tf.sampling import SequenceSampler  # noqa: E402
 
 import op_profile  # noqa: E402
@@ -47,7 +49,13 @@ def main():
     p.add_argument("--profile", type=int, default=0)
     p.add_argument("--profile_dir", default="/tmp/spos_profile")
     p.add_argument("--skip", default="", help="comma list of sides not to run: plain,alone")
+    p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
     args = p.parse_args()
+    with precision.policy_scope(args.precision):
+        run(args)
+
+
+def run(args):
     skip = set(filter(None, args.skip.split(",")))
     space = spaces.get("shufflenet_oneshot", image_size=args.size, num_classes=1000)
     rng = np.random.default_rng(0)
@@ -98,6 +106,7 @@ def main():
         load.append(os.getloadavg()[0])
     step_s = {s: float(np.mean([np.median(t) for t in ts])) for s, ts in times.items()}
     out = {
+        "precision": args.precision,
         "size": args.size,
         "batch": args.batch,
         "archs": [str(a) for a in archs],
