@@ -43,9 +43,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def worker(args):
     import torch
 
-    sys.path.insert(0, os.path.join(args.reference_dir, "src", "Supernet"))
-    from network import ShuffleNetV2_OneShot  # the reference's own file
+    sys.path.insert(0, HERE)
+    from reference_parity import _import_reference_network  # loads the reference network.py
 
+    ShuffleNetV2_OneShot = _import_reference_network(
+        os.path.join(args.reference_dir, "src", "Supernet")
+    )
     torch.manual_seed(0)
     model = ShuffleNetV2_OneShot(input_size=args.size, n_class=1000)
     model.train()
@@ -124,11 +127,10 @@ def main():
     import spos_tf
     import tensorflow as tf
     from spos_tf import spaces
-    from supernet_step import _step_function
+    from spos_tf.sampling import SequenceSampler
 
     import plain_supernet
-
-    from spos_tf.sampling import SequenceSampler
+    from supernet_step import _step_function
 
     space = spaces.get("shufflenet_oneshot", image_size=args.size, num_classes=1000)
     rng = np.random.default_rng(0)
