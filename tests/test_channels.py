@@ -72,6 +72,20 @@ def test_tensor_width_equals_static_width():
         assert dynamic.experimental_get_tracing_count() == 2  # training False / True
 
 
+def test_tensor_width_keeps_the_static_output_channels():
+    """With the width a tensor the unit's output still has its static channel count (``cout``),
+    so the next stride-1 unit's ``shuffle_split`` can use its fast form instead of falling back
+    to strided slices (a 1.435 supernet / stand-alone step ratio at 32x32 before the fix)."""
+    control = BNControl()
+    for op, stride in (("shuffle3x3", 1), ("xception", 1), ("shuffle7x7", 2)):
+        unit = OpUnit(op, 12, 24, stride, 8, (4, 8, 16), control, affine=False, seed=3)
+        fn = tf.function(lambda t, w, unit=unit: unit(t, training=True, width=w))
+        out = fn.get_concrete_function(
+            tf.TensorSpec((2, 8, 8, 12)), tf.TensorSpec((), tf.int32)
+        ).structured_outputs
+        assert out.shape.as_list() == [2, 8 // stride, 8 // stride, 24], op
+
+
 def test_channel_supernet_path_equals_standalone_at_every_width():
     """After a few masked training steps, the channel supernet's path equals the stand-alone
     network with inherited weights, for every channel scale (all blocks at that scale, each op),
