@@ -1,9 +1,14 @@
 """Ranking quality of a supernet: how well its path accuracies predict stand-alone accuracies.
 
 Plain NumPy/SciPy, no TensorFlow. The correlation statistics are scipy.stats' own
-(``kendalltau`` = tau-b, ``spearmanr``, ``pearsonr``); their 95% intervals come from
-``scipy.stats.bootstrap`` over architectures (paired resampling, percentile method, fixed seed),
-so the same inputs always give the same intervals.
+(``kendalltau`` = tau-b, ``spearmanr``, ``pearsonr``); their 95% intervals are paired percentile
+bootstraps over architectures: ``resamples`` index sets drawn with
+``np.random.default_rng(seed).integers(0, n, (resamples, n))`` (the draws of
+``scipy.stats.bootstrap(..., paired=True, method="percentile")``), so the same inputs always give
+the same intervals. A resample on which the statistic is undefined (x or y constant, common with
+5 or 6 architectures) is dropped and counted in ``resamples_dropped``, instead of turning the whole
+interval into NaN; the interval is then that of the bootstrap distribution conditioned on a
+defined statistic.
 
 Inputs are per architecture: the supernet's accuracy (inherited weights, BN recalibrated, held-out
 split) and the stand-alone accuracies of its from-scratch trainings, one per seed (test split).
@@ -24,46 +29,117 @@ CORRELATIONS = {
 }
 
 
+def _pairs(x, *ys) -> tuple:
+    """``x, *ys`` as float arrays; raises unless all are 1-D of the same length."""
+    arrays = tuple(np.asarray(a, float) for a in (x, *ys))
+    if any(a.ndim != 1 or a.shape != arrays[0].shape for a in arrays):
+        shapes = " and ".join(str(a.shape) for a in arrays)
+        raise ValueError(f"x and y must be 1-D of equal length, got {shapes}")
+    return arrays
+
+
+def _defined(*arrays) -> bool:
+    """Whether a correlation between the arrays is defined: >= 3 pairs, none constant."""
+    return len(arrays[0]) >= 3 and all(np.ptp(a) > 0 for a in arrays)
+
+
+def _statistic(name: str, x, y) -> float:
+    """Correlation ``name`` of ``x`` and ``y``; NaN where undefined (constant input)."""
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(CORRELATIONS[name](x, y)[0])
+
+
+def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """The ``[resamples, n]`` resampled architecture indices that every interval of this module
+    uses for ``seed`` (the draws of ``scipy.stats.bootstrap`` with a paired resampling)."""
+    return np.random.default_rng(seed).integers(0, n, (resamples, n))
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple:
+    """``(low, high, dropped)``: the percentile interval of the finite ``values`` (NaN, NaN when
+    none are finite) and how many were not finite."""
+    kept = values[np.isfinite(values)]
+    dropped = int(len(values) - len(kept))
+    if not len(kept):
+        return math.nan, math.nan, dropped
+    alpha = (1 - confidence) / 2
+    low, high = np.percentile(kept, [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high), dropped
+
+
 def correlation(
     name: str, x, y, *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> dict:
-    """``{"value", "p_value", "ci_low", "ci_high"}`` of correlation ``name`` between ``x`` and
-    ``y`` (a bootstrap interval over the pairs; NaN where undefined, e.g. constant input or fewer
-    than 3 pairs).
+    """``{"value", "p_value", "ci_low", "ci_high", "resamples_dropped"}`` of correlation ``name``
+    between ``x`` and ``y``.
+
+    The interval is a paired percentile bootstrap (see the module docstring) over the resamples
+    on which the correlation is defined; ``resamples_dropped`` counts the others (x or y constant
+    in the resample). Everything but ``resamples_dropped`` (then 0) is NaN where the correlation
+    itself is undefined (constant input or fewer than 3 pairs); the interval is NaN when every
+    resample was dropped.
 
     Args:
       name: a key of :data:`CORRELATIONS`.
       x, y: paired 1-D sequences of equal length.
-      resamples, seed, confidence: of ``scipy.stats.bootstrap``.
+      resamples: number of bootstrap resamples (before dropping).
+      seed: seed of :func:`bootstrap_indices`; the same seed gives the same interval.
+      confidence: of the two-sided interval.
     """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
-    nan = {"value": math.nan, "p_value": math.nan, "ci_low": math.nan, "ci_high": math.nan}
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return nan
+    x, y = _pairs(x, y)
+    out = {"value": math.nan, "p_value": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    out["resamples_dropped"] = 0
+    if not _defined(x, y):
+        return out
     result = CORRELATIONS[name](x, y)
-    out = {
-        "value": float(result[0]),
-        "p_value": float(result[1]),
-        "ci_low": math.nan,
-        "ci_high": math.nan,
-    }
-    fn = CORRELATIONS[name]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # resamples with a constant x or y give NaN: ignored
-        boot = stats.bootstrap(
-            (x, y),
-            lambda a, b: fn(a, b)[0],
-            paired=True,
-            vectorized=False,
-            n_resamples=resamples,
-            confidence_level=confidence,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-    low, high = boot.confidence_interval
-    out["ci_low"], out["ci_high"] = float(low), float(high)
+    out["value"], out["p_value"] = float(result[0]), float(result[1])
+    boot = np.array(
+        [_statistic(name, x[i], y[i]) for i in bootstrap_indices(len(x), resamples, seed)]
+    )
+    out["ci_low"], out["ci_high"], out["resamples_dropped"] = _interval(boot, confidence)
+    return out
+
+
+def paired_delta(
+    name: str, x, y1, y2, *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> dict:
+    """Paired-bootstrap difference ``corr(x, y1) - corr(x, y2)`` of correlation ``name``, e.g.
+    how much better the supernet (``y1``) ranks the stand-alone accuracies ``x`` of the same
+    architectures than their MACs (``y2``).
+
+    Both correlations of a resample are computed on the same resampled architectures (the
+    :func:`bootstrap_indices` of ``seed``), so what the architectures share cancels out in the
+    difference.
+
+    Returns:
+      ``{"value": corr(x, y1) - corr(x, y2), "value_1": corr(x, y1), "value_2": corr(x, y2),
+      "ci_low", "ci_high": percentile interval of the resampled differences, "resamples_dropped":
+      resamples where either correlation is undefined (x, y1 or y2 constant), left out}``. The
+      values and the interval are NaN where a correlation itself is undefined (constant input or
+      fewer than 3 architectures; ``resamples_dropped`` then 0).
+
+    Args:
+      name: a key of :data:`CORRELATIONS`.
+      x, y1, y2: paired 1-D sequences of equal length (one entry per architecture).
+      resamples, seed, confidence: as for :func:`correlation`.
+    """
+    x, y1, y2 = _pairs(x, y1, y2)
+    out = {"value": math.nan, "value_1": math.nan, "value_2": math.nan}
+    out.update(ci_low=math.nan, ci_high=math.nan, resamples_dropped=0)
+    if not _defined(x, y1, y2):
+        return out
+    out["value_1"], out["value_2"] = _statistic(name, x, y1), _statistic(name, x, y2)
+    out["value"] = out["value_1"] - out["value_2"]
+    boot = np.array(
+        [
+            _statistic(name, x[i], y1[i]) - _statistic(name, x[i], y2[i])
+            for i in bootstrap_indices(len(x), resamples, seed)
+        ]
+    )
+    out["ci_low"], out["ci_high"], out["resamples_dropped"] = _interval(boot, confidence)
     return out
 
 

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from spos_tf import rank_stats
 
@@ -108,3 +109,88 @@ def test_summarize_correlates_the_supernet_with_the_mean_of_the_seeds():
     assert out["top_k_overlap"]["1"] == 1.0 and set(out["top_k_overlap"]) == {"1", "2", "3"}
     with pytest.raises(ValueError, match="4 supernet accuracies but 3"):
         rank_stats.summarize(supernet, per_seed[:3])
+
+
+def _kept_percentiles(statistic, n, resamples, seed, confidence=0.95):
+    """Direct reference: seeded paired resamples, statistic per resample, NaN ones left out."""
+    idx = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    values = np.array([statistic(i) for i in idx])
+    kept = values[np.isfinite(values)]
+    low, high = np.percentile(kept, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return low, high, len(values) - len(kept)
+
+
+def _pearson_or_nan(a, b):
+    return np.corrcoef(a, b)[0, 1] if np.ptp(a) and np.ptp(b) else np.nan
+
+
+def test_constant_resamples_are_dropped_not_a_nan_interval():
+    # 5 architectures: about 5 / 5**5 of the resamples repeat one architecture (x constant)
+    x, y = [0.1, 0.4, 0.2, 0.8, 0.5], [0.2, 0.3, 0.1, 0.9, 0.4]
+    got = rank_stats.correlation("kendall_tau", x, y, resamples=2000, seed=0)
+    assert got["resamples_dropped"] > 0
+    assert math.isfinite(got["ci_low"]) and math.isfinite(got["ci_high"])
+    assert -1 <= got["ci_low"] <= got["value"] <= got["ci_high"] <= 1
+    xs, ys = np.array(x), np.array(y)
+
+    def tau(i):
+        return kendall_tau_b(xs[i], ys[i]) if np.ptp(xs[i]) and np.ptp(ys[i]) else np.nan
+
+    low, high, dropped = _kept_percentiles(tau, 5, 2000, 0)
+    assert got["resamples_dropped"] == dropped
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_interval_is_the_percentiles_of_the_seeded_resamples():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=30)
+    y = x + rng.normal(size=30)
+    got = rank_stats.correlation("pearson_r", x, y, resamples=500, seed=11, confidence=0.9)
+    low, high, dropped = _kept_percentiles(
+        lambda i: _pearson_or_nan(x[i], y[i]), 30, 500, 11, confidence=0.9
+    )
+    assert dropped == 0 and got["resamples_dropped"] == 0
+    assert got["ci_low"] == pytest.approx(low, abs=1e-9)
+    assert got["ci_high"] == pytest.approx(high, abs=1e-9)
+    assert got["ci_low"] < got["value"] < got["ci_high"]
+    # with nothing dropped it is scipy.stats.bootstrap's paired percentile interval, as before
+    boot = stats.bootstrap(
+        (x, y),
+        lambda a, b: stats.pearsonr(a, b)[0],
+        paired=True,
+        vectorized=False,
+        n_resamples=500,
+        confidence_level=0.9,
+        method="percentile",
+        rng=np.random.default_rng(11),
+    )
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx(tuple(boot.confidence_interval))
+
+
+def test_paired_delta_uses_the_same_resamples_for_both_correlations():
+    rng = np.random.default_rng(3)
+    alone = rng.normal(size=12)
+    supernet = alone + 0.5 * rng.normal(size=12)
+    macs = alone + 2.0 * rng.normal(size=12)
+    got = rank_stats.paired_delta("pearson_r", alone, supernet, macs, resamples=400, seed=5)
+    r1, r2 = np.corrcoef(alone, supernet)[0, 1], np.corrcoef(alone, macs)[0, 1]
+    assert got["value_1"] == pytest.approx(r1) and got["value_2"] == pytest.approx(r2)
+    assert got["value"] == pytest.approx(r1 - r2)
+    low, high, dropped = _kept_percentiles(
+        lambda i: _pearson_or_nan(alone[i], supernet[i]) - _pearson_or_nan(alone[i], macs[i]),
+        12,
+        400,
+        5,
+    )
+    assert got["resamples_dropped"] == dropped
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((low, high), abs=1e-9)
+
+
+def test_paired_delta_drops_resamples_where_either_correlation_is_undefined():
+    x, y1, y2 = [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 3.0, 2.0, 5.0, 4.0], [5.0, 1.0, 4.0, 2.0, 3.0]
+    got = rank_stats.paired_delta("kendall_tau", x, y1, y2, resamples=2000, seed=1)
+    assert got["resamples_dropped"] > 0
+    assert math.isfinite(got["ci_low"]) and got["ci_low"] <= got["value"] <= got["ci_high"]
+    assert math.isnan(rank_stats.paired_delta("kendall_tau", x, y1, [1, 1, 1, 1, 1])["value"])
+    with pytest.raises(ValueError, match="equal length"):
+        rank_stats.paired_delta("kendall_tau", x, y1, y2[:4])
