@@ -121,6 +121,8 @@ class OpUnit(PrimHolder):
         width = self.max_width if width is None else width
         p = self.prims
         kind = self.spec.kind
+        if kind in CELL_KINDS:
+            return cell_op(kind, p, x, training)
         if kind in MOBILE_KINDS:
             return mobile_op(self.spec, p, x, training, self.cin, self.cout, self.stride)
         if kind == "basic":
@@ -152,6 +154,20 @@ class OpUnit(PrimHolder):
 
 
 MOBILE_KINDS = ("mbconv", "skip", "zero")
+CELL_KINDS = ("nb_none", "nb_skip", "nb_conv", "nb_pool")
+
+
+def cell_op(kind: str, p: dict, x, training):
+    """Dataflow of the NAS-Bench-201 edge ops (shape-keeping): zero, identity, ReLU-conv-BN,
+    3x3/1 average pool whose border windows average only the pixels inside (SAME padding, as
+    PyTorch's ``count_include_pad=False``)."""
+    if kind == "nb_none":
+        return tf.zeros_like(x)
+    if kind == "nb_skip":
+        return tf.identity(x)
+    if kind == "nb_pool":
+        return tf.nn.avg_pool2d(x, 3, 1, "SAME")
+    return p["bn"](p["conv"](tf.nn.relu(x)), training=training)
 
 
 def shuffle_split(x):
@@ -223,6 +239,8 @@ class Stem(PrimHolder):
         self.pool = space.stem_pool
         self.padding = space.padding
         self.act = activation(space.family)
+        # NAS-Bench-201's stem is conv + BN only: every cell op starts with its own ReLU.
+        self.stem_act = not space.cell_nodes
         self.blocks = []
         cin = space.stem_channels
         for i, (op, cout) in enumerate(space.stem_blocks):
@@ -238,7 +256,9 @@ class Stem(PrimHolder):
         )
 
     def call(self, x, training=None):
-        x = self.act(self.prims["stem_bn"](self.prims["stem_conv"](x), training=training))
+        x = self.prims["stem_bn"](self.prims["stem_conv"](x), training=training)
+        if self.stem_act:
+            x = self.act(x)
         if self.pool:
             x, mode = pad_for(x, 3, 2, self.padding, value=float("-inf"))
             x = tf.nn.max_pool2d(x, 3, 2, mode)
@@ -270,6 +290,8 @@ class Head(PrimHolder):
     def call(self, x, training=None):
         if "head_conv" in self.prims:
             x = self.act(self.prims["head_bn"](self.prims["head_conv"](x), training=training))
+        elif "head_bn" in self.prims:  # BN + ReLU without a conv (NAS-Bench-201's lastact)
+            x = self.act(self.prims["head_bn"](x, training=training))
         x = tf.reduce_mean(x, axis=[1, 2])
         x = self.dropout(x, training=training)
         return tf.cast(self.prims["classifier"](x), tf.float32)  # no op under float32

@@ -64,26 +64,26 @@ class CostTable:
         self.block_params = np.zeros((B, n_op, n_ch), np.int64)
         self.block_qmacs = np.zeros((B, n_op, n_ch), np.int64)  # MACs of quantized prims
         supernet = 0
-        for b, (cin, cout, stride, hw) in enumerate(space.block_layout()):
-            for (o, op), (c, scale) in itertools.product(
-                enumerate(space.ops), enumerate(space.channel_scales)
-            ):
-                prims = ops_lib.get_op(op).prims(
-                    cin, cout, mid_channels(space, cout, scale), stride, hw
+        # A gene's cost is the sum over its sites: one block of a chain space, the same edge of
+        # every cell of a cell space.
+        for b in range(B):
+            for cin, cout, stride, hw in space.gene_sites(b):
+                for (o, op), (c, scale) in itertools.product(
+                    enumerate(space.ops), enumerate(space.channel_scales)
+                ):
+                    prims = ops_lib.get_op(op).prims(
+                        cin, cout, mid_channels(space, cout, scale), stride, hw
+                    )
+                    self.block_macs[b, o, c] += sum(p.macs for p in prims.values())
+                    self.block_params[b, o, c] += sum(p.params(True) for p in prims.values())
+                    self.block_qmacs[b, o, c] += sum(p.macs for p in prims.values() if p.quantized)
+                widest = max(mid_channels(space, cout, s) for s in space.channel_scales)
+                supernet += sum(
+                    p.params(False)
+                    for op in space.ops
+                    for p in ops_lib.get_op(op).prims(cin, cout, widest, stride, hw).values()
                 )
-                self.block_macs[b, o, c] = sum(p.macs for p in prims.values())
-                self.block_params[b, o, c] = sum(p.params(True) for p in prims.values())
-                self.block_qmacs[b, o, c] = sum(p.macs for p in prims.values() if p.quantized)
-            widest = max(mid_channels(space, cout, s) for s in space.channel_scales)
-            supernet += sum(
-                p.params(False)
-                for op in space.ops
-                for p in ops_lib.get_op(op).prims(cin, cout, widest, stride, hw).values()
-            )
-        fixed = {
-            **ops_lib.stem_prims(space),
-            **ops_lib.head_prims(space, space.stages[-1].channels, space.final_hw),
-        }
+        fixed = ops_lib.fixed_prims(space)
         self.fixed_macs = sum(p.macs for p in fixed.values())
         self.fixed_params = sum(p.params(True) for p in fixed.values())
         self.fixed_qmacs = sum(p.macs for p in fixed.values() if p.quantized)

@@ -230,6 +230,63 @@ def _proxyless_ops() -> dict:
     return out
 
 
+def _nb201_conv_prims(k):
+    """NAS-Bench-201's ``nor_conv_kxk`` on a cell edge: ReLU, k x k conv (C -> C), affine BN."""
+
+    def prims(cin, cout, mid, stride, in_hw):
+        return {
+            "conv": Prim("conv", cin, cout, k, stride, in_hw),
+            "bn": Prim("bn", cout, cout),
+        }
+
+    return prims
+
+
+def _nb201_ops() -> dict:
+    """The NAS-Bench-201 edge ops (``spos_tf.nasbench201.OPS``, the benchmark's names): ``none``
+    (zero), ``skip_connect`` (identity), ``nor_conv_1x1`` / ``nor_conv_3x3`` (ReLU-conv-BN) and
+    ``avg_pool_3x3`` (stride 1, padding excluded from the average). Cells keep their shape, so
+    skip and pool need no projection."""
+    return {
+        "none": OpSpec("none", "nb201", "nb_none", 1, _zero_prims),
+        "skip_connect": OpSpec("skip_connect", "nb201", "nb_skip", 1, _zero_prims),
+        "nor_conv_1x1": OpSpec("nor_conv_1x1", "nb201", "nb_conv", 1, _nb201_conv_prims(1)),
+        "nor_conv_3x3": OpSpec("nor_conv_3x3", "nb201", "nb_conv", 3, _nb201_conv_prims(3)),
+        "avg_pool_3x3": OpSpec("avg_pool_3x3", "nb201", "nb_pool", 3, _zero_prims),
+    }
+
+
+def reduction_prims(cin: int, cout: int, in_hw: int) -> dict:
+    """NAS-Bench-201's residual reduction block: ``a``: ReLU-conv3x3/2-BN (cin -> cout), ``b``:
+    ReLU-conv3x3-BN (cout -> cout), shortcut: 2x2/2 average pool then a 1x1 conv (cin -> cout,
+    no BN); the output is their sum."""
+    out_hw = -(-in_hw // 2)
+    return {
+        "a_conv": Prim("conv", cin, cout, 3, 2, in_hw),
+        "a_bn": Prim("bn", cout, cout),
+        "b_conv": Prim("conv", cout, cout, 3, 1, out_hw),
+        "b_bn": Prim("bn", cout, cout),
+        "down": Prim("conv", cin, cout, 1, 1, out_hw),
+    }
+
+
+def reduction_name(position: int) -> str:
+    return f"reduction{position:02d}"
+
+
+def fixed_prims(space) -> dict:
+    """Every primitive outside the choice blocks: stem, the reduction blocks of a cell space
+    (named ``<reduction_name>/<prim>``) and head."""
+    p = dict(stem_prims(space))
+    if space.cell_nodes:
+        for pos, item in enumerate(space.cell_layout()):
+            if item[0] == "reduction":
+                for name, prim in reduction_prims(*item[1:]).items():
+                    p[f"{reduction_name(pos)}/{name}"] = prim
+    p.update(head_prims(space, space.stages[-1].channels, space.final_hw))
+    return p
+
+
 # Activation of every ReLU of a family (stem, blocks, head).
 FAMILY_ACT = {"proxyless": "relu6"}
 
@@ -241,6 +298,7 @@ OPS = {
     "basic": OpSpec("basic", "resnet", "basic", 3, _basic_prims),
     **_fbnet_ops(),
     **_proxyless_ops(),
+    **_nb201_ops(),
 }
 
 
@@ -281,6 +339,8 @@ def head_prims(space, in_channels: int, in_hw: int) -> dict:
         p["head_conv"] = Prim("conv", in_channels, space.head_channels, 1, 1, in_hw)
         p["head_bn"] = Prim("bn", space.head_channels, space.head_channels)
         in_channels = space.head_channels
+    elif space.cell_nodes:  # NAS-Bench-201's "lastact": BN + ReLU before the pool
+        p["head_bn"] = Prim("bn", in_channels, in_channels)
     p["classifier"] = Prim(
         "fc", in_channels, space.num_classes, bias=space.fc_bias, quantized=space.quantized
     )

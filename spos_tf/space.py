@@ -121,6 +121,12 @@ class SearchSpace:
         <= 4-bit weights export as INT4); the supernet is never folded.
       stem_blocks: fixed (not searched) blocks after the stem conv, ``((op, out_channels), ...)``
         at stride 1 (ProxylessNAS: one MBConv e1 k3 to 16 channels).
+      cell_nodes: 0 for a chain of choice blocks (every space but one); ``n > 0`` for a cell
+        space (NAS-Bench-201, ``spos_tf.nasbench201``): the network repeats one searched DAG cell
+        of ``n`` nodes, ``stages`` give the cells per stage (``repeats``), their channels and, with
+        ``stride=2``, a fixed residual reduction block before the stage. A gene ("block") is then
+        one *edge* of the cell, ``n * (n - 1) / 2`` of them, and its choice is used at the same
+        edge of every cell (:meth:`gene_sites`).
     """
 
     name: str
@@ -143,6 +149,7 @@ class SearchSpace:
     padding: str = "same"
     stem_blocks: tuple = ()
     fold_bn: bool = False
+    cell_nodes: int = 0
 
     def __post_init__(self):
         object.__setattr__(
@@ -213,6 +220,16 @@ class SearchSpace:
                     f"{groups}; got stem {self.stem_out_channels}, stages "
                     f"{[s.channels for s in self.stages]} (use an even --width)"
                 )
+        if self.cell_nodes:
+            if self.cell_nodes < 2:
+                raise ValueError(f"a cell needs >= 2 nodes, got cell_nodes={self.cell_nodes}")
+            if self.stem_stride != 1 or self.stem_pool or self.head_channels or self.quantized:
+                raise ValueError(
+                    "cell spaces have a stride-1 stem, no stem pool, no head conv and no "
+                    "quantization"
+                )
+            if self.stages[0].stride != 1:
+                raise ValueError("the first stage of a cell space has stride 1 (no reduction)")
         for b in range(self.num_blocks):
             if not self.allowed_ops(b):
                 raise ValueError(
@@ -221,7 +238,36 @@ class SearchSpace:
 
     @property
     def num_blocks(self) -> int:
+        """Gene positions: choice blocks of a chain space, cell edges of a cell space."""
+        if self.cell_nodes:
+            return self.cell_nodes * (self.cell_nodes - 1) // 2
         return sum(s.repeats for s in self.stages)
+
+    def cell_layout(self) -> list:
+        """Cell spaces: per position of the network, ``("cell", channels, hw)`` or
+        ``("reduction", in_channels, out_channels, in_hw)``, in order."""
+        if not self.cell_nodes:
+            raise ValueError(f"space {self.name!r} is a chain of choice blocks, not cells")
+        out, hw, channels = [], self.stem_out_hw, self.stem_channels
+        for stage in self.stages:
+            if stage.stride == 2:
+                out.append(("reduction", channels, stage.channels, hw))
+                hw = _conv_out(hw, 2)
+            elif channels != stage.channels:
+                raise ValueError(
+                    f"a stride-1 stage keeps the channels ({channels}), got {stage.channels}"
+                )
+            channels = stage.channels
+            out.extend(("cell", channels, hw) for _ in range(stage.repeats))
+        return out
+
+    def gene_sites(self, block: int) -> list:
+        """Every place where gene position ``block``'s choice is instantiated, as
+        ``(in_channels, out_channels, stride, in_hw)``: the block itself in a chain space; that
+        edge in every cell of a cell space (the cost model sums over them)."""
+        if not self.cell_nodes:
+            return [self.block_layout()[block]]
+        return [(c, c, 1, hw) for kind, c, hw in (p for p in self.cell_layout() if p[0] == "cell")]
 
     @property
     def stem_out_hw(self) -> int:
@@ -245,6 +291,8 @@ class SearchSpace:
 
     @property
     def final_hw(self) -> int:
+        if self.cell_nodes:
+            return self.cell_layout()[-1][2]
         in_c, out_c, stride, hw = self.block_layout()[-1]
         return _conv_out(hw, stride)
 
@@ -268,7 +316,10 @@ class SearchSpace:
         return self.weight_bits != (32,) or self.act_bits != (32,)
 
     def block_layout(self) -> list:
-        """Per block: ``(in_channels, out_channels, stride, in_hw)`` (hw = square feature side)."""
+        """Per block: ``(in_channels, out_channels, stride, in_hw)`` (hw = square feature side).
+        Cell spaces: per edge, its first site (:meth:`gene_sites`)."""
+        if self.cell_nodes:
+            return [self.gene_sites(b)[0] for b in range(self.num_blocks)]
         hw = self.stem_out_hw
         channels = self.stem_out_channels
         layout = []
@@ -324,6 +375,14 @@ class SearchSpace:
     def parse(self, text_or_json: str) -> Architecture:
         """Parses and validates the text form (or a JSON object with an ``arch`` field)."""
         text = text_or_json.strip()
+        if self.cell_nodes and "~" in text and not text.startswith("{"):
+            from spos_tf import nasbench201  # the benchmark's own string form
+
+            names = [nasbench201.OPS[i] for i in nasbench201.from_string(text)]
+            missing = sorted(set(names) - set(self.ops))
+            if missing:
+                raise ValueError(f"{text!r} uses ops {missing} that space {self.name!r} lacks")
+            return self.validate(Architecture((tuple(self.ops.index(n) for n in names),)))
         arch = (
             Architecture.from_json(text) if text.startswith("{") else Architecture.from_text(text)
         )
@@ -414,6 +473,14 @@ class SearchSpace:
             )
             hps.Choice(name, values, ordered=False)
         return hps
+
+    def benchmark_string(self, arch: Architecture) -> str | None:
+        """The NAS-Bench-201 string of ``arch`` in a cell space (None in other spaces)."""
+        if not self.cell_nodes:
+            return None
+        from spos_tf import nasbench201
+
+        return nasbench201.to_string([self.ops[i] for i in self.validate(arch).genes[0]])
 
     def replace(self, **changes) -> "SearchSpace":
         return dataclasses.replace(self, **changes)

@@ -315,6 +315,37 @@ def proxyless_gpu(ops=None, **kw) -> SearchSpace:
     )
 
 
+# ---------------------------------------------------------------- NAS-Bench-201 (cell space)
+@register("nasbench201")
+def nasbench201(image_size=32, num_classes=10, width=1.0, repeats=None) -> SearchSpace:
+    """NAS-Bench-201 / NATS-Bench topology space (Dong & Yang 2020; ``spos_tf.nasbench201``):
+    stem 3x3 conv (C) + BN; three stages of N cells at C, 2C, 4C channels with a residual
+    reduction block before the second and third; BN + ReLU, global pool, FC with bias. The
+    published network is C=16 (``width=1``), N=5 (``repeats=5,5,5``), 10 classes, 32x32:
+    5^6 = 15,625 cells. Overrides give proxies: ``width`` scales C (C = round(16 * width)),
+    ``repeats`` sets N per stage."""
+    from spos_tf import nasbench201 as nb
+
+    c = max(1, int(round(16 * width)))
+    repeats = tuple(int(r) for r in repeats) if repeats is not None else (5, 5, 5)
+    if len(repeats) != 3:
+        raise ValueError(f"repeats must list 3 stages (N cells each), got {repeats}")
+    return SearchSpace(
+        name="nasbench201",
+        family="nb201",
+        image_size=int(image_size),
+        num_classes=int(num_classes),
+        stem_channels=c,
+        stem_stride=1,
+        stages=(Stage(repeats[0], c, 1), Stage(repeats[1], 2 * c, 2), Stage(repeats[2], 4 * c, 2)),
+        head_channels=0,
+        dropout=0.0,
+        ops=nb.OPS,
+        fc_bias=True,
+        cell_nodes=nb.NUM_NODES,
+    )
+
+
 # Published architectures as op names per choice block, and the space they belong to. Sources:
 # facebookresearch/mobile-vision (maskrcnn-benchmark fbnet_modeldef: "ir_k5_s2" is k5 e1 with
 # group-2 1x1 convs and a channel shuffle) and mit-han-lab/proxylessnas (released nets; a layer

@@ -32,6 +32,10 @@ def build_standalone(
       ValueError: ``arch`` does not belong to ``space`` (wrong length, out-of-range choice).
     """
     space.validate(arch)
+    if space.cell_nodes:
+        from spos_tf.cells import build_cell_standalone
+
+        return build_cell_standalone(space, arch, supernet, seed, bn_momentum)
     control = BNControl(bn_momentum)
     stem = Stem(space, control, affine=True, seed=seed)
     units = [
@@ -71,7 +75,7 @@ def build_standalone(
 
 
 def _sources(supernet) -> dict:
-    layers = [supernet.stem, supernet.head]
+    layers = list(supernet.fixed_holders())
     layers += [u for block in supernet.choice_blocks for u in block.units.values()]
     return {layer.name: layer for layer in layers}
 

@@ -45,9 +45,22 @@ class ChoiceBlock(keras.layers.Layer):
     ``op_index * num_widths + channel_index`` runs unit ``op`` at that static width.
     """
 
-    def __init__(self, space: SearchSpace, block: int, control: BNControl, seed: int, **kwargs):
-        super().__init__(name=f"choice_block{block:02d}", **kwargs)
-        cin, cout, stride, hw = space.block_layout()[block]
+    def __init__(
+        self,
+        space: SearchSpace,
+        block: int,
+        control: BNControl,
+        seed: int,
+        site: tuple | None = None,
+        prefix: str | None = None,
+        **kwargs,
+    ):
+        """``block``: the gene position whose choice this block follows; ``site``: its shape
+        ``(cin, cout, stride, in_hw)`` (default ``space.block_layout()[block]``); ``prefix``:
+        names it and its units (default ``choice_block<block>`` / ``unit_name``), e.g. one edge
+        of one cell of a cell space."""
+        super().__init__(name=prefix or f"choice_block{block:02d}", **kwargs)
+        cin, cout, stride, hw = site or space.block_layout()[block]
         self.block = block
         self.widths = all_widths(space, cout)
         self.units = {
@@ -62,7 +75,7 @@ class ChoiceBlock(keras.layers.Layer):
                 affine=False,
                 seed=seed,
                 padding=space.padding,
-                name=unit_name(block, op),
+                name=f"{prefix}_{op}" if prefix else unit_name(block, op),
             )
             for op in space.ops
         }
@@ -111,9 +124,7 @@ class Supernet(keras.Model):
         self.seed = int(seed)
         self.bn_control = BNControl(bn_momentum)
         self.stem = Stem(space, self.bn_control, affine=False, seed=seed)
-        self.choice_blocks = [
-            ChoiceBlock(space, b, self.bn_control, seed) for b in range(space.num_blocks)
-        ]
+        self._build_body(space, seed)
         self.head = Head(space, self.bn_control, affine=False, seed=seed)
         self.arch_var = tf.Variable(
             np.zeros((len(GENE_KINDS), space.num_blocks), np.int32),
@@ -124,6 +135,17 @@ class Supernet(keras.Model):
         )
         self.sampler = ArchSampler(space, seed)
         self._cost_table = costs_lib.CostTable(space)
+
+    def _build_body(self, space: SearchSpace, seed: int) -> None:
+        """Creates the layers between stem and head; ``self.choice_blocks`` must list every
+        :class:`ChoiceBlock` (weight ownership, inheritance and quantization walk it)."""
+        self.choice_blocks = [
+            ChoiceBlock(space, b, self.bn_control, seed) for b in range(space.num_blocks)
+        ]
+
+    def fixed_holders(self) -> list:
+        """The primitive holders outside the choice blocks (stem, head; subclasses add theirs)."""
+        return [self.stem, self.head]
 
     # ------------------------------------------------------------------ forward
     def call(self, images, training=None, arch=None):
@@ -217,7 +239,12 @@ def build_supernet(space: SearchSpace, seed: int = 0, bn_momentum: float = 0.9) 
     for distributed training). Cost: allocates all choices (e.g. ~8.4M float parameters for
     ``shufflenet_oneshot`` at 1000 classes). For a quantized space (``space.quantized``) the
     quantized primitives are wrapped by :func:`spos_tf.quant.apply.quantize_supernet`."""
-    model = Supernet(space, seed=seed, bn_momentum=bn_momentum)
+    if space.cell_nodes:
+        from spos_tf.cells import CellSupernet
+
+        model = CellSupernet(space, seed=seed, bn_momentum=bn_momentum)
+    else:
+        model = Supernet(space, seed=seed, bn_momentum=bn_momentum)
     if space.quantized:  # the one quantization entry point: wraps the float supernet's layers
         from spos_tf.quant.apply import quantize_supernet
 
