@@ -13,7 +13,14 @@ from spos_tf import run_dir
 from spos_tf.search_config import ALGORITHM_COLORS as COLORS
 from spos_tf.search_config import ALGORITHMS
 
-__all__ = ["best_so_far", "compare_seeds", "describe_seeds", "write_seeds_plot", "seed_dir"]
+__all__ = [
+    "best_so_far",
+    "common_evaluations",
+    "compare_seeds",
+    "describe_seeds",
+    "write_seeds_plot",
+    "seed_dir",
+]
 
 
 def seed_dir(workdir: str, seed: int) -> str:
@@ -31,34 +38,52 @@ def best_so_far(rows: list, algorithm: str) -> list:
     return out
 
 
+def common_evaluations(per_seed: dict) -> int | None:
+    """The evaluation count every run is cut to: the fewest evaluations of any algorithm in any
+    seed, over the algorithms that evaluated something in every seed (None when there is none),
+    so that evolution and random search are compared at the same budget."""
+    lengths = []
+    for algorithm in ALGORITHMS:
+        counts = [sum(r["algorithm"] == algorithm for r in rows) for rows in per_seed.values()]
+        if counts and all(counts):
+            lengths.append(min(counts))
+    return min(lengths) if lengths else None
+
+
 def _curves(per_seed: dict, algorithm: str) -> list | None:
-    """The best-so-far curves of ``algorithm`` of every seed, cut to the shortest (equal
-    evaluations); None when a seed has none."""
+    """The best-so-far curves of ``algorithm`` of every seed, cut to
+    :func:`common_evaluations` (equal evaluations for both algorithms); None when a seed has
+    none."""
     curves = [best_so_far(rows, algorithm) for rows in per_seed.values()]
-    if not all(curves):
+    if not curves or not all(curves):
         return None
-    n = min(len(c) for c in curves)
+    n = common_evaluations(per_seed)
     return [c[:n] for c in curves]
 
 
 def compare_seeds(per_seed: dict) -> dict:
     """Evolution vs random search over seeds at equal evaluations.
 
+    Every run of both algorithms is cut to the same number of evaluations,
+    :func:`common_evaluations` (the shortest run of either algorithm in any seed), so both are
+    compared at the same budget.
+
     Args:
       per_seed: ``{seed: history rows}``.
 
     Returns:
-      ``{"algorithms": {name: {"final_best": [per seed], "mean", "std", "evaluations"}},
-      "difference": mean evolution - mean random, "seed_spread": the larger std (ddof 1) of the
-      two, "exceeds_seed_spread": |difference| > std(evolution) + std(random), "welch_p": p of
-      Welch's t-test (scipy)}`` (the last four only with both algorithms and >= 2 seeds). The
-      curves are cut to the smallest evaluation count of any seed so that they are compared at
-      equal evaluations.
+      ``{"seeds", "evaluations": the common evaluation count (None without any run),
+      "algorithms": {name: {"final_best": [per seed, at "evaluations"], "mean", "std" (ddof 1),
+      "evaluations"}}, "difference": mean evolution - mean random, "seed_spread": std(evolution)
+      + std(random), the quantity the verdict compares with, "exceeds_seed_spread": |difference|
+      > seed_spread, "welch_p": p of Welch's t-test (scipy)}`` (the last four only with both
+      algorithms and >= 2 seeds; ``welch_p`` only when a std is not 0).
     """
     import numpy as np
     from scipy import stats
 
     out = {"algorithms": {}, "seeds": sorted(per_seed)}
+    out["evaluations"] = common_evaluations(per_seed)
     for algorithm in ALGORITHMS:
         curves = _curves(per_seed, algorithm)
         if curves is None:
@@ -74,8 +99,8 @@ def compare_seeds(per_seed: dict) -> dict:
     if set(algos) == set(ALGORITHMS) and len(per_seed) > 1:
         evo, rnd = algos["evolution"], algos["random"]
         out["difference"] = evo["mean"] - rnd["mean"]
-        out["seed_spread"] = max(evo["std"], rnd["std"])
-        out["exceeds_seed_spread"] = bool(abs(out["difference"]) > evo["std"] + rnd["std"])
+        out["seed_spread"] = evo["std"] + rnd["std"]
+        out["exceeds_seed_spread"] = bool(abs(out["difference"]) > out["seed_spread"])
         if evo["std"] or rnd["std"]:
             out["welch_p"] = float(
                 stats.ttest_ind(evo["final_best"], rnd["final_best"], equal_var=False).pvalue
@@ -95,14 +120,14 @@ def describe_seeds(comparison: dict) -> str:
         lines.append(
             f"evolution - random: {comparison['difference']:+.4f}; "
             f"{'exceeds' if comparison['exceeds_seed_spread'] else 'within'} the seed "
-            f"spread (std evolution + std random)"
+            f"spread {comparison['seed_spread']:.4f} (std evolution + std random)"
         )
     return "\n".join(lines)
 
 
 def write_seeds_plot(path: str, per_seed: dict, title: str = "") -> None:
     """Figure 3 over seeds: per algorithm the mean best-so-far curve and a band from the lowest
-    to the highest seed, at equal evaluations."""
+    to the highest seed, both algorithms cut to :func:`common_evaluations`."""
     import matplotlib
 
     matplotlib.use("Agg")

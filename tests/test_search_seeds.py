@@ -28,11 +28,43 @@ def _rows(evo, rnd):
 def test_compare_seeds_by_hand():
     per_seed = {0: _rows([0.5, 0.9, 0.7], [0.6, 0.6, 0.8]), 1: _rows([0.8, 0.85], [0.7, 0.75, 0.9])}
     out = search_seeds.compare_seeds(per_seed)
-    # equal evaluations: 2 for evolution (seed 1 has 2), 3 for random
+    # equal evaluations across both algorithms: 2 (evolution of seed 1), random cut to 2 as well
     assert out["algorithms"]["evolution"]["final_best"] == [0.9, 0.85]
-    assert out["algorithms"]["random"]["final_best"] == [0.8, 0.9]
-    assert out["difference"] == pytest.approx(0.875 - 0.85)
+    assert out["algorithms"]["random"]["final_best"] == [0.6, 0.75]
+    assert out["evaluations"] == 2
+    assert out["algorithms"]["random"]["evaluations"] == 2
+    assert out["difference"] == pytest.approx(0.875 - 0.675)
+    spread = np.std([0.9, 0.85], ddof=1) + np.std([0.6, 0.75], ddof=1)  # 0.0354 + 0.1061
+    assert out["seed_spread"] == pytest.approx(spread)
+    assert out["exceeds_seed_spread"] is True  # 0.2 > 0.1414
+
+
+def test_the_stored_seed_spread_is_the_one_the_verdict_compares():
+    # evolution 0.9, 0.7 (std 0.1414); random 0.7, 0.6 (std 0.0707); difference 0.15: above the
+    # larger std (0.1414) but within their sum (0.2121)
+    out = search_seeds.compare_seeds({0: _rows([0.9], [0.7]), 1: _rows([0.7], [0.6])})
+    assert out["difference"] == pytest.approx(0.15)
+    assert out["seed_spread"] == pytest.approx(np.sqrt(0.02) + np.sqrt(0.005))
     assert out["exceeds_seed_spread"] is False
+    assert out["exceeds_seed_spread"] == (abs(out["difference"]) > out["seed_spread"])
+
+
+def test_plot_cuts_both_algorithms_to_the_common_length(tmp_path, monkeypatch):
+    import matplotlib.pyplot
+
+    drawn = {}
+
+    def fake_save(fig, path):
+        for line in fig.axes[0].get_lines():
+            drawn[line.get_label().split(":")[0]] = len(line.get_xdata())
+        matplotlib.pyplot.close(fig)
+
+    monkeypatch.setattr(search_seeds.run_dir, "save_figure", fake_save)
+    per_seed = {0: _rows([0.5, 0.9, 0.7], [0.6, 0.6, 0.8, 0.9]), 1: _rows([0.8] * 3, [0.7] * 5)}
+    search_seeds.write_seeds_plot(str(tmp_path / "plot.png"), per_seed)
+    assert drawn == {"evolution": 3, "random": 3}
+    assert search_seeds.common_evaluations({0: _rows([0.5], [])}) == 1  # random absent: evolution
+    assert search_seeds.common_evaluations({}) is None
 
 
 def test_best_so_far_and_the_summary_lines():
