@@ -10,8 +10,9 @@ node is the output (``spos_tf.nasbench201.EDGES``). Gene ``e`` of an architectur
   on ``arch[op, e]``) and fixed :class:`Reduction` blocks. Everything else (single-path sampling,
   the one train step, the masked optimizer, BN recalibration, scoring) is the base class's: an
   edge's units are owned by gene ``e``, so only the sampled ops of every cell move.
-- :func:`build_cell_standalone`: the Functional network of one cell; ``none`` edges are left out
-  (a node whose every input is ``none`` is zeros), layer names equal the supernet's, so
+- :func:`build_cell_standalone`: the Functional network of one cell, every edge included (a
+  ``none`` edge is zeros of its input, so an op whose node feeds only ``none`` edges still exists
+  and counts, as in the benchmark's networks and costs); layer names equal the supernet's, so
   :func:`spos_tf.standalone.inherit` copies the path's weights and the outputs agree.
 
 Cost: the supernet allocates every op of every edge of every cell (C=16, N=5: 1.69M parameters
@@ -153,10 +154,7 @@ def build_cell_standalone(
 
         nodes = [x]
         for inputs_of_node in node_inputs(space):
-            terms = [unit(e, ops[e])(nodes[i]) for e, i in inputs_of_node if ops[e] != "none"]
-            if not terms:  # every input is `none`: the node is zeros
-                e, i = inputs_of_node[0]
-                terms = [unit(e, "none")(nodes[i])]
+            terms = [unit(e, ops[e])(nodes[i]) for e, i in inputs_of_node]
             nodes.append(
                 terms[0]
                 if len(terms) == 1

@@ -17,7 +17,7 @@ from spos_tf import config_flags
 from spos_tf.config_flags import field
 
 FOLDER_PREFIX = "folder:"
-AUGMENTATIONS = ("imagenet", "light", "none")
+AUGMENTATIONS = ("imagenet", "light", "cifar", "none")
 PREPROCESSINGS = ("standard", "reference")  # spos_tf.data.preprocess.finish
 
 
@@ -70,7 +70,8 @@ class DataConfig:
         and the final report.
       augment: ``"imagenet"`` (random-resized crop, horizontal flip, colour jitter 0.4),
         ``"light"`` (pad by ``image_size // 8`` and random crop back: small translations, no flip)
-        or ``"none"``. Applied only to the ``train`` role in training mode.
+        ``"cifar"`` (zero-pad 4 pixels, random crop, horizontal flip: the standard CIFAR
+        augmentation) or ``"none"``. Applied only to the ``train`` role in training mode.
       cache: keep the images (not yet augmented) in host memory after the first pass: decoded,
         or, where the ``imagenet`` augmentation decodes only its crop window, the JPEG bytes.
       shuffle_buffer: examples in the shuffle buffer (capped at the split size).

@@ -42,7 +42,11 @@ SPLIT_FIELD = {
     "test": "test_split",
     "calib": "train_split",
 }
-_AUGMENTERS = {"light": preprocess.light_augment, "imagenet": preprocess.imagenet_augment}
+_AUGMENTERS = {
+    "light": preprocess.light_augment,
+    "imagenet": preprocess.imagenet_augment,
+    "cifar": preprocess.cifar_augment,
+}
 
 
 class DataInfo(typing.NamedTuple):

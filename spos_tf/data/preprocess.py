@@ -135,6 +135,27 @@ def light_augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tens
     return tf.image.stateless_random_crop(image, (image_size, image_size, 3), seed=seed)
 
 
+def cifar_augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """The standard CIFAR augmentation (what NAS-Bench-201 trains with): resize to
+    ``image_size`` (a no-op for 32x32 CIFAR images at 32), zero-pad 4 pixels on each side,
+    stateless random crop back to ``image_size``, stateless random horizontal flip.
+
+    Args:
+      image: ``[H, W, 3]`` on the 0..255 scale.
+      seed: ``int [2]`` stateless seed (crop and flip use seeds derived from it).
+
+    Returns:
+      float32 ``[image_size, image_size, 3]`` on the 0..255 scale (not normalised).
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+    image = tf.cast(image, tf.float32)
+    if image.shape[0] != image_size or image.shape[1] != image_size:
+        image = tf.image.resize(image, (image_size, image_size), method="bilinear")
+    image = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    image = tf.image.stateless_random_crop(image, (image_size, image_size, 3), seed=seeds[0])
+    return tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+
+
 def crop_window(image_shape: tf.Tensor, seed: tf.Tensor):
     """The random-resized crop's window for an image of ``image_shape``: ``(begin, size)``.
 
