@@ -25,6 +25,13 @@ towards the last batches, with ``ema_momentum ** T`` of the reset values left (0
 the reference's 200 batches; 12% after 20). Unlike the exact mode, it changes the statistics of BN
 layers off the path too (to their reset values).
 
+``calib_mode="batch_stats"`` recalibrates nothing: every scored batch is normalised by its own
+statistics (BN in batch-statistics mode, no running statistics read or written; dropout and
+everything else stay in inference mode), as the NAS-Bench-201 authors score weight-sharing
+supernets. The score then depends on the evaluation batch size (a batch of 1 has no statistics:
+use batches of a few hundred images) and the moving statistics of the model stay bit-identical.
+Cost: one inference pass over the held-out data per candidate, no calibration passes.
+
 The same code serves a stand-alone network (:func:`spos_tf.build_standalone` models have a
 ``bn_control`` too), e.g. for the final "BN statistics with learning rate 0" pass of retraining::
 
@@ -42,7 +49,7 @@ import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 _CACHE_ATTR = "_spos_path_evaluator"
-CALIB_MODES = ("exact", "ema")
+CALIB_MODES = ("exact", "ema", "batch_stats")
 
 
 def _images(batch):
@@ -68,8 +75,9 @@ class PathEvaluator:
       holdout_ds: default evaluation data: a finite ``tf.data.Dataset`` of ``(images, labels)``
         batches; every batch is used (a partial last batch is fine).
       num_calib_batches: calibration batches per candidate.
-      calib_mode: ``"exact"`` (cumulative average, the default) or ``"ema"`` (the reference's
-        reset + exponential average, see the module docstring).
+      calib_mode: ``"exact"`` (cumulative average, the default), ``"ema"`` (the reference's
+        reset + exponential average) or ``"batch_stats"`` (no recalibration; every evaluated
+        batch normalised by its own statistics), see the module docstring.
       ema_momentum: the ``"ema"`` mode's BN momentum (Keras form).
 
     Raises:
@@ -107,6 +115,7 @@ class PathEvaluator:
         self._calib_fn = tf.function(self._calibrate_loop)
         self._ema_fn = tf.function(self._ema_loop)
         self._eval_fn = tf.function(self._evaluate_loop)
+        self._eval_bs_fn = tf.function(self._evaluate_loop)  # traced with batch statistics
 
     # ------------------------------------------------------------------ traced loops
     def _calibrate_loop(self, iterator):
@@ -160,7 +169,10 @@ class PathEvaluator:
     @property
     def eval_traces(self) -> int:
         """Number of traces of the evaluation loop so far."""
-        return self._eval_fn.experimental_get_tracing_count()
+        return (
+            self._eval_fn.experimental_get_tracing_count()
+            + self._eval_bs_fn.experimental_get_tracing_count()
+        )
 
     def recalibrate(
         self, calib_ds: tf.data.Dataset | None = None, num_batches: int | None = None
@@ -179,6 +191,8 @@ class PathEvaluator:
           ValueError: no calibration data, or it yielded no batch (then the statistics are those
             before the call).
         """
+        if self.calib_mode == "batch_stats":
+            return 0  # scored with the statistics of each evaluated batch: nothing to recompute
         ds = self.calib_ds if calib_ds is None else calib_ds
         if ds is None:
             raise ValueError("no calibration data: pass calib_ds here or to PathEvaluator()")
@@ -214,7 +228,16 @@ class PathEvaluator:
         ds = self.holdout_ds if holdout_ds is None else holdout_ds
         if ds is None:
             raise ValueError("no held-out data: pass holdout_ds here or to PathEvaluator()")
-        correct, count = (int(v.numpy()) for v in self._eval_fn(iter(ds)))
+        if self.calib_mode == "batch_stats":
+            control = self.model.bn_control
+            control.batch_stats = True  # read while _eval_bs_fn traces (see BNControl)
+            try:
+                result = self._eval_bs_fn(iter(ds))
+            finally:
+                control.batch_stats = False
+        else:
+            result = self._eval_fn(iter(ds))
+        correct, count = (int(v.numpy()) for v in result)
         if count == 0:
             raise ValueError("the held-out data set is empty")
         return correct / count

@@ -40,6 +40,11 @@ class BNControl:
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
         self.default = momentum
+        # Read while tracing: True makes every BN of the model normalise with the statistics of
+        # the batch it sees, without updating its moving statistics, even in inference mode
+        # (scoring with ``calib_mode="batch_stats"``, ``spos_tf.evaluate``). Set it only around
+        # the tracing of a function of its own (``PathEvaluator`` does).
+        self.batch_stats = False
 
 
 def _normal(stddev, seed):
@@ -214,7 +219,7 @@ class BatchNorm(keras.layers.Layer):
             epsilon=self.epsilon,
             exponential_avg_factor=1.0,
             data_format="NHWC",
-            is_training=bool(training),
+            is_training=bool(training) or getattr(self._control, "batch_stats", False),
         )
         if training:
             # batch_var is the unbiased (n / (n - 1)) batch variance, as in the reference.

@@ -25,7 +25,7 @@ ALGORITHM_CHOICES = ALGORITHMS + ("both",)
 ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every plot of a search
 # BN recalibration modes: spos_tf.evaluate.CALIB_MODES (repeated here so that defining the flags
 # imports no TensorFlow; tests/test_search_config.py pins the two equal).
-CALIB_MODES = ("exact", "ema")
+CALIB_MODES = ("exact", "ema", "batch_stats")
 # Keras policies: spos_tf.precision.PRECISIONS (repeated for the same reason; a test pins them).
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Constraint name -> cost of an architecture. The flag is --max_<name>.
@@ -82,8 +82,9 @@ class SearchConfig:
         reference's choice), each seeded by its position, so every candidate still sees the same
         augmented images; default: evaluation preprocessing.
       calib_mode: ``"exact"`` (cumulative average over the batches; default) or ``"ema"`` (the
-        reference: reset the statistics, then an exponential average with Keras momentum 0.9);
-        see :mod:`spos_tf.evaluate`.
+        reference: reset the statistics, then an exponential average with Keras momentum 0.9) or
+        ``"batch_stats"`` (no recalibration: each scored batch normalised by its own statistics,
+        as NAS-Bench-201's authors score supernets); see :mod:`spos_tf.evaluate`.
       holdout_images: evaluate on the first this many held-out images (None: the whole split).
       eval_batch_size: held-out batch size.
       data_dir: TFDS data directory (None: the supernet run's).
@@ -168,7 +169,8 @@ class SearchConfig:
         "exact",
         "BN recalibration: exact cumulative average (default), or "
         "the reference's reset + exponential average with Keras momentum 0.9 "
-        "(PyTorch 0.1).",
+        "(PyTorch 0.1), or batch_stats (no recalibration: every scored batch is "
+        "normalised by its own statistics; mind --eval_batch_size).",
         choices=CALIB_MODES,
     )
     holdout_images: Optional[int] = field(
