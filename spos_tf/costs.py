@@ -264,6 +264,8 @@ def report(space: SearchSpace, arch: Architecture | None, latency_table: str | N
     out = {"space": space.name, "supernet_params": supernet_params(space)}
     if arch is not None:
         out.update(arch=str(arch), **table(space, latency_table).all(arch))
+        if space.cell_nodes:
+            out["benchmark_string"] = space.benchmark_string(arch)
     return out
 
 

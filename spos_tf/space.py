@@ -79,6 +79,8 @@ class Architecture:
         if space is not None:
             record["space"] = space.name
             record["genes"] = dict(zip(space.searched_genes, [list(g) for g in self.genes]))
+            if space.cell_nodes:  # the benchmark's own text form beside ours (NAS-Bench-201)
+                record["benchmark_string"] = space.benchmark_string(self)
         record.update(extra)
         return json.dumps(record, indent=2, sort_keys=True)
 

@@ -1,6 +1,7 @@
 """The NAS-Bench-201 cell space: text forms, costs against published numbers, the supernet path
 against the stand-alone network, masked updates, export."""
 
+import json
 import os
 
 import numpy as np
@@ -33,6 +34,10 @@ def test_text_forms_round_trip():
         assert space.parse(space.benchmark_string(a)) == a
         assert nasbench201.from_string(nasbench201.to_string(a.genes[0])) == a.genes[0]
     assert space.size == 5**6
+    record = json.loads(arch.to_json(space))
+    assert record["benchmark_string"] == EXAMPLE and record["arch"] == "3,3,4,1,3,1"
+    assert space.parse(arch.to_json(space)) == arch
+    assert costs.report(space, arch)["benchmark_string"] == EXAMPLE
 
 
 @pytest.mark.parametrize(
