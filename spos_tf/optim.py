@@ -138,7 +138,9 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
         g = grad + self.l2 * variable if (self.l2 and key in self._decayed) else grad
 
         new_var, new_slots = self.dense_update(g, variable, slots, lr)
-        if owner is not None:
+        # A fair step (FairSampler) trained every choice: no variable is left out.
+        trains_all = getattr(self._model, "paths_per_step", 1) > 1
+        if owner is not None and not trains_all:
             arch = tf.convert_to_tensor(self._model.arch_var)
             keep = owner.active(arch)
             mask = owner.mask(arch, variable.shape)

@@ -84,6 +84,113 @@ class SequenceSampler(ArchSampler):
         return self.archs[min(step, len(self.archs) - 1)]
 
 
+class FairSampler(ArchSampler):
+    """FairNAS's strict fairness (Chu et al., ICCV 2021; ``--sampling=fair``): every step trains
+    ``paths_per_step`` paths that, per block and searched gene kind, use every choice exactly
+    once (an independent random permutation per block), a pure function of ``(seed, step)``.
+
+    ``paths_per_step`` is the largest number of choices of any block and gene kind (5 for
+    NAS-Bench-201, 4 for the ShuffleNet block search); a block or gene kind with fewer choices
+    (ProxylessNAS blocks without the zero op, the channel genes of a block + channel space) fills
+    the remaining paths with uniform draws among its choices, so there every choice is trained at
+    least once per step. The training step (:func:`spos_tf.train_step.train_step`) runs the
+    paths on the same batch, sums their gradients and applies one update to every choice.
+
+    Cost: ``paths_per_step`` forward and backward passes per step (5x a uniform step on
+    NAS-Bench-201), one update.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        super().__init__(space, seed)
+        self.paths_per_step = max(
+            len(self._choices(kind, b))
+            for kind in space.searched_genes
+            for b in range(space.num_blocks)
+        )
+
+    def _choices(self, kind: str, block: int) -> list:
+        if kind == "op":
+            return list(self.space.allowed_ops(block))
+        return list(range(len(self.space.choices[kind])))
+
+    def paths(self, step: int) -> list:
+        """The ``paths_per_step`` architectures of ``step``."""
+        rng, k = self.rng(step), self.paths_per_step
+        genes = []  # [kind][block] -> k choices
+        for kind in self.space.searched_genes:
+            rows = []
+            for b in range(self.space.num_blocks):
+                choices = self._choices(kind, b)
+                order = rng.permutation(choices).tolist()
+                if len(order) < k:
+                    order += rng.choice(choices, k - len(order)).tolist()
+                rows.append(order)
+            genes.append(rows)
+        return [
+            Architecture(tuple(tuple(row[j] for row in rows) for rows in genes)) for j in range(k)
+        ]
+
+    def __call__(self, step: int) -> Architecture:
+        return self.paths(step)[0]
+
+
+ENUMERATE_LIMIT = 200_000  # spaces up to this size are enumerated by BalancedSampler
+
+
+class BalancedSampler(ArchSampler):
+    """``--sampling=balanced``: a MACs bin uniformly among the non-empty bins of ``edges``
+    (default :func:`balanced_bins`: 8 equal bins spanning the whole space), then an architecture
+    uniformly inside it; a pure function of ``(seed, step)``.
+
+    Spaces of at most :data:`ENUMERATE_LIMIT` architectures (NAS-Bench-201: 15,625) are
+    enumerated once, so the draw inside a bin is exact even for bins that hold a single
+    architecture (NAS-Bench-201's top bin holds only the all-``nor_conv_3x3`` cell, which then
+    gets 1/8 of the steps: equal-width bins over-train the extremes by design). Larger spaces use
+    :class:`CostBinSampler`'s rejection draw with these edges.
+
+    Cost: enumeration ``O(space.size)`` once (about 0.1 s for NAS-Bench-201); per step a table
+    lookup.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0, edges=None, max_tries: int = 500):
+        super().__init__(space, seed, max_tries=max_tries)
+        self.edges = check_bins(edges) if edges is not None else balanced_bins(space)
+        self.description = f"{len(self.edges) - 1} MACs bins spanning the space"
+        self._fallback = None
+        if space.size > ENUMERATE_LIMIT or space.restricted_ops:
+            self._fallback = CostBinSampler(space, seed, self.edges, max_tries)
+            return
+        from spos_tf import costs
+
+        kinds = space.searched_genes
+        sizes = [len(space.choices[k]) for k in kinds for _ in range(space.num_blocks)]
+        flat = np.stack(np.unravel_index(np.arange(space.size), sizes), axis=1)
+        self._genes = flat.reshape(space.size, len(kinds), space.num_blocks)
+        macs = costs.table(space).macs_many(self._genes)
+        bins = np.array([bin_index(self.edges, m) for m in macs])
+        self._members = [np.flatnonzero(bins == i) for i in range(len(self.edges) - 1)]
+        self._members = [m for m in self._members if m.size]
+
+    def __call__(self, step: int) -> Architecture:
+        if self._fallback is not None:
+            return self._fallback(step)
+        rng = self.rng(step)
+        members = self._members[int(rng.integers(len(self._members)))]
+        genes = self._genes[members[int(rng.integers(members.size))]]
+        return Architecture(tuple(map(tuple, genes.tolist())))
+
+
+def balanced_bins(space: SearchSpace, num_bins: int = 8) -> tuple:
+    """``num_bins`` + 1 equally spaced MACs bin edges spanning the whole space (its fewest to its
+    most MACs): the bins of ``--sampling=balanced``, which draws every bin equally often
+    (:class:`CostBinSampler`); the reference's 290M..360M bins are a special case of the rule
+    with other edges."""
+    if num_bins < 1:
+        raise ValueError(f"num_bins must be >= 1, got {num_bins}")
+    low, high = macs_bounds(space)
+    return tuple(float(v) for v in np.linspace(low, high, num_bins + 1))
+
+
 # The reference's bins (megvii-model/SinglePathOneShot, Supernet/train.py): 7 bins of 10M FLOPs
 # (multiply-adds) between 290M and 360M, 500 tries per step.
 REFERENCE_BINS = tuple(float(e) * 1e6 for e in range(290, 361, 10))

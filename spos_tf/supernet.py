@@ -176,6 +176,30 @@ class Supernet(keras.Model):
         macs.set_shape(())
         return arch, macs
 
+    @property
+    def paths_per_step(self) -> int:
+        """Paths trained per step: 1, or K with a fair sampler (:class:`FairSampler`), whose K
+        paths together use every choice, so the update then moves every choice."""
+        return int(getattr(self.sampler, "paths_per_step", 1))
+
+    def _sample_paths(self, step):
+        archs = self.sampler.paths(int(step))
+        return (
+            np.stack([self.space.indices(a) for a in archs]),
+            np.asarray([self._cost_table.macs(a) for a in archs], np.float32),
+        )
+
+    def sample_paths_tensor(self, step):
+        """``(archs [K, 4, B] int32, macs [K] float32)``: the K paths of ``step`` of a fair
+        sampler, computed on the host."""
+        k = self.paths_per_step
+        archs, macs = tf.numpy_function(
+            self._sample_paths, [step], (tf.int32, tf.float32), stateful=False
+        )
+        archs.set_shape((k, len(GENE_KINDS), self.space.num_blocks))
+        macs.set_shape((k,))
+        return archs, macs
+
     def compile(self, optimizer="masked_sgd", **kwargs):
         """Keras ``compile`` with a masked optimizer (default ``MaskedSGD()``), bound to this
         supernet; under the ``mixed_float16`` policy it is wrapped for loss scaling

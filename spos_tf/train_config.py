@@ -24,7 +24,9 @@ from spos_tf.data import resolve as resolve_data
 from spos_tf.sampling import (
     REFERENCE_BINS,
     ArchSampler,
+    BalancedSampler,
     CostBinSampler,
+    FairSampler,
     all_of,
     check_bins,
     latency_range,
@@ -35,7 +37,7 @@ from spos_tf.precision import PRECISIONS
 from spos_tf.strategy import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam")
-SAMPLINGS = ("uniform", "cost_bins")
+SAMPLINGS = ("uniform", "cost_bins", "balanced", "fair")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 EVAL_SPLITS = ("holdout", "test")
 
@@ -76,9 +78,14 @@ class TrainConfig:
       sampling: supernet only: ``"uniform"`` (the paper: every path equally likely per step) or
         ``"cost_bins"`` (the reference release's rule, :class:`~spos_tf.sampling.CostBinSampler`:
         a MACs bin uniformly, then up to ``bin_tries`` uniform draws inside it, else one
-        unconstrained draw).
+        unconstrained draw), ``"balanced"`` (a bin uniformly among 8 equal MACs bins spanning the
+        whole space, or ``cost_bins``, then a path inside it: :class:`~spos_tf.sampling.
+        BalancedSampler`) or ``"fair"``
+        (FairNAS strict fairness, :class:`~spos_tf.sampling.FairSampler`: every choice of every
+        block once per step, K paths on one batch, summed gradients, one update; K x the cost).
+        The evaluation paths stay uniform with every rule.
       cost_bins: MACs bin edges (increasing). ``cost_bins`` sampling draws among these bins
-        (None: the reference's 290M..360M in 10M steps); with either sampling, when set, every
+        (None: the reference's 290M..360M in 10M steps); with any sampling, when set, every
         metrics record holds ``path_bins`` (sampled paths per bin since the last record) and
         ``path_bins_outside``.
       bin_tries: ``cost_bins`` sampling: draws per step inside the chosen bin (the reference: 500).
@@ -145,9 +152,12 @@ class TrainConfig:
     )
     sampling: str = field(
         "uniform",
-        "Supernet path sampling: uniform (the paper) or cost_bins "
+        "Supernet path sampling: uniform (the paper); cost_bins "
         "(the reference release: a MACs bin of --cost_bins uniformly, then up "
-        "to --bin_tries uniform draws inside it, else one unconstrained draw).",
+        "to --bin_tries uniform draws inside it, else one unconstrained draw); balanced "
+        "(the same over 8 equal MACs bins spanning the whole space, or --cost_bins); fair "
+        "(FairNAS: every step trains every choice of every block once, K paths on one batch, "
+        "gradients summed, one update; K times the cost of a step).",
         choices=SAMPLINGS,
     )
     cost_bins: Optional[tuple] = field(
@@ -268,13 +278,19 @@ class TrainConfig:
                 "--sampling/--cost_bins choose how the supernet samples paths; drop "
                 "them when retraining one architecture (--arch)"
             )
-        if self.sampling == "cost_bins" and (
-            self.min_macs is not None or self.max_macs is not None
+        if self.sampling in ("cost_bins", "balanced", "fair") and (
+            self.min_macs is not None
+            or self.max_macs is not None
+            or self.min_latency_ms is not None
+            or self.max_latency_ms is not None
         ):
             raise ValueError(
-                "--sampling=cost_bins draws MACs bins (--cost_bins) and cannot be "
-                "combined with --min_macs/--max_macs; set the bin edges instead"
+                f"--sampling={self.sampling} chooses the paths itself and cannot be "
+                "combined with --min_macs/--max_macs/--min_latency_ms/--max_latency_ms"
+                + ("; set the bin edges (--cost_bins) instead" if self.sampling != "fair" else "")
             )
+        if self.sampling == "fair" and self.cost_bins is not None:
+            raise ValueError("--sampling=fair trains every choice each step; drop --cost_bins")
         for name in ("min_latency_ms", "max_latency_ms"):
             if getattr(self, name) is not None and not self.latency_table:
                 raise ValueError(
@@ -401,12 +417,17 @@ def resolve(config: TrainConfig) -> Resolved:
             )
         sampler = ArchSampler(space, config.seed, constraint, description=description)
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
-        if config.sampling == "cost_bins":
+        if config.sampling in ("cost_bins", "balanced", "fair"):
             # evaluation paths stay uniform: the same paths whichever way training samples
             eval_sampler = sampler
+        if config.sampling == "cost_bins":
             sampler = CostBinSampler(
                 space, config.seed, config.cost_bins or REFERENCE_BINS, config.bin_tries
             )
+        elif config.sampling == "balanced":
+            sampler = BalancedSampler(space, config.seed, config.cost_bins, config.bin_tries)
+        elif config.sampling == "fair":
+            sampler = FairSampler(space, config.seed)
     eval_split = config.eval_split or ("holdout" if config.is_supernet else "test")
     effective = dataclasses.replace(
         config,
@@ -422,5 +443,5 @@ def resolve(config: TrainConfig) -> Resolved:
         arch,
         sampler,
         dict(info.num_examples),
-        eval_sampler if config.sampling == "cost_bins" else None,
+        eval_sampler if config.sampling != "uniform" else None,
     )

@@ -77,6 +77,8 @@ def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.
     Returns:
       :class:`StepOutput`. ``optimizer.iterations`` has advanced by one.
     """
+    if is_supernet(model) and getattr(model, "paths_per_step", 1) > 1:
+        return _fair_step(model, optimizer, loss_fn, images, labels)
     if is_supernet(model):
         arch, macs = model.sample_arch_tensor(optimizer.iterations)
         model.arch_var.assign(arch)
@@ -95,3 +97,29 @@ def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.
     finite = tf.logical_and(tf.math.is_finite(loss), grads_ok)
     optimizer.apply_gradients(zip(grads, variables))
     return StepOutput(loss, logits, finite, macs)
+
+
+def _fair_step(model, optimizer, loss_fn, images, labels) -> StepOutput:
+    """FairNAS's step (``--sampling=fair``): the K paths of ``model.sample_paths_tensor`` (every
+    choice of every block once) run forward and backward on the same batch one after the other,
+    each updating only its own BN statistics (the other choices' layers do not run); their
+    gradients are summed and applied in one update, which moves every choice. Returns the mean
+    loss, the last path's logits and the mean MACs of the K paths."""
+    archs, macs = model.sample_paths_tensor(optimizer.iterations)
+    variables = model.trainable_variables
+    total, losses, finite, logits = None, [], tf.constant(True), None
+    for k in range(model.paths_per_step):
+        model.arch_var.assign(archs[k])
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True, arch=archs[k])
+            loss = loss_fn(labels, logits)
+        grads, loss_scale = precision.gradients(optimizer, tape, loss, variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        total = grads if total is None else [a + b for a, b in zip(total, grads)]
+        losses.append(loss)
+        ok = tf.math.is_finite(tf.linalg.global_norm(grads))
+        if loss_scale is not None:
+            ok = tf.logical_or(ok, loss_scale > 1.0)
+        finite = tf.logical_and(finite, tf.logical_and(tf.math.is_finite(loss), ok))
+    optimizer.apply_gradients(zip(total, variables))
+    return StepOutput(tf.add_n(losses) / len(losses), logits, finite, tf.reduce_mean(macs))

@@ -91,3 +91,64 @@ def test_macs_bounds_are_the_extreme_paths():
     assert low <= min(per_op) and high >= max(per_op)
     rng = np.random.default_rng(0)
     assert all(low <= table.macs(PAPER_SPACE.sample(rng)) <= high for _ in range(200))
+
+
+# ------------------------------------------------------------------ FairNAS and balanced bins
+def test_fair_paths_use_every_choice_of_every_block_once():
+    from spos_tf.sampling import FairSampler
+
+    space = spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
+    sampler = FairSampler(space, seed=3)
+    assert sampler.paths_per_step == 5
+    for step in range(20):
+        paths = sampler.paths(step)
+        genes = np.array([p.genes[0] for p in paths])  # [K, edges]
+        for edge in range(space.num_blocks):
+            assert sorted(genes[:, edge]) == list(range(5))
+        assert paths == FairSampler(space, seed=3).paths(step)  # a function of (seed, step)
+    assert sampler.paths(0) != FairSampler(space, seed=4).paths(0)
+
+
+def test_fair_paths_cover_restricted_blocks_and_short_gene_kinds():
+    """ProxylessNAS: the zero op is illegal in some blocks (6 ops there, 7 elsewhere); a block +
+    channel space has 4 ops and 8 channel scales: every choice at least once, nothing illegal."""
+    from spos_tf.sampling import FairSampler
+
+    for space in (
+        spaces.get("proxyless_mobile", image_size=32, width=0.25, repeats=(1, 1, 1, 1, 1, 1)),
+        spaces.get("shufflenet_oneshot_blocks_channels", image_size=16, width=0.25,
+                   repeats=(1, 1, 1, 1)),
+    ):  # fmt: skip
+        sampler = FairSampler(space, seed=0)
+        paths = sampler.paths(7)
+        assert len(paths) == sampler.paths_per_step
+        for p in paths:
+            space.validate(p)
+        for g, kind in enumerate(space.searched_genes):
+            for b in range(space.num_blocks):
+                used = {p.genes[g][b] for p in paths}
+                allowed = (
+                    set(space.allowed_ops(b))
+                    if kind == "op"
+                    else set(range(len(space.choices[kind])))
+                )
+                assert used == allowed
+
+
+def test_balanced_bins_span_the_space():
+    from spos_tf.sampling import balanced_bins
+
+    space = spaces.get("nasbench201")
+    edges = balanced_bins(space, 8)
+    low, high = macs_bounds(space)
+    assert len(edges) == 9 and edges[0] == low and edges[-1] == high
+    assert (low, high) == (7_783_040, 220_119_680)
+    from spos_tf.sampling import BalancedSampler
+
+    sampler = BalancedSampler(space, 0)
+    archs = [sampler(s) for s in range(800)]
+    counts = np.bincount([bin_index(edges, costs.macs(space, a)) for a in archs], minlength=8)
+    # all 8 bins hold cells here; each gets about 1/8 of the steps (100 +- 3 sigma), also the top
+    # bin, whose only cell is all nor_conv_3x3 (1 in 15,625 under uniform sampling)
+    assert counts.min() > 70 and counts.max() < 130, counts
+    assert archs == [BalancedSampler(space, 0)(s) for s in range(800)]
