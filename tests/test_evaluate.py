@@ -304,3 +304,57 @@ def test_augmented_calibration_is_the_same_for_every_candidate(data_dir):
     labels = [y.numpy() for _, y in augmented]
     assert all(np.array_equal(a, b) for a, b in zip(labels, [y.numpy() for _, y in plain]))
     assert not any(np.array_equal(a, x.numpy()) for a, (x, _) in zip(first, plain))
+
+
+def test_batch_stats_bn_normalises_with_the_batch_and_keeps_its_statistics():
+    """A BN layer under ``BNControl.batch_stats`` in inference mode: (x - batch mean) /
+    sqrt(biased batch variance + eps), computed here in numpy; moving statistics untouched."""
+    from spos_tf.layers import BatchNorm, BNControl
+    from spos_tf.ops import Prim
+
+    control = BNControl(0.9)
+    bn = BatchNorm(Prim("bn", 3, 3), control, affine=False)
+    bn.moving_mean.assign([0.5, -1.0, 2.0])
+    bn.moving_variance.assign([2.0, 3.0, 4.0])
+    x = np.random.default_rng(0).normal(size=(4, 2, 2, 3)).astype("float32") * 3 + 1
+    control.batch_stats = True
+    got = tf.function(lambda t: bn(t, training=False))(x).numpy()
+    control.batch_stats = False
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + bn.epsilon), atol=1e-5)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), np.float32([0.5, -1.0, 2.0]))
+    np.testing.assert_array_equal(bn.moving_variance.numpy(), np.float32([2.0, 3.0, 4.0]))
+    plain = tf.function(lambda t: bn(t, training=False))(x).numpy()  # a trace of its own
+    np.testing.assert_allclose(plain, (x - [0.5, -1, 2]) / np.sqrt(np.float32([2, 3, 4]) + 1e-3),
+                               atol=1e-2)  # fmt: skip
+
+
+def test_batch_stats_scoring_equals_a_hand_computation():
+    """calib_mode="batch_stats": the score is the accuracy of the path run with every BN on the
+    statistics of the scored batch (training-mode normalisation, no dropout in this space),
+    batch by batch; no recalibration; every BN statistic of the model stays bit-identical."""
+    space = spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
+    net = spos_tf.build_supernet(space, seed=3)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 10, 60)
+    holdout = tf.data.Dataset.from_tensor_slices((x, y)).batch(20)
+    arch = space.parse("3,2,3,1,4,3")
+    moving = [v for v in net.non_trainable_variables if "moving" in v.name]
+    for v in moving:  # statistics that a scoring by them would visibly use
+        v.assign(rng.uniform(0.5, 2.0, v.shape).astype("float32"))
+    stats = [v.numpy().copy() for v in moving]
+    evaluator = PathEvaluator(net, None, holdout, calib_mode="batch_stats")
+    net.set_arch(arch)
+    assert evaluator.recalibrate() == 0  # nothing to recompute, no calibration data needed
+    score = evaluator.evaluate()
+    for v, old in zip(moving, stats):
+        np.testing.assert_array_equal(v.numpy(), old)
+    # by hand: a stand-alone twin in training mode per batch of 20 (its BN updates do not matter)
+    model = spos_tf.build_standalone(space, arch, supernet=net)
+    hits = sum(
+        int((np.argmax(model(x[i : i + 20], training=True).numpy(), -1) == y[i : i + 20]).sum())
+        for i in range(0, 60, 20)
+    )
+    assert score == hits / 60
+    assert evaluator.eval_traces == 1
