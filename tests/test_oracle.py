@@ -433,3 +433,33 @@ def test_keras3_tuner_drives_evolution_oracle(tmp_path):
         for v in values
     )
     assert len({tuple(v.values()) for v in values}) == 6
+
+
+def test_search_cfg_evaluates_exactly_the_releases_budget(tmp_path):
+    """flags/search.cfg: the release's evolution evaluates a population of 50, then 20
+    generations of 25 crossover + 25 mutation children: 50 + 20 x 50 = 1,050 candidates. Driving
+    the oracle with the flag file's settings on a 4^20 space proposes exactly that many, in 21
+    generations of 50, and nothing twice."""
+    from spos_tf import search as search_app
+    from spos_tf.config_flags import parse_flagfile
+
+    config = search_app.config_from_flags(
+        parse_flagfile(search_app.define_flags, str(REPO / "flags" / "search.cfg"))
+    )
+    children = config.num_crossover + config.num_mutation
+    assert (config.population_size, children, config.max_trials) == (50, 50, 1050)
+    oracle = make(
+        EvolutionOracle,
+        tmp_path,
+        max_trials=config.max_trials,
+        persist=False,
+        population_size=config.population_size,
+        num_parents=config.num_parents,
+        num_crossover=config.num_crossover,
+        num_mutation=config.num_mutation,
+        mutation_prob=config.mutation_prob,
+    )
+    proposed = drive(oracle)
+    assert len(proposed) == 1050 and len(set(keys(proposed))) == 1050
+    generations = [oracle.generation_of(t) for t, _ in proposed]
+    assert max(generations) == 20 and np.bincount(generations).tolist() == [50] * 21
