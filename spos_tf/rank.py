@@ -6,6 +6,9 @@ r"""Does the supernet rank architectures? Supernet accuracy vs accuracy trained 
         --data_dir=$TFDS --workdir=/ckpt/rank --shard=0/8      # one process per shard, then
     python -m spos_tf.rank --flagfile=flags/rank.cfg --supernet_dir=/ckpt/supernet \
         --workdir=/ckpt/rank --merge                            # the statistics of all shards
+    python -m spos_tf.rank --supernet_dir=/ckpt/nb201 --workdir=/ckpt/nb201_rank \
+        --ground_truth=nats_tss_test_accuracy.csv:CIFAR10TestAccuracy200Epochs \
+        --select=random --num_archs=300     # NAS-Bench-201: the table's accuracies, no training
 
 The flags are the fields of :class:`spos_tf.rank_lib.RankConfig` (defined there once); all logic
 lives in :mod:`spos_tf.rank_lib`. Writes ``ranking.csv``, ``ranking.json``, ``ranking.png`` and
@@ -50,7 +53,8 @@ def main(argv):
 
 def run_main():
     define_flags()
-    flags.mark_flags_as_required(["supernet_dir", "workdir", "retrain_flagfile"])
+    # --retrain_flagfile is required unless --ground_truth (RankConfig.validate says so)
+    flags.mark_flags_as_required(["supernet_dir", "workdir"])
     app.run(main)
 
 

@@ -8,16 +8,29 @@ of the same architecture trained from scratch (a ``spos_tf.train`` run with a re
 bootstrap intervals, top-k overlap, and the seed noise against the spread of the stand-alone
 accuracies (:mod:`spos_tf.rank_stats`).
 
+With ``ground_truth="<csv>[:column]"`` (``--ground_truth``; a NAS-Bench-201 supernet only) the
+stand-alone accuracy is the benchmark's published one (:mod:`spos_tf.ground_truth`) instead of a
+training: nothing trains, only distinct cells are ranked (one per UniqueString), and
+``ranking.json`` adds the ranking by MACs on the same cells, the supernet's paired difference to
+it, and what the supernet's top picks are worth in the table
+(:func:`spos_tf.rank_report.write_outputs`).
+
 Example::
 
     config = RankConfig(supernet_dir="/tmp/qs", workdir="/tmp/qs_rank",
                         retrain_flagfile="flags/tiny_retrain.cfg", num_archs=20, retrain_seeds=2)
     result = run(config)      # result["stats"]["kendall_tau"]["value"], ...
+    config = RankConfig(supernet_dir="/tmp/nb201", workdir="/tmp/nb201_rank", num_archs=300,
+                        ground_truth="nats_tss_test_accuracy.csv", select="random")
 
 Layout of ``workdir``::
 
     rank_config.json              the settings (a rerun with other settings is refused)
     archs.json                    the selected architectures with their costs (fixed by the seed)
+    shards.json                   the --shard count n of the first run (resumes with another n
+                                  are refused: :func:`check_shards`)
+    locks/<host>.<pid>.json       one per running process (:class:`WorkdirLock`; refuses
+                                  --overwrite under a live process)
     archs/<i>/supernet.json       arch i's supernet accuracy (held-out split)
     archs/<i>/seed_<k>/           arch i trained from scratch with seed k (a spos_tf.train run)
     ranking.csv, ranking.json, ranking.png, hparams/   (see :func:`write_outputs`)
@@ -27,11 +40,16 @@ own file or run directory; finished ones are skipped, an interrupted training re
 checkpoint, so a kill loses at most the steps since that checkpoint. ``shard="i/n"`` does only the
 architectures ``j`` with ``j % n == i`` (run one process per shard, on any hosts sharing the
 workdir); every call writes the outputs from what is finished so far, and ``merge=True`` only
-writes them. ``ranking.json`` says whether every architecture was finished (``"complete"``).
+writes them (with any ``shard``). ``ranking.json`` says whether every architecture was finished
+(``"complete"``). The shard count is recorded on first use and fixed for the workdir, and
+``--overwrite`` is refused while another live process holds the workdir: two processes never
+score, train or delete the same run directories at once.
 
 Costs: one supernet restore and ``N`` candidate scorings (as in the search), then
 ``N x retrain_seeds`` trainings of the retraining recipe. On ImageNet with ``flags/rank.cfg`` that
-is the dominant cost: dozens of GPU-days; on the embedded digits minutes.
+is the dominant cost: dozens of GPU-days; on the embedded digits minutes. With a ground-truth
+table only the scorings (and about 1 s of bootstrap statistics per 100 cells), so hundreds of
+cells are affordable.
 
 Why one module of this size: the ranking run (settings, scoring, training, resuming, sharding);
 selection is :mod:`spos_tf.rank_select` and the results :mod:`spos_tf.rank_report`.
@@ -43,6 +61,8 @@ import dataclasses
 import io
 import json
 import os
+import re
+import socket
 import sys
 import time
 from typing import Optional
@@ -81,8 +101,20 @@ from spos_tf.rank_select import (
 
 CONFIG_FILE = "rank_config.json"
 ARCHS_FILE = "archs.json"
-# Everything a ranking writes; overwrite deletes exactly these.
-RANK_ENTRIES = (CONFIG_FILE, ARCHS_FILE, ARCHS_DIR, CSV_FILE, JSON_FILE, PLOT_FILE, HPARAMS_DIR)
+SHARDS_FILE = "shards.json"
+LOCKS_DIR = "locks"
+# Everything a ranking writes; overwrite deletes exactly these (not LOCKS_DIR: live processes'
+# lock files stay).
+RANK_ENTRIES = (
+    CONFIG_FILE,
+    ARCHS_FILE,
+    SHARDS_FILE,
+    ARCHS_DIR,
+    CSV_FILE,
+    JSON_FILE,
+    PLOT_FILE,
+    HPARAMS_DIR,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +131,15 @@ class RankConfig:
         None,
         "Flag file of spos_tf.train giving the from-scratch "
         "recipe (e.g. flags/retrain.cfg); its --arch, --seed and "
-        "--workdir are set per run, evaluation is on the test split.",
+        "--workdir are set per run, evaluation is on the test split. Required unless "
+        "--ground_truth.",
+    )
+    ground_truth: Optional[str] = field(
+        None,
+        "<csv>[:column]: take the stand-alone accuracy from a NAS-Bench-201 table (e.g. "
+        "nats_tss_test_accuracy.csv:CIFAR10TestAccuracy200Epochs; default column "
+        "CIFAR10TestAccuracy200Epochs) instead of training (replaces --retrain_flagfile; "
+        "nasbench201 supernets only). Only distinct cells are ranked (one per UniqueString).",
     )
     search_flagfile: Optional[str] = field(
         None,
@@ -112,9 +152,10 @@ class RankConfig:
     select: str = field(
         "stratified",
         "stratified: random architectures spread evenly over the "
-        "MACs range of the space; file: the architectures of --archs_file (one "
-        "per line, text form); history: the best and worst --num_archs/2 of a "
-        "search's history.csv (--archs_file).",
+        "MACs range of the space; random: uniform random architectures; file: the "
+        "architectures of --archs_file (one per line, text form); history: the best and worst "
+        "--num_archs/2 of a search's history.csv (--archs_file). With --ground_truth each "
+        "draws distinct cells of the table (isomorphic cells count once).",
         choices=SELECTIONS,
     )
     archs_file: Optional[str] = field(
@@ -128,7 +169,10 @@ class RankConfig:
     )
     retrain_seeds: int = field(1, "From-scratch trainings (seeds) per architecture.", low=1)
     pool_size: int = field(
-        5000, "--select=stratified: random architectures the strata are filled from.", low=1
+        5000,
+        "--select=stratified: random architectures the strata are filled from (with "
+        "--ground_truth: distinct cells of the table, drawn without replacement).",
+        low=1,
     )
     shard: str = field(
         "0/1", "i/n: this process does architectures j with j % n == i.", neutral=True
@@ -156,7 +200,11 @@ class RankConfig:
         "compare supernets or scoring settings on the same architectures).",
         neutral=True,
     )
-    overwrite: bool = field(False, "Delete a previous ranking in --workdir.", neutral=True)
+    overwrite: bool = field(
+        False,
+        "Delete a previous ranking in --workdir (refused while another live process works in it).",
+        neutral=True,
+    )
     progress: bool = field(True, "Show progress.", neutral=True)
 
     @property
@@ -169,16 +217,34 @@ class RankConfig:
         Raises:
           ValueError: naming the flag and quoting the bad value.
         """
-        for name in ("supernet_dir", "workdir", "retrain_flagfile"):
+        for name in ("supernet_dir", "workdir"):
             value = getattr(self, name)
             if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
                 raise ValueError(f"--{name} is required")
         if os.path.abspath(self.supernet_dir) == os.path.abspath(self.workdir):
             raise ValueError(f"--workdir must differ from --supernet_dir ({self.workdir!r})")
         check_fields(self)
-        if self.select != "stratified" and not self.archs_file:
+        if self.ground_truth and self.retrain_flagfile:
+            raise ValueError(
+                "--ground_truth takes the stand-alone accuracies from the table and "
+                "--retrain_flagfile trains them: pass one of the two"
+            )
+        if not self.ground_truth and not self.retrain_flagfile:
+            raise ValueError(
+                "--retrain_flagfile is required (or --ground_truth=<csv>[:column] for a "
+                "nasbench201 supernet)"
+            )
+        if self.ground_truth and self.reuse_standalone:
+            raise ValueError(
+                "--reuse_standalone links trainings; --ground_truth trains none: drop it"
+            )
+        if self.ground_truth and self.retrain_seeds != 1:
+            raise ValueError(
+                f"--retrain_seeds={self.retrain_seeds}: --ground_truth trains nothing; drop it"
+            )
+        if self.select in ("file", "history") and not self.archs_file:
             raise ValueError(f"--select={self.select} reads --archs_file; pass it")
-        if self.select == "stratified" and self.archs_file:
+        if self.select not in ("file", "history") and self.archs_file:
             raise ValueError(
                 "--archs_file is read by --select=file or --select=history; drop it or set --select"
             )
@@ -273,6 +339,207 @@ def check_workdir(config: RankConfig, settings: dict) -> str:
     )
 
 
+# ------------------------------------------------------------------------------- shards, locks
+def check_shards(workdir: str, shard: str) -> None:
+    """Refuses a shard count other than the one recorded in ``workdir`` (:data:`SHARDS_FILE`,
+    written by :func:`record_shards` on the workdir's first non-merge use); reads only.
+
+    Shards of different counts split the architectures differently (``j % n``), so they would
+    score and train the same run directories at once.
+
+    Raises:
+      run_dir.RunDirError: naming the stored count and the fix.
+    """
+    _, n = parse_shard(shard)
+    path = os.path.join(os.fspath(workdir), SHARDS_FILE)
+    stored = _read_json(path)
+    if stored is None:
+        if os.path.exists(path):
+            raise run_dir.RunDirError(
+                f"{path} is unreadable; if no other process works in {workdir!r}, delete it "
+                f"(the next run records its --shard count again)"
+            )
+        return
+    if int(stored.get("n", n)) != n:
+        raise run_dir.RunDirError(
+            f"workdir {workdir!r} is split into {stored['n']} shards (--shard=i/{stored['n']}, "
+            f"recorded in {SHARDS_FILE}), this call has --shard={shard}: shards of another count "
+            f"would score and train the same architectures at once. Rerun with "
+            f"--shard=i/{stored['n']} (i = 0..{stored['n'] - 1}), or, once no process works in "
+            f"the workdir, delete {path} to split it anew"
+        )
+
+
+def record_shards(workdir: str, shard: str) -> None:
+    """Records ``shard``'s count in ``workdir`` if none is recorded yet, else
+    :func:`check_shards`. The record appears complete and only once (a hard link of a written
+    temporary file, which fails if one exists), so of two processes starting at once with
+    different counts one is refused."""
+    _, n = parse_shard(shard)
+    path = os.path.join(os.fspath(workdir), SHARDS_FILE)
+    if not os.path.exists(path):
+        tmp = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps({"n": n}) + "\n")
+        try:
+            os.link(tmp, path)
+            return
+        except FileExistsError:
+            pass
+        finally:
+            os.remove(tmp)
+    check_shards(workdir, shard)
+
+
+def _pid_alive(pid) -> bool:
+    """Whether local process ``pid`` exists (an invalid pid counts as alive: never unsafe)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists under another user (or not a pid we can test): assume alive
+    return True
+
+
+class WorkdirLock:
+    """Who works in a ranking's workdir: one lock file per process, ``locks/<host>.<pid>.json``
+    holding ``{"pid", "host", "shard", "merge", "overwriting", "started"}``.
+
+    Several processes may hold a workdir at once (the shards of one ranking, a ``--merge``);
+    what the locks refuse is deletion under a live process:
+
+    - ``--overwrite`` while another live holder exists (it would delete that one's runs);
+    - any start while a live holder is still deleting (``"overwriting"``: set from before its
+      check until its deletion is done).
+
+    Liveness: a holder on this host (``socket.gethostname()``) is alive while its pid exists
+    (``os.kill(pid, 0)``); a dead local pid's lock is stale and taken over (deleted). A holder on
+    another host cannot be tested and counts as alive: if that process is gone, the error names
+    its lock file to delete. (A reused local pid reads as alive: refused, never unsafe.) Locks are
+    released when :func:`run` returns or raises; a killed process leaves its file, stale for the
+    next local start.
+    """
+
+    def __init__(self, workdir: str, config: "RankConfig"):
+        self.workdir = os.fspath(workdir)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)
+        self.path = os.path.join(self.workdir, LOCKS_DIR, f"{safe}.{self.pid}.json")
+        self.record = {
+            "pid": self.pid,
+            "host": self.host,
+            "shard": config.shard,
+            "merge": bool(config.merge),
+            "overwriting": False,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
+    def _write(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        run_dir.atomic_write_text(self.path, json.dumps(self.record, sort_keys=True) + "\n")
+
+    def others(self) -> list:
+        """``[(lock file, record or None if unreadable)]`` of the live other holders; deletes
+        stale local ones."""
+        folder = os.path.join(self.workdir, LOCKS_DIR)
+        try:
+            names = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return []
+        live = []
+        for name in names:
+            path = os.path.join(folder, name)
+            if path == self.path or not name.endswith(".json"):
+                continue
+            record = _read_json(path)
+            if record is None and not os.path.exists(path):
+                continue  # released meanwhile
+            if (
+                isinstance(record, dict)
+                and record.get("host") == self.host
+                and not _pid_alive(record.get("pid", -1))
+            ):
+                run_dir.remove_path(path)  # stale: its process is gone
+                continue
+            live.append((path, record if isinstance(record, dict) else None))
+        return live
+
+    def acquire(self, overwrite: bool) -> None:
+        """Writes this process's lock file, then refuses (releasing it) as the class docstring
+        says.
+
+        Raises:
+          run_dir.RunDirError: naming the live holders (pid, host, shard, lock file).
+        """
+        self.record["overwriting"] = bool(overwrite)
+        self._write()
+        others = self.others()
+        deleting = [(p, r) for p, r in others if r is None or r.get("overwriting")]
+        if overwrite and others:
+            self.release()
+            raise run_dir.RunDirError(
+                f"--overwrite would delete the ranking in {self.workdir!r} while other processes "
+                f"work in it ({_holders(others)}). Wait for them to finish or stop them, drop "
+                f"--overwrite to join them, or, if they are gone, delete their lock files"
+            )
+        if deleting:
+            self.release()
+            raise run_dir.RunDirError(
+                f"another process is deleting the ranking in {self.workdir!r} (--overwrite: "
+                f"{_holders(deleting)}); rerun once it has started, or, if it is gone, delete "
+                f"its lock file"
+            )
+
+    def done_overwriting(self) -> None:
+        """The deletion is done: others may start (and join) now."""
+        if self.record["overwriting"]:
+            self.record["overwriting"] = False
+            self._write()
+
+    def release(self) -> None:
+        run_dir.remove_path(self.path)
+        try:
+            os.rmdir(os.path.dirname(self.path))  # only when empty
+        except OSError:
+            pass
+
+
+def _holders(others) -> str:
+    return "; ".join(
+        f"pid {r.get('pid')} on {r.get('host')} (--shard={r.get('shard')}"
+        f"{', --merge' if r.get('merge') else ''}): {p}"
+        if r
+        else f"unreadable lock {p}"
+        for p, r in others
+    )
+
+
+def check_space(space, config: RankConfig) -> None:
+    """Refuses a supernet whose space is not NAS-Bench-201's cell (``--ground_truth``).
+
+    Raises:
+      ValueError: naming the space and the fix.
+    """
+    from spos_tf import nasbench201
+
+    if (
+        tuple(space.ops) != nasbench201.OPS
+        or space.num_blocks != len(nasbench201.EDGES)
+        or tuple(space.searched_genes) != ("op",)
+    ):
+        raise ValueError(
+            f"--ground_truth ranks NAS-Bench-201 cells, but --supernet_dir="
+            f"{config.supernet_dir!r} holds a supernet of space {space.name!r} (ops "
+            f"{list(space.ops)}, {space.num_blocks} choice blocks); rank a supernet trained with "
+            f"--space=nasbench201 (e.g. flags/nb201_supernet.cfg), or drop --ground_truth and "
+            f"pass --retrain_flagfile"
+        )
+
+
 # ------------------------------------------------------------------------------- the run
 def run(config: RankConfig, stream=None) -> dict:
     """Runs (or resumes) the ranking of ``config``; see the module docstring.
@@ -282,8 +549,11 @@ def run(config: RankConfig, stream=None) -> dict:
       this call, "scored": paths scored by this call}``.
 
     Raises:
-      ValueError: bad settings, flag files, architectures file; run_dir.RunDirError /
-        CheckpointError: bad supernet run or workdir. Nothing is written before these checks.
+      ValueError: bad settings, flag files, architectures file, ground-truth table (also
+        ``FileNotFoundError``); run_dir.RunDirError / CheckpointError: bad supernet run or
+        workdir, another shard count, or another live process in the workdir (see
+        :class:`WorkdirLock`). Nothing is written before these checks (but this process's
+        lock file, removed again).
     """
     config = config.validate()
     stream = stream or sys.stdout
@@ -293,46 +563,87 @@ def run(config: RankConfig, stream=None) -> dict:
             f"--supernet_dir={config.supernet_dir!r} holds a stand-alone network, not a supernet"
         )
     space = run_dir.space_from_config(supernet_run)
-    recipe = retrain_config(config, supernet_run)
+    truth = recipe = None
+    if config.ground_truth:
+        from spos_tf import ground_truth
+
+        check_space(space, config)
+        truth = ground_truth.load(config.ground_truth)
+    else:
+        recipe = retrain_config(config, supernet_run)
     scoring = scoring_config(config)
-    settings = {"rank": config.to_dict(), "retrain": recipe.to_dict(), "scoring": scoring.to_dict()}
+    settings = {"rank": config.to_dict(), "scoring": scoring.to_dict()}
+    if recipe is not None:
+        settings["retrain"] = recipe.to_dict()
     status = check_workdir(config, settings)
-    reusable = reusable_runs(config, recipe)
+    if status == "resume" and not config.merge:
+        check_shards(config.workdir, config.shard)
+    reusable = reusable_runs(config, recipe) if recipe is not None else None
     archs_path = os.path.join(config.workdir, ARCHS_FILE)
     stored = _read_json(archs_path) if status == "resume" else None
-    archs = [space.parse(r["arch"]) for r in stored] if stored else select(config, space)
+    if stored:
+        archs = [space.parse(r["arch"]) for r in stored]
+    else:
+        archs = select(config, space, truth, stream if config.progress else None)
     for arch in archs:  # fails before writing if an architecture does not train in the recipe
         space.validate(arch)
+        if truth is not None:
+            truth.cell(arch.genes[0])  # or MissingCellError, naming it
 
-    if status == "overwrite":
-        run_dir.clear(config.workdir, RANK_ENTRIES)
-    os.makedirs(config.workdir, exist_ok=True)
+    lock = WorkdirLock(config.workdir, config)
+    lock.acquire(overwrite=status == "overwrite")
+    try:
+        if status != "new" and check_workdir(config, settings) == "new":
+            raise run_dir.RunDirError(  # deleted between the checks and the lock
+                f"the ranking in {config.workdir!r} was deleted while this process started "
+                f"(another process's --overwrite?); rerun the same command"
+            )
+        if status == "overwrite":
+            run_dir.clear(config.workdir, RANK_ENTRIES)
+            lock.done_overwriting()
+        os.makedirs(config.workdir, exist_ok=True)
+        if not config.merge:
+            record_shards(config.workdir, config.shard)
+        return _run_locked(
+            config, space, truth, recipe, scoring, settings, archs, stored, reusable, stream
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(config, space, truth, recipe, scoring, settings, archs, stored, reusable, stream):
+    """The part of :func:`run` that writes, under its :class:`WorkdirLock`."""
+    archs_path = os.path.join(config.workdir, ARCHS_FILE)
     run_dir.atomic_write_text(
         os.path.join(config.workdir, CONFIG_FILE),
         json.dumps(settings, indent=2, sort_keys=True) + "\n",
     )
     table = costs_lib.table(space)
     if not stored:
-        run_dir.atomic_write_text(
-            archs_path,
-            json.dumps(
-                [{"index": i, "arch": str(a), **table.all(a)} for i, a in enumerate(archs)],
-                indent=2,
-            )
-            + "\n",
-        )
+        records = [
+            {
+                "index": i,
+                "arch": str(a),
+                **({} if truth is None else {"benchmark": space.benchmark_string(a)}),
+                **table.all(a),
+            }
+            for i, a in enumerate(archs)
+        ]
+        run_dir.atomic_write_text(archs_path, json.dumps(records, indent=2) + "\n")
 
     scored = trained = 0
     mine = shard_members(len(archs), config.shard)
     if not config.merge:
         scored = _score(config, scoring, space, archs, mine, stream)
-    if config.merge or not config.train:
+    if truth is not None:  # the stand-alone accuracies are the table's: nothing to train
+        pass
+    elif config.merge or not config.train:
         _link_finished(config, reusable or {}, archs, _unfinished(config, mine))
     else:
         trained = _train(config, recipe, archs, mine, stream, reusable)
-    rows = collect(config.workdir, space, archs, config.retrain_seeds)
+    rows = collect(config.workdir, space, archs, config.retrain_seeds, truth)
     return {
-        **write_outputs(config.workdir, rows, space, config),
+        **write_outputs(config.workdir, rows, space, config, truth),
         "scored": scored,
         "trained": trained,
     }
