@@ -138,6 +138,9 @@ def test_dataset_info_and_defaults(digits_dir):
         "validation",
     )
     assert imagenet.cache is False and imagenet.augment == "imagenet" and imagenet.image_size == 224
+    cifar10 = data.DataConfig(name="cifar10").resolved()  # the standard CIFAR pad-crop-flip
+    assert (cifar10.image_size, cifar10.augment, cifar10.eval_crop_fraction) == (32, "cifar", 1.0)
+    assert data.AUGMENTATIONS == ("imagenet", "light", "cifar", "none")
 
 
 # ----------------------------------------------------------------------------------------- pipeline
@@ -185,7 +188,7 @@ def _first_batches(config, seed, n=3, role="train"):
     return [(x.numpy(), y.numpy()) for x, y in ds.take(n)]
 
 
-@pytest.mark.parametrize("augment", ["light", "none", "imagenet"])
+@pytest.mark.parametrize("augment", ["light", "none", "imagenet", "cifar"])
 def test_same_seed_same_batches_different_seed_different_order(digits_dir, augment):
     config = data.DataConfig(data_dir=digits_dir, image_size=16, augment=augment)
     a, b, c = (_first_batches(config, s) for s in (7, 7, 8))

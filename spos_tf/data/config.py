@@ -42,13 +42,17 @@ DEFAULTS = {
     "imagenet2012": Defaults(
         224, "train[:-50000]", "train[-50000:]", "validation", "imagenet", False, 0.875
     ),
-    "cifar10": Defaults(32, "train[:-5000]", "train[-5000:]", "test", "light", True, 1.0),
+    # The standard CIFAR augmentation (4-pixel zero pad, random crop, horizontal flip).
+    "cifar10": Defaults(32, "train[:-5000]", "train[-5000:]", "test", "cifar", True, 1.0),
 }
 GENERIC = Defaults(224, "train", "validation", "test", "imagenet", False, 0.875)
 # root/<class>/<image>: one split "train", sliced 80/10/10 in TFDS's slicing syntax (rounding to
 # the closest example) over ImageFolder's fixed, seed-free shuffled order.
 FOLDER_FLAT = Defaults(224, "train[:80%]", "train[80%:90%]", "train[90%:]", "imagenet", True, 1.0)
-# root/<split>/<class>/<image>
+# root/<split>/<class>/<image>; the holdout default is the folder's "validation" or "val" split.
+# A folder with only train/ and test/ (CIFAR-10 as images) needs the held-out split carved from
+# train, e.g. NAS-Bench-201's halves: --train_split=train[:50%] --holdout_split=train[50%:]
+# (ImageFolder's order is a fixed seed-free shuffle, so each half mixes all classes).
 FOLDER_SPLITS = Defaults(224, "train", "validation", "test", "imagenet", True, 1.0)
 
 
@@ -69,9 +73,10 @@ class DataConfig:
         ``"train[-50000:]"``) for supernet training, the architecture search's held-out fitness
         and the final report.
       augment: ``"imagenet"`` (random-resized crop, horizontal flip, colour jitter 0.4),
-        ``"light"`` (pad by ``image_size // 8`` and random crop back: small translations, no flip)
-        ``"cifar"`` (zero-pad 4 pixels, random crop, horizontal flip: the standard CIFAR
-        augmentation) or ``"none"``. Applied only to the ``train`` role in training mode.
+        ``"light"`` (pad by ``image_size // 8`` and random crop back: small translations, no
+        flip), ``"cifar"`` (zero-pad 4 pixels, random crop, horizontal flip: the standard CIFAR
+        augmentation, ``cifar10``'s default) or ``"none"``. Applied only to the ``train`` role
+        in training mode.
       cache: keep the images (not yet augmented) in host memory after the first pass: decoded,
         or, where the ``imagenet`` augmentation decodes only its crop window, the JPEG bytes.
       shuffle_buffer: examples in the shuffle buffer (capped at the split size).

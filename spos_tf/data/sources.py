@@ -64,8 +64,8 @@ class Source:
         if missing:
             raise ValueError(
                 f"DataConfig.{field}={spec!r}: {self.description} has no split {missing[0]!r}; "
-                f"its splits are {self.split_names}. Set {field} to one of them, or slice one, "
-                "e.g. 'train[-10%:]' (https://www.tensorflow.org/datasets/splits)."
+                f"its splits are {self.split_names}. Set {field} to one of them, or slice one "
+                f"(https://www.tensorflow.org/datasets/splits): {self._split_fix(field)}."
             )
         splits = self.builder.info.splits
         try:
@@ -77,6 +77,24 @@ class Source:
             (i.splitname, i.from_ or 0, splits[i.splitname].num_examples if i.to is None else i.to)
             for i in instructions
         ]
+
+    def _split_fix(self, field: str) -> str:
+        """The flag(s) that fix a missing ``field`` split, written for this source's splits."""
+        names = self.split_names
+        base = "train" if "train" in names else names[0]
+        halves = f"--train_split={base}[:50%] --holdout_split={base}[50%:]"
+        if field == "holdout_split":
+            return (
+                f"e.g. --holdout_split={base}[50%:] with --train_split={base}[:50%] "
+                "(NAS-Bench-201's protocol: the two halves of the training set, so that the "
+                "supernet never trains on the held-out images)"
+            )
+        if field == "train_split":
+            return f"e.g. --train_split={base}, or {halves}"
+        if field == "test_split":
+            test = "test" if "test" in names else f"{base}[90%:]"
+            return f"e.g. --test_split={test}"
+        return f"e.g. {base!r} or {base + '[50%:]'!r}"
 
     def num_examples(self, spec: str, field: str = "split") -> int:
         """Examples that ``spec`` selects (TFDS slicing arithmetic)."""
@@ -127,12 +145,7 @@ class Source:
                 as_supervised=True,
             )
         else:
-            parts = [
-                self.builder.as_dataset(split=split, decoders=skip, as_supervised=True)
-                .skip(start)
-                .take(stop - start)
-                for split, start, stop in instructions
-            ]
+            parts = [self._folder_part(split, start, stop) for split, start, stop in instructions]
             ds = parts[0]
             for part in parts[1:]:
                 ds = ds.concatenate(part)
@@ -143,6 +156,32 @@ class Source:
                 self.decode(image) if decode else image,
                 tf.cast(label, tf.int32),
             ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def _folder_part(self, split: str, start: int, stop: int) -> tf.data.Dataset:
+        """Examples ``[start, stop)`` of an image folder's ``split`` as ``(bytes, label)``.
+
+        Lists only the slice's files (ImageFolder's example order), so a slice such as
+        ``train[50%:]`` reads none of the files before it; ImageFolder's own ``as_dataset``
+        (then ``skip``/``take``) is the fallback for a builder without that list.
+        """
+        examples = getattr(self.builder, "_split_examples", None)
+        if examples is None:
+            return (
+                self.builder.as_dataset(
+                    split=split, decoders={"image": tfds.decode.SkipDecoding()}, as_supervised=True
+                )
+                .skip(start)
+                .take(stop - start)
+            )
+        rows = examples[split][start:stop]
+        label_feature = self.builder.info.features["label"]
+        paths = tf.constant([row.image_path for row in rows], tf.string, shape=[len(rows)])
+        labels = tf.constant([label_feature.str2int(row.label) for row in rows], tf.int64)
+        ds = tf.data.Dataset.from_tensor_slices((paths, tf.reshape(labels, [len(rows)])))
+        return ds.map(
+            lambda path, label: (tf.io.read_file(path), label),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
