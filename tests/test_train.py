@@ -194,7 +194,7 @@ def test_the_flags_are_those_users_know_with_the_config_defaults():
         )
     ] == [None, 150_000, 1024, 0.5, 0.9, 4e-5, "spos_digits", 10_000]
     assert fv["optimizer"].parser.enum_values == ["sgd", "adam"]
-    assert fv["augment"].parser.enum_values == ["imagenet", "light", "none"]
+    assert fv["augment"].parser.enum_values == ["imagenet", "light", "cifar", "none"]
     assert "Evaluation split (default: holdout for the supernet" in fv["eval_split"].help
     assert fv["dataset"].help == "TFDS name or folder:<root>."
     with pytest.raises(flags.IllegalFlagValueError):

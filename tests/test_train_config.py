@@ -132,7 +132,7 @@ BAD = [  # bounds and choices from the field metadata
     (dict(data=DataConfig(shuffle_buffer=0)), "--shuffle_buffer must be an integer >= 1"),
     (
         dict(data=DataConfig(augment="flip")),
-        "--augment must be one of imagenet, light, none; got 'flip'",
+        "--augment must be one of imagenet, light, cifar, none; got 'flip'",
     ),
     (
         dict(data=DataConfig(eval_crop_fraction=1.5)),
