@@ -326,7 +326,7 @@ def test_overwrite_is_refused_while_another_live_process_holds_the_workdir(tmp_p
 
 # ------------------------------------------------------------------ --ground_truth end to end
 NB201_FLAGS = REPO / "flags" / "tiny_nb201_supernet.cfg"
-NB201_SEARCH = REPO / "flags" / "tiny_nb201_search.cfg"
+NB201_RANK = REPO / "flags" / "tiny_nb201_rank.cfg"
 
 
 def nb201_cells(num=30, seed=0):
@@ -375,10 +375,7 @@ def gt_args(supernet_dir, workdir, table, data_dir, *extra):
         f"--workdir={workdir}",
         f"--data_dir={data_dir}",
         f"--ground_truth={table}",
-        f"--search_flagfile={NB201_SEARCH}",
-        "--select=random",
-        "--num_archs=8",
-        "--seed=0",
+        f"--flagfile={NB201_RANK}",
         "--noprogress",
         *extra,
     ]

@@ -1,0 +1,97 @@
+"""benchmarks/rank_ablation.py on hand-made ranking workdirs: the table's numbers against scipy and
+NumPy computed here, row matching by architecture, and its errors."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import rank_ablation
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return rank_ablation
+
+
+def write_ranking(folder: Path, archs, supernet, truth, macs, seconds=2.0):
+    (folder / "archs").mkdir(parents=True)
+    with open(folder / "ranking.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "arch", "macs", "supernet_accuracy", "ground_truth_C10"])
+        for i, row in enumerate(zip(archs, macs, supernet, truth)):
+            writer.writerow([i, *row])
+    for i, arch in enumerate(archs):
+        (folder / "archs" / f"{i:03d}").mkdir()
+        (folder / "archs" / f"{i:03d}" / "supernet.json").write_text(
+            json.dumps({"arch": arch, "seconds": seconds})
+        )
+
+
+def test_rows_match_by_arch_and_numbers_are_independent(tmp_path, ablation):
+    rng = np.random.default_rng(0)
+    n = 40
+    archs = [f"{i},{i % 5}" for i in range(n)]
+    truth = rng.normal(90, 2, n)
+    macs = truth * 3 + rng.normal(0, 6, n)
+    good = truth + rng.normal(0, 0.5, n)
+    bad = rng.normal(0, 1, n)
+    write_ranking(tmp_path / "a", archs, bad, truth, macs)
+    # the second run lists the same cells in reverse order plus one it alone has
+    write_ranking(
+        tmp_path / "b",
+        ["9,9"] + archs[::-1],
+        [1.0, *good[::-1]],
+        [99, *truth[::-1]],
+        [1, *macs[::-1]],
+        seconds=3.0,
+    )
+    out = tmp_path / "out"
+    result = ablation.main(
+        [
+            f"--row=base={tmp_path / 'a'}",
+            f"--row=good={tmp_path / 'b'}",
+            f"--row=good+macs={tmp_path / 'b'}:+macs",
+            "--train=base=100",
+            f"--out={out}",
+        ]
+    )
+    assert result["num_archs"] == n
+    base, row, combo = result["rows"]
+    assert row["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(truth, good)[0])
+    assert base["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(truth, bad)[0])
+    assert row["delta_tau_vs_baseline"]["value"] == pytest.approx(
+        stats.kendalltau(truth, good)[0] - stats.kendalltau(truth, bad)[0]
+    )
+    assert row["delta_tau_vs_baseline"]["ci_low"] > 0  # a clear gain is resolved
+    assert result["macs"]["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(truth, macs)[0])
+    # the combination: mean of the two ranks, computed here with argsort (no ties in floats)
+    ranks = lambda v: np.argsort(np.argsort(v)) + 1  # noqa: E731
+    combined = (ranks(good) + ranks(macs)) / 2
+    assert combo["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(truth, combined)[0])
+    top = int(np.argmax(good))
+    assert row["top1_ground_truth"] == pytest.approx(truth[top])
+    assert row["top1_percentile_compared"] == pytest.approx(np.mean(truth <= truth[top]))
+    best10 = set(np.argsort(-truth)[:10])
+    assert row["top_k_overlap"] == pytest.approx(len(best10 & set(np.argsort(-good)[:10])) / 10)
+    assert result["top_k_chance"] == pytest.approx(10 / n)
+    assert base["scoring_seconds"] == pytest.approx(2.0 * n)
+    assert row["scoring_seconds"] == pytest.approx(3.0 * n)  # "9,9" is not compared
+    assert base["train_seconds"] == 100 and row["train_seconds"] is None
+    assert json.loads((out / "ablation.json").read_text())["num_archs"] == n
+    table = (out / "ablation.md").read_text().splitlines()
+    assert sum(line.startswith("| good") for line in table) == 2
+
+
+def test_a_missing_ranking_names_the_fix(tmp_path, ablation):
+    with pytest.raises(SystemExit, match="run spos_tf.rank"):
+        ablation.main([f"--row=x={tmp_path / 'nothing'}", f"--out={tmp_path / 'o'}"])
