@@ -9,6 +9,9 @@ r"""Does the supernet rank architectures? Supernet accuracy vs accuracy trained 
     python -m spos_tf.rank --supernet_dir=/ckpt/nb201 --workdir=/ckpt/nb201_rank \
         --ground_truth=nats_tss_test_accuracy.csv:CIFAR10TestAccuracy200Epochs \
         --select=random --num_archs=300     # NAS-Bench-201: the table's accuracies, no training
+    python -m spos_tf.rank ... --score=supernet+synflow   # the same command, reusing its supernet
+                                # scores: adds the supernet's rank averaged with SynFlow's
+                                # (or --score=supernet+macs), reported as that combination
 
 The flags are the fields of :class:`spos_tf.rank_lib.RankConfig` (defined there once); all logic
 lives in :mod:`spos_tf.rank_lib`. Writes ``ranking.csv``, ``ranking.json``, ``ranking.png`` and

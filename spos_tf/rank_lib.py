@@ -15,6 +15,17 @@ training: nothing trains, only distinct cells are ranked (one per UniqueString),
 it, and what the supernet's top picks are worth in the table
 (:func:`spos_tf.rank_report.write_outputs`).
 
+With ``score="supernet+macs"`` or ``"supernet+synflow"`` (``--score``; default ``"supernet"``,
+the supernet's accuracy alone) the report adds a *combined* score: per architecture the mean of
+its rank by supernet accuracy and its rank by MACs, or by the SynFlow score of its untrained
+stand-alone network (:mod:`spos_tf.zero_cost`; computed once per architecture and cached in
+``archs/<i>/synflow.json``), both ``scipy.stats.rankdata`` ranks with average ties, higher =
+better. It is reported as the combination it is (``ranking.csv``'s ``combined_score``,
+``ranking.json``'s ``stats["combined"]``, a labelled line of :func:`describe`), next to the
+supernet's own statistics, which stay as they are. ``score`` changes only the report: a ranking
+may be rerun (or merged) with another ``score``, its supernet scores, trainings and cached
+SynFlow scores are reused (``score`` is not among the settings :func:`check_workdir` compares).
+
 Example::
 
     config = RankConfig(supernet_dir="/tmp/qs", workdir="/tmp/qs_rank",
@@ -22,6 +33,8 @@ Example::
     result = run(config)      # result["stats"]["kendall_tau"]["value"], ...
     config = RankConfig(supernet_dir="/tmp/nb201", workdir="/tmp/nb201_rank", num_archs=300,
                         ground_truth="nats_tss_test_accuracy.csv", select="random")
+    config = dataclasses.replace(config, score="supernet+synflow")
+    result = run(config)      # reuses the supernet scores; result["stats"]["combined"], ...
 
 Layout of ``workdir``::
 
@@ -33,23 +46,29 @@ Layout of ``workdir``::
                                   --overwrite under a live process)
     archs/<i>/supernet.json       arch i's supernet accuracy (held-out split)
     archs/<i>/seed_<k>/           arch i trained from scratch with seed k (a spos_tf.train run)
+    archs/<i>/synflow.json        arch i's SynFlow score (``score="supernet+synflow"`` only)
     ranking.csv, ranking.json, ranking.png, hparams/   (see :func:`write_outputs`)
 
-Resuming and splitting: each unit of work (one supernet score, one from-scratch training) is its
-own file or run directory; finished ones are skipped, an interrupted training resumes from its last
-checkpoint, so a kill loses at most the steps since that checkpoint. ``shard="i/n"`` does only the
-architectures ``j`` with ``j % n == i`` (run one process per shard, on any hosts sharing the
-workdir); every call writes the outputs from what is finished so far, and ``merge=True`` only
-writes them (with any ``shard``). ``ranking.json`` says whether every architecture was finished
-(``"complete"``). The shard count is recorded on first use and fixed for the workdir, and
-``--overwrite`` is refused while another live process holds the workdir: two processes never
-score, train or delete the same run directories at once.
+Resuming and splitting: each unit of work (one supernet score, one from-scratch training, one
+SynFlow score) is its own file or run directory; finished ones are skipped, an interrupted
+training resumes from its last checkpoint, so a kill loses at most the steps since that
+checkpoint. ``shard="i/n"`` does only the architectures ``j`` with ``j % n == i`` (run one process
+per shard, on any hosts sharing the workdir); every call writes the outputs from what is finished
+so far, and ``merge=True`` only writes them (with any ``shard``; with ``score="supernet+synflow"``
+it first computes the SynFlow scores still missing, e.g. of shards run without it).
+``ranking.json`` says whether every architecture was finished (``"complete"``). The shard count is
+recorded on first use and fixed for the workdir, and ``--overwrite`` is refused while another live
+process holds the workdir: two processes never score, train or delete the same run directories at
+once.
 
 Costs: one supernet restore and ``N`` candidate scorings (as in the search), then
 ``N x retrain_seeds`` trainings of the retraining recipe. On ImageNet with ``flags/rank.cfg`` that
 is the dominant cost: dozens of GPU-days; on the embedded digits minutes. With a ground-truth
 table only the scorings (and about 1 s of bootstrap statistics per 100 cells), so hundreds of
-cells are affordable.
+cells are affordable. ``score="supernet+synflow"`` adds one stand-alone network build and one
+forward and backward pass of one image per architecture, once (:func:`_synflow`: about 0.5-1 s
+per NAS-Bench-201 cell at C=16, N=5, 1-3 s per ImageNet ShuffleNet at 224 on 2 CPU cores);
+either combined score about doubles the statistics.
 
 Why one module of this size: the ranking run (settings, scoring, training, resuming, sharding);
 selection is :mod:`spos_tf.rank_select` and the results :mod:`spos_tf.rank_report`.
@@ -79,13 +98,16 @@ from spos_tf.rank_report import (
     HPARAMS_DIR,
     JSON_FILE,
     PLOT_FILE,  # noqa: F401
+    SCORES,
     SUPERNET_FILE,
+    SYNFLOW_FILE,
     _final_accuracy,
     _read_json,
     arch_dir,
     collect,
     csv_text,  # noqa: F401
     describe,  # noqa: F401
+    synflow_record,
     write_outputs,
     write_plot,  # noqa: F401
 )
@@ -168,6 +190,20 @@ class RankConfig:
         low=0,
     )
     retrain_seeds: int = field(1, "From-scratch trainings (seeds) per architecture.", low=1)
+    score: str = field(
+        "supernet",
+        "What ranks the architectures. supernet: the supernet's accuracy alone; supernet+macs / "
+        "supernet+synflow: the report adds a combined score, per architecture the mean of its "
+        "rank by supernet accuracy and by MACs / by the SynFlow score of its untrained "
+        "stand-alone network (computed once per architecture, cached in archs/<i>/synflow.json), "
+        "reported as a combination next to the supernet's own statistics. Changes only the "
+        "report: rerun a ranking with another --score to reuse its supernet scores.",
+        choices=SCORES,
+        # Neutral: the stored work (supernet scores, trainings, SynFlow cache) does not depend
+        # on it, so check_workdir resumes a ranking under another --score (only the report
+        # changes) instead of asking for --overwrite.
+        neutral=True,
+    )
     pool_size: int = field(
         5000,
         "--select=stratified: random architectures the strata are filled from (with "
@@ -546,7 +582,8 @@ def run(config: RankConfig, stream=None) -> dict:
 
     Returns:
       ``{"rows": [...], "stats": {...} or None, "complete": bool, "trained": runs trained by
-      this call, "scored": paths scored by this call}``.
+      this call, "scored": paths scored by this call, "synflow": SynFlow scores computed by
+      this call}`` (and ``"score"`` for a combined score).
 
     Raises:
       ValueError: bad settings, flag files, architectures file, ground-truth table (also
@@ -631,21 +668,26 @@ def _run_locked(config, space, truth, recipe, scoring, settings, archs, stored, 
         ]
         run_dir.atomic_write_text(archs_path, json.dumps(records, indent=2) + "\n")
 
-    scored = trained = 0
+    scored = trained = synflow = 0
     mine = shard_members(len(archs), config.shard)
     if not config.merge:
         scored = _score(config, scoring, space, archs, mine, stream)
+    if config.score == "supernet+synflow":  # a merge computes what the shards did not
+        synflow = _synflow(
+            config, space, archs, range(len(archs)) if config.merge else mine, stream
+        )
     if truth is not None:  # the stand-alone accuracies are the table's: nothing to train
         pass
     elif config.merge or not config.train:
         _link_finished(config, reusable or {}, archs, _unfinished(config, mine))
     else:
         trained = _train(config, recipe, archs, mine, stream, reusable)
-    rows = collect(config.workdir, space, archs, config.retrain_seeds, truth)
+    rows = collect(config.workdir, space, archs, config.retrain_seeds, truth, config.score)
     return {
         **write_outputs(config.workdir, rows, space, config, truth),
         "scored": scored,
         "trained": trained,
+        "synflow": synflow,
     }
 
 
@@ -684,6 +726,55 @@ def _score(config, scoring, space, archs, mine, stream) -> int:
         )
     del evaluator
     _clear_session()
+    return len(todo)
+
+
+# The initialisation SynFlow is computed at: fixed, so an architecture's score is the same in
+# every ranking (of any --seed) and the cache never depends on the settings.
+SYNFLOW_SEED = 0
+
+
+def _synflow(config, space, archs, members, stream) -> int:
+    """Computes the SynFlow score (:func:`spos_tf.zero_cost.synflow_of`: the untrained stand-alone
+    network of the supernet's space, ``spos_tf.build_standalone(space, arch, seed=SYNFLOW_SEED)``,
+    float64) of each architecture of ``members`` that has no cached one
+    (:func:`~spos_tf.rank_report.synflow_record`) and caches it in ``archs/<i>/synflow.json``
+    (``{"arch", "synflow", "seed", "seconds"}``); returns how many it computed.
+
+    Cost: per architecture one network build and one forward and backward pass of one all-ones
+    image (see the module docstring), once: a rerun, resume or merge reads the cache. (A
+    ``--merge`` while a shard still computes its own may compute one twice; both write the same
+    record, atomically.)
+    """
+    todo = [i for i in members if synflow_record(config.workdir, i, archs[i]) is None]
+    if not todo:
+        return 0
+    from spos_tf import zero_cost
+
+    bar = ProgressBar(len(todo), stream=stream, enabled=config.progress)
+    start = time.monotonic()
+    for done, i in enumerate(todo, 1):
+        began = time.perf_counter()
+        value = zero_cost.synflow_of(space, archs[i], seed=SYNFLOW_SEED)
+        record = {
+            "arch": str(archs[i]),
+            "synflow": value,
+            "seed": SYNFLOW_SEED,
+            "seconds": round(time.perf_counter() - began, 3),
+        }
+        run_dir.atomic_write_text(
+            os.path.join(arch_dir(config.workdir, i), SYNFLOW_FILE),
+            json.dumps(record, indent=2, sort_keys=True) + "\n",
+        )
+        _clear_session()
+        bar.update(done, arch=str(archs[i]), synflow=value)
+    bar.close()
+    if config.progress:
+        print(
+            f"SynFlow of {len(todo)} stand-alone networks in "
+            f"{format_duration(time.monotonic() - start)}",
+            file=stream,
+        )
     return len(todo)
 
 

@@ -5,12 +5,21 @@ Layout read here (written by :mod:`spos_tf.rank_lib`)::
 
     archs/<i>/supernet.json       arch i's supernet accuracy (held-out split)
     archs/<i>/seed_<k>/           arch i trained from scratch with seed k (a spos_tf.train run)
+    archs/<i>/synflow.json        arch i's SynFlow score (``--score=supernet+synflow`` only)
 
 With a ground-truth table (``--ground_truth``, :mod:`spos_tf.ground_truth`) the stand-alone
 accuracy of each architecture is the table's, not a training's.
 
+With ``--score=supernet+macs`` or ``supernet+synflow`` (:data:`SCORES`) the report adds a
+*combined* score: per architecture the mean of its rank by supernet accuracy and its rank by the
+prior (MACs, or the SynFlow score of its untrained stand-alone network), see
+:func:`combined_scores`. It is always reported as a combination, next to the supernet's own
+statistics (which stay as they are): ``ranking.csv`` gains ``combined_score`` (and ``synflow``),
+``ranking.json`` gains ``score`` and ``stats["combined"]`` (:func:`combined_stats`).
+
 Costs: reading is a few file opens per architecture; the statistics (scipy bootstrap, 2000
-resamples each) take about a second for 20 architectures and grow about linearly.
+resamples each) take about a second for 20 architectures and grow about linearly; a combined
+score adds 2 correlations and 2 paired differences (3 and 3 with synflow), about as much again.
 """
 
 from __future__ import annotations
@@ -33,6 +42,12 @@ PLOT_FILE = "ranking.png"
 HPARAMS_DIR = "hparams"
 ARCHS_DIR = "archs"
 SUPERNET_FILE = "supernet.json"
+SYNFLOW_FILE = "synflow.json"
+# --score: what ranks the architectures. A combined score is the mean rank of the supernet's
+# accuracy and a prior (PRIORS: its row key); "supernet" is the supernet's accuracy alone.
+SCORES = ("supernet", "supernet+macs", "supernet+synflow")
+PRIORS = {"supernet+macs": "macs", "supernet+synflow": "synflow"}
+PRIOR_LABELS = {"macs": "MACs", "synflow": "SynFlow"}
 
 
 def arch_dir(workdir: str, index: int) -> str:
@@ -55,7 +70,18 @@ def _final_accuracy(workdir: str) -> Optional[float]:
     return None
 
 
-def collect(workdir: str, space: SearchSpace, archs: list, seeds: int, truth=None) -> list:
+def synflow_record(workdir: str, index: int, arch) -> Optional[dict]:
+    """The cached SynFlow record of architecture ``index`` (``archs/<i>/synflow.json``), or None
+    if there is none or it is of another architecture or unreadable."""
+    record = _read_json(os.path.join(arch_dir(workdir, index), SYNFLOW_FILE))
+    if isinstance(record, dict) and record.get("arch") == str(arch) and "synflow" in record:
+        return record
+    return None
+
+
+def collect(
+    workdir: str, space: SearchSpace, archs: list, seeds: int, truth=None, score: str = "supernet"
+) -> list:
     """One row per architecture from the files of ``workdir`` (unfinished values are None).
 
     With ``truth`` (a :class:`spos_tf.ground_truth.GroundTruth`; NAS-Bench-201) the stand-alone
@@ -64,12 +90,15 @@ def collect(workdir: str, space: SearchSpace, archs: list, seeds: int, truth=Non
     ``ground_truth_percentile`` (:meth:`~spos_tf.ground_truth.GroundTruth.percentile`), and it
     is complete once the supernet scored it. Raises ``MissingCellError`` for a cell the table
     lacks.
+
+    With ``score="supernet+synflow"`` each row adds ``synflow``: the cached score
+    (:func:`synflow_record`), None where not computed yet (the row's ``complete`` ignores it).
     """
     table = costs_lib.table(space)
     rows = []
     for i, arch in enumerate(archs):
         folder = arch_dir(workdir, i)
-        score = _read_json(os.path.join(folder, SUPERNET_FILE))
+        scored = _read_json(os.path.join(folder, SUPERNET_FILE))
         row = {"index": i, "arch": str(arch)}
         if truth is not None:
             accuracy = truth.accuracy(arch.genes[0])
@@ -81,16 +110,19 @@ def collect(workdir: str, space: SearchSpace, archs: list, seeds: int, truth=Non
         row.update(
             {
                 **table.all(arch),
-                "supernet_accuracy": None if score is None else score["accuracy"],
+                "supernet_accuracy": None if scored is None else scored["accuracy"],
                 "standalone": per_seed,
                 "standalone_mean": float(np.mean(done)) if done else None,
                 "standalone_std": float(np.std(done, ddof=1)) if len(done) > 1 else None,
-                "complete": score is not None and len(done) == len(per_seed),
+                "complete": scored is not None and len(done) == len(per_seed),
             }
         )
         if truth is not None:
             row["ground_truth"] = per_seed[0]
             row["ground_truth_percentile"] = truth.percentile(per_seed[0])
+        if score == "supernet+synflow":
+            record = synflow_record(workdir, i, arch)
+            row["synflow"] = None if record is None else float(record["synflow"])
         rows.append(row)
     return rows
 
@@ -100,23 +132,31 @@ def ground_truth_column(truth) -> str:
     return f"ground_truth_{truth.column}"
 
 
-def csv_text(rows: list, space: SearchSpace, seeds: int, truth=None) -> str:
+def csv_text(
+    rows: list, space: SearchSpace, seeds: int, truth=None, score: str = "supernet"
+) -> str:
     """``ranking.csv``: arch, costs, supernet accuracy (held-out), stand-alone accuracy per seed
     (test), their mean and std (ddof 1). With ``truth``: arch, benchmark string, costs, supernet
     accuracy, the table's accuracy (column :func:`ground_truth_column`, table units) and its
-    percentile among the table's distinct cells (fraction)."""
+    percentile among the table's distinct cells (fraction). With a combined ``score``
+    (:data:`PRIORS`), after the supernet accuracy: ``synflow`` (``supernet+synflow`` only) and
+    ``combined_score`` (:func:`combined_scores`; empty for rows outside the statistics)."""
     cost_names = list(costs_lib.table(space).all(space.parse(rows[0]["arch"]))) if rows else []
+    scores = ["supernet_accuracy"]
+    if score in PRIORS:
+        scores += (["synflow"] if PRIORS[score] == "synflow" else []) + ["combined_score"]
     if truth is not None:
         columns = (
             ["index", "arch", "benchmark"]
             + cost_names
-            + ["supernet_accuracy", ground_truth_column(truth), "ground_truth_percentile"]
+            + scores
+            + [ground_truth_column(truth), "ground_truth_percentile"]
         )
     else:
         columns = (
             ["index", "arch"]
             + cost_names
-            + ["supernet_accuracy"]
+            + scores
             + [f"standalone_seed_{k}" for k in range(seeds)]
             + ["standalone_mean", "standalone_std"]
         )
@@ -157,42 +197,119 @@ def baseline_stats(rows: list, seed: int) -> dict:
     return out
 
 
-def _pick(row: dict, ranked: list, truth) -> dict:
-    """What the supernet's pick ``row`` is worth by the table: its accuracy and percentiles among
-    the table's distinct cells and among the ``ranked`` rows (both: fraction at or below)."""
+def _pick(row: dict, ranked: list, truth, score: str = "supernet_accuracy") -> dict:
+    """What the pick ``row`` is worth by the table: its accuracy and percentiles among the table's
+    distinct cells and among the ``ranked`` rows (both: fraction at or below). Also names the
+    row's ``score`` (its key) where that is not the supernet accuracy."""
     accuracy = row["ground_truth"]
     return {
         "index": row["index"],
         "arch": row["arch"],
         "benchmark": row["benchmark"],
         "supernet_accuracy": row["supernet_accuracy"],
+        **({} if score == "supernet_accuracy" else {score: row[score]}),
         "ground_truth_accuracy": accuracy,
         "percentile_table": truth.percentile(accuracy),
         "percentile_ranked": float(np.mean([r["ground_truth"] <= accuracy for r in ranked])),
     }
 
 
-def pick_stats(rows: list, truth, k: int = 10) -> dict:
-    """The supernet's picks among the complete ``rows``, judged by the table: ``top1`` (highest
-    supernet accuracy; ties: lowest index), ``best_of_top{k}`` (the best ground truth among the
-    ``min(k, n)`` highest by supernet accuracy), and ``best_ranked`` (the best ground truth of
-    all ranked rows, what a perfect ranker picks). Each as :func:`_pick`."""
-    order = sorted(rows, key=lambda r: (-r["supernet_accuracy"], r["index"]))
+def pick_stats(rows: list, truth, k: int = 10, score: str = "supernet_accuracy") -> dict:
+    """The picks of ``score`` (a row key, higher = better: the supernet's accuracy, or
+    ``combined_score``) among the complete ``rows``, judged by the table: ``top1`` (highest
+    score; ties: lowest index), ``best_of_top{k}`` (the best ground truth among the ``min(k, n)``
+    highest by score), and ``best_ranked`` (the best ground truth of all ranked rows, what a
+    perfect ranker picks). Each as :func:`_pick`."""
+    order = sorted(rows, key=lambda r: (-r[score], r["index"]))
     top = order[: min(k, len(order))]
     best_top = max(top, key=lambda r: (r["ground_truth"], -r["index"]))
     best = max(rows, key=lambda r: (r["ground_truth"], -r["index"]))
     return {
-        "top1": _pick(order[0], rows, truth),
-        f"best_of_top{k}": {**_pick(best_top, rows, truth), "k": len(top)},
-        "best_ranked": _pick(best, rows, truth),
+        "top1": _pick(order[0], rows, truth, score),
+        f"best_of_top{k}": {**_pick(best_top, rows, truth, score), "k": len(top)},
+        "best_ranked": _pick(best, rows, truth, score),
     }
+
+
+def combined_scores(rows: list, score: str) -> list:
+    """Sets ``row["combined_score"]`` of every row for the combined ``score`` (a key of
+    :data:`PRIORS`) and returns the rows that have one.
+
+    The combined score of a row is :func:`spos_tf.rank_stats.rank_average` of its supernet
+    accuracy and its prior (``macs``, or ``synflow``), higher = better for both: the mean of its
+    rank by each (``scipy.stats.rankdata``, average ties), among the rows the statistics are over,
+    i.e. the complete rows with a prior value (a row whose synflow is not computed yet is left
+    out). Every other row gets None.
+    """
+    prior = PRIORS[score]
+    ranked = [r for r in rows if r["complete"] and r.get(prior) is not None]
+    for row in rows:
+        row["combined_score"] = None
+    if ranked:
+        values = rank_stats.rank_average(
+            [r["supernet_accuracy"] for r in ranked], [float(r[prior]) for r in ranked]
+        )
+        for row, value in zip(ranked, values):
+            row["combined_score"] = float(value)
+    return ranked
+
+
+def combined_stats(rows: list, score: str, seed: int, truth=None) -> dict:
+    """The ``stats["combined"]`` block of ``ranking.json`` over ``rows`` (those of
+    :func:`combined_scores`, at least 3): how well the combined ``score`` ranks, labelled as the
+    combination it is.
+
+    Returns:
+      ``{"score": score, "prior": "macs" or "synflow", "method": the rule in words,
+      "num_archs", "kendall_tau", "spearman_rho": combined score vs stand-alone mean
+      (:func:`spos_tf.rank_stats.correlation`), "combined_minus_supernet",
+      "combined_minus_macs" (and "combined_minus_synflow"): {"kendall_tau", "spearman_rho"}
+      paired bootstrap differences corr(stand-alone, combined) - corr(stand-alone, other) on the
+      same resampled architectures (:func:`spos_tf.rank_stats.paired_delta`)}``; with synflow
+      also ``synflow_kendall_tau`` and ``synflow_spearman_rho`` (the prior alone), and with
+      ``truth`` ``picks`` (:func:`pick_stats` by ``combined_score``).
+    """
+    prior = PRIORS[score]
+    names = ("kendall_tau", "spearman_rho")
+    truth_values = [r["standalone_mean"] for r in rows]
+    combined = [r["combined_score"] for r in rows]
+    out = {
+        "score": score,
+        "prior": prior,
+        "method": f"mean of the ranks by supernet accuracy and by {prior} (scipy.stats.rankdata, "
+        f"average ties; higher = better) among these num_archs architectures",
+        "num_archs": len(rows),
+    }
+    out.update(
+        {name: rank_stats.correlation(name, combined, truth_values, seed=seed) for name in names}
+    )
+    others = {"supernet": [r["supernet_accuracy"] for r in rows], "macs": [r["macs"] for r in rows]}
+    if prior == "synflow":
+        others["synflow"] = [r["synflow"] for r in rows]
+        out.update(
+            {
+                f"synflow_{name}": rank_stats.correlation(
+                    name, others["synflow"], truth_values, seed=seed
+                )
+                for name in names
+            }
+        )
+    for other, values in others.items():
+        out[f"combined_minus_{other}"] = {
+            name: rank_stats.paired_delta(name, truth_values, combined, values, seed=seed)
+            for name in names
+        }
+    if truth is not None:
+        out["picks"] = pick_stats(rows, truth, score="combined_score")
+    return out
 
 
 def write_outputs(workdir: str, rows: list, space: SearchSpace, config, truth=None) -> dict:
     """Writes ``ranking.csv`` (every architecture), ``ranking.json`` (statistics over the complete
     rows), ``ranking.png`` and the TensorBoard HParams sessions (``hparams/``) once at least 3
-    rows are complete; returns ``{"rows", "stats", "complete"}``. ``config``: the ranking's
-    :class:`~spos_tf.rank_lib.RankConfig` (``retrain_seeds``, ``seed``, ``supernet_dir``).
+    rows are complete; returns ``{"rows", "stats", "complete"}`` (and ``"score"`` for a combined
+    score). ``config``: the ranking's :class:`~spos_tf.rank_lib.RankConfig` (``retrain_seeds``,
+    ``seed``, ``supernet_dir``, ``score``).
 
     ``stats``: :func:`spos_tf.rank_stats.summarize` (supernet vs stand-alone) plus
     :func:`baseline_stats` (ranking by MACs; the supernet's paired difference to it). With
@@ -200,9 +317,16 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, config, truth=No
     ``picks`` (:func:`pick_stats`) and leaves out the seed noise (one value per cell), and
     ``ranking.json`` adds ``ground_truth``: the table's file name (not its path), column, cell
     counts and the conventions.
+
+    With a combined ``config.score`` (``supernet+macs``, ``supernet+synflow``) the supernet's own
+    statistics stay exactly as above; ``ranking.json`` adds ``score`` and, once 3 rows have a
+    combined score, ``stats["combined"]`` (:func:`combined_stats`), ``ranking.csv`` its columns
+    (:func:`csv_text`). The plot and the HParams sessions show the supernet alone.
     """
+    score = getattr(config, "score", "supernet")
+    combined_rows = combined_scores(rows, score) if score in PRIORS else []
     run_dir.atomic_write_text(
-        os.path.join(workdir, CSV_FILE), csv_text(rows, space, config.retrain_seeds, truth)
+        os.path.join(workdir, CSV_FILE), csv_text(rows, space, config.retrain_seeds, truth, score)
     )
     full = [r for r in rows if r["complete"]]
     stats = None
@@ -217,6 +341,8 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, config, truth=No
             for name in ("seed_std", "noise_to_spread"):
                 stats.pop(name, None)
             stats["picks"] = pick_stats(full, truth)
+        if len(combined_rows) >= 3:
+            stats["combined"] = combined_stats(combined_rows, score, config.seed, truth)
     complete = len(full) == len(rows)
     record = {
         "complete": complete,
@@ -227,6 +353,8 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, config, truth=No
         "supernet_accuracy_split": "holdout",
         "stats": stats,
     }
+    if score in PRIORS:
+        record["score"] = score
     if truth is None:
         record.update(retrain_seeds=config.retrain_seeds, standalone_accuracy_split="test")
     else:
@@ -276,7 +404,10 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, config, truth=No
                 for r in full
             ],
         )
-    return {"rows": rows, "stats": stats, "complete": complete}
+    out = {"rows": rows, "stats": stats, "complete": complete}
+    if score in PRIORS:
+        out["score"] = score
+    return out
 
 
 def _costs_of(row: dict) -> dict:
@@ -358,15 +489,46 @@ def describe(result: dict) -> str:
     if delta is not None:
         lines.append(f"tau(supernet) - tau(MACs): {_interval(delta)}")
     if "picks" in stats:
-        for name, pick in stats["picks"].items():
-            lines.append(
-                f"{name}: {pick['arch']} ground truth {pick['ground_truth_accuracy']:.2f}, "
-                f"percentile {100 * pick['percentile_table']:.1f} of the table's distinct cells, "
-                f"{100 * pick['percentile_ranked']:.1f} of the ranked"
-            )
+        lines += _pick_lines(stats["picks"])
     else:
         lines.append(
             f"stand-alone test accuracy: spread {100 * stats['spread']:.2f} points, seed std "
             f"{100 * stats['seed_std']:.2f} points; top-k overlap {stats['top_k_overlap']}"
         )
+    score = result.get("score")
+    if score in PRIORS:
+        lines += _combined_lines(score, stats.get("combined"), rows)
     return "\n".join(lines)
+
+
+def _pick_lines(picks: dict, prefix: str = "") -> list:
+    return [
+        f"{prefix}{name}: {pick['arch']} ground truth {pick['ground_truth_accuracy']:.2f}, "
+        f"percentile {100 * pick['percentile_table']:.1f} of the table's distinct cells, "
+        f"{100 * pick['percentile_ranked']:.1f} of the ranked"
+        for name, pick in picks.items()
+    ]
+
+
+def _combined_lines(score: str, block: Optional[dict], rows: list) -> list:
+    """describe()'s lines of a combined score, each labelled as the combination."""
+    prior = PRIORS[score]
+    label = f"combined score {score} (mean rank of supernet accuracy and {PRIOR_LABELS[prior]})"
+    if block is None:
+        have = sum(r.get("combined_score") is not None for r in rows)
+        return [f"{label}: statistics need 3 finished architectures with a {prior} score ({have})"]
+    tau, rho = block["kendall_tau"], block["spearman_rho"]
+    lines = [
+        f"{label}, n={block['num_archs']}: Kendall tau {_interval(tau)}, Spearman rho "
+        f"{rho['value']:.3f}"
+    ]
+    deltas = [("supernet", "supernet")] + [("macs", "MACs")]
+    if prior == "synflow":
+        lines[-1] += f"; SynFlow alone: Kendall tau {block['synflow_kendall_tau']['value']:.3f}"
+        deltas.append(("synflow", "SynFlow"))
+    for key, name in deltas:
+        delta = block[f"combined_minus_{key}"]["kendall_tau"]
+        lines.append(f"tau({score}) - tau({name}): {_interval(delta)}")
+    if "picks" in block:
+        lines += _pick_lines(block["picks"], prefix=f"{score} ")
+    return lines

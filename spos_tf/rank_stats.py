@@ -155,6 +155,26 @@ def top_k_overlap(x, y, k: int) -> float:
     return len(top_x & top_y) / k
 
 
+def rank_average(*scores) -> np.ndarray:
+    """Per architecture, the mean of its ranks by each of ``scores`` (e.g. supernet accuracy and
+    MACs): ``scipy.stats.rankdata`` of each (rank 1 = the lowest value, ties get their average
+    rank), averaged. Higher is better for every input and for the result.
+
+    The ranks are among the given architectures only, so the result of one architecture depends
+    on which others are given (a partial ranking's values change as more finish).
+
+    Args:
+      *scores: paired 1-D sequences of equal length (at least one), one entry per architecture.
+
+    Returns:
+      A float array of the mean ranks (1..n).
+    """
+    if not scores:
+        raise ValueError("rank_average needs at least one score")
+    arrays = _pairs(*scores)
+    return np.mean([stats.rankdata(a, method="average") for a in arrays], axis=0)
+
+
 def seed_noise(per_seed) -> dict:
     """Noise of the stand-alone accuracies against the spread between architectures.
 
