@@ -32,6 +32,13 @@ supernets. The score then depends on the evaluation batch size (a batch of 1 has
 use batches of a few hundred images) and the moving statistics of the model stay bit-identical.
 Cost: one inference pass over the held-out data per candidate, no calibration passes.
 
+Per-candidate data: ``calib_ds`` and ``holdout_ds`` may also be functions
+``index -> tf.data.Dataset`` that give candidate ``index`` its own images (the search's
+``--calib_stream=fresh``, :mod:`spos_tf.search_data`);
+:meth:`PathEvaluator.__call__` then takes the candidate's index. Every candidate's data must have
+the same element signature (batches of the same static shape), so the two traces still serve all
+of them.
+
 The same code serves a stand-alone network (:func:`spos_tf.build_standalone` models have a
 ``bn_control`` too), e.g. for the final "BN statistics with learning rate 0" pass of retraining::
 
@@ -44,12 +51,16 @@ data, all on device inside two ``tf.function`` loops (one host round trip each);
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Callable, Union
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 _CACHE_ATTR = "_spos_path_evaluator"
 CALIB_MODES = ("exact", "ema", "batch_stats")
+# A data set, or a function giving candidate ``index`` its own (see the module docstring).
+Data = Union[tf.data.Dataset, Callable[[int], tf.data.Dataset]]
 
 
 def _images(batch):
@@ -71,9 +82,11 @@ class PathEvaluator:
       calib_ds: default calibration data: a ``tf.data.Dataset`` of ``(images, labels)`` or of
         images, in batches (training images, no augmentation); its first ``num_calib_batches``
         batches are used for every candidate (iterate a fixed, finite data set to give every
-        candidate the same images).
+        candidate the same images). Or a function ``index -> tf.data.Dataset``: candidate
+        ``index``'s own calibration batches (e.g. :class:`spos_tf.search_data.FreshCalibration`).
       holdout_ds: default evaluation data: a finite ``tf.data.Dataset`` of ``(images, labels)``
-        batches; every batch is used (a partial last batch is fine).
+        batches; every batch is used (a partial last batch is fine). Or a function
+        ``index -> tf.data.Dataset``.
       num_calib_batches: calibration batches per candidate.
       calib_mode: ``"exact"`` (cumulative average, the default), ``"ema"`` (the reference's
         reset + exponential average) or ``"batch_stats"`` (no recalibration; every evaluated
@@ -89,8 +102,8 @@ class PathEvaluator:
     def __init__(
         self,
         model,
-        calib_ds: tf.data.Dataset | None = None,
-        holdout_ds: tf.data.Dataset | None = None,
+        calib_ds: Data | None = None,
+        holdout_ds: Data | None = None,
         num_calib_batches: int = 1,
         calib_mode: str = "exact",
         ema_momentum: float = 0.9,
@@ -174,8 +187,17 @@ class PathEvaluator:
             + self._eval_bs_fn.experimental_get_tracing_count()
         )
 
+    @property
+    def per_candidate(self) -> bool:
+        """Whether the constructor's data gives each candidate its own images (a function of
+        the candidate's index rather than one data set)."""
+        return _is_function(self.calib_ds) or _is_function(self.holdout_ds)
+
     def recalibrate(
-        self, calib_ds: tf.data.Dataset | None = None, num_batches: int | None = None
+        self,
+        calib_ds: Data | None = None,
+        num_batches: int | None = None,
+        index: int | None = None,
     ) -> int:
         """Recomputes the BN statistics of the current path on calibration batches (exactly, or
         by the reference's reset + EMA with ``calib_mode="ema"``).
@@ -183,19 +205,21 @@ class PathEvaluator:
         Args:
           calib_ds: the data (default: the constructor's); its first ``num_batches`` are used.
           num_batches: default: the constructor's ``num_calib_batches``.
+          index: the candidate's index, for calibration data given as a function of it.
 
         Returns:
           The number of batches used: ``num_batches``, or fewer if ``calib_ds`` ran out.
 
         Raises:
           ValueError: no calibration data, or it yielded no batch (then the statistics are those
-            before the call).
+            before the call); per-candidate data without ``index``.
         """
         if self.calib_mode == "batch_stats":
             return 0  # scored with the statistics of each evaluated batch: nothing to recompute
         ds = self.calib_ds if calib_ds is None else calib_ds
         if ds is None:
             raise ValueError("no calibration data: pass calib_ds here or to PathEvaluator()")
+        ds = _for_candidate(ds, index, "calibration")
         n = self.num_calib_batches if num_batches is None else _check_batches(num_batches)
         control = self.model.bn_control
         space = getattr(self.model, "space", None)
@@ -219,15 +243,18 @@ class PathEvaluator:
             raise ValueError("the calibration data set yielded no batch; BN statistics unchanged")
         return used
 
-    def evaluate(self, holdout_ds: tf.data.Dataset | None = None) -> float:
-        """Top-1 accuracy of the current path (inference mode) on every batch of the data.
+    def evaluate(self, holdout_ds: Data | None = None, index: int | None = None) -> float:
+        """Top-1 accuracy of the current path (inference mode) on every batch of the data
+        (``holdout_ds``, default the constructor's; ``index``: the candidate's index, for data
+        given as a function of it).
 
         Raises:
-          ValueError: no held-out data, or it is empty.
+          ValueError: no held-out data, or it is empty; per-candidate data without ``index``.
         """
         ds = self.holdout_ds if holdout_ds is None else holdout_ds
         if ds is None:
             raise ValueError("no held-out data: pass holdout_ds here or to PathEvaluator()")
+        ds = _for_candidate(ds, index, "held-out")
         if self.calib_mode == "batch_stats":
             control = self.model.bn_control
             control.batch_stats = True  # read while _eval_bs_fn traces (see BNControl)
@@ -242,24 +269,53 @@ class PathEvaluator:
             raise ValueError("the held-out data set is empty")
         return correct / count
 
-    def __call__(self, arch) -> float:
+    def __call__(self, arch, index: int | None = None) -> float:
         """Fitness of ``arch``: set the path, recalibrate BN, return held-out top-1 accuracy.
 
         Args:
           arch: an :class:`~spos_tf.space.Architecture` of the supernet's space.
+          index: the candidate's index (>= 0), which selects its images when the data is a
+            function of it (:attr:`per_candidate`); ignored otherwise. A search passes the trial
+            number. Default: :func:`spos_tf.search_data.arch_index` of ``arch``. That is the
+            same for the same architecture in every run and does not depend on the order of
+            the calls, so a caller that scores architectures outside a search (e.g.
+            ``spos_tf.rank``) stays reproducible and resumable.
 
         Raises:
           TypeError: the model is not a supernet (no ``set_arch``).
-          ValueError: ``arch`` is not in the space; missing data (see above).
+          ValueError: ``arch`` is not in the space; missing data (see above); a negative
+            ``index``.
         """
         if not hasattr(self.model, "set_arch"):
             raise TypeError(
                 f"{type(self.model).__name__} is not a supernet; call recalibrate() "
                 f"and evaluate() on a stand-alone network"
             )
+        if self.per_candidate and index is None:
+            from spos_tf.search_data import arch_index
+
+            index = arch_index(arch)
         self.model.set_arch(arch)
-        self.recalibrate()
-        return self.evaluate()
+        self.recalibrate(index=index)
+        return self.evaluate(index=index)
+
+
+def _is_function(data) -> bool:
+    return data is not None and not isinstance(data, tf.data.Dataset) and callable(data)
+
+
+def _for_candidate(data, index, what: str) -> tf.data.Dataset:
+    """``data``, or ``data(index)`` when it is a function of the candidate's index."""
+    if not _is_function(data):
+        return data
+    if index is None:
+        raise ValueError(
+            f"the {what} data gives each candidate its own images (--calib_stream=fresh): "
+            f"pass the candidate's index, e.g. evaluator(arch, index=k)"
+        )
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 0:
+        raise ValueError(f"the candidate index must be an integer >= 0, got {index!r}")
+    return data(int(index))
 
 
 def _check_batches(n) -> int:

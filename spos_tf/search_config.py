@@ -26,6 +26,8 @@ ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every pl
 # BN recalibration modes: spos_tf.evaluate.CALIB_MODES (repeated here so that defining the flags
 # imports no TensorFlow; tests/test_search_config.py pins the two equal).
 CALIB_MODES = ("exact", "ema", "batch_stats")
+# Where each candidate's calibration images come from (spos_tf.search_data).
+CALIB_STREAMS = ("fixed", "fresh")
 # Keras policies: spos_tf.precision.PRECISIONS (repeated for the same reason; a test pins them).
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Constraint name -> cost of an architecture. The flag is --max_<name>.
@@ -74,13 +76,21 @@ class SearchConfig:
         ``"paper"`` (the choice blocks only: Table 6's counting, see :mod:`spos_tf.costs`); sets
         what ``max_bitops``, ``bitops_budget``, ``history.csv`` and ``best.json`` count. A kWkA
         budget selects the same architectures either way (the fixed layers cost the same in all).
-      calib_images, calib_batch_size: BN recalibration per candidate: the first
-        ``ceil(calib_images / calib_batch_size)`` batches of the supernet's training split in its
-        stored order (TFDS stores ImageNet shuffled), the same images for every candidate
-        (default 25,600 = the reference's 200 batches of 128).
+      calib_images, calib_batch_size: BN recalibration per candidate on
+        ``ceil(calib_images / calib_batch_size)`` batches of the supernet's training split
+        (default 25,600 = the reference's 200 batches of 128): with ``calib_stream="fixed"`` the
+        first ones in stored order (TFDS stores ImageNet shuffled), the same images for every
+        candidate.
       calib_augment: the calibration images go through the training augmentation (the
-        reference's choice), each seeded by its position, so every candidate still sees the same
-        augmented images; default: evaluation preprocessing.
+        reference's choice), each seeded by its position, so under ``calib_stream="fixed"`` every
+        candidate still sees the same augmented images; default: evaluation preprocessing.
+      calib_stream: ``"fixed"`` (default: the same first images for every candidate, as above)
+        or ``"fresh"`` (the release's shuffled loader whose iterator carries on: candidate ``k``
+        recalibrates on the next ``num_calib_batches`` shuffled batches of an endless seeded
+        stream over the training split, a function of ``(seed, k)`` only, so a resumed or
+        distributed search reads the same batches; never cached). ``k`` is the trial number.
+        See :mod:`spos_tf.search_data` for the stream, its cost and how it differs from the
+        release's.
       calib_mode: ``"exact"`` (cumulative average over the batches; default) or ``"ema"`` (the
         reference: reset the statistics, then an exponential average with Keras momentum 0.9) or
         ``"batch_stats"`` (no recalibration: each scored batch normalised by its own statistics,
@@ -164,6 +174,14 @@ class SearchConfig:
         "augmentation (as the reference), the same augmented images for "
         "every candidate; default: un-augmented (evaluation "
         "preprocessing).",
+    )
+    calib_stream: str = field(
+        "fixed",
+        "BN recalibration images: fixed (every candidate: the same first --calib_images training "
+        "images in stored order; default) or fresh (candidate k: the next --calib_images images "
+        "of a seeded, shuffled stream over the training split that carries on across candidates, "
+        "as the release's loader; a function of --seed and k, so resumable; never cached).",
+        choices=CALIB_STREAMS,
     )
     calib_mode: str = field(
         "exact",
@@ -259,6 +277,7 @@ class SearchConfig:
                 f"--workdir must differ from --supernet_dir ({self.workdir!r}): the "
                 f"search writes its own folder"
             )
+        self._check_scoring_data()
         check_fields(
             dataclasses.replace(
                 self, supernet_dir=os.fspath(self.supernet_dir), workdir=os.fspath(self.workdir)
@@ -290,6 +309,15 @@ class SearchConfig:
                     f"--bitops_budget ({self.bitops_budget!r}), not both"
                 )
         return self
+
+    def _check_scoring_data(self) -> None:
+        """The check of ``calib_stream``, with the fix in the message."""
+        if self.calib_stream not in CALIB_STREAMS:
+            raise ValueError(
+                f"--calib_stream must be fixed (every candidate recalibrates on the same first "
+                f"--calib_images images) or fresh (each candidate on the next images of a seeded, "
+                f"shuffled stream); got {self.calib_stream!r}"
+            )
 
     def to_dict(self) -> dict:
         """The JSON-ready settings (``search_config.json``)."""

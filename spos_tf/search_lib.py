@@ -6,6 +6,7 @@ The search is split by job; each module is one idea:
   BitOps budgets, the oracle's cost constraint;
 - :mod:`spos_tf.search_tuner`: the oracle (proposes) and :class:`SupernetTuner` (scores on the
   supernet), the restored supernet and its evaluation data;
+- :mod:`spos_tf.search_data`: the images of candidate ``k``: the fresh calibration stream;
 - :mod:`spos_tf.search_results`: the history rows and best record, and the files a search writes
   (``history.csv``, ``best.json``, ``search.png``, HParams);
 - :mod:`spos_tf.search_seeds`: evolution vs random search over seeds;
@@ -16,6 +17,7 @@ from spos_tf.oracle import InfeasibleConstraintError
 from spos_tf.search_config import (
     ALGORITHM_CHOICES,
     ALGORITHMS,
+    CALIB_STREAMS,
     COSTS,
     NEUTRAL,
     SearchConfig,
@@ -23,6 +25,11 @@ from spos_tf.search_config import (
     budget_bits,
     build_constraint,
     resolve_limits,
+)
+from spos_tf.search_data import (
+    FreshCalibration,
+    arch_index,
+    calib_window,
 )
 from spos_tf.search_results import (
     BEST_FILE,
@@ -65,9 +72,11 @@ __all__ = [
     "ALGORITHM_CHOICES",
     "ALGORITHMS",
     "BEST_FILE",
+    "CALIB_STREAMS",
     "CONFIG_FILE",
     "COSTS",
     "EvaluationError",
+    "FreshCalibration",
     "HISTORY_FILE",
     "HPARAMS_DIR",
     "InfeasibleConstraintError",
@@ -80,12 +89,14 @@ __all__ = [
     "SearchConfig",
     "SupernetTuner",
     "arch_costs",
+    "arch_index",
     "best_record",
     "best_row",
     "best_so_far",
     "budget_bits",
     "build_constraint",
     "build_eval_data",
+    "calib_window",
     "check_workdir",
     "compare_seeds",
     "describe_seeds",

@@ -153,6 +153,7 @@ def best_record(
         calib_images=config.num_calib_batches * config.calib_batch_size,
         calib_mode=config.calib_mode,
         calib_augment=config.calib_augment,
+        calib_stream=config.calib_stream,
         holdout_images=config.holdout_images,
     )
     return record

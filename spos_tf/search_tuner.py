@@ -11,6 +11,7 @@ held-out top-1 through :class:`~spos_tf.evaluate.PathEvaluator`; no model is bui
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from typing import Callable, Mapping
 
@@ -75,15 +76,19 @@ class SupernetTuner(kt.Tuner):
     """A KerasTuner ``Tuner`` whose trial scores one architecture on a trained supernet.
 
     ``run_trial`` converts the trial's values to an :class:`~spos_tf.space.Architecture`, calls
-    ``evaluator(arch)`` (a :class:`~spos_tf.evaluate.PathEvaluator`: set path, recalibrate BN,
-    held-out top-1) and returns ``{"accuracy": acc, "seconds": s}``. It builds, trains and saves no
-    model (``save_model``/``load_model`` do nothing), so KerasTuner's Keras fit path and its
-    TensorBoard import are never used.
+    ``evaluator(arch, index=k)`` (a :class:`~spos_tf.evaluate.PathEvaluator`: set path,
+    recalibrate BN, held-out top-1) and returns ``{"accuracy": acc, "seconds": s}``. ``k`` is the
+    candidate index, ``int(trial.trial_id)``: KerasTuner numbers trials 0, 1, ... in the order
+    the oracle hands them out, and a resumed, retried or distributed candidate keeps its number
+    (see :mod:`spos_tf.search_data`). An evaluator without an ``index`` parameter is called as
+    ``evaluator(arch)``. It builds, trains and saves no model (``save_model``/``load_model`` do
+    nothing), so KerasTuner's Keras fit path and its TensorBoard import are never used.
 
     Args:
       oracle: the oracle (an OracleClient replaces it on distributed workers).
       space: the search space of the supernet.
-      evaluator: ``evaluator(arch) -> accuracy``; None on a distributed chief (never runs trials).
+      evaluator: ``evaluator(arch, index=k) -> accuracy`` or ``evaluator(arch) -> accuracy``; None
+        on a distributed chief (never runs trials).
       on_trial_end: ``callback(tuner, trial)`` after the oracle recorded a trial.
       **kwargs: ``directory``, ``project_name``, ``overwrite`` as for ``keras_tuner.Tuner``.
 
@@ -102,6 +107,7 @@ class SupernetTuner(kt.Tuner):
     ):
         super().__init__(oracle=oracle, **kwargs)
         self.space, self.evaluator, self._callback = space, evaluator, on_trial_end
+        self._takes_index = evaluator is not None and _takes_index(evaluator)
         if self._is_worker():  # KerasTuner re-asks at once while a generation finishes elsewhere
             self.oracle.create_trial = _waiting_when_idle(self.oracle.create_trial)
         self.evaluated = 0  # candidates scored by this process
@@ -111,9 +117,10 @@ class SupernetTuner(kt.Tuner):
         if self.evaluator is None:
             raise EvaluationError("this tuner has no evaluator (a distributed chief only serves)")
         arch = self.space.from_values(trial.hyperparameters.values)
+        index = {"index": int(trial.trial_id)} if self._takes_index else {}
         start = time.perf_counter()
         try:
-            accuracy = float(self.evaluator(arch))
+            accuracy = float(self.evaluator(arch, **index))
         except Exception as e:
             raise EvaluationError(
                 f"evaluating architecture {arch} (trial {trial.trial_id}) "
@@ -134,6 +141,18 @@ class SupernetTuner(kt.Tuner):
     def load_model(self, trial):
         """No per-trial model exists; build one with ``spos_tf.build_standalone``."""
         return None
+
+
+def _takes_index(evaluator) -> bool:
+    """Whether ``evaluator`` accepts ``index=`` (a keyword parameter of that name, or ``**``)."""
+    try:
+        parameters = inspect.signature(evaluator).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: call it the plain way
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD or (p.name == "index" and p.kind is not p.POSITIONAL_ONLY)
+        for p in parameters
+    )
 
 
 def _waiting_when_idle(create_trial, wait_s: float = IDLE_WAIT_S):
@@ -188,9 +207,14 @@ def _data_config(run_config: dict, space: SearchSpace, config: SearchConfig):
     return dataclasses.replace(data, **changes)
 
 
+def _fits(num_images: int, image_size: int, cache_mb: int) -> bool:
+    """Whether ``num_images`` float32 images fit in ``cache_mb`` MiB."""
+    return num_images * image_size * image_size * 3 * 4 <= cache_mb * 2**20
+
+
 def _cached(ds, num_images: int, image_size: int, cache_mb: int):
     """``ds`` cached in memory (filled now) when its float32 images fit in ``cache_mb`` MiB."""
-    if num_images * image_size * image_size * 3 * 4 > cache_mb * 2**20:
+    if not _fits(num_images, image_size, cache_mb):
         return ds
     import tensorflow as tf
 
@@ -200,17 +224,38 @@ def _cached(ds, num_images: int, image_size: int, cache_mb: int):
 
 
 def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
-    """``(calib_ds, holdout_ds, num_holdout_images)`` for scoring candidates.
+    """``(calib, holdout, num_holdout_images)`` for scoring candidates.
 
-    Calibration: the first ``config.num_calib_batches`` batches of the ``calib`` role (training
-    images, evaluation preprocessing, or with ``config.calib_augment`` the training augmentation
-    seeded by ``(seed, position)``) in stored order, repeated if the split is smaller. Held-out:
-    the ``holdout`` role, cut to ``config.holdout_images``. Both are decoded once and kept in
-    host memory when they fit in ``config.cache_mb``.
+    Calibration, ``config.calib_stream="fixed"``: a data set, the first
+    ``config.num_calib_batches`` batches of the ``calib`` role (training images, evaluation
+    preprocessing, or with ``config.calib_augment`` the training augmentation seeded by
+    ``(seed, position)``) in stored order, repeated if the split is smaller. ``"fresh"``: a
+    :class:`~spos_tf.search_data.FreshCalibration`, a function ``index -> data set`` seeded by
+    ``config.seed`` (``seed`` is not used).
+
+    Held-out: a data set, the ``holdout`` role cut to ``config.holdout_images``.
+
+    The fixed calibration batches and the held-out images are decoded once and kept in host
+    memory when they fit in ``config.cache_mb``; a fresh stream never is.
     """
     from spos_tf.data import build_dataset, dataset_info
+    from spos_tf.search_data import FreshCalibration
 
-    num_holdout = dataset_info(data).num_examples["holdout"]
+    split_size = dataset_info(data).num_examples["holdout"]
+    num_holdout = min(split_size, config.holdout_images or split_size)
+    holdout = build_dataset(data, "holdout", config.eval_batch_size, training=False, seed=seed)
+    if num_holdout < split_size:
+        holdout = holdout.unbatch().take(num_holdout).batch(config.eval_batch_size)
+    holdout = _cached(holdout, num_holdout, image_size, config.cache_mb)
+    if config.calib_stream == "fresh":
+        calib = FreshCalibration(
+            data,
+            config.num_calib_batches,
+            config.calib_batch_size,
+            seed=config.seed,
+            augment=config.calib_augment,
+        )
+        return calib, holdout, num_holdout
     calib = build_dataset(
         data,
         "calib",
@@ -221,14 +266,9 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
         drop_remainder=True,
         augment=config.calib_augment,
     ).take(config.num_calib_batches)
-    holdout = build_dataset(data, "holdout", config.eval_batch_size, training=False, seed=seed)
-    if config.holdout_images is not None and config.holdout_images < num_holdout:
-        num_holdout = config.holdout_images
-        holdout = holdout.unbatch().take(num_holdout).batch(config.eval_batch_size)
     calib = _cached(
         calib, config.num_calib_batches * config.calib_batch_size, image_size, config.cache_mb
     )
-    holdout = _cached(holdout, num_holdout, image_size, config.cache_mb)
     return calib, holdout, num_holdout
 
 

@@ -92,9 +92,11 @@ def test_app_writes_history_best_and_plot_and_refuses_an_infeasible_constraint(
     assert snapshot(workdir) == before
 
 
-def test_search_flags_calibrate_like_the_reference_by_count():
-    """flags/search.cfg: 25,600 calibration images (the reference's 200 x 128), exact and
-    un-augmented by default; --calib_mode=ema / --calib_augment give the reference's way."""
+def test_search_flags_calibrate_like_the_reference():
+    """flags/search.cfg recalibrates BN as the release does: 25,600 images (200 x 128), reset +
+    EMA, augmented, from a shuffled stream that carries on across candidates, each candidate
+    scored on all held-out images (the paper's); the flags give back the exact, fixed,
+    un-augmented recalibration of the library's defaults."""
     fv = flags.FlagValues()
     search.define_flags(fv)
     fv(
@@ -107,10 +109,20 @@ def test_search_flags_calibrate_like_the_reference_by_count():
     )
     config = search.config_from_flags(fv).validate()
     assert (config.num_calib_batches, config.calib_batch_size) == (200, 128)
-    assert (config.calib_mode, config.calib_augment) == ("exact", False)
-    fv(["search", "--calib_mode=ema", "--calib_augment"])
+    assert (config.calib_mode, config.calib_stream, config.calib_augment) == ("ema", "fresh", True)
+    fv(["search", "--calib_mode=exact", "--calib_stream=fixed", "--nocalib_augment"])
     config = search.config_from_flags(fv).validate()
-    assert (config.calib_mode, config.calib_augment) == ("ema", True)
+    assert (config.calib_mode, config.calib_stream, config.calib_augment) == (
+        "exact",
+        "fixed",
+        False,
+    )
+    defaults = search_config.SearchConfig(supernet_dir="/s", workdir="/w")
+    assert (defaults.calib_mode, defaults.calib_stream, defaults.calib_augment) == (
+        "exact",
+        "fixed",
+        False,
+    )
     with pytest.raises(ValueError, match="--calib_mode"):
         search_config.SearchConfig(supernet_dir="/s", workdir="/w", calib_mode="running").validate()
 
@@ -133,6 +145,12 @@ def test_every_flag_is_a_setting_with_the_papers_defaults():
         config.max_trials,
     ) == (50, 10, 25, 25, 0.1, 1000)
     assert config.seeds == (0, 2) and config.algorithm == "evolution"
-    for bad in ("--algorithm=grid", "--bitops_convention=theirs", "--calib_mode=running"):
+    assert config.calib_stream == "fixed"
+    for bad in (
+        "--algorithm=grid",
+        "--bitops_convention=theirs",
+        "--calib_mode=running",
+        "--calib_stream=shuffled",
+    ):
         with pytest.raises(flags.IllegalFlagValueError):
             fv(["search", bad])

@@ -62,7 +62,14 @@ def test_bitops_convention_sets_what_the_constraint_counts():
         (dict(max_params=-3.0), r"--max_params must be a number in \(0, inf\)"),
         (dict(holdout_images=0), "--holdout_images must be an integer >= 1, got 0"),
         (dict(cache_mb=-1), "--cache_mb must be an integer >= 0, got -1"),
-        (dict(calib_mode="running"), "--calib_mode must be one of exact, ema, batch_stats; got 'running'"),
+        (
+            dict(calib_mode="running"),
+            "--calib_mode must be one of exact, ema, batch_stats; got 'running'",
+        ),
+        (
+            dict(calib_stream="shuffled"),
+            r"--calib_stream must be fixed \(every candidate .*\) or fresh \(.*\); got 'shuffled'",
+        ),
         (
             dict(num_crossover=30, num_mutation=25),
             r"--num_crossover \+ --num_mutation \(30 \+ 25\) must not exceed --population_size \(50\)",

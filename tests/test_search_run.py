@@ -8,6 +8,7 @@ import pytest
 from spos_tf import run_dir, search_results, search_run
 from spos_tf.evaluate import PathEvaluator
 from spos_tf.oracle import InfeasibleConstraintError
+from spos_tf.search_data import FreshCalibration
 
 from _files import snapshot
 from _search import TRIALS, read_history, share_evaluator, tiny_config
@@ -70,6 +71,56 @@ def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, 
 
 
 @pytest.mark.slow
+def test_fresh_stream_resumes_as_an_uninterrupted_search(supernet_dir, tmp_path, monkeypatch):
+    """--calib_stream=fresh: candidate k (the trial number) reads the same calibration window,
+    and scores the same, in a search killed after 6 candidates and resumed as in an uninterrupted
+    one; each candidate gets a new window."""
+    extra = (
+        "--algorithm=evolution",
+        "--max_trials=12",
+        "--calib_mode=ema",
+        "--calib_stream=fresh",
+        "--calib_augment",
+    )
+    share_evaluator(monkeypatch)
+    read = []
+    window = FreshCalibration.__call__
+
+    def calib(self, index):
+        read.append(("calib", index, self.spec(index)))
+        return window(self, index)
+
+    monkeypatch.setattr(FreshCalibration, "__call__", calib)
+    straight = tmp_path / "straight"
+    search_run.run(tiny_config(supernet_dir, straight, *extra))
+    expected = {(what, index): data for what, index, data in read}
+    assert len(read) == len(expected) == 12
+    specs = [expected["calib", k] for k in range(12)]
+    assert len(set(specs)) == 12  # a new window for every candidate
+
+    read.clear()
+    original = PathEvaluator.__call__
+
+    def dies_during_the_seventh(self, arch, index=None):
+        if sum(what == "calib" for what, _, _ in read) == 6:
+            raise KeyboardInterrupt  # like a kill
+        return original(self, arch, index)
+
+    killed = tmp_path / "killed"
+    monkeypatch.setattr(PathEvaluator, "__call__", dies_during_the_seventh)
+    with pytest.raises(KeyboardInterrupt):
+        search_run.run(tiny_config(supernet_dir, killed, *extra))
+    monkeypatch.setattr(PathEvaluator, "__call__", original)
+    search_run.run(tiny_config(supernet_dir, killed, *extra))
+    assert sorted({index for _, index, _ in read}) == list(range(12))
+    for what, index, data in read:
+        assert data == expected[what, index], (what, index)
+    assert [(r["arch"], r["accuracy"]) for r in read_history(killed)] == [
+        (r["arch"], r["accuracy"]) for r in read_history(straight)
+    ]
+
+
+@pytest.mark.slow
 def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
     fresh = tmp_path / "fresh"
     with pytest.raises(InfeasibleConstraintError, match="infeasible"):
@@ -118,7 +169,18 @@ def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
         "--eval_batch_size=50",
     )
     assert search_run.check_workdir(neutral) == "resume"
-    for changed in ("--seed=1", "--calib_images=64", "--max_macs=3e6", "--mutation_prob=0.3"):
+    older = dict(base.to_dict())
+    del older["calib_stream"]
+    (tmp_path / search_results.CONFIG_FILE).write_text(json.dumps(older))
+    assert search_run.check_workdir(base) == "resume"  # written before these settings existed
+    (tmp_path / search_results.CONFIG_FILE).write_text(json.dumps(base.to_dict()))
+    for changed in (
+        "--seed=1",
+        "--calib_images=64",
+        "--max_macs=3e6",
+        "--mutation_prob=0.3",
+        "--calib_stream=fresh",
+    ):
         with pytest.raises(run_dir.RunDirError, match=r"holds a search with other settings"):
             search_run.check_workdir(tiny_config("/s", tmp_path, changed))
     assert (

@@ -86,3 +86,38 @@ def test_a_failing_evaluator_stops_the_search_with_the_architecture_named(tmp_pa
     ):
         tuner.search(verbose=0)
     assert tuner.evaluated == 0
+
+
+def test_evaluator_gets_the_trial_number_as_candidate_index_also_when_resumed(tmp_path):
+    """An evaluator with an ``index`` parameter is called with ``int(trial.trial_id)``: 0, 1, ...
+    in the order the oracle hands candidates out. A candidate that was running when the search
+    stopped is evaluated again, in the resumed search, with its old index."""
+    space = tiny_space()
+    seen = []
+
+    def dies_at_three(arch, index):
+        if index == 3:
+            raise RuntimeError("killed")
+        seen.append((index, arch))
+        return _score(arch)
+
+    def tuner(evaluator):
+        oracle = search_tuner.make_oracle("evolution", _config(), space)
+        return search_tuner.SupernetTuner(
+            oracle, space, evaluator, directory=str(tmp_path), project_name="evolution"
+        )
+
+    first = tuner(dies_at_three)
+    with pytest.raises(search_tuner.EvaluationError, match=r"\(trial 3\)"):
+        first.search(verbose=0)
+    running = first.oracle.trials["3"]
+    assert [i for i, _ in seen] == [0, 1, 2]
+    assert all(first.oracle.trials[str(i)].hyperparameters.values == space.to_values(a)
+               for i, a in seen)  # fmt: skip
+
+    resumed = tuner(lambda arch, index=None: seen.append((index, arch)) or _score(arch))
+    resumed.search(verbose=0)
+    assert [i for i, _ in seen] == [0, 1, 2, 3, 4, 5]
+    assert space.to_values(seen[3][1]) == running.hyperparameters.values  # same candidate
+    for index, arch in seen:
+        assert resumed.oracle.trials[str(index)].hyperparameters.values == space.to_values(arch)

@@ -105,6 +105,7 @@ def build_dataset(
     augment: bool | None = None,
     input_context: tf.distribute.InputContext | None = None,
     decode_window: bool = True,
+    reshuffle_each_iteration: bool = True,
 ) -> tf.data.Dataset:
     """The input pipeline for one role of one data set.
 
@@ -130,6 +131,10 @@ def build_dataset(
         between input pipelines.
       decode_window: with the ``imagenet`` augmentation, decode only the crop window of JPEG
         images (same images, less decoding); ``False`` decodes every image whole first.
+      reshuffle_each_iteration: with ``training``, each new iterator of the returned data set
+        draws a new order (the default); ``False``: every iterator yields the same order, a fixed
+        seeded shuffle of the split by the shuffle buffer alone (files are read in stored order),
+        e.g. one candidate's calibration window in :mod:`spos_tf.search_data`.
 
     Cost: opening the data set (and preparing ``spos_digits`` on first use, ~3 s); with
     ``config.cache`` one eager pass over this pipeline's examples to fill the cache.
@@ -170,13 +175,19 @@ def build_dataset(
     augment = cfg.augment if augment else "none"
     windowed = decode_window and augment == "imagenet"
     ds = source.read(
-        spec, shuffle_files=training, seed=seed, input_context=input_context, decode=not windowed
+        spec,
+        shuffle_files=training and reshuffle_each_iteration,
+        seed=seed,
+        input_context=input_context,
+        decode=not windowed,
     )
     if cfg.cache:
         ds = _filled_cache(ds)
     if training:
         ds = ds.shuffle(
-            min(cfg.shuffle_buffer, num_examples), seed=seed, reshuffle_each_iteration=True
+            min(cfg.shuffle_buffer, num_examples),
+            seed=seed,
+            reshuffle_each_iteration=reshuffle_each_iteration,
         )
     if repeat:
         ds = ds.repeat()
