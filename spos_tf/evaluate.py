@@ -34,7 +34,7 @@ Cost: one inference pass over the held-out data per candidate, no calibration pa
 
 Per-candidate data: ``calib_ds`` and ``holdout_ds`` may also be functions
 ``index -> tf.data.Dataset`` that give candidate ``index`` its own images (the search's
-``--calib_stream=fresh``, :mod:`spos_tf.search_data`);
+``--calib_stream=fresh`` and ``--holdout_images_per_candidate``, :mod:`spos_tf.search_data`);
 :meth:`PathEvaluator.__call__` then takes the candidate's index. Every candidate's data must have
 the same element signature (batches of the same static shape), so the two traces still serve all
 of them.
@@ -86,7 +86,7 @@ class PathEvaluator:
         ``index``'s own calibration batches (e.g. :class:`spos_tf.search_data.FreshCalibration`).
       holdout_ds: default evaluation data: a finite ``tf.data.Dataset`` of ``(images, labels)``
         batches; every batch is used (a partial last batch is fine). Or a function
-        ``index -> tf.data.Dataset``.
+        ``index -> tf.data.Dataset`` (e.g. :class:`spos_tf.search_data.RotatingHoldout`).
       num_calib_batches: calibration batches per candidate.
       calib_mode: ``"exact"`` (cumulative average, the default), ``"ema"`` (the reference's
         reset + exponential average) or ``"batch_stats"`` (no recalibration; every evaluated
@@ -310,8 +310,9 @@ def _for_candidate(data, index, what: str) -> tf.data.Dataset:
         return data
     if index is None:
         raise ValueError(
-            f"the {what} data gives each candidate its own images (--calib_stream=fresh): "
-            f"pass the candidate's index, e.g. evaluator(arch, index=k)"
+            f"the {what} data gives each candidate its own images (--calib_stream=fresh or "
+            f"--holdout_images_per_candidate): pass the candidate's index, e.g. "
+            f"evaluator(arch, index=k)"
         )
     if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 0:
         raise ValueError(f"the candidate index must be an integer >= 0, got {index!r}")

@@ -6,7 +6,8 @@ The search is split by job; each module is one idea:
   BitOps budgets, the oracle's cost constraint;
 - :mod:`spos_tf.search_tuner`: the oracle (proposes) and :class:`SupernetTuner` (scores on the
   supernet), the restored supernet and its evaluation data;
-- :mod:`spos_tf.search_data`: the images of candidate ``k``: the fresh calibration stream;
+- :mod:`spos_tf.search_data`: the images of candidate ``k``: the fresh calibration stream and the
+  rotating held-out slices;
 - :mod:`spos_tf.search_results`: the history rows and best record, and the files a search writes
   (``history.csv``, ``best.json``, ``search.png``, HParams);
 - :mod:`spos_tf.search_seeds`: evolution vs random search over seeds;
@@ -28,8 +29,10 @@ from spos_tf.search_config import (
 )
 from spos_tf.search_data import (
     FreshCalibration,
+    RotatingHoldout,
     arch_index,
     calib_window,
+    holdout_slice,
 )
 from spos_tf.search_results import (
     BEST_FILE,
@@ -84,6 +87,7 @@ __all__ = [
     "OBJECTIVE",
     "PLOT_FILE",
     "Results",
+    "RotatingHoldout",
     "SEARCH_ENTRIES",
     "SEEDS_FILE",
     "SearchConfig",
@@ -102,6 +106,7 @@ __all__ = [
     "describe_seeds",
     "history_columns",
     "history_rows",
+    "holdout_slice",
     "load_supernet",
     "load_supernet_config",
     "make_evaluator",

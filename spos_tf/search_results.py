@@ -155,6 +155,7 @@ def best_record(
         calib_augment=config.calib_augment,
         calib_stream=config.calib_stream,
         holdout_images=config.holdout_images,
+        holdout_images_per_candidate=config.holdout_images_per_candidate,
     )
     return record
 

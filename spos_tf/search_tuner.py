@@ -224,7 +224,7 @@ def _cached(ds, num_images: int, image_size: int, cache_mb: int):
 
 
 def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
-    """``(calib, holdout, num_holdout_images)`` for scoring candidates.
+    """``(calib, holdout, holdout_images_per_candidate)`` for scoring candidates.
 
     Calibration, ``config.calib_stream="fixed"``: a data set, the first
     ``config.num_calib_batches`` batches of the ``calib`` role (training images, evaluation
@@ -233,20 +233,42 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
     :class:`~spos_tf.search_data.FreshCalibration`, a function ``index -> data set`` seeded by
     ``config.seed`` (``seed`` is not used).
 
-    Held-out: a data set, the ``holdout`` role cut to ``config.holdout_images``.
+    Held-out: a data set, the ``holdout`` role cut to ``config.holdout_images``; with
+    ``config.holdout_images_per_candidate`` a :class:`~spos_tf.search_data.RotatingHoldout`,
+    a function ``index -> data set`` of rotating slices of those images.
 
-    The fixed calibration batches and the held-out images are decoded once and kept in host
-    memory when they fit in ``config.cache_mb``; a fresh stream never is.
+    The fixed calibration batches and the held-out images (every slice) are decoded once and
+    kept in host memory when they fit in ``config.cache_mb``; a fresh stream never is.
+
+    Raises:
+      ValueError: ``holdout_images_per_candidate`` exceeds the held-out images.
     """
     from spos_tf.data import build_dataset, dataset_info
-    from spos_tf.search_data import FreshCalibration
+    from spos_tf.search_data import FreshCalibration, RotatingHoldout
 
     split_size = dataset_info(data).num_examples["holdout"]
     num_holdout = min(split_size, config.holdout_images or split_size)
-    holdout = build_dataset(data, "holdout", config.eval_batch_size, training=False, seed=seed)
-    if num_holdout < split_size:
-        holdout = holdout.unbatch().take(num_holdout).batch(config.eval_batch_size)
-    holdout = _cached(holdout, num_holdout, image_size, config.cache_mb)
+    per_candidate = config.holdout_images_per_candidate
+    if per_candidate:
+        if per_candidate > num_holdout:
+            raise ValueError(
+                f"--holdout_images_per_candidate={per_candidate} exceeds the {num_holdout} "
+                f"held-out images (--holdout_images, default the whole held-out split); lower "
+                f"it to at most {num_holdout}, or pass 0 to score every candidate on all of them"
+            )
+        fits = _fits(num_holdout // per_candidate * per_candidate, image_size, config.cache_mb)
+        holdout = RotatingHoldout(
+            data,
+            num_holdout,
+            per_candidate,
+            config.eval_batch_size,
+            cache=(lambda ds, n: _cached(ds, n, image_size, config.cache_mb)) if fits else None,
+        )
+    else:
+        holdout = build_dataset(data, "holdout", config.eval_batch_size, training=False, seed=seed)
+        if num_holdout < split_size:
+            holdout = holdout.unbatch().take(num_holdout).batch(config.eval_batch_size)
+        holdout = _cached(holdout, num_holdout, image_size, config.cache_mb)
     if config.calib_stream == "fresh":
         calib = FreshCalibration(
             data,
@@ -255,7 +277,7 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
             seed=config.seed,
             augment=config.calib_augment,
         )
-        return calib, holdout, num_holdout
+        return calib, holdout, per_candidate or num_holdout
     calib = build_dataset(
         data,
         "calib",
@@ -269,7 +291,7 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
     calib = _cached(
         calib, config.num_calib_batches * config.calib_batch_size, image_size, config.cache_mb
     )
-    return calib, holdout, num_holdout
+    return calib, holdout, per_candidate or num_holdout
 
 
 def make_evaluator(config: SearchConfig):

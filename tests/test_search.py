@@ -110,6 +110,7 @@ def test_search_flags_calibrate_like_the_reference():
     config = search.config_from_flags(fv).validate()
     assert (config.num_calib_batches, config.calib_batch_size) == (200, 128)
     assert (config.calib_mode, config.calib_stream, config.calib_augment) == ("ema", "fresh", True)
+    assert config.holdout_images_per_candidate == 0
     fv(["search", "--calib_mode=exact", "--calib_stream=fixed", "--nocalib_augment"])
     config = search.config_from_flags(fv).validate()
     assert (config.calib_mode, config.calib_stream, config.calib_augment) == (
@@ -145,7 +146,7 @@ def test_every_flag_is_a_setting_with_the_papers_defaults():
         config.max_trials,
     ) == (50, 10, 25, 25, 0.1, 1000)
     assert config.seeds == (0, 2) and config.algorithm == "evolution"
-    assert config.calib_stream == "fixed"
+    assert (config.calib_stream, config.holdout_images_per_candidate) == ("fixed", 0)
     for bad in (
         "--algorithm=grid",
         "--bitops_convention=theirs",

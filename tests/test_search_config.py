@@ -71,6 +71,16 @@ def test_bitops_convention_sets_what_the_constraint_counts():
             r"--calib_stream must be fixed \(every candidate .*\) or fresh \(.*\); got 'shuffled'",
         ),
         (
+            dict(holdout_images_per_candidate=-1),
+            r"--holdout_images_per_candidate must be an integer >= 0 \(0: every candidate on all "
+            r"held-out images; N: .*\); got -1",
+        ),
+        (
+            dict(holdout_images=100, holdout_images_per_candidate=200),
+            r"--holdout_images_per_candidate=200 exceeds --holdout_images=100: .* lower it to at "
+            r"most 100 .*, raise --holdout_images, or pass 0",
+        ),
+        (
             dict(num_crossover=30, num_mutation=25),
             r"--num_crossover \+ --num_mutation \(30 \+ 25\) must not exceed --population_size \(50\)",
         ),

@@ -1,6 +1,6 @@
-"""spos_tf.search_data: the fresh calibration stream (--calib_stream=fresh) and the candidate
-index. The arithmetic is checked against NumPy; the batches are read from the embedded digits at
-8x8."""
+"""spos_tf.search_data: the fresh calibration stream (--calib_stream=fresh), rotating held-out
+slices (--holdout_images_per_candidate) and the candidate index. The arithmetic is checked
+against NumPy; the batches are read from the embedded digits at 8x8."""
 
 import dataclasses
 
@@ -44,6 +44,17 @@ def test_calib_window_is_the_stream_position_by_position(n, m):
         assert not set(windows[0]) & set(windows[1])
     other = [_positions(search_data.calib_window(n, m, seed + 1, k)) for k in range(12)]
     assert any(not np.array_equal(a, b) for a, b in zip(windows, other))  # a function of seed
+
+
+@pytest.mark.parametrize("total, n", [(1000, 100), (1050, 100), (300, 300), (250, 100)])
+def test_holdout_slices_are_numpy_slices_and_cover_the_set(total, n):
+    slices = np.arange(total // n * n).reshape(total // n, n)
+    seen = set()
+    for k in range(3 * len(slices) + 1):
+        start, stop = search_data.holdout_slice(k, n, total)
+        np.testing.assert_array_equal(np.arange(start, stop), slices[k % len(slices)])
+        seen.update(range(start, stop))
+    assert seen == set(range(total // n * n))  # all of them when n divides total
 
 
 def test_sub_spec_maps_positions_onto_the_splits_instructions():
@@ -141,6 +152,29 @@ def test_fresh_augmented_stream_is_reproducible_and_differs_per_candidate(data):
     p0 = _arrays(plain(0))
     np.testing.assert_array_equal(a0[1], p0[1])  # same window, same shuffle
     assert not np.array_equal(a0[0], p0[0])  # but augmented
+
+
+@pytest.mark.parametrize("cache_mb", [4096, 0])
+@pytest.mark.parametrize("total, n", [(250, 100), (None, 100)])
+def test_rotating_holdout_scores_candidate_k_on_its_numpy_slice(data, total, n, cache_mb):
+    config = _config(holdout_images=total, holdout_images_per_candidate=n, cache_mb=cache_mb)
+    _, holdout, per_candidate = build_eval_data(data, config, SIZE)
+    assert per_candidate == n and holdout.num_slices == (total or HOLDOUT_SPLIT) // n
+    images, labels = _stored(data, "holdout", HOLDOUT_SPLIT)
+    slices = np.arange(holdout.num_slices * n).reshape(-1, n)
+    seen = set()
+    for k in range(holdout.num_slices + 2):
+        got_images, got_labels = _arrays(holdout(k))
+        rows = slices[k % len(slices)]
+        np.testing.assert_array_equal(got_images, images[rows])
+        np.testing.assert_array_equal(got_labels, labels[rows])
+        seen.update(rows.tolist())
+    assert seen == set(range(holdout.num_slices * n))
+
+
+def test_more_images_per_candidate_than_the_held_out_split_is_refused(data):
+    with pytest.raises(ValueError, match="--holdout_images_per_candidate=400 exceeds the 300 held"):
+        build_eval_data(data, _config(holdout_images_per_candidate=400), SIZE)
 
 
 def test_evaluator_gives_each_candidate_its_own_data_without_retracing():

@@ -77,7 +77,7 @@ def test_files_hold_what_write_outputs_returns(tmp_path):
     assert record["costs"] == {"macs": costs.macs(space, arch), "params": costs.params(space, arch)}
     assert record["constraints"] == {"macs": 2.5e6} and record["space_overrides"] == OVERRIDES
     assert record["calib_images"] == 128  # 4 whole batches of 32
-    assert record["calib_stream"] == "fixed"
+    assert (record["calib_stream"], record["holdout_images_per_candidate"]) == ("fixed", 0)
     assert json.loads((tmp_path / search_results.BEST_FILE).read_text()) == record
     assert str(arch_from_any(space, str(tmp_path / search_results.BEST_FILE))) == "3,3,3,3"
     with open(tmp_path / search_results.HISTORY_FILE) as f:

@@ -8,7 +8,7 @@ import pytest
 from spos_tf import run_dir, search_results, search_run
 from spos_tf.evaluate import PathEvaluator
 from spos_tf.oracle import InfeasibleConstraintError
-from spos_tf.search_data import FreshCalibration
+from spos_tf.search_data import FreshCalibration, RotatingHoldout
 
 from _files import snapshot
 from _search import TRIALS, read_history, share_evaluator, tiny_config
@@ -71,32 +71,42 @@ def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, 
 
 
 @pytest.mark.slow
-def test_fresh_stream_resumes_as_an_uninterrupted_search(supernet_dir, tmp_path, monkeypatch):
-    """--calib_stream=fresh: candidate k (the trial number) reads the same calibration window,
-    and scores the same, in a search killed after 6 candidates and resumed as in an uninterrupted
-    one; each candidate gets a new window."""
+def test_fresh_stream_and_rotating_slices_resume_as_an_uninterrupted_search(
+    supernet_dir, tmp_path, monkeypatch
+):
+    """--calib_stream=fresh --holdout_images_per_candidate: candidate k (the trial number) reads
+    the same calibration window and held-out slice, and scores the same, in a search killed
+    after 6 candidates and resumed as in an uninterrupted one; each candidate gets a new window."""
     extra = (
         "--algorithm=evolution",
         "--max_trials=12",
         "--calib_mode=ema",
         "--calib_stream=fresh",
         "--calib_augment",
+        "--holdout_images_per_candidate=50",
     )
     share_evaluator(monkeypatch)
     read = []
-    window = FreshCalibration.__call__
+    window, part = FreshCalibration.__call__, RotatingHoldout.__call__
 
     def calib(self, index):
         read.append(("calib", index, self.spec(index)))
         return window(self, index)
 
+    def holdout(self, index):
+        read.append(("holdout", index, self.bounds(index)))
+        return part(self, index)
+
     monkeypatch.setattr(FreshCalibration, "__call__", calib)
+    monkeypatch.setattr(RotatingHoldout, "__call__", holdout)
     straight = tmp_path / "straight"
     search_run.run(tiny_config(supernet_dir, straight, *extra))
     expected = {(what, index): data for what, index, data in read}
-    assert len(read) == len(expected) == 12
+    assert len(read) == len(expected) == 2 * 12
     specs = [expected["calib", k] for k in range(12)]
     assert len(set(specs)) == 12  # a new window for every candidate
+    assert [expected["holdout", k] for k in range(5)] == [(0, 50), (50, 100), (100, 150),
+                                                          (150, 200), (0, 50)]  # fmt: skip
 
     read.clear()
     original = PathEvaluator.__call__
@@ -170,7 +180,7 @@ def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
     )
     assert search_run.check_workdir(neutral) == "resume"
     older = dict(base.to_dict())
-    del older["calib_stream"]
+    del older["calib_stream"], older["holdout_images_per_candidate"]
     (tmp_path / search_results.CONFIG_FILE).write_text(json.dumps(older))
     assert search_run.check_workdir(base) == "resume"  # written before these settings existed
     (tmp_path / search_results.CONFIG_FILE).write_text(json.dumps(base.to_dict()))
@@ -180,6 +190,7 @@ def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
         "--max_macs=3e6",
         "--mutation_prob=0.3",
         "--calib_stream=fresh",
+        "--holdout_images_per_candidate=50",
     ):
         with pytest.raises(run_dir.RunDirError, match=r"holds a search with other settings"):
             search_run.check_workdir(tiny_config("/s", tmp_path, changed))
