@@ -20,7 +20,8 @@ For every row: Kendall tau and Spearman rho with bootstrap 95% intervals, the gr
 the top-1 pick and its percentile among the compared cells, top-k overlap with the ground
 truth's top k (chance level k/n), paired-bootstrap delta-tau against the baseline row and
 against ranking by MACs, the training wall time (``--train``, seconds) and the scoring wall time
-(sum of the per-architecture ``seconds`` of ``archs/*/supernet.json``).
+(sum of the per-architecture ``seconds`` of ``archs/*/supernet.json``; none for a prior
+alone: a cost column or ``synflow``).
 
 Writes ``<out>/ablation.json`` and ``<out>/ablation.md`` (the Markdown table) and prints the table.
 Costs: 3 x 2000 Kendall taus per row (about 1 s per row for 200 architectures).
@@ -37,6 +38,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from spos_tf import rank_stats, run_dir  # noqa: E402
+
+
+PRIORS = ("macs", "params", "bitops", "latency_ms", "synflow")
 
 
 def read_rows(workdir: str) -> dict:
@@ -140,7 +144,8 @@ def table(args) -> dict:
                     "kendall_tau", truth, scores, macs, seed=args.seed
                 ),
                 "train_seconds": float(train[label]) if label in train else None,
-                "scoring_seconds": scoring_seconds(path, set(archs)),
+                # a prior alone (a cost column, SynFlow) uses no supernet scoring
+                "scoring_seconds": None if score in PRIORS else scoring_seconds(path, set(archs)),
             }
         )
     return out
@@ -170,7 +175,8 @@ def markdown(result: dict) -> str:
             f"{row['spearman_rho']['value']:.3f} | {row['top1_ground_truth']:.2f} "
             f"({100 * row['top1_percentile_compared']:.1f}) | {row['top_k_overlap']:.2f} | "
             f"{_ci(row['delta_tau_vs_baseline'])} | {_ci(row['delta_tau_vs_macs'])} | {train} | "
-            f"{row['scoring_seconds']:.0f} |"
+            + ("" if row["scoring_seconds"] is None else f"{row['scoring_seconds']:.0f}")
+            + " |"
         )
     return "\n".join(lines) + "\n"
 

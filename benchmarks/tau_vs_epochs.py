@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/tau_vs_epochs.py --supernet_dir=<runs>/nb201 --ranking=<runs>/nb201_rank \
         --ground_truth=<nats_tss_test_accuracy.csv> --search_flagfile=flags/nb201_search.cfg \
-        --out=<runs>/nb201_tau_vs_epochs [--calib_mode=batch_stats]
+        --out=<runs>/nb201_tau_vs_epochs [--calib_mode=batch_stats] [--max_archs=60 --every=2]
 
 The architectures are those of a finished ``spos_tf.rank`` workdir (``--ranking``: its
 ``archs.json``), so every checkpoint is scored on the same cells. For every checkpoint of the
@@ -40,6 +40,9 @@ def main():
     parser.add_argument("--calib_mode", default=None)
     parser.add_argument("--out", required=True)
     parser.add_argument("--max_archs", type=int, default=None)
+    parser.add_argument(
+        "--every", type=int, default=1, help="score every n-th checkpoint, counted from the last"
+    )
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -71,7 +74,7 @@ def main():
     state = tf.train.get_checkpoint_state(
         os.path.abspath(run_dir.checkpoint_dir(args.supernet_dir))
     )
-    paths = list(state.all_model_checkpoint_paths)
+    paths = list(state.all_model_checkpoint_paths)[::-1][:: max(1, args.every)][::-1]
     rows = []
     for path in paths:
         step = int(path.rsplit("-", 1)[-1])
