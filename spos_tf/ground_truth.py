@@ -2,7 +2,7 @@
 against (``spos_tf.rank --ground_truth=<csv>[:column]``).
 
 Plain Python and NumPy, no TensorFlow. The table is a CSV with one row per cell (the layout of
-``nats_tss_test_accuracy.csv``, see ``/work/shared/data/nasbench201/README.md``): accuracy columns
+``nats_tss_test_accuracy.csv``, see the README that ships with the NAS-Bench-201 data): accuracy columns
 (e.g. ``CIFAR10TestAccuracy200Epochs``, in percent), ``ArchitectureString`` (the benchmark's string
 of the cell, :func:`spos_tf.nasbench201.to_string`) and ``UniqueString`` (a canonical form of the
 computation: cells with equal strings compute the same function, "isomorphic" cells).

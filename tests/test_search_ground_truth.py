@@ -1,0 +1,73 @@
+"""benchmarks/search_ground_truth.py on a hand-made table and search histories: the picks, their
+table accuracies and the per-algorithm means, computed here by hand."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from test_ground_truth import write_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tool():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import search_ground_truth
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return search_ground_truth
+
+
+def write_history(path: Path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["algorithm", "trial_id", "generation", "arch", "macs", "params", "accuracy"]
+        )
+        for i, (algorithm, arch, accuracy) in enumerate(rows):
+            writer.writerow([algorithm, f"{i:03d}", 0, arch, 1, 1, accuracy])
+
+
+def test_picks_and_means_by_hand(tmp_path, tool):
+    table = write_table(tmp_path / "table.csv")  # 90.0 for 3,2,4,1,3,2; 85.0 for 1,3,1,3,1,3
+    search = tmp_path / "search"
+    write_history(
+        search / "seed_0" / "history.csv",
+        [
+            ("evolution", "3,2,4,1,3,2", 0.70),
+            ("evolution", "4,4,4,4,4,4", 0.70),  # a tie comes later: the first row stays the pick
+            ("random", "1,3,1,3,1,3", 0.60),
+            ("random", "0,0,0,0,0,0", 0.55),
+        ],
+    )
+    write_history(
+        search / "seed_1" / "history.csv",
+        [("evolution", "2,2,2,2,2,2", 0.71), ("random", "3,3,3,3,3,3", 0.65)],
+    )
+    out = tmp_path / "picks.json"
+    result = tool.main([f"--search={search}", f"--ground_truth={table}", f"--out={out}"])
+    picks = {(p["seed"], p["algorithm"]): p for p in result["picks"]}
+    assert picks[(0, "evolution")]["ground_truth"] == 90.0
+    assert picks[(0, "random")]["ground_truth"] == 85.0
+    assert picks[(1, "evolution")]["ground_truth"] == 85.0
+    assert picks[(1, "random")]["ground_truth"] == 80.0
+    # distinct cells' accuracies: 80, 85, 70, 85, 60, 90 -> 90 is the top (1.0), 85 is 5/6
+    assert picks[(0, "evolution")]["percentile"] == pytest.approx(1.0)
+    assert picks[(0, "random")]["percentile"] == pytest.approx(5 / 6)
+    assert result["algorithms"]["evolution"]["mean"] == pytest.approx(87.5)
+    assert result["algorithms"]["evolution"]["std"] == pytest.approx(2.5 * 2**0.5)
+    assert result["algorithms"]["random"]["mean"] == pytest.approx(82.5)
+    assert result["table_best"]["ground_truth"] == 90.0
+    assert json.loads(out.read_text())["algorithms"]["random"]["seeds"] == 2
+
+
+def test_an_empty_search_names_the_fix(tmp_path, tool):
+    table = write_table(tmp_path / "table.csv")
+    (tmp_path / "search").mkdir()
+    with pytest.raises(SystemExit, match="run spos_tf.search"):
+        tool.main([f"--search={tmp_path / 'search'}", f"--ground_truth={table}"])
