@@ -7,7 +7,9 @@ Usage:
 
 ``--search`` is a ``spos_tf.search --seeds=...`` workdir (``seed_<s>/history.csv``) or a single
 search's workdir (``history.csv``). For every seed and algorithm in the history the pick is the
-row of highest held-out supernet accuracy (ties: the first evaluated), as ``best.json`` picks.
+row of highest held-out supernet accuracy (ties: the first evaluated), as ``best.json`` picks;
+with ``--score=supernet+macs`` the row of the best mean rank by accuracy and by MACs among the
+candidates that search evaluated (a combination with a prior, reported as such).
 Printed and written (``--out``, JSON): per pick its arch, benchmark string, MACs, supernet
 accuracy (held-out split), the table's accuracy and its percentile among the table's distinct
 cells; per algorithm the mean and std (ddof 1) over seeds; and for reference the table's best
@@ -25,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from spos_tf import costs, ground_truth, run_dir, spaces  # noqa: E402
+from spos_tf import costs, ground_truth, rank_stats, run_dir, spaces  # noqa: E402
 
 
 def histories(search: str) -> dict:
@@ -45,21 +47,26 @@ def histories(search: str) -> dict:
     return out
 
 
-def picks(rows: list) -> dict:
-    """``{algorithm: row}``: the first row of the highest accuracy per algorithm."""
+def picks(rows: list, score: str = "supernet") -> dict:
+    """``{algorithm: row}``: per algorithm, the first row of the highest accuracy (``supernet``),
+    or of the highest mean of its ranks by accuracy and by MACs among that algorithm's rows
+    (``supernet+macs``, :func:`spos_tf.rank_stats.rank_average`: a re-pick among the candidates
+    the search evaluated, not a search steered by the combination)."""
     best = {}
-    for row in rows:
-        a = row["algorithm"]
-        if a not in best or float(row["accuracy"]) > float(best[a]["accuracy"]):
-            best[a] = row
+    for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
+        mine = [r for r in rows if r["algorithm"] == algorithm]
+        values = np.array([float(r["accuracy"]) for r in mine])
+        if score == "supernet+macs":
+            values = rank_stats.rank_average(values, [float(r["macs"]) for r in mine])
+        best[algorithm] = mine[int(np.argmax(values))]  # argmax: the first of equal values
     return best
 
 
-def summarize(search: str, table, max_macs=None) -> dict:
+def summarize(search: str, table, max_macs=None, score: str = "supernet") -> dict:
     space = spaces.get("nasbench201")  # the benchmark's network (C=16, N=5): its MACs
-    result = {"picks": [], "algorithms": {}}
+    result = {"picks": [], "algorithms": {}, "score": score}
     for seed, rows in histories(search).items():
-        for algorithm, row in picks(rows).items():
+        for algorithm, row in picks(rows, score).items():
             arch = space.parse(row["arch"])
             accuracy = table.accuracy(arch.genes[0])
             result["picks"].append(
@@ -111,8 +118,14 @@ def main(argv=None):
         help="MACs limit of the benchmark's C=16/N=5 network",
     )
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--score",
+        choices=("supernet", "supernet+macs"),
+        default="supernet",
+        help="how the pick is chosen among each search's evaluated candidates",
+    )
     args = parser.parse_args(argv)
-    result = summarize(args.search, ground_truth.load(args.ground_truth), args.max_macs)
+    result = summarize(args.search, ground_truth.load(args.ground_truth), args.max_macs, args.score)
     for p in result["picks"]:
         print(
             f"seed {p['seed']} {p['algorithm']:>9}: {p['arch']} supernet {p['supernet_accuracy_holdout']:.4f} "

@@ -71,3 +71,27 @@ def test_an_empty_search_names_the_fix(tmp_path, tool):
     (tmp_path / "search").mkdir()
     with pytest.raises(SystemExit, match="run spos_tf.search"):
         tool.main([f"--search={tmp_path / 'search'}", f"--ground_truth={table}"])
+
+
+def test_supernet_plus_macs_repicks_by_mean_rank(tmp_path, tool):
+    rows = [
+        # accuracy ranks 3, 2, 1 and MACs ranks 1, 3, 2: mean ranks 2, 2.5, 1.5 -> the second row
+        ("evolution", "3,3,3,3,3,3", 0.70, 10),
+        ("evolution", "3,2,4,1,3,2", 0.69, 30),
+        ("evolution", "0,0,0,0,0,0", 0.68, 20),
+    ]
+    path = tmp_path / "history.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["algorithm", "trial_id", "generation", "arch", "macs", "params", "accuracy"]
+        )
+        for i, (algorithm, arch, accuracy, macs) in enumerate(rows):
+            writer.writerow([algorithm, i, 0, arch, macs, 1, accuracy])
+    table = write_table(tmp_path / "table.csv")
+    plain = tool.main([f"--search={tmp_path}", f"--ground_truth={table}"])
+    combined = tool.main(
+        [f"--search={tmp_path}", f"--ground_truth={table}", "--score=supernet+macs"]
+    )
+    assert plain["picks"][0]["arch"] == "3,3,3,3,3,3"
+    assert combined["picks"][0]["arch"] == "3,2,4,1,3,2" and combined["score"] == "supernet+macs"
