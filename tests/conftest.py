@@ -35,3 +35,17 @@ def mirrored():
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     return train_lib.mirrored_strategy(devices)
+
+
+def import_benchmark(name: str):
+    """The module ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)

@@ -3,24 +3,17 @@ NumPy computed here, row matching by architecture, and its errors."""
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import import_benchmark
 from scipy import stats
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def ablation():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import rank_ablation
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return rank_ablation
+    return import_benchmark("rank_ablation")
 
 
 def write_ranking(folder: Path, archs, supernet, truth, macs, seconds=2.0):

@@ -3,23 +3,16 @@ table accuracies and the per-algorithm means, computed here by hand."""
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import import_benchmark
 from test_ground_truth import write_table
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tool():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import search_ground_truth
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return search_ground_truth
+    return import_benchmark("search_ground_truth")
 
 
 def write_history(path: Path, rows):
