@@ -1,6 +1,8 @@
 """spos_tf.search_tuner: the oracle built from the settings and the tuner that scores candidates
 through an evaluator (here a stand-in: a function of the architecture, no supernet)."""
 
+import time
+
 import pytest
 
 from spos_tf import search_config, search_tuner
@@ -59,13 +61,19 @@ def test_tuner_scores_each_candidate_with_the_evaluator(tmp_path):
         directory=str(tmp_path),
         project_name="random",
     )
+    start = time.perf_counter()
     tuner.search(verbose=0)
+    wall = time.perf_counter() - start
     assert tuner.evaluated == len(seen) == len(ended) == 6
     assert len(set(seen)) == 6  # never the same architecture twice
     for trial in oracle.trials.values():
         arch = space.from_values(trial.hyperparameters.values)
         assert trial.score == pytest.approx(_score(arch))
-        assert trial.metrics.get_last_value("seconds") >= 0
+        # the evaluation's own time: a positive float, within the search's wall time
+        seconds = trial.metrics.get_last_value("seconds")
+        assert isinstance(seconds, float) and 0 < seconds <= wall
+    durations = [t.metrics.get_last_value("seconds") for t in oracle.trials.values()]
+    assert sum(durations) <= wall  # one evaluation each, not the time since the search began
     assert tuner.load_model(next(iter(oracle.trials.values()))) is None
 
 
