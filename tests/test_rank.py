@@ -213,7 +213,14 @@ def test_bad_input_writes_nothing(supernet_dir, tmp_path):
 
 
 def test_every_flag_file_of_the_rank_app_parses():
-    for path in sorted((REPO / "flags").glob("*rank*.cfg")):
+    paths = sorted((REPO / "flags").glob("*rank*.cfg"))
+    # the glob finds at least the flag files the README and the tests run (a renamed folder or
+    # pattern would otherwise leave the loop below checking nothing)
+    assert {"rank.cfg", "tiny_rank.cfg", "quickstart_rank.cfg", "nb201_rank.cfg"} <= {
+        p.name for p in paths
+    }
+    kinds = set()
+    for path in paths:
         extra = ["--supernet_dir=/s", "--workdir=/w"]
         if "nb201" in path.name:  # the table is passed on the command line (its header says so)
             extra.append("--ground_truth=table.csv")
@@ -222,6 +229,8 @@ def test_every_flag_file_of_the_rank_app_parses():
         if not config.ground_truth:  # a ground-truth ranking trains nothing
             assert os.path.exists(REPO / config.retrain_flagfile), path
         config.validate()
+        kinds.add("ground truth" if config.ground_truth else "retraining")
+    assert kinds == {"ground truth", "retraining"}  # both branches above were checked
 
 
 def test_flags_are_derived_from_the_config_fields():
