@@ -7,6 +7,7 @@ filled with random values, imported, and checked value by value and by hand-comp
 convolutions. The logit parity against the real PyTorch networks is benchmarks/reference_parity.py.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -341,7 +342,7 @@ def test_missing_extra_and_misshaped_tensors_are_named_and_nothing_is_written(tm
         )
 
 
-def test_wrong_kind_pth_without_torch_and_bad_flags_are_clear(tmp_path):
+def test_wrong_kind_pth_without_torch_and_bad_flags_are_clear(tmp_path, monkeypatch):
     sd = reference_state_dict("standalone")
     np.savez(tmp_path / "eval.npz", **sd)
     with pytest.raises(ReferenceImportError, match=r"--kind=standalone\?"):
@@ -355,9 +356,11 @@ def test_wrong_kind_pth_without_torch_and_bad_flags_are_clear(tmp_path):
     assert not (tmp_path / "run").exists()
     pth = tmp_path / "checkpoint-150000.pth.tar"
     pth.write_bytes(b"not read")
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("torch") is not None:  # PyTorch reads the file, finds no checkpoint
+        with pytest.raises(ReferenceImportError, match="is not a readable PyTorch checkpoint"):
+            reference_import.load_state_dict(str(pth))
+    with monkeypatch.context() as m:  # without PyTorch (installed or not), the message says how
+        m.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
         with pytest.raises(ReferenceImportError, match=r"pip install 'spos_tf\[torch\]'"):
             reference_import.load_state_dict(str(pth))
     with pytest.raises(FileNotFoundError, match="SinglePathOneShot"):
