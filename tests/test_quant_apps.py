@@ -284,9 +284,23 @@ def test_uniform_bits_retrains_the_uniform_arch(retrained, space):
 
 
 @pytest.mark.slow
-def test_searched_retrain_is_best_json(retrained, searched):
+def test_searched_retrain_is_best_json(retrained, searched, space):
+    """``train --arch=<search>/best.json`` trained best.json's network: the checkpoint restores
+    into that architecture, every logged window trained at its BitOps (computed here from the
+    layout, apart from the trainer's cost table), and the final accuracy is the saved network's
+    (evaluated here)."""
     best = json.loads((searched / search_lib.BEST_FILE).read_text())
-    assert run_dir.load_run_config(str(retrained["searched"]))["arch"] == best["arch"]
+    arch = space.parse(best["arch"])
+    workdir = str(retrained["searched"])
+    restored_space, model, saved = run_dir.restore_model(workdir)
+    assert restored_space == space and model.arch == arch and saved["uniform_bits"] is None
+    with open(os.path.join(workdir, run_dir.METRICS_FILE)) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    assert {r["arch_bitops"] for r in records if "arch_bitops" in r} == {
+        float(expected_bitops(space, arch))
+    }
+    assert records[-1]["final"]
+    assert records[-1]["val_accuracy"] == pytest.approx(standalone_accuracy(workdir), abs=1e-9)
 
 
 def test_uniform_bits_refusals(data_dir, tmp_path):
