@@ -2,6 +2,7 @@
 as a search constraint and a sampling range."""
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -69,8 +70,63 @@ def test_build_is_resumable_and_refuses_other_settings(tmp_path):
         latency.build(space, out, _CountingTimer(threads=2), {}, fit_archs=2)
 
 
+class _ParamTimer(latency.Timer):
+    """A deterministic stand-in for the clock: a model "takes" 1 ms per 1000 parameters (times
+    ``scale``). Parameters add up over the table's pieces exactly, as latency does roughly."""
+
+    scale = 1.0
+
+    def time_ms(self, model):
+        return model.count_params() * 1e-3 * self.scale
+
+
+def test_lut_is_additive_and_validate_reports_mape_and_correlations(tmp_path, monkeypatch):
+    """The table's arithmetic without a clock: timed by parameter count, the entries of a tiny
+    space add up to whole networks exactly (the fitted constant is 0), and validating on a machine
+    25% "slower" than the table's gives a MAPE of exactly 20% with perfect correlations."""
+    space = tiny_fbnet()
+    out = str(tmp_path / "lut.json")
+    overrides = {"image_size": 32, "num_classes": 10, "width": 0.5, "repeats": (1,) * 7}
+    record = latency.build(
+        space,
+        out,
+        _ParamTimer(runs=1, warmup=0),
+        {**overrides, "ops": space.ops},
+        fit_archs=3,
+        stream=io.StringIO(),
+    )
+    assert record["fit"]["gaps_ms"] == [0.0] * 3 and record["constant_ms"] == 0.0
+    table = latency.LatencyTable(out)
+    assert table.space == space
+    # prediction = constant + sum of the architecture's entries
+    arch = space.sample(np.random.default_rng(0))
+    expected = table.constant_ms + sum(
+        table.entries[k]["ms"] for k in latency.arch_keys(space, arch)
+    )
+    assert table.predict_ms(arch) == pytest.approx(expected, abs=1e-9)
+
+    monkeypatch.setattr(latency, "Timer", type("Slower", (_ParamTimer,), {"scale": 1.25}))
+    report = latency.validate(
+        table, num_archs=6, seed=1, plot=str(tmp_path / "v.png"), stream=io.StringIO()
+    )
+    rows = report["rows"]
+    assert len(rows) == 6 and len({r["arch"] for r in rows}) == 6
+    for r in rows:
+        assert r["predicted_ms"] == pytest.approx(table.predict_ms(space.parse(r["arch"])))
+        assert r["measured_ms"] == pytest.approx(1.25 * r["predicted_ms"], rel=1e-6)
+    assert report["mape_percent"] == pytest.approx(20.0, abs=1e-3)  # |p - 1.25 p| / 1.25 p
+    assert report["within_10_percent"] == 0.0
+    assert report["pearson_r"] == 1.0 and report["kendall_tau"] == 1.0
+    assert os.path.getsize(tmp_path / "v.png") > 1000
+
+
+@pytest.mark.slow
 def test_lut_predicts_measured_latency_of_tiny_networks(tmp_path):
     """A table built on the tiny space predicts whole tiny networks (TFLite float32, 1 thread).
+
+    Slow, not for its run time, but because it bounds this machine's timing: the MAPE depends on
+    what else runs meanwhile, so it stays out of the fast subset (issue 21); the table's
+    arithmetic is checked without a clock by the test above.
 
     Tolerance: mean absolute percentage error <= 35% over 6 networks. The networks take 0.5-2.5 ms,
     so a neighbour's job starting mid-measurement moves a median by tens of percent: with the
@@ -89,16 +145,8 @@ def test_lut_predicts_measured_latency_of_tiny_networks(tmp_path):
         fit_archs=5,
     )
     table = latency.LatencyTable(out)
-    assert table.space == space
-    report = latency.validate(table, num_archs=6, seed=1, plot=str(tmp_path / "v.png"))
+    report = latency.validate(table, num_archs=6, seed=1)
     assert report["mape_percent"] <= 35.0, report
-    assert os.path.getsize(tmp_path / "v.png") > 1000
-    # prediction = constant + sum of the architecture's entries
-    arch = space.sample(np.random.default_rng(0))
-    expected = table.constant_ms + sum(
-        table.entries[k]["ms"] for k in latency.arch_keys(space, arch)
-    )
-    assert table.predict_ms(arch) == pytest.approx(expected, abs=1e-9)
 
 
 def synthetic_lut(space, path, seed=0) -> str:
