@@ -5,7 +5,6 @@ The loop itself is tested in tests/test_train_loop.py, the config in tests/test_
 """
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -269,7 +268,6 @@ def _app(args):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SPOS_SLOW_TESTS"), reason="2-3 min: set SPOS_SLOW_TESTS=1")
 def test_quickstart_end_to_end(tmp_path, data_dir):
-    start = time.monotonic()
     proc = _app(
         [
             "--flagfile=flags/quickstart.cfg",
@@ -278,9 +276,8 @@ def test_quickstart_end_to_end(tmp_path, data_dir):
             "--noprogress",
         ]
     )
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=600)  # a hang guard, not a speed bound
     assert proc.returncode == 0, out
-    assert time.monotonic() - start < 300
     assert "held-out accuracy of 10 random paths" in out
     record = run_dir.MetricsLog(str(tmp_path / "qs")).read()[-1]
     assert record["final"] and record["val_accuracy"] >= 0.90 and len(record["val_paths"]) >= 10
