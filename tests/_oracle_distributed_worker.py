@@ -33,15 +33,33 @@ def score(values):
     return float(sum((g % 3 + 1) * v for g, v in enumerate(values.values())))
 
 
+HOLD_POLLS, HOLD_POLL_S = 6000, 0.01  # a worker waits at most 60 s for the other (see below)
+
+
+def hold_until_every_worker_has_a_trial(workdir, tuner_id):
+    """Called by a worker on its first trial: marks that it holds one (``WORKDIR/holds_<id>``) and
+    waits until every worker has marked, so that each runs at least one trial however fast the
+    other is. This cannot deadlock: generation 0 hands out ``POPULATION`` (10) candidates at once,
+    so while this worker holds one the other can still get one. The wait polls a bounded number
+    of times; past it the worker carries on, and the test fails on the worker that ran nothing."""
+    with open(os.path.join(workdir, f"holds_{tuner_id}"), "w"):
+        pass
+    for _ in range(HOLD_POLLS):
+        if all(os.path.exists(os.path.join(workdir, f"holds_{w}")) for w in WORKERS):
+            return
+        time.sleep(HOLD_POLL_S)
+
+
 class SyntheticTuner(kt.Tuner):
     """Scores a candidate from its values; records what it ran."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, workdir, **kwargs):
         super().__init__(*args, **kwargs)
-        self.ran = []
+        self.workdir, self.ran = workdir, []
 
     def run_trial(self, trial, *args, **kwargs):
-        time.sleep(0.02)  # long enough for the other worker to get a candidate too
+        if not self.ran:
+            hold_until_every_worker_has_a_trial(self.workdir, self.tuner_id)
         values = dict(trial.hyperparameters.values)
         self.ran.append({"trial_id": trial.trial_id, "values": values})
         return {"score": score(values)}
@@ -66,7 +84,11 @@ def main(workdir):
     )
     oracle.verbose = 0
     tuner = SyntheticTuner(
-        oracle=oracle, directory=os.path.join(workdir, tuner_id), project_name="p", overwrite=True
+        oracle=oracle,
+        directory=os.path.join(workdir, tuner_id),
+        project_name="p",
+        overwrite=True,
+        workdir=workdir,
     )
     if "chief" in tuner_id:
         oracle.check_feasible()  # an infeasible constraint would otherwise leave the chief serving forever
