@@ -14,7 +14,8 @@ from _train_checks import parse_flagfile
 
 # config.json of `python -m spos_tf.train --flagfile=flags/tiny_supernet.cfg --noprogress`, as
 # the app wrote it before the settings moved into field metadata (workdir and data_dir aside),
-# plus the settings added since: data.data_service and precision (issue 15), at their defaults.
+# plus the settings added since: data.data_service and precision (issue 15), data.eval_resize
+# (issue 22), at their defaults.
 TINY_CONFIG_JSON = {
     "arch": None,
     "batch_size": 32,
@@ -33,6 +34,7 @@ TINY_CONFIG_JSON = {
         "manual_dir": None,
         "name": "spos_digits",
         "preprocessing": "standard",
+        "eval_resize": "standard",
         "shuffle_buffer": 10000,
         "data_service": None,
         "test_split": "test",

@@ -196,7 +196,9 @@ def build_dataset(
         crop = cfg.eval_crop_fraction
 
         def prepare(image, label):
-            return preprocess.preprocess_for_eval(image, size, crop, cfg.preprocessing), label
+            return preprocess.preprocess_for_eval(
+                image, size, crop, cfg.preprocessing, cfg.eval_resize
+            ), label
     else:
         augmenter = _AUGMENTERS[augment]
 
