@@ -54,6 +54,7 @@ FLAG_NAMES = {
     "manual_dir",
     "augment",
     "preprocessing",
+    "eval_resize",
     "train_split",
     "holdout_split",
     "test_split",
