@@ -91,16 +91,10 @@ def summarize(search: str, table, max_macs=None, score: str = "supernet") -> dic
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
         }
     cells = table.distinct()
-    allowed = [
-        c
-        for c in cells
-        if max_macs is None or costs.macs(space, space.parse(",".join(map(str, c.ops)))) <= max_macs
-    ]
+    macs = {c.key: costs.macs(space, space.parse(",".join(map(str, c.ops)))) for c in cells}
+    allowed = [c for c in cells if max_macs is None or macs[c.key] <= max_macs]
     best = max(allowed, key=lambda c: c.accuracy)
-    most = max(
-        allowed,
-        key=lambda c: (costs.macs(space, space.parse(",".join(map(str, c.ops)))), c.accuracy),
-    )
+    most = max(allowed, key=lambda c: (macs[c.key], c.accuracy))
     result["table_best"] = {"benchmark": best.string, "ground_truth": best.accuracy}
     result["table_largest"] = {"benchmark": most.string, "ground_truth": most.accuracy}
     result["max_macs_benchmark_network"] = max_macs

@@ -51,7 +51,6 @@ data, all on device inside two ``tf.function`` loops (one host round trip each);
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, Union
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -314,9 +313,9 @@ def _for_candidate(data, index, what: str) -> tf.data.Dataset:
             f"--holdout_images_per_candidate): pass the candidate's index, e.g. "
             f"evaluator(arch, index=k)"
         )
-    if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 0:
-        raise ValueError(f"the candidate index must be an integer >= 0, got {index!r}")
-    return data(int(index))
+    from spos_tf.search_data import check_index
+
+    return data(check_index(index))
 
 
 def _check_batches(n) -> int:

@@ -113,7 +113,8 @@ def arch_index(arch) -> int:
     return zlib.crc32(str(arch).encode())
 
 
-def _check_index(index) -> int:
+def check_index(index) -> int:
+    """``index`` as an int; raises ValueError unless it is an integer >= 0 (bools refused)."""
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
         raise ValueError(f"the candidate index must be an integer >= 0, got {index!r}")
     return int(index)
@@ -134,7 +135,7 @@ def epoch_offset(seed: int, epoch: int, num_examples: int) -> int:
 def window_seed(seed: int, index: int) -> int:
     """The tf.data seed of candidate ``index``'s calibration window. It seeds the window's
     shuffle and its augmentation, and depends only on ``(seed, index)``."""
-    return _draw(_WINDOW_TAG, seed, _check_index(index))
+    return _draw(_WINDOW_TAG, seed, check_index(index))
 
 
 def calib_window(num_examples: int, images: int, seed: int, index: int) -> list:
@@ -149,7 +150,7 @@ def calib_window(num_examples: int, images: int, seed: int, index: int) -> list:
     Raises:
       ValueError: ``num_examples`` or ``images`` < 1, or a negative ``index``.
     """
-    index = _check_index(index)
+    index = check_index(index)
     if num_examples < 1 or images < 1:
         raise ValueError(f"need num_examples >= 1 and images >= 1, got {num_examples}, {images}")
     ranges = []
@@ -174,7 +175,7 @@ def holdout_slice(index: int, per_candidate: int, total: int) -> tuple:
     Raises:
       ValueError: ``per_candidate`` not in ``[1, total]``, or a negative ``index``.
     """
-    index = _check_index(index)
+    index = check_index(index)
     if not 1 <= per_candidate <= total:
         raise ValueError(
             f"--holdout_images_per_candidate={per_candidate} must be in [1, {total}] (the "

@@ -224,7 +224,8 @@ def _cached(ds, num_images: int, image_size: int, cache_mb: int):
 
 
 def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
-    """``(calib, holdout, holdout_images_per_candidate)`` for scoring candidates.
+    """``(calib, holdout, images)`` for scoring candidates: ``images`` is how many held-out images
+    each candidate is scored on (``config.holdout_images_per_candidate``, or all of them).
 
     Calibration, ``config.calib_stream="fixed"``: a data set, the first
     ``config.num_calib_batches`` batches of the ``calib`` role (training images, evaluation
