@@ -31,6 +31,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 
+def every_nth(paths: list, every: int) -> list:
+    """Every ``every``-th of the checkpoint ``paths`` (oldest first), counted back from the last,
+    which is always kept; in their original order."""
+    if every < 1:
+        raise ValueError(f"--every must be >= 1, got {every}")
+    return list(paths)[::-1][::every][::-1]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--supernet_dir", required=True)
@@ -44,6 +52,8 @@ def main():
         "--every", type=int, default=1, help="score every n-th checkpoint, counted from the last"
     )
     args = parser.parse_args()
+    if args.every < 1:
+        parser.error(f"--every must be >= 1 (1 scores every checkpoint), got {args.every}")
 
     import tensorflow as tf
 
@@ -74,7 +84,7 @@ def main():
     state = tf.train.get_checkpoint_state(
         os.path.abspath(run_dir.checkpoint_dir(args.supernet_dir))
     )
-    paths = list(state.all_model_checkpoint_paths)[::-1][:: max(1, args.every)][::-1]
+    paths = every_nth(state.all_model_checkpoint_paths, args.every)
     rows = []
     for path in paths:
         step = int(path.rsplit("-", 1)[-1])

@@ -88,3 +88,14 @@ def test_rows_match_by_arch_and_numbers_are_independent(tmp_path, ablation):
 def test_a_missing_ranking_names_the_fix(tmp_path, ablation):
     with pytest.raises(SystemExit, match="run spos_tf.rank"):
         ablation.main([f"--row=x={tmp_path / 'nothing'}", f"--out={tmp_path / 'o'}"])
+
+
+def test_tau_vs_epochs_keeps_every_nth_checkpoint_counted_from_the_last():
+    every_nth = import_benchmark("tau_vs_epochs").every_nth
+    paths = [f"ckpt-{1950 * k}" for k in range(1, 11)]
+    assert every_nth(paths, 1) == paths
+    assert every_nth(paths, 2) == [f"ckpt-{1950 * k}" for k in (2, 4, 6, 8, 10)]
+    assert every_nth(paths, 4) == ["ckpt-3900", "ckpt-11700", "ckpt-19500"]
+    assert every_nth(paths, 20) == ["ckpt-19500"]
+    with pytest.raises(ValueError, match="--every must be >= 1"):
+        every_nth(paths, 0)
