@@ -1,4 +1,5 @@
-r"""Imports the authors' released SPOS weights (megvii-model/SinglePathOneShot) as a spos_tf run.
+r"""Imports the authors' released SPOS weights (megvii-model/SinglePathOneShot, and block + channel
+networks of megvii-model/ShuffleNet-Series ``OneShot/``) as a spos_tf run.
 
     python -m spos_tf.import_reference --checkpoint=checkpoint-150000.pth.tar --kind=supernet \
         --workdir=/ckpt/reference_supernet
@@ -6,9 +7,12 @@ r"""Imports the authors' released SPOS weights (megvii-model/SinglePathOneShot) 
         --data_dir=$TFDS --workdir=/ckpt/reference_search
     python -m spos_tf.import_reference --checkpoint=eval_model.npz --kind=standalone \
         --workdir=/ckpt/reference_retrained          # then spos_tf.export --checkpoint=...
+    python -m spos_tf.import_reference --checkpoint=oneshot_328m.npz --kind=standalone \
+        --workdir=/ckpt/shufflenet_series_oneshot    # blocks and channel scales off the shapes
 
-The written run uses ``padding=reference`` and ``preprocessing=reference`` (the release's
-symmetric padding and BGR 0..255 input), so its logits equal the release's
+The written run uses ``padding=reference``, ``preprocessing=reference`` and
+``eval_resize=reference`` (the release's symmetric padding, BGR 0..255 input and OpenCV resize to
+256 + centre crop 224), so its logits equal the release's
 (``benchmarks/reference_parity.py``). ``.pth.tar`` needs PyTorch (``pip install 'spos_tf[torch]'``);
 an ``.npz`` of the state_dict does not: see :mod:`spos_tf.reference_import` for the conversion,
 the tensor mapping and every difference handled.
@@ -42,15 +46,16 @@ def define_flags(fv=None) -> None:
         "kind",
         "supernet",
         ["supernet", "standalone"],
-        "supernet: Supernet/checkpoint-150000.pth.tar; standalone: an Evaluation model.",
+        "supernet: Supernet/checkpoint-150000.pth.tar; standalone: an Evaluation model "
+        "(or a ShuffleNet-Series OneShot/ model, channel scales included).",
         **d,
     )
     flags.DEFINE_string("workdir", None, "Run directory to write (config.json, checkpoints/).", **d)
     flags.DEFINE_string(
         "arch",
         None,
-        "Stand-alone: the architecture text (default: read off the "
-        "tensor shapes; must match them when given).",
+        "Stand-alone: the architecture text, ops or ops|channel-scale indices (default: "
+        "read off the tensor shapes; must match them when given).",
         **d,
     )
     flags.DEFINE_bool(

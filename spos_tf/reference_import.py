@@ -1,4 +1,5 @@
-"""Import the authors' released weights (megvii-model/SinglePathOneShot) into a spos_tf run.
+"""Import the authors' released weights (megvii-model/SinglePathOneShot, and ShuffleNet-Series
+``OneShot/``) into a spos_tf run.
 
 The library behind ``python -m spos_tf.import_reference``. Example::
 
@@ -18,6 +19,18 @@ is stripped):
   ``features.<block>.branch_main.<i>``: the ``i``-th module of the reference's ``nn.Sequential``
   (ReLUs hold no tensors) -> the primitive of :mod:`spos_tf.ops` in the same position
   (:data:`MAIN_INDEX`, :data:`PROJ_INDEX`).
+- stand-alone networks with searched channels (megvii-model/ShuffleNet-Series ``OneShot/``,
+  whose ``network.py`` and ``blocks.py`` are SinglePathOneShot's ``Evaluation/template`` ones:
+  the same names, a block's mid width ``int(out // 2 * scale)`` for its scale of
+  ``0.2, 0.4, ..., 1.6``): the block's mid width is read off its first pointwise conv
+  (``branch_main.0`` of a Shuffle block, ``branch_main.2`` of an Xception block) and the run's
+  space is ``shufflenet_oneshot_blocks_channels`` (:data:`CHANNELS_SPACE`, architecture text
+  ``ops|scale indices``, e.g. ShuffleNet-Series' 328M network
+  ``0,0,3,1,1,1,0,0,2,0,2,1,1,0,2,0,2,1,3,2|6,5,3,5,2,6,3,4,2,5,7,5,4,6,7,4,4,5,4,3``). A network
+  whose every block has scale 1.0 stays in ``shufflenet_oneshot`` unless ``--arch`` gives
+  scales. No supernet of block + channel search is published (ShuffleNet-Series ships only the
+  searched network's training; SinglePathOneShot's ``Supernet/`` searches blocks only), so
+  ``--kind=supernet`` reads the block supernet only.
 - Convolutions OIHW ``[out, in, k, k]`` -> HWIO ``[k, k, in, out]``; depthwise ``[C, 1, k, k]`` ->
   ``[k, k, C, 1]``; BatchNorm ``running_mean``/``running_var`` ->
   ``moving_mean``/``moving_variance`` and, stand-alone only (the supernet's BN has
@@ -41,6 +54,8 @@ Differences between the release and spos_tf, and how they are handled:
 - BatchNorm epsilon: PyTorch's 1e-5, ours 1.001e-5 (cuDNN's minimum); the difference in the
   logits is part of what ``benchmarks/reference_parity.py`` measures.
 - image size: the release's head pools a 7x7 map, so only 224 x 224 inputs are supported.
+- evaluation resize: the release evaluates with ``OpencvResize(256)`` + ``CenterCrop(224)``; the
+  run's data config sets ``eval_resize="reference"`` (:mod:`spos_tf.data.preprocess`).
 
 Reading ``.pth.tar`` needs PyTorch (``pip install 'spos_tf[torch]'``, imported lazily). Without
 PyTorch beside TensorFlow, convert the checkpoint to ``.npz`` where PyTorch is installed::
@@ -81,6 +96,9 @@ KINDS = ("supernet", "standalone")
 REFERENCE_OPS = ("shuffle3x3", "shuffle5x5", "shuffle7x7", "xception")
 IMAGE_SIZE = 224  # the release's head is AvgPool2d(7): a global pool only at 224 x 224
 SPACE = "shufflenet_oneshot"
+# Block + channel stand-alone networks (ShuffleNet-Series OneShot/): its scale_list, in order.
+CHANNELS_SPACE = "shufflenet_oneshot_blocks_channels"
+REFERENCE_SCALES = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
 STEPS = {"supernet": 150_000, "standalone": 300_000}  # the release's total iterations
 PROVENANCE_FILE = "import_reference.json"
 # Our primitive -> index of the module in the release's nn.Sequential of the branch.
@@ -175,21 +193,28 @@ def to_ours(kind: str, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def reference_space(num_classes: int = 1000) -> SearchSpace:
-    """Our space of the release: ``shufflenet_oneshot`` at 224, ``padding="reference"``.
+def reference_space(num_classes: int = 1000, name: str = SPACE) -> SearchSpace:
+    """Our space of the release at 224 with ``padding="reference"``: ``shufflenet_oneshot``
+    (blocks searched) or :data:`CHANNELS_SPACE` (blocks and channel scales).
 
     Raises:
-      ReferenceImportError: the registered space's candidate ops differ from the release's.
+      ReferenceImportError: the registered space's candidate ops (or scales) differ from the
+        release's.
     """
     from spos_tf import spaces
 
     space = spaces.get(
-        SPACE, image_size=IMAGE_SIZE, num_classes=int(num_classes), padding="reference"
+        name, image_size=IMAGE_SIZE, num_classes=int(num_classes), padding="reference"
     )
     if space.ops != REFERENCE_OPS:
         raise ReferenceImportError(
-            f"space {SPACE!r} lists ops {space.ops}; the release's choice "
+            f"space {name!r} lists ops {space.ops}; the release's choice "
             f"blocks hold {REFERENCE_OPS} in that order"
+        )
+    if name == CHANNELS_SPACE and space.channel_scales != REFERENCE_SCALES:
+        raise ReferenceImportError(
+            f"space {name!r} lists channel scales {space.channel_scales}; ShuffleNet-Series' "
+            f"scale_list is {REFERENCE_SCALES}"
         )
     return space
 
@@ -225,9 +250,10 @@ def layout(space: SearchSpace, kind: str, arch: Architecture | None = None) -> l
     chosen = space.decode(arch) if kind == "standalone" else None
     for block, (cin, cout, stride, hw) in enumerate(space.block_layout()):
         choices = list(enumerate(space.ops)) if chosen is None else [(None, chosen[block]["op"])]
+        scale = 1.0 if chosen is None else chosen[block]["channel"]
         for choice, op in choices:
             spec = ops_lib.get_op(op)
-            prims = spec.prims(cin, cout, mid_channels(space, cout, 1.0), stride, hw)
+            prims = spec.prims(cin, cout, mid_channels(space, cout, scale), stride, hw)
             prefix = f"features.{block}." + ("" if choice is None else f"{choice}.")
 
             def index(pname, spec=spec):
@@ -254,7 +280,8 @@ def load_state_dict(path: str) -> dict:
         raise FileNotFoundError(
             f"--checkpoint={path!r} does not exist; download "
             f"Supernet/checkpoint-150000.pth.tar (or an Evaluation model) "
-            f"from the link in the README of megvii-model/SinglePathOneShot"
+            f"from the link in the README of megvii-model/SinglePathOneShot, or a OneShot/ "
+            f"model from the README of megvii-model/ShuffleNet-Series"
         )
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=False) as f:
@@ -286,21 +313,57 @@ def load_state_dict(path: str) -> dict:
     }
 
 
-def infer_arch(state: dict, num_blocks: int = 20) -> Architecture | None:
-    """The architecture of a stand-alone state_dict, read off its shapes (Xception blocks have a
-    ``branch_main.12`` conv; a Shuffle block's depthwise kernel size tells 3/5/7), or None where a
-    block cannot be told (the layout check then names the missing tensors)."""
-    ops = []
-    for block in range(num_blocks):
-        if f"features.{block}.branch_main.12.weight" in state:
-            ops.append(REFERENCE_OPS.index("xception"))
-            continue
-        dw = state.get(f"features.{block}.branch_main.3.weight")
-        op = f"shuffle{dw.shape[-1]}x{dw.shape[-1]}" if dw is not None and dw.ndim == 4 else None
+def read_blocks(state: dict, space: SearchSpace) -> tuple:
+    """Each block's op and channel scale of a stand-alone state_dict, read off its shapes.
+
+    The op: an Xception block has a ``branch_main.12`` conv; a Shuffle block's depthwise kernel
+    (``branch_main.3``) is 3/5/7 wide. The scale: the block's mid width (the output channels of
+    ``branch_main.0`` of a Shuffle block, ``branch_main.2`` of an Xception block) is
+    ``mid_channels(space, out, scale)`` of exactly one of ``space.channel_scales`` (the release's
+    ``int(out // 2 * scale)``; distinct for every stage of the release).
+
+    Args:
+      state: the state_dict (``module.`` stripped); space: :data:`CHANNELS_SPACE`'s space, whose
+        ``channel_scales`` are the candidates.
+    Returns:
+      ``(ops, scales, problems)``: per block the index into ``space.ops`` and into
+      ``space.channel_scales``, None where it cannot be read, and one line per unreadable block.
+    """
+    from spos_tf.space import all_widths
+
+    ops, scales, problems = [], [], []
+    for block, (_, cout, _, _) in enumerate(space.block_layout()):
+        m = f"features.{block}.branch_main"
+        dw = state.get(f"{m}.3.weight")
+        if f"{m}.12.weight" in state:
+            op, mid = "xception", state.get(f"{m}.2.weight")
+        elif dw is not None and dw.ndim == 4:
+            op, mid = f"shuffle{dw.shape[-1]}x{dw.shape[-1]}", state.get(f"{m}.0.weight")
+        else:
+            op, mid = None, None
         if op not in REFERENCE_OPS:
-            return None
-        ops.append(REFERENCE_OPS.index(op))
-    return Architecture((tuple(ops),))
+            problems.append(
+                f"block {block}: op not readable (no {m}.12.weight of an Xception block, no "
+                f"3x3/5x5/7x7 depthwise {m}.3.weight of a Shuffle block)"
+            )
+            ops.append(None)
+            scales.append(None)
+            continue
+        ops.append(space.ops.index(op))
+        widths = all_widths(space, cout)
+        width = mid.shape[0] if mid is not None and mid.ndim == 4 else None
+        if width in widths:
+            scales.append(widths.index(width))
+            continue
+        scales.append(None)
+        name = f"{m}.{2 if op == 'xception' else 0}.weight"
+        problems.append(
+            f"block {block} ({op}): mid width "
+            + ("missing" if width is None else f"{width}")
+            + f" ({name}) is none of the release's {list(widths)} for {cout} output channels "
+            f"(scales {list(space.channel_scales)})"
+        )
+    return ops, scales, problems
 
 
 def check(state: dict, entries: list, kind: str) -> list:
@@ -339,7 +402,7 @@ def _problem_message(path: str, kind: str, problems: list) -> str:
         f"was written:\n  " + "\n  ".join(shown) + more + f"\nFix: pass the right "
         f"--kind (--kind={other}?; a supernet's blocks are features.<block>.<choice>...., a "
         f"stand-alone network's features.<block>....), the right --arch, or the unmodified "
-        f"checkpoint of megvii-model/SinglePathOneShot"
+        f"checkpoint of megvii-model/SinglePathOneShot or ShuffleNet-Series OneShot/"
     )
 
 
@@ -354,8 +417,9 @@ class ImportConfig:
         ``Evaluation/`` model).
       workdir: the run directory to write.
       arch: stand-alone only: the architecture (text form, e.g.
-        ``2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3``); default: read off the tensor shapes. Given,
-        it must match them.
+        ``2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3``, or with channel-scale indices into
+        :data:`REFERENCE_SCALES` after ``|`` for a block + channel network); default: read off
+        the tensor shapes. Given, it must match them.
       overwrite: replace a run already in ``workdir`` (only once the import has succeeded).
       dataset, data_dir: the data the run's config names for search/export (default ImageNet).
     """
@@ -397,11 +461,12 @@ def _train_config(config: ImportConfig, space: SearchSpace, arch: Architecture |
         data_dir=config.data_dir,
         image_size=IMAGE_SIZE,
         preprocessing="reference",
+        eval_resize="reference",
     )
     overrides = {"image_size": IMAGE_SIZE, "num_classes": space.num_classes, "padding": "reference"}
     return TrainConfig(
         workdir=os.fspath(config.workdir),
-        space=SPACE,
+        space=space.name,
         space_overrides=overrides,
         arch=None if arch is None else str(arch),
         data=data,
@@ -462,6 +527,56 @@ def _target_state(config: ImportConfig) -> None:
         )
 
 
+def _standalone_arch(config: ImportConfig, state: dict, num_classes: int, path: str) -> tuple:
+    """``(space, arch)`` of a stand-alone checkpoint: ``--arch`` checked against the tensors, or
+    read off them (:func:`read_blocks`). The space is ``shufflenet_oneshot`` for an ``--arch``
+    without channel part, or, without ``--arch``, for a network whose every scale is 1.0;
+    :data:`CHANNELS_SPACE` otherwise.
+
+    Raises:
+      ValueError: ``--arch`` does not parse. ReferenceImportError: ``--arch`` differs from the
+        tensors (naming the blocks), or the tensors tell no architecture (every problem at once).
+    """
+    channels = reference_space(num_classes, CHANNELS_SPACE)
+    n, one = channels.num_blocks, channels.channel_scales.index(1.0)
+    ops, scales, unread = read_blocks(state, channels)
+    found = None if unread else Architecture((tuple(ops), tuple(scales)))
+    if config.arch is not None:
+        name = CHANNELS_SPACE if "|" in config.arch else SPACE
+        space = reference_space(num_classes, name)
+        try:
+            arch = space.parse(config.arch)
+        except ValueError as e:
+            raise ValueError(f"bad --arch={config.arch!r}: {e}") from None
+        given = arch if name == CHANNELS_SPACE else Architecture((arch.genes[0], (one,) * n))
+        if found is not None and found != given:
+            diff = [
+                b for b in range(n) if any(x[b] != y[b] for x, y in zip(given.genes, found.genes))
+            ]
+            shown = found if set(scales) != {one} else Architecture((found.genes[0],))
+            raise ReferenceImportError(
+                f"--arch={arch} differs from the architecture the tensors of {path!r} have, "
+                f"{shown}, in blocks {diff}; drop --arch to use the checkpoint's"
+            )
+        return space, arch
+    if unread:
+        guess = Architecture(
+            (
+                tuple(0 if o is None else o for o in ops),
+                tuple(one if c is None else c for c in scales),
+            )
+        )
+        problems = unread + check(state, layout(channels, "standalone", guess), "standalone")
+        raise ReferenceImportError(
+            _problem_message(path, "standalone", problems)
+            + "\n(the architecture could not be read off the tensors: pass --arch)",
+            problems,
+        )
+    if set(scales) == {one}:
+        return reference_space(num_classes, SPACE), Architecture((tuple(ops),))
+    return channels, found
+
+
 def run(config: ImportConfig, stream=None) -> dict:
     """Imports ``config.checkpoint`` into ``config.workdir``; returns the provenance record.
 
@@ -486,34 +601,7 @@ def run(config: ImportConfig, stream=None) -> dict:
     space = reference_space(num_classes)
     arch = None
     if config.kind == "standalone":
-        found = infer_arch(state, space.num_blocks)
-        if config.arch is not None:
-            try:
-                arch = space.parse(config.arch)
-            except ValueError as e:
-                raise ValueError(f"bad --arch={config.arch!r}: {e}") from None
-            if found is not None and found != arch:
-                diff = [b for b, (x, y) in enumerate(zip(arch.genes[0], found.genes[0])) if x != y]
-                raise ReferenceImportError(
-                    f"--arch={arch} differs from the architecture the tensors of {path!r} have, "
-                    f"{found}, in blocks {diff}; drop --arch to use the checkpoint's"
-                )
-        else:
-            if found is None:
-                raise ReferenceImportError(
-                    _problem_message(
-                        path,
-                        "standalone",
-                        check(
-                            state,
-                            layout(space, "standalone", space.make(op=[0] * space.num_blocks)),
-                            "standalone",
-                        ),
-                    )
-                    + "\n(the architecture could not be read off the tensors: "
-                    "pass --arch)"
-                )
-            arch = found
+        space, arch = _standalone_arch(config, state, num_classes, path)
     entries = layout(space, config.kind, arch)
     problems = check(state, entries, config.kind)
     if problems:
@@ -529,9 +617,10 @@ def run(config: ImportConfig, stream=None) -> dict:
         "arch": None if arch is None else str(arch),
         "tensors": len(entries),
         "values": int(values),
-        "space": SPACE,
+        "space": space.name,
         "padding": "reference",
         "preprocessing": "reference",
+        "eval_resize": "reference",
         "step": STEPS[config.kind],
     }
 
@@ -559,8 +648,8 @@ def run(config: ImportConfig, stream=None) -> dict:
         what = "supernet" if arch is None else f"stand-alone network {arch}"
         stream.write(
             f"Imported the reference {what}: {len(entries)} tensors, {values:,} values "
-            f"from {path} into {workdir} (space {SPACE}, padding=reference, "
-            f"preprocessing=reference, {space.num_classes} classes).\n"
+            f"from {path} into {workdir} (space {space.name}, padding=reference, "
+            f"preprocessing=reference, eval_resize=reference, {space.num_classes} classes).\n"
         )
         stream.flush()
     return record

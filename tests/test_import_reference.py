@@ -208,6 +208,7 @@ def test_supernet_every_tensor_lands_in_its_variable(supernet_import):
     assert config["arch"] is None and config["steps"] == 150_000
     assert config["space_overrides"]["padding"] == "reference"
     assert config["data"]["preprocessing"] == "reference"
+    assert config["data"]["eval_resize"] == "reference"  # the release's OpencvResize + crop
     assert space.padding == "reference" and space.num_classes == NUM_CLASSES
     landed = set()
     for name, value in sd.items():
