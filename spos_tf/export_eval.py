@@ -7,7 +7,6 @@ Cost: one pass over the evaluation images; per batch one Keras call and one call
 
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import numpy as np
@@ -80,12 +79,27 @@ def evaluate(reference_fn, runners: dict, batches) -> tuple:
     return correct / count, count, {name: s.record() for name, s in stats.items()}
 
 
-def interpreter(content: bytes):
-    """A ``tf.lite.Interpreter`` of a flatbuffer, without its deprecation warning
-    (ai-edge-litert)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return tf.lite.Interpreter(model_content=content)
+def interpreter(
+    model_content: Optional[bytes] = None,
+    *,
+    model_path: Optional[str] = None,
+    num_threads: Optional[int] = None,
+):
+    """A LiteRT interpreter (``ai_edge_litert.interpreter.Interpreter``) of a TFLite flatbuffer,
+    given as bytes or as a file: the one place spos_tf runs TFLite models (the export checks,
+    the latency tables, their tests). ``tf.lite.Interpreter`` is scheduled for deletion.
+
+    Raises:
+      ImportError: LiteRT (``ai-edge-litert``, pinned in requirements.txt) is not installed.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        raise ImportError(
+            "spos_tf runs TFLite models through LiteRT (the ai-edge-litert package), which is "
+            "not installed: pip install -r requirements.txt"
+        ) from e
+    return Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
 
 
 def saved_model_runner(path: str):

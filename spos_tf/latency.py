@@ -16,7 +16,7 @@ zero op) cost 0 and are not timed. Then it times ``--fit_archs`` random whole ne
 of separately timed pieces misses (or counts too often: one interpreter call instead of one per
 piece). Prediction of an architecture = ``constant_ms`` + the sum of its entries.
 
-Backends: ``tflite`` converts each model to TFLite and times ``Interpreter.invoke`` with
+Backends: ``tflite`` converts each model to TFLite and times LiteRT's ``Interpreter.invoke`` with
 ``--threads`` threads and the default XNNPACK delegate, as a phone would (``--dtype=int8``: full
 integer quantization with int8 input and output, calibrated on random inputs); ``tf`` times a traced
 ``tf.function`` at ``--batch`` (the paper's Table 5 setting is a GPU at batch 32; on this machine it
@@ -160,6 +160,8 @@ class Timer:
 
         import tensorflow as tf
 
+        from spos_tf.export_eval import interpreter as litert_interpreter
+
         spec = tf.TensorSpec(model.inputs[0].shape, tf.float32)
         fn = tf.function(lambda t: model(t, training=False)).get_concrete_function(spec)
         # Without the trackable object the converter freezes the variables directly: ~15x faster
@@ -172,10 +174,10 @@ class Timer:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # the calibrator's tf.lite.Interpreter deprecation warning
             warnings.simplefilter("ignore")
             content = converter.convert()
-            interpreter = tf.lite.Interpreter(model_content=content, num_threads=self.threads)
+        interpreter = litert_interpreter(content, num_threads=self.threads)
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
         x = self._inputs(model)[0]

@@ -19,12 +19,12 @@ import tensorflow as tf
 import spos_tf
 from spos_tf import export_lib, run_dir, spaces, train_lib
 from spos_tf.data import DataConfig, build_dataset, preprocess_for_eval
+from spos_tf.export_eval import interpreter
 
 REPO = Path(__file__).resolve().parents[1]
 OVERRIDES = {"image_size": 16, "width": 0.25, "repeats": (1, 1, 1, 1)}
 ARCH = "0,1,2,3"
 pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated"),
     pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning"),
 ]
 
@@ -78,7 +78,7 @@ def reference(trained_run, data_dir):
 
 
 def _tflite_logits(path, images):
-    runner = tf.lite.Interpreter(model_path=path).get_signature_runner("serving_default")
+    runner = interpreter(model_path=path).get_signature_runner("serving_default")
     return np.concatenate(
         [runner(images=images[i : i + 50])["logits"] for i in range(0, len(images), 50)]
     )
@@ -93,6 +93,13 @@ def test_uint8_images_reproduce_the_pipeline(data_dir):
     assert u.dtype == tf.uint8 and u.shape == (50, 16, 16, 3)
     back = preprocess_for_eval(u).numpy()
     assert np.max(np.abs(back - x.numpy())) <= 0.5 / 57.0 + 1e-5  # 0.5 / smallest STDDEV_RGB
+
+
+def test_interpreter_without_litert_names_the_install_command(monkeypatch):
+    """No fallback to tf.lite.Interpreter: a missing LiteRT says how to install it."""
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    with pytest.raises(ImportError, match=r"ai-edge-litert.*pip install -r requirements.txt"):
+        interpreter(b"")
 
 
 @pytest.mark.slow
@@ -161,8 +168,8 @@ def test_saved_model_reload_equals_keras(exported, reference):
 def test_tflite_float_and_int8_run_in_the_interpreter(exported, reference):
     out, _ = exported
     images, labels, logits = reference
-    interpreter = tf.lite.Interpreter(model_path=os.path.join(out, "model_int8.tflite"))
-    (inp,) = interpreter.get_input_details()
+    int8 = interpreter(model_path=os.path.join(out, "model_int8.tflite"))
+    (inp,) = int8.get_input_details()
     assert inp["dtype"] == np.uint8 and list(inp["shape_signature"]) == [-1, 16, 16, 3]
     float_logits = _tflite_logits(os.path.join(out, "model_float.tflite"), images)
     assert np.max(np.abs(float_logits - logits)) <= 1e-4

@@ -8,6 +8,7 @@ import tensorflow as tf
 import spos_tf
 from spos_tf import blocks, costs, layers, ops, spaces
 from spos_tf.sampling import SequenceSampler
+from spos_tf.export_eval import interpreter
 from spos_tf.space import arch_from_any
 
 from test_supernet import _compile, _data, _snapshot  # noqa: E402
@@ -213,7 +214,7 @@ def test_standalone_converts_to_tflite_with_grouped_convs():
         tf.TensorSpec([1, 16, 16, 3])
     )
     content = tf.lite.TFLiteConverter.from_concrete_functions([fn], model).convert()
-    interp = tf.lite.Interpreter(model_content=content)
+    interp = interpreter(content)
     interp.allocate_tensors()
     x = np.random.default_rng(0).normal(size=(1, 16, 16, 3)).astype("float32")
     interp.set_tensor(interp.get_input_details()[0]["index"], x)
