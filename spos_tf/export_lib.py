@@ -283,11 +283,6 @@ def _size(path: str) -> int:
     return os.path.getsize(path)
 
 
-def _replace_dir(tmp: str, path: str) -> None:
-    run_dir.remove_path(path)
-    os.replace(tmp, path)
-
-
 def _print(stream, text: str) -> None:
     if stream is not None:
         stream.write(text + "\n")
@@ -373,7 +368,7 @@ def export(
         runners = {}
         if "saved_model" in prepared.formats:
             target = os.path.join(out, FILES["saved_model"])
-            _replace_dir(saved, target)
+            run_dir.replace_path(saved, target)
             runners["saved_model"] = saved_model_runner(target)
         for fmt, content in contents.items():
             run_dir.atomic_write_bytes(os.path.join(out, FILES[fmt]), content)

@@ -4,22 +4,17 @@
 session per architecture (its genes and costs as hyperparameters, its accuracies as metrics), so
 that ``tensorboard --logdir=<logdir>`` lets a user sort, filter and plot candidates in the HParams
 tab. The folder is rewritten as a whole (built beside it, then swapped in), so readers never see a
-half-written set (only, for a moment, no folder). Writers may run concurrently (e.g. shards that
-finish together): each moves the previous set aside under its own name, and the last swap wins.
+half-written set (only, for a moment, no folder): :func:`spos_tf.run_dir.replacing`. Writers may
+run concurrently (e.g. shards that finish together): each moves the previous set aside under its
+own name, and the last swap wins.
 Cost: a few milliseconds per session; call it when results change, not per step.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import re
-import shutil
-import tempfile
-import uuid
 
-SWAP_ATTEMPTS = 100  # swaps lost to concurrent writers before write_sessions gives up
+from spos_tf import run_dir
 
 
 def write_sessions(logdir: str, sessions: list) -> int:
@@ -38,10 +33,7 @@ def write_sessions(logdir: str, sessions: list) -> int:
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
-    parent = os.path.dirname(os.path.abspath(logdir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(logdir) + ".", dir=parent)
-    try:
+    with run_dir.replacing(logdir, folder=True) as tmp:
         if sessions:
             first = sessions[0]
             with tf.summary.create_file_writer(tmp).as_default():
@@ -57,46 +49,4 @@ def write_sessions(logdir: str, sessions: list) -> int:
                     if value is not None:
                         tf.summary.scalar(name, float(value), step=0)
             writer.close()
-        _swap_in(tmp, logdir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return len(sessions)
-
-
-def _swap_in(tmp: str, logdir: str) -> None:
-    """Replaces ``logdir`` by the complete folder ``tmp``, retrying when a concurrent writer swaps
-    its own folder in between; then removes old copies (this writer's and stale ones)."""
-    logdir = os.path.abspath(logdir)
-    for _ in range(SWAP_ATTEMPTS):
-        old = f"{logdir}.old.{uuid.uuid4().hex}"  # unique: never collides with another writer
-        try:
-            os.replace(logdir, old)
-        except FileNotFoundError:
-            pass  # nothing there yet, or another writer moved it aside first
-        try:
-            os.replace(tmp, logdir)
-            break
-        except OSError as e:
-            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not os.path.exists(logdir):
-                with contextlib.suppress(OSError):
-                    os.replace(old, logdir)  # best effort: put the previous set back
-                raise
-            # another writer's complete set landed in between: move it aside too, and retry
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        raise RuntimeError(
-            f"could not swap the HParams sessions into {logdir}: {SWAP_ATTEMPTS} concurrent "
-            "writers' swaps won in a row; write from fewer processes at once"
-        )
-    _remove_old_copies(logdir)
-
-
-def _remove_old_copies(logdir: str) -> None:
-    """Removes ``<logdir>.old`` and ``<logdir>.old.<32 hex>`` beside ``logdir``: old copies that
-    a crashed writer left behind (or that a concurrent writer is removing anyway)."""
-    parent, base = os.path.split(logdir)
-    pattern = re.escape(base) + r"\.old(\.[0-9a-f]{32})?"
-    for name in os.listdir(parent):
-        if re.fullmatch(pattern, name):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)

@@ -14,7 +14,9 @@ Layout (the contract the search and export apps rely on)::
     <workdir>/workers/<task>/   checkpoints of non-chief MultiWorkerMirroredStrategy workers
 
 Writes are atomic: ``config.json`` and ``metrics.jsonl`` rewrites go through a temporary file and
-``os.replace`` (:func:`replacing`, which the other apps use for their result files and plots too);
+``os.replace`` (:func:`replacing` and the move under it, :func:`replace_path`: the package's one
+atomic writer of files and folders, which the other apps use for their result files, plots,
+exported SavedModels and HParams logs too);
 TF writes a checkpoint's files before it updates the ``checkpoint`` index, so a killed run always
 leaves a readable latest checkpoint.
 
@@ -27,10 +29,13 @@ checks on resume, checkpoints), read by every app.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
+import uuid
 
 CONFIG_FILE = "config.json"
 FLAGS_FILE = "flags.txt"
@@ -40,6 +45,7 @@ TB_DIR = "tb"
 WORKERS_DIR = "workers"
 # Everything a run writes; --overwrite deletes exactly these (never other files in the folder).
 RUN_ENTRIES = (CONFIG_FILE, FLAGS_FILE, METRICS_FILE, CHECKPOINT_DIR, TB_DIR, WORKERS_DIR)
+SWAP_ATTEMPTS = 100  # swaps lost to concurrent writers before replace_path gives up
 
 
 class RunDirError(ValueError):
@@ -52,25 +58,91 @@ class CheckpointError(RunDirError):
 
 # ------------------------------------------------------------------------------------- files
 @contextlib.contextmanager
-def replacing(path: str):
-    """Yields a temporary path in ``path``'s folder (created if needed); when the block ends
-    without an exception the temporary file is fsynced and moved onto ``path`` (``os.replace``,
-    atomic on POSIX), otherwise it is removed and ``path`` is left as it was. The one atomic-write
-    helper of the package: :func:`atomic_write_text`, :func:`atomic_write_bytes` and
-    :func:`save_figure` are built on it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
-    os.close(fd)
+def replacing(path: str, *, folder: bool = False):
+    """The one atomic writer of the package: yields a temporary path beside ``path`` (its folder
+    created if needed), a file or, with ``folder=True``, an empty folder. When the block ends
+    without an exception, a file is fsynced, and the result is moved onto ``path``
+    (:func:`replace_path`); otherwise it is removed and ``path`` is left as it was.
+    :func:`atomic_write_text`, :func:`atomic_write_bytes`, :func:`save_figure` and
+    :func:`spos_tf.hparams.write_sessions` are built on it.
+
+    Raises:
+      RuntimeError, OSError: from :func:`replace_path`; ``path`` keeps its previous content.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    prefix = "." + os.path.basename(path) + "."
+    if folder:
+        tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, dir=parent)
+        os.close(fd)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if not folder:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        replace_path(tmp, path)
+    finally:
+        _discard(tmp)  # nothing left after a successful move
+
+
+def replace_path(tmp: str, path: str) -> None:
+    """Moves the complete file or folder ``tmp`` onto ``path`` (same file system), replacing the
+    file or folder there; :func:`replacing` gives ``tmp``.
+
+    A file is one ``os.replace`` (atomic on POSIX). A folder, which ``os.replace`` cannot put
+    onto a non-empty one, is swapped in: the previous entry is moved aside under a name of its
+    own (``<path>.old.<32 hex>``), ``tmp`` moved onto ``path``, the old copy removed; readers
+    see the old or the new folder, or for a moment none. Concurrent writers of the same ``path``
+    leave one complete folder, the last one swapped in (a swap overtaken by another writer's is
+    retried); old copies that a crashed writer left (``<path>.old``, ``<path>.old.<32 hex>``) are
+    removed.
+
+    Raises:
+      OSError: the move failed; the previous entry is put back where possible.
+      RuntimeError: ``SWAP_ATTEMPTS`` concurrent writers' swaps won in a row.
+    """
+    if not os.path.isdir(tmp) or os.path.islink(tmp):
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        return
+    path = os.path.abspath(path)
+    for _ in range(SWAP_ATTEMPTS):
+        old = f"{path}.old.{uuid.uuid4().hex}"  # unique: never collides with another writer
+        try:
+            os.replace(path, old)
+        except FileNotFoundError:
+            pass  # nothing there yet, or another writer moved it aside first
+        try:
+            os.replace(tmp, path)
+            break
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not os.path.exists(path):
+                with contextlib.suppress(OSError):
+                    os.replace(old, path)  # best effort: put the previous entry back
+                raise
+            # another writer's complete folder landed in between: move it aside too, and retry
+        finally:
+            _discard(old)
+    else:
+        raise RuntimeError(
+            f"could not swap {tmp} into {path}: {SWAP_ATTEMPTS} concurrent writers' swaps won "
+            "in a row; write from fewer processes at once"
+        )
+    parent, base = os.path.split(path)
+    pattern = re.escape(base) + r"\.old(\.[0-9a-f]{32})?"
+    for name in os.listdir(parent):
+        if re.fullmatch(pattern, name):
+            _discard(os.path.join(parent, name))
+
+
+def _discard(path: str) -> None:
+    """Removes the file or folder ``path`` if it is there, ignoring errors (a leftover)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -63,14 +63,70 @@ def test_atomic_writes_replace_the_file_and_leave_no_temporary(tmp_path, write):
     assert path.read_bytes() == b"new" and os.listdir(path.parent) == ["out.txt"]
 
 
-def test_a_failed_write_keeps_the_old_file(tmp_path):
-    path = tmp_path / "out.txt"
-    path.write_text("old")
+def _write(path: Path, text: str, folder: bool) -> None:
+    """``text`` as the file ``path``, or as ``path/a.txt`` and ``path/sub/b.txt``."""
+    if folder:
+        (path / "sub").mkdir(parents=True, exist_ok=True)
+        (path / "a.txt").write_text(text)
+        (path / "sub" / "b.txt").write_text(text)
+    else:
+        path.write_text(text)
+
+
+def _written(text: str, folder: bool) -> dict:
+    """What :func:`_read` returns after ``_write(path, text, folder)``."""
+    return {"a.txt": text, os.path.join("sub", "b.txt"): text} if folder else {".": text}
+
+
+def _read(path: Path) -> dict:
+    if path.is_file():
+        return {".": path.read_text()}
+    return {str(p.relative_to(path)): p.read_text() for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("folder", [False, True], ids=["file", "folder"])
+def test_a_failed_write_keeps_the_old_content(tmp_path, folder):
+    path = tmp_path / "out"
+    _write(path, "old", folder)
     with pytest.raises(RuntimeError, match="boom"):
-        with run_dir.replacing(str(path)) as tmp:
-            Path(tmp).write_text("half")
+        with run_dir.replacing(str(path), folder=folder) as tmp:
+            _write(Path(tmp), "half", folder)
             raise RuntimeError("boom")
-    assert path.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+    assert _read(path) == _written("old", folder)
+    assert os.listdir(tmp_path) == ["out"]  # no temporary left
+
+
+@pytest.mark.parametrize("old", ["file", "folder", None])
+def test_a_folder_replaces_a_file_or_a_folder_and_leaves_no_copy(tmp_path, old):
+    path = tmp_path / "out"
+    if old is not None:
+        _write(path, "old", old == "folder")
+        (tmp_path / "out.old").mkdir()  # a crashed writer's old copy
+    with run_dir.replacing(str(path), folder=True) as tmp:
+        _write(Path(tmp), "new", True)
+    assert _read(path) == _written("new", True)
+    assert os.listdir(tmp_path) == ["out"]
+
+
+@pytest.mark.parametrize("folder", [False, True], ids=["file", "folder"])
+def test_a_failed_move_keeps_the_old_content(tmp_path, monkeypatch, folder):
+    """The move itself fails (here: a permission error on the new entry): ``path`` holds the
+    previous content again and the error is raised."""
+    path = tmp_path / "out"
+    _write(path, "old", folder)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(src).startswith(".out."):  # the new entry, not the old copy
+            raise PermissionError(13, "denied", src)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(PermissionError):
+        with run_dir.replacing(str(path), folder=folder) as tmp:
+            _write(Path(tmp), "new", folder)
+    assert _read(path) == _written("old", folder)
+    assert os.listdir(tmp_path) == ["out"]
 
 
 def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
