@@ -94,8 +94,10 @@ class DataConfig:
         ``round(image_size / eval_crop_fraction)`` (256 for ImageNet's 224 and 0.875) with
         OpenCV's fixed-point bilinear on ``uint8``, reproduced bit for bit in TensorFlow ops
         (``preprocess.opencv_resize_uint8``), then the central ``image_size`` square is cropped at
-        torchvision's offsets ``int(round((side - image_size) / 2.))``. The crop lands where the
-        standard one does; the pixels are the release's. Costs about 2-3 ms of CPU per ImageNet
+        torchvision's offsets ``int(round((side - image_size) / 2.))``; JPEGs decoded whole are
+        decoded with the accurate integer IDCT, as PIL (the release's loader) does, not TF's
+        default fast one (up to ~12 levels apart). The crop lands where the standard one does;
+        the pixels are the release's. Costs about 2-3 ms of CPU per ImageNet
         image (5-8x the standard resize).
       data_service: ``None`` (the default) prepares the training batches on this host;
         ``"grpc://<dispatcher>:<port>"`` has the workers of a ``tf.data.experimental.service``

@@ -180,6 +180,8 @@ def build_dataset(
         seed=seed,
         input_context=input_context,
         decode=not windowed,
+        # eval_resize=reference: the release's pixels, so its decoder's too (PIL: accurate IDCT)
+        dct_method="INTEGER_ACCURATE" if cfg.eval_resize == "reference" else "",
     )
     if cfg.cache:
         ds = _filled_cache(ds)

@@ -105,9 +105,22 @@ class Source:
         """Channels the image feature decodes to (0: each file's own)."""
         return self.builder.info.features["image"].shape[-1] or 0
 
-    def decode(self, encoded: tf.Tensor) -> tf.Tensor:
-        """The stored image bytes (JPEG or PNG) -> ``uint8 [H, W, C]``, as ``read`` decodes."""
-        return self.builder.info.features["image"].decode_example(encoded)
+    def decode(self, encoded: tf.Tensor, dct_method: str = "") -> tf.Tensor:
+        """The stored image bytes (JPEG or PNG) -> ``uint8 [H, W, C]``, as ``read`` decodes.
+
+        ``dct_method``: ``""`` is TFDS's decoding (TF's default JPEG IDCT, libjpeg's fast
+        integer one); ``"INTEGER_ACCURATE"`` decodes JPEGs with libjpeg's accurate integer IDCT,
+        which is what PIL uses (the authors' release reads images with PIL): bit-identical to
+        PIL, where the default differs by up to about 12 levels in most pixel values.
+        """
+        feature = self.builder.info.features["image"]
+        if not dct_method:
+            return feature.decode_example(encoded)
+        return tf.cond(
+            tf.io.is_jpeg(encoded),
+            lambda: tf.io.decode_jpeg(encoded, channels=self.channels, dct_method=dct_method),
+            lambda: feature.decode_example(encoded),
+        )
 
     def read(
         self,
@@ -117,10 +130,12 @@ class Source:
         seed: int,
         input_context: tf.distribute.InputContext | None = None,
         decode: bool = True,
+        dct_method: str = "",
     ) -> tf.data.Dataset:
-        """Examples of ``spec`` as ``(uint8 [H, W, C], int32 [])``, decoded, in a fixed order;
-        with ``decode=False`` as ``(string [], int32 [])``, the stored bytes (decode them with
-        :meth:`decode`, or only a window of a JPEG, ``preprocess.imagenet_augment_jpeg``).
+        """Examples of ``spec`` as ``(uint8 [H, W, C], int32 [])``, decoded (``dct_method``: see
+        :meth:`decode`), in a fixed order; with ``decode=False`` as ``(string [], int32 [])``, the
+        stored bytes (decode them with :meth:`decode`, or only a window of a JPEG,
+        ``preprocess.imagenet_augment_jpeg``).
 
         Shards by ``input_context`` (TFDS file-level sharding when the split has at least one file
         per input pipeline, else example-level ``Dataset.shard`` before decoding). The order is a
@@ -153,7 +168,7 @@ class Source:
             ds = ds.shard(pipelines, input_context.input_pipeline_id)
         return ds.map(
             lambda image, label: (
-                self.decode(image) if decode else image,
+                self.decode(image, dct_method) if decode else image,
                 tf.cast(label, tf.int32),
             ),
             num_parallel_calls=tf.data.AUTOTUNE,
