@@ -86,7 +86,10 @@ class DataConfig:
       preprocessing: the last step of every role: ``"standard"`` (RGB, ImageNet mean/std
         normalisation) or ``"reference"`` (BGR float on 0..255 without normalisation, as the
         authors' PyTorch release feeds its networks: for weights imported with
-        ``spos_tf.import_reference``). Crop and resize are ``eval_resize``'s either way.
+        ``spos_tf.import_reference``); ``"reference"`` also makes the ``imagenet``
+        augmentation's colour jitter the release's (torchvision's ``ColorJitter`` on PIL images:
+        random order, PIL's grey-level blends on ``uint8``;
+        ``preprocess.reference_color_jitter``). Crop and resize are ``eval_resize``'s either way.
       eval_resize: how evaluation (every role without augmentation) crops and resizes:
         ``"standard"`` (the default) keeps the central ``eval_crop_fraction`` of the shorter side
         and resizes it to ``image_size`` bilinearly in float; ``"reference"`` is the authors'

@@ -25,6 +25,7 @@ the same pipeline twice gives the same batches.
 
 from __future__ import annotations
 
+import functools
 import typing
 
 import tensorflow as tf
@@ -203,6 +204,10 @@ def build_dataset(
             ), label
     else:
         augmenter = _AUGMENTERS[augment]
+        jitter = {}
+        if augment == "imagenet":  # preprocessing=reference: the release's ColorJitter too
+            jitter = {"jitter": cfg.preprocessing}
+            augmenter = functools.partial(augmenter, **jitter)
 
         def prepare(index, example):
             image, label = example
@@ -211,7 +216,7 @@ def build_dataset(
                 image = tf.cond(
                     tf.io.is_jpeg(image),
                     lambda: preprocess.imagenet_augment_jpeg(
-                        image, size, example_seed, source.channels
+                        image, size, example_seed, source.channels, **jitter
                     ),
                     lambda: augmenter(preprocess.to_rgb(source.decode(image)), size, example_seed),
                 )

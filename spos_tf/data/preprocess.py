@@ -13,7 +13,8 @@ which data set produced its weights: ``x = (image - MEAN_RGB) / STDDEV_RGB``.
 
 ``preprocessing="reference"`` (:func:`finish`) replaces that last step by what the authors' PyTorch
 release feeds its networks (its ``ToBGRTensor``): BGR channel order, float 0..255, no mean/std
-normalisation. Networks imported from the release (``spos_tf.import_reference``) need it.
+normalisation. Networks imported from the release (``spos_tf.import_reference``) need it. It
+also makes the training colour jitter the release's (:func:`reference_color_jitter`).
 ``eval_resize="reference"`` (:func:`preprocess_for_eval`) makes the evaluation resize the
 release's too: the shorter side to 256 with OpenCV's fixed-point bilinear on ``uint8``
 (:func:`opencv_resize_uint8`, bit-exact), then a centre crop of 224.
@@ -375,25 +376,35 @@ def decode_jpeg_window(
     return image[:, left : left + size[1]]
 
 
-def imagenet_augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+def imagenet_augment(
+    image: tf.Tensor, image_size: int, seed: tf.Tensor, jitter: str = "standard"
+) -> tf.Tensor:
     """The SPOS ImageNet recipe: random-resized crop (area 8-100 %, aspect 3/4-4/3), horizontal
-    flip, colour jitter 0.4 (brightness, contrast, saturation, in that fixed order, factors uniform
-    in [0.6, 1.4]).
+    flip, colour jitter 0.4 (brightness, contrast, saturation, factors uniform in [0.6, 1.4]).
 
     Args:
       image: ``[H, W, 3]`` on the 0..255 scale.
       seed: ``int [2]`` stateless seed.
+      jitter: ``"standard"``: the three adjustments in that fixed order on floats in [0, 1]
+        (``tf.image.adjust_contrast``: per-channel mean; ``adjust_saturation``: HSV);
+        ``"reference"``: the release's torchvision ``ColorJitter`` on PIL images,
+        :func:`reference_color_jitter` (random order, PIL's grey-level formulas on ``uint8``).
+        The training pipeline passes its ``preprocessing``.
 
     Returns:
       float32 ``[image_size, image_size, 3]`` in [0, 255] (not normalised).
     """
     crop_seed, *rest = _seeds(seed, 5)
     begin, size = crop_window(tf.shape(image), crop_seed)
-    return _augment_crop(tf.slice(image, begin, size), image_size, rest)
+    return _augment_crop(tf.slice(image, begin, size), image_size, rest, jitter)
 
 
 def imagenet_augment_jpeg(
-    encoded: tf.Tensor, image_size: int, seed: tf.Tensor, channels: int = 3
+    encoded: tf.Tensor,
+    image_size: int,
+    seed: tf.Tensor,
+    channels: int = 3,
+    jitter: str = "standard",
 ) -> tf.Tensor:
     """:func:`imagenet_augment` of a JPEG that decodes only the crop's window.
 
@@ -413,16 +424,83 @@ def imagenet_augment_jpeg(
         shape = tf.concat([shape[:2], [channels]], 0)
     begin, size = crop_window(shape, crop_seed)
     return _augment_crop(
-        to_rgb(decode_jpeg_window(encoded, begin, size, channels)), image_size, rest
+        to_rgb(decode_jpeg_window(encoded, begin, size, channels)), image_size, rest, jitter
     )
 
 
-def _augment_crop(crop: tf.Tensor, image_size: int, seeds) -> tf.Tensor:
+def _pil_grey(image: tf.Tensor) -> tf.Tensor:
+    """PIL's ``convert("L")`` of int32 RGB ``[..., 3]``: ``(19595 R + 38470 G + 7471 B + 2^15)
+    >> 16`` (ITU-R 601-2 luma in 16-bit fixed point), int32 ``[..., 1]``."""
+    weights = tf.constant([19595, 38470, 7471], tf.int32)
+    return tf.bitwise.right_shift(
+        tf.reduce_sum(image * weights, axis=-1, keepdims=True) + 32768, 16
+    )
+
+
+def _pil_blend(degenerate: tf.Tensor, image: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
+    """PIL's ``Image.blend(degenerate, image, factor)`` on int32 0..255 values: ``degenerate +
+    factor * (image - degenerate)`` in float32, clipped to [0, 255], truncated to an integer."""
+    mixed = tf.cast(degenerate, tf.float32) + factor * tf.cast(image - degenerate, tf.float32)
+    return tf.cast(tf.clip_by_value(mixed, 0.0, 255.0), tf.int32)
+
+
+def reference_color_jitter(image: tf.Tensor, factors: tf.Tensor, order: tf.Tensor) -> tf.Tensor:
+    """The release's ``transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4)``
+    on a PIL image (torchvision's PIL path: ``ImageEnhance.Brightness``, ``.Contrast``,
+    ``.Color``, each an ``Image.blend`` that returns ``uint8``), applied in ``order``.
+
+    - brightness ``b``: ``blend(0, x, b)``;
+    - contrast ``c``: ``blend(m, x, c)``, ``m = int(mean(grey(x)) + 0.5)`` over the image;
+    - saturation ``s``: ``blend(grey(x), x, s)`` per pixel;
+
+    with ``grey`` PIL's fixed-point luma (:func:`_pil_grey`) and ``blend`` PIL's float32
+    interpolation, clipped and truncated to ``uint8`` (:func:`_pil_blend`).
+
+    Args:
+      image: ``[H, W, 3]`` RGB on 0..255; rounded to integers first (a PIL image is ``uint8``).
+      factors: float32 ``[3]``: brightness, contrast, saturation factors.
+      order: int32 ``[3]``: a permutation of ``0, 1, 2`` (brightness, contrast, saturation);
+        torchvision draws a random one per image.
+
+    Returns:
+      float32 ``[H, W, 3]`` with integer values 0..255.
+    """
+    x = tf.cast(tf.clip_by_value(tf.math.round(tf.cast(image, tf.float32)), 0.0, 255.0), tf.int32)
+    factors = tf.cast(factors, tf.float32)
+
+    def brightness(x):
+        return _pil_blend(tf.zeros_like(x), x, factors[0])
+
+    def contrast(x):
+        mean = tf.reduce_mean(tf.cast(_pil_grey(x), tf.float64))
+        return _pil_blend(tf.fill(tf.shape(x), tf.cast(mean + 0.5, tf.int32)), x, factors[1])
+
+    def saturation(x):
+        return _pil_blend(tf.broadcast_to(_pil_grey(x), tf.shape(x)), x, factors[2])
+
+    for step in range(3):
+        x = tf.switch_case(
+            order[step],
+            [lambda x=x: brightness(x), lambda x=x: contrast(x), lambda x=x: saturation(x)],
+        )
+    return tf.cast(x, tf.float32)
+
+
+def _augment_crop(crop: tf.Tensor, image_size: int, seeds, jitter: str = "standard") -> tf.Tensor:
     """Resize, flip and colour jitter of :func:`imagenet_augment` after its crop."""
     flip_seed, b_seed, c_seed, s_seed = seeds
     image = tf.image.resize(tf.cast(crop, tf.float32), (image_size, image_size), method="bilinear")
     image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
     low, high = 1.0 - COLOR_JITTER, 1.0 + COLOR_JITTER
+    if jitter == "reference":
+        factors = tf.stack(
+            [tf.random.stateless_uniform([], s, low, high) for s in (b_seed, c_seed, s_seed)]
+        )
+        order_seed = tf.random.experimental.stateless_fold_in(s_seed, 1)
+        order = tf.cast(tf.argsort(tf.random.stateless_uniform([3], order_seed)), tf.int32)
+        return reference_color_jitter(image, factors, order)
+    if jitter != "standard":
+        raise ValueError(f"jitter must be 'standard' or 'reference', got {jitter!r}")
     image = image / 255.0
     image = image * tf.random.stateless_uniform([], b_seed, low, high)
     image = tf.clip_by_value(image, 0.0, 1.0)
