@@ -14,7 +14,8 @@ Kendall tau / Spearman rho with bootstrap 95% intervals (``spos_tf.rank_stats``)
 truth are written, with the MACs baseline on the same cells.
 
 Outputs in ``--out``: ``step_<n>.json`` per checkpoint (resumable: finished checkpoints are
-skipped), ``tau_vs_epochs.json`` (all rows) and ``tau_vs_epochs.png``.
+skipped; a rerun with other cells, scoring settings or ground truth is refused rather than mixed
+with them), ``tau_vs_epochs.json`` (all rows) and ``tau_vs_epochs.png``.
 Cost: one scoring per architecture and checkpoint (about a second each on 2 CPU cores for the
 NAS-Bench-201 proxy of flags/nb201_search.cfg).
 """
@@ -37,6 +38,12 @@ def every_nth(paths: list, every: int) -> list:
     if every < 1:
         raise ValueError(f"--every must be >= 1, got {every}")
     return list(paths)[::-1][::every][::-1]
+
+
+def stale_settings(stored: dict, settings: dict) -> list:
+    """Names of the ``settings`` that a stored checkpoint row holds with other values (rows
+    written before a setting was recorded are compared on the settings they have)."""
+    return [k for k, v in settings.items() if k in stored and stored[k] != v]
 
 
 def main():
@@ -84,14 +91,41 @@ def main():
     state = tf.train.get_checkpoint_state(
         os.path.abspath(run_dir.checkpoint_dir(args.supernet_dir))
     )
+    if state is None or not state.all_model_checkpoint_paths:
+        sys.exit(f"no checkpoint in {run_dir.checkpoint_dir(args.supernet_dir)}")
     paths = every_nth(state.all_model_checkpoint_paths, args.every)
-    rows = []
-    for path in paths:
+    scoring = {
+        k: v
+        for k, v in config.to_dict().items()
+        if (k.startswith(("calib_", "holdout_")) and k != "calib_mode") or k == "precision"
+    }
+    settings = {
+        "archs": len(archs),
+        "calib_mode": config.calib_mode,
+        "cells": [r["arch"] for r in records],
+        "scoring": scoring,
+        "truth": truth.tolist(),
+    }
+    stored = {}
+    for path in paths:  # all finished rows are checked before anything is scored
         step = int(path.rsplit("-", 1)[-1])
         out_file = os.path.join(args.out, f"step_{step}.json")
         if os.path.exists(out_file):
             with open(out_file) as f:
-                rows.append(json.load(f))
+                stored[step] = json.load(f)
+            stale = stale_settings(stored[step], settings)
+            if stale:
+                sys.exit(
+                    f"{out_file} was scored with other {', '.join(stale)} than this run's; "
+                    f"pass another --out, or delete the step_*.json files in {args.out} to "
+                    f"score again"
+                )
+    rows = []
+    for path in paths:
+        step = int(path.rsplit("-", 1)[-1])
+        out_file = os.path.join(args.out, f"step_{step}.json")
+        if step in stored:
+            rows.append(stored[step])
             continue
         run_dir.read_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
         start = time.perf_counter()
@@ -99,8 +133,7 @@ def main():
         seconds = time.perf_counter() - start
         row = {
             "step": step,
-            "archs": len(archs),
-            "calib_mode": config.calib_mode,
+            **settings,
             "seconds_per_arch": round(seconds / len(archs), 3),
             "kendall_tau": rank_stats.correlation("kendall_tau", scores, truth),
             "spearman_rho": rank_stats.correlation("spearman_rho", scores, truth),
@@ -119,7 +152,8 @@ def main():
             flush=True,
         )
     rows.sort(key=lambda r: r["step"])
-    summary = [{k: v for k, v in r.items() if k != "scores"} for r in rows]
+    per_cell = ("scores", "cells", "truth")
+    summary = [{k: v for k, v in r.items() if k not in per_cell} for r in rows]
     run_dir.atomic_write_text(
         os.path.join(args.out, "tau_vs_epochs.json"), json.dumps(summary, indent=2) + "\n"
     )
