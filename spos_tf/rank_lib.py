@@ -594,11 +594,9 @@ def run(config: RankConfig, stream=None) -> dict:
     """
     config = config.validate()
     stream = stream or sys.stdout
-    supernet_run = run_dir.load_run_config(config.supernet_dir)
-    if supernet_run.get("arch"):
-        raise run_dir.RunDirError(
-            f"--supernet_dir={config.supernet_dir!r} holds a stand-alone network, not a supernet"
-        )
+    from spos_tf.search_tuner import load_supernet_config
+
+    supernet_run = load_supernet_config(config.supernet_dir)  # a few-shot split's too
     space = run_dir.space_from_config(supernet_run)
     truth = recipe = None
     if config.ground_truth:

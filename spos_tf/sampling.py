@@ -2,7 +2,9 @@
 
 ``ArchSampler(space, seed)(step)`` draws uniformly, optionally rejecting architectures that fail a
 constraint (e.g. MACs in a range), with a bounded number of tries. ``CostBinSampler`` draws as the
-reference's supernet training does (a MACs bin first, then paths inside it). Because the draw
+reference's supernet training does (a MACs bin first, then paths inside it). ``GeneSampler``
+draws uniformly among the architectures with one gene fixed (a few-shot sub-supernet's part of
+the space, :mod:`spos_tf.few_shot`). Because the draw
 depends only on ``(seed, step)``, a resumed run replays exactly the same architectures, and every
 replica and worker of a distributed run draws the same architecture for a global step without
 communicating.
@@ -63,6 +65,91 @@ class ArchSampler:
     def indices(self, step) -> np.ndarray:
         """int32 ``[4, num_blocks]`` choice indices of the architecture of ``step``."""
         return self.space.indices(self(int(step)))
+
+
+def split_kind(space: SearchSpace) -> str:
+    """The gene kind a few-shot split fixes: the space's first searched kind (``"op"`` wherever
+    ops are searched, e.g. NAS-Bench-201's edges and the ShuffleNet blocks)."""
+    if not space.searched_genes:
+        raise ValueError(f"space {space.name!r} searches no gene: nothing to split on")
+    return space.searched_genes[0]
+
+
+def split_choices(space: SearchSpace, block: int) -> tuple:
+    """The choices of block ``block``'s :func:`split_kind` gene (its legal ops for ``"op"``):
+    one sub-supernet each in a few-shot split.
+
+    Raises:
+      ValueError: ``block`` is not a block (edge) of ``space``, naming the valid range.
+    """
+    if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < space.num_blocks:
+        raise ValueError(
+            f"--few_shot_split={block!r} is not a choice block (edge) of space {space.name!r}: "
+            f"pass one of 0..{space.num_blocks - 1}"
+        )
+    kind = split_kind(space)
+    if kind == "op":
+        return tuple(space.allowed_ops(block))
+    return tuple(range(len(space.choices[kind])))
+
+
+def gene_of(space: SearchSpace, arch: Architecture, block: int) -> int:
+    """The :func:`split_kind` gene of ``arch`` in block ``block``: which sub-supernet owns it."""
+    return arch.genes[space.searched_genes.index(split_kind(space))][block]
+
+
+class GeneSampler(ArchSampler):
+    """Uniform over the architectures whose :func:`split_kind` gene in block ``block`` is
+    ``choice`` (a few-shot sub-supernet's part of the space), optionally constrained; a pure
+    function of ``(seed, step)``.
+
+    Each step draws as :class:`ArchSampler` does (same generator, same draws of the other
+    blocks) and then sets the fixed gene, so the draw is uniform over the sub-space (blocks are
+    drawn independently) and the sub-supernets of one split sample the same other genes at the
+    same step. Cost: that of :class:`ArchSampler` (no rejection for the fixed gene).
+
+    Raises:
+      ValueError: ``block`` out of range or ``choice`` not among :func:`split_choices`.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        block: int,
+        choice: int,
+        constraint: Callable[[Architecture], bool] | None = None,
+        description: str = "",
+    ):
+        choices = split_choices(space, block)
+        if choice not in choices:
+            raise ValueError(
+                f"choice {choice!r} is not one of block {block}'s {split_kind(space)} choices "
+                f"{list(choices)} in space {space.name!r}"
+            )
+        fixed = f"{split_kind(space)} {choice} in block {block}"
+        super().__init__(
+            space,
+            seed,
+            constraint,
+            description=fixed + (f" and {description}" if description else ""),
+        )
+        self.block, self.choice = int(block), int(choice)
+        self._kind = space.searched_genes.index(split_kind(space))
+
+    def __call__(self, step: int) -> Architecture:
+        rng = self.rng(step)
+        for _ in range(self.max_tries):
+            genes = [list(g) for g in self.space.sample(rng).genes]
+            genes[self._kind][self.block] = self.choice
+            arch = Architecture(tuple(map(tuple, genes)))
+            if self.constraint is None or self.constraint(arch):
+                return arch
+        raise InfeasibleConstraintError(
+            f"no architecture of space {self.space.name!r} met the sampling constraint "
+            f"{self.description} in {self.max_tries} tries (step {step}); relax the "
+            f"constraint (e.g. the MACs range)"
+        )
 
 
 class SequenceSampler(ArchSampler):

@@ -169,12 +169,18 @@ def _waiting_when_idle(create_trial, wait_s: float = IDLE_WAIT_S):
 
 # ------------------------------------------------------------------------------- scoring
 def load_supernet_config(supernet_dir: str) -> dict:
-    """The ``config.json`` of the supernet run ``supernet_dir`` (reads one file).
+    """The ``config.json`` of the supernet run ``supernet_dir`` (reads one file), or of the first
+    sub-supernet of a few-shot split (:func:`spos_tf.few_shot.load_run_config`: space and data
+    are every sub-supernet's).
 
     Raises:
       run_dir.RunDirError: not a run directory, or a stand-alone network's.
     """
+    from spos_tf import few_shot
+
     try:
+        if few_shot.is_few_shot(supernet_dir):
+            return few_shot.load_run_config(supernet_dir)
         run_config = run_dir.load_run_config(supernet_dir)
     except run_dir.RunDirError as e:
         raise run_dir.RunDirError(f"--supernet_dir: {e}") from None
@@ -190,9 +196,18 @@ def load_supernet(config: SearchConfig):
     """``(space, supernet, run_config, data_config)`` of ``config.supernet_dir``.
 
     Raises:
-      run_dir.RunDirError, run_dir.CheckpointError: not a trained supernet run.
+      run_dir.RunDirError, run_dir.CheckpointError: not a trained supernet run (a few-shot
+        split holds several: :func:`make_evaluator` scores on them).
     """
     load_supernet_config(config.supernet_dir)
+    from spos_tf import few_shot
+
+    if few_shot.is_few_shot(config.supernet_dir):
+        raise run_dir.RunDirError(
+            f"--supernet_dir={config.supernet_dir!r} holds a few-shot split (one supernet per "
+            f"sub-supernet): restore them with spos_tf.few_shot.restore_models, or score with "
+            f"make_evaluator"
+        )
     space, model, run_config = run_dir.restore_model(config.supernet_dir)
     return space, model, run_config, _data_config(run_config, space, config)
 
@@ -297,14 +312,29 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
 
 def make_evaluator(config: SearchConfig):
     """A :class:`~spos_tf.evaluate.PathEvaluator` on the restored supernet of ``config``, with
-    its calibration and held-out data (restores the checkpoint; fills the caches)."""
+    its calibration and held-out data (restores the checkpoint; fills the caches).
+
+    A few-shot ``config.supernet_dir`` (:mod:`spos_tf.few_shot`) gives a
+    :class:`~spos_tf.few_shot.FewShotEvaluator`: one such evaluator per sub-supernet, all on the
+    same data, each candidate scored by the sub-supernet owning it (K supernets in memory)."""
     from spos_tf.evaluate import PathEvaluator
 
-    from spos_tf import precision
+    from spos_tf import few_shot, precision
 
+    layout = None
     with precision.policy_scope(config.precision):  # the supernet computes in it for good
-        space, supernet, run_config, data = load_supernet(config)
+        if few_shot.is_few_shot(config.supernet_dir):
+            layout, space, supernets, run_config = few_shot.restore_models(config.supernet_dir)
+            data = _data_config(run_config, space, config)
+        else:
+            space, supernet, run_config, data = load_supernet(config)
     calib, holdout, _ = build_eval_data(data, config, space.image_size, seed=0)
-    return PathEvaluator(
-        supernet, calib, holdout, config.num_calib_batches, calib_mode=config.calib_mode
-    )
+
+    def evaluator(model):
+        return PathEvaluator(
+            model, calib, holdout, config.num_calib_batches, calib_mode=config.calib_mode
+        )
+
+    if layout is None:
+        return evaluator(supernet)
+    return few_shot.FewShotEvaluator(layout, space, {c: evaluator(m) for c, m in supernets.items()})

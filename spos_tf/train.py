@@ -4,6 +4,8 @@ r"""Trains a SPOS supernet (no ``--arch``) or retrains one architecture from scr
     python -m spos_tf.train --flagfile=flags/supernet.cfg --data_dir=$TFDS --workdir=/ckpt/supernet
     python -m spos_tf.train --flagfile=flags/retrain.cfg --arch=/ckpt/search/best.json \
         --data_dir=$TFDS --workdir=/ckpt/retrain
+    python -m spos_tf.train --flagfile=flags/nb201_few_shot.cfg --few_shot_from=/ckpt/nb201 \
+        --dataset=folder:$CIFAR10 --workdir=/ckpt/nb201_few_shot     # Few-shot NAS
 
 The flags are the fields of :class:`spos_tf.train_config.TrainConfig` and of its
 :class:`spos_tf.data.DataConfig` (defined there once) plus the space overrides; they only build
@@ -51,6 +53,7 @@ def flag_names() -> tuple:
             name
             for f in dataclasses.fields(TrainConfig)
             for name in nested.get(f.name, (config_flags.flag_name(f),))
+            if name is not None  # a setting filled in by code (few_shot_choice)
         )
         + spaces.OVERRIDE_FLAGS
     )
@@ -101,10 +104,11 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     if record:
+        few_shot = "sub_val_accuracy" in record  # a few-shot split: one run per sub-supernet
         print(
             f"Done in {time.monotonic() - start:.0f} s: val_accuracy "
-            f"{record['val_accuracy']:.4f}; metrics in "
-            f"{flags.FLAGS.workdir}/metrics.jsonl"
+            f"{record['val_accuracy']:.4f}{' (mean of the sub-supernets)' if few_shot else ''}; "
+            f"metrics in {flags.FLAGS.workdir}/{'sub_*/' if few_shot else ''}metrics.jsonl"
         )
     return 0
 

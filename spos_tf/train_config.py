@@ -27,10 +27,12 @@ from spos_tf.sampling import (
     BalancedSampler,
     CostBinSampler,
     FairSampler,
+    GeneSampler,
     all_of,
     check_bins,
     latency_range,
     macs_range,
+    split_choices,
 )
 from spos_tf.space import Architecture, SearchSpace, arch_from_any
 from spos_tf.precision import PRECISIONS
@@ -91,6 +93,15 @@ class TrainConfig:
       bin_tries: ``cost_bins`` sampling: draws per step inside the chosen bin (the reference: 500).
       latency_table, min_latency_ms, max_latency_ms: supernet only: sample only paths whose
         latency predicted by this lookup table (``spos_tf.latency build``) is in this range.
+      few_shot_split, few_shot_from: supernet only: Few-shot NAS (:mod:`spos_tf.few_shot`):
+        train one sub-supernet per choice of block (edge) ``few_shot_split``'s op, each starting
+        from the model weights and BN statistics of the latest checkpoint of the one-shot supernet
+        run ``few_shot_from`` (fresh optimizer state) and trained ``steps`` more steps with this
+        recipe; ``workdir`` then holds ``few_shot.json`` and one run directory per sub-supernet.
+        :func:`resolve` stores ``few_shot_from`` as an absolute path.
+      few_shot_choice: set by :mod:`spos_tf.few_shot` in a sub-supernet's own config (no flag):
+        the run is the sub-supernet whose block ``few_shot_split`` always uses this choice
+        (:class:`~spos_tf.sampling.GeneSampler`).
       bn_momentum: BatchNorm moving-average momentum (Keras form; 0.9 = PyTorch's 0.1).
       strategy: ``"default"`` (one device), ``"mirrored"`` (all local GPUs, else all logical
         CPUs) or ``"multi_worker"`` (MultiWorkerMirroredStrategy, cluster from ``TF_CONFIG``).
@@ -183,6 +194,19 @@ class TrainConfig:
     max_latency_ms: Optional[float] = field(
         None, "Supernet: sample only paths predicted at most this slow.", low=0.0
     )
+    few_shot_split: Optional[int] = field(
+        None,
+        "Supernet: Few-shot NAS (Zhao et al., ICML 2021): train one sub-supernet per op of this "
+        "choice block (edge), each from the weights of --few_shot_from for --steps more steps "
+        "(K x the cost of --steps); sub-supernet c samples only architectures with that op c.",
+        low=0,
+    )
+    few_shot_from: Optional[str] = field(
+        None,
+        "--few_shot_split: the --workdir of the one-shot supernet run (same space) whose latest "
+        "checkpoint every sub-supernet starts from.",
+    )
+    few_shot_choice: Optional[int] = field(None, flag=False)
     bn_momentum: float = field(
         0.9, "BatchNorm moving-average momentum (Keras form).", low=0.0, high=1.0, high_open=True
     )
@@ -302,6 +326,7 @@ class TrainConfig:
                 "--latency_table constrains supernet sampling; drop it when "
                 "retraining one architecture (--arch)"
             )
+        self._validate_few_shot()
         if self.final_bn_augment and not self.final_bn_batches:
             raise ValueError(
                 "--final_bn_augment chooses the images of the final BN pass; set "
@@ -313,6 +338,42 @@ class TrainConfig:
                 "BN statistics are recalibrated per path at evaluation and search"
             )
         return self
+
+    def _validate_few_shot(self) -> None:
+        if self.few_shot_split is None:
+            if self.few_shot_from is not None or self.few_shot_choice is not None:
+                raise ValueError(
+                    f"--few_shot_from={self.few_shot_from!r} names the one-shot run a few-shot "
+                    f"split starts from; pass --few_shot_split=<block> too, or drop it"
+                )
+            return
+        if not self.is_supernet:
+            raise ValueError(
+                "--few_shot_split splits a supernet into sub-supernets; drop it when retraining "
+                "one architecture (--arch / --uniform_bits)"
+            )
+        if (
+            not isinstance(self.few_shot_from, (str, os.PathLike))
+            or not str(self.few_shot_from).strip()
+        ):
+            raise ValueError(
+                f"--few_shot_split={self.few_shot_split} needs --few_shot_from=<the --workdir of "
+                f"a finished one-shot supernet run of the same space>"
+            )
+        if self.sampling != "uniform":
+            raise ValueError(
+                f"--few_shot_split trains each sub-supernet by uniform sampling inside its part "
+                f"of the space; drop --sampling={self.sampling}"
+            )
+        if os.path.abspath(self.few_shot_from) == os.path.abspath(str(self.workdir)):
+            raise ValueError(
+                f"--workdir must differ from --few_shot_from ({self.workdir!r}): the few-shot "
+                f"run writes its sub-supernets into a folder of its own"
+            )
+        if self.few_shot_choice is not None and (
+            isinstance(self.few_shot_choice, bool) or not isinstance(self.few_shot_choice, int)
+        ):
+            raise ValueError(f"few_shot_choice must be an int, got {self.few_shot_choice!r}")
 
     def to_dict(self) -> dict:
         """JSON-ready dict (the ``config.json`` of the workdir)."""
@@ -415,7 +476,19 @@ def resolve(config: TrainConfig) -> Resolved:
                 f"{config.max_latency_ms if config.max_latency_ms is not None else math.inf:g}]"
                 f" ms"
             )
-        sampler = ArchSampler(space, config.seed, constraint, description=description)
+        if config.few_shot_choice is not None:  # a few-shot sub-supernet (spos_tf.few_shot)
+            sampler = GeneSampler(
+                space,
+                config.seed,
+                config.few_shot_split,
+                config.few_shot_choice,
+                constraint,
+                description=description,
+            )
+        else:
+            if config.few_shot_split is not None:
+                split_choices(space, config.few_shot_split)  # names the valid blocks
+            sampler = ArchSampler(space, config.seed, constraint, description=description)
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
         if config.sampling in ("cost_bins", "balanced", "fair"):
             # evaluation paths stay uniform: the same paths whichever way training samples
@@ -436,6 +509,9 @@ def resolve(config: TrainConfig) -> Resolved:
         arch=None if arch is None else str(arch),
         uniform_bits=None,
         eval_split=eval_split,
+        few_shot_from=(
+            None if config.few_shot_from is None else os.path.abspath(config.few_shot_from)
+        ),
     )
     return Resolved(
         effective,

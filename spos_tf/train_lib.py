@@ -17,6 +17,8 @@ Where each part lives:
 - :mod:`spos_tf.train_metrics`: the ``metrics.jsonl`` records and TensorBoard scalars.
 - :mod:`spos_tf.train_eval`: evaluation on a non-distributed twin (BN recalibrated per path).
 - :mod:`spos_tf.train_loop`: :func:`run`, the loop with checkpoints, resume and divergence stop.
+- :mod:`spos_tf.few_shot`: a few-shot split (``few_shot_split``): one sub-supernet run per choice
+  of one gene, each from the one-shot supernet's weights; :func:`run` dispatches to it.
 """
 
 from spos_tf.strategy import STRATEGIES, make_strategy, mirrored_strategy, task_of, workers_of

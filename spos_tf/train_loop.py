@@ -47,7 +47,14 @@ class DivergenceError(RuntimeError):
     """The loss or the weights became NaN/Inf; the last good checkpoint is kept."""
 
 
-def run(config: TrainConfig, *, flags_text: str | None = None, stream=None) -> dict:
+def run(
+    config: TrainConfig,
+    *,
+    flags_text: str | None = None,
+    stream=None,
+    init_checkpoint: str | None = None,
+    strategy=None,
+) -> dict:
     """Trains as ``config`` says, in ``config.workdir``; returns the final evaluation record.
 
     Resumes from the workdir's latest checkpoint when it holds a run of the same config. Bad
@@ -57,6 +64,14 @@ def run(config: TrainConfig, *, flags_text: str | None = None, stream=None) -> d
       config: the run's config (validated here).
       flags_text: written to ``<workdir>/flags.txt`` (the app passes the effective flags).
       stream: where the progress bar and the summary go (default stdout).
+      init_checkpoint: a run that has no checkpoint of its own yet first reads its model's
+        weights and BN statistics from this checkpoint (a few-shot sub-supernet starts from the
+        one-shot supernet); the optimizer state (slots, step) stays fresh.
+      strategy: the ``tf.distribute`` strategy to train in (default: made from
+        ``config.strategy``; :mod:`spos_tf.few_shot` makes one for all its sub-supernets).
+
+    A config with ``few_shot_split`` (and no ``few_shot_choice``) trains the few-shot split
+    instead: :func:`spos_tf.few_shot.train` (one such run per sub-supernet; returns a summary).
 
     Returns:
       The last ``metrics.jsonl`` record: ``{"step", "val_accuracy", ...}``.
@@ -68,9 +83,19 @@ def run(config: TrainConfig, *, flags_text: str | None = None, stream=None) -> d
         run_dir.CheckpointError: damaged checkpoint.
       DivergenceError: the loss or weights became NaN/Inf (the last good checkpoint is kept).
     """
+    from spos_tf import few_shot
+
+    if config.few_shot_split is not None and config.few_shot_choice is None:
+        return few_shot.train(config, flags_text=flags_text, stream=stream)
     try:
         config.validate()
-        strategy = make_strategy(config.strategy)  # MultiWorkerMirroredStrategy must come first
+        if few_shot.is_few_shot(config.workdir):
+            raise run_dir.RunDirError(
+                f"--workdir={os.fspath(config.workdir)!r} holds a few-shot split "
+                f"({few_shot.FEW_SHOT_FILE}); train this run into another --workdir"
+            )
+        if strategy is None:  # MultiWorkerMirroredStrategy must come first
+            strategy = make_strategy(config.strategy)
         resolved = resolve(config)
         config = resolved.config
         replicas = strategy.num_replicas_in_sync
@@ -94,17 +119,22 @@ def run(config: TrainConfig, *, flags_text: str | None = None, stream=None) -> d
     from spos_tf import precision
 
     with precision.policy_scope(config.precision):  # the models are built in it
-        return _Run(strategy, resolved, chief, task, status, flags_text, stream).train()
+        return _Run(
+            strategy, resolved, chief, task, status, flags_text, stream, init_checkpoint
+        ).train()
 
 
 class _Run:
     """One training run (the state that :func:`run` threads through its phases)."""
 
-    def __init__(self, strategy, resolved, chief, task, status, flags_text, stream):
+    def __init__(
+        self, strategy, resolved, chief, task, status, flags_text, stream, init_checkpoint=None
+    ):
         self.strategy, self.resolved, self.config = strategy, resolved, resolved.config
         self.space, self.chief, self.task, self.status = resolved.space, chief, task, status
         self.workdir = os.fspath(self.config.workdir)
         self.stream = stream
+        self.init_checkpoint = init_checkpoint  # see run()
         config = self.config
         self.flags_text = flags_text
         if chief and status != "resume":  # a resumed run rewrites it once its checkpoint loaded
@@ -225,12 +255,16 @@ class _Run:
 
     def _restore(self) -> int:
         """Restores this task's latest checkpoint when the run resumes; returns the step."""
-        step = 0
+        step, path = 0, None
         if self.status == "resume":
             path = run_dir.latest_checkpoint(self.ckpt_dir)
             if path is not None:
                 run_dir.read_checkpoint(self.checkpoint, path)
                 step = int(self.optimizer.iterations.numpy())
+        if path is None and self.init_checkpoint:  # model and BN statistics; optimizer fresh
+            run_dir.read_checkpoint(
+                tf.train.Checkpoint(model=self.model), self.init_checkpoint, partial=True
+            )
         if self.config.strategy == "multi_worker":
             self._check_same_step(step)  # a collective: every worker runs it
         return step

@@ -75,6 +75,8 @@ FLAG_NAMES = {
     "latency_table",
     "min_latency_ms",
     "max_latency_ms",
+    "few_shot_split",
+    "few_shot_from",
     "bn_momentum",
     "strategy",
     "checkpoint_every",
