@@ -56,8 +56,9 @@ from typing import Callable, Union
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
+from spos_tf.choices import CALIB_MODES
+
 _CACHE_ATTR = "_spos_path_evaluator"
-CALIB_MODES = ("exact", "ema", "batch_stats")
 # A data set, or a function giving candidate ``index`` its own (see the module docstring).
 Data = Union[tf.data.Dataset, Callable[[int], tf.data.Dataset]]
 

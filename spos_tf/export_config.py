@@ -9,6 +9,7 @@ import os
 from typing import Optional
 
 from spos_tf import config_flags, run_dir
+from spos_tf.choices import EVAL_SPLITS
 from spos_tf.config_flags import field
 
 FORMATS = ("saved_model", "tflite", "tflite_int8", "tflite_int4")
@@ -21,7 +22,6 @@ FILES = {
 REPORT_FILE = "export_report.json"
 SIGNATURE = "serving_default"
 INPUT_NAME = "images"
-EVAL_SPLITS = ("holdout", "test")
 INPUT_CONTRACT = (
     "uint8 [batch, S, S, 3] RGB images at the model resolution S, 0..255; "
     "normalised inside: (image - MEAN_RGB) / STDDEV_RGB"

@@ -40,7 +40,7 @@ import tensorflow as tf
 import tf_keras as keras
 from tf_keras.src.mixed_precision.loss_scale_optimizer import LossScaleOptimizerV3
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+from spos_tf.choices import PRECISIONS
 
 
 def check(precision: str) -> str:

@@ -17,19 +17,15 @@ from typing import Mapping, Optional
 
 from spos_tf import costs as costs_lib
 from spos_tf import run_dir
+from spos_tf.choices import CALIB_MODES, PRECISIONS
 from spos_tf.config_flags import check_fields, field, neutral_fields
 from spos_tf.space import Architecture, SearchSpace
 
 ALGORITHMS = ("evolution", "random")
 ALGORITHM_CHOICES = ALGORITHMS + ("both",)
 ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every plot of a search
-# BN recalibration modes: spos_tf.evaluate.CALIB_MODES (repeated here so that defining the flags
-# imports no TensorFlow; tests/test_search_config.py pins the two equal).
-CALIB_MODES = ("exact", "ema", "batch_stats")
 # Where each candidate's calibration images come from (spos_tf.search_data).
 CALIB_STREAMS = ("fixed", "fresh")
-# Keras policies: spos_tf.precision.PRECISIONS (repeated for the same reason; a test pins them).
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Constraint name -> cost of an architecture. The flag is --max_<name>.
 COSTS: dict = {
     "macs": lambda table, arch: table.macs(arch),

@@ -17,6 +17,7 @@ import os
 from typing import Optional
 
 from spos_tf import config_flags, run_dir, spaces
+from spos_tf.choices import EVAL_SPLITS, PRECISIONS
 from spos_tf import costs as costs_lib
 from spos_tf.config_flags import field
 from spos_tf.data import DataConfig, dataset_info
@@ -35,13 +36,11 @@ from spos_tf.sampling import (
     split_choices,
 )
 from spos_tf.space import Architecture, SearchSpace, arch_from_any
-from spos_tf.precision import PRECISIONS
 from spos_tf.strategy import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam")
 SAMPLINGS = ("uniform", "cost_bins", "balanced", "fair")
 LR_SCHEDULES = ("linear", "cosine", "constant")
-EVAL_SPLITS = ("holdout", "test")
 
 
 class ConfigError(ValueError):

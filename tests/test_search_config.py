@@ -118,15 +118,6 @@ def test_resume_neutral_settings_are_the_ones_a_resumed_search_may_change():
     }
 
 
-def test_calib_modes_are_the_evaluators():
-    from spos_tf import evaluate
-
-    assert search_config.CALIB_MODES == evaluate.CALIB_MODES
-    from spos_tf import precision
-
-    assert search_config.PRECISIONS == precision.PRECISIONS
-
-
 def test_settings_round_trip_through_json():
     config = SearchConfig(supernet_dir="/s", workdir="/w", seeds=(0, 1), max_macs=3e8)
     d = config.to_dict()

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from spos_tf.data.config import EVAL_RESIZES  # see preprocess_for_eval()
+from spos_tf.data.config import EVAL_RESIZES, PREPROCESSINGS  # see finish(), preprocess_for_eval()
 
 MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # (123.675, 116.28, 103.53)
 STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)  # (58.395, 57.12, 57.375)
 COLOR_JITTER = 0.4  # brightness, contrast and saturation factors drawn from [0.6, 1.4]
 CROP_AREA = (0.08, 1.0)  # random-resized-crop: fraction of the image area
 CROP_ASPECT = (3 / 4, 4 / 3)  # random-resized-crop: width / height
-PREPROCESSINGS = ("standard", "reference")  # see finish()
 RESIZE_COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS: bilinear weights in units of 1/2048
 
 
