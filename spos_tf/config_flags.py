@@ -12,7 +12,8 @@ fixed set of values, the choices) come from the field's metadata::
     config = from_flags(RankConfig)             # RankConfig(num_archs=..., select=...)
 
 Supported field types (as annotations, string or real): ``str``, ``int``, ``float``, ``bool``,
-``Optional`` of these, and ``tuple`` (a comma-separated list of strings, see ``DEFINE_list``).
+``Optional`` of these, and ``tuple`` (a comma-separated list, see ``DEFINE_list``: of strings, or
+of ints or floats for ``tuple[int, ...]`` / ``tuple[float, ...]``, converted by :func:`from_flags`).
 
 The same metadata validates a config (:func:`check_fields`: types, ``low``/``high`` bounds and
 ``choices``, one error message format for every app) and names the settings that may change when a
@@ -105,6 +106,15 @@ def flag_names(cls) -> tuple:
     return tuple(name for name in map(flag_name, dataclasses.fields(cls)) if name is not None)
 
 
+def _item_type(annotation):
+    """``int`` for ``tuple[int, ...]`` (``Optional`` of it too), ``float`` likewise, else ``str``."""
+    text = str(annotation).replace("typing.", "").replace(" ", "")
+    for name, kind in (("int", int), ("float", float)):
+        if f"tuple[{name}," in text:
+            return kind
+    return str
+
+
 def _base_type(annotation) -> str:
     """``"int"`` for ``int``, ``"Optional[int]"``, ``"int | None"`` (annotations as strings too)."""
     if isinstance(annotation, str):
@@ -161,7 +171,7 @@ def from_flags(cls, fv=None, **overrides):
             continue
         value = fv[name].value
         if _base_type(f.type) == "tuple" and value is not None:
-            value = tuple(value)
+            value = tuple(map(_item_type(f.type), value))
         values[f.name] = value
     values.update(overrides)
     return cls(**values)

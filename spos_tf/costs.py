@@ -274,13 +274,13 @@ def main(argv):  # pragma: no cover - exercised through the command line in test
 
     from absl import flags
 
-    from spos_tf import spaces
+    from spos_tf import space_overrides, spaces
     from spos_tf.space import arch_from_any
 
     FLAGS = flags.FLAGS
     if len(argv) > 1:
         raise SystemExit(f"unexpected arguments: {argv[1:]}")
-    space = spaces.get(FLAGS.space, **spaces.overrides_from_flags(FLAGS))
+    space = spaces.get(FLAGS.space, **space_overrides.from_flags(FLAGS))
     convention = check_convention(FLAGS.bitops_convention)
     if FLAGS.uniform_bits is not None:
         if not space.quantized:
@@ -312,7 +312,7 @@ def main(argv):  # pragma: no cover - exercised through the command line in test
 if __name__ == "__main__":  # pragma: no cover
     from absl import app, flags
 
-    from spos_tf import spaces as _spaces
+    from spos_tf import space_overrides
 
     flags.DEFINE_string("space", "shufflenet_oneshot", "search space name")
     flags.DEFINE_string("arch", None, "architecture text form or path to best.json")
@@ -327,7 +327,7 @@ if __name__ == "__main__":  # pragma: no cover
         "first conv and FC included) or paper (choice blocks only; Table 6's "
         "figures are these counts / 2^30)",
     )
-    _spaces.define_override_flags()
+    space_overrides.define()
 
     def _run(argv):
         try:

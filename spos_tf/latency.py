@@ -398,7 +398,7 @@ def write_plot(path: str, pred, meas, report: dict) -> None:
 def define_flags(fv=None) -> None:
     from absl import flags
 
-    from spos_tf import spaces
+    from spos_tf import space_overrides
 
     fv = flags.FLAGS if fv is None else fv
     d = dict(flag_values=fv)
@@ -435,14 +435,13 @@ def define_flags(fv=None) -> None:
         "report", None, "validate: JSON report path (default <lut>.validate.json).", **d
     )
     flags.DEFINE_string("arch", None, "predict: architecture (text, file or name).", **d)
-    flags.DEFINE_list("ops", None, "build: candidate ops override (as spos_tf.train --ops).", **d)
-    spaces.define_override_flags(fv)
+    space_overrides.define(fv)
 
 
 def main(argv) -> int:
     from absl import flags
 
-    from spos_tf import spaces
+    from spos_tf import space_overrides, spaces
     from spos_tf.space import arch_from_any
 
     fv = flags.FLAGS
@@ -462,9 +461,7 @@ def main(argv) -> int:
                 import tensorflow as tf
 
                 tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
-            overrides = spaces.overrides_from_flags(fv)
-            if fv.ops:
-                overrides["ops"] = tuple(fv.ops)
+            overrides = space_overrides.from_flags(fv)
             space = spaces.get(fv.space, **overrides)
             timer = Timer(
                 fv.backend, fv.batch, fv.threads, fv.dtype, fv.runs, fv.warmup, fv.statistic

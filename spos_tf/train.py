@@ -22,7 +22,7 @@ import time
 
 from absl import app, flags
 
-from spos_tf import app_common, config_flags, spaces
+from spos_tf import app_common, config_flags, space_overrides
 
 
 def define_flags(fv=None) -> None:
@@ -34,11 +34,8 @@ def define_flags(fv=None) -> None:
 
     fv = flags.FLAGS if fv is None else fv
     config_flags.define_flags(TrainConfig, fv)
-    flags.DEFINE_list(
-        "ops", None, "Candidate ops override, e.g. shuffle3x3,xception.", flag_values=fv
-    )
     config_flags.define_flags(DataConfig, fv)
-    spaces.define_override_flags(fv)
+    space_overrides.define(fv)
 
 
 def flag_names() -> tuple:
@@ -47,7 +44,7 @@ def flag_names() -> tuple:
     from spos_tf.data import DataConfig
     from spos_tf.train_config import TrainConfig
 
-    nested = {"space_overrides": ("ops",), "data": config_flags.flag_names(DataConfig)}
+    nested = {"space_overrides": (), "data": config_flags.flag_names(DataConfig)}
     return (
         tuple(
             name
@@ -55,7 +52,7 @@ def flag_names() -> tuple:
             for name in nested.get(f.name, (config_flags.flag_name(f),))
             if name is not None  # a setting filled in by code (few_shot_choice)
         )
-        + spaces.OVERRIDE_FLAGS
+        + space_overrides.FLAGS
     )
 
 
@@ -65,9 +62,7 @@ def config_from_flags(fv=None):
     from spos_tf.train_config import TrainConfig
 
     fv = flags.FLAGS if fv is None else fv
-    overrides = spaces.overrides_from_flags(fv)
-    if fv["ops"].value:
-        overrides["ops"] = tuple(fv["ops"].value)
+    overrides = space_overrides.from_flags(fv)
     config = config_flags.from_flags(
         TrainConfig, fv, space_overrides=overrides, data=config_flags.from_flags(DataConfig, fv)
     )

@@ -5,7 +5,7 @@ import math
 import pytest
 from absl import flags
 
-from spos_tf import spaces
+from spos_tf import space_overrides, spaces
 
 
 def test_registry_and_overrides():
@@ -56,7 +56,7 @@ def test_a_bad_override_names_the_space():
 
 def test_override_flags_parse_into_space_overrides():
     fv = flags.FlagValues()
-    spaces.define_override_flags(fv)
+    space_overrides.define(fv)
     fv(
         [
             "app",
@@ -65,16 +65,19 @@ def test_override_flags_parse_into_space_overrides():
             "--channel_scales=0.5,1.0",
             "--weight_bits=2,4",
             "--padding=reference",
+            "--ops=shuffle3x3,xception",
         ]
     )
-    overrides = spaces.overrides_from_flags(fv)
+    overrides = space_overrides.from_flags(fv)
     assert overrides == {
         "image_size": 32,
         "strides": (1, 1, 2, 2, 2),
         "channel_scales": (0.5, 1.0),
         "weight_bits": (2, 4),
         "padding": "reference",
+        "ops": ("shuffle3x3", "xception"),
     }
+    overrides.pop("ops")
     s = spaces.get("resnet18_mixed_precision", num_classes=10, **overrides)
     assert s.image_size == 32 and s.padding == "reference"
     assert s.weight_bits == (2, 4) and s.channel_scales == (0.5, 1.0)
