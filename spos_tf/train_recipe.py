@@ -44,9 +44,11 @@ class SmoothedSparseCE(keras.losses.Loss):
 
 
 def make_schedule(config):
-    """``config.lr_schedule`` over ``config.steps`` from ``config.learning_rate``: a Keras
-    schedule (``"linear"``, ``"cosine"``, both ending at 0) or the constant rate itself."""
-    lr, steps = config.learning_rate, config.steps
+    """``config.lr_schedule`` over ``config.lr_schedule_steps`` (default ``config.steps``) from
+    ``config.learning_rate``: a Keras schedule (``"linear"``, ``"cosine"``, both ending at 0 at
+    the schedule's end) or the constant rate itself."""
+    lr = config.learning_rate
+    steps = getattr(config, "lr_schedule_steps", None) or config.steps
     if config.lr_schedule == "linear":
         return keras.optimizers.schedules.PolynomialDecay(lr, steps, 0.0, power=1.0)
     if config.lr_schedule == "cosine":

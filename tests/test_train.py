@@ -64,6 +64,7 @@ FLAG_NAMES = {
     "optimizer",
     "learning_rate",
     "lr_schedule",
+    "lr_schedule_steps",
     "momentum",
     "weight_decay",
     "label_smoothing",

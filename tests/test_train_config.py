@@ -56,6 +56,7 @@ TINY_CONFIG_JSON = {
     "learning_rate": 0.5,
     "log_every": 3,
     "lr_schedule": "linear",
+    "lr_schedule_steps": None,
     "max_latency_ms": None,
     "max_macs": None,
     "min_latency_ms": None,

@@ -1,6 +1,7 @@
 """spos_tf.train_recipe: the loss, the learning-rate schedules, the optimizer and the
 deterministic dropout, each against an independent computation."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -48,6 +49,25 @@ def test_schedules_follow_their_formula_to_the_last_step(schedule, expected):
     sched = make_schedule(TrainConfig(steps=10, learning_rate=0.5, lr_schedule=schedule))
     for step in (0, 3, 9, 10):
         assert lr_at(sched, step) == pytest.approx(expected(step), rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("linear", lambda t: 0.5 * (1 - t / 25)),
+        ("cosine", lambda t: 0.5 * 0.5 * (1 + math.cos(math.pi * t / 25))),
+    ],
+)
+def test_a_longer_schedule_stops_part_way_down_it(schedule, expected):
+    config = TrainConfig(
+        workdir="unused", steps=15, lr_schedule_steps=25, learning_rate=0.5, lr_schedule=schedule
+    )
+    sched = make_schedule(config.validate())
+    for step in (0, 7, 14, 15):
+        assert lr_at(sched, step) == pytest.approx(expected(step), rel=1e-6, abs=1e-7)
+    assert lr_at(sched, 15) > 0.1  # 60% of the way: far from 0
+    with pytest.raises(ValueError, match="--lr_schedule_steps=10 is shorter than --steps=15"):
+        dataclasses.replace(config, lr_schedule_steps=10).validate()
 
 
 @pytest.mark.parametrize("name, cls", [("sgd", spos_tf.MaskedSGD), ("adam", spos_tf.MaskedAdam)])
