@@ -84,7 +84,9 @@ def test_flag_file_parses_with_the_apps_its_header_names(name):
         extra = [
             f"--{k}={v}"
             for k, v in COMMAND_LINE_FLAGS.items()
-            if k in fv and k not in given and fv[k].value is None
+            if k in fv
+            and k not in given
+            and fv[k].value is None
             # a ground-truth ranking (NAS-Bench-201 table) trains nothing: no retrain flag file
             and not (k == "retrain_flagfile" and "ground_truth" in given)
         ]
