@@ -640,8 +640,8 @@ def run(config: ImportConfig, stream=None) -> dict:
         if config.overwrite and os.path.isdir(workdir):
             run_dir.clear(workdir, run_dir.RUN_ENTRIES + (PROVENANCE_FILE,))
         os.makedirs(workdir, exist_ok=True)
-        for entry in sorted(os.listdir(tmp)):
-            os.replace(os.path.join(tmp, entry), os.path.join(workdir, entry))
+        for entry in sorted(os.listdir(tmp)):  # each entry whole (the one atomic writer)
+            run_dir.replace_path(os.path.join(tmp, entry), os.path.join(workdir, entry))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if stream is not None:
