@@ -23,6 +23,7 @@ from spos_tf.data.preprocess import MEAN_RGB, STDDEV_RGB, finish
 from spos_tf.layers import Conv, DepthwiseConv
 from spos_tf.ops import Prim
 from spos_tf.reference_import import ImportConfig, ReferenceImportError
+from _reference_layout import add_block
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_ARCH = (2, 1, 0, 1, 2, 0, 2, 0, 2, 0, 2, 3, 0, 0, 0, 0, 3, 2, 3, 3)
@@ -84,32 +85,7 @@ def reference_state_dict(kind, arch=PAPER_ARCH, seed=0, prefix=""):
             mid, outputs = output_channel // 2, output_channel - inp
             for choice in range(4) if kind == "supernet" else [arch[block]]:
                 m = f"features.{block}." + (f"{choice}." if kind == "supernet" else "")
-                k = 3 + 2 * choice if choice < 3 else 3
-                if choice < 3:
-                    conv(m + "branch_main.0", mid, inp, 1)
-                    bn(m + "branch_main.1", mid)
-                    conv(m + "branch_main.3", mid, mid, k, groups=mid)
-                    bn(m + "branch_main.4", mid)
-                    conv(m + "branch_main.5", outputs, mid, 1)
-                    bn(m + "branch_main.6", outputs)
-                else:
-                    conv(m + "branch_main.0", inp, inp, 3, groups=inp)
-                    bn(m + "branch_main.1", inp)
-                    conv(m + "branch_main.2", mid, inp, 1)
-                    bn(m + "branch_main.3", mid)
-                    conv(m + "branch_main.5", mid, mid, 3, groups=mid)
-                    bn(m + "branch_main.6", mid)
-                    conv(m + "branch_main.7", mid, mid, 1)
-                    bn(m + "branch_main.8", mid)
-                    conv(m + "branch_main.10", mid, mid, 3, groups=mid)
-                    bn(m + "branch_main.11", mid)
-                    conv(m + "branch_main.12", outputs, mid, 1)
-                    bn(m + "branch_main.13", outputs)
-                if stride == 2:
-                    conv(m + "branch_proj.0", inp, inp, k, groups=inp)
-                    bn(m + "branch_proj.1", inp)
-                    conv(m + "branch_proj.2", inp, inp, 1)
-                    bn(m + "branch_proj.3", inp)
+                add_block(conv, bn, m, choice, inp, outputs, mid, proj=stride == 2)
             input_channel, block = output_channel, block + 1
     conv("conv_last.0", 1024, 640, 1)
     bn("conv_last.1", 1024)

@@ -19,6 +19,7 @@ import tensorflow as tf
 import spos_tf
 from spos_tf import reference_import, run_dir, spaces
 from spos_tf.reference_import import ImportConfig, ReferenceImportError
+from _reference_layout import add_block
 
 NUM_CLASSES = 10
 # ShuffleNet-Series OneShot/'s published 328M-MACs network: blockIndex per block and the index
@@ -66,32 +67,7 @@ def series_state_dict(ops=OPS, scale_ids=SCALE_IDS, seed=0, prefix="module."):
             outputs = output_channel - inp
             mid = int(output_channel // 2 * SCALES[scale_ids[block]])
             m = f"features.{block}."
-            k = 3 + 2 * ops[block] if ops[block] < 3 else 3
-            if ops[block] < 3:
-                conv(m + "branch_main.0", mid, inp, 1)
-                bn(m + "branch_main.1", mid)
-                conv(m + "branch_main.3", mid, mid, k, groups=mid)
-                bn(m + "branch_main.4", mid)
-                conv(m + "branch_main.5", outputs, mid, 1)
-                bn(m + "branch_main.6", outputs)
-            else:
-                conv(m + "branch_main.0", inp, inp, 3, groups=inp)
-                bn(m + "branch_main.1", inp)
-                conv(m + "branch_main.2", mid, inp, 1)
-                bn(m + "branch_main.3", mid)
-                conv(m + "branch_main.5", mid, mid, 3, groups=mid)
-                bn(m + "branch_main.6", mid)
-                conv(m + "branch_main.7", mid, mid, 1)
-                bn(m + "branch_main.8", mid)
-                conv(m + "branch_main.10", mid, mid, 3, groups=mid)
-                bn(m + "branch_main.11", mid)
-                conv(m + "branch_main.12", outputs, mid, 1)
-                bn(m + "branch_main.13", outputs)
-            if i == 0:
-                conv(m + "branch_proj.0", inp, inp, k, groups=inp)
-                bn(m + "branch_proj.1", inp)
-                conv(m + "branch_proj.2", inp, inp, 1)
-                bn(m + "branch_proj.3", inp)
+            add_block(conv, bn, m, ops[block], inp, outputs, mid, proj=i == 0)
             input_channel, block = output_channel, block + 1
     conv("conv_last.0", 1024, 640, 1)
     bn("conv_last.1", 1024)
