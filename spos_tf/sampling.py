@@ -53,7 +53,7 @@ class ArchSampler:
     def __call__(self, step: int) -> Architecture:
         rng = self.rng(step)
         for _ in range(self.max_tries):
-            arch = self.space.sample(rng)
+            arch = self._draw(rng)
             if self.constraint is None or self.constraint(arch):
                 return arch
         raise InfeasibleConstraintError(
@@ -61,6 +61,10 @@ class ArchSampler:
             f"{self.description or self.constraint} in {self.max_tries} tries (step {step}); "
             f"relax the constraint (e.g. the MACs range) or raise max_tries"
         )
+
+    def _draw(self, rng: np.random.Generator) -> Architecture:
+        """One unconstrained draw (uniform over the space; subclasses restrict it)."""
+        return self.space.sample(rng)
 
     def indices(self, step) -> np.ndarray:
         """int32 ``[4, num_blocks]`` choice indices of the architecture of ``step``."""
@@ -137,19 +141,11 @@ class GeneSampler(ArchSampler):
         self.block, self.choice = int(block), int(choice)
         self._kind = space.searched_genes.index(split_kind(space))
 
-    def __call__(self, step: int) -> Architecture:
-        rng = self.rng(step)
-        for _ in range(self.max_tries):
-            genes = [list(g) for g in self.space.sample(rng).genes]
-            genes[self._kind][self.block] = self.choice
-            arch = Architecture(tuple(map(tuple, genes)))
-            if self.constraint is None or self.constraint(arch):
-                return arch
-        raise InfeasibleConstraintError(
-            f"no architecture of space {self.space.name!r} met the sampling constraint "
-            f"{self.description} in {self.max_tries} tries (step {step}); relax the "
-            f"constraint (e.g. the MACs range)"
-        )
+    def _draw(self, rng: np.random.Generator) -> Architecture:
+        """A uniform draw with this sub-supernet's gene set to its choice."""
+        genes = [list(g) for g in self.space.sample(rng).genes]
+        genes[self._kind][self.block] = self.choice
+        return Architecture(tuple(map(tuple, genes)))
 
 
 class SequenceSampler(ArchSampler):
