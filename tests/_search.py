@@ -15,14 +15,15 @@ MAX_MACS = 2.5e6  # as in flags/tiny_search.cfg
 TRIALS, POPULATION = 24, 8
 
 
-def tiny_config(supernet_dir, workdir, *extra):
-    """The SearchConfig of flags/tiny_search.cfg (parsed by the app's own flag definitions)."""
+def tiny_config(supernet_dir, workdir, *extra, flagfile=TINY_FLAGS):
+    """The SearchConfig of ``flagfile`` (default flags/tiny_search.cfg), parsed by the app's own
+    flag definitions."""
     fv = flags.FlagValues()
     search.define_flags(fv)
     fv(
         [
             "search",
-            f"--flagfile={TINY_FLAGS}",
+            f"--flagfile={flagfile}",
             f"--supernet_dir={supernet_dir}",
             f"--workdir={workdir}",
             *extra,

@@ -29,7 +29,6 @@ from spos_tf import (
     rank,
     rank_lib,
     run_dir,
-    search,
     search_run,
     search_tuner,
     spaces,
@@ -40,9 +39,11 @@ from spos_tf.space import Architecture
 from spos_tf.train_config import ConfigError, TrainConfig
 
 from _files import snapshot
+from _search import tiny_config
 from _train_checks import checkpoint_values, parse_flagfile, restored_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
+NB201_SEARCH = REPO / "flags" / "tiny_nb201_search.cfg"
 SPLIT = 3  # flags/tiny_nb201_few_shot.cfg's --few_shot_split
 
 
@@ -328,19 +329,7 @@ def test_the_search_app_scores_each_architecture_on_its_owning_sub_supernet(spli
     workdir = split[0]
 
     def search_config(supernet_dir, out, *extra):
-        fv = flags.FlagValues()
-        search.define_flags(fv)
-        fv(
-            [
-                "search",
-                f"--flagfile={REPO / 'flags' / 'tiny_nb201_search.cfg'}",
-                f"--supernet_dir={supernet_dir}",
-                f"--workdir={out}",
-                "--noprogress",
-                *extra,
-            ]
-        )
-        return search.config_from_flags(fv)
+        return tiny_config(supernet_dir, out, "--noprogress", *extra, flagfile=NB201_SEARCH)
 
     config = search_config(workdir, tmp_path / "search", "--algorithm=random", "--max_trials=4")
     result = search_run.run(config, stream=io.StringIO())
