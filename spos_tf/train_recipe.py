@@ -48,7 +48,7 @@ def make_schedule(config):
     ``config.learning_rate``: a Keras schedule (``"linear"``, ``"cosine"``, both ending at 0 at
     the schedule's end) or the constant rate itself."""
     lr = config.learning_rate
-    steps = getattr(config, "lr_schedule_steps", None) or config.steps
+    steps = config.lr_schedule_steps or config.steps
     if config.lr_schedule == "linear":
         return keras.optimizers.schedules.PolynomialDecay(lr, steps, 0.0, power=1.0)
     if config.lr_schedule == "cosine":
