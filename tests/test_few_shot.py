@@ -132,6 +132,10 @@ def test_flag_files_split_edge_3_with_the_one_shot_recipe():
         assert (split.few_shot_split, split.steps, split.space) == (SPLIT, steps, "nasbench201")
         assert split.space_overrides == one_shot.space_overrides
         assert [getattr(split, k) for k in recipe] == [getattr(one_shot, k) for k in recipe]
+        # the one-shot run stops part-way down its schedule; each sub-supernet runs its own
+        # schedule to the end
+        assert one_shot.lr_schedule_steps > one_shot.steps
+        assert split.lr_schedule_steps == split.steps
         if not name.startswith("tiny"):  # 10 epochs of the 25,000 images of train[:50%]
             assert split.steps == 10 * (25_000 // split.batch_size)
 
