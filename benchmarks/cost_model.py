@@ -19,7 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from spos_tf import costs, spaces  # noqa: E402
+from spos_tf import costs
+from spos_tf import spaces  # noqa: E402
 
 
 def main():

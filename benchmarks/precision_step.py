@@ -5,10 +5,10 @@ Usage:
         [--batch=32] [--strategy=default|mirrored] [--standalone] [--archs=2] [--rounds=3]
         [--steps=2] [--space=shufflenet_oneshot] [--space_args='{}'] [--tiny]
 
-For each precision (``spos_tf.precision``) the supernet is built under that Keras policy with a
+For each precision (``spos_tf.models.precision``) the supernet is built under that Keras policy with a
 masked SGD (momentum 0.9, wd 4e-5; loss-scaled for mixed_float16) and trained on a cycle of
-``--archs`` random paths with ``spos_tf.train_step.train_step`` under ``--strategy``
-(``spos_tf.train_lib.make_strategy``: ``mirrored`` = all local GPUs, else the CPU), on one fixed
+``--archs`` random paths with ``spos_tf.train.step.train_step`` under ``--strategy``
+(``spos_tf.train.make_strategy``: ``mirrored`` = all local GPUs, else the CPU), on one fixed
 global batch already split across the replicas (no input pipeline: compute only). With
 ``--standalone`` the stand-alone network of the first path is timed the same way. The first call
 of each step function is its trace time; then ``--rounds`` rounds run ``--steps`` steps of every
@@ -37,9 +37,11 @@ import numpy as np  # noqa: E402
 import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
-from spos_tf import precision, spaces, train_lib  # noqa: E402
-from spos_tf import train_step as step_lib  # noqa: E402
-from spos_tf.sampling import SequenceSampler  # noqa: E402
+from spos_tf.models import precision
+from spos_tf import spaces
+from spos_tf import train as train_lib  # noqa: E402
+from spos_tf.train import step as step_lib  # noqa: E402
+from spos_tf.models.sampling import SequenceSampler  # noqa: E402
 
 TINY = dict(
     size=32,

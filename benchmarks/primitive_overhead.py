@@ -7,13 +7,13 @@ Usage:
 Pairs, each on one activation of the first stage at 224 (``[batch, hw, hw, channels]``), traced,
 timed alternately (median of ``rounds``):
 
-* channel shuffle + split of a stride-1 ShuffleNetV2 unit: ``spos_tf.blocks.shuffle_split``
+* channel shuffle + split of a stride-1 ShuffleNetV2 unit: ``spos_tf.models.blocks.shuffle_split``
   (reshape + unstack since issue 15; ``x[..., 0::2], x[..., 1::2]`` before) vs reshape /
   transpose / slice (the plain build); all forms side by side: ``benchmarks/shuffle_split.py``;
-* BatchNorm in training mode without affine: ``spos_tf.layers.BatchNorm`` (FusedBatchNormV3 and
+* BatchNorm in training mode without affine: ``spos_tf.models.layers.BatchNorm`` (FusedBatchNormV3 and
   the moving-statistic update with a shared momentum variable) vs
   ``keras.layers.BatchNormalization``;
-* 1x1 conv: ``spos_tf.layers.Conv`` vs ``keras.layers.Conv2D``.
+* 1x1 conv: ``spos_tf.models.layers.Conv`` vs ``keras.layers.Conv2D``.
 
 Prints one JSON line per pair with milliseconds and the ratio ours / stock. Run time: under a
 minute on an idle 2-core machine.
@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 import spos_tf  # noqa: E402, F401
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
-from spos_tf.blocks import shuffle_split  # noqa: E402
-from spos_tf.layers import BatchNorm, BNControl, Conv  # noqa: E402
-from spos_tf.ops import Prim  # noqa: E402
+from spos_tf.models.blocks import shuffle_split  # noqa: E402
+from spos_tf.models.layers import BatchNorm, BNControl, Conv  # noqa: E402
+from spos_tf.spaces.ops import Prim  # noqa: E402
 
 
 def _grad_fn(fn, variables=()):

@@ -11,7 +11,7 @@ Usage:
 Each ``--row`` is ``label=<spos_tf.rank workdir>[:<score>]``; the first row is the baseline.
 ``<score>`` is ``supernet_accuracy`` (default), any other numeric column of the workdir's
 ``ranking.csv`` (e.g. ``combined_score``), or ``+macs``: the rank average of the supernet
-accuracy and MACs (:func:`spos_tf.rank_stats.rank_average`; a combination, labelled as such in
+accuracy and MACs (:func:`spos_tf.rank.stats.rank_average`; a combination, labelled as such in
 the table). The stand-alone accuracy is the ``ranking.csv`` column ``ground_truth_*`` (a
 ``--ground_truth`` ranking) or ``standalone_mean``. Rows are matched by architecture; only the
 architectures present in every row are compared.
@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from spos_tf import rank_stats, run_dir  # noqa: E402
+from spos_tf.rank import stats as rank_stats
+from spos_tf.runs import run_dir  # noqa: E402
 
 
 PRIORS = ("macs", "params", "bitops", "latency_ms", "synflow")

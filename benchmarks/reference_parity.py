@@ -307,7 +307,7 @@ def tf_side_images(args, torch_info):
     import spos_tf  # noqa: F401
     import tensorflow as tf
 
-    from spos_tf import run_dir
+    from spos_tf.runs import run_dir
     from spos_tf.data import DataConfig, build_dataset
 
     io = np.load(os.path.join(args.exchange, "io.npz"))
@@ -373,7 +373,7 @@ def tf_side(args, torch_info):
     import spos_tf  # noqa: F401
     import tensorflow as tf
 
-    from spos_tf import run_dir
+    from spos_tf.runs import run_dir
     from spos_tf.data.preprocess import finish
 
     io = np.load(os.path.join(args.exchange, "io.npz"))

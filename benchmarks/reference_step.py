@@ -17,7 +17,7 @@ the sides train equally costly paths), SGD momentum 0.9, weight decay 4e-5, cros
 
 - ``reference``: the authors' ``ShuffleNetV2_OneShot`` (``torch.optim.SGD``; the path passed
   to ``forward`` as their ``train.py`` does), ``torch.get_num_threads()`` threads;
-- ``spos_tf``: ``spos_tf.train_step.train_step`` traced once, ``MaskedSGD``, the path from a
+- ``spos_tf``: ``spos_tf.train.step.train_step`` traced once, ``MaskedSGD``, the path from a
   ``SequenceSampler`` (a host callback, as the default sampler of ``spos_tf.train``);
 - ``plain`` (unless skipped): ``benchmarks/plain_supernet.py``, stock Keras layers and SGD.
 
@@ -127,7 +127,7 @@ def main():
     import spos_tf
     import tensorflow as tf
     from spos_tf import spaces
-    from spos_tf.sampling import SequenceSampler
+    from spos_tf.models.sampling import SequenceSampler
 
     import plain_supernet
     from supernet_step import _step_function

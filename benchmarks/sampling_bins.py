@@ -21,8 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from spos_tf import costs, spaces  # noqa: E402
-from spos_tf.sampling import (
+from spos_tf import costs
+from spos_tf import spaces  # noqa: E402
+from spos_tf.models.sampling import (
     REFERENCE_BIN_TRIES,
     REFERENCE_BINS,
     ArchSampler,  # noqa: E402

@@ -4,7 +4,7 @@ r"""Cost of scoring one candidate on the supernet vs the same forward passes in 
     python benchmarks/search_eval.py --preset=paper_space_64px   # 20-block paper space, 64x64
                                                                  # (about 5 min, 2 cores)
 
-Scoring a candidate (``spos_tf.evaluate.PathEvaluator``) = ``set_arch`` + exact BN recalibration
+Scoring a candidate (``spos_tf.models.evaluate.PathEvaluator``) = ``set_arch`` + exact BN recalibration
 (``calib_batches`` training-mode forward passes) + top-1 on the held-out images (inference passes).
 The baseline runs *the same forward passes* on the stand-alone network of the same architecture
 (``spos_tf.build_standalone``, weights inherited), each pass type in one plain ``tf.function`` loop
@@ -38,7 +38,7 @@ import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from spos_tf import spaces  # noqa: E402
-from spos_tf.evaluate import PathEvaluator  # noqa: E402
+from spos_tf.models.evaluate import PathEvaluator  # noqa: E402
 
 PRESETS = {
     # flags/quickstart_search.cfg's settings on the quick-start space.

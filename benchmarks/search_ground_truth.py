@@ -27,7 +27,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from spos_tf import costs, ground_truth, rank_stats, run_dir, spaces  # noqa: E402
+from spos_tf import costs
+from spos_tf.rank import ground_truth
+from spos_tf.rank import stats as rank_stats
+from spos_tf.runs import run_dir
+from spos_tf import spaces  # noqa: E402
 
 
 def histories(search: str) -> dict:
@@ -50,7 +54,7 @@ def histories(search: str) -> dict:
 def picks(rows: list, score: str = "supernet") -> dict:
     """``{algorithm: row}``: per algorithm, the first row of the highest accuracy (``supernet``),
     or of the highest mean of its ranks by accuracy and by MACs among that algorithm's rows
-    (``supernet+macs``, :func:`spos_tf.rank_stats.rank_average`: a re-pick among the candidates
+    (``supernet+macs``, :func:`spos_tf.rank.stats.rank_average`: a re-pick among the candidates
     the search evaluated, not a search steered by the combination)."""
     best = {}
     for algorithm in dict.fromkeys(r["algorithm"] for r in rows):

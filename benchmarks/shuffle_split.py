@@ -13,7 +13,7 @@ the four stage shapes of the 224 px supernet at batch 32:
   switch_case build, ``benchmarks/plain_supernet.py``);
 - ``unstack``: reshape ``[.., C/2, 2]``, ``tf.unstack(axis=-1)``;
 - ``transpose_unstack``: reshape ``[pixels, C/2, 2]``, transpose ``[2, pixels, C/2]``, unstack
-  axis 0, reshapes (``spos_tf.blocks.shuffle_split``, the fastest with oneDNN);
+  axis 0, reshapes (``spos_tf.models.blocks.shuffle_split``, the fastest with oneDNN);
 - ``split``: the same with ``tf.split`` and reshapes;
 - ``gather``: ``tf.gather`` of the even / odd channel indices;
 - ``floor``: a contiguous ``tf.split`` in two halves: not a shuffle, the cost of the loss and of
@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 import spos_tf  # noqa: E402,F401
 import tensorflow as tf  # noqa: E402
-from spos_tf.blocks import shuffle_split  # noqa: E402
+from spos_tf.models.blocks import shuffle_split  # noqa: E402
 
 SHAPES = ((32, 56, 56, 64), (32, 28, 28, 160), (32, 14, 14, 320), (32, 7, 7, 640))
 

@@ -6,7 +6,7 @@ Usage:
         [--precision=float32|mixed_bfloat16]
 
 Three steps on the same batch (batch 32, 1000 classes at 224): the spos_tf supernet
-(``spos_tf.train_step.train_step`` with MaskedSGD momentum 0.9, wd 4e-5, paths from a
+(``spos_tf.train.step.train_step`` with MaskedSGD momentum 0.9, wd 4e-5, paths from a
 SequenceSampler cycling ``--archs`` random architectures), the stand-alone network of each of
 those paths (same step, same optimizer, no owners), and the plain build of
 ``benchmarks/plain_supernet.py`` (stock Keras layers, switch_case, unmasked SGD momentum) on the
@@ -14,7 +14,7 @@ same op choices. Tracing is
 excluded; the three run alternately round by round (supernet k, stand-alone k, plain k) so machine
 load hits all alike; per-path medians, averaged over paths. Prints one JSON line with img/s and the
 ratios, plus the load average. ``--precision=mixed_bfloat16`` builds all three under that Keras
-policy (``spos_tf.precision.policy_scope``; bfloat16 needs no loss scaling). ``--profile=N`` also profiles N steps of each (see
+policy (``spos_tf.models.precision.policy_scope``; bfloat16 needs no loss scaling). ``--profile=N`` also profiles N steps of each (see
 ``benchmarks/op_profile.py``) and prints the top op types per step. Expected run time at 224 on
 2 cores: about 3-4 minutes (three traces of ~30 s, 3 x archs x rounds steps of ~2 s).
 """
@@ -32,8 +32,9 @@ import numpy as np  # noqa: E402
 
 import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from spos_tf import precision, spaces  # noqa: E402
-from spos_tf.sampling import SequenceSampler  # noqa: E402
+from spos_tf.models import precision
+from spos_tf import spaces  # noqa: E402
+from spos_tf.models.sampling import SequenceSampler  # noqa: E402
 
 import op_profile  # noqa: E402
 import plain_supernet  # noqa: E402

@@ -10,7 +10,7 @@ The architectures are those of a finished ``spos_tf.rank`` workdir (``--ranking`
 supernet run (``keep_checkpoints`` decides how many exist), the weights are loaded into one
 restored supernet, each architecture is scored exactly as the search scores candidates (the
 search flag file's calibration and held-out images; ``--calib_mode`` overrides its mode), and
-Kendall tau / Spearman rho with bootstrap 95% intervals (``spos_tf.rank_stats``) against the ground
+Kendall tau / Spearman rho with bootstrap 95% intervals (``spos_tf.rank.stats``) against the ground
 truth are written, with the MACs baseline on the same cells.
 
 Outputs in ``--out``: ``step_<n>.json`` per checkpoint (resumable: finished checkpoints are
@@ -64,11 +64,14 @@ def main():
 
     import tensorflow as tf
 
-    from spos_tf import costs, ground_truth, rank_stats, run_dir
-    from spos_tf import search as search_app
-    from spos_tf.config_flags import parse_flagfile
-    from spos_tf.search_config import SearchConfig
-    from spos_tf.search_tuner import make_evaluator
+    from spos_tf import costs
+    from spos_tf.rank import ground_truth
+    from spos_tf.rank import stats as rank_stats
+    from spos_tf.runs import run_dir
+    from spos_tf.search import __main__ as search_app
+    from spos_tf.runs.config_flags import parse_flagfile
+    from spos_tf.search.config import SearchConfig
+    from spos_tf.search.tuner import make_evaluator
 
     changes = dict(supernet_dir=args.supernet_dir, workdir=args.out, progress=False)
     if args.calib_mode:

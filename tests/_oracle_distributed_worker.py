@@ -1,4 +1,4 @@
-"""Subprocess entry point for tests/test_oracle_distributed.py: one KerasTuner chief or worker.
+"""Subprocess entry point for tests/search/test_oracle_distributed.py: one KerasTuner chief or worker.
 
 Usage: ``python tests/_oracle_distributed_worker.py WORKDIR`` with ``KERASTUNER_TUNER_ID``,
 ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set. The chief serves the EvolutionOracle and, when
@@ -17,7 +17,7 @@ import time
 
 import keras_tuner as kt
 
-from spos_tf.oracle import EvolutionOracle
+from spos_tf.search.oracle import EvolutionOracle
 
 NUM_GENES, NUM_VALUES = 8, 4
 MAX_TRIALS, POPULATION = 30, 10

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from absl import flags
 
-from spos_tf import search, search_results, search_tuner
+from spos_tf.search import __main__ as search
+from spos_tf.search import results as search_results
+from spos_tf.search import tuner as search_tuner
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = REPO / "flags" / "tiny_search.cfg"

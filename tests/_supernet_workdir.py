@@ -1,6 +1,6 @@
 """A trained tiny supernet run directory for the evaluation and search tests (built once per session).
 
-The directory follows the ``spos_tf.run_dir`` contract (``config.json`` + ``checkpoints/``), as a
+The directory follows the ``spos_tf.runs.run_dir`` contract (``config.json`` + ``checkpoints/``), as a
 ``spos_tf.train`` supernet run would leave it: a 4-block ShuffleNet space on the embedded digits at
 16x16, trained for ``STEPS`` single-path steps with ``MaskedAdam`` (about 20-40 s on 2 cores, most
 of it tracing the training step). ``trained_supernet_dir`` builds it under pytest's session base
@@ -14,7 +14,8 @@ import spos_tf
 import tensorflow as tf
 import tf_keras as keras
 
-from spos_tf import run_dir, spaces
+from spos_tf.runs import run_dir
+from spos_tf import spaces
 from spos_tf.data import DataConfig, build_dataset
 
 SPACE = "shufflenet_oneshot"

@@ -1,5 +1,5 @@
 """Checks shared by the tests of the training app and library (tests/test_train*.py) and
-tests/test_multiworker.py (not a test module)."""
+tests/train/test_multiworker.py (not a test module)."""
 
 from pathlib import Path
 
@@ -8,15 +8,15 @@ import tensorflow as tf
 from absl import flags
 
 import spos_tf
-from spos_tf import run_dir
-from spos_tf.sampling import ArchSampler
+from spos_tf.runs import run_dir
+from spos_tf.models.sampling import ArchSampler
 
 FLAGS_DIR = Path(__file__).resolve().parents[1] / "flags"
 
 
 def parse_flagfile(name, *extra):
     """The ``TrainConfig`` of ``python -m spos_tf.train --flagfile=flags/<name> <extra>``."""
-    from spos_tf import train
+    from spos_tf.train import __main__ as train
 
     fv = flags.FlagValues()
     train.define_flags(fv)
@@ -37,7 +37,7 @@ def checkpoint_values(path):
 def restored_optimizer(workdir, model):
     """The optimizer of the supernet run in ``workdir`` with its slots read from the latest
     checkpoint (``model``: the run's restored supernet)."""
-    from spos_tf import train_lib
+    from spos_tf import train as train_lib
 
     config = train_lib.TrainConfig.from_dict(run_dir.load_run_config(str(workdir)))
     optimizer = train_lib.make_optimizer(config)
@@ -93,7 +93,7 @@ def standalone_accuracy(workdir, split=None):
     """Top-1 accuracy of the stand-alone network saved in ``workdir`` (its latest checkpoint, BN
     statistics included) on its evaluation split (``eval_split``, ``eval_batch_size`` and
     ``eval_batches`` of its config.json; ``split`` overrides the split), computed here with a
-    plain eager loop: independent of ``spos_tf.evaluate`` and of what the run reported."""
+    plain eager loop: independent of ``spos_tf.models.evaluate`` and of what the run reported."""
     from spos_tf.data import DataConfig, build_dataset
 
     space, model, config = run_dir.restore_model(str(workdir))

@@ -31,7 +31,7 @@ def mirrored():
     """One MirroredStrategy over the 2 logical CPUs for the whole session: several strategies in
     one process reuse collective instance keys and then fail with 'Shape mismatch in the
     collective instance'."""
-    from spos_tf import train_lib
+    from spos_tf import train as train_lib
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     return train_lib.mirrored_strategy(devices)

@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 from absl import flags
 
-from spos_tf import config_flags, pipeline, rank, search, train
-from spos_tf.rank_lib import RankConfig
+from spos_tf.runs import config_flags
+from spos_tf.pipeline import __main__ as pipeline
+from spos_tf.rank import __main__ as rank
+from spos_tf.search import __main__ as search
+from spos_tf.train import __main__ as train
+from spos_tf.rank.run import RankConfig
 
 REPO = Path(__file__).resolve().parents[1]
 FLAG_FILES = sorted(p.name for p in (REPO / "flags").glob("*.cfg"))

@@ -103,8 +103,15 @@ def build():
 
 def test_one_py_test_per_test_module(build):
     targets, _ = build
-    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("test_*.py"))
-    assert sorted(targets["py_test"]) == [Path(m).stem for m in modules]
+    # tests mirror the package: tests/<stage>/test_*.py, repository-wide ones in tests/
+    modules = sorted(
+        p.relative_to(ROOT).as_posix()
+        for pattern in ("test_*.py", "*/test_*.py")
+        for p in (ROOT / "tests").glob(pattern)
+    )
+    assert len({Path(m).stem for m in modules}) == len(modules), "test module names must be unique"
+    assert any("/" in m[len("tests/") :] for m in modules)
+    assert sorted(targets["py_test"]) == sorted(Path(m).stem for m in modules)
     support = targets["py_library"]["test_support"]
     assert set(support["srcs"]) == {
         p.relative_to(ROOT).as_posix()
@@ -127,15 +134,19 @@ def test_library_holds_every_module_and_apps_are_python_m(build):
         p.relative_to(ROOT).as_posix() for p in (ROOT / "spos_tf").rglob("*.py")
     }
     assert {"spos_tf/data/__init__.py", "spos_tf/quant/__init__.py"} <= set(lib["srcs"])
-    # An app is a module with a `__main__` guard; each has a py_binary, the apps named in the issue
-    # (train, search, export, costs, pipeline) as soon as their module exists.
-    apps = {
-        p.stem for p in (ROOT / "spos_tf").glob("*.py") if '__name__ == "__main__"' in p.read_text()
-    }
+    # An app is a subpackage with a __main__.py (`python -m spos_tf.<app>`); each has a py_binary.
+    # No other module has a `__main__` guard.
+    apps = {p.parent.name for p in (ROOT / "spos_tf").glob("*/__main__.py")}
     assert apps <= set(env["APPS"]), f"add {sorted(apps - set(env['APPS']))} to APPS in BUILD"
     assert set(targets["py_binary"]) == {
-        a for a in env["APPS"] if (ROOT / f"spos_tf/{a}.py").exists()
+        a for a in env["APPS"] if (ROOT / f"spos_tf/{a}/__main__.py").exists()
     }
+    guarded = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "spos_tf").rglob("*.py")
+        if p.name != "__main__.py" and '__name__ == "__main__"' in p.read_text()
+    }
+    assert not guarded, f"apps belong in a __main__.py: {sorted(guarded)}"
     assert {"train", "search", "costs"} <= set(targets["py_binary"])
     for app, attrs in targets["py_binary"].items():
         assert attrs["deps"] == [":spos_tf"]
@@ -232,14 +243,14 @@ def test_pytest_main_follows_bazel_test_protocol():
     spec = importlib.util.spec_from_file_location("pytest_main", ROOT / "tools/pytest_main.py")
     pytest_main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pytest_main)
-    assert pytest_main.pytest_args(["tests/test_space.py"], {}) == [
+    assert pytest_main.pytest_args(["tests/spaces/test_space.py"], {}) == [
         "-q",
         "-p",
         "no:cacheprovider",
-        "tests/test_space.py",
+        "tests/spaces/test_space.py",
     ]
     args = pytest_main.pytest_args(
-        ["tests/test_space.py"],
+        ["tests/spaces/test_space.py"],
         {
             "XML_OUTPUT_FILE": "/o/test.xml",
             "TEST_TMPDIR": "/t",
@@ -247,7 +258,7 @@ def test_pytest_main_follows_bazel_test_protocol():
         },
     )
     assert args[3:] == [
-        "tests/test_space.py",
+        "tests/spaces/test_space.py",
         "--junitxml=/o/test.xml",
         "--basetemp=/t/pytest",
         "-k",

@@ -5,7 +5,7 @@ Bazel starts it in the runfiles copy of the workspace, so `tests/conftest.py` an
 `XML_OUTPUT_FILE` receives a JUnit report, `TEST_TMPDIR` holds pytest's temporary folders and
 `--test_filter=EXPR` (`TESTBRIDGE_TEST_ONLY`) becomes pytest's `-k EXPR`.
 
-    python tools/pytest_main.py tests/test_costs.py [pytest options]
+    python tools/pytest_main.py tests/spaces/test_costs.py [pytest options]
 """
 
 import os

@@ -13,8 +13,8 @@ import os
 import re
 from typing import Optional
 
-from spos_tf import config_flags
-from spos_tf.config_flags import field
+from spos_tf.runs import config_flags
+from spos_tf.runs.config_flags import field
 
 FOLDER_PREFIX = "folder:"
 AUGMENTATIONS = ("imagenet", "light", "cifar", "none")
@@ -167,7 +167,7 @@ class DataConfig:
 
     def validate(self) -> "DataConfig":
         """Checks every field's type and range without touching the file system (bounds and
-        choices from the fields' metadata, :func:`spos_tf.config_flags.check_fields`).
+        choices from the fields' metadata, :func:`spos_tf.runs.config_flags.check_fields`).
 
         Returns:
           ``self``, so that ``DataConfig(...).validate()`` can be chained.

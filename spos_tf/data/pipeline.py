@@ -135,7 +135,7 @@ def build_dataset(
       reshuffle_each_iteration: with ``training``, each new iterator of the returned data set
         draws a new order (the default); ``False``: every iterator yields the same order, a fixed
         seeded shuffle of the split by the shuffle buffer alone (files are read in stored order),
-        e.g. one candidate's calibration window in :mod:`spos_tf.search_data`.
+        e.g. one candidate's calibration window in :mod:`spos_tf.search.data`.
 
     Cost: opening the data set (and preparing ``spos_digits`` on first use, ~3 s); with
     ``config.cache`` one eager pass over this pipeline's examples to fill the cache.

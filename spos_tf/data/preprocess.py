@@ -183,7 +183,7 @@ def opencv_resize_uint8(image: tf.Tensor, height, width) -> tf.Tensor:
 
     Matches OpenCV 4.10.0 and 5.1.0 (``opencv-python-headless`` wheels) exactly, max abs
     difference 0, on random images of many sizes (the pinned fixture and how it was measured:
-    tests/test_eval_resize.py). Not ``tf.image.resize`` followed by rounding, which differs by a
+    tests/data/test_eval_resize.py). Not ``tf.image.resize`` followed by rounding, which differs by a
     grey level here and there.
 
     Args:

@@ -1,8 +1,8 @@
 """The one factory that turns the float model of a quantized space into the quantized model.
 
 "Quantization wraps, it does not fork": the supernet and the stand-alone networks are built from the
-float layer code (:mod:`spos_tf.blocks`) and this module then replaces, inside each primitive holder
-(``Stem``, ``OpUnit``, ``Head``), every primitive whose :class:`~spos_tf.ops.Prim` is marked
+float layer code (:mod:`spos_tf.models.blocks`) and this module then replaces, inside each primitive holder
+(``Stem``, ``OpUnit``, ``Head``), every primitive whose :class:`~spos_tf.spaces.ops.Prim` is marked
 ``quantized`` by a TF-MOT wrapper (:class:`SlicedQuantizeWrapper`). Model code never branches on
 quantization; :func:`spos_tf.build_supernet` and :func:`spos_tf.build_standalone` call this module
 once when ``space.quantized``.
@@ -12,7 +12,7 @@ What is quantized, at which bits (``space.weight_bits``, ``space.act_bits``, ``s
 - Choice-block primitives (ResNet basic block: ``conv1``, ``conv2``, ``down``): weights at the
   block's weight bits, the primitive's *input* at the block's activation bits. In the supernet one
   pair of `BitSelector`s per block is shared by every quantized primitive of every candidate op of
-  that block; :class:`~spos_tf.supernet.ChoiceBlock` sets them to ``arch[wbits row, b]`` /
+  that block; :class:`~spos_tf.models.supernet.ChoiceBlock` sets them to ``arch[wbits row, b]`` /
   ``arch[abits row, b]`` (tensors) around its call, so one trace serves every bit combination. In a
   stand-alone network the bits are fixed (no ``switch_case``: TFLite-convertible).
 - Stem conv: weights and input at ``fixed_bits``; the input is the normalised image
@@ -24,7 +24,7 @@ What is quantized, at which bits (``space.weight_bits``, ``space.act_bits``, ``s
   float. A 32 mixed with integer widths is rejected.
 
 Weight ranges are per tensor and are computed from the *used leading slice* of the shared kernel
-(the slice a channel choice reads, see :mod:`spos_tf.layers`), not from the whole max-width kernel:
+(the slice a channel choice reads, see :mod:`spos_tf.models.layers`), not from the whole max-width kernel:
 the quantized weights of a path then do not depend on channels the path does not have, and the
 stand-alone network, whose kernel *is* that slice, quantizes identically (its output equals the
 supernet path's). Activation quantizers keep running range statistics (``input_range_max``,
@@ -43,8 +43,8 @@ import numpy as np
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow / TF-MOT load)
 import tensorflow as tf
 
-from spos_tf.blocks import PrimHolder
-from spos_tf.layers import layer_weights
+from spos_tf.models.blocks import PrimHolder
+from spos_tf.models.layers import layer_weights
 from spos_tf.quant.quantizers import BitSelector
 from spos_tf.quant.wrap import (
     InputQuantizeWrapper,
@@ -52,7 +52,7 @@ from spos_tf.quant.wrap import (
     kernel_variable,
     quantize_layer,
 )
-from spos_tf.space import GENE_KINDS, Architecture, SearchSpace
+from spos_tf.spaces.space import GENE_KINDS, Architecture, SearchSpace
 
 WBITS_ROW = GENE_KINDS.index("wbits")
 ABITS_ROW = GENE_KINDS.index("abits")
@@ -78,7 +78,7 @@ class _LeadingSlice:
 
 
 class SlicedQuantizeWrapper(InputQuantizeWrapper):
-    """`InputQuantizeWrapper` for the weight-sharing primitives of :mod:`spos_tf.layers`.
+    """`InputQuantizeWrapper` for the weight-sharing primitives of :mod:`spos_tf.models.layers`.
 
     A primitive reads the leading slice of its kernel: ``[..., :cin, :cout]`` with ``cin`` the
     input's channels and ``cout`` the ``out_channels`` call argument (default: all). This wrapper
@@ -87,7 +87,7 @@ class SlicedQuantizeWrapper(InputQuantizeWrapper):
     the layer's ``call`` (TF-MOT forwards ``**kwargs``).
 
     Also exposes what the model code reads from a primitive: ``prim`` (its
-    :class:`~spos_tf.ops.Prim`) and :meth:`named_weights` (the kernel *variable*, which
+    :class:`~spos_tf.spaces.ops.Prim`) and :meth:`named_weights` (the kernel *variable*, which
     ``layer.kernel`` no longer is after a call, plus the input-range variables).
     """
 
@@ -142,7 +142,7 @@ class SlicedQuantizeWrapper(InputQuantizeWrapper):
         return self.layer.prim
 
     def named_weights(self) -> dict:
-        """``{short name: variable}`` as :func:`spos_tf.layers.layer_weights` names them, plus
+        """``{short name: variable}`` as :func:`spos_tf.models.layers.layer_weights` names them, plus
         ``input_range_{max,sigma,count}`` when the input is quantized (after build)."""
         out = layer_weights(self.layer)
         out[self.quantize_config.kernel_attr] = kernel_variable(self)
@@ -245,7 +245,7 @@ def _quantize_ends(space, stem, head, build) -> None:
 
 
 def quantize_supernet(model):
-    """Quantizes a freshly constructed (not yet called) :class:`~spos_tf.supernet.Supernet` in
+    """Quantizes a freshly constructed (not yet called) :class:`~spos_tf.models.supernet.Supernet` in
     place and returns it. Called by :func:`spos_tf.build_supernet` for quantized spaces.
 
     Each choice block gets a weight-bit and an activation-bit `BitSelector`, registered in

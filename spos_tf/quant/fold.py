@@ -7,7 +7,7 @@ weights are re-quantized to INT8 per channel, whatever bits the search chose. Fo
 TF-MOT's conv-BN folding does for 8 bits (Jacob et al. 2018, Krishnamoorthi 2018 Sec. 3.2), puts
 the weights the conv uses on the searched grid, which the converter stores as packed INT4 when
 they have <= 4 bits and the conv's output is fake-quantized too (see
-:mod:`spos_tf.export_convert`).
+:mod:`spos_tf.export.convert`).
 
 What runs, per folded pair ``conv -> bn`` of a stand-alone quantized network (stem and choice
 blocks; the classifier has no BN), with ``s = gamma / sqrt(var + eps)``::
@@ -16,7 +16,7 @@ blocks; the classifier has no BN), with ``s = gamma / sqrt(var + eps)``::
 
 - training: ``mean``/``var`` are the batch statistics of the float conv ``conv(q_in(x), w)``
   (one extra conv per call; gradients flow through them, as through BN), and the BN's moving
-  statistics are updated from them exactly as :class:`spos_tf.layers.BatchNorm` does (unbiased
+  statistics are updated from them exactly as :class:`spos_tf.models.layers.BatchNorm` does (unbiased
   variance, the model's shared ``BNControl`` momentum), so BN recalibration works unchanged;
 - inference: the moving statistics. With ``q_w`` the identity the output equals
   ``bn(conv(x))`` up to float rounding (tested).
@@ -32,11 +32,11 @@ blocks; the classifier has no BN), with ``s = gamma / sqrt(var + eps)``::
   them as INT4 too.
 
 Which pairs: a ``conv`` primitive followed, in its holder's ``prims`` order, by a ``bn``
-primitive (the order :mod:`spos_tf.ops` declares them in: every BN normalises the output of
+primitive (the order :mod:`spos_tf.spaces.ops` declares them in: every BN normalises the output of
 the primitive before it). The BN's slot in ``holder.prims`` becomes a :class:`FoldedBatchNorm`
 pass-through that still owns and names the BN's variables, so checkpoints, weight inheritance
 (:func:`spos_tf.inherit`) and ``PrimHolder.weight_dict`` keep their names; the model code in
-:mod:`spos_tf.blocks` is unchanged.
+:mod:`spos_tf.models.blocks` is unchanged.
 
 The supernet is never folded: search scores unfolded paths; ``fold_bn`` changes what
 quantization-aware *retraining* trains and what the export stores. Cost per folded conv in
@@ -51,7 +51,7 @@ import tensorflow as tf
 import tf_keras as keras
 from tf_keras import backend
 
-from spos_tf.layers import layer_weights
+from spos_tf.models.layers import layer_weights
 from spos_tf.quant.apply import SlicedQuantizeWrapper
 from spos_tf.quant.quantizers import ActivationQuantizer, _clip
 
@@ -83,7 +83,7 @@ class FoldedQuantizeWrapper(SlicedQuantizeWrapper):
     Args:
       layer, quantize_config: as for :class:`~spos_tf.quant.apply.SlicedQuantizeWrapper` (the
         conv and the config :func:`spos_tf.quant.quantize_layer` made for it).
-      bn: the :class:`spos_tf.layers.BatchNorm` that followed the conv.
+      bn: the :class:`spos_tf.models.layers.BatchNorm` that followed the conv.
     """
 
     def __init__(self, layer, quantize_config, bn=None, **kwargs):
@@ -204,7 +204,7 @@ def fold_holder(holder) -> list:
 
 def folded_convs(model) -> list:
     """The :class:`FoldedQuantizeWrapper` layers of a stand-alone network."""
-    from spos_tf.blocks import PrimHolder
+    from spos_tf.models.blocks import PrimHolder
 
     return [
         p

@@ -1,0 +1,1 @@
+"""Latency lookup tables and their measurement (``python -m spos_tf.latency``)."""

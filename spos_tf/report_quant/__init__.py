@@ -1,0 +1,1 @@
+"""Side-by-side table of a mixed-precision search (``python -m spos_tf.report_quant``)."""

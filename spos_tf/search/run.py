@@ -1,0 +1,276 @@
+"""Architecture search on a trained supernet: :func:`run`, the library call behind
+``python -m spos_tf.search``, and :func:`run_seeds`, the same once per seed.
+
+Example::
+
+    config = SearchConfig(supernet_dir="/tmp/qs", workdir="/tmp/qs_search", algorithm="both",
+                          population_size=20, num_parents=5, num_crossover=8, num_mutation=8,
+                          max_trials=100, max_macs=2.5e6, calib_images=512)
+    summary = run(config)          # summary["best"] is what best.json holds, summary["rows"]
+                                   # what history.csv holds
+
+Roles (KerasTuner's, see the README's "Distributed search"):
+
+- the *oracle* (:func:`spos_tf.search.tuner.make_oracle`) only proposes architectures under the
+  constraint, never the same twice; its state lives in ``<workdir>/<algorithm>/`` (KerasTuner's
+  project folder), so a killed search rerun with the same flags resumes: completed candidates are
+  not evaluated again, the one that was running is evaluated again;
+- the tuner's :meth:`~spos_tf.search.tuner.SupernetTuner.run_trial` scores one candidate on the
+  supernet (set path, exact BN recalibration, held-out top-1);
+- :func:`run` wires them up; :class:`~spos_tf.search.results.Results` writes the files (see
+  :mod:`spos_tf.search.results`) and hands the same rows and best record back.
+
+Checks before anything is written: the settings, the supernet run, the constraint's feasibility
+(:meth:`~spos_tf.search.oracle_base.DiscreteSearchOracle.check_feasible`) and the workdir's previous
+settings (:func:`spos_tf.runs.run_dir.check_workdir`, the check training uses); a failing check raises
+and leaves the workdir untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+
+from spos_tf.runs import run_dir
+from spos_tf.search import tuner as search_tuner
+from spos_tf.runs.progress import ProgressBar
+from spos_tf.search.config import NEUTRAL, SearchConfig, build_constraint, resolve_limits
+from spos_tf.search.results import (
+    BEST_FILE,
+    CONFIG_FILE,
+    PLOT_FILE,
+    SEARCH_ENTRIES,
+    SEEDS_FILE,
+    Results,
+)
+from spos_tf.search.seeds import compare_seeds, seed_dir, write_seeds_plot
+from spos_tf.search.tuner import SupernetTuner, load_supernet_config, make_oracle
+
+__all__ = ["run", "run_seeds", "check_workdir", "role"]
+
+
+def role() -> str:
+    """``"single"``, or ``"chief"`` / ``"worker"`` of a KerasTuner distributed search (from the
+    ``KERASTUNER_*`` environment variables).
+
+    Raises:
+      ValueError: only some of the three variables are set.
+    """
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "single"
+    missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if v not in os.environ]
+    if missing:
+        raise ValueError(
+            f"KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not; a "
+            f"distributed search needs all three (see the README)"
+        )
+    return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+
+
+def check_workdir(config: SearchConfig) -> str:
+    """``"new"``, ``"resume"`` or ``"overwrite"`` (:func:`spos_tf.runs.run_dir.check_workdir` over the
+    search's entries and ``search_config.json``); writes nothing.
+
+    Raises:
+      run_dir.RunDirError: the workdir is a file or holds a search of different settings.
+    """
+    return run_dir.check_workdir(
+        config.workdir,
+        config.to_dict(),
+        overwrite=config.overwrite,
+        neutral=NEUTRAL,
+        defaults=SearchConfig().to_dict(),
+        entries=SEARCH_ENTRIES,
+        config_file=CONFIG_FILE,
+        what="a search",
+    )
+
+
+def _start_workdir(config: SearchConfig, state: str, entries=SEARCH_ENTRIES) -> None:
+    """Clears ``entries`` after an ``"overwrite"`` check, then writes ``search_config.json``."""
+    if state == "overwrite":
+        run_dir.clear(config.workdir, entries)
+    os.makedirs(config.workdir, exist_ok=True)
+    run_dir.atomic_write_json(os.path.join(config.workdir, CONFIG_FILE), config.to_dict())
+
+
+def run(config: SearchConfig, stream=None) -> dict:
+    """Runs (or resumes) the search of ``config``; see the module docstring.
+
+    Returns:
+      ``{"best": best.json record or None, "evaluated": candidates scored by this process,
+      "trials": {algorithm: completed candidates}, "role": "single" | "chief" | "worker",
+      "rows": the history.csv rows}``; with ``config.seeds`` see :func:`run_seeds`.
+
+    Raises:
+      ValueError: bad settings (including ``--algorithm=both`` in a distributed search);
+      InfeasibleConstraintError: no architecture meets the constraint; run_dir.RunDirError /
+      CheckpointError: bad supernet run or workdir; EvaluationError: scoring failed. Nothing is
+      written to the workdir before these checks pass.
+    """
+    config = config.validate()
+    stream = stream or sys.stdout
+    if config.seeds:
+        return run_seeds(config, stream)
+    this = role()
+    if this != "single" and config.algorithm == "both":
+        raise ValueError(
+            "--algorithm=both runs one search after the other, which a distributed "
+            "search cannot: run --algorithm=evolution, then --algorithm=random into "
+            "the same --workdir (the chief's outputs cover both)"
+        )
+    if this == "single" and config.wait_for_workers:
+        raise ValueError(
+            f"--wait_for_workers={config.wait_for_workers} applies to a distributed "
+            f"search only (KERASTUNER_* unset here, so it would wait forever); "
+            f"drop it"
+        )
+    run_config, space, oracles = _checked_oracles(config)
+    writes = this != "worker"  # workers report to the chief's oracle and write no results
+    state = check_workdir(config) if writes else None
+
+    evaluator = None
+    if this != "chief":  # the chief only serves the oracle; each worker scores on its own copy
+        evaluator = search_tuner.make_evaluator(config)
+    if writes:
+        _start_workdir(config, state)
+    results = Results(config, space, run_config) if writes else None
+
+    evaluated, trials = 0, {}
+    for algorithm, oracle in oracles.items():
+        tuner = _search(algorithm, oracle, space, evaluator, config, this, results, stream)
+        evaluated += tuner.evaluated
+        if results is not None:
+            trials[algorithm] = results.finish(tuner.oracle, algorithm)
+
+    best = results.best if results is not None else None
+    return {
+        "best": best,
+        "evaluated": evaluated,
+        "trials": trials,
+        "role": this,
+        "rows": results.finished if results is not None else [],
+    }
+
+
+def run_seeds(config: SearchConfig, stream=None) -> dict:
+    """The search of ``config`` once per seed of ``config.seeds`` (each a normal, resumable search
+    in ``<workdir>/seed_<s>/``), then the comparison over seeds in ``workdir``: ``search.png``
+    (:func:`~spos_tf.search.seeds.write_seeds_plot`), ``seeds.json``
+    (:func:`~spos_tf.search.seeds.compare_seeds`) and ``best.json`` (the best candidate of all
+    seeds, with the comparison under ``"seeds"``).
+
+    Returns:
+      ``{"best": best.json record, "comparison": seeds.json record, "evaluated": candidates
+      scored by this call, "role": "single", "rows": {seed: rows}}``.
+
+    Raises:
+      ValueError: in a distributed search (run one distributed search per seed instead), and
+        as :func:`run`.
+    """
+    stream = stream or sys.stdout
+    if role() != "single":
+        raise ValueError(
+            "--seeds runs one search after another in one process; for a "
+            "distributed search run one search per --seed into its own --workdir"
+        )
+    _, space, _ = _checked_oracles(config)
+    state = check_workdir(config)
+    seed_dirs = (
+        tuple(e for e in os.listdir(config.workdir) if re.fullmatch(r"seed_\d+", e))
+        if state == "overwrite"
+        else ()
+    )
+    _start_workdir(config, state, SEARCH_ENTRIES + seed_dirs)
+    per_seed, evaluated, best = {}, 0, None
+    for seed in config.seeds:
+        if config.progress:
+            print(f"seed {seed} ({config.seeds.index(seed) + 1}/{len(config.seeds)})", file=stream)
+        summary = run(
+            dataclasses.replace(
+                config, seed=seed, seeds=(), overwrite=False, workdir=seed_dir(config.workdir, seed)
+            ),
+            stream,
+        )
+        per_seed[seed], evaluated = summary["rows"], evaluated + summary["evaluated"]
+        if summary["best"] and (best is None or summary["best"]["accuracy"] > best["accuracy"]):
+            best = dict(summary["best"], seed=seed)
+    comparison = compare_seeds(per_seed)
+    run_dir.atomic_write_json(os.path.join(config.workdir, SEEDS_FILE), comparison)
+    best = dict(best, seeds=comparison)
+    run_dir.atomic_write_json(os.path.join(config.workdir, BEST_FILE), best)
+    write_seeds_plot(
+        os.path.join(config.workdir, PLOT_FILE),
+        per_seed,
+        f"{space.name}: seeds {', '.join(map(str, config.seeds))}",
+    )
+    return {
+        "best": best,
+        "comparison": comparison,
+        "evaluated": evaluated,
+        "role": "single",
+        "rows": per_seed,
+    }
+
+
+def _checked_oracles(config: SearchConfig) -> tuple:
+    """``(supernet run config, space, {algorithm: oracle})`` after the checks that need the
+    supernet run and the constraint (reads the supernet's ``config.json``; writes nothing).
+
+    Raises:
+      run_dir.RunDirError: not a supernet run; InfeasibleConstraintError, ValueError: a
+        constraint that no architecture meets or that the space cannot cost.
+    """
+    run_config = load_supernet_config(config.supernet_dir)
+    space = run_dir.space_from_config(run_config)
+    constraint = build_constraint(
+        space, resolve_limits(config, space), config.latency_table, config.bitops_convention
+    )
+    oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
+    for oracle in oracles.values():
+        oracle.check_feasible()
+    return run_config, space, oracles
+
+
+def _search(algorithm, oracle, space, evaluator, config, this, results, stream) -> SupernetTuner:
+    """Runs one algorithm's KerasTuner search (serves it on a distributed chief, role ``this``)."""
+    bar = None
+
+    def on_trial_end(tuner, trial):
+        if bar is not None:
+            best = tuner.oracle.get_best_trials(1)
+            score = best[0].score if best and best[0].score is not None else float("nan")
+            bar.update(int(trial.trial_id) + 1, best=score, last=tuner.last_accuracy)
+        if this == "single":
+            results.write(oracle, algorithm)  # history.csv and best.json stay current
+
+    tuner = SupernetTuner(
+        oracle,
+        space,
+        evaluator,
+        on_trial_end=on_trial_end,
+        directory=config.workdir,
+        project_name=algorithm,
+        overwrite=False,
+    )
+    if config.progress and this != "chief":
+        done = len(tuner.oracle.trials) if this == "single" else 0
+        print(
+            f"{algorithm} search: {config.max_trials} candidates"
+            + (f" ({done} handed out before)" if done else ""),
+            file=stream,
+        )
+        bar = ProgressBar(config.max_trials, initial=done, stream=stream)
+    elif this == "chief":
+        print(
+            f"{algorithm} search: serving the oracle on {os.environ['KERASTUNER_ORACLE_IP']}:"
+            f"{os.environ['KERASTUNER_ORACLE_PORT']} until the workers finished "
+            f"{config.max_trials} candidates",
+            file=stream,
+        )
+    tuner.search(verbose=0)
+    if bar is not None:
+        bar.close()
+    return tuner

@@ -1,0 +1,113 @@
+"""The training recipe as Keras objects: the label-smoothed loss, the learning-rate schedule, the
+(masked) optimizer, and dropout whose masks are a function of ``(seed, step, replica)``.
+
+Each builder reads the settings it needs from a :class:`~spos_tf.train.config.TrainConfig`; the
+paper's recipe is SGD 0.5 with momentum 0.9 decayed linearly per step to 0, L2 4e-5 on kernels
+only, label smoothing 0.1 (see ``flags/supernet.cfg``).
+"""
+
+from __future__ import annotations
+
+import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+import tf_keras as keras
+
+
+class SmoothedSparseCE(keras.losses.Loss):
+    """Cross-entropy from logits with integer labels and label smoothing (one-hot inside).
+
+    ``call`` returns the per-example loss; reduction follows the Keras ``reduction`` argument.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        label_smoothing: float = 0.0,
+        reduction=keras.losses.Reduction.AUTO,
+        name="smoothed_sparse_ce",
+    ):
+        super().__init__(reduction=reduction, name=name)
+        self.num_classes, self.label_smoothing = int(num_classes), float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = tf.one_hot(
+            tf.cast(tf.reshape(y_true, [-1]), tf.int32), self.num_classes, dtype=y_pred.dtype
+        )
+        if self.label_smoothing:
+            labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / self.num_classes
+        return tf.nn.softmax_cross_entropy_with_logits(labels, y_pred)
+
+    def get_config(self):
+        return dict(
+            super().get_config(), num_classes=self.num_classes, label_smoothing=self.label_smoothing
+        )
+
+
+def make_schedule(config):
+    """``config.lr_schedule`` over ``config.lr_schedule_steps`` (default ``config.steps``) from
+    ``config.learning_rate``: a Keras schedule (``"linear"``, ``"cosine"``, both ending at 0 at
+    the schedule's end) or the constant rate itself."""
+    lr = config.learning_rate
+    steps = config.lr_schedule_steps or config.steps
+    if config.lr_schedule == "linear":
+        return keras.optimizers.schedules.PolynomialDecay(lr, steps, 0.0, power=1.0)
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.0)
+    return lr
+
+
+def lr_at(schedule, step: int) -> float:
+    """The learning rate of ``schedule`` (from :func:`make_schedule`) at 0-based ``step``."""
+    return float(schedule(step)) if callable(schedule) else float(schedule)
+
+
+def make_optimizer(config):
+    """Masked SGD/Adam (without owners, i.e. for a stand-alone model, they are plain SGD/Adam with
+    L2 on kernels only); loss-scaled for ``precision="mixed_float16"``."""
+    from spos_tf.models import precision
+
+    schedule = make_schedule(config)
+    if config.optimizer == "sgd":
+        optimizer = spos_tf.MaskedSGD(
+            schedule, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    else:
+        optimizer = spos_tf.MaskedAdam(schedule, weight_decay=config.weight_decay)
+    return precision.loss_scaled(optimizer, config.precision)  # mixed_float16: loss scaling
+
+
+class StepDropout(keras.layers.Layer):
+    """Dropout whose mask is a stateless function of ``(seed, step, replica)``.
+
+    Keras' seeded ``Dropout`` uses a stateful op whose stream restarts in a new process, so a
+    resumed run would draw other masks; this one reads the step from ``step_fn()`` (the
+    optimizer's iteration counter, which is checkpointed).
+    """
+
+    def __init__(self, rate: float, seed: int, step_fn, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.seed = float(rate), int(seed)
+        self._step_fn = step_fn  # a function, so Keras does not track the counter as a weight
+
+    def call(self, x, training=None):
+        if not training or not self.rate:
+            return x
+        context = tf.distribute.get_replica_context()
+        replica = context.replica_id_in_sync_group if context is not None else 0
+        replica = tf.cast(replica, tf.int64)
+        seed = tf.stack(
+            [
+                tf.constant(self.seed, tf.int64) + 1_000_003 * replica,
+                tf.cast(self._step_fn(), tf.int64),
+            ]
+        )
+        return tf.nn.experimental.stateless_dropout(x, self.rate, seed)
+
+
+def make_dropout_deterministic(model, step_fn, seed: int) -> None:
+    """Replaces the head's Keras ``Dropout`` (no variables) by a :class:`StepDropout`."""
+    head = model.head if hasattr(model, "head") else model.get_layer("head")
+    old = head.dropout
+    head.dropout = StepDropout(
+        old.rate, (seed * 7919 + 17) % (2**31 - 1), step_fn, name="step_dropout"
+    )

@@ -1,0 +1,125 @@
+"""The one training step of spos_tf, used by every trainer.
+
+:func:`train_step` is the central algorithm of Single Path One-Shot training: for a supernet, draw
+the path of ``(seed, optimizer.iterations)``, store it in ``model.arch_var`` (which the masked
+optimizer reads), run that path forward and backward, and apply the masked update; for a
+stand-alone network the same without the sampling. Its callers only add what their loop needs:
+
+* ``Supernet.train_step`` (Keras ``fit``, the tests and ``benchmarks/supernet_step.py``) passes
+  the compiled Keras loss and computes the compiled metrics from the returned logits;
+* ``spos_tf.train.loop`` (the app) passes the per-example loss summed over the global batch,
+  runs it per replica under ``strategy.run`` and stops the run when ``finite`` is false.
+
+Like Keras' ``Model.train_step``, it runs inside one replica (in a ``tf.function``, or eagerly
+for single-device debugging); with a ``tf.distribute`` strategy the gradients are all-reduced by
+``apply_gradients``, so ``loss_fn`` must scale the loss for the global batch.
+
+Cost: one forward and backward pass of one path, the masked update (about 5% of a step, see
+:mod:`spos_tf.models.optim`), a host callback for the sampler (tens of microseconds) and one global
+gradient norm for the finite check (a reduction over the gradients; pruned by graph
+optimisation when the caller does not use ``finite``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+
+from spos_tf.models import precision
+
+
+class StepOutput(NamedTuple):
+    """What one step returns (per replica; tensors).
+
+    Attributes:
+      loss: the scalar that was differentiated (``loss_fn(labels, logits)``).
+      logits: the model's output on the step's images (training mode).
+      finite: scalar bool, the loss and the global gradient norm are finite. The update has been
+        applied either way; a caller that sees ``False`` should stop (``spos_tf.train.loop``
+        raises ``DivergenceError`` and keeps the last good checkpoint). With a loss-scaled
+        optimizer (``mixed_float16``) non-finite gradients count as finite while the loss scale
+        used was above 1: that step was skipped and the scale halved (an overflow, not a
+        divergence).
+      macs: float32 scalar, MACs of the trained path (the supernet's sampled path, else
+        ``fixed_macs``).
+    """
+
+    loss: tf.Tensor
+    logits: tf.Tensor
+    finite: tf.Tensor
+    macs: tf.Tensor
+
+
+def is_supernet(model) -> bool:
+    """True for a model that samples its path per step (``spos_tf.models.supernet.Supernet``)."""
+    return hasattr(model, "sample_arch_tensor") and hasattr(model, "arch_var")
+
+
+def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.0) -> StepOutput:
+    """One training step of ``model`` on ``(images, labels)``: the one definition in spos_tf.
+
+    Args:
+      model: a ``Supernet`` (the path is ``model.sample_arch_tensor(optimizer.iterations)``,
+        assigned to ``model.arch_var`` before the update so that a masked optimizer moves only
+        that path's weights, BN statistics and slots), or any Keras model trained whole.
+      optimizer: a Keras optimizer over ``model.trainable_variables``; for a supernet a bound
+        :class:`spos_tf.models.optim.MaskedOptimizer` (``Supernet.compile`` or ``optimizer.bind``),
+        possibly inside a loss-scale optimizer (``spos_tf.models.precision.loss_scaled``): the loss is
+        then scaled and the gradients unscaled here, and a step whose gradients overflow is
+        skipped for every variable.
+      loss_fn: ``loss_fn(labels, logits) -> scalar``, the value to differentiate, already scaled
+        for the global batch under a distribution strategy.
+      images, labels: this replica's batch.
+      fixed_macs: the MACs reported for a model that does not sample (a stand-alone network).
+
+    Returns:
+      :class:`StepOutput`. ``optimizer.iterations`` has advanced by one.
+    """
+    if is_supernet(model) and getattr(model, "paths_per_step", 1) > 1:
+        return _fair_step(model, optimizer, loss_fn, images, labels)
+    if is_supernet(model):
+        arch, macs = model.sample_arch_tensor(optimizer.iterations)
+        model.arch_var.assign(arch)
+        kwargs = {"arch": arch}
+    else:
+        macs, kwargs = tf.constant(fixed_macs, tf.float32), {}
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        logits = model(images, training=True, **kwargs)
+        loss = loss_fn(labels, logits)
+    grads, loss_scale = precision.gradients(optimizer, tape, loss, variables)
+    grad_norm = tf.linalg.global_norm([g for g in grads if g is not None])
+    grads_ok = tf.math.is_finite(grad_norm)
+    if loss_scale is not None:  # an overflow is skipped and the scale halved, down to 1
+        grads_ok = tf.logical_or(grads_ok, loss_scale > 1.0)
+    finite = tf.logical_and(tf.math.is_finite(loss), grads_ok)
+    optimizer.apply_gradients(zip(grads, variables))
+    return StepOutput(loss, logits, finite, macs)
+
+
+def _fair_step(model, optimizer, loss_fn, images, labels) -> StepOutput:
+    """FairNAS's step (``--sampling=fair``): the K paths of ``model.sample_paths_tensor`` (every
+    choice of every block once) run forward and backward on the same batch one after the other,
+    each updating only its own BN statistics (the other choices' layers do not run); their
+    gradients are summed and applied in one update, which moves every choice. Returns the mean
+    loss, the last path's logits and the mean MACs of the K paths."""
+    archs, macs = model.sample_paths_tensor(optimizer.iterations)
+    variables = model.trainable_variables
+    total, losses, finite, logits = None, [], tf.constant(True), None
+    for k in range(model.paths_per_step):
+        model.arch_var.assign(archs[k])
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True, arch=archs[k])
+            loss = loss_fn(labels, logits)
+        grads, loss_scale = precision.gradients(optimizer, tape, loss, variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        total = grads if total is None else [a + b for a, b in zip(total, grads)]
+        losses.append(loss)
+        ok = tf.math.is_finite(tf.linalg.global_norm(grads))
+        if loss_scale is not None:
+            ok = tf.logical_or(ok, loss_scale > 1.0)
+        finite = tf.logical_and(finite, tf.logical_and(tf.math.is_finite(loss), ok))
+    optimizer.apply_gradients(zip(total, variables))
+    return StepOutput(tf.add_n(losses) / len(losses), logits, finite, tf.reduce_mean(macs))

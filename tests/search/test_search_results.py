@@ -1,0 +1,110 @@
+"""spos_tf.search.results: the history rows of an oracle's trials, the best record, and the files
+written from them (history.csv, best.json, search.png), on rows made by hand."""
+
+import csv
+import json
+from types import SimpleNamespace
+
+import pytest
+from keras_tuner.engine.trial import TrialStatus
+
+from spos_tf import costs
+from spos_tf.search import results as search_results
+from spos_tf.search.config import SearchConfig
+from spos_tf.spaces.space import arch_from_any
+
+from _supernet_workdir import OVERRIDES, tiny_space
+
+ARCHS = ("0,1,2,3", "3,3,3,3", "1,0,1,0", "2,2,0,0")
+
+
+def _oracle(space, accuracies, seconds=0.5, running=()):
+    """A stand-in for a (reloaded) oracle: completed trials ``"00", "01", ...`` of ``ARCHS``."""
+    trials = {}
+    for i, (arch, acc) in enumerate(zip(ARCHS, accuracies)):
+        metrics = SimpleNamespace(
+            exists=lambda name: name == "seconds", get_last_value=lambda name: seconds
+        )
+        trials[f"{i:02d}"] = SimpleNamespace(
+            status=TrialStatus.RUNNING if i in running else TrialStatus.COMPLETED,
+            score=acc,
+            hyperparameters=SimpleNamespace(values=space.to_values(space.parse(arch))),
+            metrics=metrics,
+        )
+    return SimpleNamespace(trials=trials, generation_of=lambda trial_id: int(trial_id) // 2)
+
+
+def test_history_rows_are_the_completed_trials_with_their_costs():
+    space = tiny_space()
+    rows = search_results.history_rows(
+        _oracle(space, (0.5, 0.7, 0.6, 0.1), running=(3,)), "random", space
+    )
+    assert [r["arch"] for r in rows] == list(ARCHS[:3])  # the running trial is not a result
+    for row in rows:
+        arch = space.parse(row["arch"])
+        assert (row["macs"], row["params"]) == (costs.macs(space, arch), costs.params(space, arch))
+    assert [(r["trial_id"], r["generation"], r["accuracy"], r["seconds"]) for r in rows] == [
+        ("00", 0, 0.5, 0.5),
+        ("01", 0, 0.7, 0.5),
+        ("02", 1, 0.6, 0.5),
+    ]
+    assert list(rows[0]) == search_results.history_columns(space)
+
+
+def test_files_hold_what_write_outputs_returns(tmp_path):
+    space = tiny_space()
+    config = SearchConfig(
+        supernet_dir="/sn",
+        workdir=str(tmp_path),
+        max_macs=2.5e6,
+        calib_images=100,
+        calib_batch_size=32,
+        holdout_images=200,
+    )
+    rows = search_results.history_rows(
+        _oracle(space, (0.5, 0.8, 0.8, 0.2)), "evolution", space
+    ) + search_results.history_rows(_oracle(space, (0.3, 0.8)), "random", space)
+    run_config = {"space": space.name, "space_overrides": OVERRIDES}
+    record = search_results.write_outputs(str(tmp_path), rows, space, run_config, config)
+
+    # the best: highest accuracy, ties go to the first evaluated (evolution's trial 01)
+    assert (record["arch"], record["algorithm"], record["trial_id"]) == (
+        "3,3,3,3",
+        "evolution",
+        "01",
+    )
+    assert record["accuracy"] == 0.8 and record["evaluated"] == 6
+    arch = space.parse("3,3,3,3")
+    assert record["costs"] == {"macs": costs.macs(space, arch), "params": costs.params(space, arch)}
+    assert record["constraints"] == {"macs": 2.5e6} and record["space_overrides"] == OVERRIDES
+    assert record["calib_images"] == 128  # 4 whole batches of 32
+    assert (record["calib_stream"], record["holdout_images_per_candidate"]) == ("fixed", 0)
+    assert json.loads((tmp_path / search_results.BEST_FILE).read_text()) == record
+    assert str(arch_from_any(space, str(tmp_path / search_results.BEST_FILE))) == "3,3,3,3"
+    with open(tmp_path / search_results.HISTORY_FILE) as f:
+        written = list(csv.DictReader(f))
+    assert [{k: str(v) for k, v in r.items()} for r in rows] == written
+    assert (tmp_path / search_results.PLOT_FILE).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nothing_evaluated_yet_writes_an_empty_history_and_no_best(tmp_path):
+    space = tiny_space()
+    config = SearchConfig(supernet_dir="/sn", workdir=str(tmp_path))
+    assert search_results.write_outputs(str(tmp_path), [], space, {}, config) is None
+    assert (tmp_path / search_results.HISTORY_FILE).read_text().splitlines() == [
+        ",".join(search_results.history_columns(space))
+    ]
+    assert not (tmp_path / search_results.BEST_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    "rows, best",
+    [
+        ([{"accuracy": 0.2}, {"accuracy": 0.5}, {"accuracy": 0.5}], 1),
+        ([{"accuracy": 0.9}], 0),
+        ([], None),
+    ],
+)
+def test_best_row_is_the_first_of_the_highest_accuracy(rows, best):
+    got = search_results.best_row(rows)
+    assert got is (None if best is None else rows[best])

@@ -1,0 +1,202 @@
+"""spos_tf.search.run: a search run in-process on a trained tiny supernet: resuming a killed search,
+the checks that fail before anything is written, and the rows and best record it returns."""
+
+import json
+
+import pytest
+
+from spos_tf.runs import run_dir
+from spos_tf.search import results as search_results
+from spos_tf.search import run as search_run
+from spos_tf.models.evaluate import PathEvaluator
+from spos_tf.search.oracle import InfeasibleConstraintError
+from spos_tf.search.data import FreshCalibration, RotatingHoldout
+
+from _files import snapshot
+from _search import TRIALS, read_history, share_evaluator, tiny_config
+from _supernet_workdir import trained_supernet_dir
+
+pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def supernet_dir(tmp_path_factory):
+    return trained_supernet_dir(tmp_path_factory)
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, monkeypatch):
+    workdir = tmp_path / "search"
+    config = tiny_config(supernet_dir, workdir, "--algorithm=evolution")
+    share_evaluator(monkeypatch)
+    original = PathEvaluator.__call__
+    first = []
+
+    def dies_during_the_twelfth(self, arch):
+        if len(first) == 11:
+            raise KeyboardInterrupt  # like a kill: KerasTuner catches Exception only
+        first.append(arch)
+        return original(self, arch)
+
+    monkeypatch.setattr(PathEvaluator, "__call__", dies_during_the_twelfth)
+    with pytest.raises(KeyboardInterrupt):
+        search_run.run(config)
+    rows_before = read_history(workdir)
+    assert len(rows_before) == 11
+
+    second = []
+
+    def counting(self, arch):
+        second.append(arch)
+        return original(self, arch)
+
+    monkeypatch.setattr(PathEvaluator, "__call__", counting)
+    summary = search_run.run(config)
+    assert summary["evaluated"] == len(second) == TRIALS - 11
+    assert not set(first) & set(second), "a completed candidate was evaluated again"
+    rows = read_history(workdir)
+    assert len(rows) == len({r["arch"] for r in rows}) == TRIALS
+    assert rows[:11] == rows_before  # earlier results kept as they were
+    assert summary["best"]["accuracy"] == max(float(r["accuracy"]) for r in rows)
+    # The returned rows and best record are what the files hold (the caller needs no re-read).
+    assert [(r["arch"], r["accuracy"]) for r in summary["rows"]] == [
+        (r["arch"], float(r["accuracy"])) for r in rows
+    ]
+    assert summary["best"] == json.loads((workdir / search_results.BEST_FILE).read_text())
+
+    # A finished search rerun with the same flags evaluates nothing.
+    def never(self, arch):
+        raise AssertionError(f"{arch} evaluated again")
+
+    monkeypatch.setattr(PathEvaluator, "__call__", never)
+    assert search_run.run(config)["evaluated"] == 0
+
+
+@pytest.mark.slow
+def test_fresh_stream_and_rotating_slices_resume_as_an_uninterrupted_search(
+    supernet_dir, tmp_path, monkeypatch
+):
+    """--calib_stream=fresh --holdout_images_per_candidate: candidate k (the trial number) reads
+    the same calibration window and held-out slice, and scores the same, in a search killed
+    after 6 candidates and resumed as in an uninterrupted one; each candidate gets a new window."""
+    extra = (
+        "--algorithm=evolution",
+        "--max_trials=12",
+        "--calib_mode=ema",
+        "--calib_stream=fresh",
+        "--calib_augment",
+        "--holdout_images_per_candidate=50",
+    )
+    share_evaluator(monkeypatch)
+    read = []
+    window, part = FreshCalibration.__call__, RotatingHoldout.__call__
+
+    def calib(self, index):
+        read.append(("calib", index, self.spec(index)))
+        return window(self, index)
+
+    def holdout(self, index):
+        read.append(("holdout", index, self.bounds(index)))
+        return part(self, index)
+
+    monkeypatch.setattr(FreshCalibration, "__call__", calib)
+    monkeypatch.setattr(RotatingHoldout, "__call__", holdout)
+    straight = tmp_path / "straight"
+    search_run.run(tiny_config(supernet_dir, straight, *extra))
+    expected = {(what, index): data for what, index, data in read}
+    assert len(read) == len(expected) == 2 * 12
+    specs = [expected["calib", k] for k in range(12)]
+    assert len(set(specs)) == 12  # a new window for every candidate
+    assert [expected["holdout", k] for k in range(5)] == [(0, 50), (50, 100), (100, 150),
+                                                          (150, 200), (0, 50)]  # fmt: skip
+
+    read.clear()
+    original = PathEvaluator.__call__
+
+    def dies_during_the_seventh(self, arch, index=None):
+        if sum(what == "calib" for what, _, _ in read) == 6:
+            raise KeyboardInterrupt  # like a kill
+        return original(self, arch, index)
+
+    killed = tmp_path / "killed"
+    monkeypatch.setattr(PathEvaluator, "__call__", dies_during_the_seventh)
+    with pytest.raises(KeyboardInterrupt):
+        search_run.run(tiny_config(supernet_dir, killed, *extra))
+    monkeypatch.setattr(PathEvaluator, "__call__", original)
+    search_run.run(tiny_config(supernet_dir, killed, *extra))
+    assert sorted({index for _, index, _ in read}) == list(range(12))
+    for what, index, data in read:
+        assert data == expected[what, index], (what, index)
+    assert [(r["arch"], r["accuracy"]) for r in read_history(killed)] == [
+        (r["arch"], r["accuracy"]) for r in read_history(straight)
+    ]
+
+
+@pytest.mark.slow
+def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
+    fresh = tmp_path / "fresh"
+    with pytest.raises(InfeasibleConstraintError, match="infeasible"):
+        search_run.run(tiny_config(supernet_dir, fresh, "--max_macs=1e6"))
+    with pytest.raises(ValueError, match="needs a quantized space"):
+        search_run.run(tiny_config(supernet_dir, fresh, "--max_bitops=1e9"))
+    with pytest.raises(ValueError, match="must not exceed --population_size"):
+        search_run.run(tiny_config(supernet_dir, fresh, "--num_mutation=9"))
+    with pytest.raises(run_dir.RunDirError, match="supernet_dir.*does not exist"):
+        search_run.run(tiny_config(tmp_path / "nothing", fresh))
+    with pytest.raises(
+        ValueError, match="--wait_for_workers=2 applies to a distributed search only"
+    ):
+        search_run.run(tiny_config(supernet_dir, fresh, "--wait_for_workers=2"))
+    assert not fresh.exists()
+
+    # A workdir holding a search of other settings is refused, not overwritten.
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    old = tiny_config(supernet_dir, existing, "--seed=5").to_dict()
+    (existing / search_results.CONFIG_FILE).write_text(json.dumps(old))
+    before = snapshot(existing)
+    with pytest.raises(run_dir.RunDirError, match="seed"):
+        search_run.run(tiny_config(supernet_dir, existing))
+    assert snapshot(existing) == before
+
+
+def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
+    """The search's workdir check is run_dir.check_workdir over the search's entries: a rerun may
+    change where data comes from, the display, or grow max_trials / switch algorithm; any
+    setting that changes which candidates are proposed or how they are scored is refused."""
+    base = tiny_config("/s", tmp_path)
+    assert search_run.check_workdir(base) == "new"
+    (tmp_path / "notes.txt").write_text("mine")  # not a search's: still a new search
+    assert search_run.check_workdir(base) == "new"
+    (tmp_path / search_results.CONFIG_FILE).write_text(json.dumps(base.to_dict()))
+    assert search_run.check_workdir(base) == "resume"
+    neutral = tiny_config(
+        "/s",
+        tmp_path,
+        "--max_trials=50",
+        "--algorithm=random",
+        "--data_dir=/elsewhere",
+        "--noprogress",
+        "--cache_mb=0",
+        "--eval_batch_size=50",
+    )
+    assert search_run.check_workdir(neutral) == "resume"
+    older = dict(base.to_dict())
+    del older["calib_stream"], older["holdout_images_per_candidate"]
+    (tmp_path / search_results.CONFIG_FILE).write_text(json.dumps(older))
+    assert search_run.check_workdir(base) == "resume"  # written before these settings existed
+    (tmp_path / search_results.CONFIG_FILE).write_text(json.dumps(base.to_dict()))
+    for changed in (
+        "--seed=1",
+        "--calib_images=64",
+        "--max_macs=3e6",
+        "--mutation_prob=0.3",
+        "--calib_stream=fresh",
+        "--holdout_images_per_candidate=50",
+    ):
+        with pytest.raises(run_dir.RunDirError, match=r"holds a search with other settings"):
+            search_run.check_workdir(tiny_config("/s", tmp_path, changed))
+    assert (
+        search_run.check_workdir(tiny_config("/s", tmp_path, "--seed=1", "--overwrite"))
+        == "overwrite"
+    )

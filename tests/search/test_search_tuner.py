@@ -1,0 +1,132 @@
+"""spos_tf.search.tuner: the oracle built from the settings and the tuner that scores candidates
+through an evaluator (here a stand-in: a function of the architecture, no supernet)."""
+
+import time
+
+import pytest
+
+from spos_tf.search import config as search_config
+from spos_tf.search import tuner as search_tuner
+from spos_tf.search.oracle import EvolutionOracle, RandomSearchOracle
+from spos_tf.search.config import SearchConfig
+
+from _supernet_workdir import tiny_space
+
+pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")
+
+
+def _config(**changes):
+    return SearchConfig(
+        supernet_dir="/s",
+        workdir="/w",
+        population_size=4,
+        num_parents=2,
+        num_crossover=2,
+        num_mutation=2,
+        max_trials=6,
+        seed=3,
+        **changes,
+    )
+
+
+def _score(arch):
+    return sum(sum(g) for g in arch.genes) / 100.0
+
+
+def test_make_oracle_takes_the_settings_and_the_constraint():
+    space = tiny_space()
+    constraint = search_config.build_constraint(space, {"macs": 2.5e6})
+    evolution = search_tuner.make_oracle("evolution", _config(), space, constraint)
+    assert isinstance(evolution, EvolutionOracle)
+    assert (evolution.population_size, evolution.num_parents, evolution.max_trials) == (4, 2, 6)
+    assert isinstance(search_tuner.make_oracle("random", _config(), space), RandomSearchOracle)
+    with pytest.raises(ValueError, match="unknown algorithm 'grid'"):
+        search_tuner.make_oracle("grid", _config(), space)
+
+
+def test_tuner_scores_each_candidate_with_the_evaluator(tmp_path):
+    space = tiny_space()
+    oracle = search_tuner.make_oracle("random", _config(), space)
+    seen = []
+
+    def evaluator(arch):
+        seen.append(arch)
+        return _score(arch)
+
+    ended = []
+    tuner = search_tuner.SupernetTuner(
+        oracle,
+        space,
+        evaluator,
+        on_trial_end=lambda t, trial: ended.append(trial.trial_id),
+        directory=str(tmp_path),
+        project_name="random",
+    )
+    start = time.perf_counter()
+    tuner.search(verbose=0)
+    wall = time.perf_counter() - start
+    assert tuner.evaluated == len(seen) == len(ended) == 6
+    assert len(set(seen)) == 6  # never the same architecture twice
+    for trial in oracle.trials.values():
+        arch = space.from_values(trial.hyperparameters.values)
+        assert trial.score == pytest.approx(_score(arch))
+        # the evaluation's own time: a positive float, within the search's wall time
+        seconds = trial.metrics.get_last_value("seconds")
+        assert isinstance(seconds, float) and 0 < seconds <= wall
+    durations = [t.metrics.get_last_value("seconds") for t in oracle.trials.values()]
+    assert sum(durations) <= wall  # one evaluation each, not the time since the search began
+    assert tuner.load_model(next(iter(oracle.trials.values()))) is None
+
+
+def test_a_failing_evaluator_stops_the_search_with_the_architecture_named(tmp_path):
+    space = tiny_space()
+    oracle = search_tuner.make_oracle("random", _config(), space)
+
+    def broken(arch):
+        raise RuntimeError("out of memory")
+
+    tuner = search_tuner.SupernetTuner(
+        oracle, space, broken, directory=str(tmp_path), project_name="random"
+    )
+    with pytest.raises(
+        search_tuner.EvaluationError,
+        match=r"evaluating architecture \d,\d,\d,\d \(trial \d+\) failed: "
+        r"RuntimeError: out of memory",
+    ):
+        tuner.search(verbose=0)
+    assert tuner.evaluated == 0
+
+
+def test_evaluator_gets_the_trial_number_as_candidate_index_also_when_resumed(tmp_path):
+    """An evaluator with an ``index`` parameter is called with ``int(trial.trial_id)``: 0, 1, ...
+    in the order the oracle hands candidates out. A candidate that was running when the search
+    stopped is evaluated again, in the resumed search, with its old index."""
+    space = tiny_space()
+    seen = []
+
+    def dies_at_three(arch, index):
+        if index == 3:
+            raise RuntimeError("killed")
+        seen.append((index, arch))
+        return _score(arch)
+
+    def tuner(evaluator):
+        oracle = search_tuner.make_oracle("evolution", _config(), space)
+        return search_tuner.SupernetTuner(
+            oracle, space, evaluator, directory=str(tmp_path), project_name="evolution"
+        )
+
+    first = tuner(dies_at_three)
+    with pytest.raises(search_tuner.EvaluationError, match=r"\(trial 3\)"):
+        first.search(verbose=0)
+    running = first.oracle.trials["3"]
+    assert [i for i, _ in seen] == [0, 1, 2]
+    assert all(first.oracle.trials[str(i)].hyperparameters.values == space.to_values(a)
+               for i, a in seen)  # fmt: skip
+
+    resumed = tuner(lambda arch, index=None: seen.append((index, arch)) or _score(arch))
+    resumed.search(verbose=0)
+    assert [i for i, _ in seen] == [0, 1, 2, 3, 4, 5]
+    assert space.to_values(seen[3][1]) == running.hyperparameters.values  # same candidate
+    for index, arch in seen:
+        assert resumed.oracle.trials[str(index)].hyperparameters.values == space.to_values(arch)

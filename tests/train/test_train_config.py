@@ -1,0 +1,173 @@
+"""spos_tf.train.config: the settings' checks (field metadata and the rules between fields), the
+config.json a run writes (pinned, so existing run directories still resume) and resolve()."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from spos_tf.data import DataConfig
+from spos_tf.models.sampling import ArchSampler
+from spos_tf.train.config import NEUTRAL_FIELDS, TrainConfig, resolve
+
+from _train_checks import parse_flagfile
+
+# config.json of `python -m spos_tf.train --flagfile=flags/tiny_supernet.cfg --noprogress`, as
+# the app wrote it before the settings moved into field metadata (workdir and data_dir aside),
+# plus the settings added since: data.data_service and precision (issue 15), data.eval_resize
+# (issue 22), at their defaults.
+TINY_CONFIG_JSON = {
+    "arch": None,
+    "batch_size": 32,
+    "bin_tries": 500,
+    "bn_momentum": 0.9,
+    "calib_batches": 1,
+    "checkpoint_every": 3,
+    "cost_bins": None,
+    "data": {
+        "augment": "light",
+        "cache": True,
+        "data_dir": "DATA",
+        "eval_crop_fraction": 1.0,
+        "holdout_split": "validation",
+        "image_size": 8,
+        "manual_dir": None,
+        "name": "spos_digits",
+        "preprocessing": "standard",
+        "eval_resize": "standard",
+        "shuffle_buffer": 10000,
+        "data_service": None,
+        "test_split": "test",
+        "train_split": "train",
+    },
+    "eval_batch_size": 150,
+    "eval_batches": 1,
+    "eval_every": 0,
+    "eval_paths": 10,
+    "eval_split": "holdout",
+    "final_bn_augment": False,
+    "final_bn_batches": 0,
+    "few_shot_choice": None,
+    "few_shot_from": None,
+    "few_shot_split": None,
+    "keep_checkpoints": 10,
+    "label_smoothing": 0.1,
+    "latency_table": None,
+    "learning_rate": 0.5,
+    "log_every": 3,
+    "lr_schedule": "linear",
+    "lr_schedule_steps": None,
+    "max_latency_ms": None,
+    "max_macs": None,
+    "min_latency_ms": None,
+    "min_macs": None,
+    "momentum": 0.9,
+    "optimizer": "sgd",
+    "overwrite": False,
+    "precision": "float32",
+    "progress": False,
+    "sampling": "uniform",
+    "seed": 0,
+    "space": "shufflenet_oneshot",
+    "space_overrides": {
+        "image_size": 8,
+        "num_classes": 10,
+        "repeats": [1, 1, 1, 1],
+        "width": 0.125,
+    },
+    "steps": 12,
+    "strategy": "default",
+    "uniform_bits": None,
+    "weight_decay": 4e-05,
+    "workdir": "WORKDIR",
+}
+
+
+def test_resolve_fills_the_data_settings_and_writes_the_same_config_json(data_dir):
+    config = parse_flagfile(
+        "tiny_supernet.cfg", "--workdir=/w", f"--data_dir={data_dir}", "--noprogress"
+    )
+    resolved = resolve(config)
+    expected = {
+        **TINY_CONFIG_JSON,
+        "workdir": "/w",
+        "data": {**TINY_CONFIG_JSON["data"], "data_dir": data_dir},
+    }
+    assert resolved.config.to_dict() == expected
+    assert TrainConfig.from_dict(expected).to_dict() == expected  # what a resume reads back
+    assert (resolved.space.image_size, resolved.space.num_classes) == (8, 10)
+    assert resolved.arch is None and resolved.eval_sampler is None
+    assert resolved.sampler(5) == ArchSampler(resolved.space, 0)(5)
+
+
+def test_neutral_settings_are_those_that_do_not_change_a_result():
+    assert set(NEUTRAL_FIELDS) == {
+        "workdir",
+        "overwrite",
+        "progress",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "log_every",
+        "eval_every",
+        "data.data_dir",
+        "data.manual_dir",
+        "data.data_service",
+    }
+
+
+def test_from_dict_refuses_unknown_settings():
+    with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['lr'\]"):
+        TrainConfig.from_dict({"lr": 0.1})
+
+
+def test_a_path_is_a_workdir():
+    assert TrainConfig(workdir=Path("/tmp/x")).validate().to_dict()["workdir"] == "/tmp/x"
+
+
+BAD = [  # bounds and choices from the field metadata
+    (dict(momentum=1.0), "--momentum must be a number in [0, 1), got 1.0"),
+    (dict(learning_rate=0), "--learning_rate must be a number in (0, inf), got 0"),
+    (dict(weight_decay=-1e-5), "--weight_decay must be a number in [0, inf), got -1e-05"),
+    (dict(seed=-1), "--seed must be an integer >= 0, got -1"),
+    (dict(steps=2.5), "--steps must be an integer >= 1, got 2.5"),
+    (dict(eval_every=-1), "--eval_every must be an integer >= 0, got -1"),
+    (dict(uniform_bits=0), "--uniform_bits must be an integer >= 1, got 0"),
+    (dict(max_latency_ms=-1.0), "--max_latency_ms must be a number in [0, inf), got -1.0"),
+    (dict(optimizer="rmsprop"), "--optimizer must be one of sgd, adam; got 'rmsprop'"),
+    (dict(eval_split="train"), "--eval_split must be one of holdout, test; got 'train'"),
+    (dict(data=DataConfig(shuffle_buffer=0)), "--shuffle_buffer must be an integer >= 1"),
+    (
+        dict(data=DataConfig(augment="flip")),
+        "--augment must be one of imagenet, light, cifar, none; got 'flip'",
+    ),
+    (
+        dict(data=DataConfig(eval_crop_fraction=1.5)),
+        "DataConfig.eval_crop_fraction must be a number in (0, 1], got 1.5",
+    ),  # no flag
+    # the rules between settings
+    (dict(uniform_bits=2, arch="0,0,0,0"), "drop it or --arch='0,0,0,0'"),
+    (dict(final_bn_augment=True), "set --final_bn_batches (its length) too"),
+    (dict(min_latency_ms=1.0), "--min_latency_ms needs --latency_table"),
+    (dict(arch="0,0,0,0", latency_table="lut.json"), "--latency_table constrains supernet"),
+]
+
+
+@pytest.mark.parametrize("changes, message", BAD, ids=[str(b[0])[:40] for b in BAD])
+def test_a_bad_setting_is_named_with_the_fix(changes, message):
+    config = dataclasses.replace(TrainConfig(workdir="/w"), **changes)
+    with pytest.raises(ValueError) as e:
+        config.validate()
+    assert message in str(e.value)
+
+
+def test_the_defaults_are_valid_and_the_paper_recipe():
+    config = TrainConfig(workdir="/w").validate()
+    assert (
+        config.steps,
+        config.batch_size,
+        config.optimizer,
+        config.learning_rate,
+        config.momentum,
+        config.weight_decay,
+        config.label_smoothing,
+    ) == (150_000, 1024, "sgd", 0.5, 0.9, 4e-5, 0.1)
