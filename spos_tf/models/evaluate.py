@@ -200,7 +200,11 @@ class PathEvaluator:
         index: int | None = None,
     ) -> int:
         """Recomputes the BN statistics of the current path on calibration batches (exactly, or
-        by the reference's reset + EMA with ``calib_mode="ema"``).
+        by the reference's reset + EMA with ``calib_mode="ema"``). A model whose wrappers keep
+        running statistics of their own has a hook ``model.recalibration_reset(model, arch)``
+        (set by :mod:`spos_tf.build`: the activation-quantizer ranges of a quantized space); it
+        is called first, with the current path (None for a stand-alone network), so the same
+        batches re-estimate that state too.
 
         Args:
           calib_ds: the data (default: the constructor's); its first ``num_batches`` are used.
@@ -223,12 +227,12 @@ class PathEvaluator:
         n = self.num_calib_batches if num_batches is None else _check_batches(num_batches)
         control = self.model.bn_control
         space = getattr(self.model, "space", None)
-        if space is not None and space.quantized:
-            # activation-quantizer ranges restart too, so the calibration batches re-estimate them
-            from spos_tf.quant.apply import reset_quant_ranges
-
+        reset_extra = getattr(self.model, "recalibration_reset", None)
+        if reset_extra is not None:
+            # state the wrappers added (spos_tf.build: activation-quantizer ranges) restarts too,
+            # so the calibration batches re-estimate it; the hook gets the path (None: all)
             arch_var = getattr(self.model, "arch_var", None)
-            reset_quant_ranges(
+            reset_extra(
                 self.model, None if arch_var is None else space.from_indices(arch_var.numpy())
             )
         try:

@@ -19,19 +19,32 @@ from spos_tf.spaces.space import Architecture, SearchSpace, mid_channels
 
 
 def build_standalone(
-    space: SearchSpace, arch: Architecture, supernet=None, seed: int = 0, bn_momentum: float = 0.9
+    space: SearchSpace,
+    arch: Architecture,
+    supernet=None,
+    seed: int = 0,
+    bn_momentum: float = 0.9,
+    wrap_layers=None,
 ) -> keras.Model:
-    """Builds the stand-alone network of ``arch``; inherits ``supernet``'s weights if given.
+    """Builds the float stand-alone network of ``arch``; inherits ``supernet``'s weights if given.
 
-    In a quantized space the quantized primitives are wrapped at the fixed bit widths ``arch``
-    chooses (:func:`spos_tf.quant.apply.quantize_standalone`; no ``switch_case``), e.g.
-    ``build_standalone(space, spos_tf.costs.uniform_arch(space, bits=4))`` for a uniform 4W4A
-    network; :func:`inherit` then also copies the quantizers' input ranges.
+    ``wrap_layers``: called as ``wrap_layers(space, arch, stem, units, head)`` with the layers
+    before they are wired, to replace primitives by wrappers (e.g.
+    :func:`spos_tf.quant.apply.quantize_standalone`, at the fixed bits ``arch`` chooses; then
+    :func:`inherit` also copies the wrappers' variables such as the quantizers' input ranges).
+    This module never wraps by itself: :func:`spos_tf.build_standalone` (:mod:`spos_tf.build`)
+    passes the wrapper a quantized space needs.
 
     Raises:
-      ValueError: ``arch`` does not belong to ``space`` (wrong length, out-of-range choice).
+      ValueError: ``arch`` does not belong to ``space`` (wrong length, out-of-range choice);
+        ``space.quantized`` without ``wrap_layers``.
     """
     space.validate(arch)
+    if space.quantized and wrap_layers is None:
+        raise ValueError(
+            f"space {space.name!r} is quantized: build it with spos_tf.build_standalone, which "
+            f"applies the quantization wrappers"
+        )
     if space.cell_nodes:
         from spos_tf.models.cells import build_cell_standalone
 
@@ -57,10 +70,8 @@ def build_standalone(
         )
     ]
     head = Head(space, control, affine=True, seed=seed)
-    if space.quantized:  # the one quantization entry point: wraps layers at the arch's bits
-        from spos_tf.quant.apply import quantize_standalone
-
-        quantize_standalone(space, arch, stem, units, head)
+    if wrap_layers is not None:
+        wrap_layers(space, arch, stem, units, head)
     inputs = keras.Input((space.image_size, space.image_size, 3), name="images")
     x = stem(inputs)
     for unit in units:

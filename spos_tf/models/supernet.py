@@ -258,20 +258,33 @@ class Supernet(keras.Model):
         return out
 
 
-def build_supernet(space: SearchSpace, seed: int = 0, bn_momentum: float = 0.9) -> Supernet:
-    """Builds a supernet with every choice's variables created (call it inside a strategy scope
-    for distributed training). Cost: allocates all choices (e.g. ~8.4M float parameters for
-    ``shufflenet_oneshot`` at 1000 classes). For a quantized space (``space.quantized``) the
-    quantized primitives are wrapped by :func:`spos_tf.quant.apply.quantize_supernet`."""
+def build_supernet(
+    space: SearchSpace, seed: int = 0, bn_momentum: float = 0.9, wrap=None
+) -> Supernet:
+    """Builds the float supernet of ``space`` with every choice's variables created (call it
+    inside a strategy scope for distributed training). Cost: allocates all choices (e.g. ~8.4M
+    float parameters for ``shufflenet_oneshot`` at 1000 classes).
+
+    ``wrap``: called with the constructed model before its first call creates the variables, to
+    replace primitives by wrappers (e.g. :func:`spos_tf.quant.apply.quantize_supernet`). This
+    module never wraps by itself: :func:`spos_tf.build_supernet` (:mod:`spos_tf.build`) passes the
+    wrapper a quantized space needs.
+
+    Raises:
+      ValueError: ``space.quantized`` without ``wrap`` (its bit genes would reach no layer).
+    """
+    if space.quantized and wrap is None:
+        raise ValueError(
+            f"space {space.name!r} is quantized: build it with spos_tf.build_supernet, which "
+            f"applies the quantization wrappers"
+        )
     if space.cell_nodes:
         from spos_tf.models.cells import CellSupernet
 
         model = CellSupernet(space, seed=seed, bn_momentum=bn_momentum)
     else:
         model = Supernet(space, seed=seed, bn_momentum=bn_momentum)
-    if space.quantized:  # the one quantization entry point: wraps the float supernet's layers
-        from spos_tf.quant.apply import quantize_supernet
-
-        quantize_supernet(model)
+    if wrap is not None:
+        wrap(model)
     model(tf.zeros((1, space.image_size, space.image_size, 3)), training=False)
     return model

@@ -3,9 +3,11 @@
 "Quantization wraps, it does not fork": the supernet and the stand-alone networks are built from the
 float layer code (:mod:`spos_tf.models.blocks`) and this module then replaces, inside each primitive holder
 (``Stem``, ``OpUnit``, ``Head``), every primitive whose :class:`~spos_tf.spaces.ops.Prim` is marked
-``quantized`` by a TF-MOT wrapper (:class:`SlicedQuantizeWrapper`). Model code never branches on
-quantization; :func:`spos_tf.build_supernet` and :func:`spos_tf.build_standalone` call this module
-once when ``space.quantized``.
+``quantized`` by a TF-MOT wrapper (:class:`SlicedQuantizeWrapper`). Model code never imports this
+module: the composition point :mod:`spos_tf.build` (:func:`spos_tf.build_supernet`,
+:func:`spos_tf.build_standalone`) passes :func:`quantize_supernet` / :func:`quantize_standalone` to
+the float builders when ``space.quantized`` and sets :func:`reset_quant_ranges` as the model's
+``recalibration_reset`` hook.
 
 What is quantized, at which bits (``space.weight_bits``, ``space.act_bits``, ``space.fixed_bits``):
 

@@ -390,12 +390,12 @@ def space_from_config(config: dict):
 
 
 def build_model(config: dict, space=None):
-    """The (unrestored) model of a run config: :func:`spos_tf.models.build.build_from_config` on
+    """The (unrestored) model of a run config: :func:`spos_tf.build.build_from_config` on
     ``space`` (default :func:`space_from_config`). The model layer is imported here, lazily, so
     reading a workdir does not load TensorFlow."""
-    from spos_tf.models import build as models
+    from spos_tf import build
 
-    return models.build_from_config(config, space or space_from_config(config))
+    return build.build_from_config(config, space or space_from_config(config))
 
 
 def latest_checkpoint(directory: str) -> str | None:

@@ -1,8 +1,8 @@
-"""Which network a run config builds (spos_tf.models.build, via run_dir.build_model)."""
+"""Which network a run config builds (spos_tf.build, via run_dir.build_model)."""
 
 import numpy as np
 
-from spos_tf.models import build as models
+from spos_tf import build as models
 from spos_tf.runs import run_dir
 from spos_tf import spaces
 from spos_tf.models.supernet import Supernet

@@ -302,6 +302,27 @@ def test_reset_quant_ranges_recalibrates_exactly(trained):
     )
 
 
+@pytest.mark.slow
+def test_bn_recalibration_restarts_the_quantizer_ranges(trained):
+    """spos_tf.build gives quantized models the range reset as their recalibration hook, so
+    spos_tf.recalibrate_bn (models.evaluate, which never imports quant) re-estimates the
+    activation ranges from the calibration batches alone."""
+    net, space, x = trained["net"], trained["space"], trained["x"]
+    assert net.recalibration_reset is apply.reset_quant_ranges
+    model = spos_tf.build_standalone(space, trained["a"], supernet=net)
+    assert model.recalibration_reset is apply.reset_quant_ranges
+    stem = model.get_layer("stem").prims["stem_conv"]
+    assert stem.named_weights()["input_range_count"].numpy() == 9  # inherited
+    batches = [x[i * 8 : (i + 1) * 8] for i in range(3)]
+    calib = tf.data.Dataset.from_tensor_slices(np.concatenate(batches)).batch(8)
+    assert spos_tf.recalibrate_bn(model, calib, 3) == 3
+    ranges = stem.named_weights()
+    assert ranges["input_range_count"].numpy() == 3  # 12 without the reset
+    np.testing.assert_allclose(
+        ranges["input_range_max"].numpy(), np.mean([np.abs(b).max() for b in batches]), rtol=1e-6
+    )
+
+
 # ------------------------------------------------------------------ two candidate ops
 @pytest.fixture
 def twin_op_space(monkeypatch):
