@@ -5,7 +5,8 @@ r"""Cost of scoring one candidate on the supernet vs the same forward passes in 
                                                                  # (about 5 min, 2 cores)
 
 Scoring a candidate (``spos_tf.models.evaluate.PathEvaluator``) = ``set_arch`` + exact BN recalibration
-(``calib_batches`` training-mode forward passes) + top-1 on the held-out images (inference passes).
+(``ceil(calib_images / calib_batch_size)`` training-mode forward passes, the apps' rule:
+``spos_tf.runs.choices.calib_batches``) + top-1 on the held-out images (inference passes).
 The baseline runs *the same forward passes* on the stand-alone network of the same architecture
 (``spos_tf.build_standalone``, weights inherited), each pass type in one plain ``tf.function`` loop
 over the same in-memory batches, without momentum updates or path switching. Printed:
@@ -39,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 from spos_tf import spaces  # noqa: E402
 from spos_tf.models.evaluate import PathEvaluator  # noqa: E402
+from spos_tf.runs.choices import calib_batches  # noqa: E402
 
 PRESETS = {
     # flags/quickstart_search.cfg's settings on the quick-start space.
@@ -48,7 +50,7 @@ PRESETS = {
         num_classes=10,
         width=0.25,
         repeats="1,1,2,1",
-        calib_batches=4,
+        calib_images=512,
         calib_batch_size=128,
         holdout_images=300,
         eval_batch_size=300,
@@ -62,7 +64,7 @@ PRESETS = {
         num_classes=1000,
         width=1.0,
         repeats="4,4,8,4",
-        calib_batches=4,
+        calib_images=256,
         calib_batch_size=64,
         holdout_images=256,
         eval_batch_size=128,
@@ -82,7 +84,7 @@ def parse_args(argv=None):
         ("num_classes", int),
         ("width", float),
         ("repeats", str),
-        ("calib_batches", int),
+        ("calib_images", int),
         ("calib_batch_size", int),
         ("holdout_images", int),
         ("eval_batch_size", int),
@@ -146,7 +148,8 @@ def main(argv=None):
     )
     rng = np.random.default_rng(s["seed"])
     size = s["image_size"]
-    calib_images = rng.normal(size=(s["calib_batches"] * s["calib_batch_size"], size, size, 3))
+    num_calib = calib_batches(s["calib_images"], s["calib_batch_size"])
+    calib_images = rng.normal(size=(num_calib * s["calib_batch_size"], size, size, 3))
     calib = (
         tf.data.Dataset.from_tensor_slices(
             (calib_images.astype("float32"), np.zeros(len(calib_images), np.int64))
@@ -168,7 +171,7 @@ def main(argv=None):
         ds.reduce(0, lambda c, _: c + 1)
 
     supernet = spos_tf.build_supernet(space, seed=s["seed"])
-    evaluator = PathEvaluator(supernet, calib, holdout, s["calib_batches"])
+    evaluator = PathEvaluator(supernet, calib, holdout, num_calib)
     archs = []
     while len(archs) < s["candidates"]:
         arch = space.sample(rng)
@@ -190,7 +193,7 @@ def main(argv=None):
         model = spos_tf.build_standalone(space, arch, supernet=supernet)
         plain = plain_loops(model)
         plain(calib, holdout)  # trace
-        standalone_eval = PathEvaluator(model, calib, holdout, s["calib_batches"])
+        standalone_eval = PathEvaluator(model, calib, holdout, num_calib)
         standalone_eval.recalibrate(), standalone_eval.evaluate()  # trace
         t = interleaved_min(
             {  # the lambdas run inside this iteration: defaults bind its values
@@ -212,7 +215,7 @@ def main(argv=None):
         "image_size": size,
         "blocks": space.num_blocks,
         "choices": len(space.ops),
-        "calib_images": s["calib_batches"] * s["calib_batch_size"],
+        "calib_images": num_calib * s["calib_batch_size"],
         "holdout_images": s["holdout_images"],
         "candidates": len(archs),
         "first_candidate_s (incl. trace)": round(first, 3),

@@ -8,7 +8,7 @@ import dataclasses
 import os
 from typing import Optional
 
-from spos_tf.runs import config_flags
+from spos_tf.runs import choices, config_flags
 from spos_tf.runs import run_dir
 from spos_tf.runs.choices import EVAL_SPLITS
 from spos_tf.runs.config_flags import field
@@ -83,7 +83,9 @@ class ExportConfig:
 
     @property
     def calib_batches(self) -> int:
-        return -(-self.calib_images // self.calib_batch_size)
+        """Calibration batches: ``ceil(calib_images / calib_batch_size)``
+        (:func:`spos_tf.runs.choices.calib_batches`, the rule of every app)."""
+        return choices.calib_batches(self.calib_images, self.calib_batch_size)
 
     def validate(self) -> "ExportConfig":
         """Checks every field without touching files; returns ``self``.

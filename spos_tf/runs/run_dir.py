@@ -235,7 +235,21 @@ def load_run_config(workdir: str) -> dict:
         ) from None
     if not isinstance(config, dict) or "space" not in config:
         raise RunDirError(f"{path} is not a spos_tf.train config (no 'space' field)")
-    return config
+    return upgrade_config(config)
+
+
+def upgrade_config(config: dict) -> dict:
+    """A training run's ``config.json`` in today's settings, so that runs written by an older
+    version still resume and are still read by the other apps: ``calib_batches`` (BN
+    recalibration batches of ``eval_batch_size`` images, before issue 21) becomes
+    ``calib_images = calib_batches * eval_batch_size``, the same images in the same batches.
+    Returns a new dict (``config`` itself when nothing is renamed)."""
+    if "calib_batches" not in config or "eval_batch_size" not in config:
+        return config
+    out = dict(config)
+    batches = out.pop("calib_batches")
+    out.setdefault("calib_images", batches * out["eval_batch_size"])
+    return out
 
 
 def check_workdir(

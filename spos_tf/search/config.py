@@ -17,7 +17,7 @@ from typing import Mapping, Optional
 
 from spos_tf import costs as costs_lib
 from spos_tf.runs import run_dir
-from spos_tf.runs.choices import CALIB_MODES, PRECISIONS
+from spos_tf.runs.choices import CALIB_MODES, PRECISIONS, calib_batches
 from spos_tf.runs.config_flags import check_fields, field, neutral_fields
 from spos_tf.spaces.space import Architecture, SearchSpace
 
@@ -268,7 +268,9 @@ class SearchConfig:
 
     @property
     def num_calib_batches(self) -> int:
-        return -(-self.calib_images // self.calib_batch_size)
+        """Calibration batches per candidate: ``ceil(calib_images / calib_batch_size)``
+        (:func:`spos_tf.runs.choices.calib_batches`, the rule of every app)."""
+        return calib_batches(self.calib_images, self.calib_batch_size)
 
     def validate(self) -> "SearchConfig":
         """Checks every field without touching files; returns ``self``. Types, bounds and

@@ -19,7 +19,7 @@ from typing import Optional
 from spos_tf.runs import config_flags
 from spos_tf.runs import run_dir
 from spos_tf import spaces
-from spos_tf.runs.choices import EVAL_SPLITS, PRECISIONS
+from spos_tf.runs.choices import EVAL_SPLITS, PRECISIONS, calib_batches
 from spos_tf import costs as costs_lib
 from spos_tf.runs.config_flags import field
 from spos_tf.data import DataConfig, dataset_info
@@ -120,8 +120,11 @@ class TrainConfig:
         stand-alone network (its final number on data the search never saw); :func:`resolve`
         stores the split used.
       eval_batch_size, eval_batches: evaluation batch size and batches (0: the whole split).
-      calib_batches: supernet: BN recalibration batches per evaluated path (training images,
-        no augmentation, exact cumulative average).
+      calib_images: supernet: BN recalibration images per evaluated path (training images in
+        stored order, no augmentation, exact cumulative average), read in batches of
+        ``eval_batch_size``: :attr:`num_calib_batches` = ``ceil(calib_images / eval_batch_size)``
+        batches (:func:`spos_tf.runs.choices.calib_batches`, the search's and the export's rule
+        too). The default 5,120 is 20 batches of the default 256.
       final_bn_batches: stand-alone only: after the last step, recompute exact BN statistics on
         this many batches with the learning rate at 0 (0: skip), saved with the final checkpoint.
       final_bn_augment: the final BN pass reads training images through the training
@@ -238,7 +241,12 @@ class TrainConfig:
     )
     eval_batch_size: int = field(256, "Evaluation batch size.", low=1)
     eval_batches: int = field(0, "Evaluation batches (0: the whole split).", low=0)
-    calib_batches: int = field(20, "Supernet: BN recalibration batches per path.", low=1)
+    calib_images: int = field(
+        5120,
+        "Supernet: BN recalibration images per evaluated path, in batches of --eval_batch_size "
+        "(rounded up to whole batches).",
+        low=1,
+    )
     final_bn_batches: int = field(
         0,
         "Retraining: exact BN statistics on this many batches after "
@@ -263,6 +271,12 @@ class TrainConfig:
     @property
     def is_supernet(self) -> bool:
         return self.arch is None and self.uniform_bits is None
+
+    @property
+    def num_calib_batches(self) -> int:
+        """BN recalibration batches of ``eval_batch_size`` per evaluated supernet path:
+        ``ceil(calib_images / eval_batch_size)``."""
+        return calib_batches(self.calib_images, self.eval_batch_size)
 
     def validate(self) -> "TrainConfig":
         """Checks every field without touching files or TensorFlow; returns ``self``.
@@ -401,8 +415,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
-        d = dict(d)
+        """Inverse of :meth:`to_dict` (unknown keys are an error); a ``config.json`` written
+        before a setting was renamed reads back in today's terms
+        (:func:`spos_tf.runs.run_dir.upgrade_config`)."""
+        d = dict(run_dir.upgrade_config(d))
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

@@ -25,8 +25,10 @@ class Evaluator:
     """Evaluates the model of a run on a non-distributed twin (the training state is untouched).
 
     Supernet: each of ``eval_paths`` fixed random paths gets its BN statistics recalibrated
-    exactly on ``calib_batches`` batches of training images (no augmentation; the same images for
-    every path), then its top-1 accuracy on ``eval_split``. Stand-alone: top-1 accuracy with the
+    exactly on the first ``config.num_calib_batches`` batches of ``eval_batch_size`` training
+    images (``calib_images`` rounded up to whole batches; stored order, no augmentation: the same
+    images for every path), then its top-1 accuracy on ``eval_split``; the evaluation record holds
+    that batch count (``calib_batches``). Stand-alone: top-1 accuracy with the
     model's own BN statistics. Uses :class:`spos_tf.models.evaluate.PathEvaluator` (two traces in all).
 
     Args:
@@ -66,7 +68,9 @@ class Evaluator:
             self.paths = [sampler(EVAL_STEP_OFFSET + i) for i in range(config.eval_paths)]
         else:
             self.paths = [resolved.arch]
-        self.path_evaluator = PathEvaluator(self.twin, self.calib, self.val, config.calib_batches)
+        self.path_evaluator = PathEvaluator(
+            self.twin, self.calib, self.val, config.num_calib_batches
+        )
 
     def _local(self, model) -> list:
         """``model``'s weights as numpy, each read from this worker's first replica: no
@@ -98,7 +102,7 @@ class Evaluator:
                 val_accuracy_max=float(max(accs)),
                 val_paths=results,
                 bn_recalibrated=True,
-                calib_batches=self.config.calib_batches,
+                calib_batches=self.config.num_calib_batches,
             )
         return record
 

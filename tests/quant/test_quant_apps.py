@@ -42,7 +42,7 @@ TINY_TRAIN = (
     "--checkpoint_every=20",
     "--log_every=10",
     "--eval_paths=2",
-    "--calib_batches=1",
+    "--calib_images=256",  # 1 batch of flags/quant_quickstart.cfg's --eval_batch_size=256
     "--eval_batches=1",
     "--noprogress",
 )

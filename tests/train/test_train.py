@@ -89,7 +89,7 @@ FLAG_NAMES = {
     "eval_split",
     "eval_batch_size",
     "eval_batches",
-    "calib_batches",
+    "calib_images",
     "final_bn_batches",
     "final_bn_augment",
     "progress",
@@ -242,7 +242,7 @@ def test_parsed_flags_build_the_config_and_flags_text_reproduces_it(tmp_path):
         eval_split="test",
         eval_batch_size=150,
         eval_batches=1,
-        calib_batches=1,
+        calib_images=150,
     )
     # (--image_size is a space override: the data's image_size is left to resolve())
     fv = _flags()

@@ -2,11 +2,13 @@
 config.json a run writes (pinned, so existing run directories still resume) and resolve()."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
 from spos_tf.data import DataConfig
+from spos_tf.runs import run_dir
 from spos_tf.models.sampling import ArchSampler
 from spos_tf.train.config import NEUTRAL_FIELDS, TrainConfig, resolve
 
@@ -15,13 +17,14 @@ from _train_checks import parse_flagfile
 # config.json of `python -m spos_tf.train --flagfile=flags/tiny_supernet.cfg --noprogress`, as
 # the app wrote it before the settings moved into field metadata (workdir and data_dir aside),
 # plus the settings added since: data.data_service and precision (issue 15), data.eval_resize
-# (issue 22), at their defaults.
+# (issue 22), at their defaults; calib_batches (1 batch of eval_batch_size 150) became
+# calib_images (issue 21): such older files still read back (test_an_old_config_json_...).
 TINY_CONFIG_JSON = {
     "arch": None,
     "batch_size": 32,
     "bin_tries": 500,
     "bn_momentum": 0.9,
-    "calib_batches": 1,
+    "calib_images": 150,
     "checkpoint_every": 3,
     "cost_bins": None,
     "data": {
@@ -171,3 +174,94 @@ def test_the_defaults_are_valid_and_the_paper_recipe():
         config.weight_decay,
         config.label_smoothing,
     ) == (150_000, 1024, "sgd", 0.5, 0.9, 4e-5, 0.1)
+
+
+# Every flag file that trains with BN recalibration, and what it calibrates on: (images, batches
+# of --eval_batch_size). Written from the files as they were before issue 21 made the setting a
+# count of images: --calib_batches x --eval_batch_size (the batch the training evaluation
+# recalibrates with), so each file still reads the same images in the same batches.
+CALIBRATION = {
+    "digits_hard_supernet.cfg": (400, 1),  # 1 x 400
+    "latency_quickstart.cfg": (1280, 5),  # 5 x 256
+    "nb201_supernet.cfg": (20000, 20),  # 20 x 1000
+    "nb201_few_shot.cfg": (20000, 20),  # nb201_supernet.cfg's
+    "quant_quickstart.cfg": (1280, 5),  # 5 x 256
+    "quant_quickstart_retrain.cfg": (1280, 5),  # quant_quickstart.cfg's (unused: retraining)
+    "quant_supernet.cfg": (20480, 80),  # supernet.cfg's
+    "quickstart.cfg": (1280, 5),  # 5 x 256 (the split has 1197 images: all of them)
+    "quickstart_channels.cfg": (1280, 5),  # quickstart.cfg's
+    "supernet.cfg": (20480, 80),  # 80 x 256
+    "supernet_channels.cfg": (20480, 80),  # supernet.cfg's
+    "supernet_fbnet.cfg": (20480, 80),  # 80 x 256
+    "supernet_proxyless.cfg": (20480, 80),  # 80 x 256
+    "tiny_latency_supernet.cfg": (150, 1),  # 1 x 150
+    "tiny_nb201_few_shot.cfg": (150, 1),  # tiny_nb201_supernet.cfg's
+    "tiny_nb201_supernet.cfg": (150, 1),  # 1 x 150
+    "tiny_supernet.cfg": (150, 1),  # 1 x 150
+}
+FLAGS_DIR = Path(__file__).resolve().parents[2] / "flags"
+
+
+def test_every_training_flag_file_that_sets_calibration_is_listed():
+    def sets(text, flag):
+        return any(line.startswith(f"--{flag}=") for line in text.splitlines())
+
+    setting = {  # training files (a search file sets --calib_batch_size with --calib_images)
+        p.name
+        for p in FLAGS_DIR.glob("*.cfg")
+        if sets(p.read_text(), "calib_images") and not sets(p.read_text(), "calib_batch_size")
+    }
+    assert setting and setting <= set(CALIBRATION)
+    assert not [p.name for p in FLAGS_DIR.glob("*.cfg") if sets(p.read_text(), "calib_batches")]
+
+
+@pytest.mark.parametrize("name", sorted(CALIBRATION))
+def test_a_flag_file_calibrates_on_the_same_images_and_batches(name, monkeypatch):
+    monkeypatch.chdir(FLAGS_DIR.parent)  # nested --flagfile= paths are relative to the repo root
+    config = parse_flagfile(name, "--workdir=/w")
+    images, batches = CALIBRATION[name]
+    assert (config.calib_images, config.num_calib_batches) == (images, batches)
+    assert config.num_calib_batches * config.eval_batch_size == images
+
+
+def test_calibration_images_round_up_to_whole_batches_as_in_the_search():
+    from spos_tf.search import SearchConfig
+
+    for images, batch, batches in ((5120, 256, 20), (1, 256, 1), (257, 256, 2), (1197, 256, 5)):
+        config = TrainConfig(workdir="/w", calib_images=images, eval_batch_size=batch).validate()
+        search = SearchConfig(calib_images=images, calib_batch_size=batch)
+        assert config.num_calib_batches == search.num_calib_batches == batches
+    assert TrainConfig().num_calib_batches == 20  # the default: 20 batches of 256, as before
+    with pytest.raises(ValueError, match="--calib_images must be an integer >= 1, got 0"):
+        TrainConfig(workdir="/w", calib_images=0).validate()
+
+
+def test_an_old_config_json_with_calib_batches_still_reads_and_resumes(tmp_path, data_dir):
+    """A run directory written before issue 21 stores calib_batches (batches of
+    eval_batch_size): reading it (resume, search, rank, export all go through
+    run_dir.load_run_config) gives calib_images = batches x eval_batch_size, and the same flags
+    today (--calib_images=150) resume it instead of refusing it as another config."""
+    config = resolve(
+        parse_flagfile("tiny_supernet.cfg", f"--workdir={tmp_path}", f"--data_dir={data_dir}")
+    ).config
+    old = {k: v for k, v in config.to_dict().items() if k != "calib_images"}
+    old["calib_batches"] = 1
+    (tmp_path / run_dir.CONFIG_FILE).write_text(json.dumps(old))
+    loaded = run_dir.load_run_config(str(tmp_path))
+    assert "calib_batches" not in loaded and loaded["calib_images"] == 150
+    assert loaded == config.to_dict()
+    assert TrainConfig.from_dict(old).to_dict() == config.to_dict()
+    assert TrainConfig.from_dict(old).num_calib_batches == 1
+    status = run_dir.check_workdir(
+        str(tmp_path),
+        config.to_dict(),
+        overwrite=False,
+        neutral=NEUTRAL_FIELDS,
+        defaults=TrainConfig().to_dict(),
+    )
+    assert status == "resume"
+    other = dataclasses.replace(config, calib_images=300)  # 2 batches: another run
+    with pytest.raises(run_dir.RunDirError, match="calib_images: 150 -> 300"):
+        run_dir.check_workdir(
+            str(tmp_path), other.to_dict(), overwrite=False, neutral=NEUTRAL_FIELDS
+        )

@@ -61,6 +61,7 @@ def test_tiny_supernet_writes_the_workdir_contract(tiny_run):
     records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     assert records[-1] == record and record["final"] and record["step"] == config.steps
     assert len(record["val_paths"]) == 10 and record["bn_recalibrated"]
+    assert record["calib_batches"] == config.num_calib_batches == 1  # --calib_images=150 of 150
     sampler = ArchSampler(space, 0)  # fixed evaluation paths: (seed, 2**40 + i)
     assert [p["arch"] for p in record["val_paths"]] == [
         str(sampler(EVAL_STEP_OFFSET + i)) for i in range(10)
