@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from spos_tf import costs
-from spos_tf.latency import __main__ as latency
+from spos_tf.latency import measure as latency
+from spos_tf.latency import table as latency_table
 from spos_tf import search as search_lib
 from spos_tf import spaces
 from spos_tf.models.sampling import ArchSampler, latency_range
@@ -104,7 +105,7 @@ def test_lut_is_additive_and_validate_reports_mape_and_correlations(tmp_path, mo
     # prediction = constant + sum of the architecture's entries
     arch = space.sample(np.random.default_rng(0))
     expected = table.constant_ms + sum(
-        table.entries[k]["ms"] for k in latency.arch_keys(space, arch)
+        table.entries[k]["ms"] for k in latency_table.arch_keys(space, arch)
     )
     assert table.predict_ms(arch) == pytest.approx(expected, abs=1e-9)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from spos_tf.latency import __main__ as latency
+from spos_tf.latency import table as latency
 from spos_tf.search import __main__ as search
 from spos_tf import spaces
 from spos_tf.train import __main__ as train

@@ -23,6 +23,7 @@ from absl import flags
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from spos_tf import costs
 from spos_tf.report_quant import __main__ as report_quant
+from spos_tf.report_quant import report as quant_report
 from spos_tf.runs import run_dir
 from spos_tf.search import __main__ as search
 from spos_tf import search as search_lib
@@ -332,7 +333,7 @@ def test_uniform_bits_refusals(data_dir, tmp_path):
 def test_report_rows_match_the_files(base, retrained, searched, space, capsys):
     best = json.loads((searched / search_lib.BEST_FILE).read_text())
     budget = costs.uniform_bitops(space, BUDGET_BITS)
-    table = report_quant.rows(str(base))
+    table = quant_report.rows(str(base))
     assert [r["network"] for r in table] == ["searched (mixed precision)", "uniform 3W3A"]
     for row, workdir in zip(table, (retrained["searched"], retrained["3w3a"])):
         arch = space.parse(run_dir.load_run_config(str(workdir))["arch"])
