@@ -13,8 +13,6 @@ import dataclasses
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from spos_tf.train import __main__ as train
 from spos_tf import train as train_lib
 from spos_tf.spaces.space import GENE_KINDS, mid_channels
 
+from _apps import run_app
 from _train_checks import standalone_accuracy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -246,24 +245,13 @@ def test_budget_on_a_float_space_is_refused_before_anything_is_written(tmp_path)
 @pytest.mark.slow
 def test_app_exits_2_on_a_bad_budget(supernet_dir, tmp_path):
     workdir = tmp_path / "search"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))
-    }
-    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spos_tf.search",
-            "--flagfile=flags/quant_quickstart_search.cfg",
-            f"--supernet_dir={supernet_dir}",
-            f"--workdir={workdir}",
-            "--bitops_budget=3w4a",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    proc = run_app(
+        "search",
+        "--flagfile=flags/quant_quickstart_search.cfg",
+        f"--supernet_dir={supernet_dir}",
+        f"--workdir={workdir}",
+        "--bitops_budget=3w4a",
+        check=False,
         timeout=300,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]

@@ -4,7 +4,6 @@ recalibration."""
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -20,6 +19,9 @@ from spos_tf.quant import apply, kernel_variable
 from spos_tf.quant.wrap import InputQuantizeWrapper
 from spos_tf.models.sampling import SequenceSampler
 from spos_tf.spaces.space import GENE_KINDS, mid_channels
+
+import _apps
+from _apps import run_app
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BITS = (1, 2, 3, 4)
@@ -449,14 +451,7 @@ def test_resnet_costs_are_torchvisions():
 
 @pytest.mark.parametrize("name", sorted(RESNET_MACS))
 def test_costs_cli_uniform_bits(name):
-    out = subprocess.run(
-        [sys.executable, "-m", "spos_tf.costs", f"--space={name}", "--uniform_bits=3"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=True,
-    ).stdout
+    out = run_app("costs", f"--space={name}", "--uniform_bits=3", timeout=120).stdout
     record = json.loads(out.strip().splitlines()[-1])
     # pinned figures, not the library's functions: the first conv (7x7, 3 -> 64, 112x112 output)
     # and the FC (512 -> 1000) stay at 8x8 bits, every other MAC is 3x3 bits
@@ -508,12 +503,5 @@ def test_float_spaces_do_not_touch_quantization():
         "assert not [m for m in sys.modules if m.startswith('tensorflow_model_optimization')]\n"
         "print('ok')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env=dict(os.environ, PYTHONPATH=ROOT),
-    )
+    out = _apps.run([sys.executable, "-c", code], check=False, timeout=300)
     assert out.stdout.strip().endswith("ok"), out.stderr[-3000:]
