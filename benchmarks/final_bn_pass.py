@@ -27,7 +27,7 @@ from absl import flags  # noqa: E402
 
 import spos_tf  # noqa: E402,F401
 from spos_tf.runs import run_dir
-from spos_tf.train import __main__ as train
+from spos_tf.train import config as train  # noqa: E402  (the train app's flags)
 from spos_tf import train as train_lib  # noqa: E402
 from spos_tf.data import build_dataset  # noqa: E402
 from spos_tf.models.evaluate import PathEvaluator  # noqa: E402

@@ -68,8 +68,7 @@ def main():
     from spos_tf.rank import ground_truth
     from spos_tf.rank import stats as rank_stats
     from spos_tf.runs import run_dir
-    from spos_tf.search import __main__ as search_app
-    from spos_tf.runs.config_flags import parse_flagfile
+    from spos_tf.runs.flagfiles import config_from_flagfile
     from spos_tf.search.config import SearchConfig
     from spos_tf.search.tuner import make_evaluator
 
@@ -77,8 +76,8 @@ def main():
     if args.calib_mode:
         changes["calib_mode"] = args.calib_mode
     if args.search_flagfile:
-        fv = parse_flagfile(search_app.define_flags, args.search_flagfile)
-        config = dataclasses.replace(search_app.config_from_flags(fv), **changes).validate()
+        config = config_from_flagfile("search", args.search_flagfile)
+        config = dataclasses.replace(config, **changes).validate()
     else:
         config = SearchConfig(**changes).validate()
     table = ground_truth.load(args.ground_truth)

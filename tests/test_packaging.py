@@ -264,3 +264,48 @@ def test_pytest_main_follows_bazel_test_protocol():
         "-k",
         "round_trip",
     ]
+
+
+# Library modules (not a __main__.py, outside spos_tf/runs/) that may still import absl, with the
+# reason. Empty: flags are defined and parsed by spos_tf/runs/ (config_flags, flagfiles, app) and
+# by the apps; a library's "define_flags(fv)" / "config_from_flags(fv)" take a FlagValues they are
+# given and import no absl.
+ABSL_EXCEPTIONS = {}
+
+
+def imported_modules(path):
+    """`[(line, module)]` of every import in `path`, at any depth (lazy imports in functions too);
+    `from a.b import c` gives `a.b` and `a.b.c` (c may be a module)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def test_only_apps_and_runs_touch_absl_and_no_library_imports_an_app():
+    """Issue 21: a library takes typed configs; only an app's __main__.py (and the flag plumbing
+    of spos_tf/runs/) touches absl, and no library module imports an app (a __main__ module or
+    the apps' start, spos_tf.runs.app)."""
+    apps, absl = [], []
+    for path in sorted((ROOT / "spos_tf").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if path.name == "__main__.py":
+            continue
+        for line, module in imported_modules(path):
+            parts = module.split(".")
+            if "__main__" in parts or module == "spos_tf.runs.app":
+                apps.append(f"{rel}:{line} imports {module}")
+            if parts[0] == "absl" and not rel.startswith("spos_tf/runs/"):
+                if rel not in ABSL_EXCEPTIONS:
+                    absl.append(f"{rel}:{line} imports {module}")
+    assert not apps, f"library modules import apps: {apps}"
+    assert not absl, (
+        f"library modules import absl (take a typed config, or a FlagValues, instead): {absl}"
+    )
+    assert set(ABSL_EXCEPTIONS) <= {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "spos_tf").rglob("*.py")
+    }, "ABSL_EXCEPTIONS names a module that no longer exists"

@@ -67,7 +67,7 @@ if __name__ == "__main__":  # pragma: no cover
         "first conv and FC included) or paper (choice blocks only; Table 6's "
         "figures are these counts / 2^30)",
     )
-    space_overrides.define()
+    space_overrides.define(flags.FLAGS)
 
     def _run(argv):
         try:

@@ -27,17 +27,19 @@ from absl import app, flags
 
 from spos_tf.runs import app as app_common
 from spos_tf.runs import config_flags
-from spos_tf.train import __main__ as train
+from spos_tf.runs.flagfiles import config_from_flagfile
+from spos_tf.train import config as train_config
 
 DEFAULT_WORKDIR = os.path.join("runs", "quickstart")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# spos_tf/pipeline/__main__.py -> the repository (flags/ is found there from another folder)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def define_flags(fv=None) -> None:
     """Defines ``spos_tf.train``'s flags and the pipeline's own on ``fv``."""
     fv = flags.FLAGS if fv is None else fv
     d = dict(flag_values=fv)
-    train.define_flags(fv)
+    train_config.define_flags(fv)
     fv.set_default("workdir", DEFAULT_WORKDIR)
     fv[
         "workdir"
@@ -92,32 +94,28 @@ def config_from_flags(fv=None):
 
     Raises:
       FileNotFoundError: ``--search_flagfile`` does not exist.
-      flags.Error: it holds a flag that ``spos_tf.search`` does not define.
+      ValueError: it holds a flag that ``spos_tf.search`` does not define, or a malformed one.
     """
-    from spos_tf.search import __main__ as search
     from spos_tf.export.run import ExportConfig
     from spos_tf.pipeline.run import PipelineConfig
 
     fv = flags.FLAGS if fv is None else fv
     workdir = fv["workdir"].value
-    supernet = train.config_from_flags(fv)
+    supernet = train_config.config_from_flags(fv)
     path = _find(fv["search_flagfile"].value)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"--search_flagfile={fv['search_flagfile'].value!r} does not "
             f"exist (also not under {REPO})"
         )
-    sfv = flags.FlagValues()
-    search.define_flags(sfv)
-    sfv(
+    search_config = config_from_flagfile(
+        "search",
+        path,
         [
-            "search",
-            f"--flagfile={path}",
             f"--supernet_dir={os.path.join(workdir, 'supernet')}",
             f"--workdir={os.path.join(workdir, 'search')}",
-        ]
+        ],
     )
-    search_config = search.config_from_flags(sfv)
     if not fv["progress"].value:
         search_config = dataclasses.replace(search_config, progress=False)
     formats = fv["export_formats"].value
@@ -132,7 +130,7 @@ def config_from_flags(fv=None):
         supernet=supernet,
         search=search_config,
         export=export,
-        flags_text=train.flags_text(fv),
+        flags_text=train_config.flags_text(fv),
     )
 
 
@@ -157,7 +155,7 @@ def main(argv):
 
 
 def run_main():
-    define_flags()
+    define_flags(flags.FLAGS)
     app.run(main)
 
 

@@ -325,7 +325,7 @@ def make_stages(config: PipelineConfig, stream) -> list:
     """The four stages of ``config`` (see the module docstring)."""
     from spos_tf.export import run as export_lib
     from spos_tf.search import results as search_results
-    from spos_tf.search import run as search_run
+    from spos_tf.search.run import run as run_search
     from spos_tf import train as train_lib
 
     def supernet(_):
@@ -345,7 +345,7 @@ def make_stages(config: PipelineConfig, stream) -> list:
 
     def search(_):
         cfg = config.search_config()
-        result = search_run.run(cfg, stream=stream)
+        result = run_search(cfg, stream=stream)
         best = result["best"]
         if not best:
             raise PipelineError("the search evaluated no candidate; see the messages above")

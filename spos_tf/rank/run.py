@@ -301,11 +301,9 @@ def retrain_config(config: RankConfig, supernet_run: dict):
     Raises:
       ValueError: a missing or malformed flag file.
     """
-    from spos_tf.train import __main__ as train_app
-    from spos_tf.runs.config_flags import parse_flagfile
+    from spos_tf.runs.flagfiles import config_from_flagfile
 
-    fv = parse_flagfile(train_app.define_flags, config.retrain_flagfile)
-    recipe = train_app.config_from_flags(fv)
+    recipe = config_from_flagfile("train", config.retrain_flagfile)
     data_dir = (
         config.data_dir or recipe.data.data_dir or supernet_run.get("data", {}).get("data_dir")
     )
@@ -326,8 +324,7 @@ def retrain_config(config: RankConfig, supernet_run: dict):
 def scoring_config(config: RankConfig):
     """The ``SearchConfig`` whose scoring settings score the paths (the search flag file's, or
     the search's defaults)."""
-    from spos_tf.search import __main__ as search_app
-    from spos_tf.runs.config_flags import parse_flagfile
+    from spos_tf.runs.flagfiles import config_from_flagfile
     from spos_tf.search.config import SearchConfig
 
     changes = dict(
@@ -339,8 +336,8 @@ def scoring_config(config: RankConfig):
     )
     if config.search_flagfile is None:
         return SearchConfig(**changes).validate()
-    fv = parse_flagfile(search_app.define_flags, config.search_flagfile)
-    return dataclasses.replace(search_app.config_from_flags(fv), **changes).validate()
+    scoring = config_from_flagfile("search", config.search_flagfile)
+    return dataclasses.replace(scoring, **changes).validate()
 
 
 def check_workdir(config: RankConfig, settings: dict) -> str:

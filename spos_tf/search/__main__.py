@@ -24,34 +24,21 @@ import time
 from absl import app, flags
 
 from spos_tf.runs import app as app_common
-from spos_tf.runs import config_flags
 
-
-def define_flags(fv=None) -> None:
-    """Defines the app's flags on ``fv`` (default ``absl.flags.FLAGS``): one per field of
-    :class:`~spos_tf.search.config.SearchConfig`, with its default (the paper's evolutionary
-    search), help text and choices."""
-    from spos_tf.search.config import SearchConfig
-
-    config_flags.define_flags(SearchConfig, fv)
-
-
-def config_from_flags(fv=None):
-    """The :class:`~spos_tf.search.config.SearchConfig` of parsed flags (not yet validated)."""
-    from spos_tf.search.config import SearchConfig
-
-    return config_flags.from_flags(SearchConfig, fv)
+# The app's flags and the config they build are the library's (spos_tf.search.config), which
+# ranking and the pipeline parse flag files with too; tests reach them from here.
+from spos_tf.search.config import config_from_flags, define_flags
 
 
 def main(argv):
     app_common.start(argv)
-    from spos_tf.search import run as search_run
+    from spos_tf.search.run import run as run_search
     from spos_tf.search import seeds as search_seeds
     from spos_tf.search import tuner as search_tuner
 
     start = time.monotonic()
     try:
-        summary = search_run.run(config_from_flags())
+        summary = run_search(config_from_flags(flags.FLAGS))
     except search_tuner.EvaluationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -76,7 +63,7 @@ def main(argv):
 
 
 def run_main():
-    define_flags()
+    define_flags(flags.FLAGS)
     flags.mark_flags_as_required(["supernet_dir", "workdir"])
     app.run(main)
 

@@ -16,7 +16,7 @@ import re
 from typing import Mapping, Optional
 
 from spos_tf import costs as costs_lib
-from spos_tf.runs import run_dir
+from spos_tf.runs import config_flags, run_dir
 from spos_tf.runs.choices import CALIB_MODES, PRECISIONS, calib_batches
 from spos_tf.runs.config_flags import check_fields, field, neutral_fields
 from spos_tf.spaces.space import Architecture, SearchSpace
@@ -357,6 +357,19 @@ class SearchConfig:
 
 # Settings that may differ when a search in a workdir is resumed or extended.
 NEUTRAL = neutral_fields(SearchConfig)
+
+
+def define_flags(fv) -> None:
+    """Defines the flags of ``python -m spos_tf.search`` on the ``absl.flags.FlagValues`` ``fv``:
+    one per field of :class:`SearchConfig`, with its default (the paper's evolutionary search),
+    help text and choices."""
+    config_flags.define_flags(SearchConfig, fv)
+
+
+def config_from_flags(fv) -> SearchConfig:
+    """The :class:`SearchConfig` of the parsed flags ``fv`` (not yet validated)."""
+    return config_flags.from_flags(SearchConfig, fv)
+
 
 _BUDGET = re.compile(r"^\s*(\d+)\s*w\s*(\d+)\s*a\s*$", re.IGNORECASE)
 

@@ -61,12 +61,12 @@ class SpaceOverrides:
 FLAGS = config_flags.flag_names(SpaceOverrides)
 
 
-def define(fv=None) -> None:
-    """Defines the override flags (:data:`FLAGS`) on ``fv`` (default ``absl.flags.FLAGS``)."""
+def define(fv) -> None:
+    """Defines the override flags (:data:`FLAGS`) on the ``absl.flags.FlagValues`` ``fv``."""
     config_flags.define_flags(SpaceOverrides, fv)
 
 
-def from_flags(fv=None) -> dict:
+def from_flags(fv) -> dict:
     """The overrides given on the parsed flags ``fv``, as ``spos_tf.spaces.get`` keyword
     arguments (typed: tuples of ints or floats where the factory takes numbers)."""
     return config_flags.from_flags(SpaceOverrides, fv).kwargs()

@@ -37,6 +37,7 @@ from spos_tf.models.sampling import (
     macs_range,
     split_choices,
 )
+from spos_tf.spaces import overrides as space_overrides
 from spos_tf.spaces.space import Architecture, SearchSpace, arch_from_any
 from spos_tf.runs.strategy import STRATEGIES
 
@@ -432,6 +433,57 @@ class TrainConfig:
 NEUTRAL_FIELDS = config_flags.neutral_fields(TrainConfig) + config_flags.neutral_fields(
     DataConfig, "data."
 )
+
+
+# ------------------------------------------------------------------------------- flags
+def define_flags(fv) -> None:
+    """Defines the flags of ``python -m spos_tf.train`` on the ``absl.flags.FlagValues`` ``fv``:
+    one per field of :class:`TrainConfig` and of its :class:`~spos_tf.data.DataConfig` (names,
+    defaults, help texts and choices are the fields'), ``--ops`` and the space override flags."""
+    config_flags.define_flags(TrainConfig, fv)
+    config_flags.define_flags(DataConfig, fv)
+    space_overrides.define(fv)
+
+
+def flag_names() -> tuple:
+    """The flags of :func:`define_flags` in the order of the config's fields (``--ops`` in place of
+    ``space_overrides``, the data flags in place of ``data``), then the space override flags."""
+    nested = {"space_overrides": (), "data": config_flags.flag_names(DataConfig)}
+    return (
+        tuple(
+            name
+            for f in dataclasses.fields(TrainConfig)
+            for name in nested.get(f.name, (config_flags.flag_name(f),))
+            if name is not None  # a setting filled in by code (few_shot_choice)
+        )
+        + space_overrides.FLAGS
+    )
+
+
+def config_from_flags(fv) -> TrainConfig:
+    """The :class:`TrainConfig` of the parsed flags ``fv`` (of :func:`define_flags`; not yet
+    validated)."""
+    overrides = space_overrides.from_flags(fv)
+    config = config_flags.from_flags(
+        TrainConfig, fv, space_overrides=overrides, data=config_flags.from_flags(DataConfig, fv)
+    )
+    if config.cost_bins is not None:  # numbers where they parse; validate() names the rest
+        config = dataclasses.replace(config, cost_bins=tuple(map(_number, config.cost_bins)))
+    return config
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def flags_text(fv) -> str:
+    """The effective flags of the parsed ``fv``, one ``--name=value`` a line (usable as
+    ``--flagfile``; a run's ``flags.txt``)."""
+    lines = [fv[name].serialize() for name in flag_names() if fv[name].value is not None]
+    return "\n".join(line for line in lines if line) + "\n"
 
 
 @dataclasses.dataclass(frozen=True)
