@@ -1,13 +1,11 @@
 """Helpers of the tests that start KerasTuner chief/worker processes on this machine."""
 
-import os
 import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from _apps import app_env, start
 
 
 def free_port() -> int:
@@ -15,16 +13,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def app_env() -> dict:
-    """The environment of an app started by a test: this process's, without KerasTuner or
-    legacy-Keras settings (the package sets its own), on CPU, with the repo importable."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("KERASTUNER_", "TF_USE_LEGACY"))
-    }
-    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return env
 
 
 def tuner_env(tuner_id: str, port: int) -> dict:
@@ -46,14 +34,7 @@ def run_chief_and_workers(args, workers, timeout_s: int) -> dict:
     procs, logs = {}, {}
     try:
         for tuner_id in ("chief",) + tuple(workers):
-            procs[tuner_id] = subprocess.Popen(
-                args,
-                env=tuner_env(tuner_id, port),
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+            procs[tuner_id] = start(args, env=tuner_env(tuner_id, port))
         for tuner_id, proc in procs.items():
             try:
                 logs[tuner_id], _ = proc.communicate(timeout=timeout_s)

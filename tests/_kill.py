@@ -8,14 +8,12 @@ finished, however fast the machine), with the step's metrics, TensorBoard events
 as a real kill there would leave them.
 """
 
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import _apps
 
 _LAUNCHER = """
 import runpy, sys, time
@@ -43,39 +41,16 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
-def app_env() -> dict:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
-
-
 def start_app(module: str, args):
-    """``subprocess.Popen`` of ``python -m <module> <args>`` in the repository (stdout and stderr
-    together, as text)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=app_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    """``python -m <module> <args>`` started in the repository (``_apps.start``: stdout and
+    stderr together, as text)."""
+    return _apps.start([sys.executable, "-m", module, *args])
 
 
 def start_app_that_stops_after_checkpoint(module: str, args, marker, after: int = 1):
-    """``subprocess.Popen`` of ``python -m <module> <args>`` that blocks after its ``after``-th
-    checkpoint save, once it has written that checkpoint's path to ``marker``."""
-    return subprocess.Popen(
-        [sys.executable, "-c", _LAUNCHER, str(marker), str(after), module, *args],
-        cwd=REPO,
-        env=app_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    """``python -m <module> <args>``, started like :func:`start_app`, that blocks after its
+    ``after``-th checkpoint save, once it has written that checkpoint's path to ``marker``."""
+    return _apps.start([sys.executable, "-c", _LAUNCHER, str(marker), str(after), module, *args])
 
 
 def kill_at_marker(proc, marker, timeout_s: float) -> str:

@@ -2,7 +2,9 @@
 replicas on any machine (must run before TensorFlow initialises), and shared fixtures.
 
 The repository root and tests/ are on sys.path through pytest's configuration (``pythonpath`` in
-pyproject.toml), so test modules import spos_tf and the helper modules tests/_*.py directly.
+pyproject.toml), so test modules import spos_tf and the helper modules tests/_*.py directly; they
+never import each other (shared helpers live in tests/_*.py, shared fixtures here). Apps and
+benchmark scripts run in a subprocess only through tests/_apps.py.
 """
 
 import pytest
@@ -35,6 +37,19 @@ def mirrored():
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     return train_lib.mirrored_strategy(devices)
+
+
+@pytest.fixture(scope="session")
+def nb201(tmp_path_factory):
+    """A tiny trained NAS-Bench-201 supernet (flags/tiny_nb201_supernet.cfg, trained once per
+    session by the app), a fixture table and its data folder: ``(supernet_dir, table path,
+    data_dir)``. Shared by the rank tests: they read the supernet and table and must not write
+    into them (copy the folder with shutil.copytree first)."""
+    import _nb201
+
+    if not _nb201.NB201_FLAGS.exists():
+        pytest.skip("flags/tiny_nb201_supernet.cfg is missing")
+    return _nb201.train_supernet(tmp_path_factory.mktemp("nb201"))
 
 
 def import_benchmark(name: str):

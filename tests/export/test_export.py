@@ -8,9 +8,7 @@ all three formats once, and the tests check the exported files against the Keras
 import dataclasses
 import json
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +22,8 @@ from spos_tf import train as train_lib
 from spos_tf.data import DataConfig, build_dataset, preprocess_for_eval
 from spos_tf.export.eval import interpreter
 
-REPO = Path(__file__).resolve().parents[2]
+from _apps import run_app
+
 OVERRIDES = {"image_size": 16, "width": 0.25, "repeats": (1, 1, 1, 1)}
 ARCH = "0,1,2,3"
 pytestmark = [
@@ -422,21 +421,12 @@ def test_int4_format_needs_a_folded_network():
 @pytest.mark.slow
 def test_app_reports_a_bad_arch_with_exit_status_2(fake_supernet_run, tmp_path):
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_USE_LEGACY")}
-    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spos_tf.export",
-            f"--checkpoint={fake_supernet_run}",
-            "--arch=0,1",
-            f"--out={out}",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    proc = run_app(
+        "export",
+        f"--checkpoint={fake_supernet_run}",
+        "--arch=0,1",
+        f"--out={out}",
+        check=False,
         timeout=300,
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr

@@ -9,9 +9,7 @@ convolutions. The logit parity against the real PyTorch networks is benchmarks/r
 
 import importlib.util
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +23,9 @@ from spos_tf.data.preprocess import MEAN_RGB, STDDEV_RGB, finish
 from spos_tf.models.layers import Conv, DepthwiseConv
 from spos_tf.spaces.ops import Prim
 from spos_tf.import_reference.convert import ImportConfig, ReferenceImportError
+from _apps import run_app
 from _reference_layout import add_block
 
-REPO = Path(__file__).resolve().parents[2]
 PAPER_ARCH = (2, 1, 0, 1, 2, 0, 2, 0, 2, 0, 2, 3, 0, 0, 0, 0, 3, 2, 3, 3)
 NUM_CLASSES = 10
 OP_NAMES = ("shuffle3x3", "shuffle5x5", "shuffle7x7", "xception")  # the release's blockIndex
@@ -231,21 +229,12 @@ def test_standalone_import_through_the_app_reads_the_arch_off_the_tensors(tmp_pa
     sd = reference_state_dict("standalone", prefix="module.")
     np.savez(tmp_path / "eval.npz", **sd)
     workdir = tmp_path / "runs" / "retrained"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spos_tf.import_reference",
-            f"--checkpoint={tmp_path / 'eval.npz'}",
-            "--kind=standalone",
-            f"--workdir={workdir}",
-        ],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
+    done = run_app(
+        "import_reference",
+        f"--checkpoint={tmp_path / 'eval.npz'}",
+        "--kind=standalone",
+        f"--workdir={workdir}",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "stand-alone network 2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3" in done.stdout
     assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "import_reference.json"]
     space, model, config = run_dir.restore_model(str(workdir))  # what spos_tf.export does

@@ -5,9 +5,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,11 +16,11 @@ from spos_tf import search as search_lib
 from spos_tf import spaces
 from spos_tf.models.sampling import ArchSampler, latency_range
 
-from _distributed import app_env  # noqa: E402
+from _apps import run_app
+from _latency import synthetic_lut
 from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
 from _search import read_history, tiny_config  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")
 
 
@@ -124,63 +121,6 @@ def test_lut_is_additive_and_validate_reports_mape_and_correlations(tmp_path, mo
     assert os.path.getsize(tmp_path / "v.png") > 1000
 
 
-@pytest.mark.slow
-def test_lut_predicts_measured_latency_of_tiny_networks(tmp_path):
-    """A table built on the tiny space predicts whole tiny networks (TFLite float32, 1 thread).
-
-    Slow, not for its run time, but because it bounds this machine's timing: the MAPE depends on
-    what else runs meanwhile, so it stays out of the fast subset (issue 21); the table's
-    arithmetic is checked without a clock by the test above.
-
-    Tolerance: mean absolute percentage error <= 35% over 6 networks. The networks take 0.5-2.5 ms,
-    so a neighbour's job starting mid-measurement moves a median by tens of percent: with the
-    median, CI once measured 42% (every network over-predicted, because the constant was fitted
-    while the machine was busier). The test therefore times with ``statistic="min"``, the
-    unloaded-latency estimate the 224 px tables use (benchmarks/RESULTS.md, issue 14).
-    """
-    space = tiny_fbnet()
-    out = str(tmp_path / "lut.json")
-    timer = latency.Timer("tflite", 1, 1, "float32", runs=30, warmup=3, statistic="min")
-    latency.build(
-        space,
-        out,
-        timer,
-        {"image_size": 32, "num_classes": 10, "width": 0.5, "repeats": (1,) * 7, "ops": space.ops},
-        fit_archs=5,
-    )
-    table = latency.LatencyTable(out)
-    report = latency.validate(table, num_archs=6, seed=1)
-    assert report["mape_percent"] <= 35.0, report
-
-
-def synthetic_lut(space, path, seed=0) -> str:
-    """A finished table with made-up entries (uniform 0.1-2 ms): for the constraint tests, where
-    only the arithmetic matters, not the timing."""
-    rng = np.random.default_rng(seed)
-    entries = {k: {"ms": float(rng.uniform(0.1, 2.0))} for k in latency.configurations(space)}
-    record = {
-        "format": latency.FORMAT,
-        "entries": entries,
-        "constant_ms": 0.5,
-        "fit": None,
-        "header": {
-            "space": space.name,
-            "space_overrides": {},
-            "backend": "tflite",
-            "batch": 1,
-            "threads": 1,
-            "dtype": "float32",
-            "runs": 1,
-            "warmup": 0,
-            "device": "synthetic",
-            "command": "synthetic",
-        },
-    }
-    with open(path, "w") as f:
-        json.dump(record, f)
-    return str(path)
-
-
 def test_table_must_cover_the_space(tmp_path):
     lut = synthetic_lut(tiny_fbnet(), tmp_path / "lut.json")
     with pytest.raises(ValueError, match="lacks"):
@@ -200,14 +140,7 @@ def test_costs_app_prints_latency(tmp_path):
     arch = space.sample(np.random.default_rng(0))
 
     def app(*extra):
-        return subprocess.run(
-            [sys.executable, "-m", "spos_tf.costs", *flags, f"--arch={arch}", *extra],
-            cwd=REPO,
-            env=app_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return run_app("costs", *flags, f"--arch={arch}", *extra, check=False, timeout=300)
 
     proc = app(f"--latency_table={lut}")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,8 +3,6 @@ real train -> search path under a latency limit."""
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +14,8 @@ from spos_tf.search import __main__ as search
 from spos_tf import spaces
 from spos_tf.train import __main__ as train
 
-from _distributed import app_env  # noqa: E402
-from test_latency import synthetic_lut  # noqa: E402
+from _apps import run_app
+from _latency import synthetic_lut
 from _search import read_history  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,23 +57,10 @@ def test_search_flag_files_parse(name, tmp_path):
     config.validate()
 
 
-def _run(module, *args, timeout=600):
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=app_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return proc
-
-
 def test_tiny_twins_train_and_search_under_a_latency_limit(tmp_path, data_dir):
     supernet = tmp_path / "supernet"
-    _run(
-        "spos_tf.train",
+    run_app(
+        "train",
         f"--flagfile={FLAGS / 'tiny_latency_supernet.cfg'}",
         f"--data_dir={data_dir}",
         f"--workdir={supernet}",
@@ -92,8 +77,8 @@ def test_tiny_twins_train_and_search_under_a_latency_limit(tmp_path, data_dir):
     table = latency.LatencyTable(lut, space)
     lat = sorted(table.predict_ms(space.sample(np.random.default_rng(i))) for i in range(200))
     limit = lat[100]
-    _run(
-        "spos_tf.search",
+    run_app(
+        "search",
         f"--flagfile={FLAGS / 'tiny_latency_search.cfg'}",
         f"--supernet_dir={supernet}",
         f"--workdir={tmp_path / 'search'}",

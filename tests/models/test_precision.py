@@ -380,18 +380,13 @@ def test_gpu_check_runs_in_tiny_mode():
     record each with a positive img/s and a finite loss, and the summary."""
     import json
     import os
-    import subprocess
     import sys
 
+    from _apps import run_script
+
+    # this process's environment as it is (the GPU visible), not an app's CPU-only one
     env = dict(os.environ, PYTHON=sys.executable, GPU_CHECK_TIMEOUT="1500")
-    done = subprocess.run(
-        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--tiny"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1600,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    done = run_script("gpu_check.sh", "--tiny", env=env, timeout=1600)
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert lines[0]["strategy"] == "mirrored" and lines[0]["batch"] == 8
     records = {(r["precision"], r["model"]): r for r in lines if "model" in r}

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras as keras
 
 import spos_tf
 from spos_tf import spaces
@@ -14,6 +13,10 @@ from spos_tf.models.sampling import (
     macs_range,
 )
 
+from _masked import compile_masked as _compile
+from _masked import optimizer_snapshot as _snapshot
+from _masked import random_batch as _data
+
 
 def tiny(name="shufflenet_oneshot", **kw):
     """A 4-block space; channel spaces get 3 scales (narrower, 1.0, wider) to keep tracing short:
@@ -22,36 +25,6 @@ def tiny(name="shufflenet_oneshot", **kw):
     if "channels" in name:
         base["channel_scales"] = (0.4, 1.0, 1.6)
     return spaces.get(name, **dict(base, **kw))
-
-
-def _data(space, n, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, space.image_size, space.image_size, 3)).astype("float32")
-    y = rng.integers(0, space.num_classes, n)
-    return x, y
-
-
-def _compile(net, lr=0.1, optimizer="sgd"):
-    opt = (
-        spos_tf.MaskedSGD(lr, momentum=0.9, weight_decay=4e-5)
-        if optimizer == "sgd"
-        else spos_tf.models.optim.MaskedAdam(lr / 10, weight_decay=4e-5)
-    )
-    net.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-
-
-def _snapshot(net):
-    opt = net.optimizer
-    state = {}
-    for block in net.choice_blocks:
-        for op, unit in block.units.items():
-            for key, var in unit.weight_dict().items():
-                state[(block.block, op, key)] = var.numpy().copy()
-                if var.trainable:
-                    for name in opt.slot_names:  # momentum; or Adam's m, v and step counts t
-                        slot = opt._slots[name][opt._index_dict[opt._var_key(var)]]
-                        state[(block.block, op, f"{key}#{name}")] = slot.numpy().copy()
-    return state
 
 
 def _used_slice(net, block, op, key, width):

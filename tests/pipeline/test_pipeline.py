@@ -9,8 +9,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +18,8 @@ from absl import flags
 from spos_tf.pipeline import __main__ as pipeline
 from spos_tf.pipeline import run as pipeline_lib
 
-from _kill import app_env, kill_at_marker, start_app_that_stops_after_checkpoint
+from _apps import run_app
+from _kill import kill_at_marker, start_app_that_stops_after_checkpoint
 from _train_checks import standalone_accuracy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -263,15 +262,7 @@ def test_a_stage_killed_mid_run_resumes_to_the_uninterrupted_result(tiny_pipelin
     assert path.endswith(os.path.join("supernet", "checkpoints", "ckpt-3"))
     assert not (work / "stages" / "supernet.done").exists()
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "spos_tf.pipeline", *args],
-        cwd=REPO,
-        env=app_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    resumed = run_app("pipeline", *args)
     assert "Resuming the supernet" in resumed.stdout and "at step 3/12" in resumed.stdout
     summary = json.loads((work / "summary.json").read_text())
     for key in (

@@ -1,7 +1,6 @@
 """spos_tf.rank.ground_truth: a NAS-Bench-201 accuracy table, on hand-made fixture tables (the published
 table is only used, when present, for the load time and its counts)."""
 
-import csv
 import os
 import time
 from pathlib import Path
@@ -11,33 +10,9 @@ import pytest
 from spos_tf.rank import ground_truth
 from spos_tf.spaces import nasbench201
 
+from _ground_truth import CELLS, COLUMNS, write_table
+
 PUBLISHED = Path("/work/shared/data/nasbench201/nats_tss_test_accuracy.csv")
-COLUMNS = ("CIFAR10TestAccuracy200Epochs", "CIFAR100TestAccuracy200Epochs")
-
-# (op indices, CIFAR-10 accuracy, UniqueString), in file order. Hand-written keys make rows 2 and
-# 5 isomorphic to rows 0 and 1: distinct cells are rows 0, 1, 3, 4, 6, 7.
-CELLS = [
-    ((3, 3, 3, 3, 3, 3), 80.0, "K0"),
-    ((2, 2, 2, 2, 2, 2), 85.0, "K1"),
-    ((3, 3, 3, 3, 3, 0), 81.0, "K0"),
-    ((4, 4, 4, 4, 4, 4), 70.0, "K2"),
-    ((1, 3, 1, 3, 1, 3), 85.0, "K3"),
-    ((2, 2, 2, 2, 2, 0), 86.0, "K1"),
-    ((0, 0, 0, 0, 0, 0), 60.0, "K4"),
-    ((3, 2, 4, 1, 3, 2), 90.0, "K5"),
-]
-
-
-def write_table(path, cells=CELLS, columns=COLUMNS):
-    """A table in the published layout: accuracy columns (the second is the first - 20), the
-    benchmark string (nasbench201.to_string) and the UniqueString. Returns ``path`` as str."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([*columns, "ArchitectureString", "UniqueString"])
-        for ops, accuracy, key in cells:
-            values = [accuracy - 20 * k for k in range(len(columns))]
-            writer.writerow([*values, nasbench201.to_string(ops), key])
-    return str(path)
 
 
 @pytest.fixture

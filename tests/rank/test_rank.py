@@ -18,10 +18,11 @@ from spos_tf import costs
 from spos_tf.rank import __main__ as rank
 from spos_tf.rank import run as rank_lib
 
-from _distributed import app_env
+from _apps import run_app
 from _files import snapshot
 from _supernet_workdir import OVERRIDES, SPACE, tiny_space, trained_supernet_dir
-from test_ground_truth import write_table
+from _ground_truth import write_table
+from _nb201 import gt_args, gt_config, nb201_cells
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_FLAGS = REPO / "flags" / "tiny_rank.cfg"
@@ -53,23 +54,14 @@ def ranked(supernet_dir, tmp_path_factory):
     """The app run once end to end (subprocess, as a user runs it): its workdir."""
     workdir = tmp_path_factory.mktemp("rank") / "out"
     data_dir = os.path.join(os.path.dirname(supernet_dir), "tfds")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spos_tf.rank",
-            f"--flagfile={TINY_FLAGS}",
-            f"--supernet_dir={supernet_dir}",
-            f"--workdir={workdir}",
-            f"--data_dir={data_dir}",
-        ],
-        cwd=REPO,
-        env=app_env(),
-        capture_output=True,
-        text=True,
+    proc = run_app(
+        "rank",
+        f"--flagfile={TINY_FLAGS}",
+        f"--supernet_dir={supernet_dir}",
+        f"--workdir={workdir}",
+        f"--data_dir={data_dir}",
         timeout=900,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "Kendall tau" in proc.stdout
     return workdir, data_dir
 
@@ -338,83 +330,12 @@ def test_overwrite_is_refused_while_another_live_process_holds_the_workdir(tmp_p
 
 
 # ------------------------------------------------------------------ --ground_truth end to end
-NB201_FLAGS = REPO / "flags" / "tiny_nb201_supernet.cfg"
-NB201_RANK = REPO / "flags" / "tiny_nb201_rank.cfg"
-
-
-def nb201_cells(num=30, seed=0):
-    """Fixture table rows: ``num`` random cells with synthetic accuracies (rising with their
-    3x3 convs, plus noise) and hand-made UniqueStrings: cells 2k and 2k+1 (k < 5) isomorphic."""
-    rng = np.random.default_rng(seed)
-    cells = list(dict.fromkeys(tuple(rng.integers(0, 5, 6).tolist()) for _ in range(10 * num)))
-    return [
-        (ops, 80 + ops.count(3) + float(rng.normal()), f"K{i // 2}" if i < 10 else f"U{i}")
-        for i, ops in enumerate(cells[:num])
-    ]
-
-
-@pytest.fixture(scope="module")
-def nb201(tmp_path_factory):
-    """A tiny trained NAS-Bench-201 supernet (flags/tiny_nb201_supernet.cfg), a fixture table
-    and its data folder: ``(supernet_dir, table path, data_dir)``."""
-    if not NB201_FLAGS.exists():
-        pytest.skip("flags/tiny_nb201_supernet.cfg is missing")
-    base = tmp_path_factory.mktemp("nb201")
-    data_dir = base / "tfds"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spos_tf.train",
-            f"--flagfile={NB201_FLAGS}",
-            f"--workdir={base / 'supernet'}",
-            f"--data_dir={data_dir}",
-            "--noprogress",
-        ],
-        cwd=REPO,
-        env=app_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    table = write_table(base / "nb201_table.csv", nb201_cells())
-    return base / "supernet", table, data_dir
-
-
-def gt_args(supernet_dir, workdir, table, data_dir, *extra):
-    return [
-        f"--supernet_dir={supernet_dir}",
-        f"--workdir={workdir}",
-        f"--data_dir={data_dir}",
-        f"--ground_truth={table}",
-        f"--flagfile={NB201_RANK}",
-        "--noprogress",
-        *extra,
-    ]
-
-
-def gt_config(*args):
-    fv = flags.FlagValues()
-    rank.define_flags(fv)
-    fv(["rank", *args])
-    return config_flags.from_flags(rank_lib.RankConfig, fv)
-
-
 @pytest.fixture(scope="module")
 def gt_ranked(nb201, tmp_path_factory):
     """``spos_tf.rank --ground_truth`` run once as a user runs it: its workdir."""
     supernet_dir, table, data_dir = nb201
     workdir = tmp_path_factory.mktemp("gt_rank") / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "spos_tf.rank", *gt_args(supernet_dir, workdir, table, data_dir)],
-        cwd=REPO,
-        env=app_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    proc = run_app("rank", *gt_args(supernet_dir, workdir, table, data_dir), timeout=900)
     assert "tau(supernet) - tau(MACs)" in proc.stdout and "top1:" in proc.stdout
     return workdir
 

@@ -20,8 +20,8 @@ from spos_tf.rank import stats as rank_stats
 from spos_tf import spaces
 
 from _files import snapshot
-from test_ground_truth import write_table
-from test_rank import gt_args, gt_config, nb201, nb201_cells  # noqa: F401  (nb201: a fixture)
+from _ground_truth import write_table
+from _nb201 import gt_args, gt_config, nb201_cells
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -237,7 +237,7 @@ def test_score_flag_and_it_is_not_a_setting_that_refuses_a_resume(tmp_path):
 # ------------------------------------------------------------------ end to end (ground truth)
 @pytest.mark.slow
 def test_switching_score_on_a_finished_ranking_reuses_the_supernet_scores(
-    nb201,  # noqa: F811  (the fixture imported from test_rank)
+    nb201,  # conftest.py: the session's tiny NAS-Bench-201 supernet
     tmp_path,
     fewer_resamples,
 ):

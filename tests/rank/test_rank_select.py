@@ -63,7 +63,7 @@ def nb201_table(tmp_path, num=40, seed=0):
     hand-made UniqueStrings: cells 2k and 2k+1 (k < 10) are isomorphic, the rest unique (30
     distinct cells for 40). Returns ``(GroundTruth, cells in file order)``."""
     from spos_tf.rank import ground_truth
-    from test_ground_truth import write_table
+    from _ground_truth import write_table
 
     rng = np.random.default_rng(seed)
     cells = list(dict.fromkeys(tuple(rng.integers(0, 5, 6).tolist()) for _ in range(4 * num)))

@@ -5,7 +5,6 @@ last checkpoint's scores against the ``spos_tf.rank`` ranking of the same cells,
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,36 +12,21 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from _distributed import app_env
+from _apps import run_app, run_script
 from _files import snapshot
 from conftest import import_benchmark
-from test_ground_truth import write_table
-from test_rank import NB201_FLAGS, NB201_RANK, nb201_cells
+from _ground_truth import write_table
+from _nb201 import NB201_FLAGS, NB201_RANK, nb201_cells
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "tau_vs_epochs.py"
 SEARCH_FLAGS = REPO / "flags" / "tiny_nb201_search.cfg"
 GT_COLUMN = "ground_truth_CIFAR10TestAccuracy200Epochs"
 # three app processes and two checkpoint scorings: about 3.5 min on 2 busy CPU cores
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
-def run(*args):
-    proc = subprocess.run(
-        [sys.executable, *map(str, args)],
-        cwd=REPO,
-        env=app_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc.stdout
-
-
 def tau_args(base, out, every):
     return [
-        SCRIPT,
         f"--supernet_dir={base / 'supernet'}",
         f"--ranking={base / 'rank'}",
         f"--ground_truth={base / 'table.csv'}",
@@ -59,9 +43,8 @@ def tau_run(tmp_path_factory):
     ``--every=2``: ``(base folder, out folder, the script's stdout)``."""
     base = tmp_path_factory.mktemp("tau_vs_epochs")
     data_dir = base / "tfds"
-    run(
-        "-m",
-        "spos_tf.train",
+    run_app(
+        "train",
         f"--flagfile={NB201_FLAGS}",
         f"--workdir={base / 'supernet'}",
         f"--data_dir={data_dir}",
@@ -69,9 +52,8 @@ def tau_run(tmp_path_factory):
         "--noprogress",
     )
     write_table(base / "table.csv", nb201_cells())
-    run(
-        "-m",
-        "spos_tf.rank",
+    run_app(
+        "rank",
         f"--flagfile={NB201_RANK}",
         f"--supernet_dir={base / 'supernet'}",
         f"--workdir={base / 'rank'}",
@@ -80,7 +62,7 @@ def tau_run(tmp_path_factory):
         "--noprogress",
     )
     out = base / "out"
-    return base, out, run(*tau_args(base, out, every=2))
+    return base, out, run_script("tau_vs_epochs.py", *tau_args(base, out, every=2)).stdout
 
 
 def saved_steps(supernet_dir: Path) -> list:
@@ -162,7 +144,7 @@ def test_one_row_per_chosen_checkpoint_with_scipys_statistics(tau_run):
 def test_a_rerun_scores_only_the_checkpoints_not_yet_scored(tau_run):
     base, out, _ = tau_run
     finished = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.glob("step_*.json")}
-    stdout = run(*tau_args(base, out, every=1))
+    stdout = run_script("tau_vs_epochs.py", *tau_args(base, out, every=1)).stdout
     assert [line.split(":")[0] for line in stdout.splitlines() if line.startswith("step ")] == [
         "step 8"
     ]
@@ -188,7 +170,7 @@ def test_a_rerun_with_other_cells_scoring_or_truth_is_refused_before_writing(
     base, out, _ = tau_run
     before = snapshot(out, mtimes=True)
     script = import_benchmark("tau_vs_epochs")
-    args = [*map(str, tau_args(base, out, every=1)[1:]), change.format(base=base)]
+    args = [*map(str, tau_args(base, out, every=1)), change.format(base=base)]
     monkeypatch.setattr(sys, "argv", ["tau_vs_epochs.py", *args])
     with pytest.raises(SystemExit, match=f"scored with other {stale} than this run's"):
         script.main()

@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +12,8 @@ import pytest
 from keras_tuner.engine.trial import TrialStatus
 
 from spos_tf.search.oracle import EvolutionOracle, InfeasibleConstraintError, RandomSearchOracle
+
+import _apps
 
 REPO = Path(__file__).resolve().parents[2]
 NUM_GENES, NUM_VALUES = 20, 4
@@ -413,15 +414,7 @@ def test_keras3_tuner_drives_evolution_oracle(tmp_path):
         if not k.startswith(("TF_USE_LEGACY", "KERAS", "KERASTUNER_"))
     }
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(
-        [sys.executable, "-c", KERAS3_SCRIPT, str(tmp_path)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    proc = _apps.run([sys.executable, "-c", KERAS3_SCRIPT, tmp_path], env=env, timeout=120)
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
     result = json.loads(line[len("RESULT") :])
     assert result["keras"].startswith("3.")

@@ -2,8 +2,6 @@
 end on a trained tiny supernet."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from spos_tf.search import config as search_config
 from spos_tf.search import results as search_results
 from spos_tf.spaces.space import arch_from_any
 
-from _distributed import app_env
+from _apps import run_app
 from _files import snapshot
 from _search import MAX_MACS, REPO, TINY_FLAGS, TRIALS, read_history
 from _supernet_workdir import tiny_space, trained_supernet_dir
@@ -29,14 +27,7 @@ def supernet_dir(tmp_path_factory):
 
 
 def _app(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "spos_tf.search", *args],
-        cwd=REPO,
-        env=app_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_app("search", *args, check=False, timeout=timeout)
 
 
 @pytest.mark.slow

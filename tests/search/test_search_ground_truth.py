@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import import_benchmark
-from test_ground_truth import write_table
+from _ground_truth import write_table
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """Cost model: analytic MACs/params against independent counts on the built networks."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +9,8 @@ import tensorflow as tf
 import spos_tf
 from spos_tf import costs
 from spos_tf import spaces
+
+from _apps import run_app
 
 PAPER = "2,1,0,1,2,0,2,0,2,0,2,3,0,0,0,0,3,2,3,3"
 
@@ -76,23 +76,14 @@ def test_full_size_paper_architecture():
 
 
 def test_cli_prints_costs():
-    out = subprocess.run(
-        [sys.executable, "-m", "spos_tf.costs", "--space=shufflenet_oneshot", f"--arch={PAPER}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run_app("costs", "--space=shufflenet_oneshot", f"--arch={PAPER}")
     record = json.loads(out.stdout.strip().splitlines()[-1])
     # the authors' figures (reference release: 322.9M FLOPs, 3.56M parameters for this path,
     # 8,388,176 supernet parameters), not the library's own functions
     assert record["macs"] == 322_918_720
     assert record["params"] == 3_558_464
     assert record["supernet_params"] == 8_388_176
-    bad = subprocess.run(
-        [sys.executable, "-m", "spos_tf.costs", "--space=shufflenet_oneshot", "--arch=0,1,5"],
-        capture_output=True,
-        text=True,
-    )
+    bad = run_app("costs", "--space=shufflenet_oneshot", "--arch=0,1,5", check=False)
     assert bad.returncode != 0 and "20 choice blocks" in bad.stderr + bad.stdout
 
 

@@ -15,7 +15,9 @@ from spos_tf.models.sampling import SequenceSampler
 from spos_tf.export.eval import interpreter
 from spos_tf.spaces.space import arch_from_any
 
-from test_supernet import _compile, _data, _snapshot  # noqa: E402
+from _masked import compile_masked as _compile
+from _masked import optimizer_snapshot as _snapshot
+from _masked import random_batch as _data
 
 
 def _bn_params(space, arch):

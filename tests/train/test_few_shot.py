@@ -2,8 +2,9 @@
 of the space that cover it, start from the one-shot weights, resume, and score through the search
 app exactly as their own run directories score as one-shot supernets.
 
-Trains flags/tiny_nb201_supernet.cfg (the one-shot run) and flags/tiny_nb201_few_shot.cfg (5
-sub-supernets of 4 steps) once, in-process; about 3-5 minutes on 2 CPU cores, mostly tracing the
+Starts from the session's flags/tiny_nb201_supernet.cfg run (conftest.py's ``nb201``, shared with
+the rank tests) and trains flags/tiny_nb201_few_shot.cfg (5 sub-supernets of 4 steps) once,
+in-process; about 3-5 minutes on 2 CPU cores, mostly tracing the
 5 sub-supernets' steps and scoring loops.
 """
 
@@ -140,14 +141,10 @@ def test_flag_files_split_edge_3_with_the_one_shot_recipe():
 
 # ------------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
-def one_shot(tmp_path_factory, data_dir):
-    """The tiny NAS-Bench-201 one-shot supernet, trained in-process: its workdir."""
-    workdir = str(tmp_path_factory.mktemp("one_shot") / "run")
-    config = _parse(
-        "tiny_nb201_supernet.cfg", f"--workdir={workdir}", f"--data_dir={data_dir}", "--noprogress"
-    )
-    train_loop.run(config, stream=io.StringIO())
-    return workdir
+def one_shot(nb201):
+    """The tiny NAS-Bench-201 one-shot supernet (flags/tiny_nb201_supernet.cfg): its workdir, the
+    session's run that the rank tests share (conftest.py's ``nb201``), only read here."""
+    return str(nb201[0])
 
 
 def few_shot_config(workdir, one_shot, data_dir, *extra):

@@ -7,11 +7,8 @@ that no step sampled keeps its initial weights. About 30 s on an idle 2-core mac
 """
 
 import json
-import os
 import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +18,11 @@ import tensorflow as tf
 from spos_tf.runs import run_dir
 from spos_tf.data import DataConfig, dataset_info
 
+from _apps import app_env, start_app
 from _train_checks import assert_only_sampled_choices_moved, checkpoint_values
 
 pytestmark = pytest.mark.slow  # starts several app processes
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 400  # about 30 s idle; a shared, loaded 2-core machine has needed over 150 s
 STEPS = 4
 
@@ -52,9 +49,6 @@ def test_two_workers_end_with_identical_weights_and_masked_updates(tmp_path):
     workdir = tmp_path / "run"
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     args = [
-        sys.executable,
-        "-m",
-        "spos_tf.train",
         "--flagfile=flags/tiny_supernet.cfg",
         "--strategy=multi_worker",
         f"--steps={STEPS}",
@@ -69,25 +63,8 @@ def test_two_workers_end_with_identical_weights_and_masked_updates(tmp_path):
     procs = []
     try:
         for index in range(2):
-            env = {
-                **os.environ,
-                "PYTHONPATH": str(REPO),
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "CUDA_VISIBLE_DEVICES": "",
-                "TF_CONFIG": json.dumps(
-                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
-                ),
-            }
-            procs.append(
-                subprocess.Popen(
-                    args,
-                    cwd=REPO,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                )
-            )
+            task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            procs.append(start_app("train", *args, env=app_env(TF_CONFIG=json.dumps(task))))
         outs = []
         for index, proc in enumerate(procs):
             try:
