@@ -53,7 +53,6 @@ _LAZY = {
     "write_plot": ("spos_tf.search.results", "write_plot"),
     "check_workdir": ("spos_tf.search.run", "check_workdir"),
     "role": ("spos_tf.search.run", "role"),
-    "run": ("spos_tf.search.run", "run"),
     "run_seeds": ("spos_tf.search.run", "run_seeds"),
     "best_so_far": ("spos_tf.search.seeds", "best_so_far"),
     "compare_seeds": ("spos_tf.search.seeds", "compare_seeds"),
@@ -69,6 +68,8 @@ _LAZY = {
     "make_evaluator": ("spos_tf.search.tuner", "make_evaluator"),
     "make_oracle": ("spos_tf.search.tuner", "make_oracle"),
 }
+# ``run`` is not re-exported: it is the name of the submodule spos_tf.search.run (whose ``run``
+# function starts a search), and a package attribute cannot be both.
 __all__ = sorted(_LAZY)
 
 

@@ -25,6 +25,7 @@ from spos_tf.report_quant import report as quant_report
 from spos_tf.runs import run_dir
 from spos_tf.search import __main__ as search
 from spos_tf import search as search_lib
+from spos_tf.search import run as search_run
 from spos_tf import spaces
 from spos_tf.train import __main__ as train
 from spos_tf import train as train_lib
@@ -119,7 +120,7 @@ def searched(base, supernet_dir):
         *TINY_SEARCH,
     )
     assert config.bitops_budget == f"{BUDGET_BITS}w{BUDGET_BITS}a"
-    search_lib.run(config, stream=io.StringIO())
+    search_run.run(config, stream=io.StringIO())
     return workdir
 
 
@@ -198,7 +199,7 @@ def test_bad_budgets_are_refused_before_anything_is_written(budget, message, tmp
         f"--bitops_budget={budget}",
     )
     with pytest.raises(ValueError, match=message) as e:
-        search_lib.run(config)
+        search_run.run(config)
     assert repr(budget) in str(e.value)
     assert not workdir.exists()
 
@@ -238,7 +239,7 @@ def test_budget_on_a_float_space_is_refused_before_anything_is_written(tmp_path)
         f"--workdir={workdir}",
     )
     with pytest.raises(ValueError, match="needs a quantized space.*shufflenet_oneshot"):
-        search_lib.run(config)
+        search_run.run(config)
     assert not workdir.exists()
 
 
