@@ -161,6 +161,13 @@ def define_flags(cls, fv=None, skip: typing.Iterable[str] = ()) -> None:
             _DEFINE[kind](name, default, f.metadata["help"], flag_values=fv)
 
 
+def define_retired(name: str, help_text: str, fv) -> None:
+    """Defines ``--<name>`` (any value, as a string) on ``fv`` only so that an app can refuse it
+    with a message naming its replacement (absl's own "unknown flag" hint may name the wrong
+    one); ``fv[name].present`` tells whether it was given."""
+    flags.DEFINE_string(name, None, help_text, flag_values=fv)
+
+
 def from_flags(cls, fv=None, **overrides):
     """An instance of ``cls`` from the parsed flags of its fields (``overrides`` win)."""
     fv = flags.FLAGS if fv is None else fv

@@ -443,6 +443,8 @@ def define_flags(fv) -> None:
     config_flags.define_flags(TrainConfig, fv)
     config_flags.define_flags(DataConfig, fv)
     space_overrides.define(fv)
+    for name, help_text in RETIRED_FLAGS.items():  # defined only to refuse them with the fix
+        config_flags.define_retired(name, help_text, fv)
 
 
 def flag_names() -> tuple:
@@ -460,9 +462,24 @@ def flag_names() -> tuple:
     )
 
 
+# Flags that older flag files (and older runs' flags.txt) may still set: name -> help text.
+RETIRED_FLAGS = {
+    "calib_batches": "Retired: calibration is counted in images, pass --calib_images "
+    "(= the old batches x --eval_batch_size).",
+}
+
+
 def config_from_flags(fv) -> TrainConfig:
     """The :class:`TrainConfig` of the parsed flags ``fv`` (of :func:`define_flags`; not yet
-    validated)."""
+    validated). Raises :class:`ConfigError` naming the replacement when a retired flag is set."""
+    if fv["calib_batches"].present:
+        n, batch = fv["calib_batches"].value, fv["eval_batch_size"].value
+        images = f"{int(n) * batch}" if n.isdigit() else f"<batches x {batch}>"
+        raise ConfigError(
+            f"--calib_batches was replaced by --calib_images (calibration is counted in images "
+            f"in every app): pass --calib_images={images} (the batches x --eval_batch_size="
+            f"{batch}) instead of --calib_batches={n}"
+        )
     overrides = space_overrides.from_flags(fv)
     config = config_flags.from_flags(
         TrainConfig, fv, space_overrides=overrides, data=config_flags.from_flags(DataConfig, fv)

@@ -179,9 +179,20 @@ def _flags():
     return fv
 
 
+def test_retired_calib_batches_is_refused_with_the_image_count_to_pass():
+    fv = _flags()
+    fv(["train", "--workdir=/tmp/w", "--calib_batches=20", "--eval_batch_size=1000"])
+    with pytest.raises(ValueError, match=r"pass --calib_images=20000 \(the batches x"):
+        train.config_from_flags(fv)
+    fv = _flags()
+    fv(["train", "--workdir=/tmp/w", "--eval_batch_size=1000"])
+    assert train.config_from_flags(fv).calib_images == 5120  # not given: not refused
+
+
 def test_the_flags_are_those_users_know_with_the_config_defaults():
     fv = _flags()
-    assert set(fv) == FLAG_NAMES
+    # plus the retired --calib_batches, defined only to be refused with its replacement
+    assert set(fv) == FLAG_NAMES | {"calib_batches"}
     assert sorted(train.flag_names()) == sorted(FLAG_NAMES)  # flags.txt writes each once
     # defaults: the paper's recipe (the flag of TrainConfig.workdir has none: it is required)
     assert [
