@@ -7,7 +7,7 @@ Usage:
 
 For each precision (``spos_tf.models.precision``) the supernet is built under that Keras policy with a
 masked SGD (momentum 0.9, wd 4e-5; loss-scaled for mixed_float16) and trained on a cycle of
-``--archs`` random paths with ``spos_tf.train.step.train_step`` under ``--strategy``
+``--archs`` random paths with ``spos_tf.models.step.train_step`` under ``--strategy``
 (``spos_tf.train.make_strategy``: ``mirrored`` = all local GPUs, else the CPU), on one fixed
 global batch already split across the replicas (no input pipeline: compute only). With
 ``--standalone`` the stand-alone network of the first path is timed the same way. The first call
@@ -40,7 +40,7 @@ import tf_keras as keras  # noqa: E402
 from spos_tf.models import precision
 from spos_tf import spaces
 from spos_tf import train as train_lib  # noqa: E402
-from spos_tf.train import step as step_lib  # noqa: E402
+from spos_tf.models import step as step_lib  # noqa: E402
 from spos_tf.models.sampling import SequenceSampler  # noqa: E402
 
 TINY = dict(

@@ -17,7 +17,7 @@ the sides train equally costly paths), SGD momentum 0.9, weight decay 4e-5, cros
 
 - ``reference``: the authors' ``ShuffleNetV2_OneShot`` (``torch.optim.SGD``; the path passed
   to ``forward`` as their ``train.py`` does), ``torch.get_num_threads()`` threads;
-- ``spos_tf``: ``spos_tf.train.step.train_step`` traced once, ``MaskedSGD``, the path from a
+- ``spos_tf``: ``spos_tf.models.step.train_step`` traced once, ``MaskedSGD``, the path from a
   ``SequenceSampler`` (a host callback, as the default sampler of ``spos_tf.train``);
 - ``plain`` (unless skipped): ``benchmarks/plain_supernet.py``, stock Keras layers and SGD.
 

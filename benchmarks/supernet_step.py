@@ -7,7 +7,7 @@ Usage:
 For each image size: K architectures are sampled; the supernet (masked SGD, momentum 0.9, wd 4e-5)
 runs `steps` training steps on each path (one traced function for all of them), and each path's
 stand-alone network (same optimizer, no owners, so plain SGD) runs the same number of steps on the
-same batch. Both sides run `spos_tf.train.step.train_step`, the step of `fit` and of the training
+same batch. Both sides run `spos_tf.models.step.train_step`, the step of `fit` and of the training
 app, in a `tf.function` (no Keras metrics). Warm-up steps (tracing) are excluded; supernet and stand-alone steps are interleaved
 round by round and each side's median per architecture is used. Prints per-step times, the ratio
 supernet / stand-alone (target <= 1.15) and images per second.
@@ -27,7 +27,7 @@ import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from spos_tf import spaces  # noqa: E402
-from spos_tf.train import step as step_lib  # noqa: E402
+from spos_tf.models import step as step_lib  # noqa: E402
 from spos_tf.models.sampling import SequenceSampler  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def _loss():
 
 
 def _step_function(model, optimizer):
-    """A traced ``spos_tf.train.step.train_step`` (the step fit and the training app run)."""
+    """A traced ``spos_tf.models.step.train_step`` (the step fit and the training app run)."""
     loss = _loss()
     if step_lib.is_supernet(model):
         optimizer.bind(model)

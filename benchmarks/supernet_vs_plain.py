@@ -6,7 +6,7 @@ Usage:
         [--precision=float32|mixed_bfloat16]
 
 Three steps on the same batch (batch 32, 1000 classes at 224): the spos_tf supernet
-(``spos_tf.train.step.train_step`` with MaskedSGD momentum 0.9, wd 4e-5, paths from a
+(``spos_tf.models.step.train_step`` with MaskedSGD momentum 0.9, wd 4e-5, paths from a
 SequenceSampler cycling ``--archs`` random architectures), the stand-alone network of each of
 those paths (same step, same optimizer, no owners), and the plain build of
 ``benchmarks/plain_supernet.py`` (stock Keras layers, switch_case, unmasked SGD momentum) on the

@@ -5,7 +5,7 @@ Usage:
         [--size=224] [--batch=8] [--space_args='{}']
 
 Builds the supernet, then times (wall and this process's CPU seconds) tracing the training step
-(``spos_tf.train.step.train_step`` with MaskedSGD in a ``tf.function``: ``get_concrete_function``)
+(``spos_tf.models.step.train_step`` with MaskedSGD in a ``tf.function``: ``get_concrete_function``)
 and the first call (graph optimisation and one step). CPU seconds are less sensitive to other
 processes on a shared machine than wall seconds: tracing is single-threaded Python. Prints one JSON
 line. Expected run time: about a minute for the float spaces after issue 15 (the channel space's
@@ -26,7 +26,7 @@ import spos_tf  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from spos_tf import spaces  # noqa: E402
-from spos_tf.train import step as step_lib  # noqa: E402
+from spos_tf.models import step as step_lib  # noqa: E402
 
 
 def _clock():

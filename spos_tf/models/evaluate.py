@@ -280,7 +280,7 @@ class PathEvaluator:
           arch: an :class:`~spos_tf.spaces.space.Architecture` of the supernet's space.
           index: the candidate's index (>= 0), which selects its images when the data is a
             function of it (:attr:`per_candidate`); ignored otherwise. A search passes the trial
-            number. Default: :func:`spos_tf.search.data.arch_index` of ``arch``. That is the
+            number. Default: :func:`spos_tf.spaces.space.arch_index` of ``arch``. That is the
             same for the same architecture in every run and does not depend on the order of
             the calls, so a caller that scores architectures outside a search (e.g.
             ``spos_tf.rank``) stays reproducible and resumable.
@@ -296,7 +296,7 @@ class PathEvaluator:
                 f"and evaluate() on a stand-alone network"
             )
         if self.per_candidate and index is None:
-            from spos_tf.search.data import arch_index
+            from spos_tf.spaces.space import arch_index
 
             index = arch_index(arch)
         self.model.set_arch(arch)
@@ -318,7 +318,7 @@ def _for_candidate(data, index, what: str) -> tf.data.Dataset:
             f"--holdout_images_per_candidate): pass the candidate's index, e.g. "
             f"evaluator(arch, index=k)"
         )
-    from spos_tf.search.data import check_index
+    from spos_tf.spaces.space import check_index
 
     return data(check_index(index))
 

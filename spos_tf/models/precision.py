@@ -21,7 +21,7 @@ its forward pass, as in Keras (the forward pass was finite; only the backward on
 
 Where the policy applies: a model takes the global policy at construction, so the apps build
 their models inside :func:`policy_scope` and the optimizer through :func:`loss_scaled`; the one
-training step (:func:`spos_tf.train.step.train_step`) scales and unscales through
+training step (:func:`spos_tf.models.step.train_step`) scales and unscales through
 :func:`gradients`. The layers of :mod:`spos_tf.models.layers` compute in the policy's compute dtype
 (BN with float32 statistics, as Keras' BatchNormalization), the quantizers of
 :mod:`spos_tf.quant` fake-quantize in float32 and return the compute dtype, and the head's

@@ -176,7 +176,7 @@ class FairSampler(ArchSampler):
     NAS-Bench-201, 4 for the ShuffleNet block search); a block or gene kind with fewer choices
     (ProxylessNAS blocks without the zero op, the channel genes of a block + channel space) fills
     the remaining paths with uniform draws among its choices, so there every choice is trained at
-    least once per step. The training step (:func:`spos_tf.train.step.train_step`) runs the
+    least once per step. The training step (:func:`spos_tf.models.step.train_step`) runs the
     paths on the same batch, sums their gradients and applies one update to every choice.
 
     Cost: ``paths_per_step`` forward and backward passes per step (5x a uniform step on

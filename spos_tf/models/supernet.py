@@ -4,7 +4,7 @@
 :meth:`SearchSpace.indices`); without ``arch`` it runs the path stored in ``model.arch_var``. Because
 the architecture is a tensor, one traced function serves every architecture.
 
-``fit`` trains by single-path uniform sampling (:func:`spos_tf.train.step.train_step`, the step the
+``fit`` trains by single-path uniform sampling (:func:`spos_tf.models.step.train_step`, the step the
 training app runs too): each step draws one architecture as a function of
 ``(seed, optimizer.iterations)`` (shared by all replicas), stores it in ``arch_var``, runs that path
 forward and backward, and applies a masked optimizer (:mod:`spos_tf.models.optim`) so that only the sampled
@@ -24,7 +24,7 @@ import tf_keras as keras
 
 from spos_tf import costs as costs_lib
 from spos_tf.models import precision
-from spos_tf.train import step as step_lib
+from spos_tf.models import step as step_lib
 from spos_tf.models.blocks import Head, OpUnit, Stem, unit_name
 from spos_tf.models.layers import BNControl
 from spos_tf.models.optim import MaskedOptimizer, Owner
@@ -222,7 +222,7 @@ class Supernet(keras.Model):
         optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
-        """Keras ``fit``'s step: :func:`spos_tf.train.step.train_step` with the compiled loss;
+        """Keras ``fit``'s step: :func:`spos_tf.models.step.train_step` with the compiled loss;
         logs the compiled metrics and ``arch_macs`` (MACs of the sampled path)."""
         x, y = data[0], data[1]
         out = step_lib.train_step(

@@ -86,9 +86,10 @@ source as a TFDS slice, and no other image is decoded.
 from __future__ import annotations
 
 import dataclasses
-import zlib
 
 import numpy as np
+
+from spos_tf.spaces.space import arch_index, check_index  # noqa: F401  (re-exported)
 
 __all__ = [
     "arch_index",
@@ -104,20 +105,6 @@ __all__ = [
 # Tags that keep this module's seed sequences apart from each other and from the oracle's
 # np.random.default_rng([seed, generation]).
 _EPOCH_TAG, _WINDOW_TAG = 2201, 2202
-
-
-def arch_index(arch) -> int:
-    """An architecture's own index, ``zlib.crc32(str(arch))`` (0 <= index < 2**32). It is the
-    fallback candidate index of a caller that passes none. It is the same in every process and
-    every run, and does not depend on the order in which architectures are scored."""
-    return zlib.crc32(str(arch).encode())
-
-
-def check_index(index) -> int:
-    """``index`` as an int; raises ValueError unless it is an integer >= 0 (bools refused)."""
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-        raise ValueError(f"the candidate index must be an integer >= 0, got {index!r}")
-    return int(index)
 
 
 def _draw(*entropy) -> int:

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import json
 import math
+import zlib
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -544,3 +545,18 @@ def arch_from_any(space: SearchSpace, value: "str | Architecture | Iterable[int]
             raise FileNotFoundError(f"architecture file {value!r} does not exist")
         return space.parse(value)
     return space.validate(Architecture((tuple(value),)))
+
+
+def arch_index(arch) -> int:
+    """An architecture's own index, ``zlib.crc32(str(arch))`` (0 <= index < 2**32). It is the
+    fallback candidate index of a caller of the evaluator (:mod:`spos_tf.models.evaluate`) that
+    passes none, and the seed of that candidate's images (:mod:`spos_tf.search.data`). It is the same in every process and
+    every run, and does not depend on the order in which architectures are scored."""
+    return zlib.crc32(str(arch).encode())
+
+
+def check_index(index) -> int:
+    """``index`` as an int; raises ValueError unless it is an integer >= 0 (bools refused)."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ValueError(f"the candidate index must be an integer >= 0, got {index!r}")
+    return int(index)

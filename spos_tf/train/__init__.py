@@ -13,7 +13,7 @@ Where each part lives:
   :func:`resolve` (data-dependent settings, space, architecture, path sampler).
 - :mod:`spos_tf.runs.strategy`: the ``tf.distribute`` strategy and this process's place in it.
 - :mod:`spos_tf.train.recipe`: loss, learning-rate schedule, optimizer, deterministic dropout.
-- :mod:`spos_tf.train.step`: the one training step (sample, forward, backward, masked update).
+- :mod:`spos_tf.models.step`: the one training step (sample, forward, backward, masked update).
 - :mod:`spos_tf.train.metrics`: the ``metrics.jsonl`` records and TensorBoard scalars.
 - :mod:`spos_tf.train.eval`: evaluation on a non-distributed twin (BN recalibrated per path).
 - :mod:`spos_tf.train.loop`: :func:`run`, the loop with checkpoints, resume and divergence stop.

@@ -4,7 +4,7 @@ stand-alone architecture from scratch, as a :class:`~spos_tf.train.config.TrainC
 What a run does: resolve the config against the data set (image size and number of classes
 default to the data set's), check the workdir (a different config is refused unless
 ``overwrite``), build the model under the strategy's scope, restore the latest checkpoint if any,
-then loop ``steps`` times over one traced step (:func:`spos_tf.train.step.train_step`: sample
+then loop ``steps`` times over one traced step (:func:`spos_tf.models.step.train_step`: sample
 the path of ``(seed, step)``, forward, backward, masked update), logging
 (:mod:`spos_tf.train.metrics`), evaluating (:mod:`spos_tf.train.eval`) and checkpointing on the
 host between steps.
@@ -28,7 +28,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf.runs import run_dir
-from spos_tf.train import step as step_lib
+from spos_tf.models import step as step_lib
 from spos_tf.data import build_dataset
 from spos_tf.runs.progress import ProgressBar
 from spos_tf.runs.strategy import make_strategy, task_of, workers_of

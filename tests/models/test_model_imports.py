@@ -1,6 +1,8 @@
 """The float model code never imports quantization: no module under spos_tf/models/ or
 spos_tf/spaces/ imports TF-MOT or spos_tf.quant, at any level (also inside functions, also as
-``from spos_tf import quant``). Quantization wraps from outside, in spos_tf.build."""
+``from spos_tf import quant``). Quantization wraps from outside, in spos_tf.build. Nor does it
+import a later stage (train, search, export, rank, latency, pipeline, the reference import, the
+reports) or the composition module spos_tf.build: those build on models/, not the reverse."""
 
 import ast
 from pathlib import Path
@@ -13,7 +15,21 @@ from spos_tf import spaces
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOAT_PACKAGES = ("spos_tf/models", "spos_tf/spaces")
-FORBIDDEN = ("tensorflow_model_optimization", "spos_tf.quant")
+LATER_STAGES = tuple(
+    f"spos_tf.{stage}"
+    for stage in (
+        "build",
+        "train",
+        "search",
+        "export",
+        "rank",
+        "latency",
+        "pipeline",
+        "import_reference",
+        "report_quant",
+    )
+)
+FORBIDDEN = ("tensorflow_model_optimization", "spos_tf.quant") + LATER_STAGES
 
 
 def imported_modules(source: str) -> set:
@@ -46,6 +62,11 @@ def test_the_checker_sees_imports_at_any_level():
         "spos_tf.quant.apply.q",
     ]
     assert forbidden("from spos_tf import quant") == ["spos_tf.quant"]
+    assert forbidden("def f():\n    from spos_tf.search.data import arch_index\n") == [
+        "spos_tf.search.data",
+        "spos_tf.search.data.arch_index",
+    ]
+    assert forbidden("from spos_tf import train as t") == ["spos_tf.train"]
     assert forbidden("from spos_tf import quantity\nimport spos_tf.quantx") == []
 
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tf_keras as keras
 from spos_tf.models import precision
 from spos_tf import spaces
-from spos_tf.train import step as step_lib
+from spos_tf.models import step as step_lib
 from spos_tf.models.sampling import SequenceSampler
 
 REPO = Path(__file__).resolve().parents[2]

@@ -45,7 +45,7 @@ def _used_slice(net, block, op, key, width):
     ],
 )
 def test_unsampled_choices_unchanged(space_name, distributed, optimizer, request):
-    """fit (spos_tf.train.step) with a masked optimizer: the weights, BN statistics and every
+    """fit (spos_tf.models.step) with a masked optimizer: the weights, BN statistics and every
     optimizer slot of unsampled choices, and the unused slices of sampled ones, stay bit-identical;
     the sampled slices move."""
     space = tiny(space_name)

@@ -20,7 +20,7 @@ import tensorflow as tf
 from spos_tf.runs import run_dir
 from spos_tf import spaces
 from spos_tf.train import loop as train_loop
-from spos_tf.train import step as train_step
+from spos_tf.models import step as train_step
 from spos_tf.data import DataConfig
 from spos_tf.models.sampling import ArchSampler, CostBinSampler
 from spos_tf.train.config import ConfigError
@@ -298,7 +298,7 @@ def test_mirrored_strategy_splits_the_batch_and_keeps_updates_masked(
         pytest.skip("needs 2 logical CPU devices (tests/conftest.py)")
     with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
         run(_tiny(tmp_path, data_dir, strategy="mirrored", batch_size=31))
-    replicas = []  # the app's step is the one of spos_tf.train.step, run on each replica
+    replicas = []  # the app's step is the one of spos_tf.models.step, run on each replica
     real_step = train_step.train_step
 
     def recording(model, *args, **kwargs):

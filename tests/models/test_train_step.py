@@ -1,4 +1,4 @@
-"""The one training step (spos_tf.train.step): Keras fit and the app both run it; what it returns.
+"""The one training step (spos_tf.models.step): Keras fit and the app both run it; what it returns.
 
 The masked-update tests (tests/models/test_supernet.py, tests/quant/test_quant_supernet.py, the app runs of
 tests/train/test_train.py and tests/train/test_multiworker.py) exercise it through ``fit`` and the app.
@@ -12,7 +12,7 @@ import tf_keras as keras
 import spos_tf
 from spos_tf import costs
 from spos_tf import spaces
-from spos_tf.train import step as step_lib
+from spos_tf.models import step as step_lib
 from spos_tf.models.sampling import ArchSampler
 
 
@@ -36,7 +36,7 @@ def _batch(space, n=8, seed=0):
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """Replaces ``spos_tf.train.step.train_step`` by a wrapper that records each call's model."""
+    """Replaces ``spos_tf.models.step.train_step`` by a wrapper that records each call's model."""
     calls = []
     real = step_lib.train_step
 
