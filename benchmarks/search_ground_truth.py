@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 
 from spos_tf import costs
 from spos_tf.rank import ground_truth
-from spos_tf.rank import stats as rank_stats
 from spos_tf.runs import run_dir
+from spos_tf.search.results import best_index  # noqa: E402
 from spos_tf import spaces  # noqa: E402
 
 
@@ -52,17 +52,16 @@ def histories(search: str) -> dict:
 
 
 def picks(rows: list, score: str = "supernet") -> dict:
-    """``{algorithm: row}``: per algorithm, the first row of the highest accuracy (``supernet``),
-    or of the highest mean of its ranks by accuracy and by MACs among that algorithm's rows
-    (``supernet+macs``, :func:`spos_tf.rank.stats.rank_average`: a re-pick among the candidates
+    """``{algorithm: row}``: per algorithm, the row that search's own pick rule
+    (:func:`spos_tf.search.results.best_index`, as ``--score`` picks ``best.json``) chooses among
+    that algorithm's rows: the first of the highest accuracy (``supernet``), or of the highest
+    mean of its ranks by accuracy and by MACs (``supernet+macs``: a re-pick among the candidates
     the search evaluated, not a search steered by the combination)."""
     best = {}
     for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
         mine = [r for r in rows if r["algorithm"] == algorithm]
-        values = np.array([float(r["accuracy"]) for r in mine])
-        if score == "supernet+macs":
-            values = rank_stats.rank_average(values, [float(r["macs"]) for r in mine])
-        best[algorithm] = mine[int(np.argmax(values))]  # argmax: the first of equal values
+        accuracies = [float(r["accuracy"]) for r in mine]
+        best[algorithm] = mine[best_index(accuracies, [float(r["macs"]) for r in mine], score)]
     return best
 
 

@@ -44,6 +44,7 @@ _LAZY = {
     "SEEDS_FILE": ("spos_tf.search.results", "SEEDS_FILE"),
     "Results": ("spos_tf.search.results", "Results"),
     "best_record": ("spos_tf.search.results", "best_record"),
+    "best_index": ("spos_tf.search.results", "best_index"),
     "best_row": ("spos_tf.search.results", "best_row"),
     "history_columns": ("spos_tf.search.results", "history_columns"),
     "history_rows": ("spos_tf.search.results", "history_rows"),

@@ -23,6 +23,8 @@ from spos_tf.spaces.space import Architecture, SearchSpace
 
 ALGORITHMS = ("evolution", "random")
 ALGORITHM_CHOICES = ALGORITHMS + ("both",)
+# --score: what picks best.json (rank_average of spos_tf.rank.stats for the combination).
+SEARCH_SCORES = ("supernet", "supernet+macs")
 ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every plot of a search
 # Where each candidate's calibration images come from (spos_tf.search.data).
 CALIB_STREAMS = ("fixed", "fresh")
@@ -38,6 +40,7 @@ __all__ = [
     "SearchConfig",
     "ALGORITHMS",
     "NEUTRAL",
+    "SEARCH_SCORES",
     "COSTS",
     "budget_bits",
     "resolve_limits",
@@ -55,6 +58,9 @@ class SearchConfig:
       workdir: where the search writes (see :mod:`spos_tf.search.results`).
       algorithm: ``"evolution"``, ``"random"`` or ``"both"`` (evolution, then random search with
         the same budget and constraint: the paper's Figure 3).
+      score: what picks ``best.json`` among the evaluated candidates: ``"supernet"`` (the
+        highest supernet accuracy) or ``"supernet+macs"`` (the best mean rank by accuracy and by
+        MACs, :func:`spos_tf.search.results.best_index`; a labelled combination with a prior).
       population_size, num_parents, num_crossover, num_mutation, mutation_prob: evolution
         (paper: 50, 10, 25, 25, 0.1).
       max_trials: candidates evaluated per algorithm (paper: 20 generations x 50 = 1000).
@@ -124,6 +130,15 @@ class SearchConfig:
         "evolution",
         "both: evolution, then random search with the same budget (Figure 3).",
         choices=ALGORITHM_CHOICES,
+        neutral=True,
+    )
+    score: str = field(
+        "supernet",
+        "What picks best.json among the evaluated candidates: supernet (the highest supernet "
+        "accuracy, the paper) or supernet+macs (the best mean of its ranks by supernet accuracy "
+        "and by MACs among all evaluated candidates: a combination with a prior, recorded as "
+        "such in best.json; the oracles are still steered by accuracy alone).",
+        choices=SEARCH_SCORES,
         neutral=True,
     )
     population_size: int = field(50, "Evolution: candidates per generation.", low=1)

@@ -29,6 +29,8 @@ import io
 import json
 import os
 
+import numpy as np
+
 import keras_tuner as kt
 
 from spos_tf import costs as costs_lib
@@ -63,6 +65,7 @@ __all__ = [
     "Results",
     "history_columns",
     "history_rows",
+    "best_index",
     "best_row",
     "best_record",
     "write_history",
@@ -122,13 +125,31 @@ def history_rows(
     return rows
 
 
-def best_row(rows: list) -> dict | None:
-    """The row of highest accuracy (ties: the first evaluated, evolution before random)."""
-    best = None
-    for row in rows:
-        if best is None or row["accuracy"] > best["accuracy"]:
-            best = row
-    return best
+def best_index(accuracies, macs=None, score: str = "supernet") -> int:
+    """Which candidate a search picks: the first of the highest ``accuracies`` (``"supernet"``),
+    or, with ``score="supernet+macs"``, the first of the highest mean of its ranks by accuracy
+    and by ``macs`` among the given candidates (:func:`spos_tf.rank.stats.rank_average`; a
+    re-pick among evaluated candidates, not a search steered by the combination). Raises
+    ``ValueError`` on no candidates or an unknown ``score``."""
+    if len(accuracies) == 0:
+        raise ValueError("no candidates to pick from")
+    values = np.asarray(accuracies, dtype=float)
+    if score == "supernet+macs":
+        from spos_tf.rank.stats import rank_average
+
+        values = rank_average(values, np.asarray(macs, dtype=float))
+    elif score != "supernet":
+        raise ValueError(f"score must be one of supernet, supernet+macs; got {score!r}")
+    return int(np.argmax(values))  # argmax: the first of equal values
+
+
+def best_row(rows: list, score: str = "supernet") -> dict | None:
+    """The row :func:`best_index` picks (ties: the first evaluated, evolution before random);
+    None without rows."""
+    if not rows:
+        return None
+    macs = [r["macs"] for r in rows] if score == "supernet+macs" else None
+    return rows[best_index([r["accuracy"] for r in rows], macs, score)]
 
 
 def best_record(
@@ -150,6 +171,7 @@ def best_record(
         supernet_dir=os.fspath(config.supernet_dir),
         constraints=resolve_limits(config, space),
         evaluated=evaluated,
+        score=config.score,
         calib_images=config.num_calib_batches * config.calib_batch_size,
         calib_mode=config.calib_mode,
         calib_augment=config.calib_augment,
@@ -216,7 +238,7 @@ def write_outputs(
     """Writes ``history.csv``, ``best.json`` and (with ``plot``) ``search.png``; returns the
     best record (None when nothing was evaluated yet)."""
     write_history(os.path.join(workdir, HISTORY_FILE), rows, space)
-    best = best_row(rows)
+    best = best_row(rows, config.score)
     if best is None:
         return None
     record = best_record(best, space, run_config, config, evaluated=len(rows))

@@ -110,6 +110,7 @@ def test_resume_neutral_settings_are_the_ones_a_resumed_search_may_change():
     assert set(search_config.NEUTRAL) == {
         "workdir",
         "algorithm",
+        "score",  # changes only which evaluated candidate best.json holds
         "max_trials",
         "overwrite",
         "data_dir",

@@ -79,6 +79,7 @@ def test_files_hold_what_write_outputs_returns(tmp_path):
     assert record["constraints"] == {"macs": 2.5e6} and record["space_overrides"] == OVERRIDES
     assert record["calib_images"] == 128  # 4 whole batches of 32
     assert (record["calib_stream"], record["holdout_images_per_candidate"]) == ("fixed", 0)
+    assert record["score"] == "supernet"  # what picked it, so a combination is never mistaken
     assert json.loads((tmp_path / search_results.BEST_FILE).read_text()) == record
     assert str(arch_from_any(space, str(tmp_path / search_results.BEST_FILE))) == "3,3,3,3"
     with open(tmp_path / search_results.HISTORY_FILE) as f:
@@ -108,3 +109,20 @@ def test_nothing_evaluated_yet_writes_an_empty_history_and_no_best(tmp_path):
 def test_best_row_is_the_first_of_the_highest_accuracy(rows, best):
     got = search_results.best_row(rows)
     assert got is (None if best is None else rows[best])
+
+
+def test_supernet_plus_macs_picks_the_best_mean_rank_by_accuracy_and_macs():
+    # accuracy ranks 2, 3, 1; MACs ranks 3, 1, 2 -> means 2.5, 2.0, 1.5: the first row, where
+    # accuracy alone picks the second
+    rows = [
+        {"accuracy": 0.60, "macs": 300},
+        {"accuracy": 0.61, "macs": 100},
+        {"accuracy": 0.40, "macs": 200},
+    ]
+    assert search_results.best_row(rows) is rows[1]
+    assert search_results.best_row(rows, "supernet+macs") is rows[0]
+    # ties of the mean rank go to the first evaluated: ranks (1, 2) and (2, 1) -> 1.5 each
+    tied = [{"accuracy": 0.1, "macs": 20}, {"accuracy": 0.2, "macs": 10}]
+    assert search_results.best_row(tied, "supernet+macs") is tied[0]
+    with pytest.raises(ValueError, match="score must be one of supernet, supernet\\+macs"):
+        search_results.best_index([0.5], [1], "supernet+synflow")
