@@ -29,6 +29,13 @@ resolved from the data; such a field may use ``default_factory``)::
 
     name: str = field("spos_digits", "TFDS name.", flag="dataset")
     data: DataConfig = field(help="The input data.", default_factory=DataConfig, flag=False)
+
+Why not ``ml_collections.config_flags`` (issue 21 asked to compare): it defines one ``--config``
+flag pointing at a Python file and overrides as ``--config.steps=...``. Adopting it would rename
+every flag users and the flag files know (``--steps`` -> ``--config.steps``), add a dependency not
+in requirements.txt, and still leave validation (bounds, choices), resume-neutral settings and
+``flags.txt`` serialisation to be written here; this module is the simpler of the two for flat,
+typed dataclass configs whose flag names must stay as they are.
 """
 
 from __future__ import annotations
