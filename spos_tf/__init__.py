@@ -14,7 +14,6 @@ Public API::
     spos_tf.costs.macs(space, arch), spos_tf.costs.params(space, arch)
 """
 
-import importlib
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -29,6 +28,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 __version__ = "0.1.0"
 
 # attribute -> (module, name or None for the module itself)
+from spos_tf._lazy import lazy_exports  # noqa: E402
+
 _LAZY = {
     "spaces": ("spos_tf.spaces", None),
     "space": ("spos_tf.spaces.space", None),
@@ -55,16 +56,4 @@ _LAZY = {
     "RandomSearchOracle": ("spos_tf.search.oracle", "RandomSearchOracle"),
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        module_name, attr = _LAZY[name]
-        module = importlib.import_module(module_name)
-        value = module if attr is None else getattr(module, attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'spos_tf' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -16,7 +16,7 @@ The search is split by job; each module is one idea:
 
 The names resolve lazily: importing the package stays TensorFlow-free (the oracles)."""
 
-import importlib
+from spos_tf._lazy import lazy_exports
 
 _LAZY = {
     "InfeasibleConstraintError": ("spos_tf.search.oracle", "InfeasibleConstraintError"),
@@ -73,15 +73,4 @@ _LAZY = {
 # function starts a search), and a package attribute cannot be both.
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        module_name, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module_name), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -23,7 +23,7 @@ Where each part lives:
 
 The names resolve lazily, so importing one module of the package imports no other."""
 
-import importlib
+from spos_tf._lazy import lazy_exports
 
 _LAZY = {
     "STRATEGIES": ("spos_tf.runs.strategy", "STRATEGIES"),
@@ -53,15 +53,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        module_name, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module_name), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
