@@ -12,7 +12,7 @@ import pytest
 from spos_tf import costs
 from spos_tf.latency import measure as latency
 from spos_tf.latency import table as latency_table
-from spos_tf import search as search_lib
+from spos_tf.search import run as search_run
 from spos_tf import spaces
 from spos_tf.models.sampling import ArchSampler, latency_range
 
@@ -186,7 +186,7 @@ def test_search_never_hands_out_a_candidate_over_the_latency_limit(supernet_dir,
         "--algorithm=evolution",
         "--max_trials=16",
     )
-    summary = search_lib.run(config)
+    summary = search_run.run(config)
     rows = read_history(workdir)
     assert len(rows) == 16
     for row in rows:

@@ -302,7 +302,10 @@ def test_changed_settings_are_refused_and_change_nothing(split, one_shot, data_d
     before = snapshot(workdir)
     for extra, message in [
         (["--learning_rate=0.2"], r"holds a run with other settings \(learning_rate: 0.1 -> 0.2"),
-        (["--steps=5"], r"holds a few-shot split with other settings \(steps: 4 -> 5"),
+        (
+            ["--steps=5", "--lr_schedule_steps=5"],
+            r"holds a few-shot split with other settings \(steps: 4 -> 5",
+        ),
         (["--few_shot_split=2"], r"few-shot split with other settings \(gene: 3 -> 2"),
     ]:
         with pytest.raises(run_dir.RunDirError, match=message):
