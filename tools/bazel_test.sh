@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite under Bazel: one py_test per tests/test_*.py, one at a time, on the
+# Runs the whole test suite under Bazel: one py_test per tests/<stage>/test_*.py, one at a time, on the
 # interpreter of .venv (see .bazelrc, WORKSPACE, BUILD). Installs nothing: it needs Debian's Bazel
 #   apt-get install bazel-bootstrap bazel-platforms bazel-rules-java bazel-rules-proto bazel-skylib
 # and .venv (bash tools/env.sh). Takes about as long as tools/test.sh (one process per module).
