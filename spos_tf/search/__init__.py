@@ -1,4 +1,5 @@
-"""The search library's public names in one import (``from spos_tf import search_lib``).
+"""The search library's public names in one import (``from spos_tf import search``; the app is
+``python -m spos_tf.search``, :mod:`spos_tf.search.__main__`).
 
 The search is split by job; each module is one idea:
 
@@ -11,8 +12,8 @@ The search is split by job; each module is one idea:
 - :mod:`spos_tf.search.results`: the history rows and best record, and the files a search writes
   (``history.csv``, ``best.json``, ``search.png``, HParams);
 - :mod:`spos_tf.search.seeds`: evolution vs random search over seeds;
-- :mod:`spos_tf.search.run`: :func:`run` and :func:`run_seeds`, which wire them up.
-
+- :mod:`spos_tf.search.run`: ``run`` and :func:`run_seeds`, which wire them up (``run`` is
+  reached as ``spos_tf.search.run.run``: the package attribute ``run`` is the submodule).
 
 The names resolve lazily: importing the package stays TensorFlow-free (the oracles)."""
 

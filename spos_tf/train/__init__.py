@@ -20,7 +20,6 @@ Where each part lives:
 - :mod:`spos_tf.train.few_shot`: a few-shot split (``few_shot_split``): one sub-supernet run per choice
   of one gene, each from the one-shot supernet's weights; :func:`run` dispatches to it.
 
-
 The names resolve lazily, so importing one module of the package imports no other."""
 
 from spos_tf._lazy import lazy_exports
