@@ -61,6 +61,8 @@ class SearchConfig:
       score: what picks ``best.json`` among the evaluated candidates: ``"supernet"`` (the
         highest supernet accuracy) or ``"supernet+macs"`` (the best mean rank by accuracy and by
         MACs, :func:`spos_tf.search.results.best_index`; a labelled combination with a prior).
+      skip_equivalent: cell spaces: dedupe candidates by :meth:`SearchSpace.canonical` (the oracle's
+        ``equivalence``), so no two evaluations score the same function.
       population_size, num_parents, num_crossover, num_mutation, mutation_prob: evolution
         (paper: 50, 10, 25, 25, 0.1).
       max_trials: candidates evaluated per algorithm (paper: 20 generations x 50 = 1000).
@@ -140,6 +142,13 @@ class SearchConfig:
         "such in best.json; the oracles are still steered by accuracy alone).",
         choices=SEARCH_SCORES,
         neutral=True,
+    )
+    skip_equivalent: bool = field(
+        False,
+        "Cell spaces: never propose a candidate whose cell computes the same function on the "
+        "supernet as one already proposed (SearchSpace.canonical: ops on edges that leave a "
+        "zero-valued node or enter a node that reaches no output count as none), so no two "
+        "evaluations score the same network; no effect in chain spaces.",
     )
     population_size: int = field(50, "Evolution: candidates per generation.", low=1)
     num_parents: int = field(10, "Evolution: top-k parents.", low=1)

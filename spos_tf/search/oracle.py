@@ -133,7 +133,7 @@ class EvolutionOracle(DiscreteSearchOracle):
                 key = make()
                 if self._is_new_legal(key, taken):
                     children.append(key)
-                    taken.add(key)
+                    taken.add(self._class(key))
                     found += 1
 
         parents = self._top_parents() if batch > 0 else []
@@ -146,7 +146,7 @@ class EvolutionOracle(DiscreteSearchOracle):
             if key is None:
                 break
             children.append(key)
-            taken.add(key)
+            taken.add(self._class(key))
         return children
 
     def _top_parents(self) -> list[Key]:

@@ -92,7 +92,8 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
     (KerasTuner's workers then ask again). An empty proposal means the legal space is exhausted: ``STOPPED``.
 
     Dedupe: every key ever put in a batch (handed out or pending; completed, failed or running) is never
-    proposed again, across batches and across save/reload.
+    proposed again, across batches and across save/reload. With ``equivalence``, neither is any key of
+    the same class (``equivalence(values)`` equal): candidates known to score the same are scored once.
 
     Resume: the batch index, the pending keys and the key and batch of every handed-out trial live in the
     oracle state (``oracle.json``, written by KerasTuner on every ``create_trial``/``end_trial``). KerasTuner's
@@ -112,6 +113,9 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         seed: non-negative int, or ``None`` to draw one from OS entropy (stored in the state).
         max_sample_tries: random draws allowed to find one new legal candidate. Spaces with at most this many
             candidates are enumerated once instead (one constraint call per candidate) and sampled exactly.
+        equivalence: optional pure function ``equivalence(values) -> hashable``; keys with equal results
+            count as one candidate for dedupe (e.g. the canonical form of a NAS-Bench-201 cell,
+            ``SearchSpace.canonical``). Not saved in the state: pass the same one when resuming.
         wait_for_tuners: KerasTuner chief/worker mode: answer ``IDLE`` to everyone until this many distinct
             tuners have asked for a trial (0: never wait). KerasTuner's chief exits once every tuner it has
             seen was stopped, so a worker whose first request comes later finds no server; set this to the
@@ -134,6 +138,7 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         seed: int | None = None,
         max_sample_tries: int = 10000,
         wait_for_tuners: int = 0,
+        equivalence: Callable[[dict], object] | None = None,
         **oracle_kwargs,
     ):
         if seed is None:
@@ -148,6 +153,10 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
             or wait_for_tuners < 0
         ):
             raise ValueError(f"wait_for_tuners must be an int >= 0; got {wait_for_tuners!r}")
+        if equivalence is not None and not callable(equivalence):
+            raise TypeError(
+                f"equivalence must be a function of the values or None; got {equivalence!r}"
+            )
         if hyperparameters is not None:
             for hp in hyperparameters.space:
                 discrete_values(hp)
@@ -162,13 +171,14 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         self.constraint = _check_constraint(constraint)
         self.max_sample_tries = max_sample_tries
         self.wait_for_tuners = wait_for_tuners
+        self.equivalence = equivalence
         self._tuners_arrived = wait_for_tuners == 0  # runtime only: a restarted chief waits again
         self._genes: list[str] | None = None  # hp names, frozen at the first proposal
         self._batch = -1  # index of the newest batch
         self._pending: list[Key] = []
         self._trial_key: dict[str, Key] = {}  # handed-out trial id -> key, in hand-out order
         self._trial_batch: dict[str, int] = {}
-        self._seen: set[Key] = set()  # derived: handed-out and pending keys
+        self._seen: set = set()  # derived: classes (:meth:`_class`) of handed-out and pending keys
         self._gene_values: list[tuple] | None = None  # derived from self.hyperparameters
         self._legal: list[Key] | None = None  # derived: enumerated legal keys of a small space
 
@@ -253,7 +263,7 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
                 return {"status": TrialStatus.STOPPED}
             self._batch += 1
             self._pending = list(proposals)
-            self._seen.update(proposals)
+            self._seen.update(map(self._class, proposals))
         key = self._pending.pop(0)
         self._trial_key[trial_id] = key
         self._trial_batch[trial_id] = self._batch
@@ -278,25 +288,31 @@ class DiscreteSearchOracle(keras_tuner.Oracle):
         self._pending = [tuple(k) for k in own["pending"]]
         self._trial_key = {t: tuple(k) for t, k in own["trial_key"].items()}
         self._trial_batch = {t: int(b) for t, b in own["trial_batch"].items()}
-        self._seen = set(self._trial_key.values()) | set(self._pending)
+        self._seen = {self._class(k) for k in [*self._trial_key.values(), *self._pending]}
         self._gene_values = self._legal = None
 
     # ----------------------------------------------------------------- helpers for subclasses
     def _values(self, key: Key) -> dict:
         return dict(zip(self._genes, key))
 
+    def _class(self, key: Key):
+        """What dedupe compares: ``key`` itself, or its ``equivalence`` class."""
+        return key if self.equivalence is None else ("class", self.equivalence(self._values(key)))
+
     def _is_new_legal(self, key: Key, taken: set) -> bool:
-        return key not in taken and self.is_legal(self._values(key))
+        """``key``'s class is not in ``taken`` (a set of :meth:`_class` values) and it is legal."""
+        return self._class(key) not in taken and self.is_legal(self._values(key))
 
     def _random_candidate(self, rng: np.random.Generator, taken: set) -> Key | None:
-        """Returns a uniformly drawn legal key not in ``taken``, or ``None`` when none is left/found.
+        """Returns a uniformly drawn legal key whose class is not in ``taken``, or ``None`` when none is
+        left/found.
 
         Raises:
             InfeasibleConstraintError: the space has no legal key, or no legal key was ever found.
         """
         legal = self._enumerate_legal()
         if legal is not None:
-            free = [k for k in legal if k not in taken]
+            free = [k for k in legal if self._class(k) not in taken]
             return free[int(rng.integers(len(free)))] if free else None
         sizes = np.array([len(v) for v in self._gene_values])
         for _ in range(self.max_sample_tries):

@@ -49,6 +49,11 @@ def make_oracle(
         hyperparameters=space.hyperparameters(),
         seed=config.seed,
         wait_for_tuners=config.wait_for_workers,
+        equivalence=(
+            (lambda values: space.canonical(space.from_values(values)))
+            if config.skip_equivalent and space.cell_nodes
+            else None
+        ),
     )
     if algorithm == "evolution":
         oracle = EvolutionOracle(

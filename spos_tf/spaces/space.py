@@ -485,6 +485,36 @@ class SearchSpace:
 
         return nasbench201.to_string([self.ops[i] for i in self.validate(arch).genes[0]])
 
+    def canonical(self, arch: Architecture) -> Architecture:
+        """``arch`` with every op that cannot change the network's output set to ``none``.
+
+        In a cell space with a ``none`` op, node 0 carries the cell's input and node ``j`` the sum
+        of its incoming edges. A node whose incoming edges are all ``none`` or leave zero-valued
+        nodes carries zeros, and every op here maps zeros to zeros (ReLU, conv, BN without affine
+        parameters with statistics recalibrated on the path, pooling, skip), so its outgoing edges
+        add nothing; a node that reaches the last node through no non-``none`` edge feeds nothing,
+        so its incoming edges do not matter either. Both kinds of edge become ``none``. Two
+        architectures with equal canonical forms score identically on the supernet (same logits;
+        tests/spaces/test_canonical.py checks it on a supernet); the benchmark's own trained
+        networks of them differ only by training noise. Other spaces (chains of blocks) and
+        validated cells without such edges are returned unchanged. Cost: O(edges) per call.
+        """
+        arch = self.validate(arch)
+        if not self.cell_nodes or "none" not in self.ops:
+            return arch
+        n, none, ops = self.cell_nodes, self.ops.index("none"), list(arch.genes[0])
+        edges = [(j, i) for j in range(1, n) for i in range(j)]  # (to, from), the genes' order
+        carries = [True] + [False] * (n - 1)  # a node whose value can be non-zero
+        for j in range(1, n):
+            carries[j] = any(
+                carries[i] and ops[e] != none for e, (t, i) in enumerate(edges) if t == j
+            )
+        feeds = [False] * (n - 1) + [True]  # a node that reaches the output
+        for i in reversed(range(n - 1)):
+            feeds[i] = any(feeds[t] and ops[e] != none for e, (t, f) in enumerate(edges) if f == i)
+        live = [ops[e] if carries[i] and feeds[t] else none for e, (t, i) in enumerate(edges)]
+        return Architecture((tuple(live),) + arch.genes[1:])
+
     def replace(self, **changes) -> "SearchSpace":
         return dataclasses.replace(self, **changes)
 

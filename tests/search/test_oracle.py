@@ -121,6 +121,28 @@ def test_constraint_never_violated_and_nothing_evaluated_twice(tmp_path, cls, fo
     )
 
 
+def first_two(values):
+    """A toy equivalence: candidates agreeing on genes g0 and g1 count as one (16 classes)."""
+    return (values["g0"], values["g1"])
+
+
+@pytest.mark.parametrize("cls", ORACLES)
+def test_equivalence_hands_out_one_candidate_per_class_also_after_a_resume(tmp_path, cls):
+    kwargs = dict(max_trials=40, seed=5, equivalence=first_two, max_sample_tries=2000)
+    first = make(cls, tmp_path, name="eq", **kwargs)
+    before = drive(first, stop_after=9)  # trial 9 left RUNNING, as in a killed process
+    del first
+    resumed = make(cls, tmp_path, name="eq", **dict(kwargs, seed=None))
+    resumed.reload()
+    after = drive(resumed)
+    classes = [first_two(v) for _, v in before + after[1:]]
+    # 16 classes in all: each handed out once, then the space counts as exhausted
+    assert len(classes) == len(set(classes)) == NUM_VALUES**2
+    # without the equivalence the same oracle hands out the 40 it is allowed
+    plain = drive(make(cls, tmp_path, name="plain", max_trials=40, seed=5))
+    assert len(plain) == 40 and len({first_two(v) for _, v in plain}) < 40
+
+
 @pytest.mark.parametrize("cls", ORACLES)
 def test_small_mixed_space_is_enumerated_exactly_then_stops(tmp_path, cls):
     space = kt.HyperParameters()
