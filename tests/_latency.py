@@ -4,7 +4,20 @@ import json
 
 import numpy as np
 
+from spos_tf import spaces
 from spos_tf.latency import table as latency
+
+
+def tiny_fbnet():
+    """A shrunken FBNet space (as flags/latency_quickstart*.cfg): 32 px, one block per stage."""
+    return spaces.get(
+        "fbnet",
+        image_size=32,
+        num_classes=10,
+        width=0.5,
+        repeats=(1,) * 7,
+        ops=("fb_k3_e1_g2", "fb_k5_e6", "fb_skip"),
+    )
 
 
 def synthetic_lut(space, path, seed=0) -> str:

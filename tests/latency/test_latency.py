@@ -17,23 +17,11 @@ from spos_tf import spaces
 from spos_tf.models.sampling import ArchSampler, latency_range
 
 from _apps import run_app
-from _latency import synthetic_lut
+from _latency import synthetic_lut, tiny_fbnet
 from _supernet_workdir import tiny_space, trained_supernet_dir  # noqa: E402
 from _search import read_history, tiny_config  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")
-
-
-def tiny_fbnet():
-    """A shrunken FBNet space (as flags/latency_quickstart*.cfg): 32 px, one block per stage."""
-    return spaces.get(
-        "fbnet",
-        image_size=32,
-        num_classes=10,
-        width=0.5,
-        repeats=(1,) * 7,
-        ops=("fb_k3_e1_g2", "fb_k5_e6", "fb_skip"),
-    )
 
 
 class _CountingTimer(latency.Timer):

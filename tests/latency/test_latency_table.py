@@ -6,19 +6,9 @@ import numpy as np
 import pytest
 
 from spos_tf.latency import table as latency_table
-from spos_tf import spaces
 from spos_tf.spaces.space import mid_channels
 
-
-def tiny_fbnet():
-    return spaces.get(
-        "fbnet",
-        image_size=32,
-        num_classes=10,
-        width=0.5,
-        repeats=(1,) * 7,
-        ops=("fb_k3_e1_g2", "fb_k5_e6", "fb_skip"),
-    )
+from _latency import tiny_fbnet
 
 
 def write_table(space, path, constant_ms=0.5, drop=(), seed=0):
