@@ -44,7 +44,16 @@ CHECKPOINT_DIR = "checkpoints"
 TB_DIR = "tb"
 WORKERS_DIR = "workers"
 # Everything a run writes; --overwrite deletes exactly these (never other files in the folder).
-RUN_ENTRIES = (CONFIG_FILE, FLAGS_FILE, METRICS_FILE, CHECKPOINT_DIR, TB_DIR, WORKERS_DIR)
+INIT_FILE = "init_from.json"  # the checkpoint a --init_from run starts from (spos_tf.train.init)
+RUN_ENTRIES = (
+    CONFIG_FILE,
+    FLAGS_FILE,
+    METRICS_FILE,
+    CHECKPOINT_DIR,
+    TB_DIR,
+    WORKERS_DIR,
+    INIT_FILE,
+)
 SWAP_ATTEMPTS = 100  # swaps lost to concurrent writers before replace_path gives up
 
 
@@ -303,7 +312,7 @@ def check_workdir(
             f"starting, or a damaged one. Pass --overwrite to delete those entries and start "
             f"over, or use another --workdir"
         )
-    old = load_run_config(workdir) if config_file == CONFIG_FILE else _read_settings(path)
+    old = load_run_config(workdir) if config_file == CONFIG_FILE else read_settings(path)
     diff = config_diff(old, config, neutral, defaults)
     if diff:
         shown = "; ".join(diff[:8]) + (f"; ... ({len(diff)} differences)" if len(diff) > 8 else "")
@@ -317,7 +326,7 @@ def check_workdir(
     return "resume"
 
 
-def _read_settings(path: str) -> dict:
+def read_settings(path: str) -> dict:
     try:
         with open(path) as f:
             return json.load(f)

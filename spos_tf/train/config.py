@@ -106,6 +106,13 @@ class TrainConfig:
         run ``few_shot_from`` (fresh optimizer state) and trained ``steps`` more steps with this
         recipe; ``workdir`` then holds ``few_shot.json`` and one run directory per sub-supernet.
         :func:`resolve` stores ``few_shot_from`` as an absolute path.
+      init_from: supernet only: a one-shot supernet run of the same space (its ``--workdir``) or
+        one of its checkpoints (``<workdir>/checkpoints/ckpt-<step>``): a run with no checkpoint
+        of its own starts from that checkpoint's model weights and BN statistics (the run's
+        latest when a folder is given, recorded in ``<workdir>/init_from.json`` at the first
+        start so a resume reads the same one); the optimizer state and the schedule start fresh.
+        E.g. the equal-budget one-shot control of a few-shot split (:mod:`spos_tf.train.init`).
+        :func:`resolve` stores it as an absolute path.
       few_shot_choice: set by :mod:`spos_tf.train.few_shot` in a sub-supernet's own config (no flag):
         the run is the sub-supernet whose block ``few_shot_split`` always uses this choice
         (:class:`~spos_tf.models.sampling.GeneSampler`).
@@ -223,6 +230,12 @@ class TrainConfig:
         "checkpoint every sub-supernet starts from.",
     )
     few_shot_choice: Optional[int] = field(None, flag=False)
+    init_from: Optional[str] = field(
+        None,
+        "Supernet: start from the weights and BN statistics of this one-shot supernet run's "
+        "latest checkpoint (its --workdir) or of one checkpoint (<workdir>/checkpoints/ckpt-N); "
+        "fresh optimizer and schedule, --steps more steps.",
+    )
     bn_momentum: float = field(
         0.9, "BatchNorm moving-average momentum (Keras form).", low=0.0, high=1.0, high_open=True
     )
@@ -360,6 +373,7 @@ class TrainConfig:
                 "retraining one architecture (--arch)"
             )
         self._validate_few_shot()
+        self._validate_init_from()
         if self.final_bn_augment and not self.final_bn_batches:
             raise ValueError(
                 "--final_bn_augment chooses the images of the final BN pass; set "
@@ -371,6 +385,30 @@ class TrainConfig:
                 "BN statistics are recalibrated per path at evaluation and search"
             )
         return self
+
+    def _validate_init_from(self) -> None:
+        if self.init_from is None:
+            return
+        if not isinstance(self.init_from, (str, os.PathLike)) or not str(self.init_from).strip():
+            raise ValueError(f"--init_from must name a run directory, got {self.init_from!r}")
+        if not self.is_supernet:
+            raise ValueError(
+                "--init_from starts a supernet from another supernet's weights; drop it when "
+                "retraining one architecture (--arch / --uniform_bits)"
+            )
+        if self.few_shot_split is not None:
+            raise ValueError(
+                "--few_shot_split starts every sub-supernet from --few_shot_from; drop --init_from"
+            )
+        source = os.path.abspath(self.init_from)
+        if self.workdir is not None and source in (
+            os.path.abspath(str(self.workdir)),
+            os.path.join(os.path.abspath(str(self.workdir)), "checkpoints"),
+        ):
+            raise ValueError(
+                f"--init_from={self.init_from!r} is this run's own --workdir: a run resumes from "
+                f"its own checkpoints without it; pass another run, or drop --init_from"
+            )
 
     def _validate_few_shot(self) -> None:
         if self.few_shot_split is None:
@@ -615,6 +653,7 @@ def resolve(config: TrainConfig) -> Resolved:
         few_shot_from=(
             None if config.few_shot_from is None else os.path.abspath(config.few_shot_from)
         ),
+        init_from=None if config.init_from is None else os.path.abspath(config.init_from),
     )
     return Resolved(
         effective,

@@ -189,32 +189,33 @@ class FewShotEvaluator:
 
 
 # ------------------------------------------------------------------------------- training
-def check_source(config, space) -> dict:
-    """The run config of ``config.few_shot_from`` after checking that it is a one-shot supernet
-    run of ``space`` (same space, width, repeats, image size, classes...). Reads one file.
+def check_source(config, space, source=None, flag: str = "--few_shot_from") -> dict:
+    """The run config of ``source`` (default ``config.few_shot_from``; ``flag`` names it in
+    messages) after checking that it is a one-shot supernet run of ``space`` (same space, width,
+    repeats, image size, classes...). Reads one file.
 
     Raises:
       run_dir.RunDirError: not a run directory; ValueError: a stand-alone network, a sub-supernet
         or another space (the message names the fix).
     """
-    source = os.fspath(config.few_shot_from)
+    source = os.fspath(config.few_shot_from if source is None else source)
     if is_few_shot(source):
         raise ValueError(
-            f"--few_shot_from={source!r} holds a few-shot split; pass the one-shot supernet run "
+            f"{flag}={source!r} holds a few-shot split; pass the one-shot supernet run "
             f"it started from ({load_layout(source).source})"
         )
     try:
         theirs = run_dir.load_run_config(source)
     except run_dir.RunDirError as e:
-        raise run_dir.RunDirError(f"--few_shot_from: {e}") from None
+        raise run_dir.RunDirError(f"{flag}: {e}") from None
     if theirs.get("arch"):
         raise ValueError(
-            f"--few_shot_from={source!r} holds a stand-alone network (arch {theirs['arch']!r}); "
+            f"{flag}={source!r} holds a stand-alone network (arch {theirs['arch']!r}); "
             f"pass the --workdir of a one-shot supernet run"
         )
     if theirs.get("few_shot_choice") is not None:
         raise ValueError(
-            f"--few_shot_from={source!r} is a sub-supernet of a few-shot split; pass the "
+            f"{flag}={source!r} is a sub-supernet of a few-shot split; pass the "
             f"one-shot supernet run it started from ({theirs.get('few_shot_from')})"
         )
     if run_dir.space_from_config(theirs) != space:
@@ -226,10 +227,10 @@ def check_source(config, space) -> dict:
             if run_dir.normalized({"v": mine.get(k)}) != run_dir.normalized({"v": other.get(k)})
         )
         raise ValueError(
-            f"--few_shot_from={source!r} holds a supernet of another space ({diff or 'its space'}"
-            f"): the sub-supernets inherit its weights, so they need the same space, width and "
+            f"{flag}={source!r} holds a supernet of another space ({diff or 'its space'}"
+            f"): this run inherits its weights, so it needs the same space, width and "
             f"repeats. Pass that run's space flags (see {os.path.join(source, run_dir.FLAGS_FILE)}"
-            f"), e.g. the --flagfile it was trained with, or another --few_shot_from"
+            f"), e.g. the --flagfile it was trained with, or another {flag}"
         )
     return theirs
 

@@ -66,7 +66,8 @@ def run(
       stream: where the progress bar and the summary go (default stdout).
       init_checkpoint: a run that has no checkpoint of its own yet first reads its model's
         weights and BN statistics from this checkpoint (a few-shot sub-supernet starts from the
-        one-shot supernet); the optimizer state (slots, step) stays fresh.
+        one-shot supernet); the optimizer state (slots, step) stays fresh. Default: the
+        checkpoint of ``config.init_from`` (:mod:`spos_tf.train.init`), if set.
       strategy: the ``tf.distribute`` strategy to train in (default: made from
         ``config.strategy``; :mod:`spos_tf.train.few_shot` makes one for all its sub-supernets).
 
@@ -112,6 +113,10 @@ def run(
             neutral=NEUTRAL_FIELDS,
             defaults=TrainConfig().to_dict(),
         )
+        if config.init_from is not None and init_checkpoint is None:
+            from spos_tf.train import init as warm_start
+
+            init_checkpoint, _ = warm_start.checkpoint(config, resolved.space, status)
     except run_dir.RunDirError:
         raise
     except ValueError as e:
@@ -141,6 +146,11 @@ class _Run:
             if status == "overwrite":
                 run_dir.clear(self.workdir)
             run_dir.write_config(self.workdir, config.to_dict(), flags_text)
+            if config.init_from is not None and init_checkpoint is not None:
+                from spos_tf.train import init as warm_start
+
+                step = int(init_checkpoint.rsplit("-", 1)[-1])
+                warm_start.record(self.workdir, init_checkpoint, step)
         self.metrics = run_dir.MetricsLog(self.workdir, enabled=chief)
 
         with strategy.scope():

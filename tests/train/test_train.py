@@ -79,6 +79,7 @@ FLAG_NAMES = {
     "max_latency_ms",
     "few_shot_split",
     "few_shot_from",
+    "init_from",
     "bn_momentum",
     "strategy",
     "checkpoint_every",
