@@ -235,6 +235,22 @@ def check_source(config, space, source=None, flag: str = "--few_shot_from") -> d
     return theirs
 
 
+def source_checkpoint(source, flag: str = "--few_shot_from") -> tuple:
+    """``(prefix, step)`` of the latest checkpoint of the one-shot run ``source``.
+
+    Raises:
+      run_dir.RunDirError: it has none yet (the message names the command that trains it).
+    """
+    checkpoint = run_dir.latest_checkpoint(run_dir.checkpoint_dir(os.fspath(source)))
+    if checkpoint is None:
+        raise run_dir.RunDirError(
+            f"{flag}={os.fspath(source)!r} has no checkpoint yet: train that one-shot supernet "
+            f"first (python -m spos_tf.train --flagfile="
+            f"{os.path.join(os.fspath(source), run_dir.FLAGS_FILE)})"
+        )
+    return checkpoint, int(checkpoint.rsplit("-", 1)[-1])
+
+
 def _check_workdir(workdir: str, settings: dict, overwrite: bool) -> tuple:
     """``(status, entries)`` of the few-shot ``workdir`` (see :func:`run_dir.check_workdir`)."""
     if os.path.exists(os.path.join(workdir, run_dir.CONFIG_FILE)):
@@ -303,14 +319,7 @@ def _prepare(config) -> tuple:
         recorded = load_layout(workdir)
         checkpoint, step = recorded.from_checkpoint, recorded.from_step
     else:
-        checkpoint = run_dir.latest_checkpoint(run_dir.checkpoint_dir(config.few_shot_from))
-        if checkpoint is None:
-            raise run_dir.RunDirError(
-                f"--few_shot_from={config.few_shot_from!r} has no checkpoint yet: train that "
-                f"one-shot supernet first (python -m spos_tf.train --flagfile="
-                f"{os.path.join(config.few_shot_from, run_dir.FLAGS_FILE)})"
-            )
-        step = int(checkpoint.rsplit("-", 1)[-1])
+        checkpoint, step = source_checkpoint(config.few_shot_from)
     waiting = [  # sub-supernets that will start from the one-shot checkpoint
         c
         for c, sub in subs.items()

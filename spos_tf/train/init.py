@@ -54,14 +54,9 @@ def checkpoint(config, space, status: str) -> tuple:
         workdir, path = _split_source(config.init_from)
         few_shot.check_source(config, space, source=workdir, flag="--init_from")
         if path is None:
-            path = run_dir.latest_checkpoint(run_dir.checkpoint_dir(workdir))
-            if path is None:
-                raise run_dir.RunDirError(
-                    f"--init_from={config.init_from!r} has no checkpoint yet: train that "
-                    f"supernet first (python -m spos_tf.train --flagfile="
-                    f"{os.path.join(workdir, run_dir.FLAGS_FILE)})"
-                )
-        step = int(path.rsplit("-", 1)[-1])
+            path, step = few_shot.source_checkpoint(workdir, flag="--init_from")
+        else:
+            step = int(path.rsplit("-", 1)[-1])
     if not os.path.exists(path + ".index"):
         raise run_dir.CheckpointError(
             f"the checkpoint {path} this run starts from (--init_from, recorded in {recorded}) "
