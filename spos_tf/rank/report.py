@@ -3,7 +3,7 @@
 
 Layout read here (written by :mod:`spos_tf.rank.run`)::
 
-    archs/<i>/supernet.json       arch i's supernet accuracy (held-out split)
+    archs/<i>/supernet.json       arch i's supernet accuracy and log-likelihood (held-out split)
     archs/<i>/seed_<k>/           arch i trained from scratch with seed k (a spos_tf.train run)
     archs/<i>/synflow.json        arch i's SynFlow score (``--score=supernet+synflow`` only)
 
@@ -112,6 +112,8 @@ def collect(
             {
                 **table.all(arch),
                 "supernet_accuracy": None if scored is None else scored["accuracy"],
+                # held-out mean log-probability of the true class (absent in older rankings)
+                "supernet_log_likelihood": None if scored is None else scored.get("log_likelihood"),
                 "standalone": per_seed,
                 "standalone_mean": float(np.mean(done)) if done else None,
                 "standalone_std": float(np.std(done, ddof=1)) if len(done) > 1 else None,
@@ -144,6 +146,8 @@ def csv_text(
     ``combined_score`` (:func:`combined_scores`; empty for rows outside the statistics)."""
     cost_names = list(costs_lib.table(space).all(space.parse(rows[0]["arch"]))) if rows else []
     scores = ["supernet_accuracy"]
+    if any(row.get("supernet_log_likelihood") is not None for row in rows):
+        scores.append("supernet_log_likelihood")
     if score in PRIORS:
         scores += (["synflow"] if PRIORS[score] == "synflow" else []) + ["combined_score"]
     if truth is not None:

@@ -44,7 +44,7 @@ Layout of ``workdir``::
                                   are refused: :func:`check_shards`)
     locks/<host>.<pid>.json       one per running process (:class:`WorkdirLock`; refuses
                                   --overwrite under a live process)
-    archs/<i>/supernet.json       arch i's supernet accuracy (held-out split)
+    archs/<i>/supernet.json       arch i's supernet accuracy and log-likelihood (held-out split)
     archs/<i>/seed_<k>/           arch i trained from scratch with seed k (a spos_tf.train run)
     archs/<i>/synflow.json        arch i's SynFlow score (``score="supernet+synflow"`` only)
     ranking.csv, ranking.json, ranking.png, hparams/   (see :func:`write_outputs`)
@@ -710,6 +710,7 @@ def _score(config, scoring, space, archs, mine, stream) -> int:
         record = {
             "arch": str(archs[i]),
             "accuracy": accuracy,
+            "log_likelihood": getattr(evaluator, "last_log_likelihood", None),
             "split": "holdout",
             "calib_images": scoring.num_calib_batches * scoring.calib_batch_size,
             "holdout_images": scoring.holdout_images,

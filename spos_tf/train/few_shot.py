@@ -183,9 +183,16 @@ class FewShotEvaluator:
                 f"{sorted(evaluators)}"
             )
         self.layout, self.space, self.evaluators = layout, space, dict(evaluators)
+        self._last = None
 
     def __call__(self, arch, index: int | None = None) -> float:
-        return self.evaluators[self.layout.owner(self.space, arch)](arch, index=index)
+        self._last = self.evaluators[self.layout.owner(self.space, arch)]
+        return self._last(arch, index=index)
+
+    @property
+    def last_log_likelihood(self):
+        """The held-out mean log-likelihood of the last scored architecture (None before any)."""
+        return getattr(self._last, "last_log_likelihood", None)
 
 
 # ------------------------------------------------------------------------------- training

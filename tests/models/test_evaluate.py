@@ -359,3 +359,26 @@ def test_batch_stats_scoring_equals_a_hand_computation():
     )
     assert score == hits / 60
     assert evaluator.eval_traces == 1
+
+
+def test_log_likelihood_is_the_mean_log_probability_of_the_true_class():
+    """evaluate()'s by-product ``last_log_likelihood``: mean over the scored images of
+    log softmax(logits)[label], computed here in numpy from the model's own logits over 3
+    batches of 20 (a partial last batch of 10 included)."""
+    space = spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
+    net = spos_tf.build_supernet(space, seed=3)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(50, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 10, 50)
+    holdout = tf.data.Dataset.from_tensor_slices((x, y)).batch(20)
+    net.set_arch(space.parse("3,2,3,1,4,3"))
+    evaluator = PathEvaluator(net, None, holdout)
+    assert evaluator.last_log_likelihood is None
+    accuracy = evaluator.evaluate()
+    logits = net(x, training=False).numpy().astype("float64")
+    log_p = logits - logits.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    expected = log_p[np.arange(50), y].mean()
+    assert evaluator.last_log_likelihood == pytest.approx(expected, rel=1e-5)
+    assert expected < np.log(0.5)  # an untrained net: far from a perfect 0
+    assert accuracy == (logits.argmax(-1) == y).mean()
