@@ -330,16 +330,22 @@ def test_batch_stats_bn_normalises_with_the_batch_and_keeps_its_statistics():
                                atol=1e-2)  # fmt: skip
 
 
+def _tiny_nb201_holdout(n: int, seed: int):
+    """A tiny NAS-Bench-201 supernet and ``n`` random labelled 8x8 images in batches of 20:
+    ``(space, supernet, rng, images, labels, dataset)``."""
+    space = spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
+    net = spos_tf.build_supernet(space, seed=3)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 10, n)
+    return space, net, rng, x, y, tf.data.Dataset.from_tensor_slices((x, y)).batch(20)
+
+
 def test_batch_stats_scoring_equals_a_hand_computation():
     """calib_mode="batch_stats": the score is the accuracy of the path run with every BN on the
     statistics of the scored batch (training-mode normalisation, no dropout in this space),
     batch by batch; no recalibration; every BN statistic of the model stays bit-identical."""
-    space = spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
-    net = spos_tf.build_supernet(space, seed=3)
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(60, 8, 8, 3)).astype("float32")
-    y = rng.integers(0, 10, 60)
-    holdout = tf.data.Dataset.from_tensor_slices((x, y)).batch(20)
+    space, net, rng, x, y, holdout = _tiny_nb201_holdout(60, seed=1)
     arch = space.parse("3,2,3,1,4,3")
     moving = [v for v in net.non_trainable_variables if "moving" in v.name]
     for v in moving:  # statistics that a scoring by them would visibly use
@@ -365,12 +371,7 @@ def test_log_likelihood_is_the_mean_log_probability_of_the_true_class():
     """evaluate()'s by-product ``last_log_likelihood``: mean over the scored images of
     log softmax(logits)[label], computed here in numpy from the model's own logits over 3
     batches of 20 (a partial last batch of 10 included)."""
-    space = spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
-    net = spos_tf.build_supernet(space, seed=3)
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(50, 8, 8, 3)).astype("float32")
-    y = rng.integers(0, 10, 50)
-    holdout = tf.data.Dataset.from_tensor_slices((x, y)).batch(20)
+    space, net, _, x, y, holdout = _tiny_nb201_holdout(50, seed=2)
     net.set_arch(space.parse("3,2,3,1,4,3"))
     evaluator = PathEvaluator(net, None, holdout)
     assert evaluator.last_log_likelihood is None
