@@ -421,6 +421,11 @@ def build_model(config: dict, space=None):
     return build.build_from_config(config, space or space_from_config(config))
 
 
+def checkpoint_step(path: str) -> int:
+    """The step of the checkpoint prefix ``path`` (``.../ckpt-<step>``, as this package names them)."""
+    return int(os.fspath(path).rsplit("-", 1)[-1])
+
+
 def latest_checkpoint(directory: str) -> str | None:
     """Path prefix of the latest checkpoint in ``directory`` (None if there is none).
 

@@ -255,7 +255,7 @@ def source_checkpoint(source, flag: str = "--few_shot_from") -> tuple:
             f"first (python -m spos_tf.train --flagfile="
             f"{os.path.join(os.fspath(source), run_dir.FLAGS_FILE)})"
         )
-    return checkpoint, int(checkpoint.rsplit("-", 1)[-1])
+    return checkpoint, run_dir.checkpoint_step(checkpoint)
 
 
 def _check_workdir(workdir: str, settings: dict, overwrite: bool) -> tuple:

@@ -33,8 +33,8 @@ def _split_source(path: str) -> tuple:
     return path, None
 
 
-def checkpoint(config, space, status: str) -> tuple:
-    """``(checkpoint prefix, step)`` the run ``config`` (``init_from`` set) starts from.
+def checkpoint(config, space, status: str) -> str:
+    """The checkpoint prefix the run ``config`` (``init_from`` set) starts from.
 
     Reads ``<workdir>/init_from.json`` when the run resumes and has it; otherwise checks the
     source (same space, a one-shot supernet) and picks its checkpoint. Writes nothing.
@@ -48,27 +48,25 @@ def checkpoint(config, space, status: str) -> tuple:
 
     recorded = os.path.join(os.fspath(config.workdir), INIT_FILE)
     if status == "resume" and os.path.isfile(recorded):
-        record = run_dir.read_settings(recorded)
-        path, step = record["checkpoint"], int(record["step"])
+        path = run_dir.read_settings(recorded)["checkpoint"]
     else:
         workdir, path = _split_source(config.init_from)
         few_shot.check_source(config, space, source=workdir, flag="--init_from")
         if path is None:
-            path, step = few_shot.source_checkpoint(workdir, flag="--init_from")
-        else:
-            step = int(path.rsplit("-", 1)[-1])
+            path, _ = few_shot.source_checkpoint(workdir, flag="--init_from")
     if not os.path.exists(path + ".index"):
         raise run_dir.CheckpointError(
             f"the checkpoint {path} this run starts from (--init_from, recorded in {recorded}) "
             f"is gone (rotated by that run's --keep_checkpoints?); pass --overwrite to start "
             f"from the source's latest checkpoint"
         )
-    return path, step
+    return path
 
 
-def record(workdir: str, path: str, step: int) -> None:
-    """Writes ``<workdir>/init_from.json`` (the checkpoint the run starts from)."""
-    os.makedirs(workdir, exist_ok=True)
+def record(workdir: str, path: str) -> None:
+    """Writes ``<workdir>/init_from.json`` (the checkpoint the run starts from, and its step)
+    into the existing run folder ``workdir``."""
     run_dir.atomic_write_json(
-        os.path.join(os.fspath(workdir), INIT_FILE), {"checkpoint": path, "step": int(step)}
+        os.path.join(os.fspath(workdir), INIT_FILE),
+        {"checkpoint": path, "step": run_dir.checkpoint_step(path)},
     )

@@ -116,7 +116,7 @@ def run(
         if config.init_from is not None and init_checkpoint is None:
             from spos_tf.train import init as warm_start
 
-            init_checkpoint, _ = warm_start.checkpoint(config, resolved.space, status)
+            init_checkpoint = warm_start.checkpoint(config, resolved.space, status)
     except run_dir.RunDirError:
         raise
     except ValueError as e:
@@ -149,8 +149,7 @@ class _Run:
             if config.init_from is not None and init_checkpoint is not None:
                 from spos_tf.train import init as warm_start
 
-                step = int(init_checkpoint.rsplit("-", 1)[-1])
-                warm_start.record(self.workdir, init_checkpoint, step)
+                warm_start.record(self.workdir, init_checkpoint)
         self.metrics = run_dir.MetricsLog(self.workdir, enabled=chief)
 
         with strategy.scope():

@@ -66,17 +66,20 @@ def test_bad_combinations_are_refused_with_the_fix(tmp_path, fields, message):
         config.validate()
 
 
-def test_its_own_workdir_is_refused(tmp_path):
-    config = TrainConfig(workdir=str(tmp_path / "w"), init_from=str(tmp_path / "w"))
+@pytest.mark.parametrize("inside", ["", "checkpoints", "checkpoints/ckpt-4"])
+def test_its_own_workdir_is_refused(tmp_path, inside):
+    config = TrainConfig(workdir=str(tmp_path / "w"), init_from=str(tmp_path / "w" / inside))
     with pytest.raises(ValueError, match="this run's own --workdir"):
         config.validate()
+    TrainConfig(workdir=str(tmp_path / "w2"), init_from=str(tmp_path / "w" / inside)).validate()
 
 
 @pytest.mark.slow
 def test_a_warm_start_reads_the_source_weights_and_a_fresh_optimizer(nb201, tmp_path):
-    """With --learning_rate=1e-30 no update changes a float32 kernel (each is below half an ulp), so a warm-started run's kernels after
-    4 steps equal the source's latest checkpoint bit for bit, and a cold run's do not (the test
-    can fail); its step counter starts at 0, not at the source's 12."""
+    """With --learning_rate=1e-30 no update changes a float32 kernel (each is below half an
+    ulp), so a warm-started run's kernels after 4 steps equal the source's latest checkpoint bit
+    for bit, and a cold run's do not (the test can fail); its step counter starts at 0, not at
+    the source's 12."""
     source, _, data_dir = nb201
     latest = run_dir.latest_checkpoint(run_dir.checkpoint_dir(str(source)))
     assert latest.endswith("ckpt-12")
