@@ -84,6 +84,10 @@ def test_app_writes_the_three_files_and_its_statistics_are_scipys(ranked):
     assert (workdir / "ranking.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     space = tiny_space()
     supernet = np.array([float(r["supernet_accuracy"]) for r in rows])
+    for row in rows:  # the held-out log-likelihood recorded beside the accuracy, and in the csv
+        with open(workdir / "archs" / f"{int(row['index']):03d}" / "supernet.json") as f:
+            scored = json.load(f)
+        assert float(row["supernet_log_likelihood"]) == scored["log_likelihood"] < 0
     seeds = np.array([[float(r["standalone_seed_0"]), float(r["standalone_seed_1"])] for r in rows])
     for row, per_seed in zip(rows, seeds):  # columns against numpy, costs against the cost model
         assert float(row["standalone_mean"]) == pytest.approx(per_seed.mean(), abs=1e-12)
