@@ -24,6 +24,10 @@ against ranking by MACs, the training wall time (``--train``, seconds) and the s
 alone: a cost column or ``synflow``).
 
 Writes ``<out>/ablation.json`` and ``<out>/ablation.md`` (the Markdown table) and prints the table.
+With per-seed stand-alone columns (``standalone_seed_*``, 2 or more seeds) the table adds the
+noise ceiling, :func:`spos_tf.rank.stats.seed_vs_seed` over the baseline row's architectures,
+and each row's tau as a fraction of it.
+
 Costs: 3 x 2000 Kendall taus per row (about 1 s per row for 200 architectures).
 """
 
@@ -112,6 +116,12 @@ def table(args) -> dict:
     train = dict(t.split("=", 1) for t in args.train)
     k = min(args.k, len(archs))
     base_scores = row_scores(first, archs, specs[0][2])
+    seed_columns = sorted(c for c in first[archs[0]] if c.startswith("standalone_seed_"))
+    ceiling = None
+    if column == "standalone_mean" and len(seed_columns) >= 2:
+        ceiling = rank_stats.seed_vs_seed(
+            [[first[a][c] for c in seed_columns] for a in archs], seed=args.seed
+        )
     out = {
         "num_archs": len(archs),
         "ground_truth_column": column,
@@ -121,17 +131,19 @@ def table(args) -> dict:
             name: rank_stats.correlation(name, truth, macs, seed=args.seed)
             for name in ("kendall_tau", "spearman_rho")
         },
+        "seed_vs_seed_tau": ceiling,
         "rows": [],
     }
     for label, path, score in specs:
         scores = row_scores(runs[label], archs, score)
+        tau = rank_stats.correlation("kendall_tau", truth, scores, seed=args.seed)
         top1 = int(np.argsort(-scores, kind="stable")[0])
         out["rows"].append(
             {
                 "label": label,
                 "workdir": os.path.basename(os.path.normpath(path)),
                 "score": score,
-                "kendall_tau": rank_stats.correlation("kendall_tau", truth, scores, seed=args.seed),
+                "kendall_tau": tau,
                 "spearman_rho": rank_stats.correlation(
                     "spearman_rho", truth, scores, seed=args.seed
                 ),
@@ -144,6 +156,7 @@ def table(args) -> dict:
                 "delta_tau_vs_macs": rank_stats.paired_delta(
                     "kendall_tau", truth, scores, macs, seed=args.seed
                 ),
+                "tau_over_ceiling": None if ceiling is None else tau["value"] / ceiling["value"],
                 "train_seconds": float(train[label]) if label in train else None,
                 # a prior alone (a cost column, SynFlow) uses no supernet scoring
                 "scoring_seconds": None if score in PRIORS else scoring_seconds(path, set(archs)),
@@ -156,18 +169,30 @@ def _ci(stat: dict) -> str:
     return f"{stat['value']:.3f} [{stat['ci_low']:.3f}, {stat['ci_high']:.3f}]"
 
 
+def _ceiling_text(ceiling) -> str:
+    if ceiling is None:
+        return ""
+    return (
+        f" Noise ceiling: seed-vs-seed tau {_ci(ceiling)} (mean over the {ceiling['pairs']} pairs "
+        f"of {ceiling['seeds']} from-scratch seeds); `/ceiling` = tau / that."
+    )
+
+
 def markdown(result: dict) -> str:
     n, k = result["num_archs"], result["k"]
     lines = [
         f"{n} architectures in every row; ground truth `{result['ground_truth_column']}`; "
         f"ranking by MACs alone: tau {_ci(result['macs']['kendall_tau'])}, rho "
         f"{result['macs']['spearman_rho']['value']:.3f}. Intervals: bootstrap 95%, paired "
-        f"for the deltas. Top-{k} overlap chance level {result['top_k_chance']:.2f}.",
+        f"for the deltas. Top-{k} overlap chance level {result['top_k_chance']:.2f}."
+        + _ceiling_text(result.get("seed_vs_seed_tau")),
         "",
         "| row | score | Kendall tau [95% CI] | Spearman rho | top-1 ground truth (percentile "
         f"of the {n}) | top-{k} overlap | delta tau vs baseline | delta tau vs MACs | "
-        "training s | scoring s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        + ("/ceiling | " if result.get("seed_vs_seed_tau") else "")
+        + "training s | scoring s |",
+        "|---|---|---|---|---|---|---|---|---|---|"
+        + ("---|" if result.get("seed_vs_seed_tau") else ""),
     ]
     for row in result["rows"]:
         train = "" if row["train_seconds"] is None else f"{row['train_seconds']:.0f}"
@@ -175,7 +200,9 @@ def markdown(result: dict) -> str:
             f"| {row['label']} | {row['score']} | {_ci(row['kendall_tau'])} | "
             f"{row['spearman_rho']['value']:.3f} | {row['top1_ground_truth']:.2f} "
             f"({100 * row['top1_percentile_compared']:.1f}) | {row['top_k_overlap']:.2f} | "
-            f"{_ci(row['delta_tau_vs_baseline'])} | {_ci(row['delta_tau_vs_macs'])} | {train} | "
+            f"{_ci(row['delta_tau_vs_baseline'])} | {_ci(row['delta_tau_vs_macs'])} | "
+            + ("" if row.get("tau_over_ceiling") is None else f"{row['tau_over_ceiling']:.2f} | ")
+            + f"{train} | "
             + ("" if row["scoring_seconds"] is None else f"{row['scoring_seconds']:.0f}")
             + " |"
         )

@@ -500,6 +500,13 @@ def describe(result: dict) -> str:
             f"stand-alone test accuracy: spread {100 * stats['spread']:.2f} points, seed std "
             f"{100 * stats['seed_std']:.2f} points; top-k overlap {stats['top_k_overlap']}"
         )
+        ceiling = stats.get("seed_vs_seed_tau")
+        if ceiling is not None:
+            lines.append(
+                f"seed-vs-seed Kendall tau (the noise ceiling, {ceiling['seeds']} seeds): "
+                f"{ceiling['value']:.3f} (95% CI {ceiling['ci_low']:.3f}..{ceiling['ci_high']:.3f});"
+                f" the supernet reaches {tau['value'] / ceiling['value']:.2f} of it"
+            )
     score = result.get("score")
     if score in PRIORS:
         lines += _combined_lines(score, stats.get("combined"), rows)

@@ -199,6 +199,43 @@ def seed_noise(per_seed) -> dict:
     }
 
 
+def seed_vs_seed(per_seed, *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95):
+    """How well one from-scratch training ranks the architectures of another: Kendall's tau
+    between the stand-alone accuracies of two seeds, averaged over every pair of seeds. It is
+    the noise ceiling of a ranking measured against trained accuracies: a ranker that knew
+    each architecture's accuracy only as well as one more training run does would reach it.
+
+    Only the first ``m`` seeds of every row count, ``m`` the fewest seeds of any row. The
+    interval is the paired percentile bootstrap of the module (the same :func:`bootstrap_indices`
+    resample of architectures for every pair of a resample; resamples where a pair's tau is
+    undefined are dropped and counted).
+
+    Args:
+      per_seed: ``[num_archs][num_seeds]`` stand-alone accuracies.
+      resamples, seed, confidence: as for :func:`correlation`.
+
+    Returns:
+      ``{"value", "ci_low", "ci_high", "resamples_dropped", "seeds": m, "pairs": m(m-1)/2}``,
+      or ``None`` with fewer than 2 seeds in some row or fewer than 3 architectures.
+    """
+    rows = [list(r) for r in per_seed]
+    if len(rows) < 3 or min(len(r) for r in rows) < 2:
+        return None
+    m = min(len(r) for r in rows)
+    table = np.array([r[:m] for r in rows], float)
+    pairs = [(a, b) for a in range(m) for b in range(a + 1, m)]
+
+    def mean_tau(idx):
+        return float(
+            np.mean([_statistic("kendall_tau", table[idx, a], table[idx, b]) for a, b in pairs])
+        )
+
+    out = {"value": mean_tau(np.arange(len(rows))), "seeds": m, "pairs": len(pairs)}
+    boot = np.array([mean_tau(i) for i in bootstrap_indices(len(rows), resamples, seed)])
+    out["ci_low"], out["ci_high"], out["resamples_dropped"] = _interval(boot, confidence)
+    return out
+
+
 def summarize(supernet, per_seed, *, resamples: int = 2000, seed: int = 0) -> dict:
     """Every ranking statistic of ``ranking.json``.
 
@@ -209,7 +246,8 @@ def summarize(supernet, per_seed, *, resamples: int = 2000, seed: int = 0) -> di
     Returns:
       ``{"num_archs", "kendall_tau": {...}, "spearman_rho": {...}, "pearson_r": {...},
       "top_k_overlap": {str(k): fraction}, **seed_noise(per_seed)}`` where the correlations are
-      against the mean stand-alone accuracy of each architecture.
+      against the mean stand-alone accuracy of each architecture, plus ``"seed_vs_seed_tau"``
+      (:func:`seed_vs_seed`) where every architecture has at least 2 seeds.
     """
     supernet = np.asarray(supernet, float)
     means = np.array([np.mean(r) for r in per_seed], float)
@@ -222,4 +260,7 @@ def summarize(supernet, per_seed, *, resamples: int = 2000, seed: int = 0) -> di
     ks = sorted({k for k in (1, 3, 5, max(1, n // 4), max(1, n // 2)) if k <= n})
     out["top_k_overlap"] = {str(k): top_k_overlap(supernet, means, k) for k in ks}
     out.update(seed_noise(per_seed))
+    ceiling = seed_vs_seed(per_seed, resamples=resamples, seed=seed)
+    if ceiling is not None:
+        out["seed_vs_seed_tau"] = ceiling
     return out

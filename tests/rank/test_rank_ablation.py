@@ -99,3 +99,29 @@ def test_tau_vs_epochs_keeps_every_nth_checkpoint_counted_from_the_last():
     assert every_nth(paths, 20) == ["ckpt-19500"]
     with pytest.raises(ValueError, match="--every must be >= 1"):
         every_nth(paths, 0)
+
+
+def test_trained_ground_truth_adds_the_seed_ceiling(tmp_path, ablation):
+    rng = np.random.default_rng(1)
+    n = 12
+    true = rng.normal(0.8, 0.05, n)
+    seeds = true[:, None] + rng.normal(0, 0.03, (n, 3))
+    supernet = true + rng.normal(0, 0.03, n)
+    folder = tmp_path / "run"
+    (folder / "archs").mkdir(parents=True)
+    with open(folder / "ranking.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["index", "arch", "macs", "supernet_accuracy"]
+            + [f"standalone_seed_{k}" for k in range(3)]
+            + ["standalone_mean"]
+        )
+        for i in range(n):
+            writer.writerow([i, f"a{i}", i, supernet[i], *seeds[i], seeds[i].mean()])
+    result = ablation.main([f"--row=base={folder}", f"--out={tmp_path / 'out'}"])
+    pairwise = [stats.kendalltau(seeds[:, a], seeds[:, b])[0] for a, b in ((0, 1), (0, 2), (1, 2))]
+    assert result["seed_vs_seed_tau"]["value"] == pytest.approx(np.mean(pairwise))
+    tau = stats.kendalltau(seeds.mean(1), supernet)[0]
+    assert result["rows"][0]["tau_over_ceiling"] == pytest.approx(tau / np.mean(pairwise))
+    text = (tmp_path / "out" / "ablation.md").read_text()
+    assert "Noise ceiling: seed-vs-seed tau" in text and "/ceiling |" in text

@@ -194,3 +194,24 @@ def test_paired_delta_drops_resamples_where_either_correlation_is_undefined():
     assert math.isnan(rank_stats.paired_delta("kendall_tau", x, y1, [1, 1, 1, 1, 1])["value"])
     with pytest.raises(ValueError, match="equal length"):
         rank_stats.paired_delta("kendall_tau", x, y1, y2[:4])
+
+
+def test_seed_vs_seed_is_the_mean_pairwise_kendall_tau_by_hand():
+    # seeds as columns: s1 swaps the last two of s0 (1 discordant pair of 6: tau 4/6), s2 reverses
+    # s0 (tau -1) and is s1 with 5 of 6 pairs discordant (tau -4/6); mean -1/3.
+    per_seed = [[0.1, 0.1, 0.4, 0.99], [0.2, 0.2, 0.3], [0.3, 0.4, 0.2], [0.4, 0.3, 0.1]]
+    got = rank_stats.seed_vs_seed(per_seed, resamples=50)
+    assert got["value"] == pytest.approx((4 / 6 - 1 - 4 / 6) / 3)
+    assert (got["seeds"], got["pairs"]) == (3, 3)  # arch 0's 4th seed is left out
+    assert got["ci_low"] <= got["ci_high"]
+    assert rank_stats.seed_vs_seed([[0.1, 0.2], [0.3], [0.5, 0.6]]) is None  # a row of 1 seed
+    assert rank_stats.seed_vs_seed([[0.1, 0.2], [0.3, 0.4]]) is None  # 2 architectures
+
+
+def test_summarize_reports_the_seed_ceiling_only_with_two_seeds_everywhere():
+    supernet = [0.5, 0.6, 0.7, 0.8]
+    two = [[0.1, 0.2], [0.3, 0.1], [0.5, 0.6], [0.7, 0.8]]
+    # one discordant pair of 6 between the two seeds (archs 0 and 1): tau 4/6
+    got = rank_stats.summarize(supernet, two, resamples=20)["seed_vs_seed_tau"]
+    assert got["value"] == pytest.approx(4 / 6)
+    assert "seed_vs_seed_tau" not in rank_stats.summarize(supernet, [[r[0]] for r in two])
