@@ -175,6 +175,11 @@ def _ceiling_text(ceiling) -> str:
     return (
         f" Noise ceiling: seed-vs-seed tau {_ci(ceiling)} (mean over the {ceiling['pairs']} pairs "
         f"of {ceiling['seeds']} from-scratch seeds); `/ceiling` = tau / that."
+        + (
+            f" Two halves of the seeds, mean vs mean: tau {_ci(ceiling['split_half'])}."
+            if ceiling.get("split_half")
+            else ""
+        )
     )
 
 

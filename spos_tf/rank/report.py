@@ -506,11 +506,21 @@ def describe(result: dict) -> str:
                 f"seed-vs-seed Kendall tau (the noise ceiling, {ceiling['seeds']} seeds): "
                 f"{ceiling['value']:.3f} (95% CI {ceiling['ci_low']:.3f}..{ceiling['ci_high']:.3f});"
                 f" the supernet reaches {tau['value'] / ceiling['value']:.2f} of it"
+                + _split_half_text(ceiling.get("split_half"))
             )
     score = result.get("score")
     if score in PRIORS:
         lines += _combined_lines(score, stats.get("combined"), rows)
     return "\n".join(lines)
+
+
+def _split_half_text(block) -> str:
+    if not block:
+        return ""
+    return (
+        f"; two halves of the seeds, mean vs mean: {block['value']:.3f} (95% CI "
+        f"{block['ci_low']:.3f}..{block['ci_high']:.3f})"
+    )
 
 
 def _pick_lines(picks: dict, prefix: str = "") -> list:

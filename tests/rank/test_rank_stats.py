@@ -215,3 +215,19 @@ def test_summarize_reports_the_seed_ceiling_only_with_two_seeds_everywhere():
     got = rank_stats.summarize(supernet, two, resamples=20)["seed_vs_seed_tau"]
     assert got["value"] == pytest.approx(4 / 6)
     assert "seed_vs_seed_tau" not in rank_stats.summarize(supernet, [[r[0]] for r in two])
+
+
+def test_seed_vs_seed_split_half_averages_the_three_two_by_two_splits():
+    rng = np.random.default_rng(3)
+    table = rng.normal(0.8, 0.05, (15, 1)) + rng.normal(0, 0.03, (15, 4))
+    halves = [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]
+    expected = np.mean(
+        [
+            stats.kendalltau(table[:, list(a)].mean(1), table[:, list(b)].mean(1))[0]
+            for a, b in halves
+        ]
+    )
+    got = rank_stats.seed_vs_seed(table.tolist(), resamples=40)
+    assert got["split_half"]["value"] == pytest.approx(expected)
+    assert got["split_half"]["splits"] == 3
+    assert "split_half" not in rank_stats.seed_vs_seed(table[:, :3].tolist(), resamples=10)
