@@ -8,7 +8,11 @@ Usage:
         --row="baseline + MACs prior=<runs>/nb201_rank:+macs" \
         --train="baseline=2534" --train="batch_stats scoring=2534"
 
-Each ``--row`` is ``label=<spos_tf.rank workdir>[:<score>]``; the first row is the baseline.
+Each ``--row`` is ``label=<spos_tf.rank workdir>[,<workdir>...][:<score>]``; the first row is
+the baseline. Several workdirs in a row are its supernet seeds: the row's Kendall tau and Spearman
+rho are the means over them, its deltas the differences of those means, all with the same paired
+bootstrap over architectures (:func:`spos_tf.rank.stats.mean_correlation`); its top-1 and top-k
+figures and scoring time are means over the seeds.
 ``<score>`` is ``supernet_accuracy`` (default), any other numeric column of the workdir's
 ``ranking.csv`` (e.g. ``combined_score``), or ``+macs``: the rank average of the supernet
 accuracy and MACs (:func:`spos_tf.rank.stats.rank_average`; a combination, labelled as such in
@@ -84,13 +88,14 @@ def scoring_seconds(workdir: str, archs) -> float:
 
 
 def parse_row(spec: str) -> tuple:
+    """``(label, [workdir, ...], score)`` of ``label=<workdir>[,<workdir>...][:<score>]``."""
     label, sep, rest = spec.partition("=")
     if not sep or not rest:
-        raise SystemExit(f"--row={spec!r}: expected label=<rank workdir>[:<score>]")
+        raise SystemExit(f"--row={spec!r}: expected label=<rank workdir>[,<workdir>...][:<score>]")
     path, sep, score = rest.rpartition(":")
     if not sep or "/" in score:
         path, score = rest, ""
-    return label, path, score or "supernet_accuracy"
+    return label, [p for p in path.split(",") if p], score or "supernet_accuracy"
 
 
 def row_scores(rows: dict, archs: list, score: str) -> np.ndarray:
@@ -105,17 +110,18 @@ def row_scores(rows: dict, archs: list, score: str) -> np.ndarray:
 
 def table(args) -> dict:
     specs = [parse_row(s) for s in args.row]
-    runs = {label: read_rows(path) for label, path, _ in specs}
+    paths = sorted({p for _, row_paths, _ in specs for p in row_paths})
+    runs = {path: read_rows(path) for path in paths}
     archs = sorted(set.intersection(*(set(r) for r in runs.values())))
     if len(archs) < 3:
         raise SystemExit(f"only {len(archs)} architectures are in every row; need at least 3")
-    first = runs[specs[0][0]]
+    first = runs[specs[0][1][0]]
     column = truth_column(first[archs[0]])
     truth = np.array([first[a][column] for a in archs], float)
     macs = np.array([first[a]["macs"] for a in archs], float)
     train = dict(t.split("=", 1) for t in args.train)
     k = min(args.k, len(archs))
-    base_scores = row_scores(first, archs, specs[0][2])
+    base_scores = [row_scores(runs[p], archs, specs[0][2]) for p in specs[0][1]]
     seed_columns = sorted(c for c in first[archs[0]] if c.startswith("standalone_seed_"))
     ceiling = None
     if column == "standalone_mean" and len(seed_columns) >= 2:
@@ -134,32 +140,39 @@ def table(args) -> dict:
         "seed_vs_seed_tau": ceiling,
         "rows": [],
     }
-    for label, path, score in specs:
-        scores = row_scores(runs[label], archs, score)
-        tau = rank_stats.correlation("kendall_tau", truth, scores, seed=args.seed)
-        top1 = int(np.argsort(-scores, kind="stable")[0])
+    for label, row_paths, score in specs:
+        scores = [row_scores(runs[p], archs, score) for p in row_paths]
+        tau = rank_stats.mean_correlation("kendall_tau", truth, scores, seed=args.seed)
+        tops = [int(np.argsort(-v, kind="stable")[0]) for v in scores]
         out["rows"].append(
             {
                 "label": label,
-                "workdir": os.path.basename(os.path.normpath(path)),
+                "workdir": ",".join(os.path.basename(os.path.normpath(p)) for p in row_paths),
+                "seeds": len(row_paths),
                 "score": score,
                 "kendall_tau": tau,
-                "spearman_rho": rank_stats.correlation(
+                "spearman_rho": rank_stats.mean_correlation(
                     "spearman_rho", truth, scores, seed=args.seed
                 ),
-                "top1_ground_truth": float(truth[top1]),
-                "top1_percentile_compared": float(np.mean(truth <= truth[top1])),
-                "top_k_overlap": rank_stats.top_k_overlap(truth, scores, k),
-                "delta_tau_vs_baseline": rank_stats.paired_delta(
+                "top1_ground_truth": float(np.mean([truth[t] for t in tops])),
+                "top1_percentile_compared": float(
+                    np.mean([np.mean(truth <= truth[t]) for t in tops])
+                ),
+                "top_k_overlap": float(
+                    np.mean([rank_stats.top_k_overlap(truth, v, k) for v in scores])
+                ),
+                "delta_tau_vs_baseline": rank_stats.mean_correlation(
                     "kendall_tau", truth, scores, base_scores, seed=args.seed
                 ),
-                "delta_tau_vs_macs": rank_stats.paired_delta(
-                    "kendall_tau", truth, scores, macs, seed=args.seed
+                "delta_tau_vs_macs": rank_stats.mean_correlation(
+                    "kendall_tau", truth, scores, [macs], seed=args.seed
                 ),
                 "tau_over_ceiling": None if ceiling is None else tau["value"] / ceiling["value"],
                 "train_seconds": float(train[label]) if label in train else None,
-                # a prior alone (a cost column, SynFlow) uses no supernet scoring
-                "scoring_seconds": None if score in PRIORS else scoring_seconds(path, set(archs)),
+                # a prior alone (a cost column, SynFlow) uses no supernet scoring; per supernet
+                "scoring_seconds": None
+                if score in PRIORS
+                else float(np.mean([scoring_seconds(p, set(archs)) for p in row_paths])),
             }
         )
     return out
@@ -189,20 +202,21 @@ def markdown(result: dict) -> str:
         f"{n} architectures in every row; ground truth `{result['ground_truth_column']}`; "
         f"ranking by MACs alone: tau {_ci(result['macs']['kendall_tau'])}, rho "
         f"{result['macs']['spearman_rho']['value']:.3f}. Intervals: bootstrap 95%, paired "
-        f"for the deltas. Top-{k} overlap chance level {result['top_k_chance']:.2f}."
+        f"for the deltas. Top-{k} overlap chance level {result['top_k_chance']:.2f}. A row of "
+        "several supernet seeds gives means over them (tau, rho, deltas, top-1, top-k, scoring s)."
         + _ceiling_text(result.get("seed_vs_seed_tau")),
         "",
-        "| row | score | Kendall tau [95% CI] | Spearman rho | top-1 ground truth (percentile "
+        "| row | supernet seeds | score | Kendall tau [95% CI] | Spearman rho | top-1 ground truth (percentile "
         f"of the {n}) | top-{k} overlap | delta tau vs baseline | delta tau vs MACs | "
         + ("/ceiling | " if result.get("seed_vs_seed_tau") else "")
         + "training s | scoring s |",
-        "|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
         + ("---|" if result.get("seed_vs_seed_tau") else ""),
     ]
     for row in result["rows"]:
         train = "" if row["train_seconds"] is None else f"{row['train_seconds']:.0f}"
         lines.append(
-            f"| {row['label']} | {row['score']} | {_ci(row['kendall_tau'])} | "
+            f"| {row['label']} | {row.get('seeds', 1)} | {row['score']} | {_ci(row['kendall_tau'])} | "
             f"{row['spearman_rho']['value']:.3f} | {row['top1_ground_truth']:.2f} "
             f"({100 * row['top1_percentile_compared']:.1f}) | {row['top_k_overlap']:.2f} | "
             f"{_ci(row['delta_tau_vs_baseline'])} | {_ci(row['delta_tau_vs_macs'])} | "

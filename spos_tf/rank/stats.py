@@ -144,6 +144,44 @@ def paired_delta(
     return out
 
 
+def mean_correlation(
+    name: str, x, ys, others=(), *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> dict:
+    """The mean over ``ys`` of correlation ``name`` between ``x`` and each ``y``, minus the mean
+    over ``others`` (none: nothing subtracted), with a paired bootstrap interval: e.g. the
+    Kendall tau of a lever averaged over its supernet seeds, against the baseline's seeds.
+
+    Every resample draws the same architectures (:func:`bootstrap_indices` of ``seed``) for all
+    arrays; a resample where any correlation is undefined is dropped and counted. With one
+    ``y`` and no ``others`` the value and interval are :func:`correlation`'s, with one of each
+    :func:`paired_delta`'s.
+
+    Args:
+      name: a key of :data:`CORRELATIONS`.
+      x: per architecture, the ground truth.
+      ys, others: sequences of paired 1-D arrays (one per supernet seed), each as long as ``x``.
+      resamples, seed, confidence: as for :func:`correlation`.
+
+    Returns:
+      ``{"value", "ci_low", "ci_high", "resamples_dropped"}`` (NaN where undefined).
+    """
+    if not len(ys):
+        raise ValueError("mean_correlation needs at least one y")
+    x, *arrays = _pairs(x, *ys, *others)
+    ys, others = arrays[: len(ys)], arrays[len(ys) :]
+
+    def value(idx):
+        got = np.mean([_statistic(name, x[idx], y[idx]) for y in ys])
+        if others:
+            got -= np.mean([_statistic(name, x[idx], y[idx]) for y in others])
+        return float(got)
+
+    out = {"value": value(np.arange(len(x)))}
+    boot = np.array([value(i) for i in bootstrap_indices(len(x), resamples, seed)])
+    out["ci_low"], out["ci_high"], out["resamples_dropped"] = _interval(boot, confidence)
+    return out
+
+
 def top_k_overlap(x, y, k: int) -> float:
     """Fraction of the ``k`` best architectures by ``x`` that are also among the ``k`` best by
     ``y`` (ties broken by position)."""

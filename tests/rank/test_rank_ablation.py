@@ -125,3 +125,38 @@ def test_trained_ground_truth_adds_the_seed_ceiling(tmp_path, ablation):
     assert result["rows"][0]["tau_over_ceiling"] == pytest.approx(tau / np.mean(pairwise))
     text = (tmp_path / "out" / "ablation.md").read_text()
     assert "Noise ceiling: seed-vs-seed tau" in text and "/ceiling |" in text
+
+
+def test_a_row_of_several_seeds_reports_means_and_their_paired_difference(tmp_path, ablation):
+    rng = np.random.default_rng(2)
+    n = 30
+    archs = [f"a{i}" for i in range(n)]
+    truth = rng.normal(90, 2, n)
+    macs = rng.normal(0, 1, n)
+    runs = {
+        name: truth + rng.normal(0, noise, n)
+        for name, noise in (("b0", 3.0), ("b1", 3.0), ("l0", 0.5), ("l1", 1.0))
+    }
+    for name, scores in runs.items():
+        write_ranking(tmp_path / name, archs, scores, truth, macs, seconds=1.0 + (name == "l1"))
+    result = ablation.main(
+        [
+            f"--row=base={tmp_path / 'b0'},{tmp_path / 'b1'}",
+            f"--row=lever={tmp_path / 'l0'},{tmp_path / 'l1'}",
+            f"--out={tmp_path / 'out'}",
+        ]
+    )
+    tau = {name: stats.kendalltau(truth, v)[0] for name, v in runs.items()}
+    lever = result["rows"][1]
+    assert lever["seeds"] == 2
+    assert lever["kendall_tau"]["value"] == pytest.approx((tau["l0"] + tau["l1"]) / 2)
+    assert lever["delta_tau_vs_baseline"]["value"] == pytest.approx(
+        (tau["l0"] + tau["l1"]) / 2 - (tau["b0"] + tau["b1"]) / 2
+    )
+    assert lever["delta_tau_vs_baseline"]["ci_low"] > 0  # 0.5-1 vs 3 points of noise: resolved
+    macs_tau = stats.kendalltau(truth, macs)[0]
+    assert lever["delta_tau_vs_macs"]["value"] == pytest.approx(
+        (tau["l0"] + tau["l1"]) / 2 - macs_tau
+    )
+    assert lever["scoring_seconds"] == pytest.approx(1.5 * n)  # mean of 1 s and 2 s per arch
+    assert "| lever | 2 |" in (tmp_path / "out" / "ablation.md").read_text()
