@@ -97,10 +97,8 @@ def correlation(
         return out
     result = CORRELATIONS[name](x, y)
     out["value"], out["p_value"] = float(result[0]), float(result[1])
-    boot = np.array(
-        [_statistic(name, x[i], y[i]) for i in bootstrap_indices(len(x), resamples, seed)]
-    )
-    out["ci_low"], out["ci_high"], out["resamples_dropped"] = _interval(boot, confidence)
+    interval = mean_correlation(name, x, [y], resamples=resamples, seed=seed, confidence=confidence)
+    out.update({k: interval[k] for k in ("ci_low", "ci_high", "resamples_dropped")})
     return out
 
 
@@ -133,14 +131,9 @@ def paired_delta(
     if not _defined(x, y1, y2):
         return out
     out["value_1"], out["value_2"] = _statistic(name, x, y1), _statistic(name, x, y2)
-    out["value"] = out["value_1"] - out["value_2"]
-    boot = np.array(
-        [
-            _statistic(name, x[i], y1[i]) - _statistic(name, x[i], y2[i])
-            for i in bootstrap_indices(len(x), resamples, seed)
-        ]
+    out.update(
+        mean_correlation(name, x, [y1], [y2], resamples=resamples, seed=seed, confidence=confidence)
     )
-    out["ci_low"], out["ci_high"], out["resamples_dropped"] = _interval(boot, confidence)
     return out
 
 
@@ -152,9 +145,9 @@ def mean_correlation(
     Kendall tau of a lever averaged over its supernet seeds, against the baseline's seeds.
 
     Every resample draws the same architectures (:func:`bootstrap_indices` of ``seed``) for all
-    arrays; a resample where any correlation is undefined is dropped and counted. With one
-    ``y`` and no ``others`` the value and interval are :func:`correlation`'s, with one of each
-    :func:`paired_delta`'s.
+    arrays; a resample where any correlation is undefined is dropped and counted. It is the
+    bootstrap of :func:`correlation` (one ``y``, no ``others``) and :func:`paired_delta` (one of
+    each), which take their intervals from it.
 
     Args:
       name: a key of :data:`CORRELATIONS`.
@@ -163,12 +156,15 @@ def mean_correlation(
       resamples, seed, confidence: as for :func:`correlation`.
 
     Returns:
-      ``{"value", "ci_low", "ci_high", "resamples_dropped"}`` (NaN where undefined).
+      ``{"value", "ci_low", "ci_high", "resamples_dropped"}``; all NaN (``resamples_dropped``
+      0) where a correlation itself is undefined (constant input or fewer than 3 pairs).
     """
     if not len(ys):
         raise ValueError("mean_correlation needs at least one y")
     x, *arrays = _pairs(x, *ys, *others)
     ys, others = arrays[: len(ys)], arrays[len(ys) :]
+    if not _defined(x, *arrays):
+        return {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "resamples_dropped": 0}
 
     def value(idx):
         got = np.mean([_statistic(name, x[idx], y[idx]) for y in ys])

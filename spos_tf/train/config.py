@@ -400,8 +400,10 @@ class TrainConfig:
             raise ValueError(
                 "--few_shot_split starts every sub-supernet from --few_shot_from; drop --init_from"
             )
+        if self.workdir is None:
+            return
         source, workdir = os.path.abspath(self.init_from), os.path.abspath(str(self.workdir))
-        if self.workdir is not None and os.path.commonpath([source, workdir]) == workdir:
+        if os.path.commonpath([source, workdir]) == workdir:
             raise ValueError(
                 f"--init_from={self.init_from!r} is this run's own --workdir: a run resumes from "
                 f"its own checkpoints without it; pass another run, or drop --init_from"
