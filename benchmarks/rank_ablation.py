@@ -95,7 +95,12 @@ def parse_row(spec: str) -> tuple:
     path, sep, score = rest.rpartition(":")
     if not sep or "/" in score:
         path, score = rest, ""
-    return label, [p for p in path.split(",") if p], score or "supernet_accuracy"
+    paths = [p for p in path.split(",") if p]
+    if not paths:
+        raise SystemExit(
+            f"--row={spec!r}: no rank workdir; expected label=<workdir>[,<workdir>...]"
+        )
+    return label, paths, score or "supernet_accuracy"
 
 
 def row_scores(rows: dict, archs: list, score: str) -> np.ndarray:

@@ -160,3 +160,8 @@ def test_a_row_of_several_seeds_reports_means_and_their_paired_difference(tmp_pa
     )
     assert lever["scoring_seconds"] == pytest.approx(1.5 * n)  # mean of 1 s and 2 s per arch
     assert "| lever | 2 |" in (tmp_path / "out" / "ablation.md").read_text()
+
+
+def test_a_row_without_a_workdir_is_refused(ablation):
+    with pytest.raises(SystemExit, match="no rank workdir"):
+        ablation.parse_row("base=,")
