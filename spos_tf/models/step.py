@@ -57,7 +57,9 @@ def is_supernet(model) -> bool:
     return hasattr(model, "sample_arch_tensor") and hasattr(model, "arch_var")
 
 
-def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.0) -> StepOutput:
+def train_step(
+    model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.0, loss_weight=None
+) -> StepOutput:
     """One training step of ``model`` on ``(images, labels)``: the one definition in spos_tf.
 
     Args:
@@ -73,12 +75,17 @@ def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.
         for the global batch under a distribution strategy.
       images, labels: this replica's batch.
       fixed_macs: the MACs reported for a model that does not sample (a stand-alone network).
+      loss_weight: optional ``loss_weight(step, macs) -> scalar`` for a supernet: the sampled
+        path's loss is multiplied by it before differentiating (the L2 term, added by the
+        optimizer, is not), i.e. that path's gradient step is scaled; DYNAS's complexity-aware
+        rate (:func:`spos_tf.train.recipe.complexity_aware_weight`). ``step`` is
+        ``optimizer.iterations`` before this update. The returned ``loss`` stays unweighted.
 
     Returns:
       :class:`StepOutput`. ``optimizer.iterations`` has advanced by one.
     """
     if is_supernet(model) and getattr(model, "paths_per_step", 1) > 1:
-        return _fair_step(model, optimizer, loss_fn, images, labels)
+        return _fair_step(model, optimizer, loss_fn, images, labels, loss_weight)
     if is_supernet(model):
         arch, macs = model.sample_arch_tensor(optimizer.iterations)
         model.arch_var.assign(arch)
@@ -89,7 +96,8 @@ def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.
     with tf.GradientTape() as tape:
         logits = model(images, training=True, **kwargs)
         loss = loss_fn(labels, logits)
-    grads, loss_scale = precision.gradients(optimizer, tape, loss, variables)
+        objective = _weighted(loss, loss_weight, optimizer, macs) if is_supernet(model) else loss
+    grads, loss_scale = precision.gradients(optimizer, tape, objective, variables)
     grad_norm = tf.linalg.global_norm([g for g in grads if g is not None])
     grads_ok = tf.math.is_finite(grad_norm)
     if loss_scale is not None:  # an overflow is skipped and the scale halved, down to 1
@@ -99,7 +107,14 @@ def train_step(model, optimizer, loss_fn, images, labels, fixed_macs: float = 0.
     return StepOutput(loss, logits, finite, macs)
 
 
-def _fair_step(model, optimizer, loss_fn, images, labels) -> StepOutput:
+def _weighted(loss, loss_weight, optimizer, macs):
+    """``loss * loss_weight(step, macs)`` (``loss`` itself without a weight)."""
+    if loss_weight is None:
+        return loss
+    return loss * tf.cast(loss_weight(optimizer.iterations, macs), loss.dtype)
+
+
+def _fair_step(model, optimizer, loss_fn, images, labels, loss_weight=None) -> StepOutput:
     """FairNAS's step (``--sampling=fair``): the K paths of ``model.sample_paths_tensor`` (every
     choice of every block once) run forward and backward on the same batch one after the other,
     each updating only its own BN statistics (the other choices' layers do not run); their
@@ -113,7 +128,8 @@ def _fair_step(model, optimizer, loss_fn, images, labels) -> StepOutput:
         with tf.GradientTape() as tape:
             logits = model(images, training=True, arch=archs[k])
             loss = loss_fn(labels, logits)
-        grads, loss_scale = precision.gradients(optimizer, tape, loss, variables)
+            objective = _weighted(loss, loss_weight, optimizer, macs[k])
+        grads, loss_scale = precision.gradients(optimizer, tape, objective, variables)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
         total = grads if total is None else [a + b for a, b in zip(total, grads)]
         losses.append(loss)

@@ -43,7 +43,7 @@ from spos_tf.runs.strategy import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam")
 SAMPLINGS = ("uniform", "cost_bins", "balanced", "fair")
-LR_SCHEDULES = ("linear", "cosine", "constant")
+LR_SCHEDULES = ("linear", "cosine", "constant", "complexity_aware")
 
 
 class ConfigError(ValueError):
@@ -75,7 +75,11 @@ class TrainConfig:
       steps, batch_size: number of updates and the global batch (split across replicas).
       optimizer: ``"sgd"`` (PyTorch-form momentum, masked for the supernet) or ``"adam"``.
       learning_rate, lr_schedule: peak rate; ``"linear"`` decays per step to 0 at ``steps``
-        (the paper), ``"cosine"`` likewise along a half cosine, ``"constant"`` keeps it.
+        (the paper), ``"cosine"`` likewise along a half cosine, ``"constant"`` keeps it;
+        ``"complexity_aware"`` (supernet only; DYNAS's CaLR, Jeon et al., CVPR 2025) gives each
+        sampled path the rate ``learning_rate * (1 - step/T) ** gamma``, gamma falling linearly
+        in log MACs from 4 for the space's fewest MACs to 1/4 for its most (small paths decay
+        fast, large ones slowly; :func:`spos_tf.train.recipe.complexity_aware_weight`).
       lr_schedule_steps: length of the schedule; ``None`` (default) = ``steps``. Longer than
         ``steps`` stops training part-way down the schedule, at a rate above 0: the run is the
         first ``steps`` updates of a ``lr_schedule_steps`` run, bit for bit (on NAS-Bench-201 a
@@ -167,7 +171,11 @@ class TrainConfig:
     optimizer: str = field("sgd", "Optimizer (masked for the supernet).", choices=OPTIMIZERS)
     learning_rate: float = field(0.5, "Peak learning rate.", low=0.0, low_open=True)
     lr_schedule: str = field(
-        "linear", "linear: decay per step to 0 (the paper).", choices=LR_SCHEDULES
+        "linear",
+        "linear: decay per step to 0 (the paper); cosine; constant; complexity_aware (supernet: "
+        "DYNAS's CaLR, each sampled path's rate decays as (1-step/T)^gamma, gamma from 4 for "
+        "the fewest MACs to 1/4 for the most, linear in log MACs).",
+        choices=LR_SCHEDULES,
     )
     lr_schedule_steps: Optional[int] = field(
         None,
@@ -320,6 +328,12 @@ class TrainConfig:
                 f"--lr_schedule_steps={self.lr_schedule_steps} is shorter than --steps="
                 f"{self.steps}: the rate would sit at its end value for the last updates; pass "
                 f"--lr_schedule_steps >= --steps (or leave it unset for a schedule of --steps)"
+            )
+        if self.lr_schedule == "complexity_aware" and not self.is_supernet:
+            raise ValueError(
+                "--lr_schedule=complexity_aware sets each sampled path's rate by its MACs; a "
+                "stand-alone network (--arch / --uniform_bits) has one path: use "
+                "--lr_schedule=linear or cosine"
             )
         if self.uniform_bits is not None and self.arch is not None:
             raise ValueError(

@@ -37,6 +37,7 @@ from spos_tf.train.eval import Evaluator
 from spos_tf.train.metrics import MetricsWindow, TensorBoard, path_macs
 from spos_tf.train.recipe import (
     SmoothedSparseCE,
+    complexity_aware_weight,
     make_dropout_deterministic,
     make_optimizer,
     make_schedule,
@@ -215,13 +216,18 @@ class _Run:
             reduction=keras.losses.Reduction.NONE,
         )
         fixed_macs = 0.0 if supernet else path_macs(self.space, self.resolved.arch)
+        loss_weight = None
+        if self.config.lr_schedule == "complexity_aware":  # DYNAS's CaLR, per sampled path
+            loss_weight = complexity_aware_weight(self.config, self.space)
         tvars = model.trainable_variables
 
         def step_loss(labels, logits):  # per replica: summed over its examples / global batch
             return tf.reduce_sum(loss_fn(labels, logits)) / global_batch
 
         def step_fn(images, labels):
-            out = step_lib.train_step(model, optimizer, step_loss, images, labels, fixed_macs)
+            out = step_lib.train_step(
+                model, optimizer, step_loss, images, labels, fixed_macs, loss_weight
+            )
             bad = 1.0 - tf.cast(out.finite, tf.float32)  # summed over replicas: > 0 if any is bad
             correct = tf.reduce_sum(
                 tf.cast(

@@ -8,6 +8,9 @@ only, label smoothing 0.1 (see ``flags/supernet.cfg``).
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
@@ -46,7 +49,8 @@ class SmoothedSparseCE(keras.losses.Loss):
 def make_schedule(config):
     """``config.lr_schedule`` over ``config.lr_schedule_steps`` (default ``config.steps``) from
     ``config.learning_rate``: a Keras schedule (``"linear"``, ``"cosine"``, both ending at 0 at
-    the schedule's end) or the constant rate itself."""
+    the schedule's end) or the constant rate itself (``"constant"``, and ``"complexity_aware"``,
+    whose per-path decay is the loss weight of :func:`complexity_aware_weight`)."""
     lr = config.learning_rate
     steps = config.lr_schedule_steps or config.steps
     if config.lr_schedule == "linear":
@@ -54,6 +58,43 @@ def make_schedule(config):
     if config.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.0)
     return lr
+
+
+CALR_GAMMA_MAX = 4.0  # DYNAS's default decay exponent for the fewest MACs (1/4 for the most)
+
+
+def calr_exponent(macs, macs_min: float, macs_max: float, gamma_max: float = CALR_GAMMA_MAX):
+    """DYNAS's decay exponent of a path: linear in ``log(macs)`` from ``gamma_max`` at
+    ``macs_min`` to ``1 / gamma_max`` at ``macs_max`` (1 for every path of a space whose paths
+    all cost the same). Works on floats and tensors."""
+    if macs_max <= macs_min:
+        return macs * 0 + 1.0
+    slope = (1.0 / gamma_max - gamma_max) / (math.log(macs_max) - math.log(macs_min))
+    log = tf.math.log if tf.is_tensor(macs) else np.log
+    return gamma_max + slope * (log(macs) - math.log(macs_min))
+
+
+def complexity_aware_weight(config, space, gamma_max: float = CALR_GAMMA_MAX):
+    """``weight(step, macs)`` for ``--lr_schedule=complexity_aware`` (DYNAS's complexity-aware
+    rate, CaLR): ``(1 - step / T) ** calr_exponent(macs)`` with ``T = lr_schedule_steps or
+    steps`` and the exponent spanning the MACs range of ``space``. The train step multiplies the
+    sampled path's loss by it under a constant ``learning_rate`` (as the DYNAS release does): with
+    plain SGD that is the rate ``learning_rate * weight``; the L2 term is not weighted. Cost: a
+    few scalar ops per step."""
+    from spos_tf.models.sampling import macs_bounds
+
+    macs_min, macs_max = macs_bounds(space)
+    total = float(config.lr_schedule_steps or config.steps)
+
+    def weight(step, macs):
+        left = tf.maximum(1.0 - tf.cast(step, tf.float32) / total, 0.0)
+        gamma = calr_exponent(tf.cast(macs, tf.float32), macs_min, macs_max, gamma_max)
+        gamma = tf.clip_by_value(
+            gamma, min(gamma_max, 1 / gamma_max), max(gamma_max, 1 / gamma_max)
+        )
+        return tf.pow(left, gamma)
+
+    return weight
 
 
 def lr_at(schedule, step: int) -> float:

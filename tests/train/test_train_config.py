@@ -153,6 +153,7 @@ BAD = [  # bounds and choices from the field metadata
     (dict(final_bn_augment=True), "set --final_bn_batches (its length) too"),
     (dict(min_latency_ms=1.0), "--min_latency_ms needs --latency_table"),
     (dict(arch="0,0,0,0", latency_table="lut.json"), "--latency_table constrains supernet"),
+    (dict(arch="0,0,0,0", lr_schedule="complexity_aware"), "use --lr_schedule=linear or cosine"),
 ]
 
 
