@@ -75,7 +75,11 @@ def truth_column(row: dict) -> str:
     return names[0] if names else "standalone_mean"
 
 
-def scoring_seconds(workdir: str, archs) -> float:
+def scoring_seconds(workdir: str, archs):
+    """Seconds of supernet scoring of ``archs`` in ``workdir``; None for a stored ranking without
+    its per-architecture records (``benchmarks/nb201/rankings/``)."""
+    if not os.path.isdir(os.path.join(workdir, "archs")):
+        return None
     total = 0.0
     for name in os.listdir(os.path.join(workdir, "archs")):
         path = os.path.join(workdir, "archs", name, "supernet.json")
@@ -89,7 +93,8 @@ def scoring_seconds(workdir: str, archs) -> float:
 
 def parse_row(spec: str) -> tuple:
     """``(label, [workdir, ...], score)`` of ``label=<workdir>[,<workdir>...][:<score>]``."""
-    label, sep, rest = spec.partition("=")
+    # the last "=" ends the label, so a label may quote a flag (--lr_schedule=complexity_aware)
+    label, sep, rest = spec.rpartition("=")
     if not sep or not rest:
         raise SystemExit(f"--row={spec!r}: expected label=<rank workdir>[,<workdir>...][:<score>]")
     path, sep, score = rest.rpartition(":")
@@ -147,6 +152,7 @@ def table(args) -> dict:
     }
     for label, row_paths, score in specs:
         scores = [row_scores(runs[p], archs, score) for p in row_paths]
+        seconds = [scoring_seconds(p, set(archs)) for p in row_paths]
         tau = rank_stats.mean_correlation("kendall_tau", truth, scores, seed=args.seed)
         tops = [int(np.argsort(-v, kind="stable")[0]) for v in scores]
         out["rows"].append(
@@ -176,8 +182,8 @@ def table(args) -> dict:
                 "train_seconds": float(train[label]) if label in train else None,
                 # a prior alone (a cost column, SynFlow) uses no supernet scoring; per supernet
                 "scoring_seconds": None
-                if score in PRIORS
-                else float(np.mean([scoring_seconds(p, set(archs)) for p in row_paths])),
+                if score in PRIORS or None in seconds
+                else float(np.mean(seconds)),
             }
         )
     return out

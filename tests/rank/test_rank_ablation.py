@@ -165,3 +165,24 @@ def test_a_row_of_several_seeds_reports_means_and_their_paired_difference(tmp_pa
 def test_a_row_without_a_workdir_is_refused(ablation):
     with pytest.raises(SystemExit, match="no rank workdir"):
         ablation.parse_row("base=,")
+
+
+def test_a_stored_ranking_without_records_and_a_label_quoting_a_flag(tmp_path, ablation):
+    """A ranking.csv kept alone (benchmarks/nb201/rankings/) compares like a workdir, with no
+    scoring time; a label may contain '=' (the last one ends it)."""
+    rng = np.random.default_rng(1)
+    archs = [f"{i},0" for i in range(12)]
+    truth = rng.normal(90, 2, 12)
+    write_ranking(tmp_path / "a", archs, truth + rng.normal(0, 1, 12), truth, truth * 2)
+    for sub in (tmp_path / "a" / "archs").iterdir():
+        (sub / "supernet.json").unlink()
+        sub.rmdir()
+    (tmp_path / "a" / "archs").rmdir()
+    assert ablation.parse_row(f"x (--lr_schedule=cosine)={tmp_path / 'a'}:+macs") == (
+        "x (--lr_schedule=cosine)",
+        [str(tmp_path / "a")],
+        "+macs",
+    )
+    result = ablation.main([f"--row=x (--a=b)={tmp_path / 'a'}", f"--out={tmp_path / 'o'}"])
+    (row,) = result["rows"]
+    assert row["label"] == "x (--a=b)" and row["scoring_seconds"] is None
