@@ -79,7 +79,8 @@ class TrainConfig:
         ``"complexity_aware"`` (supernet only; DYNAS's CaLR, Jeon et al., CVPR 2025) gives each
         sampled path the rate ``learning_rate * (1 - step/T) ** gamma``, gamma falling linearly
         in log MACs from 4 for the space's fewest MACs to 1/4 for its most (small paths decay
-        fast, large ones slowly; :func:`spos_tf.train.recipe.complexity_aware_weight`).
+        fast, large ones slowly; :func:`spos_tf.train.recipe.complexity_aware_weight`); the
+        logged ``learning_rate`` is then the peak, the per-path factor being a loss weight.
       lr_schedule_steps: length of the schedule; ``None`` (default) = ``steps``. Longer than
         ``steps`` stops training part-way down the schedule, at a rate above 0: the run is the
         first ``steps`` updates of a ``lr_schedule_steps`` run, bit for bit (on NAS-Bench-201 a
