@@ -152,7 +152,8 @@ def table(args) -> dict:
     }
     for label, row_paths, score in specs:
         scores = [row_scores(runs[p], archs, score) for p in row_paths]
-        seconds = [scoring_seconds(p, set(archs)) for p in row_paths]
+        # a prior alone (a cost column, SynFlow) uses no supernet scoring; per supernet
+        seconds = None if score in PRIORS else [scoring_seconds(p, set(archs)) for p in row_paths]
         tau = rank_stats.mean_correlation("kendall_tau", truth, scores, seed=args.seed)
         tops = [int(np.argsort(-v, kind="stable")[0]) for v in scores]
         out["rows"].append(
@@ -180,9 +181,8 @@ def table(args) -> dict:
                 ),
                 "tau_over_ceiling": None if ceiling is None else tau["value"] / ceiling["value"],
                 "train_seconds": float(train[label]) if label in train else None,
-                # a prior alone (a cost column, SynFlow) uses no supernet scoring; per supernet
                 "scoring_seconds": None
-                if score in PRIORS or None in seconds
+                if seconds is None or None in seconds
                 else float(np.mean(seconds)),
             }
         )

@@ -88,11 +88,8 @@ def complexity_aware_weight(config, space, gamma_max: float = CALR_GAMMA_MAX):
 
     def weight(step, macs):
         left = tf.maximum(1.0 - tf.cast(step, tf.float32) / total, 0.0)
-        gamma = calr_exponent(tf.cast(macs, tf.float32), macs_min, macs_max, gamma_max)
-        gamma = tf.clip_by_value(
-            gamma, min(gamma_max, 1 / gamma_max), max(gamma_max, 1 / gamma_max)
-        )
-        return tf.pow(left, gamma)
+        macs = tf.clip_by_value(tf.cast(macs, tf.float32), macs_min, macs_max)
+        return tf.pow(left, calr_exponent(macs, macs_min, macs_max, gamma_max))
 
     return weight
 
