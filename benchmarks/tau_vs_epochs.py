@@ -13,6 +13,12 @@ search flag file's calibration and held-out images; ``--calib_mode`` overrides i
 Kendall tau / Spearman rho with bootstrap 95% intervals (``spos_tf.rank.stats``) against the ground
 truth are written, with the MACs baseline on the same cells.
 
+A few-shot ``--supernet_dir`` (:mod:`spos_tf.train.few_shot`) is scored at every step where all of
+its sub-supernets hold a checkpoint: each sub-supernet loads its own checkpoint of that step, and
+each cell is scored on the sub-supernet that owns it, as ``spos_tf.rank`` scores it. Its rows'
+``step`` counts the sub-supernets' own steps; ``from_step`` (0 for a one-shot run) is the one-shot
+step they split from, and the plot's x axis is their sum.
+
 Outputs in ``--out``: ``step_<n>.json`` per checkpoint (resumable: finished checkpoints are
 skipped; a rerun with other cells, scoring settings or ground truth is refused rather than mixed
 with them), ``tau_vs_epochs.json`` (all rows) and ``tau_vs_epochs.png``.
@@ -33,11 +39,42 @@ import numpy as np  # noqa: E402
 
 
 def every_nth(paths: list, every: int) -> list:
-    """Every ``every``-th of the checkpoint ``paths`` (oldest first), counted back from the last,
-    which is always kept; in their original order."""
+    """Every ``every``-th of ``paths`` (checkpoints or their steps, oldest first), counted back
+    from the last, which is always kept; in their original order."""
     if every < 1:
         raise ValueError(f"--every must be >= 1, got {every}")
     return list(paths)[::-1][::every][::-1]
+
+
+def saved_checkpoints(tf, folder: str) -> dict:
+    """``{step: checkpoint path}`` of the checkpoints that ``folder``'s checkpoint index lists."""
+    state = tf.train.get_checkpoint_state(os.path.abspath(folder))
+    paths = [] if state is None else state.all_model_checkpoint_paths
+    return {int(p.rsplit("-", 1)[-1]): p for p in paths}
+
+
+def checkpoint_steps(saved: dict) -> list:
+    """The steps, oldest first, at which every run of ``saved`` holds a checkpoint.
+
+    Args:
+      saved: ``{key: steps}``: one run (key None), or the sub-supernets of a few-shot split keyed
+        by their choice.
+
+    Raises:
+      ValueError: no step common to all runs; the message names the runs without a checkpoint.
+    """
+    common = set.intersection(*(set(s) for s in saved.values()))
+    if common:
+        return sorted(common)
+    empty = [str(k) for k, s in saved.items() if not s]
+    if list(saved) == [None]:
+        detail = "the run has no checkpoint"
+    elif empty:
+        detail = f"sub-supernet(s) {', '.join(empty)} have no checkpoint"
+    else:
+        listed = "; ".join(f"{k}: {sorted(s)}" for k, s in saved.items())
+        detail = f"the sub-supernets hold checkpoints at no common step ({listed})"
+    raise ValueError(f"nothing to score: {detail}. Train the run (or finish the split) first")
 
 
 def stale_settings(stored: dict, settings: dict) -> list:
@@ -71,6 +108,7 @@ def main():
     from spos_tf.runs.flagfiles import config_from_flagfile
     from spos_tf.search.config import SearchConfig
     from spos_tf.search.tuner import make_evaluator
+    from spos_tf.train import few_shot
 
     changes = dict(supernet_dir=args.supernet_dir, workdir=args.out, progress=False)
     if args.calib_mode:
@@ -86,16 +124,25 @@ def main():
     os.makedirs(args.out, exist_ok=True)
 
     evaluator = make_evaluator(config)
-    model, space = evaluator.model, evaluator.model.space
+    if few_shot.is_few_shot(args.supernet_dir):  # one model per sub-supernet
+        layout = evaluator.layout
+        models = {c: e.model for c, e in evaluator.evaluators.items()}
+        folders = {c: run_dir.checkpoint_dir(layout.sub_dir(c)) for c in layout.choices}
+        from_step = layout.from_step
+    else:
+        models = {None: evaluator.model}
+        folders = {None: run_dir.checkpoint_dir(args.supernet_dir)}
+        from_step = 0
+    space = next(iter(models.values())).space
     archs = [space.parse(r["arch"]) for r in records]
     truth = np.array([table.accuracy(a.genes[0]) for a in archs])
     macs = np.array([costs.macs(space, a) for a in archs], float)
-    state = tf.train.get_checkpoint_state(
-        os.path.abspath(run_dir.checkpoint_dir(args.supernet_dir))
-    )
-    if state is None or not state.all_model_checkpoint_paths:
-        sys.exit(f"no checkpoint in {run_dir.checkpoint_dir(args.supernet_dir)}")
-    paths = every_nth(state.all_model_checkpoint_paths, args.every)
+    saved = {c: saved_checkpoints(tf, f) for c, f in folders.items()}
+    try:
+        steps = checkpoint_steps(saved)
+    except ValueError as e:
+        sys.exit(str(e))
+    steps = every_nth(steps, args.every)
     scoring = {
         k: v
         for k, v in config.to_dict().items()
@@ -109,8 +156,7 @@ def main():
         "truth": truth.tolist(),
     }
     stored = {}
-    for path in paths:  # all finished rows are checked before anything is scored
-        step = int(path.rsplit("-", 1)[-1])
+    for step in steps:  # all finished rows are checked before anything is scored
         out_file = os.path.join(args.out, f"step_{step}.json")
         if os.path.exists(out_file):
             with open(out_file) as f:
@@ -123,18 +169,19 @@ def main():
                     f"score again"
                 )
     rows = []
-    for path in paths:
-        step = int(path.rsplit("-", 1)[-1])
+    for step in steps:
         out_file = os.path.join(args.out, f"step_{step}.json")
         if step in stored:
             rows.append(stored[step])
             continue
-        run_dir.read_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
+        for c, model in models.items():  # every sub-supernet at the same step of its own run
+            run_dir.read_checkpoint(tf.train.Checkpoint(model=model), saved[c][step], partial=True)
         start = time.perf_counter()
         scores = np.array([evaluator(a) for a in archs])
         seconds = time.perf_counter() - start
         row = {
             "step": step,
+            "from_step": from_step,
             **settings,
             "seconds_per_arch": round(seconds / len(archs), 3),
             "kendall_tau": rank_stats.correlation("kendall_tau", scores, truth),
@@ -164,7 +211,7 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in rows]
+    steps = [r.get("from_step", 0) + r["step"] for r in rows]
     tau = [r["kendall_tau"]["value"] for r in rows]
     low = [r["kendall_tau"]["ci_low"] for r in rows]
     high = [r["kendall_tau"]["ci_high"] for r in rows]
@@ -172,7 +219,11 @@ def main():
     ax.plot(steps, tau, "o-", label=f"supernet ({config.calib_mode})")
     ax.fill_between(steps, low, high, alpha=0.2)
     ax.axhline(rows[0]["macs_kendall_tau"]["value"], color="gray", ls="--", label="MACs")
-    ax.set_xlabel("supernet training step")
+    ax.set_xlabel(
+        f"training step (sub-supernets split from the one-shot run at step {from_step})"
+        if from_step
+        else "supernet training step"
+    )
     ax.set_ylabel(f"Kendall tau vs ground truth ({len(archs)} cells)")
     ax.legend()
     fig.tight_layout()

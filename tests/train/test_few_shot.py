@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from spos_tf.spaces.space import Architecture
 from spos_tf.train.config import ConfigError, TrainConfig
 
 from _files import snapshot
+from conftest import import_benchmark
 from _search import tiny_config
 from _train_checks import checkpoint_values, parse_flagfile, restored_optimizer
 
@@ -350,24 +352,29 @@ def test_the_search_app_scores_each_architecture_on_its_owning_sub_supernet(spli
         assert float(direct(arch)) == accuracy, f"sub-supernet {c}: {arch}"
 
 
-@pytest.mark.slow
-def test_the_rank_app_scores_each_cell_on_its_owning_sub_supernet(split, tmp_path):
-    workdir = split[0]
-    cells = [(0, 1, 2, 0, 3, 4), (3, 3, 1, 2, 0, 1), (4, 0, 3, 4, 2, 2)]  # edge 3: ops 0, 2, 4
-    table = tmp_path / "table.csv"
-    with open(table, "w", newline="") as f:
+CELLS = [(0, 1, 2, 0, 3, 4), (3, 3, 1, 2, 0, 1), (4, 0, 3, 4, 2, 2)]  # edge 3: ops 0, 2, 4
+
+
+def _table(path):
+    """A ground-truth table of :data:`CELLS` (80, 81, 82 %)."""
+    with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["CIFAR10TestAccuracy200Epochs", "ArchitectureString", "UniqueString"])
-        for i, ops in enumerate(cells):
+        for i, ops in enumerate(CELLS):
             writer.writerow([80.0 + i, nasbench201.to_string(ops), f"U{i}"])
+    return path
+
+
+def _rank(supernet_dir, workdir, table):
+    """``spos_tf.rank`` of the table's cells on ``supernet_dir``: ``(config, scoring config)``."""
     fv = flags.FlagValues()
     rank.define_flags(fv)
     fv(
         [
             "rank",
             f"--flagfile={REPO / 'flags' / 'tiny_nb201_rank.cfg'}",
-            f"--supernet_dir={workdir}",
-            f"--workdir={tmp_path / 'rank'}",
+            f"--supernet_dir={supernet_dir}",
+            f"--workdir={workdir}",
             f"--ground_truth={table}",
             "--num_archs=3",
             "--noprogress",
@@ -376,10 +383,22 @@ def test_the_rank_app_scores_each_cell_on_its_owning_sub_supernet(split, tmp_pat
     config = config_flags.from_flags(rank_lib.RankConfig, fv)
     with contextlib.chdir(REPO):  # the nested --search_flagfile is relative to the repository
         rank_lib.run(config, stream=io.StringIO())
-        scoring = rank_lib.scoring_config(config)
+        return config, rank_lib.scoring_config(config)
+
+
+def _ranked_scores(workdir) -> dict:
+    """``{benchmark string: supernet accuracy}`` of a rank workdir's ranking.csv."""
+    with open(Path(workdir) / "ranking.csv") as f:
+        return {r["benchmark"]: float(r["supernet_accuracy"]) for r in csv.DictReader(f)}
+
+
+@pytest.mark.slow
+def test_the_rank_app_scores_each_cell_on_its_owning_sub_supernet(split, tmp_path):
+    workdir = split[0]
+    config, scoring = _rank(workdir, tmp_path / "rank", _table(tmp_path / "table.csv"))
     with open(tmp_path / "rank" / rank_lib.ARCHS_FILE) as f:
         ranked = json.load(f)
-    assert sorted(r["benchmark"] for r in ranked) == sorted(map(nasbench201.to_string, cells))
+    assert sorted(r["benchmark"] for r in ranked) == sorted(map(nasbench201.to_string, CELLS))
     space = run_dir.space_from_config(search_tuner.load_supernet_config(workdir))
     for record in ranked:
         arch = space.parse(record["arch"])
@@ -390,3 +409,56 @@ def test_the_rank_app_scores_each_cell_on_its_owning_sub_supernet(split, tmp_pat
         owner = few_shot.sub_dir(workdir, gene_of(space, arch, SPLIT))
         direct = search_tuner.make_evaluator(dataclasses.replace(scoring, supernet_dir=owner))
         assert float(direct(arch)) == accuracy, f"{record['benchmark']} on {owner}"
+
+
+@pytest.mark.slow
+def test_tau_vs_epochs_scores_every_step_on_the_owning_sub_supernets(split, tmp_path, monkeypatch):
+    """benchmarks/tau_vs_epochs.py on the split: one row per sub-supernet step (2 and 4), each
+    scoring the cells exactly as the rank app does on a copy of the split whose every sub-supernet
+    stops at that step."""
+    workdir = split[0]
+    table = _table(tmp_path / "table.csv")
+    _rank(workdir, tmp_path / "rank", table)
+    early = tmp_path / "early"  # the split as it stood at sub-supernet step 2
+    shutil.copytree(workdir, early)
+    for c in few_shot.load_layout(workdir).choices:
+        folder = os.path.abspath(run_dir.checkpoint_dir(few_shot.sub_dir(early, c)))
+        assert {p.name for p in Path(folder).glob("*.index")} == {"ckpt-2.index", "ckpt-4.index"}
+        tf.compat.v1.train.update_checkpoint_state(
+            folder, "ckpt-2", all_model_checkpoint_paths=["ckpt-2"]
+        )
+    _rank(early, tmp_path / "rank_early", table)
+    expected = {2: _ranked_scores(tmp_path / "rank_early"), 4: _ranked_scores(tmp_path / "rank")}
+    assert expected[2] != expected[4]  # the two steps' weights score some cell differently
+
+    out = tmp_path / "tau"
+    argv = [
+        "tau_vs_epochs.py",
+        f"--supernet_dir={workdir}",
+        f"--ranking={tmp_path / 'rank'}",
+        f"--ground_truth={table}",
+        f"--search_flagfile={NB201_SEARCH}",
+        f"--out={out}",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    import_benchmark("tau_vs_epochs").main()
+    summary = json.loads((out / "tau_vs_epochs.json").read_text())
+    from_step = few_shot.load_layout(workdir).from_step
+    assert [(r["step"], r["from_step"]) for r in summary] == [(2, from_step), (4, from_step)]
+    for step in (2, 4):
+        row = json.loads((out / f"step_{step}.json").read_text())
+        space = run_dir.space_from_config(search_tuner.load_supernet_config(workdir))
+        names = [nasbench201.to_string(space.parse(a).genes[0]) for a in row["cells"]]
+        assert dict(zip(names, row["scores"])) == expected[step], f"step {step}"
+    assert (out / "tau_vs_epochs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tau_vs_epochs_needs_a_step_where_every_sub_supernet_has_a_checkpoint():
+    script = import_benchmark("tau_vs_epochs")
+    assert script.checkpoint_steps({0: [2, 4, 6], 1: [4, 6], 2: [6, 4]}) == [4, 6]
+    with pytest.raises(ValueError, match=r"sub-supernet\(s\) 1 have no checkpoint"):
+        script.checkpoint_steps({0: [2], 1: []})
+    with pytest.raises(ValueError, match=r"no common step \(0: \[2\]; 1: \[4\]\)"):
+        script.checkpoint_steps({0: [2], 1: [4]})
+    with pytest.raises(ValueError, match="the run has no checkpoint"):
+        script.checkpoint_steps({None: []})
