@@ -14,6 +14,12 @@ architecture is shared by all replicas of a global step.
 Cost: one select per owned variable and slot (about 5% of a step on a ShuffleNetV2 supernet,
 batch 32 at 224x224 on 2 CPU cores, measured when this rule was chosen; a ``tf.cond`` per variable
 ran about 2% faster but made tracing large supernets several times slower).
+
+Momentum separation (DYNAS, Jeon et al., CVPR 2025; ``momentum_split=<block>``): every slot holds
+one set per choice of that block's (edge's) :func:`~spos_tf.models.sampling.split_kind` gene (its
+op), stacked on a leading axis; a step reads and writes only the set of the sampled path's choice
+there, so the other sets stay bit-identical. DYNAS keeps one SGD optimizer per op of a random
+edge. Cost: slot memory x the number of choices, and one gather and one scatter per slot.
 """
 
 from __future__ import annotations
@@ -88,16 +94,27 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
       learning_rate: float or ``keras.optimizers.schedules.LearningRateSchedule``.
       weight_decay: coupled L2 coefficient added to the gradient of conv/FC kernels only (variables
         whose short name ends in ``kernel``), and only when the variable is on the sampled path.
+      momentum_split: None, or a choice block of the bound model's space: keep one slot set per
+        choice of that block's op (momentum separation, see the module docstring).
     Call :meth:`bind` with the model (``Supernet.compile`` does it) before the first step.
     """
 
     slot_names: tuple = ()
 
-    def __init__(self, learning_rate=0.01, weight_decay=0.0, name="MaskedOptimizer", **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.01,
+        weight_decay=0.0,
+        name="MaskedOptimizer",
+        momentum_split=None,
+        **kwargs,
+    ):
         kwargs.setdefault("jit_compile", False)
         super().__init__(name=name, **kwargs)
         self._learning_rate = self._build_learning_rate(learning_rate)
         self.l2 = float(weight_decay)
+        self.momentum_split = momentum_split
+        self._groups = None  # (gene row, block, number of slot sets) once built
         self._model = None
         self._owners = {}
         self._decayed = set()
@@ -111,15 +128,33 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
         if hasattr(self, "_built") and self._built:
             return
         self._slots = {name: [] for name in self.slot_names}
+        if self.momentum_split is not None:
+            self._groups = self._slot_groups()
         for var in var_list:
+            shape = None if self._groups is None else (self._groups[2], *var.shape)
             for name in self.slot_names:
-                self._slots[name].append(self.add_variable_from_reference(var, name))
+                self._slots[name].append(self.add_variable_from_reference(var, name, shape))
             if _short_name(var).endswith("kernel"):
                 self._decayed.add(self._var_key(var))
         if self._model is not None and hasattr(self._model, "variable_owners"):
             for var, owner in self._model.variable_owners():
                 self._owners[self._var_key(var)] = owner
         self._built = True
+
+    def _slot_groups(self) -> tuple:
+        """``(gene row, block, number of slot sets)`` of ``momentum_split`` on the bound model."""
+        from spos_tf.models.sampling import split_choices, split_kind
+
+        space = getattr(self._model, "space", None)
+        if space is None:
+            raise ValueError(
+                "momentum_split separates a supernet's paths: bind the supernet (optimizer.bind"
+                "(model)) before building, or drop momentum_split for a stand-alone network"
+            )
+        split_choices(space, self.momentum_split, "momentum_split")  # names the valid blocks
+        kind = split_kind(space)
+        count = len(space.ops) if kind == "op" else len(space.choices[kind])
+        return GENE_KINDS.index(kind), int(self.momentum_split), count
 
     def dense_update(self, grad, var, slots, lr):
         """Returns ``(new_var_value, [new_slot_values])`` for one dense update."""
@@ -132,6 +167,11 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
         grad = tf.convert_to_tensor(gradient)
         lr = tf.cast(self.learning_rate, variable.dtype)
         owner = self._owners.get(key)
+        stacked, group = slots, None
+        if self._groups is not None:  # momentum separation: the sampled choice's slot set only
+            row, block, _ = self._groups
+            group = tf.convert_to_tensor(self._model.arch_var)[row, block]
+            slots = [tf.gather(s, group) for s in stacked]
 
         # The L2 term is formed first: under MirroredStrategy, grappler's AddOpsRewrite of a
         # 3-term sum inside a tf.cond once created clashing temporary variables across devices.
@@ -152,13 +192,20 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
             new_var = tf.where(keep, new_var, variable)
             new_slots = [tf.where(keep, n, s) for n, s in zip(new_slots, slots)]
         variable.assign(new_var)
-        for slot, value in zip(slots, new_slots):
-            slot.assign(value)
+        if group is None:
+            for slot, value in zip(slots, new_slots):
+                slot.assign(value)
+        else:  # the other choices' sets are written back unchanged, bit for bit
+            index = tf.reshape(group, [1, 1])
+            for slot, value in zip(stacked, new_slots):
+                slot.assign(tf.tensor_scatter_nd_update(slot, index, value[None]))
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            learning_rate=self._serialize_hyperparameter(self._learning_rate), weight_decay=self.l2
+            learning_rate=self._serialize_hyperparameter(self._learning_rate),
+            weight_decay=self.l2,
+            momentum_split=self.momentum_split,
         )
         return config
 
@@ -167,11 +214,19 @@ class MaskedSGD(MaskedOptimizer):
     """SGD with momentum as in the reference (PyTorch form): ``m = mu*m + g; w -= lr*m``."""
 
     def __init__(
-        self, learning_rate=0.5, momentum=0.9, weight_decay=4e-5, name="MaskedSGD", **kwargs
+        self,
+        learning_rate=0.5,
+        momentum=0.9,
+        weight_decay=4e-5,
+        name="MaskedSGD",
+        momentum_split=None,
+        **kwargs,
     ):
         self.momentum = float(momentum)
         self.slot_names = ("momentum",) if self.momentum else ()
-        super().__init__(learning_rate, weight_decay, name=name, **kwargs)
+        super().__init__(
+            learning_rate, weight_decay, name=name, momentum_split=momentum_split, **kwargs
+        )
 
     def dense_update(self, grad, var, slots, lr):
         if not self.momentum:
@@ -205,10 +260,13 @@ class MaskedAdam(MaskedOptimizer):
         epsilon=1e-7,
         weight_decay=0.0,
         name="MaskedAdam",
+        momentum_split=None,
         **kwargs,
     ):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
-        super().__init__(learning_rate, weight_decay, name=name, **kwargs)
+        super().__init__(
+            learning_rate, weight_decay, name=name, momentum_split=momentum_split, **kwargs
+        )
 
     def dense_update(self, grad, var, slots, lr):
         t = slots[2] + 1.0

@@ -79,16 +79,16 @@ def split_kind(space: SearchSpace) -> str:
     return space.searched_genes[0]
 
 
-def split_choices(space: SearchSpace, block: int) -> tuple:
+def split_choices(space: SearchSpace, block: int, flag: str = "--few_shot_split") -> tuple:
     """The choices of block ``block``'s :func:`split_kind` gene (its legal ops for ``"op"``):
-    one sub-supernet each in a few-shot split.
+    one sub-supernet each in a few-shot split (one slot group each under ``--momentum_split``).
 
     Raises:
-      ValueError: ``block`` is not a block (edge) of ``space``, naming the valid range.
+      ValueError: ``block`` is not a block (edge) of ``space``, naming ``flag`` and the valid range.
     """
     if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < space.num_blocks:
         raise ValueError(
-            f"--few_shot_split={block!r} is not a choice block (edge) of space {space.name!r}: "
+            f"{flag}={block!r} is not a choice block (edge) of space {space.name!r}: "
             f"pass one of 0..{space.num_blocks - 1}"
         )
     kind = split_kind(space)

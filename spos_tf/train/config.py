@@ -118,6 +118,13 @@ class TrainConfig:
         start so a resume reads the same one); the optimizer state and the schedule start fresh.
         E.g. the equal-budget one-shot control of a few-shot split (:mod:`spos_tf.train.init`).
         :func:`resolve` stores it as an absolute path.
+      momentum_split: supernet only: DYNAS's momentum separation (Jeon et al., CVPR 2025): the
+        optimizer keeps one set of slots (SGD momentum, Adam moments) per choice of block (edge)
+        ``momentum_split``'s op (:func:`~spos_tf.models.sampling.split_kind`), and each step reads
+        and updates only the set of the sampled path's choice there, so paths that differ on that
+        edge no longer share momentum (:class:`spos_tf.models.optim.MaskedOptimizer`). Slot
+        memory grows by the number of ops. Not with ``sampling="fair"`` (one update trains every
+        op of the edge) or a few-shot split (each sub-supernet already has one op there).
       few_shot_choice: set by :mod:`spos_tf.train.few_shot` in a sub-supernet's own config (no flag):
         the run is the sub-supernet whose block ``few_shot_split`` always uses this choice
         (:class:`~spos_tf.models.sampling.GeneSampler`).
@@ -239,6 +246,13 @@ class TrainConfig:
         "checkpoint every sub-supernet starts from.",
     )
     few_shot_choice: Optional[int] = field(None, flag=False)
+    momentum_split: Optional[int] = field(
+        None,
+        "Supernet: DYNAS's momentum separation: one set of optimizer slots (momentum) per op of "
+        "this choice block (edge); each step reads and updates only the set of the sampled "
+        "path's op there (slot memory x the number of ops).",
+        low=0,
+    )
     init_from: Optional[str] = field(
         None,
         "Supernet: start from the weights and BN statistics of this one-shot supernet run's "
@@ -389,6 +403,22 @@ class TrainConfig:
             )
         self._validate_few_shot()
         self._validate_init_from()
+        if self.momentum_split is not None:
+            if not self.is_supernet:
+                raise ValueError(
+                    "--momentum_split separates the supernet's paths; a stand-alone network "
+                    "(--arch / --uniform_bits) has one path: drop --momentum_split"
+                )
+            if self.sampling == "fair":
+                raise ValueError(
+                    "--sampling=fair trains every op of every edge in one update, so no single "
+                    "slot set owns it: drop --momentum_split or use another --sampling"
+                )
+            if self.few_shot_split is not None:
+                raise ValueError(
+                    "--few_shot_split gives each sub-supernet a single op on its split edge, "
+                    "so its slots are already separate: drop --momentum_split"
+                )
         if self.final_bn_augment and not self.final_bn_batches:
             raise ValueError(
                 "--final_bn_augment chooses the images of the final BN pass; set "
@@ -644,6 +674,8 @@ def resolve(config: TrainConfig) -> Resolved:
             if config.few_shot_split is not None:
                 split_choices(space, config.few_shot_split)  # names the valid blocks
             sampler = ArchSampler(space, config.seed, constraint, description=description)
+        if config.momentum_split is not None:
+            split_choices(space, config.momentum_split, "--momentum_split")
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
         if config.sampling in ("cost_bins", "balanced", "fair"):
             # evaluation paths stay uniform: the same paths whichever way training samples

@@ -101,16 +101,23 @@ def lr_at(schedule, step: int) -> float:
 
 def make_optimizer(config):
     """Masked SGD/Adam (without owners, i.e. for a stand-alone model, they are plain SGD/Adam with
-    L2 on kernels only); loss-scaled for ``precision="mixed_float16"``."""
+    L2 on kernels only), with one slot set per op of ``config.momentum_split``'s edge when set;
+    loss-scaled for ``precision="mixed_float16"``."""
     from spos_tf.models import precision
 
     schedule = make_schedule(config)
+    split = config.momentum_split
     if config.optimizer == "sgd":
         optimizer = spos_tf.MaskedSGD(
-            schedule, momentum=config.momentum, weight_decay=config.weight_decay
+            schedule,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            momentum_split=split,
         )
     else:
-        optimizer = spos_tf.MaskedAdam(schedule, weight_decay=config.weight_decay)
+        optimizer = spos_tf.MaskedAdam(
+            schedule, weight_decay=config.weight_decay, momentum_split=split
+        )
     return precision.loss_scaled(optimizer, config.precision)  # mixed_float16: loss scaling
 
 

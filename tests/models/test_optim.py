@@ -117,3 +117,80 @@ def test_stock_optimizer_is_refused():
     net = spos_tf.build_supernet(space)
     with pytest.raises(TypeError, match="MaskedSGD"):
         net.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+
+
+# ------------------------------------------------------------------ momentum separation
+NB201 = dict(image_size=8, width=0.25, repeats=(1, 1, 1))  # 6 edges, 5 ops
+MU, EDGE = 0.9, 2
+
+
+class _OwnedOnEdges(_Owned):
+    """:class:`_Owned` on the 6 edges of NAS-Bench-201's space: its two ops sit on edge 0, and
+    the slots are split on edge ``EDGE``."""
+
+    def __init__(self):
+        super().__init__()
+        self.space = spaces.get("nasbench201", **NB201)
+        self.arch_var = tf.Variable(np.zeros((len(GENE_KINDS), 6), np.int32))
+        self.vars = [self.op0, self.op1, self.free]
+
+
+def _numpy_split_sgd(x0, steps, groups=5):
+    """SGD (PyTorch form, float64) with one momentum per group: ``steps`` = [(group, grad or
+    None when the variable is not on the path)]; returns (weights, [momentum per group])."""
+    x, m = x0.astype(np.float64), [np.zeros_like(x0, np.float64) for _ in range(groups)]
+    for group, g in steps:
+        if g is None:
+            continue
+        m[group] = MU * m[group] + g
+        x = x - LR * m[group]
+    return x, m
+
+
+def test_momentum_split_keeps_one_momentum_per_op_of_the_edge():
+    model = _OwnedOnEdges()
+    opt = spos_tf.MaskedSGD(LR, momentum=MU, weight_decay=0.0, momentum_split=EDGE)
+    opt.bind(model)
+    opt.build(model.vars)
+    initial = [v.numpy().copy() for v in model.vars]
+    slot = {v.name: opt._slots["momentum"][opt._index_dict[opt._var_key(v)]] for v in model.vars}
+    assert all(s.shape == (5, *v.shape) for v, s in zip(model.vars, slot.values()))
+    # (op on edge 0, op on edge EDGE) per step; edge EDGE's ops 1 and 4 never drawn
+    path = [(1, 0), (0, 3), (1, 0), (0, 2), (0, 3), (1, 2), (0, 0)]
+    rng = np.random.default_rng(1)
+    grads = [[rng.normal(size=v.shape).astype(np.float32) for v in model.vars] for _ in path]
+    for step, ((op, group), g) in enumerate(zip(path, grads)):
+        arch = np.zeros((len(GENE_KINDS), 6), np.int32)
+        arch[OP, 0], arch[OP, EDGE] = op, group
+        model.arch_var.assign(arch)
+        before = {k: s.numpy().copy() for k, s in slot.items()}
+        opt.apply_gradients(zip([tf.constant(x) for x in g], model.vars))
+        for k, s in slot.items():  # every other op's momentum bit-identical
+            others = [c for c in range(5) if c != group]
+            assert np.array_equal(s.numpy()[others], before[k][others]), f"step {step}: {k}"
+
+    close = dict(rtol=1e-5, atol=1e-6)
+    for i, (var, on_path) in enumerate(
+        [(model.op0, lambda o: o == 0), (model.op1, lambda o: o == 1), (model.free, lambda o: 1)]
+    ):
+        steps = [(grp, g[i] if on_path(op) else None) for (op, grp), g in zip(path, grads)]
+        x, m = _numpy_split_sgd(initial[i], steps)
+        np.testing.assert_allclose(var.numpy(), x, **close)
+        np.testing.assert_allclose(slot[var.name].numpy(), np.stack(m), **close)
+        assert not slot[var.name].numpy()[[1, 4]].any()  # never sampled on edge EDGE: still 0
+    # one shared momentum (the plain optimizer) ends elsewhere for the head
+    shared, _ = _numpy_split_sgd(initial[2], [(0, g[2]) for g in grads])
+    assert not np.allclose(model.free.numpy(), shared, rtol=1e-3)
+
+
+def test_momentum_split_needs_a_space_and_one_of_its_blocks():
+    model = _OwnedOnEdges()
+    opt = spos_tf.MaskedSGD(LR, momentum_split=6)
+    opt.bind(model)
+    with pytest.raises(ValueError, match=r"momentum_split=6 is not a choice block .* 0\.\.5"):
+        opt.build(model.vars)
+    plain = _Owned()  # no space: a stand-alone network's stand-in
+    opt = spos_tf.MaskedAdam(LR, momentum_split=0)
+    opt.bind(plain)
+    with pytest.raises(ValueError, match="drop momentum_split for a stand-alone network"):
+        opt.build(plain.vars)

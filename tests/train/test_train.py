@@ -80,6 +80,7 @@ FLAG_NAMES = {
     "few_shot_split",
     "few_shot_from",
     "init_from",
+    "momentum_split",
     "bn_momentum",
     "strategy",
     "checkpoint_every",

@@ -66,6 +66,7 @@ TINY_CONFIG_JSON = {
     "min_latency_ms": None,
     "min_macs": None,
     "momentum": 0.9,
+    "momentum_split": None,
     "optimizer": "sgd",
     "overwrite": False,
     "precision": "float32",
@@ -154,6 +155,13 @@ BAD = [  # bounds and choices from the field metadata
     (dict(min_latency_ms=1.0), "--min_latency_ms needs --latency_table"),
     (dict(arch="0,0,0,0", latency_table="lut.json"), "--latency_table constrains supernet"),
     (dict(arch="0,0,0,0", lr_schedule="complexity_aware"), "use --lr_schedule=linear or cosine"),
+    (dict(arch="0,0,0,0", momentum_split=1), "has one path: drop --momentum_split"),
+    (dict(momentum_split=1, sampling="fair"), "drop --momentum_split or use another --sampling"),
+    (
+        dict(momentum_split=1, few_shot_split=1, few_shot_from="/one"),
+        "already separate: drop --momentum_split",
+    ),
+    (dict(momentum_split=-1), "--momentum_split"),
 ]
 
 
