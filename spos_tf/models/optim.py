@@ -195,7 +195,8 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
         if group is None:
             for slot, value in zip(slots, new_slots):
                 slot.assign(value)
-        else:  # the other choices' sets are written back unchanged, bit for bit
+        else:  # the other choices' sets are written back unchanged, bit for bit (a whole-slot
+            # assign: MirroredVariable has no in-place scatter_nd_update)
             index = tf.reshape(group, [1, 1])
             for slot, value in zip(stacked, new_slots):
                 slot.assign(tf.tensor_scatter_nd_update(slot, index, value[None]))

@@ -7,9 +7,13 @@ import contextlib
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tf_keras as keras
 
-from spos_tf.models.sampling import ArchSampler
+import spos_tf
+from spos_tf import spaces
+from spos_tf.models.sampling import ArchSampler, SequenceSampler
 from spos_tf.models.optim import Owner
 from spos_tf.runs import run_dir
 from spos_tf.spaces.space import GENE_KINDS
@@ -73,3 +77,29 @@ def test_each_op_of_the_split_edge_owns_the_momentum_of_its_steps(tmp_path, data
         assert nonzero == used, f"{var.name}: sets {sorted(nonzero)}, sampled {sorted(used)}"
         checked += 1
     assert checked > 10
+
+
+@pytest.mark.slow
+def test_under_mirrored_strategy_only_the_sampled_sets_move_and_replicas_agree(mirrored):
+    """Two replicas: after a path with op 0 on the split edge and one with op 2, exactly sets 0 and
+    2 of the stem kernel's momentum are nonzero, identical on both replicas."""
+    space = spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
+    a, b = space.make(op=[1, 2, 3, 0, 4, 1]), space.make(op=[1, 2, 3, 2, 4, 1])
+    with mirrored.scope():
+        net = spos_tf.build_supernet(space, seed=1)
+        net.compile(
+            optimizer=spos_tf.MaskedSGD(0.1, momentum=0.9, momentum_split=SPLIT),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    assert mirrored.num_replicas_in_sync == 2
+    net.set_sampler(SequenceSampler(space, [a, b]))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 8, 3)).astype("float32")
+    net.fit(x, rng.integers(0, 10, 16), batch_size=8, epochs=1, verbose=0, shuffle=False)
+    owned = {id(v) for v, _ in net.variable_owners()}
+    stem = next(v for v in net.trainable_variables if id(v) not in owned)
+    opt = net.optimizer
+    slot = opt._slots["momentum"][opt._index_dict[opt._var_key(stem)]]
+    copies = [v.numpy() for v in slot.values]
+    assert all(np.array_equal(copies[0], c) for c in copies[1:])
+    assert [c for c in range(len(space.ops)) if copies[0][c].any()] == [0, 2]
