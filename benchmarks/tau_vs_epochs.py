@@ -48,9 +48,11 @@ def every_nth(paths: list, every: int) -> list:
 
 def saved_checkpoints(tf, folder: str) -> dict:
     """``{step: checkpoint path}`` of the checkpoints that ``folder``'s checkpoint index lists."""
+    from spos_tf.runs.run_dir import checkpoint_step
+
     state = tf.train.get_checkpoint_state(os.path.abspath(folder))
     paths = [] if state is None else state.all_model_checkpoint_paths
-    return {int(p.rsplit("-", 1)[-1]): p for p in paths}
+    return {checkpoint_step(p): p for p in paths}
 
 
 def checkpoint_steps(saved: dict) -> list:
@@ -121,19 +123,17 @@ def main():
     table = ground_truth.load(args.ground_truth)
     with open(os.path.join(args.ranking, "archs.json")) as f:
         records = json.load(f)[: args.max_archs]
-    os.makedirs(args.out, exist_ok=True)
 
     evaluator = make_evaluator(config)
-    if few_shot.is_few_shot(args.supernet_dir):  # one model per sub-supernet
+    if isinstance(evaluator, few_shot.FewShotEvaluator):  # one model per sub-supernet
         layout = evaluator.layout
         models = {c: e.model for c, e in evaluator.evaluators.items()}
         folders = {c: run_dir.checkpoint_dir(layout.sub_dir(c)) for c in layout.choices}
-        from_step = layout.from_step
+        from_step, space = layout.from_step, evaluator.space
     else:
         models = {None: evaluator.model}
         folders = {None: run_dir.checkpoint_dir(args.supernet_dir)}
-        from_step = 0
-    space = next(iter(models.values())).space
+        from_step, space = 0, evaluator.model.space
     archs = [space.parse(r["arch"]) for r in records]
     truth = np.array([table.accuracy(a.genes[0]) for a in archs])
     macs = np.array([costs.macs(space, a) for a in archs], float)
@@ -168,6 +168,7 @@ def main():
                     f"pass another --out, or delete the step_*.json files in {args.out} to "
                     f"score again"
                 )
+    os.makedirs(args.out, exist_ok=True)  # only once every check has passed
     rows = []
     for step in steps:
         out_file = os.path.join(args.out, f"step_{step}.json")

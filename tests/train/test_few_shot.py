@@ -445,9 +445,9 @@ def test_tau_vs_epochs_scores_every_step_on_the_owning_sub_supernets(split, tmp_
     summary = json.loads((out / "tau_vs_epochs.json").read_text())
     from_step = few_shot.load_layout(workdir).from_step
     assert [(r["step"], r["from_step"]) for r in summary] == [(2, from_step), (4, from_step)]
+    space = run_dir.space_from_config(search_tuner.load_supernet_config(workdir))
     for step in (2, 4):
         row = json.loads((out / f"step_{step}.json").read_text())
-        space = run_dir.space_from_config(search_tuner.load_supernet_config(workdir))
         names = [nasbench201.to_string(space.parse(a).genes[0]) for a in row["cells"]]
         assert dict(zip(names, row["scores"])) == expected[step], f"step {step}"
     assert (out / "tau_vs_epochs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
