@@ -118,7 +118,8 @@ class SearchConfig:
       seeds: run the whole search once per seed (``seed`` is then ignored) into
         ``<workdir>/seed_<s>/`` and write the comparison over seeds into ``workdir``: Figure 3
         with a band (``search.png``), ``seeds.json`` and ``best.json`` (see
-        :func:`spos_tf.search.run.run_seeds`). Empty: one search with ``seed``.
+        :func:`spos_tf.search.run.run_seeds`). Empty: one search with ``seed``. Resuming with
+        more seeds (all stored ones still listed) adds their searches and keeps the stored ones.
 
     Fields marked ``neutral`` may differ when a search in a workdir is resumed or extended
     (``max_trials`` may grow, ``algorithm`` may change).
@@ -263,7 +264,8 @@ class SearchConfig:
         (),
         "Run the whole search once per seed (e.g. 0,1,2) into "
         "<workdir>/seed_<s>/ and compare evolution with random search over seeds "
-        "(search.png with bands, seeds.json); --seed is then ignored.",
+        "(search.png with bands, seeds.json); --seed is then ignored. Rerun with more seeds "
+        "to add searches (finished seeds are kept).",
     )
 
     def __post_init__(self):

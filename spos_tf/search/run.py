@@ -71,14 +71,21 @@ def role() -> str:
 
 def check_workdir(config: SearchConfig) -> str:
     """``"new"``, ``"resume"`` or ``"overwrite"`` (:func:`spos_tf.runs.run_dir.check_workdir` over the
-    search's entries and ``search_config.json``); writes nothing.
+    search's entries and ``search_config.json``); writes nothing. A ``--seeds`` search resumed
+    with more seeds (every stored seed still listed) is a resume: the stored seeds' searches are
+    kept and the new ones run.
 
     Raises:
-      run_dir.RunDirError: the workdir is a file or holds a search of different settings.
+      run_dir.RunDirError: the workdir is a file or holds a search of different settings
+        (dropping a stored seed counts as different).
     """
+    compared = config
+    stored = _stored_seeds(config.workdir)
+    if config.seeds and stored and set(stored) <= set(config.seeds):
+        compared = dataclasses.replace(config, seeds=stored)
     return run_dir.check_workdir(
         config.workdir,
-        config.to_dict(),
+        compared.to_dict(),
         overwrite=config.overwrite,
         neutral=NEUTRAL,
         defaults=SearchConfig().to_dict(),
@@ -86,6 +93,18 @@ def check_workdir(config: SearchConfig) -> str:
         config_file=CONFIG_FILE,
         what="a search",
     )
+
+
+def _stored_seeds(workdir: str) -> tuple:
+    """The ``seeds`` of the search stored in ``workdir`` (``()`` without one, or when its
+    ``search_config.json`` is unreadable: :func:`run_dir.check_workdir` reports that)."""
+    path = os.path.join(os.fspath(workdir), CONFIG_FILE)
+    if not os.path.exists(path):
+        return ()
+    try:
+        return tuple(int(s) for s in run_dir.read_settings(path).get("seeds") or ())
+    except (run_dir.RunDirError, AttributeError, TypeError, ValueError):
+        return ()
 
 
 def _start_workdir(config: SearchConfig, state: str, entries=SEARCH_ENTRIES) -> None:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from spos_tf.runs import run_dir
 from spos_tf.search import config as search_config
 from spos_tf.search import results as search_results
 from spos_tf.search import run as search_run
@@ -88,8 +89,16 @@ def test_best_so_far_and_the_summary_lines():
 def test_seeds_compare_evolution_and_random_over_seeds(supernet_dir, tmp_path, monkeypatch):
     share_evaluator(monkeypatch)
     workdir = tmp_path / "seeds"
+    # two seeds first, then a third added: the stored seeds' searches are kept, only seed 2 runs
+    first = search_run.run(tiny_config(supernet_dir, workdir, "--seeds=0,1", "--max_trials=8"))
+    assert first["evaluated"] == 32 and sorted(first["rows"]) == [0, 1]
+    kept = {s: (workdir / f"seed_{s}" / "history.csv").read_bytes() for s in (0, 1)}
     config = tiny_config(supernet_dir, workdir, "--seeds=0,1,2", "--max_trials=8")
     summary = search_run.run(config)
+    assert summary["evaluated"] == 16  # seed 2's 8 evolution + 8 random candidates
+    assert {s: (workdir / f"seed_{s}" / "history.csv").read_bytes() for s in (0, 1)} == kept
+    with pytest.raises(run_dir.RunDirError, match=r"seeds: \[0, 1, 2\] -> \[0, 2\]"):
+        search_run.run(tiny_config(supernet_dir, workdir, "--seeds=0,2", "--max_trials=8"))
     finals = {}
     every = []
     for seed in (0, 1, 2):
