@@ -44,6 +44,7 @@ from spos_tf.runs.strategy import STRATEGIES
 OPTIMIZERS = ("sgd", "adam")
 SAMPLINGS = ("uniform", "cost_bins", "balanced", "fair")
 LR_SCHEDULES = ("linear", "cosine", "constant", "complexity_aware")
+CALR_GAMMA_MAX = 4.0  # DYNAS's decay exponent for the fewest MACs (1/4 for the most)
 
 
 class ConfigError(ValueError):
@@ -78,9 +79,12 @@ class TrainConfig:
         (the paper), ``"cosine"`` likewise along a half cosine, ``"constant"`` keeps it;
         ``"complexity_aware"`` (supernet only; DYNAS's CaLR, Jeon et al., CVPR 2025) gives each
         sampled path the rate ``learning_rate * (1 - step/T) ** gamma``, gamma falling linearly
-        in log MACs from 4 for the space's fewest MACs to 1/4 for its most (small paths decay
-        fast, large ones slowly; :func:`spos_tf.train.recipe.complexity_aware_weight`); the
-        logged ``learning_rate`` is then the peak, the per-path factor being a loss weight.
+        in log MACs from ``calr_gamma_max`` (DYNAS: 4) for the space's fewest MACs to its
+        inverse for its most (small paths decay fast, large ones slowly;
+        :func:`spos_tf.train.recipe.complexity_aware_weight`); the logged ``learning_rate`` is
+        then the peak, the per-path factor being a loss weight.
+      calr_gamma_max: ``complexity_aware`` only: the exponent of the fewest-MACs path (> 1; larger
+        corrects the supernet's favour of small paths harder).
       lr_schedule_steps: length of the schedule; ``None`` (default) = ``steps``. Longer than
         ``steps`` stops training part-way down the schedule, at a rate above 0: the run is the
         first ``steps`` updates of a ``lr_schedule_steps`` run, bit for bit (on NAS-Bench-201 a
@@ -181,9 +185,16 @@ class TrainConfig:
     lr_schedule: str = field(
         "linear",
         "linear: decay per step to 0 (the paper); cosine; constant; complexity_aware (supernet: "
-        "DYNAS's CaLR, each sampled path's rate decays as (1-step/T)^gamma, gamma from 4 for "
-        "the fewest MACs to 1/4 for the most, linear in log MACs).",
+        "DYNAS's CaLR, each sampled path's rate decays as (1-step/T)^gamma, gamma from "
+        "--calr_gamma_max (4) for the fewest MACs to its inverse for the most, linear in log MACs).",
         choices=LR_SCHEDULES,
+    )
+    calr_gamma_max: float = field(
+        CALR_GAMMA_MAX,
+        "--lr_schedule=complexity_aware: the decay exponent of the fewest-MACs path (its inverse "
+        "for the most); DYNAS's 4 by default, larger corrects the favour of small paths harder.",
+        low=1.0,
+        low_open=True,
     )
     lr_schedule_steps: Optional[int] = field(
         None,
@@ -343,6 +354,12 @@ class TrainConfig:
                 f"--lr_schedule_steps={self.lr_schedule_steps} is shorter than --steps="
                 f"{self.steps}: the rate would sit at its end value for the last updates; pass "
                 f"--lr_schedule_steps >= --steps (or leave it unset for a schedule of --steps)"
+            )
+        if self.calr_gamma_max != CALR_GAMMA_MAX and self.lr_schedule != "complexity_aware":
+            raise ValueError(
+                f"--calr_gamma_max={self.calr_gamma_max} shapes --lr_schedule=complexity_aware; "
+                f"with --lr_schedule={self.lr_schedule} it does nothing: drop it or pass "
+                f"--lr_schedule=complexity_aware"
             )
         if self.lr_schedule == "complexity_aware" and not self.is_supernet:
             raise ValueError(

@@ -15,6 +15,8 @@ import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
 
+from spos_tf.train.config import CALR_GAMMA_MAX
+
 
 class SmoothedSparseCE(keras.losses.Loss):
     """Cross-entropy from logits with integer labels and label smoothing (one-hot inside).
@@ -60,9 +62,6 @@ def make_schedule(config):
     return lr
 
 
-CALR_GAMMA_MAX = 4.0  # DYNAS's default decay exponent for the fewest MACs (1/4 for the most)
-
-
 def calr_exponent(macs, macs_min: float, macs_max: float, gamma_max: float = CALR_GAMMA_MAX):
     """DYNAS's decay exponent of a path: linear in ``log(macs)`` from ``gamma_max`` at
     ``macs_min`` to ``1 / gamma_max`` at ``macs_max`` (1 for every path of a space whose paths
@@ -74,10 +73,11 @@ def calr_exponent(macs, macs_min: float, macs_max: float, gamma_max: float = CAL
     return gamma_max + slope * (log(macs) - math.log(macs_min))
 
 
-def complexity_aware_weight(config, space, gamma_max: float = CALR_GAMMA_MAX):
+def complexity_aware_weight(config, space):
     """``weight(step, macs)`` for ``--lr_schedule=complexity_aware`` (DYNAS's complexity-aware
     rate, CaLR): ``(1 - step / T) ** calr_exponent(macs)`` with ``T = lr_schedule_steps or
-    steps`` and the exponent spanning the MACs range of ``space``. The train step multiplies the
+    steps`` and the exponent spanning the MACs range of ``space``, from ``config.calr_gamma_max``
+    (DYNAS's 4 where the config has none) down to its inverse. The train step multiplies the
     sampled path's loss by it under a constant ``learning_rate`` (as the DYNAS release does): with
     plain SGD that is the rate ``learning_rate * weight``; the L2 term is not weighted. Cost: a
     few scalar ops per step."""
@@ -85,6 +85,7 @@ def complexity_aware_weight(config, space, gamma_max: float = CALR_GAMMA_MAX):
 
     macs_min, macs_max = macs_bounds(space)
     total = float(config.lr_schedule_steps or config.steps)
+    gamma_max = float(getattr(config, "calr_gamma_max", CALR_GAMMA_MAX))
 
     def weight(step, macs):
         left = tf.maximum(1.0 - tf.cast(step, tf.float32) / total, 0.0)

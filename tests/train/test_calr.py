@@ -44,6 +44,12 @@ def test_weight_is_the_remaining_fraction_to_the_paths_exponent():
     mid = math.sqrt(lo * hi)
     assert float(weight(80, mid)) == pytest.approx(0.2**2.125, rel=1e-5)
     assert float(weight(100, hi)) == 0.0
+    # --calr_gamma_max=8: the exponent runs from 8 to 1/8 instead
+    config = types.SimpleNamespace(steps=60, lr_schedule_steps=100, calr_gamma_max=8.0)
+    weight = complexity_aware_weight(config, space)
+    assert float(weight(50, lo)) == pytest.approx(0.5**8, rel=1e-5)
+    assert float(weight(50, hi)) == pytest.approx(0.5**0.125, rel=1e-5)
+    assert float(weight(80, mid)) == pytest.approx(0.2 ** ((8 + 1 / 8) / 2), rel=1e-5)
 
 
 def test_step_scales_the_sampled_paths_update_by_the_weight_and_leaves_the_rest():

@@ -25,6 +25,7 @@ TINY_CONFIG_JSON = {
     "bin_tries": 500,
     "bn_momentum": 0.9,
     "calib_images": 150,
+    "calr_gamma_max": 4.0,
     "checkpoint_every": 3,
     "cost_bins": None,
     "data": {
@@ -155,6 +156,8 @@ BAD = [  # bounds and choices from the field metadata
     (dict(min_latency_ms=1.0), "--min_latency_ms needs --latency_table"),
     (dict(arch="0,0,0,0", latency_table="lut.json"), "--latency_table constrains supernet"),
     (dict(arch="0,0,0,0", lr_schedule="complexity_aware"), "use --lr_schedule=linear or cosine"),
+    (dict(calr_gamma_max=8.0), "drop it or pass --lr_schedule=complexity_aware"),
+    (dict(calr_gamma_max=1.0, lr_schedule="complexity_aware"), "--calr_gamma_max must be"),
     (dict(arch="0,0,0,0", momentum_split=1), "has one path: drop --momentum_split"),
     (dict(momentum_split=1, sampling="fair"), "drop --momentum_split or use another --sampling"),
     (
