@@ -14,16 +14,19 @@ rho are the means over them, its deltas the differences of those means, all with
 bootstrap over architectures (:func:`spos_tf.rank.stats.mean_correlation`); its top-1 and top-k
 figures and scoring time are means over the seeds.
 ``<score>`` is ``supernet_accuracy`` (default), any other numeric column of the workdir's
-``ranking.csv`` (e.g. ``combined_score``), or ``+macs``: the rank average of the supernet
+``ranking.csv`` (e.g. ``combined_score``), ``+macs``: the rank average of the supernet
 accuracy and MACs (:func:`spos_tf.rank.stats.rank_average`; a combination, labelled as such in
-the table). The stand-alone accuracy is the ``ranking.csv`` column ``ground_truth_*`` (a
+the table), or ``ensemble`` (2 or more workdirs): one ranking by the mean supernet accuracy
+over the row's supernets (a seed ensemble: its cost is every supernet's training and scoring). The stand-alone accuracy is the ``ranking.csv`` column ``ground_truth_*`` (a
 ``--ground_truth`` ranking) or ``standalone_mean``. Rows are matched by architecture; only the
 architectures present in every row are compared.
 
 For every row: Kendall tau and Spearman rho with bootstrap 95% intervals, the ground truth of
 the top-1 pick and its percentile among the compared cells, top-k overlap with the ground
 truth's top k (chance level k/n), paired-bootstrap delta-tau against the baseline row and
-against ranking by MACs, the training wall time (``--train``, seconds) and the scoring wall time
+against ranking by MACs, the size bias (Spearman rho between MACs and the rank error, i.e. the
+architecture's rank by the score minus its rank by the ground truth, both as fractions of n;
+below 0: the row ranks large architectures too low), the training wall time (``--train``, seconds) and the scoring wall time
 (sum of the per-architecture ``seconds`` of ``archs/*/supernet.json``; none for a prior
 alone: a cost column or ``synflow``).
 
@@ -44,6 +47,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+from scipy import stats as scipy_stats  # noqa: E402
 
 from spos_tf.rank import stats as rank_stats
 from spos_tf.runs import run_dir  # noqa: E402
@@ -118,6 +122,28 @@ def row_scores(rows: dict, archs: list, score: str) -> np.ndarray:
     return np.array([rows[a][score] for a in archs], float)
 
 
+def seed_scores(runs: dict, paths: list, archs: list, score: str, label: str) -> list:
+    """The row's scores, one array per supernet seed; one array for ``ensemble`` (the mean
+    supernet accuracy over ``paths``)."""
+    if score != "ensemble":
+        return [row_scores(runs[p], archs, score) for p in paths]
+    if len(paths) < 2:
+        raise SystemExit(
+            f"--row={label}=...:ensemble averages several supernets; give 2 or more rank "
+            "workdirs (comma-separated)"
+        )
+    return [np.mean([row_scores(runs[p], archs, "supernet_accuracy") for p in paths], axis=0)]
+
+
+def size_bias(truth, scores, macs, seed: int) -> dict:
+    """Spearman rho between ``macs`` and the rank error of each of ``scores`` (rank by the score
+    minus rank by ``truth``, as fractions of n), mean over ``scores`` with a bootstrap interval
+    over architectures (the errors are ranked once, on all of them)."""
+    n = len(truth)
+    errors = [(scipy_stats.rankdata(v) - scipy_stats.rankdata(truth)) / n for v in scores]
+    return rank_stats.mean_correlation("spearman_rho", macs, errors, seed=seed)
+
+
 def table(args) -> dict:
     specs = [parse_row(s) for s in args.row]
     paths = sorted({p for _, row_paths, _ in specs for p in row_paths})
@@ -131,7 +157,7 @@ def table(args) -> dict:
     macs = np.array([first[a]["macs"] for a in archs], float)
     train = dict(t.split("=", 1) for t in args.train)
     k = min(args.k, len(archs))
-    base_scores = [row_scores(runs[p], archs, specs[0][2]) for p in specs[0][1]]
+    base_scores = seed_scores(runs, specs[0][1], archs, specs[0][2], specs[0][0])
     seed_columns = sorted(c for c in first[archs[0]] if c.startswith("standalone_seed_"))
     ceiling = None
     if column == "standalone_mean" and len(seed_columns) >= 2:
@@ -151,9 +177,11 @@ def table(args) -> dict:
         "rows": [],
     }
     for label, row_paths, score in specs:
-        scores = [row_scores(runs[p], archs, score) for p in row_paths]
         # a prior alone (a cost column, SynFlow) uses no supernet scoring; per supernet
         seconds = None if score in PRIORS else [scoring_seconds(p, set(archs)) for p in row_paths]
+        scores = seed_scores(runs, row_paths, archs, score, label)
+        if score == "ensemble" and seconds is not None and None not in seconds:
+            seconds = [sum(seconds)]  # one ranking scored by every member
         tau = rank_stats.mean_correlation("kendall_tau", truth, scores, seed=args.seed)
         tops = [int(np.argsort(-v, kind="stable")[0]) for v in scores]
         out["rows"].append(
@@ -179,6 +207,7 @@ def table(args) -> dict:
                 "delta_tau_vs_macs": rank_stats.mean_correlation(
                     "kendall_tau", truth, scores, [macs], seed=args.seed
                 ),
+                "size_bias": size_bias(truth, scores, macs, args.seed),
                 "tau_over_ceiling": None if ceiling is None else tau["value"] / ceiling["value"],
                 "train_seconds": float(train[label]) if label in train else None,
                 "scoring_seconds": None
@@ -214,14 +243,18 @@ def markdown(result: dict) -> str:
         f"ranking by MACs alone: tau {_ci(result['macs']['kendall_tau'])}, rho "
         f"{result['macs']['spearman_rho']['value']:.3f}. Intervals: bootstrap 95%, paired "
         f"for the deltas. Top-{k} overlap chance level {result['top_k_chance']:.2f}. A row of "
-        "several supernet seeds gives means over them (tau, rho, deltas, top-1, top-k, scoring s)."
+        "several supernet seeds gives means over them (tau, rho, deltas, top-1, top-k, scoring s); "
+        "an `ensemble` row ranks by their mean supernet accuracy. Size bias: Spearman rho between "
+        "MACs and the rank error (rank by the score minus rank by the truth); below 0, large "
+        "architectures are ranked too low."
         + _ceiling_text(result.get("seed_vs_seed_tau")),
         "",
         "| row | supernet seeds | score | Kendall tau [95% CI] | Spearman rho | top-1 ground truth (percentile "
         f"of the {n}) | top-{k} overlap | delta tau vs baseline | delta tau vs MACs | "
+        "size bias | "
         + ("/ceiling | " if result.get("seed_vs_seed_tau") else "")
         + "training s | scoring s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
         + ("---|" if result.get("seed_vs_seed_tau") else ""),
     ]
     for row in result["rows"]:
@@ -231,6 +264,8 @@ def markdown(result: dict) -> str:
             f"{row['spearman_rho']['value']:.3f} | {row['top1_ground_truth']:.2f} "
             f"({100 * row['top1_percentile_compared']:.1f}) | {row['top_k_overlap']:.2f} | "
             f"{_ci(row['delta_tau_vs_baseline'])} | {_ci(row['delta_tau_vs_macs'])} | "
+            + ("" if row.get("size_bias") is None else _ci(row["size_bias"]))
+            + " | "
             + ("" if row.get("tau_over_ceiling") is None else f"{row['tau_over_ceiling']:.2f} | ")
             + f"{train} | "
             + ("" if row["scoring_seconds"] is None else f"{row['scoring_seconds']:.0f}")

@@ -162,6 +162,41 @@ def test_a_row_of_several_seeds_reports_means_and_their_paired_difference(tmp_pa
     assert "| lever | 2 |" in (tmp_path / "out" / "ablation.md").read_text()
 
 
+def test_size_bias_and_a_seed_ensemble_row(tmp_path, ablation):
+    """The size bias is Spearman rho between MACs and (rank by score - rank by truth) / n,
+    computed here by hand ranks; an ensemble row ranks by the members' mean accuracy."""
+    rng = np.random.default_rng(3)
+    n = 40
+    archs = [f"a{i}" for i in range(n)]
+    macs = rng.permutation(n).astype(float) + 1
+    truth = 90 + macs / 10 + rng.normal(0, 1, n)
+    # a supernet that under-rates large cells, and two noisy members
+    biased = truth - macs / 5 + rng.normal(0, 0.5, n)
+    members = [truth + rng.normal(0, 2, n) for _ in range(2)]
+    write_ranking(tmp_path / "biased", archs, biased, truth, macs)
+    for i, m in enumerate(members):
+        write_ranking(tmp_path / f"m{i}", archs, m, truth, macs, seconds=1.0 + i)
+    result = ablation.main(
+        [
+            f"--row=biased={tmp_path / 'biased'}",
+            f"--row=ens={tmp_path / 'm0'},{tmp_path / 'm1'}:ensemble",
+            f"--out={tmp_path / 'out'}",
+        ]
+    )
+    ranks = lambda v: np.argsort(np.argsort(v)) + 1  # noqa: E731  (no ties in floats)
+    error = (ranks(biased) - ranks(truth)) / n
+    biased_row, ens = result["rows"]
+    assert biased_row["size_bias"]["value"] == pytest.approx(stats.spearmanr(macs, error)[0])
+    assert biased_row["size_bias"]["ci_high"] < 0  # under-rates large cells, resolved
+    mean = (members[0] + members[1]) / 2
+    assert ens["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(truth, mean)[0])
+    assert ens["top1_ground_truth"] == pytest.approx(truth[int(np.argmax(mean))])
+    assert ens["seeds"] == 2 and ens["scoring_seconds"] == pytest.approx(3.0 * n)  # 1 s + 2 s
+    assert "| ens | 2 | ensemble |" in (tmp_path / "out" / "ablation.md").read_text()
+    with pytest.raises(SystemExit, match="give 2 or more"):
+        ablation.main([f"--row=one={tmp_path / 'm0'}:ensemble", f"--out={tmp_path / 'o2'}"])
+
+
 def test_a_row_without_a_workdir_is_refused(ablation):
     with pytest.raises(SystemExit, match="no rank workdir"):
         ablation.parse_row("base=,")
