@@ -26,7 +26,8 @@ the top-1 pick and its percentile among the compared cells, top-k overlap with t
 truth's top k (chance level k/n), paired-bootstrap delta-tau against the baseline row and
 against ranking by MACs, the size bias (Spearman rho between MACs and the rank error, i.e. the
 architecture's rank by the score minus its rank by the ground truth, both as fractions of n;
-below 0: the row ranks large architectures too low), the training wall time (``--train``, seconds) and the scoring wall time
+below 0: the row ranks large architectures too low; with a ``benchmark`` column of NAS-Bench-201
+cell strings also per op, against the number of edges holding it: ``op_bias``), the training wall time (``--train``, seconds) and the scoring wall time
 (sum of the per-architecture ``seconds`` of ``archs/*/supernet.json``; none for a prior
 alone: a cost column or ``synflow``).
 
@@ -144,6 +145,28 @@ def size_bias(truth, scores, macs, seed: int) -> dict:
     return rank_stats.mean_correlation("spearman_rho", macs, errors, seed=seed)
 
 
+def op_counts(rows: dict, archs: list) -> dict:
+    """``{op: edges holding it, per architecture}`` from the ``benchmark`` column's NAS-Bench-201
+    strings (``|nor_conv_3x3~0|+|...|``); empty without that column."""
+    if "benchmark" not in rows[archs[0]]:
+        return {}
+    cells = [
+        [t.split("~")[0] for t in str(rows[a]["benchmark"]).split("|") if "~" in t] for a in archs
+    ]
+    ops = sorted({op for cell in cells for op in cell})
+    return {op: np.array([cell.count(op) for cell in cells], float) for op in ops}
+
+
+def op_bias(truth, scores, counts: dict) -> dict:
+    """``{op: Spearman rho between its edge count and the rank error}``, mean over ``scores``."""
+    n = len(truth)
+    errors = [(scipy_stats.rankdata(v) - scipy_stats.rankdata(truth)) / n for v in scores]
+    return {
+        op: float(np.mean([scipy_stats.spearmanr(c, e)[0] for e in errors]))
+        for op, c in counts.items()
+    }
+
+
 def table(args) -> dict:
     specs = [parse_row(s) for s in args.row]
     paths = sorted({p for _, row_paths, _ in specs for p in row_paths})
@@ -156,6 +179,7 @@ def table(args) -> dict:
     truth = np.array([first[a][column] for a in archs], float)
     macs = np.array([first[a]["macs"] for a in archs], float)
     train = dict(t.split("=", 1) for t in args.train)
+    counts = op_counts(first, archs)
     k = min(args.k, len(archs))
     base_scores = seed_scores(runs, specs[0][1], archs, specs[0][2], specs[0][0])
     seed_columns = sorted(c for c in first[archs[0]] if c.startswith("standalone_seed_"))
@@ -208,6 +232,7 @@ def table(args) -> dict:
                     "kendall_tau", truth, scores, [macs], seed=args.seed
                 ),
                 "size_bias": size_bias(truth, scores, macs, args.seed),
+                "op_bias": op_bias(truth, scores, counts),
                 "tau_over_ceiling": None if ceiling is None else tau["value"] / ceiling["value"],
                 "train_seconds": float(train[label]) if label in train else None,
                 "scoring_seconds": None
@@ -246,8 +271,7 @@ def markdown(result: dict) -> str:
         "several supernet seeds gives means over them (tau, rho, deltas, top-1, top-k, scoring s); "
         "an `ensemble` row ranks by their mean supernet accuracy. Size bias: Spearman rho between "
         "MACs and the rank error (rank by the score minus rank by the truth); below 0, large "
-        "architectures are ranked too low."
-        + _ceiling_text(result.get("seed_vs_seed_tau")),
+        "architectures are ranked too low." + _ceiling_text(result.get("seed_vs_seed_tau")),
         "",
         "| row | supernet seeds | score | Kendall tau [95% CI] | Spearman rho | top-1 ground truth (percentile "
         f"of the {n}) | top-{k} overlap | delta tau vs baseline | delta tau vs MACs | "
@@ -271,6 +295,17 @@ def markdown(result: dict) -> str:
             + ("" if row["scoring_seconds"] is None else f"{row['scoring_seconds']:.0f}")
             + " |"
         )
+    biased = [row for row in result["rows"] if row.get("op_bias")]
+    if biased:
+        lines += [
+            "",
+            "Op bias (Spearman rho of the rank error with the op's edge count; mean over seeds):",
+        ]
+        lines += [
+            f"- {row['label']}: "
+            + ", ".join(f"{op} {rho:+.2f}" for op, rho in row["op_bias"].items())
+            for row in biased
+        ]
     return "\n".join(lines) + "\n"
 
 

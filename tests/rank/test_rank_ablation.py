@@ -197,6 +197,35 @@ def test_size_bias_and_a_seed_ensemble_row(tmp_path, ablation):
         ablation.main([f"--row=one={tmp_path / 'm0'}:ensemble", f"--out={tmp_path / 'o2'}"])
 
 
+def test_op_bias_counts_the_edges_of_each_op_in_the_benchmark_strings(tmp_path, ablation):
+    rng = np.random.default_rng(4)
+    n = 30
+    convs = rng.integers(0, 4, n)  # edges holding nor_conv_3x3 (of 3), the rest skip_connect
+    cells = [
+        "|" + "|+|".join(["nor_conv_3x3~0"] * c + ["skip_connect~0"] * (3 - c)) + "|" for c in convs
+    ]
+    truth = 90 + convs + rng.normal(0, 0.3, n)
+    score = truth - 2 * convs + rng.normal(0, 0.3, n)  # under-rates convolutions
+    folder = tmp_path / "r"
+    folder.mkdir()
+    with open(folder / "ranking.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["index", "arch", "benchmark", "macs", "supernet_accuracy", "ground_truth_C"]
+        )
+        for i in range(n):
+            writer.writerow([i, f"a{i}", cells[i], float(convs[i]) + i / 100, score[i], truth[i]])
+    result = ablation.main([f"--row=r={folder}", f"--out={tmp_path / 'o'}"])
+    ranks = lambda v: stats.rankdata(v)  # noqa: E731
+    error = (ranks(score) - ranks(truth)) / n
+    bias = result["rows"][0]["op_bias"]
+    assert set(bias) == {"nor_conv_3x3", "skip_connect"}
+    assert bias["nor_conv_3x3"] == pytest.approx(stats.spearmanr(convs, error)[0])
+    assert bias["skip_connect"] == pytest.approx(stats.spearmanr(3 - convs, error)[0])
+    assert bias["nor_conv_3x3"] < -0.5
+    assert "- r: nor_conv_3x3 " in (tmp_path / "o" / "ablation.md").read_text()
+
+
 def test_a_row_without_a_workdir_is_refused(ablation):
     with pytest.raises(SystemExit, match="no rank workdir"):
         ablation.parse_row("base=,")
