@@ -66,6 +66,7 @@ FLAG_NAMES = {
     "learning_rate",
     "lr_schedule",
     "lr_schedule_steps",
+    "calr_gamma_max",
     "momentum",
     "weight_decay",
     "label_smoothing",
