@@ -17,7 +17,8 @@ figures and scoring time are means over the seeds.
 ``ranking.csv`` (e.g. ``combined_score``), ``+macs``: the rank average of the supernet
 accuracy and MACs (:func:`spos_tf.rank.stats.rank_average`; a combination, labelled as such in
 the table), or ``ensemble`` (2 or more workdirs): one ranking by the mean supernet accuracy
-over the row's supernets (a seed ensemble: its cost is every supernet's training and scoring). The stand-alone accuracy is the ``ranking.csv`` column ``ground_truth_*`` (a
+over the row's supernets (a seed ensemble: its cost is every supernet's training and scoring).
+The stand-alone accuracy is the ``ranking.csv`` column ``ground_truth_*`` (a
 ``--ground_truth`` ranking) or ``standalone_mean``. Rows are matched by architecture; only the
 architectures present in every row are compared.
 
@@ -26,8 +27,9 @@ the top-1 pick and its percentile among the compared cells, top-k overlap with t
 truth's top k (chance level k/n), paired-bootstrap delta-tau against the baseline row and
 against ranking by MACs, the size bias (Spearman rho between MACs and the rank error, i.e. the
 architecture's rank by the score minus its rank by the ground truth, both as fractions of n;
-below 0: the row ranks large architectures too low; with a ``benchmark`` column of NAS-Bench-201
-cell strings also per op, against the number of edges holding it: ``op_bias``), the training wall time (``--train``, seconds) and the scoring wall time
+below 0: the row ranks large architectures too low; with a ``benchmark`` column of
+NAS-Bench-201 cell strings also per op, against the number of edges holding it: ``op_bias``),
+the training wall time (``--train``, seconds) and the scoring wall time
 (sum of the per-architecture ``seconds`` of ``archs/*/supernet.json``; none for a prior
 alone: a cost column or ``synflow``).
 
@@ -51,6 +53,7 @@ import numpy as np  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from spos_tf.rank import stats as rank_stats
+from spos_tf.spaces import nasbench201
 from spos_tf.runs import run_dir  # noqa: E402
 
 
@@ -136,31 +139,34 @@ def seed_scores(runs: dict, paths: list, archs: list, score: str, label: str) ->
     return [np.mean([row_scores(runs[p], archs, "supernet_accuracy") for p in paths], axis=0)]
 
 
-def size_bias(truth, scores, macs, seed: int) -> dict:
-    """Spearman rho between ``macs`` and the rank error of each of ``scores`` (rank by the score
-    minus rank by ``truth``, as fractions of n), mean over ``scores`` with a bootstrap interval
-    over architectures (the errors are ranked once, on all of them)."""
-    n = len(truth)
-    errors = [(scipy_stats.rankdata(v) - scipy_stats.rankdata(truth)) / n for v in scores]
+def rank_errors(truth, scores) -> list:
+    """Per array of ``scores``: each architecture's rank by the score minus its rank by
+    ``truth``, as fractions of n (above 0: ranked too high)."""
+    truth_ranks = scipy_stats.rankdata(truth)
+    return [(scipy_stats.rankdata(v) - truth_ranks) / len(truth) for v in scores]
+
+
+def size_bias(errors, macs, seed: int) -> dict:
+    """Spearman rho between ``macs`` and each of ``errors`` (:func:`rank_errors`), mean over
+    them with a bootstrap interval over architectures (the errors are ranked once, on all of
+    them)."""
     return rank_stats.mean_correlation("spearman_rho", macs, errors, seed=seed)
 
 
 def op_counts(rows: dict, archs: list) -> dict:
-    """``{op: edges holding it, per architecture}`` from the ``benchmark`` column's NAS-Bench-201
-    strings (``|nor_conv_3x3~0|+|...|``); empty without that column."""
+    """``{op: edges holding it, per architecture}`` for the ops that occur, from the
+    ``benchmark`` column's NAS-Bench-201 strings (:func:`spos_tf.spaces.nasbench201.from_string`);
+    empty without that column."""
     if "benchmark" not in rows[archs[0]]:
         return {}
-    cells = [
-        [t.split("~")[0] for t in str(rows[a]["benchmark"]).split("|") if "~" in t] for a in archs
-    ]
-    ops = sorted({op for cell in cells for op in cell})
-    return {op: np.array([cell.count(op) for cell in cells], float) for op in ops}
+    cells = np.array([nasbench201.from_string(str(rows[a]["benchmark"])) for a in archs])
+    counts = {nasbench201.OPS[i]: (cells == i).sum(axis=1).astype(float) for i in np.unique(cells)}
+    return dict(sorted(counts.items()))
 
 
-def op_bias(truth, scores, counts: dict) -> dict:
-    """``{op: Spearman rho between its edge count and the rank error}``, mean over ``scores``."""
-    n = len(truth)
-    errors = [(scipy_stats.rankdata(v) - scipy_stats.rankdata(truth)) / n for v in scores]
+def op_bias(errors, counts: dict) -> dict:
+    """``{op: Spearman rho between its edge count and the rank error}``, mean over ``errors``
+    (:func:`rank_errors`)."""
     return {
         op: float(np.mean([scipy_stats.spearmanr(c, e)[0] for e in errors]))
         for op, c in counts.items()
@@ -207,6 +213,7 @@ def table(args) -> dict:
         if score == "ensemble" and seconds is not None and None not in seconds:
             seconds = [sum(seconds)]  # one ranking scored by every member
         tau = rank_stats.mean_correlation("kendall_tau", truth, scores, seed=args.seed)
+        errors = rank_errors(truth, scores)
         tops = [int(np.argsort(-v, kind="stable")[0]) for v in scores]
         out["rows"].append(
             {
@@ -231,8 +238,8 @@ def table(args) -> dict:
                 "delta_tau_vs_macs": rank_stats.mean_correlation(
                     "kendall_tau", truth, scores, [macs], seed=args.seed
                 ),
-                "size_bias": size_bias(truth, scores, macs, args.seed),
-                "op_bias": op_bias(truth, scores, counts),
+                "size_bias": size_bias(errors, macs, args.seed),
+                "op_bias": op_bias(errors, counts),
                 "tau_over_ceiling": None if ceiling is None else tau["value"] / ceiling["value"],
                 "train_seconds": float(train[label]) if label in train else None,
                 "scoring_seconds": None

@@ -10,6 +10,8 @@ import pytest
 from conftest import import_benchmark
 from scipy import stats
 
+from spos_tf.spaces.nasbench201 import to_string
+
 
 @pytest.fixture(scope="module")
 def ablation():
@@ -200,10 +202,8 @@ def test_size_bias_and_a_seed_ensemble_row(tmp_path, ablation):
 def test_op_bias_counts_the_edges_of_each_op_in_the_benchmark_strings(tmp_path, ablation):
     rng = np.random.default_rng(4)
     n = 30
-    convs = rng.integers(0, 4, n)  # edges holding nor_conv_3x3 (of 3), the rest skip_connect
-    cells = [
-        "|" + "|+|".join(["nor_conv_3x3~0"] * c + ["skip_connect~0"] * (3 - c)) + "|" for c in convs
-    ]
+    convs = rng.integers(0, 7, n)  # edges holding nor_conv_3x3 (of 6), the rest skip_connect
+    cells = [to_string(["nor_conv_3x3"] * c + ["skip_connect"] * (6 - c)) for c in convs]
     truth = 90 + convs + rng.normal(0, 0.3, n)
     score = truth - 2 * convs + rng.normal(0, 0.3, n)  # under-rates convolutions
     folder = tmp_path / "r"
@@ -221,7 +221,7 @@ def test_op_bias_counts_the_edges_of_each_op_in_the_benchmark_strings(tmp_path, 
     bias = result["rows"][0]["op_bias"]
     assert set(bias) == {"nor_conv_3x3", "skip_connect"}
     assert bias["nor_conv_3x3"] == pytest.approx(stats.spearmanr(convs, error)[0])
-    assert bias["skip_connect"] == pytest.approx(stats.spearmanr(3 - convs, error)[0])
+    assert bias["skip_connect"] == pytest.approx(stats.spearmanr(6 - convs, error)[0])
     assert bias["nor_conv_3x3"] < -0.5
     assert "- r: nor_conv_3x3 " in (tmp_path / "o" / "ablation.md").read_text()
 
