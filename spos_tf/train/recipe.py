@@ -77,7 +77,7 @@ def complexity_aware_weight(config, space):
     """``weight(step, macs)`` for ``--lr_schedule=complexity_aware`` (DYNAS's complexity-aware
     rate, CaLR): ``(1 - step / T) ** calr_exponent(macs)`` with ``T = lr_schedule_steps or
     steps`` and the exponent spanning the MACs range of ``space``, from ``config.calr_gamma_max``
-    (DYNAS's 4 where the config has none) down to its inverse. The train step multiplies the
+    (DYNAS's 4 by default) down to its inverse. The train step multiplies the
     sampled path's loss by it under a constant ``learning_rate`` (as the DYNAS release does): with
     plain SGD that is the rate ``learning_rate * weight``; the L2 term is not weighted. Cost: a
     few scalar ops per step."""
@@ -85,12 +85,11 @@ def complexity_aware_weight(config, space):
 
     macs_min, macs_max = macs_bounds(space)
     total = float(config.lr_schedule_steps or config.steps)
-    gamma_max = float(getattr(config, "calr_gamma_max", CALR_GAMMA_MAX))
 
     def weight(step, macs):
         left = tf.maximum(1.0 - tf.cast(step, tf.float32) / total, 0.0)
         macs = tf.clip_by_value(tf.cast(macs, tf.float32), macs_min, macs_max)
-        return tf.pow(left, calr_exponent(macs, macs_min, macs_max, gamma_max))
+        return tf.pow(left, calr_exponent(macs, macs_min, macs_max, config.calr_gamma_max))
 
     return weight
 

@@ -36,7 +36,7 @@ def test_exponent_runs_from_4_at_the_fewest_macs_to_a_quarter_at_the_most():
 def test_weight_is_the_remaining_fraction_to_the_paths_exponent():
     space = _space()
     lo, hi = macs_bounds(space)
-    config = types.SimpleNamespace(steps=60, lr_schedule_steps=100)
+    config = types.SimpleNamespace(steps=60, lr_schedule_steps=100, calr_gamma_max=4.0)
     weight = complexity_aware_weight(config, space)
     assert float(weight(0, lo)) == pytest.approx(1.0)
     assert float(weight(50, lo)) == pytest.approx(0.5**4, rel=1e-5)
@@ -62,7 +62,7 @@ def test_step_scales_the_sampled_paths_update_by_the_weight_and_leaves_the_rest(
     x = rng.normal(size=(8, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 10, 8)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    config = types.SimpleNamespace(steps=100, lr_schedule_steps=None)
+    config = types.SimpleNamespace(steps=100, lr_schedule_steps=None, calr_gamma_max=4.0)
 
     deltas, befores, archs = [], [], []
     for weighted in (False, True):
