@@ -11,8 +11,8 @@ Each ``--lever`` is ``display label=<ablation.json>#<row label>`` (the display l
 "=", the row label may): the row's
 ``delta_tau_vs_baseline`` (paired against the first row of that table, which the plot names
 beside the label) is drawn as a point with its interval; a lever whose interval excludes 0 is
-drawn filled, one whose interval holds 0 hollow. Rows of several supernet seeds are marked with
-their count. Writes ``<out>`` (PNG) and ``<out without .png>.json`` (the plotted numbers, with the
+drawn filled, one whose interval holds 0 hollow. Each label gives the row's supernet seeds ("no
+supernet" for a prior alone). Writes ``<out>`` (PNG) and ``<out without .png>.json`` (the plotted numbers, with the
 table and row each came from). Nothing is recomputed: the intervals are the tables'.
 Cost: under a second (matplotlib).
 """
@@ -21,10 +21,19 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from rank_ablation import PRIORS  # noqa: E402
+
 from spos_tf.runs import run_dir  # noqa: E402
+
+
+def seeds_text(seeds: int) -> str:
+    return "no supernet" if seeds == 0 else f"{seeds} seed{'s' if seeds > 1 else ''}"
 
 
 def parse_lever(spec: str) -> tuple:
@@ -57,7 +66,8 @@ def read_lever(spec: str) -> dict:
         "table": path,
         "row": row_label,
         "baseline": table["rows"][0]["label"],
-        "seeds": int(row.get("seeds", 1)),
+        # a prior alone (MACs, SynFlow, ...) trains no supernet
+        "seeds": 0 if row.get("score") in PRIORS else int(row.get("seeds", 1)),
         "num_archs": int(table["num_archs"]),
         "kendall_tau": row["kendall_tau"]["value"],
         "delta_tau": delta["value"],
@@ -74,7 +84,7 @@ def plot(levers: list, path: str, title: str) -> None:
     import matplotlib.pyplot as plt
 
     n = len(levers)
-    fig, ax = plt.subplots(figsize=(9, 0.45 * n + 1.4))
+    fig, ax = plt.subplots(figsize=(11, 0.4 * n + 1.6))
     for i, lever in enumerate(levers):
         y = n - 1 - i
         color = "tab:green" if lever["delta_tau"] > 0 else "tab:red"
@@ -90,15 +100,13 @@ def plot(levers: list, path: str, title: str) -> None:
     ax.axvline(0.0, color="grey", lw=0.8)
     ax.set_yticks(range(n))
     ax.set_yticklabels(
-        [f"{lv['label']} ({lv['seeds']} seed{'s' if lv['seeds'] > 1 else ''})" for lv in levers][
-            ::-1
-        ],
+        [f"{lv['label']} ({seeds_text(lv['seeds'])})" for lv in levers][::-1],
         fontsize=8,
     )
     ax.set_xlabel(
-        "paired delta Kendall tau vs the lever's baseline (bootstrap 95%; filled: excludes 0)"
+        "paired delta Kendall tau vs the lever's baseline\n(bootstrap 95% interval; filled: it excludes 0)"
     )
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 70), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,6 +1,7 @@
 """benchmarks/lever_plot.py on a hand-written ablation table: the plotted numbers are the table's
-rows, a lever is marked resolved exactly when its interval excludes 0, the figure parses as a PNG,
-and bad levers are refused with errors that name the fix."""
+rows, a lever is marked resolved exactly when its interval excludes 0, a prior alone counts no
+supernet seeds, the figure parses as a PNG, and bad levers are refused with errors that name the
+fix."""
 
 import json
 
@@ -24,6 +25,7 @@ def table(tmp_path):
         ("helps", 2, 0.65, delta(0.05, 0.02, 0.09)),
         ("unclear", 1, 0.61, delta(0.01, -0.03, 0.05)),
         ("hurts", 2, 0.50, delta(-0.10, -0.14, -0.06)),
+        ("MACs alone", 1, 0.55, delta(-0.05, -0.12, 0.01)),
     ]
     path = tmp_path / "ablation.json"
     path.write_text(
@@ -34,6 +36,7 @@ def table(tmp_path):
                     {
                         "label": label,
                         "seeds": seeds,
+                        "score": "macs" if label == "MACs alone" else "supernet_accuracy",
                         "kendall_tau": {"value": tau},
                         "delta_tau_vs_baseline": d,
                     }
@@ -52,6 +55,7 @@ def test_points_are_the_tables_rows(tmp_path, table, lever_plot):
             f"--lever=A={table}#helps",
             f"--lever=B={table}#unclear",
             f"--lever=C={table}#hurts",
+            f"--lever=D={table}#MACs alone",
             f"--out={out}",
         ]
     )
@@ -65,8 +69,9 @@ def test_points_are_the_tables_rows(tmp_path, table, lever_plot):
         ("A", 2, 0.05, 0.02, 0.09),
         ("B", 1, 0.01, -0.03, 0.05),
         ("C", 2, -0.10, -0.14, -0.06),
+        ("D", 0, -0.05, -0.12, 0.01),  # a prior alone: no supernet seeds
     ]
-    assert [lv["resolved"] for lv in levers] == [True, False, True]
+    assert [lv["resolved"] for lv in levers] == [True, False, True, False]
     assert {lv["baseline"] for lv in levers} == {"base"}
     assert levers[0]["kendall_tau"] == 0.65 and levers[0]["num_archs"] == 200
 
