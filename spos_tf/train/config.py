@@ -359,7 +359,9 @@ class TrainConfig:
             raise ValueError(
                 f"--calr_gamma_max={self.calr_gamma_max} shapes --lr_schedule=complexity_aware; "
                 f"with --lr_schedule={self.lr_schedule} it does nothing: drop it or pass "
-                f"--lr_schedule=complexity_aware"
+                f"--lr_schedule=complexity_aware (where a flag file such as "
+                f"flags/nb201_supernet.cfg sets it, add --calr_gamma_max={CALR_GAMMA_MAX:g} after "
+                f"the flag file)"
             )
         if self.lr_schedule == "complexity_aware" and not self.is_supernet:
             raise ValueError(
