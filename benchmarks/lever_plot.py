@@ -3,17 +3,18 @@ its own baseline, with its bootstrap 95% interval, read from ``benchmarks/rank_a
 tables.
 
 Usage:
+    python benchmarks/lever_plot.py @benchmarks/nb201/levers.args   # the README's figure
     python benchmarks/lever_plot.py --out=benchmarks/figures/nb201_levers.png \
-        --lever="CaLR vs cosine (2 seeds)=benchmarks/nb201/ablation_calr_two_seeds.json#complexity-aware rate (DYNAS CaLR: lr_schedule complexity_aware) seeds 0 and 1" \
+        --lever="CaLR gamma 16 vs gamma 8=benchmarks/nb201/ablation_calr_gamma16.json#CaLR, gamma 16 to 1/16, seed 0" \
         --lever="..."
 
-Each ``--lever`` is ``display label=<ablation.json>#<row label>`` (the display label holds no
-"=", the row label may): the row's
-``delta_tau_vs_baseline`` (paired against the first row of that table, which the plot names
-beside the label) is drawn as a point with its interval; a lever whose interval excludes 0 is
-drawn filled, one whose interval holds 0 hollow. Each label gives the row's supernet seeds ("no
-supernet" for a prior alone). Writes ``<out>`` (PNG) and ``<out without .png>.json`` (the plotted numbers, with the
-table and row each came from). Nothing is recomputed: the intervals are the tables'.
+An ``@<file>`` argument reads further arguments from the file, one per line. Each ``--lever`` is
+``display label=<ablation.json>#<row label>`` (the display label holds no "=", the row label
+may): the row's ``delta_tau_vs_baseline`` (paired against the first row of that table) is drawn
+as a point with its interval; a lever whose interval excludes 0 is drawn filled, one whose
+interval holds 0 hollow. Each label gives the row's supernet seeds ("no supernet" for a prior
+alone). Writes ``<out>`` (PNG) and ``<out without .png>.json`` (the plotted numbers, with the
+table, row and baseline each came from). Nothing is recomputed: the intervals are the tables'.
 Cost: under a second (matplotlib).
 """
 
@@ -113,7 +114,8 @@ def plot(levers: list, path: str, title: str) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # @<file>: one argument per line (the levers of a figure kept beside its tables)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], fromfile_prefix_chars="@")
     parser.add_argument("--lever", action="append", required=True, help="label=<json>#<row>")
     parser.add_argument("--out", required=True, help="the PNG to write")
     parser.add_argument("--title", default="What each lever did to the supernet's ranking")

@@ -76,6 +76,16 @@ def test_points_are_the_tables_rows(tmp_path, table, lever_plot):
     assert levers[0]["kendall_tau"] == 0.65 and levers[0]["num_archs"] == 200
 
 
+def test_arguments_from_a_file(tmp_path, table, lever_plot):
+    args = tmp_path / "levers.args"
+    out = tmp_path / "levers.png"
+    # one argument per line; labels with spaces and commas need no quoting
+    args.write_text(f"--out={out}\n--lever=helps, a lot={table}#helps\n")
+    (lever,) = lever_plot.main([f"@{args}"])
+    assert (lever["label"], lever["delta_tau"]) == ("helps, a lot", 0.05)
+    assert out.exists()
+
+
 def test_bad_levers_are_refused(tmp_path, table, lever_plot):
     out = tmp_path / "levers.png"
     with pytest.raises(SystemExit, match="its rows: .*'helps'"):
