@@ -24,9 +24,8 @@ import os
 import sys
 import textwrap
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # spos_tf
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # rank_ablation, its neighbour
 
 from rank_ablation import PRIORS  # noqa: E402
 
