@@ -50,26 +50,37 @@ def restored_optimizer(workdir, model):
     return optimizer
 
 
-def assert_only_sampled_choices_moved(workdir, steps):
+def assert_only_sampled_choices_moved(workdir, steps, sampler=None):
     """The masked-update guarantee after ``steps`` steps of the supernet run in ``workdir``: the
     kernels of every (block, op) that some step sampled changed; every other (block, op) keeps
     its initial kernels and BN moving statistics bit for bit, and its optimizer slots are still
-    exactly zero. Returns the number of unsampled (block, op) pairs."""
+    exactly zero. ``sampler(space, seed)`` makes the run's sampler (default
+    :class:`ArchSampler`); one with ``paths(step)`` trained all of them each step. A cell
+    space's edge is its block. Returns the number of unsampled (block, op) pairs."""
     space, trained, config = run_dir.restore_model(str(workdir))
     optimizer = restored_optimizer(workdir, trained)
     initial = spos_tf.build_supernet(space, seed=config["seed"])
-    sampler = ArchSampler(space, config["seed"])
-    used = {(b, op) for step in range(steps) for b, op in enumerate(sampler(step).genes[0])}
+    sampler = (sampler or ArchSampler)(space, config["seed"])
+    paths = getattr(sampler, "paths", lambda step: [sampler(step)])
+    used = {
+        (b, op)
+        for step in range(steps)
+        for arch in paths(step)
+        for b, op in enumerate(arch.genes[0])
+    }
     bn_stats = slots_checked = 0
-    for b, block in enumerate(trained.choice_blocks):
-        init_units = list(initial.choice_blocks[b].units.values())
+    for i, block in enumerate(trained.choice_blocks):
+        b = block.block
+        init_units = list(initial.choice_blocks[i].units.values())
         for o, unit in enumerate(block.units.values()):
             init, weights = init_units[o].weight_dict(), unit.weight_dict()
             same = {k: np.array_equal(v.numpy(), init[k].numpy()) for k, v in weights.items()}
             kernels_same = all(same[k] for k in weights if k.endswith("kernel"))
-            assert kernels_same == ((b, o) not in used), (
-                f"block {b} op {o}: sampled={(b, o) in used}"
-            )
+            # ops without kernels (a cell's none, skip and pooling) have nothing that must move
+            if any(k.endswith("kernel") for k in weights):
+                assert kernels_same == ((b, o) not in used), (
+                    f"block {b} op {o}: sampled={(b, o) in used}"
+                )
             if (b, o) in used:
                 continue
             assert all(same.values()), f"block {b} op {o} (unsampled) changed: " + ", ".join(

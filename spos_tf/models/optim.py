@@ -178,14 +178,23 @@ class MaskedOptimizer(keras.optimizers.Optimizer):
         g = grad + self.l2 * variable if (self.l2 and key in self._decayed) else grad
 
         new_var, new_slots = self.dense_update(g, variable, slots, lr)
-        # A fair step (FairSampler) trained every choice: no variable is left out.
-        trains_all = getattr(self._model, "paths_per_step", 1) > 1
+        # A fair step (FairSampler) trained every choice: no variable is left out. A pair step
+        # (RankPairSampler) trained two paths: the union of theirs moves.
+        trains_all = getattr(self._model, "trains_every_choice", False)
         if owner is not None and not trains_all:
-            arch = tf.convert_to_tensor(self._model.arch_var)
-            keep = owner.active(arch)
-            mask = owner.mask(arch, variable.shape)
-            if mask is not None:
-                keep = tf.logical_and(keep, mask)
+            pair = getattr(self._model, "step_paths_var", None)
+            archs = (
+                [tf.convert_to_tensor(self._model.arch_var)]
+                if pair is None
+                else tf.unstack(tf.convert_to_tensor(pair))
+            )
+            keep = None
+            for arch in archs:
+                on_path = owner.active(arch)
+                mask = owner.mask(arch, variable.shape)
+                if mask is not None:
+                    on_path = tf.logical_and(on_path, mask)
+                keep = on_path if keep is None else tf.logical_or(keep, on_path)
             # A select rather than a tf.cond: no branch functions to trace, so large supernets
             # build their train step much faster; unselected entries get their old value back
             # bit for bit.

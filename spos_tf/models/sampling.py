@@ -51,7 +51,11 @@ class ArchSampler:
         return np.random.default_rng([self.seed, int(step)])
 
     def __call__(self, step: int) -> Architecture:
-        rng = self.rng(step)
+        return self.accepted(self.rng(step), step)
+
+    def accepted(self, rng: np.random.Generator, step: int) -> Architecture:
+        """The first of up to ``max_tries`` draws from ``rng`` that meets the constraint
+        (``step`` only names the step in the error)."""
         for _ in range(self.max_tries):
             arch = self._draw(rng)
             if self.constraint is None or self.constraint(arch):

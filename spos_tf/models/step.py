@@ -14,9 +14,14 @@ Like Keras' ``Model.train_step``, it runs inside one replica (in a ``tf.function
 for single-device debugging); with a ``tf.distribute`` strategy the gradients are all-reduced by
 ``apply_gradients``, so ``loss_fn`` must scale the loss for the global batch.
 
-Cost: one forward and backward pass of one path, the masked update (about 5% of a step, see
-:mod:`spos_tf.models.optim`), a host callback for the sampler (tens of microseconds) and one global
-gradient norm for the finite check (a reduction over the gradients; pruned by graph
+With a fair sampler (``--sampling=fair``) the step trains all K paths of
+:class:`~spos_tf.models.sampling.FairSampler` in one update; with a pair sampler
+(``--sampling=rank_pairs``, :mod:`spos_tf.models.rank_pairs`) two paths plus a margin ranking loss
+(:func:`ranking_hinge`) in one update.
+
+Cost: one forward and backward pass of one path (K with a fair sampler, 2 with a pair sampler),
+the masked update (about 5% of a step, see :mod:`spos_tf.models.optim`), a host callback for the
+sampler (tens of microseconds) and one global gradient norm for the finite check (a reduction over the gradients; pruned by graph
 optimisation when the caller does not use ``finite``).
 """
 
@@ -84,6 +89,8 @@ def train_step(
     Returns:
       :class:`StepOutput`. ``optimizer.iterations`` has advanced by one.
     """
+    if is_supernet(model) and getattr(model.sampler, "pairs", False):
+        return _pair_step(model, optimizer, loss_fn, images, labels, loss_weight)
     if is_supernet(model) and getattr(model, "paths_per_step", 1) > 1:
         return _fair_step(model, optimizer, loss_fn, images, labels, loss_weight)
     if is_supernet(model):
@@ -139,3 +146,57 @@ def _fair_step(model, optimizer, loss_fn, images, labels, loss_weight=None) -> S
         finite = tf.logical_and(finite, tf.logical_and(tf.math.is_finite(loss), ok))
     optimizer.apply_gradients(zip(total, variables))
     return StepOutput(tf.add_n(losses) / len(losses), logits, finite, tf.reduce_mean(macs))
+
+
+def ranking_hinge(loss_a, loss_b, macs, margin, replicas=1):
+    """The margin ranking loss of a pair step (RD-NAS, MACs as the teacher): the path with more
+    MACs should have the lower loss, by at least ``margin``:
+    ``max(0, margin - (loss_fewer - loss_more))``; 0 when the two paths have equal MACs.
+
+    ``loss_a``, ``loss_b`` are this replica's losses scaled for the global batch (their sum over
+    ``replicas`` replicas is the batch mean), so the hinge is taken on each replica's own mean
+    loss (``loss * replicas``) and divided by ``replicas`` again: the summed gradient is the mean
+    of the replicas' hinge gradients. With one replica it is the hinge of the batch mean."""
+    replicas = tf.cast(replicas, loss_a.dtype)
+    sign = tf.sign(tf.cast(macs[0] - macs[1], loss_a.dtype))  # +1: path a has more MACs
+    gap = (loss_b - loss_a) * sign * replicas  # loss_fewer - loss_more, per replica mean
+    return tf.nn.relu(tf.cast(margin, loss_a.dtype) - gap) * tf.abs(sign) / replicas
+
+
+def _pair_step(model, optimizer, loss_fn, images, labels, loss_weight=None) -> StepOutput:
+    """The ranking-distillation step (``--sampling=rank_pairs``): the two paths of
+    ``model.sample_pair_tensor`` run forward on the same batch under one tape (each updates its
+    own BN statistics; shared layers such as the stem update theirs twice); the objective is the
+    sum of the two (complexity-weighted) losses plus ``model.sampler.weight`` times
+    :func:`ranking_hinge`; one masked update moves the union of the two paths' weights
+    (``model.step_paths_var``). Returns the mean of the two losses, path a's logits and the mean
+    MACs of the pair."""
+    inner = precision.inner_optimizer(optimizer)
+    if getattr(inner, "_groups", None) is not None:
+        raise ValueError(
+            "--sampling=rank_pairs trains two paths in one update, which momentum separation "
+            "cannot split between slot sets: drop --momentum_split or use another --sampling"
+        )
+    archs, macs, margin = model.sample_pair_tensor(optimizer.iterations)
+    model.arch_var.assign(archs[0])
+    model.step_paths_var.assign(archs)
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        logits = model(images, training=True, arch=archs[0])
+        loss_a = loss_fn(labels, logits)
+        loss_b = loss_fn(labels, model(images, training=True, arch=archs[1]))
+        hinge = ranking_hinge(loss_a, loss_b, macs, margin, replicas)
+        objective = (
+            _weighted(loss_a, loss_weight, optimizer, macs[0])
+            + _weighted(loss_b, loss_weight, optimizer, macs[1])
+            + tf.cast(model.sampler.weight, loss_a.dtype) * hinge
+        )
+    grads, loss_scale = precision.gradients(optimizer, tape, objective, variables)
+    grad_norm = tf.linalg.global_norm([g for g in grads if g is not None])
+    grads_ok = tf.math.is_finite(grad_norm)
+    if loss_scale is not None:
+        grads_ok = tf.logical_or(grads_ok, loss_scale > 1.0)
+    finite = tf.logical_and(tf.math.is_finite(objective), grads_ok)
+    optimizer.apply_gradients(zip(grads, variables))
+    return StepOutput((loss_a + loss_b) / 2, logits, finite, tf.reduce_mean(macs))

@@ -134,6 +134,7 @@ class Supernet(keras.Model):
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
         self.sampler = ArchSampler(space, seed)
+        self._paths_var = None  # the pair step's two paths, created by set_sampler when needed
         self._cost_table = costs_lib.CostTable(space)
 
     def _build_body(self, space: SearchSpace, seed: int) -> None:
@@ -164,6 +165,21 @@ class Supernet(keras.Model):
         """Replaces the per-step architecture sampler; fails fast if its constraint is infeasible."""
         sampler(0)
         self.sampler = sampler
+        if getattr(sampler, "pairs", False) and self._paths_var is None:
+            self._make_paths_var()
+
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _make_paths_var(self) -> None:
+        """The pair step's scratch variable: written by every pair step before the update reads
+        it, so it is neither a weight nor checkpointed (untracked: ``weights``, checkpoints and
+        the evaluation twin keep their layout)."""
+        self._paths_var = tf.Variable(
+            np.zeros((2, len(GENE_KINDS), self.space.num_blocks), np.int32),
+            trainable=False,
+            name="paths",
+            synchronization=tf.VariableSynchronization.ON_WRITE,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
 
     def _sample(self, step):
         arch = self.sampler(int(step))
@@ -181,6 +197,38 @@ class Supernet(keras.Model):
         """Paths trained per step: 1, or K with a fair sampler (:class:`FairSampler`), whose K
         paths together use every choice, so the update then moves every choice."""
         return int(getattr(self.sampler, "paths_per_step", 1))
+
+    @property
+    def trains_every_choice(self) -> bool:
+        """True with a fair sampler: the step's paths together use every choice, so the masked
+        optimizer moves every choice (:class:`~spos_tf.models.sampling.FairSampler`)."""
+        return self.paths_per_step > 1 and not getattr(self.sampler, "pairs", False)
+
+    @property
+    def step_paths_var(self):
+        """With a pair sampler (:class:`~spos_tf.models.rank_pairs.RankPairSampler`): the
+        ``[2, 4, B]`` int32 variable holding the step's two paths, whose union the masked
+        optimizer moves; else None (the optimizer reads ``arch_var``)."""
+        return self._paths_var if getattr(self.sampler, "pairs", False) else None
+
+    def _sample_pair(self, step):
+        a, b, margin = self.sampler.pair(int(step))
+        return (
+            np.stack([self.space.indices(a), self.space.indices(b)]),
+            np.asarray([self._cost_table.macs(a), self._cost_table.macs(b)], np.float32),
+            np.float32(margin),
+        )
+
+    def sample_pair_tensor(self, step):
+        """``(archs [2, 4, B] int32, macs [2] float32, margin float32)``: the two paths of
+        ``step`` of a pair sampler and their ranking margin, computed on the host."""
+        archs, macs, margin = tf.numpy_function(
+            self._sample_pair, [step], (tf.int32, tf.float32, tf.float32), stateful=False
+        )
+        archs.set_shape((2, len(GENE_KINDS), self.space.num_blocks))
+        macs.set_shape((2,))
+        margin.set_shape(())
+        return archs, macs, margin
 
     def _sample_paths(self, step):
         archs = self.sampler.paths(int(step))

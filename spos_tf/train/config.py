@@ -24,6 +24,7 @@ from spos_tf import costs as costs_lib
 from spos_tf.runs.config_flags import field
 from spos_tf.data import DataConfig, dataset_info
 from spos_tf.data import resolve as resolve_data
+from spos_tf.models.rank_pairs import RankPairSampler
 from spos_tf.models.sampling import (
     REFERENCE_BINS,
     ArchSampler,
@@ -42,9 +43,10 @@ from spos_tf.spaces.space import Architecture, SearchSpace, arch_from_any
 from spos_tf.runs.strategy import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam")
-SAMPLINGS = ("uniform", "cost_bins", "balanced", "fair")
+SAMPLINGS = ("uniform", "cost_bins", "balanced", "fair", "rank_pairs")
 LR_SCHEDULES = ("linear", "cosine", "constant", "complexity_aware")
 CALR_GAMMA_MAX = 4.0  # DYNAS's decay exponent for the fewest MACs (1/4 for the most)
+RANK_LOSS_WEIGHT, RANK_LOSS_MARGIN = 1.0, 0.02  # --sampling=rank_pairs (this library's choice)
 
 
 class ConfigError(ValueError):
@@ -100,8 +102,13 @@ class TrainConfig:
         whole space, or ``cost_bins``, then a path inside it: :class:`~spos_tf.models.sampling.
         BalancedSampler`) or ``"fair"``
         (FairNAS strict fairness, :class:`~spos_tf.models.sampling.FairSampler`: every choice of every
-        block once per step, K paths on one batch, summed gradients, one update; K x the cost).
+        block once per step, K paths on one batch, summed gradients, one update; K x the cost)
+        or ``"rank_pairs"`` (ranking distillation with MACs as the teacher, after RD-NAS:
+        :mod:`spos_tf.models.rank_pairs`; two paths per step from different MACs groups, their
+        losses plus ``rank_loss_weight`` x a margin ranking loss, one update; 2x the cost).
         The evaluation paths stay uniform with every rule.
+      rank_loss_weight, rank_loss_margin: ``rank_pairs`` only: the ranking loss's weight and its
+        margin per MACs group step (:class:`~spos_tf.models.rank_pairs.RankPairSampler`).
       cost_bins: MACs bin edges (increasing). ``cost_bins`` sampling draws among these bins
         (None: the reference's 290M..360M in 10M steps); with any sampling, when set, every
         metrics record holds ``path_bins`` (sampled paths per bin since the last record) and
@@ -218,8 +225,22 @@ class TrainConfig:
         "to --bin_tries uniform draws inside it, else one unconstrained draw); balanced "
         "(the same over 8 equal MACs bins spanning the whole space, or --cost_bins); fair "
         "(FairNAS: every step trains every choice of every block once, K paths on one batch, "
-        "gradients summed, one update; K times the cost of a step).",
+        "gradients summed, one update; K times the cost of a step); rank_pairs (ranking "
+        "distillation after RD-NAS, MACs as the teacher: two paths from different MACs groups "
+        "per step, their losses plus --rank_loss_weight x a margin ranking loss asking the path "
+        "with more MACs for the lower loss; 2x the cost of a step).",
         choices=SAMPLINGS,
+    )
+    rank_loss_weight: float = field(
+        RANK_LOSS_WEIGHT,
+        "--sampling=rank_pairs: weight of the margin ranking loss in the step's objective.",
+        low=0.0,
+    )
+    rank_loss_margin: float = field(
+        RANK_LOSS_MARGIN,
+        "--sampling=rank_pairs: ranking margin per MACs group between the two paths (8 MACs "
+        "quantile groups; in units of the training loss).",
+        low=0.0,
     )
     cost_bins: Optional[tuple] = field(
         None,
@@ -409,6 +430,17 @@ class TrainConfig:
             )
         if self.sampling == "fair" and self.cost_bins is not None:
             raise ValueError("--sampling=fair trains every choice each step; drop --cost_bins")
+        if self.sampling != "rank_pairs" and (
+            self.rank_loss_weight != RANK_LOSS_WEIGHT or self.rank_loss_margin != RANK_LOSS_MARGIN
+        ):
+            raise ValueError(
+                "--rank_loss_weight/--rank_loss_margin shape --sampling=rank_pairs; add "
+                "--sampling=rank_pairs or drop them"
+            )
+        if self.sampling == "rank_pairs" and self.cost_bins is not None:
+            raise ValueError(
+                "--sampling=rank_pairs draws its pairs from MACs quantile groups; drop --cost_bins"
+            )
         for name in ("min_latency_ms", "max_latency_ms"):
             if getattr(self, name) is not None and not self.latency_table:
                 raise ValueError(
@@ -428,10 +460,10 @@ class TrainConfig:
                     "--momentum_split separates the supernet's paths; a stand-alone network "
                     "(--arch / --uniform_bits) has one path: drop --momentum_split"
                 )
-            if self.sampling == "fair":
+            if self.sampling in ("fair", "rank_pairs"):
                 raise ValueError(
-                    "--sampling=fair trains every op of every edge in one update, so no single "
-                    "slot set owns it: drop --momentum_split or use another --sampling"
+                    f"--sampling={self.sampling} trains several paths in one update, so no "
+                    "single slot set owns it: drop --momentum_split or use another --sampling"
                 )
             if self.few_shot_split is not None:
                 raise ValueError(
@@ -696,7 +728,7 @@ def resolve(config: TrainConfig) -> Resolved:
         if config.momentum_split is not None:
             split_choices(space, config.momentum_split, "--momentum_split")
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
-        if config.sampling in ("cost_bins", "balanced", "fair"):
+        if config.sampling in ("cost_bins", "balanced", "fair", "rank_pairs"):
             # evaluation paths stay uniform: the same paths whichever way training samples
             eval_sampler = sampler
         if config.sampling == "cost_bins":
@@ -707,6 +739,15 @@ def resolve(config: TrainConfig) -> Resolved:
             sampler = BalancedSampler(space, config.seed, config.cost_bins, config.bin_tries)
         elif config.sampling == "fair":
             sampler = FairSampler(space, config.seed)
+        elif config.sampling == "rank_pairs":  # the constraint, if any, holds for both paths
+            sampler = RankPairSampler(
+                space,
+                config.seed,
+                constraint,
+                config.rank_loss_margin,
+                config.rank_loss_weight,
+                description=description,
+            )
     eval_split = config.eval_split or ("holdout" if config.is_supernet else "test")
     effective = dataclasses.replace(
         config,

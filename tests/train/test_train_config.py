@@ -72,6 +72,8 @@ TINY_CONFIG_JSON = {
     "overwrite": False,
     "precision": "float32",
     "progress": False,
+    "rank_loss_margin": 0.02,
+    "rank_loss_weight": 1.0,
     "sampling": "uniform",
     "seed": 0,
     "space": "shufflenet_oneshot",
@@ -165,6 +167,11 @@ BAD = [  # bounds and choices from the field metadata
         "already separate: drop --momentum_split",
     ),
     (dict(momentum_split=-1), "--momentum_split"),
+    (dict(momentum_split=1, sampling="rank_pairs"), "drop --momentum_split or use another"),
+    (dict(rank_loss_weight=2.0), "add --sampling=rank_pairs or drop them"),
+    (dict(sampling="rank_pairs", cost_bins=(1e6, 2e6)), "quantile groups; drop --cost_bins"),
+    (dict(sampling="rank_pairs", rank_loss_margin=-0.1), "--rank_loss_margin must be a number"),
+    (dict(arch="0,0,0,0", sampling="rank_pairs"), "drop them when retraining one architecture"),
 ]
 
 
@@ -278,3 +285,50 @@ def test_an_old_config_json_with_calib_batches_still_reads_and_resumes(tmp_path,
         run_dir.check_workdir(
             str(tmp_path), other.to_dict(), overwrite=False, neutral=NEUTRAL_FIELDS
         )
+
+
+def test_rank_pairs_resolves_to_the_pair_sampler_and_older_runs_still_resume(tmp_path, data_dir):
+    """--sampling=rank_pairs with a MACs range: a RankPairSampler carrying the flags' weight and
+    margin whose both paths meet the range, evaluated on uniform paths; a config.json written
+    before the rank_loss settings existed resumes under today's defaults."""
+    from spos_tf import costs
+    from spos_tf.models.rank_pairs import RankPairSampler
+
+    base = resolve(
+        parse_flagfile("tiny_supernet.cfg", f"--workdir={tmp_path}", f"--data_dir={data_dir}")
+    )
+    macs = [costs.macs(base.space, base.sampler(s)) for s in range(8)]
+    low, high = min(macs), max(macs)
+    resolved = resolve(
+        parse_flagfile(
+            "tiny_supernet.cfg",
+            f"--workdir={tmp_path}",
+            f"--data_dir={data_dir}",
+            "--sampling=rank_pairs",
+            "--rank_loss_weight=0.5",
+            "--rank_loss_margin=0.1",
+            f"--min_macs={low}",
+            f"--max_macs={high}",
+        )
+    )
+    sampler = resolved.sampler
+    assert isinstance(sampler, RankPairSampler) and (sampler.weight, sampler.margin) == (0.5, 0.1)
+    for step in range(10):
+        for arch in sampler.paths(step):
+            assert low <= costs.macs(resolved.space, arch) <= high
+    assert not isinstance(resolved.eval_sampler, RankPairSampler)
+
+    old = {
+        k: v
+        for k, v in base.config.to_dict().items()
+        if k not in ("rank_loss_weight", "rank_loss_margin")
+    }
+    (tmp_path / run_dir.CONFIG_FILE).write_text(json.dumps(old))
+    status = run_dir.check_workdir(
+        str(tmp_path),
+        base.config.to_dict(),
+        overwrite=False,
+        neutral=NEUTRAL_FIELDS,
+        defaults=TrainConfig().to_dict(),
+    )
+    assert status == "resume"
