@@ -105,13 +105,18 @@ def train_step(
         loss = loss_fn(labels, logits)
         objective = _weighted(loss, loss_weight, optimizer, macs) if is_supernet(model) else loss
     grads, loss_scale = precision.gradients(optimizer, tape, objective, variables)
-    grad_norm = tf.linalg.global_norm([g for g in grads if g is not None])
-    grads_ok = tf.math.is_finite(grad_norm)
-    if loss_scale is not None:  # an overflow is skipped and the scale halved, down to 1
-        grads_ok = tf.logical_or(grads_ok, loss_scale > 1.0)
-    finite = tf.logical_and(tf.math.is_finite(loss), grads_ok)
+    finite = _finite(loss, grads, loss_scale)
     optimizer.apply_gradients(zip(grads, variables))
     return StepOutput(loss, logits, finite, macs)
+
+
+def _finite(loss, grads, loss_scale):
+    """Scalar bool: ``loss`` and the global norm of ``grads`` are finite (a loss-scaled step
+    whose scale was above 1 counts as finite: its overflow was skipped and the scale halved)."""
+    grads_ok = tf.math.is_finite(tf.linalg.global_norm([g for g in grads if g is not None]))
+    if loss_scale is not None:
+        grads_ok = tf.logical_or(grads_ok, loss_scale > 1.0)
+    return tf.logical_and(tf.math.is_finite(loss), grads_ok)
 
 
 def _weighted(loss, loss_weight, optimizer, macs):
@@ -140,10 +145,7 @@ def _fair_step(model, optimizer, loss_fn, images, labels, loss_weight=None) -> S
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
         total = grads if total is None else [a + b for a, b in zip(total, grads)]
         losses.append(loss)
-        ok = tf.math.is_finite(tf.linalg.global_norm(grads))
-        if loss_scale is not None:
-            ok = tf.logical_or(ok, loss_scale > 1.0)
-        finite = tf.logical_and(finite, tf.logical_and(tf.math.is_finite(loss), ok))
+        finite = tf.logical_and(finite, _finite(loss, grads, loss_scale))
     optimizer.apply_gradients(zip(total, variables))
     return StepOutput(tf.add_n(losses) / len(losses), logits, finite, tf.reduce_mean(macs))
 
@@ -193,10 +195,6 @@ def _pair_step(model, optimizer, loss_fn, images, labels, loss_weight=None) -> S
             + tf.cast(model.sampler.weight, loss_a.dtype) * hinge
         )
     grads, loss_scale = precision.gradients(optimizer, tape, objective, variables)
-    grad_norm = tf.linalg.global_norm([g for g in grads if g is not None])
-    grads_ok = tf.math.is_finite(grad_norm)
-    if loss_scale is not None:
-        grads_ok = tf.logical_or(grads_ok, loss_scale > 1.0)
-    finite = tf.logical_and(tf.math.is_finite(objective), grads_ok)
+    finite = _finite(objective, grads, loss_scale)
     optimizer.apply_gradients(zip(grads, variables))
     return StepOutput((loss_a + loss_b) / 2, logits, finite, tf.reduce_mean(macs))
