@@ -73,6 +73,8 @@ FLAG_NAMES = {
     "min_macs",
     "max_macs",
     "sampling",
+    "rank_loss_weight",
+    "rank_loss_margin",
     "cost_bins",
     "bin_tries",
     "latency_table",
