@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from spos_tf.models.sampling import ENUMERATE_LIMIT, ArchSampler
+from spos_tf.models.sampling import ENUMERATE_LIMIT, ArchSampler, all_genes
 from spos_tf.spaces.space import Architecture, SearchSpace
 
 RANK_GROUPS = 8  # MACs quantile groups of the margin sampler
@@ -45,10 +45,7 @@ def group_edges(space: SearchSpace, groups: int = RANK_GROUPS) -> np.ndarray:
         raise ValueError(f"rank_pairs needs at least 2 MACs groups, got {groups}")
     table = costs.table(space)
     if space.size <= ENUMERATE_LIMIT and not space.restricted_ops:
-        kinds = space.searched_genes
-        sizes = [len(space.choices[k]) for k in kinds for _ in range(space.num_blocks)]
-        flat = np.stack(np.unravel_index(np.arange(space.size), sizes), axis=1)
-        macs = table.macs_many(flat.reshape(space.size, len(kinds), space.num_blocks))
+        macs = table.macs_many(all_genes(space))
     else:
         rng = np.random.default_rng(0)
         macs = np.array([table.macs(space.sample(rng)) for _ in range(GROUP_SAMPLE)])
@@ -60,8 +57,9 @@ class RankPairSampler(ArchSampler):
 
     Per step: path ``a`` uniformly (meeting the constraint, if any); then paths ``b`` until one
     falls in another MACs group than ``a`` (at most :data:`PAIR_TRIES`; when every try shares
-    ``a``'s group, as under a MACs range inside one group, the last one is kept, with margin 0). The step's ranking margin is
-    ``margin * |group(a) - group(b)|``. All from ``np.random.default_rng([seed, step])``.
+    ``a``'s group, as under a MACs range inside one group, the last one is kept, with margin 0).
+    The step's ranking margin is ``margin * |group(a) - group(b)|``. All from
+    ``np.random.default_rng([seed, step])``.
 
     Args:
       space, seed, constraint, max_tries, description: as :class:`ArchSampler`.
@@ -107,12 +105,13 @@ class RankPairSampler(ArchSampler):
         """``(a, b, margin)`` of ``step``."""
         rng = self.rng(step)
         a = self.accepted(rng, step)
-        group = self.group(a)
+        group_a = self.group(a)
         for _ in range(PAIR_TRIES):
             b = self.accepted(rng, step)
-            if self.group(b) != group:
+            group_b = self.group(b)
+            if group_b != group_a:
                 break
-        return a, b, self.margin * abs(self.group(b) - group)
+        return a, b, self.margin * abs(group_b - group_a)
 
     def paths(self, step: int) -> list:
         """The two architectures of ``step``."""

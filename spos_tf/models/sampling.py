@@ -249,10 +249,7 @@ class BalancedSampler(ArchSampler):
             return
         from spos_tf import costs
 
-        kinds = space.searched_genes
-        sizes = [len(space.choices[k]) for k in kinds for _ in range(space.num_blocks)]
-        flat = np.stack(np.unravel_index(np.arange(space.size), sizes), axis=1)
-        self._genes = flat.reshape(space.size, len(kinds), space.num_blocks)
+        self._genes = all_genes(space)
         macs = costs.table(space).macs_many(self._genes)
         bins = np.array([bin_index(self.edges, m) for m in macs])
         self._members = [np.flatnonzero(bins == i) for i in range(len(self.edges) - 1)]
@@ -265,6 +262,16 @@ class BalancedSampler(ArchSampler):
         members = self._members[int(rng.integers(len(self._members)))]
         genes = self._genes[members[int(rng.integers(members.size))]]
         return Architecture(tuple(map(tuple, genes.tolist())))
+
+
+def all_genes(space: SearchSpace) -> np.ndarray:
+    """Every architecture of ``space`` as choice indices, ``[space.size, kinds, num_blocks]`` int
+    (``kinds``: its searched gene kinds), for spaces small enough to list (callers check
+    :data:`ENUMERATE_LIMIT`). Cost: ``O(space.size)`` memory and time."""
+    kinds = space.searched_genes
+    sizes = [len(space.choices[k]) for k in kinds for _ in range(space.num_blocks)]
+    flat = np.stack(np.unravel_index(np.arange(space.size), sizes), axis=1)
+    return flat.reshape(space.size, len(kinds), space.num_blocks)
 
 
 def balanced_bins(space: SearchSpace, num_bins: int = 8) -> tuple:

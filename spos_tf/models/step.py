@@ -21,8 +21,8 @@ With a fair sampler (``--sampling=fair``) the step trains all K paths of
 
 Cost: one forward and backward pass of one path (K with a fair sampler, 2 with a pair sampler),
 the masked update (about 5% of a step, see :mod:`spos_tf.models.optim`), a host callback for the
-sampler (tens of microseconds) and one global gradient norm for the finite check (a reduction over the gradients; pruned by graph
-optimisation when the caller does not use ``finite``).
+sampler (tens of microseconds) and one global gradient norm for the finite check (a reduction
+over the gradients; pruned by graph optimisation when the caller does not use ``finite``).
 """
 
 from __future__ import annotations

@@ -728,7 +728,7 @@ def resolve(config: TrainConfig) -> Resolved:
         if config.momentum_split is not None:
             split_choices(space, config.momentum_split, "--momentum_split")
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
-        if config.sampling in ("cost_bins", "balanced", "fair", "rank_pairs"):
+        if config.sampling != "uniform":
             # evaluation paths stay uniform: the same paths whichever way training samples
             eval_sampler = sampler
         if config.sampling == "cost_bins":
