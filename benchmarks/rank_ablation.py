@@ -29,6 +29,9 @@ against ranking by MACs, the size bias (Spearman rho between MACs and the rank e
 architecture's rank by the score minus its rank by the ground truth, both as fractions of n;
 below 0: the row ranks large architectures too low; with a ``benchmark`` column of
 NAS-Bench-201 cell strings also per op, against the number of edges holding it: ``op_bias``),
+Kendall tau over the better half alone (the architectures whose ground truth is at or above
+the median: the region a search picks from, where the whole-set tau can hide a poor order),
+with its interval and its paired delta against the baseline row,
 the training wall time (``--train``, seconds) and the scoring wall time
 (sum of the per-architecture ``seconds`` of ``archs/*/supernet.json``; none for a prior
 alone: a cost column or ``synflow``).
@@ -184,6 +187,7 @@ def table(args) -> dict:
     column = truth_column(first[archs[0]])
     truth = np.array([first[a][column] for a in archs], float)
     macs = np.array([first[a]["macs"] for a in archs], float)
+    upper = truth >= np.median(truth)  # the better half by the ground truth
     train = dict(t.split("=", 1) for t in args.train)
     counts = op_counts(first, archs)
     k = min(args.k, len(archs))
@@ -199,10 +203,14 @@ def table(args) -> dict:
         "ground_truth_column": column,
         "k": k,
         "top_k_chance": k / len(archs),
+        "better_half": int(upper.sum()),
         "macs": {
             name: rank_stats.correlation(name, truth, macs, seed=args.seed)
             for name in ("kendall_tau", "spearman_rho")
         },
+        "macs_better_half": rank_stats.correlation(
+            "kendall_tau", truth[upper], macs[upper], seed=args.seed
+        ),
         "seed_vs_seed_tau": ceiling,
         "rows": [],
     }
@@ -238,6 +246,16 @@ def table(args) -> dict:
                 "delta_tau_vs_macs": rank_stats.mean_correlation(
                     "kendall_tau", truth, scores, [macs], seed=args.seed
                 ),
+                "kendall_tau_better_half": rank_stats.mean_correlation(
+                    "kendall_tau", truth[upper], [v[upper] for v in scores], seed=args.seed
+                ),
+                "delta_tau_better_half_vs_baseline": rank_stats.mean_correlation(
+                    "kendall_tau",
+                    truth[upper],
+                    [v[upper] for v in scores],
+                    [v[upper] for v in base_scores],
+                    seed=args.seed,
+                ),
                 "size_bias": size_bias(errors, macs, args.seed),
                 "op_bias": op_bias(errors, counts),
                 "tau_over_ceiling": None if ceiling is None else tau["value"] / ceiling["value"],
@@ -268,8 +286,19 @@ def _ceiling_text(ceiling) -> str:
     )
 
 
+def _better_half_text(result: dict) -> str:
+    if "better_half" not in result:
+        return ""
+    return (
+        f" Better half: the {result['better_half']} architectures whose ground truth is at or above "
+        "the median (where a search picks), ranked alone; MACs there: tau "
+        f"{_ci(result['macs_better_half'])}."
+    )
+
+
 def markdown(result: dict) -> str:
     n, k = result["num_archs"], result["k"]
+    half = "better_half" in result  # tables written before the column have none
     lines = [
         f"{n} architectures in every row; ground truth `{result['ground_truth_column']}`; "
         f"ranking by MACs alone: tau {_ci(result['macs']['kendall_tau'])}, rho "
@@ -278,14 +307,18 @@ def markdown(result: dict) -> str:
         "several supernet seeds gives means over them (tau, rho, deltas, top-1, top-k, scoring s); "
         "an `ensemble` row ranks by their mean supernet accuracy. Size bias: Spearman rho between "
         "MACs and the rank error (rank by the score minus rank by the truth); below 0, large "
-        "architectures are ranked too low." + _ceiling_text(result.get("seed_vs_seed_tau")),
+        "architectures are ranked too low."
+        + _better_half_text(result)
+        + _ceiling_text(result.get("seed_vs_seed_tau")),
         "",
         "| row | supernet seeds | score | Kendall tau [95% CI] | Spearman rho | top-1 ground truth (percentile "
         f"of the {n}) | top-{k} overlap | delta tau vs baseline | delta tau vs MACs | "
-        "size bias | "
+        + ("tau, better half | delta vs baseline, better half | " if half else "")
+        + "size bias | "
         + ("/ceiling | " if result.get("seed_vs_seed_tau") else "")
         + "training s | scoring s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|"
+        + ("---|---|" if half else "")
         + ("---|" if result.get("seed_vs_seed_tau") else ""),
     ]
     for row in result["rows"]:
@@ -295,6 +328,12 @@ def markdown(result: dict) -> str:
             f"{row['spearman_rho']['value']:.3f} | {row['top1_ground_truth']:.2f} "
             f"({100 * row['top1_percentile_compared']:.1f}) | {row['top_k_overlap']:.2f} | "
             f"{_ci(row['delta_tau_vs_baseline'])} | {_ci(row['delta_tau_vs_macs'])} | "
+            + (
+                f"{_ci(row['kendall_tau_better_half'])} | "
+                f"{_ci(row['delta_tau_better_half_vs_baseline'])} | "
+                if half
+                else ""
+            )
             + ("" if row.get("size_bias") is None else _ci(row["size_bias"]))
             + " | "
             + ("" if row.get("tau_over_ceiling") is None else f"{row['tau_over_ceiling']:.2f} | ")

@@ -79,12 +79,28 @@ def test_rows_match_by_arch_and_numbers_are_independent(tmp_path, ablation):
     best10 = set(np.argsort(-truth)[:10])
     assert row["top_k_overlap"] == pytest.approx(len(best10 & set(np.argsort(-good)[:10])) / 10)
     assert result["top_k_chance"] == pytest.approx(10 / n)
+    # the better half: the 20 best by the truth (no ties in floats), ranked alone
+    half = np.argsort(-truth)[: n // 2]
+    assert result["better_half"] == n // 2
+    assert row["kendall_tau_better_half"]["value"] == pytest.approx(
+        stats.kendalltau(truth[half], good[half])[0]
+    )
+    assert row["delta_tau_better_half_vs_baseline"]["value"] == pytest.approx(
+        stats.kendalltau(truth[half], good[half])[0] - stats.kendalltau(truth[half], bad[half])[0]
+    )
+    assert result["macs_better_half"]["value"] == pytest.approx(
+        stats.kendalltau(truth[half], macs[half])[0]
+    )
     assert base["scoring_seconds"] == pytest.approx(2.0 * n)
     assert row["scoring_seconds"] == pytest.approx(3.0 * n)  # "9,9" is not compared
     assert base["train_seconds"] == 100 and row["train_seconds"] is None
     assert json.loads((out / "ablation.json").read_text())["num_archs"] == n
     table = (out / "ablation.md").read_text().splitlines()
     assert sum(line.startswith("| good") for line in table) == 2
+    header = next(line for line in table if line.startswith("| row"))
+    assert "tau, better half" in header
+    # every row has as many cells as the header
+    assert {line.count("|") for line in table if line.startswith("|")} == {header.count("|")}
 
 
 def test_a_missing_ranking_names_the_fix(tmp_path, ablation):

@@ -59,6 +59,44 @@ def test_picks_and_means_by_hand(tmp_path, tool):
     assert json.loads(out.read_text())["algorithms"]["random"]["seeds"] == 2
 
 
+def test_favourites_count_the_top_of_each_seed_against_the_evaluated(tmp_path, tool, capsys):
+    table = write_table(tmp_path / "table.csv")
+    search = tmp_path / "search"
+    write_history(  # table accuracies 90, 70, 85, 60
+        search / "seed_0" / "history.csv",
+        [
+            ("evolution", "3,2,4,1,3,2", 0.70),
+            ("evolution", "4,4,4,4,4,4", 0.70),  # tied: the first evaluated is the top 1
+            ("random", "1,3,1,3,1,3", 0.60),
+            ("random", "0,0,0,0,0,0", 0.55),
+        ],
+    )
+    write_history(  # table accuracies 85, 80
+        search / "seed_1" / "history.csv",
+        [("evolution", "2,2,2,2,2,2", 0.71), ("random", "3,3,3,3,3,3", 0.65)],
+    )
+    fav = tool.main([f"--search={search}", f"--ground_truth={table}", "--top=1"])["favourites"]
+    assert fav["k"] == 1 and fav["evaluated"] == 6
+    assert fav["ground_truth_mean_top"] == pytest.approx((90 + 85) / 2)
+    assert fav["ground_truth_mean_evaluated"] == pytest.approx((90 + 70 + 85 + 60 + 85 + 80) / 6)
+    by = {(e["edge"], e["op"]): e for e in fav["edges"]}
+    assert len(by) == 6 * 5
+    # the first edge (node 0 -> node 1) holds a 3x3 conv in 3,2,4,1,3,2 and 3,3,3,3,3,3
+    first = by[("0->1", "nor_conv_3x3")]
+    assert (first["share_evaluated"], first["share_top"]) == pytest.approx((2 / 6, 1 / 2))
+    assert first["ground_truth_mean"] == pytest.approx((90 + 80) / 2)
+    # the last edge (node 2 -> node 3) holds a 1x1 conv in both tops: printed as a favourite
+    last = by[("2->3", "nor_conv_1x1")]
+    assert (last["share_evaluated"], last["share_top"]) == pytest.approx((2 / 6, 1.0))
+    assert by[("0->1", "skip_connect")]["share_evaluated"] == pytest.approx(1 / 6)
+    assert by[("1->2", "none")]["share_top"] == 0.0
+    printed = capsys.readouterr().out
+    assert "edge 2->3 nor_conv_1x1: 100% of the top, 33% of the evaluated" in printed
+    assert "edge 0->1 nor_conv_3x3" not in printed  # 50% vs 33%: under the 0.2 margin
+    with pytest.raises(SystemExit, match="positive number"):
+        tool.main([f"--search={search}", f"--ground_truth={table}", "--top=0"])
+
+
 def test_an_empty_search_names_the_fix(tmp_path, tool):
     table = write_table(tmp_path / "table.csv")
     (tmp_path / "search").mkdir()
