@@ -23,8 +23,10 @@ from spos_tf.spaces.space import Architecture, SearchSpace
 
 ALGORITHMS = ("evolution", "random")
 ALGORITHM_CHOICES = ALGORITHMS + ("both",)
-# --score: what picks best.json (rank_average of spos_tf.rank.stats for the combination).
-SEARCH_SCORES = ("supernet", "supernet+macs")
+# --score: what picks best.json (rank_average of spos_tf.rank.stats for a combination) and the
+# history.csv column of each combination's prior.
+SEARCH_SCORES = ("supernet", "supernet+macs", "supernet+synflow")
+SEARCH_PRIORS = {"supernet+macs": "macs", "supernet+synflow": "synflow"}
 ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every plot of a search
 # Where each candidate's calibration images come from (spos_tf.search.data).
 CALIB_STREAMS = ("fixed", "fresh")
@@ -41,6 +43,7 @@ __all__ = [
     "ALGORITHMS",
     "NEUTRAL",
     "SEARCH_SCORES",
+    "SEARCH_PRIORS",
     "COSTS",
     "budget_bits",
     "resolve_limits",
@@ -59,8 +62,14 @@ class SearchConfig:
       algorithm: ``"evolution"``, ``"random"`` or ``"both"`` (evolution, then random search with
         the same budget and constraint: the paper's Figure 3).
       score: what picks ``best.json`` among the evaluated candidates: ``"supernet"`` (the
-        highest supernet accuracy) or ``"supernet+macs"`` (the best mean rank by accuracy and by
-        MACs, :func:`spos_tf.search.results.best_index`; a labelled combination with a prior).
+        highest supernet accuracy), or a labelled combination with a prior: the best mean of its
+        ranks by accuracy and by the prior among all evaluated candidates
+        (:func:`spos_tf.search.results.best_index`), the prior being MACs (``"supernet+macs"``)
+        or SynFlow (``"supernet+synflow"``: the zero-cost proxy of
+        :mod:`spos_tf.rank.zero_cost` on each candidate's untrained stand-alone network, cached in
+        ``<workdir>/synflow.json``; about 1 s per candidate on 2 CPU cores, and a finished search
+        rerun with it computes it for the stored candidates without evaluating any again). The
+        oracles are steered by accuracy alone either way.
       skip_equivalent: cell spaces: dedupe candidates by :meth:`SearchSpace.canonical` (the oracle's
         ``equivalence``), so no two evaluations score the same function.
       population_size, num_parents, num_crossover, num_mutation, mutation_prob: evolution
@@ -138,9 +147,11 @@ class SearchConfig:
     score: str = field(
         "supernet",
         "What picks best.json among the evaluated candidates: supernet (the highest supernet "
-        "accuracy, the paper) or supernet+macs (the best mean of its ranks by supernet accuracy "
-        "and by MACs among all evaluated candidates: a combination with a prior, recorded as "
-        "such in best.json; the oracles are still steered by accuracy alone).",
+        "accuracy, the paper), supernet+macs or supernet+synflow (the best mean of its ranks by "
+        "supernet accuracy and by MACs, or by the SynFlow zero-cost proxy of its untrained "
+        "network, among all evaluated candidates: a combination with a prior, recorded as such "
+        "in best.json; the oracles are still steered by accuracy alone; SynFlow costs about 1 s "
+        "per candidate, cached in <workdir>/synflow.json).",
         choices=SEARCH_SCORES,
         neutral=True,
     )

@@ -7,8 +7,9 @@ process; workers write only their KerasTuner tuner file ``<workdir>/<algorithm>/
 - ``search_config.json``: the search's settings; a rerun with different settings is refused
   (``max_trials`` may grow, ``algorithm`` may change; ``overwrite`` starts over);
 - ``history.csv``: one row per evaluated candidate of every algorithm run into this workdir:
-  ``algorithm, trial_id, generation, arch, macs, params[, bitops][, latency_ms], accuracy,
-  seconds`` (``seconds``: set path + recalibrate + evaluate), derived from the oracles' trials:
+  ``algorithm, trial_id, generation, arch, macs, params[, bitops][, latency_ms][, synflow],
+  accuracy, seconds`` (``seconds``: set path + recalibrate + evaluate; ``synflow`` with
+  ``--score=supernet+synflow``), derived from the oracles' trials:
   rewritten after every candidate by a single process, at the end of the search by a distributed
   chief;
 - ``best.json``: the best candidate over all algorithms: ``{"arch": text, "space": name,
@@ -16,7 +17,9 @@ process; workers write only their KerasTuner tuner file ``<workdir>/<algorithm>/
   ``python -m spos_tf.train --arch=<workdir>/best.json``;
 - ``search.png``: best accuracy so far vs number of evaluations, one curve per algorithm (the
   paper's Figure 3 when evolution and random search both ran);
-- ``hparams/``: every candidate as a TensorBoard HParams session.
+- ``hparams/``: every candidate as a TensorBoard HParams session;
+- ``synflow.json``: with ``--score=supernet+synflow``, the candidates' SynFlow scores
+  (:mod:`spos_tf.search.priors`).
 
 The files are for users: the search returns the same rows and best record to its caller
 (:meth:`Results.finish`, :func:`spos_tf.search.run.run`), nothing reads them back.
@@ -38,10 +41,13 @@ from spos_tf.runs import run_dir
 from spos_tf.search.config import (
     ALGORITHM_COLORS,
     ALGORITHMS,
+    SEARCH_PRIORS,
+    SEARCH_SCORES,
     SearchConfig,
     arch_costs,
     resolve_limits,
 )
+from spos_tf.search.priors import SYNFLOW_FILE, SynflowCache
 from spos_tf.search.tuner import make_oracle
 from spos_tf.spaces.space import SearchSpace
 
@@ -59,6 +65,7 @@ SEARCH_ENTRIES = (
     PLOT_FILE,
     SEEDS_FILE,
     HPARAMS_DIR,
+    SYNFLOW_FILE,
 ) + ALGORITHMS
 
 __all__ = [
@@ -75,11 +82,12 @@ __all__ = [
 ]
 
 
-def history_columns(space: SearchSpace, latency: bool = False) -> list:
+def history_columns(space: SearchSpace, latency: bool = False, synflow: bool = False) -> list:
     return (
         ["algorithm", "trial_id", "generation", "arch", "macs", "params"]
         + (["bitops"] if space.quantized else [])
         + (["latency_ms"] if latency else [])
+        + (["synflow"] if synflow else [])
         + ["accuracy", "seconds"]
     )
 
@@ -91,12 +99,15 @@ def history_rows(
     cache: dict | None = None,
     table=None,
     bitops_convention: str = "ours",
+    synflow=None,
 ) -> list:
     """One dict per completed trial of ``oracle`` (a live or reloaded oracle), by trial id.
 
     ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials;
     ``table``: the :class:`~spos_tf.costs.CostTable` (with a latency table: ``latency_ms``);
-    ``bitops`` is counted by ``bitops_convention``.
+    ``bitops`` is counted by ``bitops_convention``; ``synflow`` (e.g. a
+    :class:`~spos_tf.search.priors.SynflowCache`): ``arch -> score``, adds the ``synflow`` column
+    to rows not in ``cache`` (a cached row without one gets it too).
     """
     cache = {} if cache is None else cache
     table = table or costs_lib.table(space)
@@ -121,35 +132,47 @@ def history_rows(
             )
             row["seconds"] = None if seconds is None else round(float(seconds), 4)
             cache[key] = row
+        if synflow is not None and "synflow" not in cache[key]:
+            row = cache[key]
+            value = synflow(space.parse(row["arch"]))
+            # in the history's column order: before accuracy and seconds
+            cache[key] = {
+                **{k: v for k, v in row.items() if k not in ("accuracy", "seconds")},
+                "synflow": value,
+                "accuracy": row["accuracy"],
+                "seconds": row["seconds"],
+            }
         rows.append(cache[key])
     return rows
 
 
-def best_index(accuracies, macs=None, score: str = "supernet") -> int:
+def best_index(accuracies, prior=None, score: str = "supernet") -> int:
     """Which candidate a search picks: the first of the highest ``accuracies`` (``"supernet"``),
-    or, with ``score="supernet+macs"``, the first of the highest mean of its ranks by accuracy
-    and by ``macs`` among the given candidates (:func:`spos_tf.rank.stats.rank_average`; a
+    or, with a combination (``"supernet+macs"``, ``"supernet+synflow"``), the first of the
+    highest mean of its ranks by accuracy and by ``prior`` (the candidates' MACs or SynFlow,
+    higher = better) among the given candidates (:func:`spos_tf.rank.stats.rank_average`; a
     re-pick among evaluated candidates, not a search steered by the combination). Raises
     ``ValueError`` on no candidates or an unknown ``score``."""
+    if score not in SEARCH_SCORES:
+        raise ValueError(f"score must be one of {', '.join(SEARCH_SCORES)}; got {score!r}")
     if len(accuracies) == 0:
         raise ValueError("no candidates to pick from")
     values = np.asarray(accuracies, dtype=float)
-    if score == "supernet+macs":
+    if score in SEARCH_PRIORS:
         from spos_tf.rank.stats import rank_average
 
-        values = rank_average(values, np.asarray(macs, dtype=float))
-    elif score != "supernet":
-        raise ValueError(f"score must be one of supernet, supernet+macs; got {score!r}")
+        values = rank_average(values, np.asarray(prior, dtype=float))
     return int(np.argmax(values))  # argmax: the first of equal values
 
 
 def best_row(rows: list, score: str = "supernet") -> dict | None:
     """The row :func:`best_index` picks (ties: the first evaluated, evolution before random);
-    None without rows."""
+    None without rows. A combination reads its prior from each row's column of
+    :data:`~spos_tf.search.config.SEARCH_PRIORS` (``macs`` or ``synflow``)."""
     if not rows:
         return None
-    macs = [r["macs"] for r in rows] if score == "supernet+macs" else None
-    return rows[best_index([r["accuracy"] for r in rows], macs, score)]
+    prior = [r[SEARCH_PRIORS[score]] for r in rows] if score in SEARCH_PRIORS else None
+    return rows[best_index([r["accuracy"] for r in rows], prior, score)]
 
 
 def best_record(
@@ -163,6 +186,7 @@ def best_record(
     record = json.loads(arch.to_json(space))
     record.update(
         accuracy=row["accuracy"],
+        **({"synflow": row["synflow"]} if "synflow" in row else {}),
         costs=costs,
         algorithm=row["algorithm"],
         trial_id=row["trial_id"],
@@ -185,7 +209,10 @@ def best_record(
 def write_history(path: str, rows: list, space: SearchSpace) -> None:
     buf = io.StringIO()
     latency = bool(rows) and "latency_ms" in rows[0]
-    writer = csv.DictWriter(buf, fieldnames=history_columns(space, latency), lineterminator="\n")
+    synflow = bool(rows) and "synflow" in rows[0]
+    writer = csv.DictWriter(
+        buf, fieldnames=history_columns(space, latency, synflow), lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -296,6 +323,9 @@ class Results:
         self.config, self.space, self.run_config = config, space, run_config
         self.table = costs_lib.table(space, config.latency_table)
         self.cache: dict = {}
+        self.synflow = (
+            SynflowCache(config.workdir, space) if config.score == "supernet+synflow" else None
+        )
         self.finished: list = []  # rows of algorithms whose search is over
         self.best = None  # the best.json record once a search finished
         for other in ALGORITHMS:  # searched into this workdir by an earlier run
@@ -304,7 +334,13 @@ class Results:
 
     def _rows(self, oracle, algorithm: str) -> list:
         return history_rows(
-            oracle, algorithm, self.space, self.cache, self.table, self.config.bitops_convention
+            oracle,
+            algorithm,
+            self.space,
+            self.cache,
+            self.table,
+            self.config.bitops_convention,
+            self.synflow,
         )
 
     def write(self, oracle=None, algorithm: str | None = None, plot: bool = False):

@@ -126,3 +126,27 @@ def test_supernet_plus_macs_repicks_by_mean_rank(tmp_path, tool):
     )
     assert plain["picks"][0]["arch"] == "3,3,3,3,3,3"
     assert combined["picks"][0]["arch"] == "3,2,4,1,3,2" and combined["score"] == "supernet+macs"
+
+
+def test_supernet_plus_synflow_repicks_by_the_history_column(tmp_path, tool):
+    table = write_table(tmp_path / "table.csv")
+    columns = ["algorithm", "trial_id", "generation", "arch", "macs", "params", "synflow"]
+    rows = [
+        # accuracy ranks 3, 2, 1 and SynFlow ranks 1, 3, 2: mean ranks 2, 2.5, 1.5 -> the second
+        ("evolution", "3,3,3,3,3,3", 0.70, 1e3),
+        ("evolution", "3,2,4,1,3,2", 0.69, 1e9),
+        ("evolution", "0,0,0,0,0,0", 0.68, 1e6),
+    ]
+    with open(tmp_path / "history.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*columns, "accuracy"])
+        for i, (algorithm, arch, accuracy, synflow) in enumerate(rows):
+            writer.writerow([algorithm, i, 0, arch, 1, 1, synflow, accuracy])
+    got = tool.main([f"--search={tmp_path}", f"--ground_truth={table}", "--score=supernet+synflow"])
+    assert got["picks"][0]["arch"] == "3,2,4,1,3,2" and got["picks"][0]["ground_truth"] == 90.0
+    assert got["score"] == "supernet+synflow"
+    # a history written without the score has no column: the fix is to rerun the search with it
+    other = tmp_path / "other"
+    write_history(other / "history.csv", [("evolution", "3,3,3,3,3,3", 0.7)])
+    with pytest.raises(SystemExit, match="rerun the finished search.*--score=supernet\\+synflow"):
+        tool.main([f"--search={other}", f"--ground_truth={table}", "--score=supernet+synflow"])

@@ -125,4 +125,40 @@ def test_supernet_plus_macs_picks_the_best_mean_rank_by_accuracy_and_macs():
     tied = [{"accuracy": 0.1, "macs": 20}, {"accuracy": 0.2, "macs": 10}]
     assert search_results.best_row(tied, "supernet+macs") is tied[0]
     with pytest.raises(ValueError, match="score must be one of supernet, supernet\\+macs"):
-        search_results.best_index([0.5], [1], "supernet+synflow")
+        search_results.best_index([0.5], [1], "supernet+params")
+
+
+def test_supernet_plus_synflow_picks_by_the_synflow_column():
+    # accuracy ranks 3, 2, 1; SynFlow ranks 1, 3, 2 -> means 2, 2.5, 1.5: the second row, where
+    # accuracy alone picks the first and MACs (ranks 3, 2, 1 -> means 3, 2, 1) the first too
+    rows = [
+        {"accuracy": 0.70, "macs": 300, "synflow": 1e3},
+        {"accuracy": 0.65, "macs": 200, "synflow": 1e9},
+        {"accuracy": 0.40, "macs": 100, "synflow": 1e6},
+    ]
+    assert search_results.best_row(rows) is rows[0]
+    assert search_results.best_row(rows, "supernet+macs") is rows[0]
+    assert search_results.best_row(rows, "supernet+synflow") is rows[1]
+    with pytest.raises(KeyError):  # a combination never falls back to accuracy alone
+        search_results.best_row([{"accuracy": 0.5, "macs": 1}], "supernet+synflow")
+
+
+def test_history_rows_gain_the_synflow_column_once_per_candidate():
+    space = tiny_space()
+    calls = []
+
+    def synflow(arch):
+        calls.append(str(arch))
+        return float(len(calls))
+
+    cache = {}
+    oracle = _oracle(space, (0.5, 0.7, 0.6, 0.1))
+    plain = search_results.history_rows(oracle, "random", space, cache)
+    assert "synflow" not in plain[0]
+    rows = search_results.history_rows(oracle, "random", space, cache, synflow=synflow)
+    assert calls == list(ARCHS)  # every cached row gains it, in trial order
+    assert [r["synflow"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
+    assert list(rows[0]) == search_results.history_columns(space, synflow=True)
+    assert list(rows[0])[-3:] == ["synflow", "accuracy", "seconds"]
+    search_results.history_rows(oracle, "random", space, cache, synflow=synflow)
+    assert len(calls) == 4  # not computed again

@@ -3,7 +3,9 @@ the checks that fail before anything is written, and the rows and best record it
 
 import json
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from spos_tf.runs import run_dir
 from spos_tf.search import results as search_results
@@ -55,6 +57,7 @@ def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, 
     assert summary["evaluated"] == len(second) == TRIALS - 11
     assert not set(first) & set(second), "a completed candidate was evaluated again"
     rows = read_history(workdir)
+    read_history_before = rows
     assert len(rows) == len({r["arch"] for r in rows}) == TRIALS
     assert rows[:11] == rows_before  # earlier results kept as they were
     assert summary["best"]["accuracy"] == max(float(r["accuracy"]) for r in rows)
@@ -70,6 +73,25 @@ def test_killed_search_resumes_without_evaluating_again(supernet_dir, tmp_path, 
 
     monkeypatch.setattr(PathEvaluator, "__call__", never)
     assert search_run.run(config)["evaluated"] == 0
+
+    # Rerun with --score=supernet+synflow (a neutral setting): nothing is evaluated again, every
+    # stored candidate gains its SynFlow, and best.json is the first of the best mean rank by
+    # accuracy and SynFlow, computed here with scipy.
+    summary = search_run.run(
+        tiny_config(supernet_dir, workdir, "--algorithm=evolution", "--score=supernet+synflow")
+    )
+    assert summary["evaluated"] == 0
+    rows = read_history(workdir)
+    assert [(r["arch"], r["accuracy"]) for r in rows] == [
+        (r["arch"], r["accuracy"]) for r in read_history_before
+    ]
+    synflow = np.array([float(r["synflow"]) for r in rows])
+    assert np.all(synflow > 0) and len(set(synflow)) > 1
+    mean_rank = (stats.rankdata([float(r["accuracy"]) for r in rows]) + stats.rankdata(synflow)) / 2
+    assert summary["best"]["arch"] == rows[int(np.argmax(mean_rank))]["arch"]
+    assert summary["best"]["score"] == "supernet+synflow"
+    assert summary["best"]["synflow"] == pytest.approx(synflow[int(np.argmax(mean_rank))])
+    assert (workdir / "synflow.json").exists()
 
 
 @pytest.mark.slow
