@@ -63,8 +63,9 @@ def picks(rows: list, score: str = "supernet") -> dict:
     """``{algorithm: row}``: per algorithm, the row that search's own pick rule
     (:func:`spos_tf.search.results.best_index`, as ``--score`` picks ``best.json``) chooses among
     that algorithm's rows: the first of the highest accuracy (``supernet``), or of the highest
-    mean of its ranks by accuracy and by MACs (``supernet+macs``: a re-pick among the candidates
-    the search evaluated, not a search steered by the combination)."""
+    mean of its ranks by accuracy and by MACs or SynFlow (``supernet+macs``,
+    ``supernet+synflow``, the latter from the history's ``synflow`` column: a re-pick among the
+    candidates the search evaluated, not a search steered by the combination)."""
     best = {}
     column = SEARCH_PRIORS.get(score)
     if column and rows and rows[0].get(column) in (None, ""):
