@@ -179,7 +179,9 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
     in ``<workdir>/seed_<s>/``), then the comparison over seeds in ``workdir``: ``search.png``
     (:func:`~spos_tf.search.seeds.write_seeds_plot`), ``seeds.json``
     (:func:`~spos_tf.search.seeds.compare_seeds`) and ``best.json`` (the best candidate of all
-    seeds, with the comparison under ``"seeds"``).
+    seeds, with the comparison under ``"seeds"``): the seeds' own picks compared by supernet
+    accuracy, also under a combination ``score``, whose rank average is taken within each seed's
+    candidates (each ``seed_<s>/best.json`` is that seed's pick by the combination).
 
     Returns:
       ``{"best": best.json record, "comparison": seeds.json record, "evaluated": candidates
