@@ -86,12 +86,11 @@ def favourites(space, table, runs: dict, k: int) -> dict:
     """Per edge and op of the cell: its share among the evaluated candidates of every seed, among
     each seed's top ``k`` by supernet accuracy (ties: the first evaluated), and the mean table
     accuracy of the evaluated candidates holding it."""
-    evaluated, top = [], []
+    evaluated, top = [], []  # top: indices into evaluated
     for rows in runs.values():
         order = sorted(range(len(rows)), key=lambda i: -float(rows[i]["accuracy"]))  # stable
-        cells = [space.parse(r["arch"]).genes[0] for r in rows]
-        evaluated += cells
-        top += [cells[i] for i in order[:k]]
+        top += [len(evaluated) + i for i in order[:k]]
+        evaluated += [space.parse(r["arch"]).genes[0] for r in rows]
     truth = np.array([table.accuracy(c) for c in evaluated])
     edges = []
     for e, (j, i) in enumerate(nasbench201.EDGES):
@@ -102,14 +101,14 @@ def favourites(space, table, runs: dict, k: int) -> dict:
                     "edge": f"{i}->{j}",
                     "op": op,
                     "share_evaluated": float(holds.mean()),
-                    "share_top": float(np.mean([c[e] == o for c in top])),
+                    "share_top": float(holds[top].mean()),
                     "ground_truth_mean": float(truth[holds].mean()) if holds.any() else None,
                 }
             )
     return {
         "k": k,
         "evaluated": len(evaluated),
-        "ground_truth_mean_top": float(np.mean([table.accuracy(c) for c in top])),
+        "ground_truth_mean_top": float(truth[top].mean()),
         "ground_truth_mean_evaluated": float(truth.mean()),
         "edges": edges,
     }

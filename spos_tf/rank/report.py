@@ -44,6 +44,9 @@ HPARAMS_DIR = "hparams"
 ARCHS_DIR = "archs"
 SUPERNET_FILE = "supernet.json"
 SYNFLOW_FILE = "synflow.json"
+# The initialisation SynFlow is computed at (rank and search): fixed, so an architecture's score is
+# the same in every ranking or search (of any --seed) and no cache depends on the settings.
+SYNFLOW_SEED = 0
 # --score: what ranks the architectures. A combined score is the mean rank of the supernet's
 # accuracy and a prior (PRIORS: its row key); "supernet" is the supernet's accuracy alone.
 SCORES = ("supernet", "supernet+macs", "supernet+synflow")

@@ -101,6 +101,7 @@ from spos_tf.rank.report import (
     SCORES,
     SUPERNET_FILE,
     SYNFLOW_FILE,
+    SYNFLOW_SEED,
     _final_accuracy,
     _read_json,
     arch_dir,
@@ -723,11 +724,6 @@ def _score(config, scoring, space, archs, mine, stream) -> int:
     del evaluator
     _clear_session()
     return len(todo)
-
-
-# The initialisation SynFlow is computed at: fixed, so an architecture's score is the same in
-# every ranking (of any --seed) and the cache never depends on the settings.
-SYNFLOW_SEED = 0
 
 
 def _synflow(config, space, archs, members, stream) -> int:

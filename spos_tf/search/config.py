@@ -16,6 +16,7 @@ import re
 from typing import Mapping, Optional
 
 from spos_tf import costs as costs_lib
+from spos_tf.rank import report as rank_report
 from spos_tf.runs import config_flags, run_dir
 from spos_tf.runs.choices import CALIB_MODES, PRECISIONS, calib_batches
 from spos_tf.runs.config_flags import check_fields, field, neutral_fields
@@ -23,10 +24,10 @@ from spos_tf.spaces.space import Architecture, SearchSpace
 
 ALGORITHMS = ("evolution", "random")
 ALGORITHM_CHOICES = ALGORITHMS + ("both",)
-# --score: what picks best.json (rank_average of spos_tf.rank.stats for a combination) and the
-# history.csv column of each combination's prior.
-SEARCH_SCORES = ("supernet", "supernet+macs", "supernet+synflow")
-SEARCH_PRIORS = {"supernet+macs": "macs", "supernet+synflow": "synflow"}
+# --score: what picks best.json (rank_average of spos_tf.rank.stats for a combination), the same
+# scores as spos_tf.rank --score; SEARCH_PRIORS: each combination's prior, its history.csv column.
+SEARCH_SCORES = rank_report.SCORES
+SEARCH_PRIORS = rank_report.PRIORS
 ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every plot of a search
 # Where each candidate's calibration images come from (spos_tf.search.data).
 CALIB_STREAMS = ("fixed", "fresh")

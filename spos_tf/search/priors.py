@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 
+from spos_tf.rank.report import SYNFLOW_SEED  # the same initialisation as spos_tf.rank's
 from spos_tf.runs import run_dir
 from spos_tf.spaces.space import SearchSpace
 
 SYNFLOW_FILE = "synflow.json"
-SYNFLOW_SEED = 0  # the initialisation SynFlow is computed at; spos_tf.rank uses the same
 
-__all__ = ["SYNFLOW_FILE", "SynflowCache"]
+__all__ = ["SYNFLOW_FILE", "SYNFLOW_SEED", "SynflowCache"]
 
 
 class SynflowCache:
