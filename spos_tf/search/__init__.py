@@ -47,6 +47,7 @@ _LAZY = {
     "best_record": ("spos_tf.search.results", "best_record"),
     "best_index": ("spos_tf.search.results", "best_index"),
     "best_row": ("spos_tf.search.results", "best_row"),
+    "best_over_seeds": ("spos_tf.search.results", "best_over_seeds"),
     "history_columns": ("spos_tf.search.results", "history_columns"),
     "history_rows": ("spos_tf.search.results", "history_rows"),
     "write_history": ("spos_tf.search.results", "write_history"),

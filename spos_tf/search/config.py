@@ -70,7 +70,11 @@ class SearchConfig:
         :mod:`spos_tf.rank.zero_cost` on each candidate's untrained stand-alone network, cached in
         ``<workdir>/synflow.json``; about 1 s per candidate on 2 CPU cores, and a finished search
         rerun with it computes it for the stored candidates without evaluating any again). The
-        oracles are steered by accuracy alone either way.
+        oracles are steered by accuracy alone unless ``steer_by_score``.
+      steer_by_score: evolution chooses its parents by ``score``'s combination too (the mean of
+        each completed candidate's ranks by supernet accuracy and by the prior, among all
+        completed candidates; the tuner reports the prior as a trial metric) instead of by
+        accuracy alone; needs a combination ``score``. Random search has no parents: unaffected.
       skip_equivalent: cell spaces: dedupe candidates by :meth:`SearchSpace.canonical` (the oracle's
         ``equivalence``), so no two evaluations score the same function.
       population_size, num_parents, num_crossover, num_mutation, mutation_prob: evolution
@@ -151,10 +155,16 @@ class SearchConfig:
         "accuracy, the paper), supernet+macs or supernet+synflow (the best mean of its ranks by "
         "supernet accuracy and by MACs, or by the SynFlow zero-cost proxy of its untrained "
         "network, among all evaluated candidates: a combination with a prior, recorded as such "
-        "in best.json; the oracles are still steered by accuracy alone; SynFlow costs about 1 s "
+        "in best.json; the oracles are steered by accuracy alone unless --steer_by_score; SynFlow costs about 1 s "
         "per candidate, cached in <workdir>/synflow.json).",
         choices=SEARCH_SCORES,
         neutral=True,
+    )
+    steer_by_score: bool = field(
+        False,
+        "Evolution: choose the parents by --score's combination too (the best mean rank by "
+        "supernet accuracy and by MACs or SynFlow among all candidates evaluated so far) instead "
+        "of by supernet accuracy alone; needs --score=supernet+macs or supernet+synflow.",
     )
     skip_equivalent: bool = field(
         False,
@@ -348,6 +358,17 @@ class SearchConfig:
             raise ValueError(
                 f"--latency_table={self.latency_table!r} does not exist; build it "
                 f"with python -m spos_tf.latency build --space=... --out=..."
+            )
+        if self.steer_by_score and self.score not in SEARCH_PRIORS:
+            raise ValueError(
+                f"--steer_by_score steers evolution by a combination score, but --score is "
+                f"{self.score!r}: pass --score={' or --score='.join(SEARCH_PRIORS)}, or drop "
+                f"--steer_by_score"
+            )
+        if self.steer_by_score and self.algorithm == "random":
+            raise ValueError(
+                "--steer_by_score steers evolution's choice of parents; random search has none: "
+                "pass --algorithm=evolution or both, or drop --steer_by_score"
             )
         if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must be distinct integers >= 0, got {list(self.seeds)}")

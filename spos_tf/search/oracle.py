@@ -62,6 +62,13 @@ class EvolutionOracle(DiscreteSearchOracle):
         num_crossover: children by crossover per generation (paper: 25).
         num_mutation: children by mutation per generation (paper: 25).
         mutation_prob: per-gene resampling probability of a mutation (paper: 0.1).
+        parent_metrics: ``None`` (the paper: parents are the best by the objective), or names of
+            trial metrics, each higher = better (e.g. ``("accuracy", "synflow")``): the parents are
+            then the best by the mean of each completed candidate's ranks by these metrics among
+            all completed candidates (:func:`spos_tf.rank.stats.rank_average`: ``scipy.stats.rankdata``,
+            average ties; ties between candidates go to the earlier one). The tuner must report
+            every one of them in each trial's metrics. The objective still decides
+            ``get_best_trials``.
         constraint, hyperparameters, seed, max_sample_tries, **oracle_kwargs: see
             :class:`~spos_tf.search.oracle_base.DiscreteSearchOracle`.
 
@@ -78,6 +85,7 @@ class EvolutionOracle(DiscreteSearchOracle):
         num_crossover: int = 25,
         num_mutation: int = 25,
         mutation_prob: float = 0.1,
+        parent_metrics=None,
         constraint: ConstraintSpec = None,
         hyperparameters=None,
         seed: int | None = None,
@@ -98,6 +106,17 @@ class EvolutionOracle(DiscreteSearchOracle):
             )
         if not 0.0 <= mutation_prob <= 1.0:
             raise ValueError(f"mutation_prob must be in [0, 1]; got {mutation_prob!r}")
+        if parent_metrics is not None:
+            if isinstance(parent_metrics, str) or not all(
+                isinstance(m, str) and m for m in parent_metrics
+            ):
+                raise ValueError(
+                    f"parent_metrics must be None or a sequence of metric names; got "
+                    f"{parent_metrics!r}"
+                )
+            parent_metrics = tuple(parent_metrics)
+            if not parent_metrics:
+                raise ValueError("parent_metrics must name at least one metric (or be None)")
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -111,6 +130,7 @@ class EvolutionOracle(DiscreteSearchOracle):
         self.num_crossover = num_crossover
         self.num_mutation = num_mutation
         self.mutation_prob = float(mutation_prob)
+        self.parent_metrics = parent_metrics
 
     @property
     def generation(self) -> int:
@@ -150,8 +170,9 @@ class EvolutionOracle(DiscreteSearchOracle):
         return children
 
     def _top_parents(self) -> list[Key]:
-        """Keys of the ``num_parents`` best completed trials, best first, in hand-out order on ties."""
-        scored = []
+        """Keys of the ``num_parents`` best completed trials, best first, in hand-out order on ties:
+        best by the objective, or by the mean rank of ``parent_metrics`` when it is set."""
+        done = []
         for trial_id, key in self._trial_key.items():
             trial = self.trials.get(trial_id)
             if (
@@ -159,8 +180,28 @@ class EvolutionOracle(DiscreteSearchOracle):
                 and trial.status == TrialStatus.COMPLETED
                 and trial.score is not None
             ):
-                scored.append((trial.score, key))
-        scored.sort(key=lambda item: item[0], reverse=self.objective.direction == "max")
+                done.append((trial_id, key, trial))
+        if self.parent_metrics is None:
+            scored = [(trial.score, key) for _, key, trial in done]
+            reverse = self.objective.direction == "max"
+        else:
+            if not done:
+                return []
+            columns = []
+            for name in self.parent_metrics:
+                missing = [t for t, _, trial in done if not trial.metrics.exists(name)]
+                if missing:
+                    raise ValueError(
+                        f"trial {missing[0]} completed without the metric {name!r} that "
+                        f"parent_metrics={self.parent_metrics} ranks parents by; report it "
+                        f"from the tuner's run_trial"
+                    )
+                columns.append([float(trial.metrics.get_last_value(name)) for _, _, trial in done])
+            from spos_tf.rank.stats import rank_average  # NumPy/SciPy only
+
+            scored = list(zip(rank_average(*columns), (key for _, key, _ in done)))
+            reverse = True
+        scored.sort(key=lambda item: item[0], reverse=reverse)  # stable: ties keep hand-out order
         return [key for _, key in scored[: self.num_parents]]
 
     def _crossover(self, parents: list[Key], rng: np.random.Generator) -> Key:

@@ -74,6 +74,7 @@ __all__ = [
     "history_rows",
     "best_index",
     "best_row",
+    "best_over_seeds",
     "best_record",
     "write_history",
     "write_plot",
@@ -173,6 +174,22 @@ def best_row(rows: list, score: str = "supernet") -> dict | None:
         return None
     prior = [r[SEARCH_PRIORS[score]] for r in rows] if score in SEARCH_PRIORS else None
     return rows[best_index([r["accuracy"] for r in rows], prior, score)]
+
+
+def best_over_seeds(per_seed: dict, score: str = "supernet") -> tuple | None:
+    """``(seed, row)``: the candidate a ``--seeds`` search picks over all seeds' rows
+    (``{seed: rows}``) pooled, by :func:`best_row` (a combination's ranks are taken among all
+    seeds' candidates); ties go to the earlier seed in ``per_seed``'s order, then to the first
+    evaluated. None without rows."""
+    pooled = [
+        (seed, row)
+        for seed, rows in per_seed.items()
+        for row in sorted(rows, key=lambda r: (ALGORITHMS.index(r["algorithm"]), r["trial_id"]))
+    ]
+    if not pooled:
+        return None
+    prior = [r[SEARCH_PRIORS[score]] for _, r in pooled] if score in SEARCH_PRIORS else None
+    return pooled[best_index([r["accuracy"] for _, r in pooled], prior, score)]
 
 
 def best_record(

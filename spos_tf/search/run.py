@@ -36,7 +36,16 @@ import sys
 from spos_tf.runs import run_dir
 from spos_tf.search import tuner as search_tuner
 from spos_tf.runs.progress import ProgressBar
-from spos_tf.search.config import NEUTRAL, SearchConfig, build_constraint, resolve_limits
+from spos_tf import costs as costs_lib
+from spos_tf.search.config import (
+    NEUTRAL,
+    SEARCH_PRIORS,
+    SearchConfig,
+    arch_costs,
+    build_constraint,
+    resolve_limits,
+)
+from spos_tf.search.priors import SYNFLOW_SEED
 from spos_tf.search.results import (
     BEST_FILE,
     CONFIG_FILE,
@@ -44,9 +53,12 @@ from spos_tf.search.results import (
     SEARCH_ENTRIES,
     SEEDS_FILE,
     Results,
+    best_over_seeds,
+    best_record,
 )
 from spos_tf.search.seeds import compare_seeds, seed_dir, write_seeds_plot
 from spos_tf.search.tuner import SupernetTuner, load_supernet_config, make_oracle
+from spos_tf.spaces.space import SearchSpace
 
 __all__ = ["run", "run_seeds", "check_workdir", "role"]
 
@@ -83,11 +95,13 @@ def check_workdir(config: SearchConfig) -> str:
     stored = _stored_seeds(config.workdir)
     if config.seeds and stored and set(stored) <= set(config.seeds):
         compared = dataclasses.replace(config, seeds=stored)
+    # a steered search's --score decides its parents, so a rerun must keep it
+    neutral = tuple(n for n in NEUTRAL if n != "score") if config.steer_by_score else NEUTRAL
     return run_dir.check_workdir(
         config.workdir,
         compared.to_dict(),
         overwrite=config.overwrite,
-        neutral=NEUTRAL,
+        neutral=neutral,
         defaults=SearchConfig().to_dict(),
         entries=SEARCH_ENTRIES,
         config_file=CONFIG_FILE,
@@ -156,10 +170,11 @@ def run(config: SearchConfig, stream=None) -> dict:
     if writes:
         _start_workdir(config, state)
     results = Results(config, space, run_config) if writes else None
+    prior = steering_prior(config, space, results) if evaluator is not None else None
 
     evaluated, trials = 0, {}
     for algorithm, oracle in oracles.items():
-        tuner = _search(algorithm, oracle, space, evaluator, config, this, results, stream)
+        tuner = _search(algorithm, oracle, space, evaluator, config, this, results, stream, prior)
         evaluated += tuner.evaluated
         if results is not None:
             trials[algorithm] = results.finish(tuner.oracle, algorithm)
@@ -179,9 +194,10 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
     in ``<workdir>/seed_<s>/``), then the comparison over seeds in ``workdir``: ``search.png``
     (:func:`~spos_tf.search.seeds.write_seeds_plot`), ``seeds.json``
     (:func:`~spos_tf.search.seeds.compare_seeds`) and ``best.json`` (the best candidate of all
-    seeds, with the comparison under ``"seeds"``): the seeds' own picks compared by supernet
-    accuracy, also under a combination ``score``, whose rank average is taken within each seed's
-    candidates (each ``seed_<s>/best.json`` is that seed's pick by the combination).
+    seeds, with the comparison under ``"seeds"`` and the seed under ``"seed"``): the pick by
+    ``score`` among all seeds' candidates pooled (:func:`~spos_tf.search.results.best_over_seeds`;
+    under a combination the ranks are taken over the pool, so it need not be any seed's own
+    pick; each ``seed_<s>/best.json`` is that seed's pick among its own candidates).
 
     Returns:
       ``{"best": best.json record, "comparison": seeds.json record, "evaluated": candidates
@@ -197,7 +213,7 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
             "--seeds runs one search after another in one process; for a "
             "distributed search run one search per --seed into its own --workdir"
         )
-    _, space, _ = _checked_oracles(config)
+    run_config, space, _ = _checked_oracles(config)
     state = check_workdir(config)
     seed_dirs = (
         tuple(e for e in os.listdir(config.workdir) if re.fullmatch(r"seed_\d+", e))
@@ -205,7 +221,7 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
         else ()
     )
     _start_workdir(config, state, SEARCH_ENTRIES + seed_dirs)
-    per_seed, evaluated, best = {}, 0, None
+    per_seed, evaluated = {}, 0
     for seed in config.seeds:
         if config.progress:
             print(f"seed {seed} ({config.seeds.index(seed) + 1}/{len(config.seeds)})", file=stream)
@@ -216,12 +232,15 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
             stream,
         )
         per_seed[seed], evaluated = summary["rows"], evaluated + summary["evaluated"]
-        if summary["best"] and (best is None or summary["best"]["accuracy"] > best["accuracy"]):
-            best = dict(summary["best"], seed=seed)
     comparison = compare_seeds(per_seed)
     run_dir.atomic_write_json(os.path.join(config.workdir, SEEDS_FILE), comparison)
-    best = dict(best, seeds=comparison)
-    run_dir.atomic_write_json(os.path.join(config.workdir, BEST_FILE), best)
+    picked = best_over_seeds(per_seed, config.score)
+    best = None
+    if picked is not None:  # some seed evaluated a candidate
+        seed, row = picked
+        record = best_record(row, space, run_config, config, evaluated=len(per_seed[seed]))
+        best = dict(record, seed=seed, seeds=comparison)
+        run_dir.atomic_write_json(os.path.join(config.workdir, BEST_FILE), best)
     write_seeds_plot(
         os.path.join(config.workdir, PLOT_FILE),
         per_seed,
@@ -255,8 +274,33 @@ def _checked_oracles(config: SearchConfig) -> tuple:
     return run_config, space, oracles
 
 
-def _search(algorithm, oracle, space, evaluator, config, this, results, stream) -> SupernetTuner:
-    """Runs one algorithm's KerasTuner search (serves it on a distributed chief, role ``this``)."""
+def steering_prior(config: SearchConfig, space: SearchSpace, results=None) -> tuple | None:
+    """``(name, fn)``: the prior each trial reports when ``config.steer_by_score`` (None
+    otherwise): ``("synflow", results.synflow)`` (the search's cache, so each candidate is computed
+    once; a distributed worker, which has no ``results``, computes without one) or ``("macs",
+    fn)``."""
+    if not config.steer_by_score:
+        return None
+    name = SEARCH_PRIORS[config.score]
+    if name == "synflow":
+        if results is not None and results.synflow is not None:
+            return name, results.synflow
+
+        def synflow(arch):
+            from spos_tf.rank import zero_cost  # TensorFlow: only once a score is needed
+
+            return zero_cost.synflow_of(space, arch, seed=SYNFLOW_SEED)
+
+        return name, synflow
+    table = costs_lib.table(space, config.latency_table)
+    return name, lambda arch: arch_costs(space, arch, config.bitops_convention, table)[name]
+
+
+def _search(
+    algorithm, oracle, space, evaluator, config, this, results, stream, prior=None
+) -> SupernetTuner:
+    """Runs one algorithm's KerasTuner search (serves it on a distributed chief, role ``this``);
+    ``prior``: :func:`steering_prior`'s, reported by every trial."""
     bar = None
 
     def on_trial_end(tuner, trial):
@@ -272,6 +316,7 @@ def _search(algorithm, oracle, space, evaluator, config, this, results, stream) 
         space,
         evaluator,
         on_trial_end=on_trial_end,
+        prior=prior,
         directory=config.workdir,
         project_name=algorithm,
         overwrite=False,

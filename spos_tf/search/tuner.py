@@ -19,7 +19,7 @@ import keras_tuner as kt
 
 from spos_tf.runs import run_dir
 from spos_tf.search.oracle import EvolutionOracle, RandomSearchOracle
-from spos_tf.search.config import ALGORITHMS, SearchConfig
+from spos_tf.search.config import ALGORITHMS, SEARCH_PRIORS, SearchConfig
 from spos_tf.spaces.space import Architecture, SearchSpace
 
 OBJECTIVE = "accuracy"
@@ -41,7 +41,9 @@ __all__ = [
 def make_oracle(
     algorithm: str, config: SearchConfig, space: SearchSpace, constraint: Mapping | None = None
 ):
-    """The oracle of ``algorithm`` over ``space`` (objective: held-out accuracy, maximised)."""
+    """The oracle of ``algorithm`` over ``space`` (objective: held-out accuracy, maximised; with
+    ``config.steer_by_score`` evolution's parents are the best by the mean rank of accuracy and
+    the prior metric of ``config.score``, which :class:`SupernetTuner` reports)."""
     common = dict(
         objective=kt.Objective(OBJECTIVE, "max"),
         max_trials=config.max_trials,
@@ -57,6 +59,9 @@ def make_oracle(
     )
     if algorithm == "evolution":
         oracle = EvolutionOracle(
+            parent_metrics=(OBJECTIVE, SEARCH_PRIORS[config.score])
+            if config.steer_by_score
+            else None,
             population_size=config.population_size,
             num_parents=config.num_parents,
             num_crossover=config.num_crossover,
@@ -95,6 +100,9 @@ class SupernetTuner(kt.Tuner):
       evaluator: ``evaluator(arch, index=k) -> accuracy`` or ``evaluator(arch) -> accuracy``; None
         on a distributed chief (never runs trials).
       on_trial_end: ``callback(tuner, trial)`` after the oracle recorded a trial.
+      prior: ``None``, or ``(name, fn)``: each trial also reports ``{name: fn(arch)}`` (e.g.
+        ``("synflow", SynflowCache)`` for evolution steered by a combination; its cost is not in
+        ``seconds``).
       **kwargs: ``directory``, ``project_name``, ``overwrite`` as for ``keras_tuner.Tuner``.
 
     Raises (from ``search``):
@@ -108,10 +116,12 @@ class SupernetTuner(kt.Tuner):
         space: SearchSpace,
         evaluator: Callable[[Architecture], float] | None,
         on_trial_end: Callable | None = None,
+        prior: tuple | None = None,
         **kwargs,
     ):
         super().__init__(oracle=oracle, **kwargs)
         self.space, self.evaluator, self._callback = space, evaluator, on_trial_end
+        self.prior = prior
         self._takes_index = evaluator is not None and _takes_index(evaluator)
         if self._is_worker():  # KerasTuner re-asks at once while a generation finishes elsewhere
             self.oracle.create_trial = _waiting_when_idle(self.oracle.create_trial)
@@ -131,9 +141,13 @@ class SupernetTuner(kt.Tuner):
                 f"evaluating architecture {arch} (trial {trial.trial_id}) "
                 f"failed: {type(e).__name__}: {e}"
             ) from e
+        metrics = {OBJECTIVE: accuracy, "seconds": time.perf_counter() - start}
+        if self.prior is not None:
+            name, fn = self.prior
+            metrics[name] = float(fn(arch))
         self.evaluated += 1
         self.last_accuracy = accuracy
-        return {OBJECTIVE: accuracy, "seconds": time.perf_counter() - start}
+        return metrics
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)

@@ -269,6 +269,78 @@ def test_wait_for_tuners_hands_out_nothing_until_every_worker_asked(tmp_path, cl
     ]
 
 
+# --------------------------------------------------------------------------- parents by mean rank
+def _hand_mean_ranks(columns):
+    """Mean rank per row, by counting: rank = 1 + (#lower) + (#equal - 1) / 2, per column."""
+    n = len(columns[0])
+    return [
+        sum(1 + sum(o < c[i] for o in c) + (sum(o == c[i] for o in c) - 1) / 2 for c in columns)
+        / len(columns)
+        for i in range(n)
+    ]
+
+
+def test_parent_metrics_choose_the_parents_by_their_mean_rank(tmp_path):
+    """With parent_metrics the parents of generation 1 are the top by the mean rank of the named
+    metrics (checked against ranks counted by hand, ties included), not by the objective; the
+    objective still decides get_best_trials."""
+    oracle = make(EvolutionOracle, tmp_path, parent_metrics=("score", "prior"))
+    plain = make(EvolutionOracle, tmp_path, name="plain")
+    generation = []
+    for _ in range(20):
+        trial = oracle.create_trial("tuner0")
+        values = dict(trial.hyperparameters.values)
+        generation.append(values)
+        # the prior is coarse (5 levels), so its ranks tie
+        metrics = {"score": separable_score(values), "prior": float(threes(values) // 2)}
+        oracle.update_trial(trial.trial_id, metrics)
+        trial.status = TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+    keys_ = [tuple(values.values()) for values in generation]
+    score = [separable_score(values) for values in generation]
+    prior = [float(threes(values) // 2) for values in generation]
+    assert len(set(prior)) < len(prior), "the prior must tie for this test to check ties"
+    mean = _hand_mean_ranks([score, prior])
+    order = sorted(range(20), key=lambda i: (-mean[i], i))  # ties: the earlier candidate
+    expected = [keys_[i] for i in order[:5]]
+    by_score = [keys_[i] for i in sorted(range(20), key=lambda i: -score[i])[:5]]
+    assert expected != by_score, "pick metrics whose tops differ"
+    assert oracle._top_parents() == expected
+    assert oracle.get_best_trials(1)[0].score == max(score)
+    # the next generation is bred from those parents: every crossover child takes each gene
+    # from one of them
+    child = oracle.create_trial("tuner0")
+    assert oracle.generation_of(child.trial_id) == 1
+    genes = list(child.hyperparameters.values.values())
+    assert all(any(p[g] == v for p in expected) for g, v in enumerate(genes))
+    # without parent_metrics the same scores give the objective's parents
+    for _ in range(20):
+        trial = plain.create_trial("tuner0")
+        plain.update_trial(trial.trial_id, {"score": separable_score(trial.hyperparameters.values)})
+        trial.status = TrialStatus.COMPLETED
+        plain.end_trial(trial)
+    assert plain._top_parents() == by_score
+
+
+def test_parent_metrics_name_a_metric_a_trial_did_not_report(tmp_path):
+    oracle = make(
+        EvolutionOracle,
+        tmp_path,
+        population_size=2,
+        num_parents=1,
+        num_crossover=0,
+        num_mutation=1,
+        parent_metrics=("score", "synflow"),
+    )
+    for _ in range(2):
+        trial = oracle.create_trial("tuner0")
+        oracle.update_trial(trial.trial_id, {"score": 1.0})
+        trial.status = TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+    with pytest.raises(ValueError, match=r"without the metric 'synflow'.*report it"):
+        oracle.create_trial("tuner0")
+
+
 # --------------------------------------------------------------------------- search quality
 @pytest.mark.slow
 def test_evolution_beats_random_search_at_equal_evaluations(tmp_path):
@@ -381,6 +453,8 @@ def test_continuous_hyperparameter_is_rejected_naming_it(tmp_path, declare):
         (dict(constraint={"macs": 330e6}), ValueError, r"constraint\['macs'\]"),
         (dict(seed=-1), ValueError, "seed .* -1"),
         (dict(wait_for_tuners=-1), ValueError, "wait_for_tuners must be an int >= 0; got -1"),
+        (dict(parent_metrics="score"), ValueError, "parent_metrics must be None or a sequence"),
+        (dict(parent_metrics=()), ValueError, "parent_metrics must name at least one"),
     ],
 )
 def test_bad_settings_fail_fast(kwargs, error, match):

@@ -91,6 +91,15 @@ def test_bitops_convention_sets_what_the_constraint_counts():
         (dict(seeds=(1, 1)), r"--seeds must be distinct integers >= 0, got \[1, 1\]"),
         (dict(bitops_budget="3w4a"), "--bitops_budget must be kWkA with the same k"),
         (dict(bitops_budget="3w3a", max_bitops=1e9), "pass one of --max_bitops"),
+        (
+            dict(steer_by_score=True),
+            "--steer_by_score steers evolution by a combination score, but --score is "
+            "'supernet': pass --score=supernet\\+macs or --score=supernet\\+synflow",
+        ),
+        (
+            dict(steer_by_score=True, score="supernet+synflow", algorithm="random"),
+            "random search has none: pass --algorithm=evolution or both",
+        ),
     ],
 )
 def test_a_bad_setting_is_refused_naming_the_flag(change, message):

@@ -143,6 +143,29 @@ def test_supernet_plus_synflow_picks_by_the_synflow_column():
         search_results.best_row([{"accuracy": 0.5, "macs": 1}], "supernet+synflow")
 
 
+def test_a_seeds_search_picks_over_all_seeds_candidates_pooled():
+    """--seeds: best.json ranks all seeds' candidates together.
+
+    Seed 0 holds a (0.60, 500 MACs) and b (0.50, 100); seed 1 holds c (0.62, 50) and d (0.55,
+    400). Pooled, accuracy ranks a 3, b 1, c 4, d 2 and MACs ranks a 4, b 2, c 1, d 3: means
+    3.5, 1.5, 2.5, 2.5, so supernet+macs picks a. Comparing the seeds' own picks by accuracy (a
+    for seed 0; c for seed 1, a tie of 1.5 and 1.5 going to the first) would give c."""
+
+    def row(alg, trial, acc, macs):
+        return {"algorithm": alg, "trial_id": trial, "accuracy": acc, "macs": macs}
+
+    a, b = row("evolution", "0", 0.60, 500), row("random", "0", 0.50, 100)
+    c, d = row("evolution", "0", 0.62, 50), row("evolution", "1", 0.55, 400)
+    per_seed = {0: [b, a], 1: [d, c]}  # rows in any order: sorted by algorithm, then trial
+    assert search_results.best_row([a, b], "supernet+macs") is a
+    assert search_results.best_row([c, d], "supernet+macs") is c
+    assert search_results.best_over_seeds(per_seed, "supernet+macs") == (0, a)
+    assert search_results.best_over_seeds(per_seed) == (1, c)
+    # a tie goes to the earlier seed: the same accuracy in both seeds
+    assert search_results.best_over_seeds({3: [dict(c)], 1: [c]}) == (3, c)
+    assert search_results.best_over_seeds({0: [], 1: []}) is None
+
+
 def test_history_rows_gain_the_synflow_column_once_per_candidate():
     space = tiny_space()
     calls = []

@@ -10,6 +10,7 @@ from scipy import stats
 from spos_tf.runs import run_dir
 from spos_tf.search import results as search_results
 from spos_tf.search import run as search_run
+from spos_tf.search import tuner as search_tuner
 from spos_tf.models.evaluate import PathEvaluator
 from spos_tf.search.oracle import InfeasibleConstraintError
 from spos_tf.search.data import FreshCalibration, RotatingHoldout
@@ -222,3 +223,57 @@ def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
         search_run.check_workdir(tiny_config("/s", tmp_path, "--seed=1", "--overwrite"))
         == "overwrite"
     )
+    # --score only re-picks best.json, unless it steers the evolution (--steer_by_score)
+    assert (
+        search_run.check_workdir(tiny_config("/s", tmp_path, "--score=supernet+macs")) == "resume"
+    )
+    steered = ("--score=supernet+macs", "--steer_by_score")
+    (tmp_path / search_results.CONFIG_FILE).write_text(
+        json.dumps(tiny_config("/s", tmp_path, *steered).to_dict())
+    )
+    assert search_run.check_workdir(tiny_config("/s", tmp_path, *steered)) == "resume"
+    with pytest.raises(run_dir.RunDirError, match=r"holds a search with other settings"):
+        search_run.check_workdir(
+            tiny_config("/s", tmp_path, "--score=supernet+synflow", "--steer_by_score")
+        )
+
+
+@pytest.mark.slow
+def test_steered_evolution_breeds_from_the_best_mean_rank(supernet_dir, tmp_path, monkeypatch):
+    """--steer_by_score on the tiny supernet: every candidate reports its MACs to the oracle, and
+    generation 1's crossover children (its first 3 candidates) take each gene from one of the 3
+    best of generation 0 by the mean rank of accuracy and MACs (scipy), which here are not the
+    3 best by accuracy; a rerun evaluates nothing."""
+    share_evaluator(monkeypatch)
+    workdir = tmp_path / "steered"
+    flags_ = ("--algorithm=evolution", "--score=supernet+macs", "--steer_by_score")
+    config = tiny_config(supernet_dir, workdir, *flags_)
+    summary = search_run.run(config)
+    rows = read_history(workdir)
+    assert len(rows) == TRIALS
+    space = run_dir.space_from_config(search_tuner.load_supernet_config(supernet_dir))
+    oracle = search_results._reload("evolution", config, space)
+    for row in rows:  # the prior the oracle ranked by is the history's MACs
+        trial = oracle.trials[row["trial_id"]]
+        assert trial.metrics.get_last_value("macs") == float(row["macs"])
+    first = [r for r in rows if r["generation"] == "0"]
+    acc = np.array([float(r["accuracy"]) for r in first])
+    macs = np.array([float(r["macs"]) for r in first])
+    mean_rank = (stats.rankdata(acc) + stats.rankdata(macs)) / 2
+    order = sorted(range(len(first)), key=lambda i: (-mean_rank[i], i))
+    parents = [space.to_values(space.parse(first[i]["arch"])) for i in order[:3]]
+    by_accuracy = [
+        space.to_values(space.parse(first[i]["arch"])) for i in np.argsort(-acc, kind="stable")[:3]
+    ]
+    assert parents != by_accuracy, "the steering must matter for this test to check it"
+    children = [r for r in rows if r["generation"] == "1"][:3]
+    for child in children:
+        values = space.to_values(space.parse(child["arch"]))
+        assert all(any(p[g] == v for p in parents) for g, v in values.items())
+    # best.json: the best mean rank over all candidates
+    all_rank = (
+        stats.rankdata([float(r["accuracy"]) for r in rows])
+        + stats.rankdata([float(r["macs"]) for r in rows])
+    ) / 2
+    assert summary["best"]["arch"] == rows[int(np.argmax(all_rank))]["arch"]
+    assert search_run.run(config)["evaluated"] == 0

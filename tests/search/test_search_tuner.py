@@ -1,6 +1,7 @@
 """spos_tf.search.tuner: the oracle built from the settings and the tuner that scores candidates
 through an evaluator (here a stand-in: a function of the architecture, no supernet)."""
 
+import dataclasses
 import time
 
 import pytest
@@ -76,6 +77,46 @@ def test_tuner_scores_each_candidate_with_the_evaluator(tmp_path):
     durations = [t.metrics.get_last_value("seconds") for t in oracle.trials.values()]
     assert sum(durations) <= wall  # one evaluation each, not the time since the search began
     assert tuner.load_model(next(iter(oracle.trials.values()))) is None
+
+
+def test_steered_evolution_reports_the_prior_in_every_trial(tmp_path):
+    """--steer_by_score: the oracle ranks parents by accuracy and the score's prior, and the
+    tuner reports that prior in every trial (here a stand-in prior, the sum of the genes)."""
+    space = tiny_space()
+    config = dataclasses.replace(_config(score="supernet+macs", steer_by_score=True), max_trials=8)
+    oracle = search_tuner.make_oracle("evolution", config, space)
+    assert oracle.parent_metrics == ("accuracy", "macs")
+    assert search_tuner.make_oracle("evolution", _config(), space).parent_metrics is None
+
+    def gene_sum(arch):
+        return float(sum(sum(g) for g in arch.genes))
+
+    tuner = search_tuner.SupernetTuner(
+        oracle, space, _score, prior=("macs", gene_sum), directory=str(tmp_path), project_name="e"
+    )
+    tuner.search(verbose=0)
+    assert len(oracle.trials) == 8 and max(oracle.generation_of(t) for t in oracle.trials) == 1
+    for trial in oracle.trials.values():
+        arch = space.from_values(trial.hyperparameters.values)
+        assert trial.metrics.get_last_value("macs") == gene_sum(arch)
+        assert trial.score == pytest.approx(_score(arch))
+
+
+def test_steering_prior_is_the_scores_prior():
+    """The search app's prior for --steer_by_score: MACs for supernet+macs (wiring: the cost
+    table's count, tested against hand counts in tests/spaces/test_costs.py), none without the flag."""
+    from spos_tf import costs
+    from spos_tf.search import run as search_run
+
+    space = tiny_space()
+    name, fn = search_run.steering_prior(_config(score="supernet+macs", steer_by_score=True), space)
+    arch = space.from_values({h.name: h.values[-1] for h in space.hyperparameters().space})
+    assert name == "macs" and fn(arch) == costs.macs(space, arch)
+    assert search_run.steering_prior(_config(score="supernet+macs"), space) is None
+    assert (
+        search_run.steering_prior(_config(score="supernet+synflow", steer_by_score=True), space)[0]
+        == "synflow"
+    )
 
 
 def test_a_failing_evaluator_stops_the_search_with_the_architecture_named(tmp_path):
