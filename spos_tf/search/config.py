@@ -155,8 +155,8 @@ class SearchConfig:
         "accuracy, the paper), supernet+macs or supernet+synflow (the best mean of its ranks by "
         "supernet accuracy and by MACs, or by the SynFlow zero-cost proxy of its untrained "
         "network, among all evaluated candidates: a combination with a prior, recorded as such "
-        "in best.json; the oracles are steered by accuracy alone unless --steer_by_score; SynFlow costs about 1 s "
-        "per candidate, cached in <workdir>/synflow.json).",
+        "in best.json; the oracles are steered by accuracy alone unless --steer_by_score; "
+        "SynFlow costs about 1 s per candidate, cached in <workdir>/synflow.json).",
         choices=SEARCH_SCORES,
         neutral=True,
     )
