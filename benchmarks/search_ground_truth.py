@@ -14,7 +14,9 @@ among the candidates that search evaluated (a combination with a prior, reported
 Printed and written (``--out``, JSON): per pick its arch, benchmark string, MACs, supernet
 accuracy (held-out split), the table's accuracy and its percentile among the table's distinct
 cells; per algorithm the mean and std (ddof 1) over seeds; and for reference the table's best
-cell and its largest cell (the most MACs; ties: the best of them) within ``--max_macs``.
+cell and its largest cell (the most MACs; ties: the best of them) within ``--max_macs``, and per
+pick the best table accuracy among the candidates that search evaluated (``best_evaluated``: what
+a perfect re-pick would reach; the gap to it is the ranking's, the gap above it the exploration's).
 With ``--top=K`` (default 20) also where the supernet's favourites lie: per edge and op, the
 share of the evaluated candidates (every seed pooled) holding it, its share among each seed's top K
 by supernet accuracy, and the mean table accuracy of the evaluated candidates holding it; printed
@@ -135,14 +137,22 @@ def summarize(search: str, table, max_macs=None, score: str = "supernet", top: i
                     "supernet_accuracy_holdout": float(row["accuracy"]),
                     "ground_truth": accuracy,
                     "percentile": table.percentile(accuracy),
+                    # what a perfect re-pick among this search's candidates would get
+                    "best_evaluated": max(
+                        table.accuracy(space.parse(r["arch"]).genes[0])
+                        for r in rows
+                        if r["algorithm"] == algorithm
+                    ),
                 }
             )
     for algorithm in sorted({p["algorithm"] for p in result["picks"]}):
         values = [p["ground_truth"] for p in result["picks"] if p["algorithm"] == algorithm]
+        reach = [p["best_evaluated"] for p in result["picks"] if p["algorithm"] == algorithm]
         result["algorithms"][algorithm] = {
             "seeds": len(values),
             "mean": float(np.mean(values)),
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "best_evaluated_mean": float(np.mean(reach)),
         }
     cells = table.distinct()
     macs = {c.key: costs.macs(space, space.parse(",".join(map(str, c.ops)))) for c in cells}
@@ -185,11 +195,15 @@ def main(argv=None):
         print(
             f"seed {p['seed']} {p['algorithm']:>9}: {p['arch']} supernet {p['supernet_accuracy_holdout']:.4f} "
             f"-> ground truth {p['ground_truth']:.2f} (percentile {100 * p['percentile']:.1f}), "
-            f"{p['macs_benchmark_network'] / 1e6:.1f}M MACs at N=5"
+            f"{p['macs_benchmark_network'] / 1e6:.1f}M MACs at N=5; best evaluated "
+            f"{p['best_evaluated']:.2f}"
         )
     for algorithm, s in result["algorithms"].items():
         std = "" if s["std"] is None else f" +- {s['std']:.2f}"
-        print(f"{algorithm}: mean ground truth {s['mean']:.2f}{std} over {s['seeds']} seeds")
+        print(
+            f"{algorithm}: mean ground truth {s['mean']:.2f}{std} over {s['seeds']} seeds "
+            f"(best evaluated: {s['best_evaluated_mean']:.2f} on average)"
+        )
     print(
         f"table best {result['table_best']['ground_truth']:.2f}; largest cell "
         f"{result['table_largest']['ground_truth']:.2f}"

@@ -59,6 +59,29 @@ def test_picks_and_means_by_hand(tmp_path, tool):
     assert json.loads(out.read_text())["algorithms"]["random"]["seeds"] == 2
 
 
+def test_best_evaluated_is_the_best_table_accuracy_a_search_visited(tmp_path, tool):
+    table = write_table(tmp_path / "table.csv")
+    search = tmp_path / "search"
+    # the supernet prefers the 60% cell; the 90% cell was evaluated but ranked last
+    write_history(
+        search / "seed_0" / "history.csv",
+        [
+            ("evolution", "0,0,0,0,0,0", 0.9),
+            ("evolution", "3,2,4,1,3,2", 0.5),
+            ("evolution", "4,4,4,4,4,4", 0.6),
+        ],
+    )
+    write_history(
+        search / "seed_1" / "history.csv",
+        [("evolution", "4,4,4,4,4,4", 0.7), ("evolution", "1,3,1,3,1,3", 0.6)],
+    )
+    result = tool.main([f"--search={search}", f"--ground_truth={table}"])
+    picks = {p["seed"]: p for p in result["picks"]}
+    assert (picks[0]["ground_truth"], picks[0]["best_evaluated"]) == (60.0, 90.0)
+    assert (picks[1]["ground_truth"], picks[1]["best_evaluated"]) == (70.0, 85.0)
+    assert result["algorithms"]["evolution"]["best_evaluated_mean"] == pytest.approx(87.5)
+
+
 def test_favourites_count_the_top_of_each_seed_against_the_evaluated(tmp_path, tool, capsys):
     table = write_table(tmp_path / "table.csv")
     search = tmp_path / "search"
