@@ -45,7 +45,7 @@ from spos_tf.search.config import (
     build_constraint,
     resolve_limits,
 )
-from spos_tf.search.priors import SYNFLOW_SEED
+from spos_tf.search.priors import SYNFLOW_SEED, SynflowCache
 from spos_tf.search.results import (
     BEST_FILE,
     CONFIG_FILE,
@@ -164,6 +164,8 @@ def run(config: SearchConfig, stream=None) -> dict:
     writes = this != "worker"  # workers report to the chief's oracle and write no results
     state = check_workdir(config) if writes else None
 
+    if writes and state != "overwrite" and config.score == "supernet+synflow":
+        SynflowCache(config.workdir, space)  # a corrupt or foreign cache: refused, nothing written
     evaluator = None
     if this != "chief":  # the chief only serves the oracle; each worker scores on its own copy
         evaluator = search_tuner.make_evaluator(config)

@@ -182,6 +182,16 @@ def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
         search_run.run(tiny_config(supernet_dir, existing))
     assert snapshot(existing) == before
 
+    # A corrupt SynFlow cache is refused before search_config.json is rewritten for the new score.
+    (existing / search_results.CONFIG_FILE).write_text(
+        json.dumps(tiny_config(supernet_dir, existing).to_dict())
+    )
+    (existing / "synflow.json").write_text("{not json")
+    before = snapshot(existing)
+    with pytest.raises(ValueError, match="not a SynFlow cache.*delete it"):
+        search_run.run(tiny_config(supernet_dir, existing, "--score=supernet+synflow"))
+    assert snapshot(existing) == before
+
 
 def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
     """The search's workdir check is run_dir.check_workdir over the search's entries: a rerun may
