@@ -21,7 +21,15 @@ from spos_tf.spaces.space import SearchSpace
 
 SYNFLOW_FILE = "synflow.json"
 
-__all__ = ["SYNFLOW_FILE", "SYNFLOW_SEED", "SynflowCache"]
+__all__ = ["SYNFLOW_FILE", "SYNFLOW_SEED", "SynflowCache", "synflow_of"]
+
+
+def synflow_of(space: SearchSpace, arch) -> float:
+    """The SynFlow score of ``arch``'s untrained stand-alone network in ``space``, at
+    :data:`SYNFLOW_SEED` (:func:`spos_tf.rank.zero_cost.synflow_of`), uncached."""
+    from spos_tf.rank import zero_cost  # TensorFlow: only once a score is needed
+
+    return zero_cost.synflow_of(space, arch, seed=SYNFLOW_SEED)
 
 
 class SynflowCache:
@@ -57,9 +65,7 @@ class SynflowCache:
     def __call__(self, arch) -> float:
         key = str(arch)
         if key not in self.scores:
-            from spos_tf.rank import zero_cost  # TensorFlow: only once a score is needed
-
-            self.scores[key] = zero_cost.synflow_of(self.space, arch, seed=SYNFLOW_SEED)
+            self.scores[key] = synflow_of(self.space, arch)
             run_dir.atomic_write_text(
                 self.path,
                 json.dumps({"seed": SYNFLOW_SEED, "scores": self.scores}, indent=1, sort_keys=True)

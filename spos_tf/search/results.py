@@ -186,10 +186,8 @@ def best_over_seeds(per_seed: dict, score: str = "supernet") -> tuple | None:
         for seed, rows in per_seed.items()
         for row in sorted(rows, key=lambda r: (ALGORITHMS.index(r["algorithm"]), r["trial_id"]))
     ]
-    if not pooled:
-        return None
-    prior = [r[SEARCH_PRIORS[score]] for _, r in pooled] if score in SEARCH_PRIORS else None
-    return pooled[best_index([r["accuracy"] for _, r in pooled], prior, score)]
+    best = best_row([row for _, row in pooled], score)
+    return None if best is None else next(p for p in pooled if p[1] is best)
 
 
 def best_record(
@@ -333,16 +331,24 @@ class Results:
     :attr:`best`).
 
     On construction, the rows of algorithms searched into the workdir by an earlier run (and not
-    searched now) are read from their oracles' saved state.
+    searched now) are read from their oracles' saved state. ``synflow``: the search's
+    :class:`~spos_tf.search.priors.SynflowCache` if the caller already opened it (with
+    ``--score=supernet+synflow``; otherwise it is opened here).
     """
 
-    def __init__(self, config: SearchConfig, space: SearchSpace, run_config: dict):
+    def __init__(
+        self,
+        config: SearchConfig,
+        space: SearchSpace,
+        run_config: dict,
+        synflow: SynflowCache | None = None,
+    ):
         self.config, self.space, self.run_config = config, space, run_config
         self.table = costs_lib.table(space, config.latency_table)
         self.cache: dict = {}
-        self.synflow = (
-            SynflowCache(config.workdir, space) if config.score == "supernet+synflow" else None
-        )
+        if synflow is None and config.score == "supernet+synflow":
+            synflow = SynflowCache(config.workdir, space)
+        self.synflow = synflow
         self.finished: list = []  # rows of algorithms whose search is over
         self.best = None  # the best.json record once a search finished
         for other in ALGORITHMS:  # searched into this workdir by an earlier run

@@ -29,6 +29,7 @@ and leaves the workdir untouched.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import sys
@@ -41,11 +42,10 @@ from spos_tf.search.config import (
     NEUTRAL,
     SEARCH_PRIORS,
     SearchConfig,
-    arch_costs,
     build_constraint,
     resolve_limits,
 )
-from spos_tf.search.priors import SYNFLOW_SEED, SynflowCache
+from spos_tf.search.priors import SynflowCache, synflow_of
 from spos_tf.search.results import (
     BEST_FILE,
     CONFIG_FILE,
@@ -164,14 +164,15 @@ def run(config: SearchConfig, stream=None) -> dict:
     writes = this != "worker"  # workers report to the chief's oracle and write no results
     state = check_workdir(config) if writes else None
 
+    synflow = None  # opened before anything is written: a corrupt or foreign cache is refused
     if writes and state != "overwrite" and config.score == "supernet+synflow":
-        SynflowCache(config.workdir, space)  # a corrupt or foreign cache: refused, nothing written
+        synflow = SynflowCache(config.workdir, space)
     evaluator = None
     if this != "chief":  # the chief only serves the oracle; each worker scores on its own copy
         evaluator = search_tuner.make_evaluator(config)
     if writes:
         _start_workdir(config, state)
-    results = Results(config, space, run_config) if writes else None
+    results = Results(config, space, run_config, synflow) if writes else None
     prior = steering_prior(config, space, results) if evaluator is not None else None
 
     evaluated, trials = 0, {}
@@ -280,22 +281,15 @@ def steering_prior(config: SearchConfig, space: SearchSpace, results=None) -> tu
     """``(name, fn)``: the prior each trial reports when ``config.steer_by_score`` (None
     otherwise): ``("synflow", results.synflow)`` (the search's cache, so each candidate is computed
     once; a distributed worker, which has no ``results``, computes without one) or ``("macs",
-    fn)``."""
+    CostTable.macs)``."""
     if not config.steer_by_score:
         return None
     name = SEARCH_PRIORS[config.score]
     if name == "synflow":
         if results is not None and results.synflow is not None:
             return name, results.synflow
-
-        def synflow(arch):
-            from spos_tf.rank import zero_cost  # TensorFlow: only once a score is needed
-
-            return zero_cost.synflow_of(space, arch, seed=SYNFLOW_SEED)
-
-        return name, synflow
-    table = costs_lib.table(space, config.latency_table)
-    return name, lambda arch: arch_costs(space, arch, config.bitops_convention, table)[name]
+        return name, functools.partial(synflow_of, space)
+    return name, costs_lib.table(space).macs
 
 
 def _search(
