@@ -22,7 +22,13 @@ share of the evaluated candidates (every seed pooled) holding it, its share amon
 by supernet accuracy, and the mean table accuracy of the evaluated candidates holding it; printed
 for the ops at least 0.2 more frequent on top than among the evaluated (what evolution converged
 on), with the mean table accuracy of the top K.
-Costs: parsing the table (about 0.1 s) and one dict look-up per row.
+With ``--paired_with=<another search workdir>`` (searched with the same seeds, e.g. the same
+flags without ``--steer_by_score``) also the paired difference of the picks: per seed and
+algorithm present in both, this search's pick's table accuracy minus the other's (both picked
+by ``--score``), their mean, the t 95% interval of the mean over those pairs
+(``scipy.stats.t``; none for a single pair) and how many are positive (``paired`` in the JSON).
+Costs: parsing the table (about 0.1 s) and one dict look-up per row (twice with
+``--paired_with``).
 """
 
 import argparse
@@ -34,6 +40,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+from scipy import stats as scipy_stats  # noqa: E402
 
 from spos_tf import costs
 from spos_tf.rank import ground_truth
@@ -165,6 +172,49 @@ def summarize(search: str, table, max_macs=None, score: str = "supernet", top: i
     return result
 
 
+def paired(mine: dict, other: dict) -> dict:
+    """The paired difference of two :func:`summarize` results' picks, matched by (seed,
+    algorithm): ``{"pairs": [{seed, algorithm, ground_truth, other, delta}], "mean", "std",
+    "t95": [low, high] or None, "positive"}`` (delta = this pick's table accuracy minus the
+    other's; std with ddof 1; the t interval of the mean, which needs 2 or more pairs).
+
+    Raises:
+      SystemExit: no (seed, algorithm) is in both (naming those of each).
+    """
+    theirs = {(p["seed"], p["algorithm"]): p["ground_truth"] for p in other["picks"]}
+    pairs = [
+        {
+            "seed": p["seed"],
+            "algorithm": p["algorithm"],
+            "ground_truth": p["ground_truth"],
+            "other": theirs[(p["seed"], p["algorithm"])],
+            "delta": p["ground_truth"] - theirs[(p["seed"], p["algorithm"])],
+        }
+        for p in mine["picks"]
+        if (p["seed"], p["algorithm"]) in theirs
+    ]
+    if not pairs:
+        raise SystemExit(
+            "--paired_with: no seed and algorithm is in both searches (this one: "
+            f"{sorted((str(p['seed']), p['algorithm']) for p in mine['picks'])}, the other: "
+            f"{sorted((str(s), a) for s, a in theirs)}); pair searches run with the same --seeds"
+        )
+    deltas = np.array([p["delta"] for p in pairs])
+    n = len(deltas)
+    std = float(np.std(deltas, ddof=1)) if n > 1 else None
+    t95 = None
+    if n > 1:
+        low, high = scipy_stats.t.interval(0.95, n - 1, loc=deltas.mean(), scale=std / np.sqrt(n))
+        t95 = [float(low), float(high)]
+    return {
+        "pairs": pairs,
+        "mean": float(deltas.mean()),
+        "std": std,
+        "t95": t95,
+        "positive": int((deltas > 0).sum()),
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--search", required=True)
@@ -185,12 +235,19 @@ def main(argv=None):
     parser.add_argument(
         "--top", type=int, default=20, help="top K per seed for the favourites (see above)"
     )
+    parser.add_argument(
+        "--paired_with",
+        default=None,
+        help="another search workdir (same seeds): the paired difference of the picks",
+    )
     args = parser.parse_args(argv)
     if args.top < 1:
         raise SystemExit(f"--top={args.top}: give a positive number of candidates per seed")
-    result = summarize(
-        args.search, ground_truth.load(args.ground_truth), args.max_macs, args.score, args.top
-    )
+    table = ground_truth.load(args.ground_truth)
+    result = summarize(args.search, table, args.max_macs, args.score, args.top)
+    if args.paired_with:
+        other = summarize(args.paired_with, table, args.max_macs, args.score, args.top)
+        result["paired"] = dict(paired(result, other), other=args.paired_with)
     for p in result["picks"]:
         print(
             f"seed {p['seed']} {p['algorithm']:>9}: {p['arch']} supernet {p['supernet_accuracy_holdout']:.4f} "
@@ -220,6 +277,14 @@ def main(argv=None):
                 f"{100 * e['share_evaluated']:.0f}% of the evaluated, whose mean ground truth is "
                 f"{e['ground_truth_mean']:.2f}"
             )
+    if args.paired_with:
+        d = result["paired"]
+        each = ", ".join(f"{p['delta']:+.2f}" for p in d["pairs"])
+        interval = "" if d["t95"] is None else f", t 95% [{d['t95'][0]:+.2f}, {d['t95'][1]:+.2f}]"
+        print(
+            f"paired with {args.paired_with}: {each}; mean {d['mean']:+.2f}{interval}; "
+            f"{d['positive']} of {len(d['pairs'])} positive"
+        )
     if args.out:
         run_dir.atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return result

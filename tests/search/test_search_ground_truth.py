@@ -173,3 +173,33 @@ def test_supernet_plus_synflow_repicks_by_the_history_column(tmp_path, tool):
     write_history(other / "history.csv", [("evolution", "3,3,3,3,3,3", 0.7)])
     with pytest.raises(SystemExit, match="rerun the finished search.*--score=supernet\\+synflow"):
         tool.main([f"--search={other}", f"--ground_truth={table}", "--score=supernet+synflow"])
+
+
+def test_paired_with_another_search_differences_the_picks_by_seed(tmp_path, tool, capsys):
+    table = write_table(tmp_path / "table.csv")
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    for seed, arch in enumerate(["3,2,4,1,3,2", "3,3,3,3,3,3", "2,2,2,2,2,2"]):  # 90, 80, 85
+        write_history(mine / f"seed_{seed}" / "history.csv", [("evolution", arch, 0.7)])
+    for seed, arch in enumerate(["1,3,1,3,1,3", "2,2,2,2,2,2", "4,4,4,4,4,4", "0,0,0,0,0,0"]):
+        write_history(other / f"seed_{seed}" / "history.csv", [("evolution", arch, 0.7)])
+    out = tmp_path / "paired.json"
+    got = tool.main(
+        [f"--search={mine}", f"--ground_truth={table}", f"--paired_with={other}", f"--out={out}"]
+    )["paired"]
+    # seeds 0-2 pair (other's seed 3 has no partner): 90-85, 80-85, 85-70 = +5, -5, +15
+    assert [p["delta"] for p in got["pairs"]] == [5.0, -5.0, 15.0]
+    assert got["mean"] == pytest.approx(5.0) and got["std"] == pytest.approx(10.0)
+    half = 4.302652729911275 * 10.0 / 3**0.5  # t quantile 0.975 at 2 degrees of freedom (table)
+    assert got["t95"] == pytest.approx([5.0 - half, 5.0 + half])
+    assert got["positive"] == 2
+    assert json.loads(out.read_text())["paired"]["other"] == str(other)
+    assert "+5.00, -5.00, +15.00; mean +5.00" in capsys.readouterr().out
+    # one pair: no interval; no common seed: the fix is named
+    single = tmp_path / "single"
+    write_history(single / "seed_0" / "history.csv", [("evolution", "3,2,4,1,3,2", 0.7)])
+    one = tool.main([f"--search={single}", f"--ground_truth={table}", f"--paired_with={other}"])
+    assert one["paired"]["t95"] is None and one["paired"]["mean"] == pytest.approx(5.0)
+    lone = tmp_path / "lone"
+    write_history(lone / "seed_7" / "history.csv", [("evolution", "3,2,4,1,3,2", 0.7)])
+    with pytest.raises(SystemExit, match="same --seeds"):
+        tool.main([f"--search={lone}", f"--ground_truth={table}", f"--paired_with={other}"])
