@@ -54,6 +54,8 @@ from spos_tf.spaces import nasbench201  # noqa: E402
 def histories(search: str) -> dict:
     """``{seed or None: [rows]}`` of a search workdir."""
     out = {}
+    if not os.path.isdir(search):
+        raise SystemExit(f"{search} is not a directory: give a spos_tf.search --workdir")
     if os.path.exists(os.path.join(search, "history.csv")):
         paths = {None: os.path.join(search, "history.csv")}
     else:
@@ -182,17 +184,19 @@ def paired(mine: dict, other: dict) -> dict:
       SystemExit: no (seed, algorithm) is in both (naming those of each).
     """
     theirs = {(p["seed"], p["algorithm"]): p["ground_truth"] for p in other["picks"]}
-    pairs = [
-        {
-            "seed": p["seed"],
-            "algorithm": p["algorithm"],
-            "ground_truth": p["ground_truth"],
-            "other": theirs[(p["seed"], p["algorithm"])],
-            "delta": p["ground_truth"] - theirs[(p["seed"], p["algorithm"])],
-        }
-        for p in mine["picks"]
-        if (p["seed"], p["algorithm"]) in theirs
-    ]
+    pairs = []
+    for p in mine["picks"]:
+        their = theirs.get((p["seed"], p["algorithm"]))
+        if their is not None:
+            pairs.append(
+                {
+                    "seed": p["seed"],
+                    "algorithm": p["algorithm"],
+                    "ground_truth": p["ground_truth"],
+                    "other": their,
+                    "delta": p["ground_truth"] - their,
+                }
+            )
     if not pairs:
         raise SystemExit(
             "--paired_with: no seed and algorithm is in both searches (this one: "

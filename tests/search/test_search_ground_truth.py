@@ -203,3 +203,7 @@ def test_paired_with_another_search_differences_the_picks_by_seed(tmp_path, tool
     write_history(lone / "seed_7" / "history.csv", [("evolution", "3,2,4,1,3,2", 0.7)])
     with pytest.raises(SystemExit, match="same --seeds"):
         tool.main([f"--search={lone}", f"--ground_truth={table}", f"--paired_with={other}"])
+    # a misspelt workdir is named, not a traceback
+    missing = tmp_path / "no_such_search"
+    with pytest.raises(SystemExit, match="no_such_search is not a directory"):
+        tool.main([f"--search={mine}", f"--ground_truth={table}", f"--paired_with={missing}"])
