@@ -1,0 +1,147 @@
+"""benchmarks/rescore_pick.py on a hand-made table, search histories and rescoring rankings: the
+finalists, both re-picks and their paired differences, computed here by hand."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from conftest import import_benchmark
+from _ground_truth import write_table
+
+
+@pytest.fixture(scope="module")
+def tool():
+    return import_benchmark("rescore_pick")
+
+
+def write_history(path: Path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["algorithm", "trial_id", "arch", "macs", "accuracy", "synflow"])
+        for i, (arch, accuracy, synflow) in enumerate(rows):
+            writer.writerow(["evolution", f"{i:03d}", arch, 1, accuracy, synflow])
+
+
+def write_ranking(folder: Path, rows):
+    folder.mkdir(parents=True)
+    with open(folder / "ranking.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "arch", "supernet_accuracy"])
+        for i, (arch, accuracy) in enumerate(rows):
+            writer.writerow([i, arch, accuracy])
+
+
+@pytest.fixture
+def search(tmp_path):
+    # table: 3,3,3,3,3,3 -> 80 (K0), 3,2,4,1,3,2 -> 90, 4,4,4,4,4,4 -> 70, 1,3,1,3,1,3 -> 85,
+    # 2,2,2,2,2,2 -> 85, 0,0,0,0,0,0 -> 60
+    table = write_table(tmp_path / "table.csv")
+    # seed 0: ranks by accuracy A4 B3 D2 C1, by SynFlow B4 A3 D2 C1 -> A 3.5, B 3.5, D 2, C 1:
+    # finalists (top 3) A, B, D; the search picks A (the first of the tie)
+    write_history(
+        tmp_path / "search" / "seed_0" / "history.csv",
+        [
+            ("3,3,3,3,3,3", 0.70, 4.0),  # A, 80
+            ("3,2,4,1,3,2", 0.69, 5.0),  # B, 90
+            ("0,0,0,0,0,0", 0.50, 1.0),  # C, 60
+            ("4,4,4,4,4,4", 0.60, 3.0),  # D, 70
+        ],
+    )
+    # seed 1: by accuracy F3 E2 G1, by SynFlow E3 F2 G1 -> E 2.5, F 2.5, G 1: the search picks E
+    write_history(
+        tmp_path / "search" / "seed_1" / "history.csv",
+        [
+            ("1,3,1,3,1,3", 0.60, 2.0),  # E, 85
+            ("2,2,2,2,2,2", 0.70, 1.0),  # F, 85
+            ("4,4,4,4,4,4", 0.40, 0.5),  # G, 70
+        ],
+    )
+    # rescored means: A .60, B .64, D .66, E .60, F .60, G .90; A is ranked as its isomorphic
+    # twin 3,3,3,3,3,0 (same UniqueString K0) in the second ranking
+    write_ranking(
+        tmp_path / "r1",
+        [
+            ("3,3,3,3,3,3", 0.58),
+            ("3,2,4,1,3,2", 0.65),
+            ("4,4,4,4,4,4", 0.66),
+            ("1,3,1,3,1,3", 0.60),
+            ("2,2,2,2,2,2", 0.60),
+            ("0,0,0,0,0,0", 0.99),
+        ],
+    )
+    write_ranking(
+        tmp_path / "r2",
+        [
+            ("3,3,3,3,3,0", 0.62),
+            ("3,2,4,1,3,2", 0.63),
+            ("4,4,4,4,4,4", 0.66),
+            ("1,3,1,3,1,3", 0.60),
+            ("2,2,2,2,2,2", 0.60),
+        ],
+    )
+    return tmp_path, table
+
+
+def test_repicks_by_hand(search, tool):
+    tmp_path, table = search
+    out = tmp_path / "repick.json"
+    result = tool.main(
+        [
+            f"--search={tmp_path / 'search'}",
+            f"--rescored={tmp_path / 'r1'},{tmp_path / 'r2'}",
+            f"--ground_truth={table}",
+            "--top=3",
+            f"--out={out}",
+        ]
+    )
+    seeds = {e["seed"]: e for e in result["seeds"]}
+    # seed 0 among A, B, D: rescored ranks A1 B2 D3, SynFlow ranks A2 B3 D1 -> B (90);
+    # rescored accuracy alone -> D (70)
+    assert seeds[0]["search"]["arch"] == "3,3,3,3,3,3"
+    assert seeds[0]["combined"]["arch"] == "3,2,4,1,3,2"
+    assert seeds[0]["alone"]["arch"] == "4,4,4,4,4,4"
+    assert seeds[0]["search"]["supernet_accuracy_rescored"] == pytest.approx(0.60)
+    # seed 1 among E, F, G: rescored ranks E1.5 F1.5 G3, SynFlow E3 F2 G1 -> E 2.25 (85);
+    # alone -> G (70)
+    assert seeds[1]["combined"]["ground_truth"] == 85.0
+    assert seeds[1]["alone"]["ground_truth"] == 70.0
+    assert result["search"]["mean"] == pytest.approx(82.5)
+    combined = result["combined"]["paired_vs_search"]
+    assert [p["delta"] for p in combined["pairs"]] == [10.0, 0.0]
+    assert combined["positive"] == 1
+    assert result["alone"]["paired_vs_search"]["mean"] == pytest.approx(-12.5)
+    assert result["best_finalist_mean"] == pytest.approx(87.5)
+    assert json.loads(out.read_text())["combined"]["mean"] == pytest.approx(87.5)
+
+
+def test_a_finalist_missing_from_a_ranking_names_the_fix(search, tool):
+    tmp_path, table = search
+    (tmp_path / "r3").mkdir()
+    write_ranking(tmp_path / "r3" / "x", [("3,3,3,3,3,3", 0.5), ("3,2,4,1,3,2", 0.5)])
+    with pytest.raises(SystemExit, match="--select=file"):
+        tool.main(
+            [
+                f"--search={tmp_path / 'search'}",
+                f"--rescored={tmp_path / 'r1'},{tmp_path / 'r3' / 'x'}",
+                f"--ground_truth={table}",
+                "--top=3",
+            ]
+        )
+
+
+def test_an_existing_out_is_not_overwritten(search, tool):
+    tmp_path, table = search
+    out = tmp_path / "kept.json"
+    out.write_text("{}")
+    with pytest.raises(SystemExit, match="exists"):
+        tool.main(
+            [
+                f"--search={tmp_path / 'search'}",
+                f"--rescored={tmp_path / 'r1'}",
+                f"--ground_truth={table}",
+                f"--out={out}",
+            ]
+        )
+    assert out.read_text() == "{}"
