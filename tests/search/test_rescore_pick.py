@@ -145,3 +145,31 @@ def test_an_existing_out_is_not_overwritten(search, tool):
             ]
         )
     assert out.read_text() == "{}"
+
+
+def test_finalists_are_ranked_against_the_table_by_scipy(search, tool):
+    from scipy import stats
+
+    tmp_path, table = search
+    result = tool.main(
+        [
+            f"--search={tmp_path / 'search'}",
+            f"--rescored={tmp_path / 'r1'},{tmp_path / 'r2'}",
+            f"--ground_truth={table}",
+            "--top=3",
+        ]
+    )
+    # distinct finalists A, B, D (seed 0), E, F (seed 1; G is D's cell): table, search accuracy,
+    # rescored accuracy, SynFlow
+    truth = [80, 90, 70, 85, 85]
+    rescored = [0.60, 0.64, 0.66, 0.60, 0.60]
+    synflow = [4.0, 5.0, 3.0, 2.0, 1.0]
+    finalists = result["finalists"]
+    assert finalists["count"] == 5
+    assert finalists["rescored_accuracy"]["value"] == pytest.approx(
+        stats.kendalltau(truth, rescored)[0]
+    )
+    assert finalists["synflow"]["value"] == pytest.approx(stats.kendalltau(truth, synflow)[0])
+    assert finalists["search_accuracy"]["value"] == pytest.approx(
+        stats.kendalltau(truth, [0.70, 0.69, 0.60, 0.60, 0.70])[0]
+    )
