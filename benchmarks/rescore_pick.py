@@ -18,7 +18,9 @@ judged, each among the finalists only:
 - ``combined``: the first of the highest mean of the finalists' ranks by rescored accuracy and by
   the search's prior (``--score``'s history column, e.g. ``synflow``): the search's own rule with
   the accuracy re-estimated (``supernet`` alone when ``--score=supernet``);
-- ``alone``: the first of the highest rescored accuracy.
+- ``alone``: the first of the highest rescored accuracy;
+- ``prior``: the first of the highest prior (SynFlow or MACs; the rescoring plays no part, and
+  there is no such re-pick under ``--score=supernet``).
 
 Printed and written (``--out``, JSON): per seed the search's pick, each re-pick and the best
 finalist (what a perfect re-pick among the finalists would reach), each with its table accuracy;
@@ -49,7 +51,7 @@ from spos_tf.rank import stats as rank_stats  # noqa: E402
 from spos_tf.search.config import SEARCH_PRIORS, SEARCH_SCORES  # noqa: E402
 from spos_tf.search.results import best_index  # noqa: E402
 
-RULES = ("combined", "alone")
+RULES = ("combined", "alone", "prior")
 
 
 def finalists(rows: list, score: str, top: int) -> list:
@@ -111,6 +113,8 @@ def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
                 "combined": best_index(again, prior, score),
                 "alone": best_index(again, None, "supernet"),
             }
+            if column:
+                chosen["prior"] = best_index(prior, None, "supernet")
             truth = [table.accuracy(space.parse(r["arch"]).genes[0]) for r in final]
             for j, key in enumerate(keys):
                 pooled.setdefault(
@@ -130,13 +134,14 @@ def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
                     {"seed": seed, "algorithm": algorithm, "ground_truth": truth[i]}
                 )
             result["seeds"].append(entry)
-    for rule in ("search",) + RULES:
+    rules = ("search",) + RULES if column else ("search",) + RULES[:-1]
+    for rule in rules:
         values = [p["ground_truth"] for p in summaries[rule]["picks"]]
         result[rule] = {
             "mean": float(np.mean(values)),
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
         }
-    for rule in RULES:
+    for rule in rules[1:]:
         result[rule]["paired_vs_search"] = sg.paired(summaries[rule], summaries["search"])
     result["finalists"] = finalist_ranking(pooled, column)
     result["best_finalist_mean"] = float(np.mean([e["best_finalist"] for e in result["seeds"]]))
@@ -172,16 +177,16 @@ def main(argv=None):
         raise SystemExit(f"{args.out} exists: remove it or give another --out")
     table = ground_truth.load(args.ground_truth)
     result = repick(args.search, args.rescored.split(","), table, args.score, args.top)
+    rules = [r for r in ("search",) + RULES if r in result]
     for e in result["seeds"]:
         print(
-            f"seed {e['seed']} {e['algorithm']}: search {e['search']['ground_truth']:.2f} "
-            f"({e['search']['arch']}), combined {e['combined']['ground_truth']:.2f} "
-            f"({e['combined']['arch']}), alone {e['alone']['ground_truth']:.2f} "
-            f"({e['alone']['arch']}), best finalist {e['best_finalist']:.2f}"
+            f"seed {e['seed']} {e['algorithm']}: "
+            + ", ".join(f"{r} {e[r]['ground_truth']:.2f} ({e[r]['arch']})" for r in rules)
+            + f", best finalist {e['best_finalist']:.2f}"
         )
-    for rule in ("search",) + RULES:
+    for rule in rules:
         line = f"{rule:8s} mean {result[rule]['mean']:.2f}"
-        if rule in RULES:
+        if rule != "search":
             p = result[rule]["paired_vs_search"]
             t95 = p["t95"]
             line += (

@@ -207,9 +207,11 @@ def paired(mine: dict, other: dict) -> dict:
     n = len(deltas)
     std = float(np.std(deltas, ddof=1)) if n > 1 else None
     t95 = None
-    if n > 1:
+    if n > 1 and std > 0:
         low, high = scipy_stats.t.interval(0.95, n - 1, loc=deltas.mean(), scale=std / np.sqrt(n))
         t95 = [float(low), float(high)]
+    elif n > 1:  # every pair differs by the same amount: the interval is that point
+        t95 = [float(deltas.mean())] * 2
     return {
         "pairs": pairs,
         "mean": float(deltas.mean()),

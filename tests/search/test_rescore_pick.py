@@ -173,3 +173,18 @@ def test_finalists_are_ranked_against_the_table_by_scipy(search, tool):
     assert finalists["search_accuracy"]["value"] == pytest.approx(
         stats.kendalltau(truth, [0.70, 0.69, 0.60, 0.60, 0.70])[0]
     )
+
+
+def test_the_prior_alone_repicks_among_the_finalists(search, tool):
+    tmp_path, table = search
+    result = tool.main(
+        [
+            f"--search={tmp_path / 'search'}",
+            f"--rescored={tmp_path / 'r1'}",
+            f"--ground_truth={table}",
+            "--top=3",
+        ]
+    )
+    # the highest SynFlow among the finalists: B (5.0, 90) for seed 0, E (2.0, 85) for seed 1
+    assert [e["prior"]["ground_truth"] for e in result["seeds"]] == [90.0, 85.0]
+    assert result["prior"]["paired_vs_search"]["mean"] == pytest.approx(5.0)

@@ -207,3 +207,11 @@ def test_paired_with_another_search_differences_the_picks_by_seed(tmp_path, tool
     missing = tmp_path / "no_such_search"
     with pytest.raises(SystemExit, match="no_such_search is not a directory"):
         tool.main([f"--search={mine}", f"--ground_truth={table}", f"--paired_with={missing}"])
+
+
+def test_paired_picks_that_differ_alike_get_a_point_interval(tool):
+    mine = {"picks": [{"seed": s, "algorithm": "evolution", "ground_truth": 90.0} for s in (0, 1)]}
+    other = {"picks": [{"seed": s, "algorithm": "evolution", "ground_truth": 89.5} for s in (0, 1)]}
+    result = tool.paired(mine, other)
+    assert result["t95"] == [0.5, 0.5]
+    assert result["positive"] == 2
