@@ -4,7 +4,8 @@
 constraint (e.g. MACs in a range), with a bounded number of tries. ``CostBinSampler`` draws as the
 reference's supernet training does (a MACs bin first, then paths inside it). ``GeneSampler``
 draws uniformly among the architectures with one gene fixed (a few-shot sub-supernet's part of
-the space, :mod:`spos_tf.train.few_shot`). Because the draw
+the space, :mod:`spos_tf.train.few_shot`); ``ListSampler`` uniformly among listed architectures
+(``--sample_from``). Because the draw
 depends only on ``(seed, step)``, a resumed run replays exactly the same architectures, and every
 replica and worker of a distributed run draws the same architecture for a global step without
 communicating.
@@ -150,6 +151,25 @@ class GeneSampler(ArchSampler):
         genes = [list(g) for g in self.space.sample(rng).genes]
         genes[self._kind][self.block] = self.choice
         return Architecture(tuple(map(tuple, genes)))
+
+
+class ListSampler(ArchSampler):
+    """Uniform over given architectures (``spos_tf.train --sample_from``): step ``s`` trains
+    ``archs[i]`` with ``i`` drawn uniformly from ``(seed, s)``, e.g. a search's finalists while a
+    supernet is fine-tuned on that shrunk space before they are scored again. Repeats count once.
+
+    Raises:
+      ValueError: no architectures, or one not of ``space``.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int, archs):
+        super().__init__(space, seed, description="the listed architectures")
+        self.archs = list(dict.fromkeys(space.validate(a) for a in archs))
+        if not self.archs:
+            raise ValueError("ListSampler needs at least one architecture")
+
+    def _draw(self, rng: np.random.Generator) -> Architecture:
+        return self.archs[int(rng.integers(len(self.archs)))]
 
 
 class SequenceSampler(ArchSampler):

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from spos_tf import costs as costs_lib
+from spos_tf.spaces.archs_file import read_archs_file
 from spos_tf.spaces.space import Architecture, SearchSpace
 
 SELECTIONS = ("stratified", "random", "file", "history")
@@ -177,28 +178,6 @@ def merge_isomorphic(archs: list, truth, stream=None, source: str = "") -> list:
         )
     by_ops = {_cell_ops(a): a for a in reversed(archs)}
     return [by_ops[ops] for ops in kept]
-
-
-def read_archs_file(space: SearchSpace, path: str) -> list:
-    """Architectures of a text file, one per line in text form (``#`` comments, blank lines and
-    repeats ignored).
-
-    Raises:
-      ValueError: missing file or a line that is not an architecture of ``space`` (its number).
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"--archs_file={path!r} does not exist")
-    archs = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            line = line.split("#")[0].strip()
-            if not line:
-                continue
-            try:
-                archs.append(space.parse(line))
-            except ValueError as e:
-                raise ValueError(f"{path}:{number}: {e}") from None
-    return list(dict.fromkeys(archs))
 
 
 def select_from_history(space: SearchSpace, path: str, num: int, key=None) -> list:

@@ -32,6 +32,7 @@ from spos_tf.models.sampling import (
     CostBinSampler,
     FairSampler,
     GeneSampler,
+    ListSampler,
     all_of,
     check_bins,
     latency_range,
@@ -39,6 +40,7 @@ from spos_tf.models.sampling import (
     split_choices,
 )
 from spos_tf.spaces import overrides as space_overrides
+from spos_tf.spaces.archs_file import read_archs_file
 from spos_tf.spaces.space import Architecture, SearchSpace, arch_from_any
 from spos_tf.runs.strategy import STRATEGIES
 
@@ -139,6 +141,15 @@ class TrainConfig:
       few_shot_choice: set by :mod:`spos_tf.train.few_shot` in a sub-supernet's own config (no flag):
         the run is the sub-supernet whose block ``few_shot_split`` always uses this choice
         (:class:`~spos_tf.models.sampling.GeneSampler`).
+      sample_from: supernet only: a text file of architectures (one per line in text form, ``#``
+        comments; :func:`spos_tf.spaces.archs_file.read_archs_file`): each step trains one of
+        them, drawn uniformly from ``(seed, step)`` (:class:`~spos_tf.models.sampling.ListSampler`),
+        instead of the whole space; the evaluation paths stay uniform over the space. With
+        ``init_from`` this fine-tunes a supernet on a shrunk space (e.g. a search's finalists,
+        scored again after with ``spos_tf.rank --select=file``). Read at every start (keep the
+        file while the run resumes); :func:`resolve` stores it as an absolute path. Only with
+        ``sampling="uniform"`` and no MACs, latency or few-shot restriction (the list is the
+        restriction).
       bn_momentum: BatchNorm moving-average momentum (Keras form; 0.9 = PyTorch's 0.1).
       strategy: ``"default"`` (one device), ``"mirrored"`` (all local GPUs, else all logical
         CPUs) or ``"multi_worker"`` (MultiWorkerMirroredStrategy, cluster from ``TF_CONFIG``).
@@ -290,6 +301,12 @@ class TrainConfig:
         "Supernet: start from the weights and BN statistics of this one-shot supernet run's "
         "latest checkpoint (its --workdir) or of one checkpoint (<workdir>/checkpoints/ckpt-N); "
         "fresh optimizer and schedule, --steps more steps.",
+    )
+    sample_from: Optional[str] = field(
+        None,
+        "Supernet: train only the architectures of this text file (one per line in text form, "
+        "as spos_tf.rank --archs_file), one drawn uniformly per step; e.g. with --init_from, "
+        "fine-tune a supernet on a search's finalists before they are scored again.",
     )
     bn_momentum: float = field(
         0.9, "BatchNorm moving-average momentum (Keras form).", low=0.0, high=1.0, high_open=True
@@ -454,6 +471,7 @@ class TrainConfig:
             )
         self._validate_few_shot()
         self._validate_init_from()
+        self._validate_sample_from()
         if self.momentum_split is not None:
             if not self.is_supernet:
                 raise ValueError(
@@ -481,6 +499,32 @@ class TrainConfig:
                 "BN statistics are recalibrated per path at evaluation and search"
             )
         return self
+
+    def _validate_sample_from(self) -> None:
+        if self.sample_from is None:
+            return
+        if (
+            not isinstance(self.sample_from, (str, os.PathLike))
+            or not str(self.sample_from).strip()
+        ):
+            raise ValueError(f"--sample_from must name a file, got {self.sample_from!r}")
+        if not self.is_supernet:
+            raise ValueError(
+                "--sample_from chooses the supernet's paths; drop it when retraining one "
+                "architecture (--arch)"
+            )
+        if self.sampling != "uniform":
+            raise ValueError(
+                f"--sample_from draws uniformly among the listed architectures; drop "
+                f"--sampling={self.sampling} or --sample_from"
+            )
+        limits = ("min_macs", "max_macs", "min_latency_ms", "max_latency_ms", "few_shot_split")
+        given = [f"--{n}" for n in limits if getattr(self, n) is not None]
+        if given:
+            raise ValueError(
+                f"--sample_from trains exactly the listed architectures; drop {', '.join(given)} "
+                "(list only the architectures you want)"
+            )
 
     def _validate_init_from(self) -> None:
         if self.init_from is None:
@@ -727,6 +771,11 @@ def resolve(config: TrainConfig) -> Resolved:
             sampler = ArchSampler(space, config.seed, constraint, description=description)
         if config.momentum_split is not None:
             split_choices(space, config.momentum_split, "--momentum_split")
+        if config.sample_from is not None:
+            eval_sampler = sampler  # evaluation paths stay uniform over the space
+            sampler = ListSampler(
+                space, config.seed, read_archs_file(space, config.sample_from, "--sample_from")
+            )
         sampler(0)  # fails fast (InfeasibleConstraintError, a ValueError) on an empty range
         if config.sampling != "uniform":
             # evaluation paths stay uniform: the same paths whichever way training samples
@@ -760,6 +809,7 @@ def resolve(config: TrainConfig) -> Resolved:
             None if config.few_shot_from is None else os.path.abspath(config.few_shot_from)
         ),
         init_from=None if config.init_from is None else os.path.abspath(config.init_from),
+        sample_from=None if config.sample_from is None else os.path.abspath(config.sample_from),
     )
     return Resolved(
         effective,
@@ -767,5 +817,5 @@ def resolve(config: TrainConfig) -> Resolved:
         arch,
         sampler,
         dict(info.num_examples),
-        eval_sampler if config.sampling != "uniform" else None,
+        eval_sampler if config.sampling != "uniform" or config.sample_from is not None else None,
     )

@@ -159,3 +159,21 @@ def test_balanced_bins_span_the_space():
     # bin, whose only cell is all nor_conv_3x3 (1 in 15,625 under uniform sampling)
     assert counts.min() > 70 and counts.max() < 130, counts
     assert archs == [BalancedSampler(space, 0)(s) for s in range(800)]
+
+
+def test_list_sampler_draws_only_the_listed_paths_evenly_and_replays():
+    from spos_tf.models.sampling import ListSampler
+
+    space = spaces.get("nasbench201")
+    listed = [space.parse(t) for t in ("3,3,3,1,3,3", "3,1,2,3,3,3", "0,0,0,0,0,0")]
+    sampler = ListSampler(space, 7, listed + listed[:1])  # a repeat counts once
+    assert sampler.archs == listed
+    draws = [sampler(s) for s in range(900)]
+    counts = np.array([draws.count(a) for a in listed])
+    # each path about 1/3 of the steps: 300 +- 3 sigma (sigma = sqrt(900 * 1/3 * 2/3) = 14)
+    assert counts.sum() == 900 and counts.min() > 255 and counts.max() < 345, counts
+    # a pure function of (seed, step): the same draws in any order, other ones under another seed
+    assert [sampler(s) for s in reversed(range(900))] == draws[::-1]
+    assert [ListSampler(space, 8, listed)(s) for s in range(900)] != draws
+    with pytest.raises(ValueError, match="at least one"):
+        ListSampler(space, 0, [])

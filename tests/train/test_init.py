@@ -174,3 +174,30 @@ def test_a_source_of_another_space_or_without_checkpoint_is_refused(nb201, tmp_p
         train_loop.run(_config(tmp_path / "b", empty, data_dir), stream=io.StringIO())
     assert snapshot(str(empty)) == before
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_a_fine_tune_on_listed_paths_changes_only_their_weights(nb201, tmp_path):
+    """--init_from with --sample_from listing only the all-skip cell (``1,1,1,1,1,1``: no
+    weights inside the searched cells) trains the stem, the fixed reduction blocks and the head
+    and leaves every kernel of the searched cells' ops bit-identical to the source checkpoint;
+    listing only the all-3x3-conv cell changes exactly the 3x3 conv kernels of the 18 searched
+    edges (3 cells x 6), none of the 1x1 ones (the test can fail both ways)."""
+    source, _, data_dir = nb201
+    theirs = _model_kernels(_latest(source))
+    changed = {}
+    for text in ("1,1,1,1,1,1", "3,3,3,3,3,3"):
+        listed = tmp_path / f"{text}.txt"
+        listed.write_text(text + "\n")
+        work = tmp_path / text
+        train_loop.run(
+            _config(work, source, data_dir, f"--sample_from={listed}"), stream=io.StringIO()
+        )
+        ours = _model_kernels(os.path.join(run_dir.checkpoint_dir(str(work)), "ckpt-4"))
+        assert ours.keys() == theirs.keys()
+        changed[text] = {k for k in ours if not np.array_equal(ours[k], theirs[k])}
+    cells = {k for k in theirs if k.startswith("model/choice_blocks/")}
+    assert len(cells) > 20
+    assert changed["1,1,1,1,1,1"] and not changed["1,1,1,1,1,1"] & cells  # stem, body, head
+    conv3 = {k for k in cells if "/units/nor_conv_3x3/" in k}
+    assert changed["3,3,3,3,3,3"] & cells == conv3 and len(conv3) == 18  # 1x1 convs untouched

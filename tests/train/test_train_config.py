@@ -172,6 +172,10 @@ BAD = [  # bounds and choices from the field metadata
     (dict(sampling="rank_pairs", cost_bins=(1e6, 2e6)), "quantile groups; drop --cost_bins"),
     (dict(sampling="rank_pairs", rank_loss_margin=-0.1), "--rank_loss_margin must be a number"),
     (dict(arch="0,0,0,0", sampling="rank_pairs"), "drop them when retraining one architecture"),
+    (dict(arch="0,0,0,0", sample_from="a.txt"), "drop it when retraining one architecture"),
+    (dict(sample_from="a.txt", sampling="fair"), "drop --sampling=fair or --sample_from"),
+    (dict(sample_from="a.txt", max_macs=1e6), "drop --max_macs (list only"),
+    (dict(sample_from=" "), "--sample_from must name a file"),
 ]
 
 
@@ -332,3 +336,42 @@ def test_rank_pairs_resolves_to_the_pair_sampler_and_older_runs_still_resume(tmp
         defaults=TrainConfig().to_dict(),
     )
     assert status == "resume"
+
+
+def test_sample_from_trains_the_listed_paths_and_evaluates_uniform_ones(tmp_path, data_dir):
+    """--sample_from: a ListSampler over the file's architectures (comments and repeats dropped),
+    stored as an absolute path, with the evaluation paths still drawn from the whole space; a
+    missing file or a line of another space is named."""
+    from spos_tf.models.sampling import ListSampler
+
+    listed = tmp_path / "finalists.txt"
+    listed.write_text("# finalists\n3,3,3,1,3,3\n\n3,1,2,3,3,3  # second\n3,3,3,1,3,3\n")
+    resolved = resolve(
+        parse_flagfile(
+            "tiny_nb201_supernet.cfg",
+            f"--workdir={tmp_path / 'w'}",
+            f"--data_dir={data_dir}",
+            f"--sample_from={listed}",
+        )
+    )
+    sampler = resolved.sampler
+    assert isinstance(sampler, ListSampler)
+    assert [str(a) for a in sampler.archs] == ["3,3,3,1,3,3", "3,1,2,3,3,3"]
+    assert {str(sampler(s)) for s in range(40)} == {"3,3,3,1,3,3", "3,1,2,3,3,3"}
+    assert resolved.config.sample_from == str(listed.resolve())
+    evaluated = {str(resolved.eval_sampler(s)) for s in range(40)}
+    assert not evaluated <= {"3,3,3,1,3,3", "3,1,2,3,3,3"}  # uniform over the space
+    for text, message in [(None, "--sample_from="), ("3,3,3\n", "finalists.txt:1")]:
+        if text is None:
+            listed.unlink()
+        else:
+            listed.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            resolve(
+                parse_flagfile(
+                    "tiny_nb201_supernet.cfg",
+                    f"--workdir={tmp_path / 'w'}",
+                    f"--data_dir={data_dir}",
+                    f"--sample_from={listed}",
+                )
+            )
