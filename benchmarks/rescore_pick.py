@@ -10,7 +10,9 @@ Usage:
 (and algorithm), its finalists are the ``--top`` candidates it ranks first by its own ``--score``
 over everything it evaluated (``spos_tf.search.results.best_index``'s order; the first of them is
 the search's own pick). Each ``--rescored`` is a ``spos_tf.rank --select=file`` workdir that
-scored those finalists again (another scoring set, another supernet or checkpoint): a finalist's
+scored those finalists again (another scoring set, another supernet or checkpoint; ``{seed}`` in
+it is replaced by the search seed, for a rescoring of each seed's own, e.g. a supernet fine-tuned
+on that seed's finalists with ``spos_tf.train --sample_from``): a finalist's
 rescored accuracy is the mean of its ``supernet_accuracy`` over the ``--rescored`` rankings
 (matched by the table's UniqueString; every finalist must be in every ranking). Two re-picks are
 judged, each among the finalists only:
@@ -91,7 +93,11 @@ def rescored_accuracies(dirs: list, table, space) -> dict:
 
 def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
     space = spaces.get("nasbench201")
-    accuracy = rescored_accuracies(rescored, table, space)
+    shared = (
+        None
+        if any("{seed}" in d for d in rescored)
+        else rescored_accuracies(rescored, table, space)
+    )
     column = SEARCH_PRIORS.get(score)
     result = {"score": score, "top": top, "rescored": rescored, "seeds": []}
     summaries = {rule: {"picks": []} for rule in ("search",) + RULES}
@@ -99,6 +105,9 @@ def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
     for seed, rows in sg.histories(search).items():
         for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
             final = finalists([r for r in rows if r["algorithm"] == algorithm], score, top)
+            accuracy = shared or rescored_accuracies(
+                [d.format(seed=seed) for d in rescored], table, space
+            )
             keys = [table.key(space.parse(r["arch"]).genes[0]) for r in final]
             missing = [r["arch"] for r, k in zip(final, keys) if k not in accuracy]
             if missing:
@@ -151,7 +160,8 @@ def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
 def finalist_ranking(pooled: dict, column) -> dict:
     """How well each score orders the distinct finalists of all seeds pooled: Kendall tau (with
     its bootstrap 95% interval, :func:`spos_tf.rank.stats.correlation`) against the table of the
-    search's accuracy, the rescored accuracy and the prior."""
+    search's accuracy, the rescored accuracy and the prior (a cell among several seeds' finalists
+    counts once, with its first seed's rescored accuracy)."""
     values = np.array(list(pooled.values()), dtype=float)
     out = {"count": len(pooled)}
     scores = {"search_accuracy": 1, "rescored_accuracy": 2}

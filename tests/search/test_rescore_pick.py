@@ -188,3 +188,23 @@ def test_the_prior_alone_repicks_among_the_finalists(search, tool):
     # the highest SynFlow among the finalists: B (5.0, 90) for seed 0, E (2.0, 85) for seed 1
     assert [e["prior"]["ground_truth"] for e in result["seeds"]] == [90.0, 85.0]
     assert result["prior"]["paired_vs_search"]["mean"] == pytest.approx(5.0)
+
+
+def test_a_seed_placeholder_reads_each_seeds_own_rescoring(search, tool):
+    tmp_path, table = search
+    # seed 0's own ranking prefers D (70), seed 1's prefers F (85): alone picks those
+    write_ranking(
+        tmp_path / "own0", [("3,3,3,3,3,3", 0.1), ("3,2,4,1,3,2", 0.2), ("4,4,4,4,4,4", 0.9)]
+    )
+    write_ranking(
+        tmp_path / "own1", [("1,3,1,3,1,3", 0.1), ("2,2,2,2,2,2", 0.9), ("4,4,4,4,4,4", 0.2)]
+    )
+    result = tool.main(
+        [
+            f"--search={tmp_path / 'search'}",
+            f"--rescored={tmp_path / 'own{seed}'}",
+            f"--ground_truth={table}",
+            "--top=3",
+        ]
+    )
+    assert [e["alone"]["arch"] for e in result["seeds"]] == ["4,4,4,4,4,4", "2,2,2,2,2,2"]
