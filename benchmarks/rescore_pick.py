@@ -24,8 +24,8 @@ judged, each among the finalists only:
 - ``prior``: the first of the highest prior (SynFlow or MACs; the rescoring plays no part, and
   there is no such re-pick under ``--score=supernet``).
 
-Printed and written (``--out``, JSON): per seed the search's pick, each re-pick and the best
-finalist (what a perfect re-pick among the finalists would reach), each with its table accuracy;
+Printed and written (``--out``, JSON): per seed its finalists (in order; the ``--archs_file`` to
+rescore them with), the search's pick, each re-pick and the best finalist (what a perfect re-pick among the finalists would reach), each with its table accuracy;
 per re-pick the paired difference to the search's pick (mean, t 95% interval over the seeds, how
 many positive: ``search_ground_truth.paired``); and how well the search's accuracy, the rescored
 accuracy and the prior order the distinct finalists of all seeds pooled (Kendall tau against the
@@ -130,7 +130,12 @@ def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
                     key,
                     (truth[j], float(final[j]["accuracy"]), again[j], prior[j] if prior else None),
                 )
-            entry = {"seed": seed, "algorithm": algorithm, "best_finalist": max(truth)}
+            entry = {
+                "seed": seed,
+                "algorithm": algorithm,
+                "finalists": [r["arch"] for r in final],
+                "best_finalist": max(truth),
+            }
             for rule, i in chosen.items():
                 entry[rule] = {
                     "arch": final[i]["arch"],

@@ -97,6 +97,7 @@ def test_repicks_by_hand(search, tool):
         ]
     )
     seeds = {e["seed"]: e for e in result["seeds"]}
+    assert seeds[0]["finalists"] == ["3,3,3,3,3,3", "3,2,4,1,3,2", "4,4,4,4,4,4"]
     # seed 0 among A, B, D: rescored ranks A1 B2 D3, SynFlow ranks A2 B3 D1 -> B (90);
     # rescored accuracy alone -> D (70)
     assert seeds[0]["search"]["arch"] == "3,3,3,3,3,3"
