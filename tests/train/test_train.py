@@ -83,6 +83,7 @@ FLAG_NAMES = {
     "few_shot_split",
     "few_shot_from",
     "init_from",
+    "sample_from",
     "momentum_split",
     "bn_momentum",
     "strategy",

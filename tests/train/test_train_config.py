@@ -55,6 +55,7 @@ TINY_CONFIG_JSON = {
     "few_shot_from": None,
     "few_shot_split": None,
     "init_from": None,
+    "sample_from": None,
     "keep_checkpoints": 10,
     "label_smoothing": 0.1,
     "latency_table": None,
