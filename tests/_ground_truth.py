@@ -32,3 +32,20 @@ def write_table(path, cells=CELLS, columns=COLUMNS):
             values = [accuracy - 20 * k for k in range(len(columns))]
             writer.writerow([*values, nasbench201.to_string(ops), key])
     return str(path)
+
+
+def write_history(path, rows):
+    """A search's ``history.csv`` at ``path`` (folders made): rows ``(algorithm, arch, accuracy)``,
+    or ``(algorithm, arch, accuracy, synflow)`` for a history with the SynFlow column; every
+    candidate costs 1 MAC and 1 parameter, generation 0, trial ids in row order."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    synflow = bool(rows) and len(rows[0]) == 4
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        columns = ["algorithm", "trial_id", "generation", "arch", "macs", "params", "accuracy"]
+        writer.writerow(columns + ["synflow"] * synflow)
+        for i, (algorithm, arch, accuracy, *prior) in enumerate(rows):
+            writer.writerow([algorithm, f"{i:03d}", 0, arch, 1, 1, accuracy, *prior])

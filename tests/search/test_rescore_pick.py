@@ -7,21 +7,12 @@ from pathlib import Path
 
 import pytest
 from conftest import import_benchmark
-from _ground_truth import write_table
+from _ground_truth import write_history, write_table
 
 
 @pytest.fixture(scope="module")
 def tool():
     return import_benchmark("rescore_pick")
-
-
-def write_history(path: Path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["algorithm", "trial_id", "arch", "macs", "accuracy", "synflow"])
-        for i, (arch, accuracy, synflow) in enumerate(rows):
-            writer.writerow(["evolution", f"{i:03d}", arch, 1, accuracy, synflow])
 
 
 def write_ranking(folder: Path, rows):
@@ -31,6 +22,17 @@ def write_ranking(folder: Path, rows):
         writer.writerow(["index", "arch", "supernet_accuracy"])
         for i, (arch, accuracy) in enumerate(rows):
             writer.writerow([i, arch, accuracy])
+
+
+def run(tool, tmp_path, table, rescored, *extra):
+    return tool.main(
+        [
+            f"--search={tmp_path / 'search'}",
+            f"--rescored={rescored}",
+            f"--ground_truth={table}",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture
@@ -43,22 +45,22 @@ def search(tmp_path):
     write_history(
         tmp_path / "search" / "seed_0" / "history.csv",
         [
-            ("3,3,3,3,3,3", 0.70, 4.0),  # A, 80
-            ("3,2,4,1,3,2", 0.69, 5.0),  # B, 90
-            ("0,0,0,0,0,0", 0.50, 1.0),  # C, 60
-            ("4,4,4,4,4,4", 0.60, 3.0),  # D, 70
+            ("evolution", "3,3,3,3,3,3", 0.70, 4.0),  # A, 80
+            ("evolution", "3,2,4,1,3,2", 0.69, 5.0),  # B, 90
+            ("evolution", "0,0,0,0,0,0", 0.50, 1.0),  # C, 60
+            ("evolution", "4,4,4,4,4,4", 0.60, 3.0),  # D, 70
         ],
     )
     # seed 1: by accuracy F3 E2 G1, by SynFlow E3 F2 G1 -> E 2.5, F 2.5, G 1: the search picks E
     write_history(
         tmp_path / "search" / "seed_1" / "history.csv",
         [
-            ("1,3,1,3,1,3", 0.60, 2.0),  # E, 85
-            ("2,2,2,2,2,2", 0.70, 1.0),  # F, 85
-            ("4,4,4,4,4,4", 0.40, 0.5),  # G, 70
+            ("evolution", "1,3,1,3,1,3", 0.60, 2.0),  # E, 85
+            ("evolution", "2,2,2,2,2,2", 0.70, 1.0),  # F, 85
+            ("evolution", "4,4,4,4,4,4", 0.40, 0.5),  # G, 70
         ],
     )
-    # rescored means: A .60, B .64, D .66, E .60, F .60, G .90; A is ranked as its isomorphic
+    # rescored means: A .60, B .64, D and G (one cell) .66, E .60, F .60; A is ranked as its isomorphic
     # twin 3,3,3,3,3,0 (same UniqueString K0) in the second ranking
     write_ranking(
         tmp_path / "r1",
@@ -87,14 +89,8 @@ def search(tmp_path):
 def test_repicks_by_hand(search, tool):
     tmp_path, table = search
     out = tmp_path / "repick.json"
-    result = tool.main(
-        [
-            f"--search={tmp_path / 'search'}",
-            f"--rescored={tmp_path / 'r1'},{tmp_path / 'r2'}",
-            f"--ground_truth={table}",
-            "--top=3",
-            f"--out={out}",
-        ]
+    result = run(
+        tool, tmp_path, table, f"{tmp_path / 'r1'},{tmp_path / 'r2'}", "--top=3", f"--out={out}"
     )
     seeds = {e["seed"]: e for e in result["seeds"]}
     assert seeds[0]["finalists"] == ["3,3,3,3,3,3", "3,2,4,1,3,2", "4,4,4,4,4,4"]
@@ -122,14 +118,7 @@ def test_a_finalist_missing_from_a_ranking_names_the_fix(search, tool):
     (tmp_path / "r3").mkdir()
     write_ranking(tmp_path / "r3" / "x", [("3,3,3,3,3,3", 0.5), ("3,2,4,1,3,2", 0.5)])
     with pytest.raises(SystemExit, match="--select=file"):
-        tool.main(
-            [
-                f"--search={tmp_path / 'search'}",
-                f"--rescored={tmp_path / 'r1'},{tmp_path / 'r3' / 'x'}",
-                f"--ground_truth={table}",
-                "--top=3",
-            ]
-        )
+        run(tool, tmp_path, table, f"{tmp_path / 'r1'},{tmp_path / 'r3' / 'x'}", "--top=3")
 
 
 def test_an_existing_out_is_not_overwritten(search, tool):
@@ -137,14 +126,7 @@ def test_an_existing_out_is_not_overwritten(search, tool):
     out = tmp_path / "kept.json"
     out.write_text("{}")
     with pytest.raises(SystemExit, match="exists"):
-        tool.main(
-            [
-                f"--search={tmp_path / 'search'}",
-                f"--rescored={tmp_path / 'r1'}",
-                f"--ground_truth={table}",
-                f"--out={out}",
-            ]
-        )
+        run(tool, tmp_path, table, f"{tmp_path / 'r1'}", f"--out={out}")
     assert out.read_text() == "{}"
 
 
@@ -152,14 +134,7 @@ def test_finalists_are_ranked_against_the_table_by_scipy(search, tool):
     from scipy import stats
 
     tmp_path, table = search
-    result = tool.main(
-        [
-            f"--search={tmp_path / 'search'}",
-            f"--rescored={tmp_path / 'r1'},{tmp_path / 'r2'}",
-            f"--ground_truth={table}",
-            "--top=3",
-        ]
-    )
+    result = run(tool, tmp_path, table, f"{tmp_path / 'r1'},{tmp_path / 'r2'}", "--top=3")
     # distinct finalists A, B, D (seed 0), E, F (seed 1; G is D's cell): table, search accuracy,
     # rescored accuracy, SynFlow
     truth = [80, 90, 70, 85, 85]
@@ -178,14 +153,7 @@ def test_finalists_are_ranked_against_the_table_by_scipy(search, tool):
 
 def test_the_prior_alone_repicks_among_the_finalists(search, tool):
     tmp_path, table = search
-    result = tool.main(
-        [
-            f"--search={tmp_path / 'search'}",
-            f"--rescored={tmp_path / 'r1'}",
-            f"--ground_truth={table}",
-            "--top=3",
-        ]
-    )
+    result = run(tool, tmp_path, table, f"{tmp_path / 'r1'}", "--top=3")
     # the highest SynFlow among the finalists: B (5.0, 90) for seed 0, E (2.0, 85) for seed 1
     assert [e["prior"]["ground_truth"] for e in result["seeds"]] == [90.0, 85.0]
     assert result["prior"]["paired_vs_search"]["mean"] == pytest.approx(5.0)
@@ -200,12 +168,5 @@ def test_a_seed_placeholder_reads_each_seeds_own_rescoring(search, tool):
     write_ranking(
         tmp_path / "own1", [("1,3,1,3,1,3", 0.1), ("2,2,2,2,2,2", 0.9), ("4,4,4,4,4,4", 0.2)]
     )
-    result = tool.main(
-        [
-            f"--search={tmp_path / 'search'}",
-            f"--rescored={tmp_path / 'own{seed}'}",
-            f"--ground_truth={table}",
-            "--top=3",
-        ]
-    )
+    result = run(tool, tmp_path, table, f"{tmp_path / 'own{seed}'}", "--top=3")
     assert [e["alone"]["arch"] for e in result["seeds"]] == ["4,4,4,4,4,4", "2,2,2,2,2,2"]

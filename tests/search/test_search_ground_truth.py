@@ -3,27 +3,15 @@ table accuracies and the per-algorithm means, computed here by hand."""
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 from conftest import import_benchmark
-from _ground_truth import write_table
+from _ground_truth import write_history, write_table
 
 
 @pytest.fixture(scope="module")
 def tool():
     return import_benchmark("search_ground_truth")
-
-
-def write_history(path: Path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ["algorithm", "trial_id", "generation", "arch", "macs", "params", "accuracy"]
-        )
-        for i, (algorithm, arch, accuracy) in enumerate(rows):
-            writer.writerow([algorithm, f"{i:03d}", 0, arch, 1, 1, accuracy])
 
 
 def test_picks_and_means_by_hand(tmp_path, tool):
