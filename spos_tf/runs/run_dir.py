@@ -45,6 +45,7 @@ TB_DIR = "tb"
 WORKERS_DIR = "workers"
 # Everything a run writes; --overwrite deletes exactly these (never other files in the folder).
 INIT_FILE = "init_from.json"  # the checkpoint a --init_from run starts from (spos_tf.train.init)
+SAMPLE_FROM_FILE = "sample_from.json"  # the architectures a --sample_from run trains
 RUN_ENTRIES = (
     CONFIG_FILE,
     FLAGS_FILE,
@@ -53,6 +54,7 @@ RUN_ENTRIES = (
     TB_DIR,
     WORKERS_DIR,
     INIT_FILE,
+    SAMPLE_FROM_FILE,
 )
 SWAP_ATTEMPTS = 100  # swaps lost to concurrent writers before replace_path gives up
 

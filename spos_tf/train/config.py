@@ -146,8 +146,9 @@ class TrainConfig:
         them, drawn uniformly from ``(seed, step)`` (:class:`~spos_tf.models.sampling.ListSampler`),
         instead of the whole space; the evaluation paths stay uniform over the space. With
         ``init_from`` this fine-tunes a supernet on a shrunk space (e.g. a search's finalists,
-        scored again after with ``spos_tf.rank --select=file``). Read at every start (keep the
-        file while the run resumes); :func:`resolve` stores it as an absolute path. Only with
+        scored again after with ``spos_tf.rank --select=file``). The architectures are recorded in
+        ``<workdir>/sample_from.json`` at the first start, and a resume whose file lists others is
+        refused; :func:`resolve` stores the path as an absolute path. Only with
         ``sampling="uniform"`` and no MACs, latency or few-shot restriction (the list is the
         restriction).
       bn_momentum: BatchNorm moving-average momentum (Keras form; 0.9 = PyTorch's 0.1).

@@ -118,6 +118,8 @@ def run(
             from spos_tf.train import init as warm_start
 
             init_checkpoint = warm_start.checkpoint(config, resolved.space, status)
+        if config.sample_from is not None and status == "resume":
+            _check_sample_from(config, resolved.sampler)
     except run_dir.RunDirError:
         raise
     except ValueError as e:
@@ -128,6 +130,24 @@ def run(
         return _Run(
             strategy, resolved, chief, task, status, flags_text, stream, init_checkpoint
         ).train()
+
+
+SAMPLE_FROM_FILE = run_dir.SAMPLE_FROM_FILE  # --sample_from's architectures, at the first start
+
+
+def _check_sample_from(config, sampler) -> None:
+    """A resumed ``--sample_from`` run must train the architectures it started with (recorded in
+    ``<workdir>/sample_from.json``); raises ValueError naming the fix otherwise."""
+    recorded = os.path.join(os.fspath(config.workdir), SAMPLE_FROM_FILE)
+    if not os.path.isfile(recorded):
+        return
+    started = run_dir.read_settings(recorded)["archs"]
+    if started != [str(a) for a in sampler.archs]:
+        raise ValueError(
+            f"--sample_from={config.sample_from} now lists other architectures than this run "
+            f"started with ({recorded}: {len(started)}); restore the file to resume, or pass "
+            "--overwrite to start the run again"
+        )
 
 
 class _Run:
@@ -151,6 +171,11 @@ class _Run:
                 from spos_tf.train import init as warm_start
 
                 warm_start.record(self.workdir, init_checkpoint)
+            if config.sample_from is not None:
+                run_dir.atomic_write_json(
+                    os.path.join(self.workdir, SAMPLE_FROM_FILE),
+                    {"file": config.sample_from, "archs": [str(a) for a in resolved.sampler.archs]},
+                )
         self.metrics = run_dir.MetricsLog(self.workdir, enabled=chief)
 
         with strategy.scope():

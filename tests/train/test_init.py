@@ -182,7 +182,8 @@ def test_a_fine_tune_on_listed_paths_changes_only_their_weights(nb201, tmp_path)
     weights inside the searched cells) trains the stem, the fixed reduction blocks and the head
     and leaves every kernel of the searched cells' ops bit-identical to the source checkpoint;
     listing only the all-3x3-conv cell changes exactly the 3x3 conv kernels of the 18 searched
-    edges (3 cells x 6), none of the 1x1 ones (the test can fail both ways)."""
+    edges (3 cells x 6), none of the 1x1 ones (the test can fail both ways). The run records the
+    listed cells and refuses to resume once the file lists others."""
     source, _, data_dir = nb201
     theirs = _model_kernels(_latest(source))
     changed = {}
@@ -196,6 +197,21 @@ def test_a_fine_tune_on_listed_paths_changes_only_their_weights(nb201, tmp_path)
         ours = _model_kernels(os.path.join(run_dir.checkpoint_dir(str(work)), "ckpt-4"))
         assert ours.keys() == theirs.keys()
         changed[text] = {k for k in ours if not np.array_equal(ours[k], theirs[k])}
+    # the run recorded what it trained; a resume whose file now lists another cell is refused
+    assert json.loads((tmp_path / "1,1,1,1,1,1" / "sample_from.json").read_text())["archs"] == [
+        "1,1,1,1,1,1"
+    ]
+    (tmp_path / "1,1,1,1,1,1.txt").write_text("3,3,3,3,3,3\n")
+    with pytest.raises(ConfigError, match="restore the file to resume"):
+        train_loop.run(
+            _config(
+                tmp_path / "1,1,1,1,1,1",
+                source,
+                data_dir,
+                f"--sample_from={tmp_path / '1,1,1,1,1,1.txt'}",
+            ),
+            stream=io.StringIO(),
+        )
     cells = {k for k in theirs if k.startswith("model/choice_blocks/")}
     assert len(cells) > 20
     assert changed["1,1,1,1,1,1"] and not changed["1,1,1,1,1,1"] & cells  # stem, body, head
