@@ -14,8 +14,8 @@ scored those finalists again (another scoring set, another supernet or checkpoin
 it is replaced by the search seed, for a rescoring of each seed's own, e.g. a supernet fine-tuned
 on that seed's finalists with ``spos_tf.train --sample_from``): a finalist's
 rescored accuracy is the mean of its ``supernet_accuracy`` over the ``--rescored`` rankings
-(matched by the table's UniqueString; every finalist must be in every ranking). Two re-picks are
-judged, each among the finalists only:
+(matched by the table's UniqueString; every finalist must be in every ranking). Three re-picks
+are judged (two under ``--score=supernet``), each among the finalists only:
 
 - ``combined``: the first of the highest mean of the finalists' ranks by rescored accuracy and by
   the search's prior (``--score``'s history column, e.g. ``synflow``): the search's own rule with
@@ -25,14 +25,15 @@ judged, each among the finalists only:
   there is no such re-pick under ``--score=supernet``).
 
 Printed and written (``--out``, JSON): per seed its finalists (in order; the ``--archs_file`` to
-rescore them with), the search's pick, each re-pick and the best finalist (what a perfect re-pick among the finalists would reach), each with its table accuracy;
-per re-pick the paired difference to the search's pick (mean, t 95% interval over the seeds, how
-many positive: ``search_ground_truth.paired``); and how well the search's accuracy, the rescored
+rescore them with), the search's pick, each re-pick and the best finalist (what a perfect
+re-pick among the finalists would reach), each with its table accuracy; per re-pick the paired
+difference to the search's pick (mean, t 95% interval over the seeds, how many positive:
+``search_ground_truth.paired``); and how well the search's accuracy, the rescored
 accuracy and the prior order the distinct finalists of all seeds pooled (Kendall tau against the
 table with its bootstrap 95% interval: the ranking where the pick is made).
 Costs: parsing the table and the rankings (well under a second); the rescoring itself is the
-``spos_tf.rank`` runs (about 5 s per finalist per supernet on 5,000 held-out images, 14 s on
-25,000, 2 CPU cores).
+``spos_tf.rank`` runs (measured on 2 CPU cores, start-up included: about 8 s per finalist per
+supernet on 5,000 held-out images, 21 s on 25,000).
 """
 
 import argparse
