@@ -132,17 +132,21 @@ def run(
         ).train()
 
 
-SAMPLE_FROM_FILE = run_dir.SAMPLE_FROM_FILE  # --sample_from's architectures, at the first start
+def _sample_from_record(config, sampler) -> tuple:
+    """``(path, record)``: where a ``--sample_from`` run records the architectures it trains
+    (``<workdir>/sample_from.json``, written at the first start) and what it records."""
+    path = os.path.join(os.fspath(config.workdir), run_dir.SAMPLE_FROM_FILE)
+    return path, {"file": config.sample_from, "archs": [str(a) for a in sampler.archs]}
 
 
 def _check_sample_from(config, sampler) -> None:
-    """A resumed ``--sample_from`` run must train the architectures it started with (recorded in
-    ``<workdir>/sample_from.json``); raises ValueError naming the fix otherwise."""
-    recorded = os.path.join(os.fspath(config.workdir), SAMPLE_FROM_FILE)
+    """A resumed ``--sample_from`` run must train the architectures it started with; raises
+    ValueError naming the fix otherwise."""
+    recorded, record = _sample_from_record(config, sampler)
     if not os.path.isfile(recorded):
         return
     started = run_dir.read_settings(recorded)["archs"]
-    if started != [str(a) for a in sampler.archs]:
+    if started != record["archs"]:
         raise ValueError(
             f"--sample_from={config.sample_from} now lists other architectures than this run "
             f"started with ({recorded}: {len(started)}); restore the file to resume, or pass "
@@ -172,10 +176,7 @@ class _Run:
 
                 warm_start.record(self.workdir, init_checkpoint)
             if config.sample_from is not None:
-                run_dir.atomic_write_json(
-                    os.path.join(self.workdir, SAMPLE_FROM_FILE),
-                    {"file": config.sample_from, "archs": [str(a) for a in resolved.sampler.archs]},
-                )
+                run_dir.atomic_write_json(*_sample_from_record(config, resolved.sampler))
         self.metrics = run_dir.MetricsLog(self.workdir, enabled=chief)
 
         with strategy.scope():
