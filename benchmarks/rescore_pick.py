@@ -3,7 +3,7 @@ supernet accuracy of the top candidates pick a better cell (NAS-Bench-201, issue
 
 Usage:
     python benchmarks/rescore_pick.py --search=<runs>/s1_steer --top=10 \
-        --rescored=<runs>/s1_steer_h25k[,<runs>/other_rank,...] \
+        [--rescored=<runs>/s1_steer_h25k[,<runs>/other_rank,...]] \
         --ground_truth=<nb201>/nats_tss_test_accuracy.csv [--score=supernet+synflow] [--out=<file>]
 
 ``--search`` is a ``spos_tf.search --seeds=...`` workdir (``seed_<s>/history.csv``). Per seed
@@ -14,23 +14,27 @@ scored those finalists again (another scoring set, another supernet or checkpoin
 it is replaced by the search seed, for a rescoring of each seed's own, e.g. a supernet fine-tuned
 on that seed's finalists with ``spos_tf.train --sample_from``): a finalist's
 rescored accuracy is the mean of its ``supernet_accuracy`` over the ``--rescored`` rankings
-(matched by the table's UniqueString; every finalist must be in every ranking). Three re-picks
-are judged (two under ``--score=supernet``), each among the finalists only:
+(matched by the table's UniqueString; every finalist must be in every ranking). Without
+``--rescored`` each finalist keeps the search's own accuracy, for the re-picks that need no
+rescoring. Up to four re-picks are judged, each among the finalists only:
 
 - ``combined``: the first of the highest mean of the finalists' ranks by rescored accuracy and by
   the search's prior (``--score``'s history column, e.g. ``synflow``): the search's own rule with
   the accuracy re-estimated (``supernet`` alone when ``--score=supernet``);
 - ``alone``: the first of the highest rescored accuracy;
 - ``prior``: the first of the highest prior (SynFlow or MACs; the rescoring plays no part, and
-  there is no such re-pick under ``--score=supernet``).
+  there is no such re-pick under ``--score=supernet``);
+- ``macs``: the first of the highest MACs (the rescoring plays no part; none under
+  ``--score=supernet+macs``, where it is ``prior``).
 
 Printed and written (``--out``, JSON): per seed its finalists (in order; the ``--archs_file`` to
 rescore them with), the search's pick, each re-pick and the best finalist (what a perfect
 re-pick among the finalists would reach), each with its table accuracy; per re-pick the paired
 difference to the search's pick (mean, t 95% interval over the seeds, how many positive:
 ``search_ground_truth.paired``); and how well the search's accuracy, the rescored
-accuracy and the prior order the distinct finalists of all seeds pooled (Kendall tau against the
-table with its bootstrap 95% interval: the ranking where the pick is made).
+accuracy, the prior and MACs (the free baseline) order the distinct finalists of all seeds
+pooled (Kendall tau against the table with its bootstrap 95% interval: the ranking where the
+pick is made).
 Costs: parsing the table and the rankings (well under a second); the rescoring itself is the
 ``spos_tf.rank`` runs (measured on 2 CPU cores, start-up included: about 8 s per finalist per
 supernet on 5,000 held-out images, 21 s on 25,000).
@@ -52,24 +56,18 @@ from spos_tf import spaces  # noqa: E402
 from spos_tf.rank import ground_truth  # noqa: E402
 from spos_tf.rank import stats as rank_stats  # noqa: E402
 from spos_tf.search.config import SEARCH_PRIORS, SEARCH_SCORES  # noqa: E402
-from spos_tf.search.results import best_index  # noqa: E402
+from spos_tf.search.results import best_index, pick_values  # noqa: E402
 
-RULES = ("combined", "alone", "prior")
+RULES = ("combined", "alone", "prior", "macs")
 
 
 def finalists(rows: list, score: str, top: int) -> list:
     """The ``top`` rows ``best_index`` would pick first, in that order: by the search's score
-    over all ``rows`` (accuracy, or the mean rank of accuracy and the prior column), ties to the
-    first evaluated."""
+    over all ``rows`` (:func:`spos_tf.search.results.pick_values`: accuracy, or the mean rank
+    of accuracy and the prior column), ties to the first evaluated."""
     column = SEARCH_PRIORS.get(score)
-    accuracies = np.array([float(r["accuracy"]) for r in rows])
-    if column:
-        from spos_tf.rank.stats import rank_average
-
-        prior = np.array([float(r[column]) for r in rows])
-        values = rank_average(accuracies, prior)
-    else:
-        values = accuracies
+    prior = [float(r[column]) for r in rows] if column else None
+    values = pick_values([float(r["accuracy"]) for r in rows], prior, score)
     order = np.argsort(-values, kind="stable")
     return [rows[i] for i in order[:top]]
 
@@ -93,43 +91,57 @@ def rescored_accuracies(dirs: list, table, space) -> dict:
 
 
 def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
+    """The re-picks of ``search``'s finalists (the JSON written by ``--out``); ``rescored`` empty:
+    each finalist keeps the search's own accuracy (``combined`` is then the search's pick)."""
     space = spaces.get("nasbench201")
-    shared = (
-        None
-        if any("{seed}" in d for d in rescored)
-        else rescored_accuracies(rescored, table, space)
-    )
+    per_seed = any("{seed}" in d for d in rescored)
+    shared = rescored_accuracies(rescored, table, space) if rescored and not per_seed else None
     column = SEARCH_PRIORS.get(score)
+    rules = ("search",) + tuple(
+        r for r in RULES if (r != "prior" or column) and (r != "macs" or column != "macs")
+    )
     result = {"score": score, "top": top, "rescored": rescored, "seeds": []}
-    summaries = {rule: {"picks": []} for rule in ("search",) + RULES}
-    pooled = {}  # UniqueString -> (table, search, rescored accuracy, prior): distinct finalists
+    summaries = {rule: {"picks": []} for rule in rules}
+    pooled = {}  # UniqueString -> (table, search, rescored accuracy, prior, MACs): distinct finalists
     for seed, rows in sg.histories(search).items():
         for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
             final = finalists([r for r in rows if r["algorithm"] == algorithm], score, top)
-            accuracy = shared or rescored_accuracies(
-                [d.format(seed=seed) for d in rescored], table, space
-            )
             keys = [table.key(space.parse(r["arch"]).genes[0]) for r in final]
-            missing = [r["arch"] for r, k in zip(final, keys) if k not in accuracy]
-            if missing:
-                raise SystemExit(
-                    f"seed {seed}: finalists {missing} are not in every --rescored ranking: "
-                    "rank them there (spos_tf.rank --select=file --archs_file=<finalists>)"
+            if rescored:
+                accuracy = shared or rescored_accuracies(
+                    [d.format(seed=seed) for d in rescored], table, space
                 )
-            again = [accuracy[k] for k in keys]
+                missing = [r["arch"] for r, k in zip(final, keys) if k not in accuracy]
+                if missing:
+                    raise SystemExit(
+                        f"seed {seed}: finalists {missing} are not in every --rescored ranking: "
+                        "rank them there (spos_tf.rank --select=file --archs_file=<finalists>)"
+                    )
+                again = [accuracy[k] for k in keys]
+            else:
+                again = [float(r["accuracy"]) for r in final]
             prior = [float(r[column]) for r in final] if column else None
             chosen = {
                 "search": 0,
                 "combined": best_index(again, prior, score),
                 "alone": best_index(again, None, "supernet"),
             }
-            if column:
+            macs = [float(r["macs"]) for r in final]
+            if "prior" in rules:
                 chosen["prior"] = best_index(prior, None, "supernet")
+            if "macs" in rules:
+                chosen["macs"] = best_index(macs, None, "supernet")
             truth = [table.accuracy(space.parse(r["arch"]).genes[0]) for r in final]
             for j, key in enumerate(keys):
                 pooled.setdefault(
                     key,
-                    (truth[j], float(final[j]["accuracy"]), again[j], prior[j] if prior else None),
+                    (
+                        truth[j],
+                        float(final[j]["accuracy"]),
+                        again[j],
+                        prior[j] if prior else None,
+                        macs[j],
+                    ),
                 )
             entry = {
                 "seed": seed,
@@ -149,7 +161,6 @@ def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
                     {"seed": seed, "algorithm": algorithm, "ground_truth": truth[i]}
                 )
             result["seeds"].append(entry)
-    rules = ("search",) + RULES if column else ("search",) + RULES[:-1]
     for rule in rules:
         values = [p["ground_truth"] for p in summaries[rule]["picks"]]
         result[rule] = {
@@ -166,13 +177,15 @@ def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
 def finalist_ranking(pooled: dict, column) -> dict:
     """How well each score orders the distinct finalists of all seeds pooled: Kendall tau (with
     its bootstrap 95% interval, :func:`spos_tf.rank.stats.correlation`) against the table of the
-    search's accuracy, the rescored accuracy and the prior (a cell among several seeds' finalists
-    counts once, with its first seed's rescored accuracy)."""
+    search's accuracy, the rescored accuracy, the prior and MACs (the free baseline, given
+    whatever the prior; a cell among several seeds' finalists counts once, with its first seed's
+    rescored accuracy)."""
     values = np.array(list(pooled.values()), dtype=float)
     out = {"count": len(pooled)}
     scores = {"search_accuracy": 1, "rescored_accuracy": 2}
     if column:
         scores[column] = 3
+    scores["macs"] = 4
     for name, j in scores.items():
         out[name] = rank_stats.correlation("kendall_tau", values[:, 0], values[:, j])
     return out
@@ -181,7 +194,11 @@ def finalist_ranking(pooled: dict, column) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--search", required=True)
-    parser.add_argument("--rescored", required=True, help="comma-separated spos_tf.rank workdirs")
+    parser.add_argument(
+        "--rescored",
+        default="",
+        help="comma-separated spos_tf.rank workdirs; none: the search's own accuracies",
+    )
     parser.add_argument("--ground_truth", required=True)
     parser.add_argument("--score", default="supernet+synflow", choices=SEARCH_SCORES)
     parser.add_argument("--top", type=int, default=10)
@@ -192,7 +209,8 @@ def main(argv=None):
     if args.out and os.path.exists(args.out):
         raise SystemExit(f"{args.out} exists: remove it or give another --out")
     table = ground_truth.load(args.ground_truth)
-    result = repick(args.search, args.rescored.split(","), table, args.score, args.top)
+    rescored = [d for d in args.rescored.split(",") if d]
+    result = repick(args.search, rescored, table, args.score, args.top)
     rules = [r for r in ("search",) + RULES if r in result]
     for e in result["seeds"]:
         print(

@@ -34,10 +34,11 @@ def write_table(path, cells=CELLS, columns=COLUMNS):
     return str(path)
 
 
-def write_history(path, rows):
+def write_history(path, rows, macs=None):
     """A search's ``history.csv`` at ``path`` (folders made): rows ``(algorithm, arch, accuracy)``,
-    or ``(algorithm, arch, accuracy, synflow)`` for a history with the SynFlow column; every
-    candidate costs 1 MAC and 1 parameter, generation 0, trial ids in row order."""
+    or ``(algorithm, arch, accuracy, synflow)`` for a history with the SynFlow column; a candidate
+    costs ``macs[arch]`` MACs (``{arch: MACs}``; 1 where not given) and 1 parameter, generation 0,
+    trial ids in row order."""
     from pathlib import Path
 
     path = Path(path)
@@ -48,4 +49,6 @@ def write_history(path, rows):
         columns = ["algorithm", "trial_id", "generation", "arch", "macs", "params", "accuracy"]
         writer.writerow(columns + ["synflow"] * synflow)
         for i, (algorithm, arch, accuracy, *prior) in enumerate(rows):
-            writer.writerow([algorithm, f"{i:03d}", 0, arch, 1, 1, accuracy, *prior])
+            writer.writerow(
+                [algorithm, f"{i:03d}", 0, arch, (macs or {}).get(arch, 1), 1, accuracy, *prior]
+            )

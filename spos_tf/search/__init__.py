@@ -46,6 +46,7 @@ _LAZY = {
     "Results": ("spos_tf.search.results", "Results"),
     "best_record": ("spos_tf.search.results", "best_record"),
     "best_index": ("spos_tf.search.results", "best_index"),
+    "pick_values": ("spos_tf.search.results", "pick_values"),
     "best_row": ("spos_tf.search.results", "best_row"),
     "best_over_seeds": ("spos_tf.search.results", "best_over_seeds"),
     "history_columns": ("spos_tf.search.results", "history_columns"),

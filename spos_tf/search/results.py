@@ -72,6 +72,7 @@ __all__ = [
     "Results",
     "history_columns",
     "history_rows",
+    "pick_values",
     "best_index",
     "best_row",
     "best_over_seeds",
@@ -147,13 +148,14 @@ def history_rows(
     return rows
 
 
-def best_index(accuracies, prior=None, score: str = "supernet") -> int:
-    """Which candidate a search picks: the first of the highest ``accuracies`` (``"supernet"``),
-    or, with a combination (``"supernet+macs"``, ``"supernet+synflow"``), the first of the
-    highest mean of its ranks by accuracy and by ``prior`` (the candidates' MACs or SynFlow,
-    higher = better) among the given candidates (:func:`spos_tf.rank.stats.rank_average`; a
-    re-pick among evaluated candidates, not a search steered by the combination). Raises
-    ``ValueError`` on no candidates or an unknown ``score``."""
+def pick_values(accuracies, prior=None, score: str = "supernet") -> np.ndarray:
+    """The value a search maximizes over its candidates, one per candidate (float array):
+    ``accuracies`` themselves (``"supernet"``), or with a combination (``"supernet+macs"``,
+    ``"supernet+synflow"``) the mean of each candidate's ranks by accuracy and by ``prior`` (the
+    candidates' MACs or SynFlow, higher = better) among the given candidates
+    (:func:`spos_tf.rank.stats.rank_average`; a re-pick among evaluated candidates, not a search
+    steered by the combination). Raises ``ValueError`` on no candidates or an unknown
+    ``score``. Cost: one sort per ranking, O(n log n)."""
     if score not in SEARCH_SCORES:
         raise ValueError(f"score must be one of {', '.join(SEARCH_SCORES)}; got {score!r}")
     if len(accuracies) == 0:
@@ -163,7 +165,15 @@ def best_index(accuracies, prior=None, score: str = "supernet") -> int:
         from spos_tf.rank.stats import rank_average
 
         values = rank_average(values, np.asarray(prior, dtype=float))
-    return int(np.argmax(values))  # argmax: the first of equal values
+    return values
+
+
+def best_index(accuracies, prior=None, score: str = "supernet") -> int:
+    """Which candidate a search picks: the first of the highest :func:`pick_values` (the
+    accuracy, or a combination's mean rank). Raises ``ValueError`` as :func:`pick_values`."""
+    return int(
+        np.argmax(pick_values(accuracies, prior, score))
+    )  # argmax: the first of equal values
 
 
 def best_row(rows: list, score: str = "supernet") -> dict | None:

@@ -35,6 +35,17 @@ def run(tool, tmp_path, table, rescored, *extra):
     )
 
 
+# the histories' MACs (any numbers: the tool reads the column, it does not count)
+MACS = {
+    "3,3,3,3,3,3": 20,
+    "3,2,4,1,3,2": 30,
+    "0,0,0,0,0,0": 1,
+    "4,4,4,4,4,4": 5,
+    "1,3,1,3,1,3": 10,
+    "2,2,2,2,2,2": 12,
+}
+
+
 @pytest.fixture
 def search(tmp_path):
     # table: 3,3,3,3,3,3 -> 80 (K0), 3,2,4,1,3,2 -> 90, 4,4,4,4,4,4 -> 70, 1,3,1,3,1,3 -> 85,
@@ -50,6 +61,7 @@ def search(tmp_path):
             ("evolution", "0,0,0,0,0,0", 0.50, 1.0),  # C, 60
             ("evolution", "4,4,4,4,4,4", 0.60, 3.0),  # D, 70
         ],
+        macs=MACS,
     )
     # seed 1: by accuracy F3 E2 G1, by SynFlow E3 F2 G1 -> E 2.5, F 2.5, G 1: the search picks E
     write_history(
@@ -59,6 +71,7 @@ def search(tmp_path):
             ("evolution", "2,2,2,2,2,2", 0.70, 1.0),  # F, 85
             ("evolution", "4,4,4,4,4,4", 0.40, 0.5),  # G, 70
         ],
+        macs=MACS,
     )
     # rescored means: A .60, B .64, D and G (one cell) .66, E .60, F .60; A is ranked as its isomorphic
     # twin 3,3,3,3,3,0 (same UniqueString K0) in the second ranking
@@ -113,6 +126,24 @@ def test_repicks_by_hand(search, tool):
     assert json.loads(out.read_text())["combined"]["mean"] == pytest.approx(87.5)
 
 
+def test_the_macs_repick_and_no_rescoring(search, tool):
+    tmp_path, table = search
+    result = run(tool, tmp_path, table, "", "--top=3")
+    seeds = {e["seed"]: e for e in result["seeds"]}
+    # the highest MACs among the finalists: seed 0 B (30 MACs, 90) over A (20) and D (5); seed 1
+    # F (12, 85) over E (10) and G (5)
+    assert seeds[0]["macs"]["arch"] == "3,2,4,1,3,2"
+    assert seeds[1]["macs"]["arch"] == "2,2,2,2,2,2"
+    assert [p["delta"] for p in result["macs"]["paired_vs_search"]["pairs"]] == [10.0, 0.0]
+    # without --rescored a finalist keeps its search accuracy: the combined re-pick is the
+    # search's own, and alone is the highest search accuracy (seed 0 A at 0.70, seed 1 F at 0.70)
+    assert [e["combined"]["arch"] for e in result["seeds"]] == ["3,3,3,3,3,3", "1,3,1,3,1,3"]
+    assert [e["alone"]["arch"] for e in result["seeds"]] == ["3,3,3,3,3,3", "2,2,2,2,2,2"]
+    assert seeds[0]["search"]["supernet_accuracy_rescored"] == 0.70
+    finalists = result["finalists"]
+    assert finalists["rescored_accuracy"]["value"] == finalists["search_accuracy"]["value"]
+
+
 def test_a_finalist_missing_from_a_ranking_names_the_fix(search, tool):
     tmp_path, table = search
     (tmp_path / "r3").mkdir()
@@ -146,6 +177,10 @@ def test_finalists_are_ranked_against_the_table_by_scipy(search, tool):
         stats.kendalltau(truth, rescored)[0]
     )
     assert finalists["synflow"]["value"] == pytest.approx(stats.kendalltau(truth, synflow)[0])
+    # MACs of A, B, D, E, F
+    assert finalists["macs"]["value"] == pytest.approx(
+        stats.kendalltau(truth, [20, 30, 5, 10, 12])[0]
+    )
     assert finalists["search_accuracy"]["value"] == pytest.approx(
         stats.kendalltau(truth, [0.70, 0.69, 0.60, 0.60, 0.70])[0]
     )

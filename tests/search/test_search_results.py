@@ -128,6 +128,16 @@ def test_supernet_plus_macs_picks_the_best_mean_rank_by_accuracy_and_macs():
         search_results.best_index([0.5], [1], "supernet+params")
 
 
+def test_pick_values_are_the_accuracies_or_the_mean_ranks():
+    # the same three candidates as above: accuracy alone is its own value; with MACs the value
+    # is the mean of the ranks (1 = lowest): accuracy 2, 3, 1 and MACs 3, 1, 2
+    accuracies, macs = [0.60, 0.61, 0.40], [300, 100, 200]
+    assert search_results.pick_values(accuracies).tolist() == accuracies
+    assert search_results.pick_values(accuracies, macs, "supernet+macs").tolist() == [2.5, 2.0, 1.5]
+    with pytest.raises(ValueError, match="no candidates"):
+        search_results.pick_values([], [], "supernet+macs")
+
+
 def test_supernet_plus_synflow_picks_by_the_synflow_column():
     # accuracy ranks 3, 2, 1; SynFlow ranks 1, 3, 2 -> means 2, 2.5, 1.5: the second row, where
     # accuracy alone picks the first and MACs (ranks 3, 2, 1 -> means 3, 2, 1) the first too
