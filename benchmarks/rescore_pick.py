@@ -16,7 +16,8 @@ on that seed's finalists with ``spos_tf.train --sample_from``): a finalist's
 rescored accuracy is the mean of its ``supernet_accuracy`` over the ``--rescored`` rankings
 (matched by the table's UniqueString; every finalist must be in every ranking). Without
 ``--rescored`` each finalist keeps the search's own accuracy, for the re-picks that need no
-rescoring. Up to four re-picks are judged, each among the finalists only:
+rescoring (``combined`` then ranks it within the finalists, not over all candidates as the search
+did, so it may differ from the search's pick). Up to four re-picks are judged, each among the finalists only:
 
 - ``combined``: the first of the highest mean of the finalists' ranks by rescored accuracy and by
   the search's prior (``--score``'s history column, e.g. ``synflow``): the search's own rule with
@@ -92,7 +93,8 @@ def rescored_accuracies(dirs: list, table, space) -> dict:
 
 def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
     """The re-picks of ``search``'s finalists (the JSON written by ``--out``); ``rescored`` empty:
-    each finalist keeps the search's own accuracy (``combined`` is then the search's pick)."""
+    each finalist keeps the search's own accuracy (``combined`` then re-ranks it within the
+    finalists, which need not give the search's pick: its ranks were taken over all candidates)."""
     space = spaces.get("nasbench201")
     per_seed = any("{seed}" in d for d in rescored)
     shared = rescored_accuracies(rescored, table, space) if rescored and not per_seed else None

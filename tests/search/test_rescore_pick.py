@@ -135,8 +135,9 @@ def test_the_macs_repick_and_no_rescoring(search, tool):
     assert seeds[0]["macs"]["arch"] == "3,2,4,1,3,2"
     assert seeds[1]["macs"]["arch"] == "2,2,2,2,2,2"
     assert [p["delta"] for p in result["macs"]["paired_vs_search"]["pairs"]] == [10.0, 0.0]
-    # without --rescored a finalist keeps its search accuracy: the combined re-pick is the
-    # search's own, and alone is the highest search accuracy (seed 0 A at 0.70, seed 1 F at 0.70)
+    # without --rescored a finalist keeps its search accuracy: within the finalists the combined
+    # ranks give the search's own picks here (seed 0 A, B 2.5 each -> A; seed 1 E, F 2.5 each ->
+    # E), and alone is the highest search accuracy (seed 0 A at 0.70, seed 1 F at 0.70)
     assert [e["combined"]["arch"] for e in result["seeds"]] == ["3,3,3,3,3,3", "1,3,1,3,1,3"]
     assert [e["alone"]["arch"] for e in result["seeds"]] == ["3,3,3,3,3,3", "2,2,2,2,2,2"]
     assert seeds[0]["search"]["supernet_accuracy_rescored"] == 0.70
