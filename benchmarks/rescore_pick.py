@@ -6,7 +6,8 @@ Usage:
         [--rescored=<runs>/s1_steer_h25k[,<runs>/other_rank,...]] \
         --ground_truth=<nb201>/nats_tss_test_accuracy.csv [--score=supernet+synflow] [--out=<file>]
 
-``--search`` is a ``spos_tf.search --seeds=...`` workdir (``seed_<s>/history.csv``). Per seed
+``--search`` is a ``spos_tf.search --seeds=...`` workdir (``seed_<s>/history.csv``), or several
+(comma-separated, without ``--rescored``) whose seeds are pooled as ``<folder>:<seed>``. Per seed
 (and algorithm), its finalists are the ``--top`` candidates it ranks first by its own ``--score``
 over everything it evaluated (``spos_tf.search.results.best_index``'s order; the first of them is
 the search's own pick). Each ``--rescored`` is a ``spos_tf.rank --select=file`` workdir that
@@ -91,10 +92,17 @@ def rescored_accuracies(dirs: list, table, space) -> dict:
     return {k: float(np.mean([d[k] for d in per_dir])) for k in keys}
 
 
-def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
-    """The re-picks of ``search``'s finalists (the JSON written by ``--out``); ``rescored`` empty:
-    each finalist keeps the search's own accuracy (``combined`` then re-ranks it within the
-    finalists, which need not give the search's pick: its ranks were taken over all candidates)."""
+def repick(searches: list, rescored: list, table, score: str, top: int) -> dict:
+    """The re-picks of the finalists of ``searches`` (workdirs; the JSON written by ``--out``).
+    Several searches are pooled, each seed labelled ``<search folder name>:<seed>``; they take
+    no ``rescored``. ``rescored`` empty: each finalist keeps the search's own accuracy
+    (``combined`` then re-ranks it within the finalists, which need not give the search's pick:
+    its ranks were taken over all candidates)."""
+    if len(searches) > 1 and rescored:
+        raise SystemExit(
+            "--rescored takes one --search: rescore each search on its own, or pool several "
+            "searches without --rescored"
+        )
     space = spaces.get("nasbench201")
     per_seed = any("{seed}" in d for d in rescored)
     shared = rescored_accuracies(rescored, table, space) if rescored and not per_seed else None
@@ -105,7 +113,12 @@ def repick(search: str, rescored: list, table, score: str, top: int) -> dict:
     result = {"score": score, "top": top, "rescored": rescored, "seeds": []}
     summaries = {rule: {"picks": []} for rule in rules}
     pooled = {}  # UniqueString -> (table, search, rescored accuracy, prior, MACs): distinct finalists
-    for seed, rows in sg.histories(search).items():
+    runs = [
+        (seed if len(searches) == 1 else f"{os.path.basename(os.path.normpath(d))}:{seed}", rows)
+        for d in searches
+        for seed, rows in sg.histories(d).items()
+    ]
+    for seed, rows in runs:
         for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
             final = finalists([r for r in rows if r["algorithm"] == algorithm], score, top)
             keys = [table.key(space.parse(r["arch"]).genes[0]) for r in final]
@@ -195,7 +208,9 @@ def finalist_ranking(pooled: dict, column) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--search", required=True)
+    parser.add_argument(
+        "--search", required=True, help="spos_tf.search workdir; comma-separated: pooled"
+    )
     parser.add_argument(
         "--rescored",
         default="",
@@ -212,7 +227,7 @@ def main(argv=None):
         raise SystemExit(f"{args.out} exists: remove it or give another --out")
     table = ground_truth.load(args.ground_truth)
     rescored = [d for d in args.rescored.split(",") if d]
-    result = repick(args.search, rescored, table, args.score, args.top)
+    result = repick(args.search.split(","), rescored, table, args.score, args.top)
     rules = [r for r in ("search",) + RULES if r in result]
     for e in result["seeds"]:
         print(

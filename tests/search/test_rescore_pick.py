@@ -145,6 +145,22 @@ def test_the_macs_repick_and_no_rescoring(search, tool):
     assert finalists["rescored_accuracy"]["value"] == finalists["search_accuracy"]["value"]
 
 
+def test_searches_are_pooled_without_rescoring(search, tool):
+    import shutil
+
+    tmp_path, table = search
+    shutil.copytree(tmp_path / "search", tmp_path / "again")
+    searches = f"{tmp_path / 'search'},{tmp_path / 'again'}"
+    result = tool.main([f"--search={searches}", f"--ground_truth={table}", "--top=3"])
+    pairs = result["macs"]["paired_vs_search"]["pairs"]
+    assert [p["seed"] for p in pairs] == ["search:0", "search:1", "again:0", "again:1"]
+    assert [p["delta"] for p in pairs] == [10.0, 0.0, 10.0, 0.0]
+    with pytest.raises(SystemExit, match="--rescored takes one --search"):
+        tool.main(
+            [f"--search={searches}", f"--ground_truth={table}", f"--rescored={tmp_path / 'r1'}"]
+        )
+
+
 def test_a_finalist_missing_from_a_ranking_names_the_fix(search, tool):
     tmp_path, table = search
     (tmp_path / "r3").mkdir()
