@@ -18,7 +18,8 @@ rescored accuracy is the mean of its ``supernet_accuracy`` over the ``--rescored
 (matched by the table's UniqueString; every finalist must be in every ranking). Without
 ``--rescored`` each finalist keeps the search's own accuracy, for the re-picks that need no
 rescoring (``combined`` then ranks it within the finalists, not over all candidates as the search
-did, so it may differ from the search's pick). Up to four re-picks are judged, each among the finalists only:
+did, so it may differ from the search's pick). Up to four re-picks are judged, each among the
+finalists only:
 
 - ``combined``: the first of the highest mean of the finalists' ranks by rescored accuracy and by
   the search's prior (``--score``'s history column, e.g. ``synflow``): the search's own rule with

@@ -171,9 +171,8 @@ def pick_values(accuracies, prior=None, score: str = "supernet") -> np.ndarray:
 def best_index(accuracies, prior=None, score: str = "supernet") -> int:
     """Which candidate a search picks: the first of the highest :func:`pick_values` (the
     accuracy, or a combination's mean rank). Raises ``ValueError`` as :func:`pick_values`."""
-    return int(
-        np.argmax(pick_values(accuracies, prior, score))
-    )  # argmax: the first of equal values
+    # argmax: the first of equal values
+    return int(np.argmax(pick_values(accuracies, prior, score)))
 
 
 def best_row(rows: list, score: str = "supernet") -> dict | None:
