@@ -4,7 +4,8 @@ supernet accuracy of the top candidates pick a better cell (NAS-Bench-201, issue
 Usage:
     python benchmarks/rescore_pick.py --search=<runs>/s1_steer --top=10 \
         [--rescored=<runs>/s1_steer_h25k[,<runs>/other_rank,...]] \
-        --ground_truth=<nb201>/nats_tss_test_accuracy.csv [--score=supernet+synflow] [--out=<file>]
+        --ground_truth=<nb201>/nats_tss_test_accuracy.csv [--score=supernet+synflow] \
+        [--out=<file.json>] [--plot=<file.png>]
 
 ``--search`` is a ``spos_tf.search --seeds=...`` workdir (``seed_<s>/history.csv``), or several
 (comma-separated, without ``--rescored``) whose seeds are pooled as ``<folder>:<seed>``. Per seed
@@ -37,7 +38,8 @@ difference to the search's pick (mean, t 95% interval over the seeds, how many p
 ``search_ground_truth.paired``); and how well the search's accuracy, the rescored
 accuracy, the prior and MACs (the free baseline) order the distinct finalists of all seeds
 pooled (Kendall tau against the table with its bootstrap 95% interval: the ranking where the
-pick is made).
+pick is made), with every distinct finalist's table accuracy and scores (``cells``); ``--plot``
+draws them, one panel per score.
 Costs: parsing the table and the rankings (well under a second); the rescoring itself is the
 ``spos_tf.rank`` runs (measured on 2 CPU cores, start-up included: about 8 s per finalist per
 supernet on 5,000 held-out images, 21 s on 25,000).
@@ -198,13 +200,49 @@ def finalist_ranking(pooled: dict, column) -> dict:
     rescored accuracy)."""
     values = np.array(list(pooled.values()), dtype=float)
     out = {"count": len(pooled)}
-    scores = {"search_accuracy": 1, "rescored_accuracy": 2}
-    if column:
-        scores[column] = 3
-    scores["macs"] = 4
-    for name, j in scores.items():
+    for name, j in _scores(column).items():
         out[name] = rank_stats.correlation("kendall_tau", values[:, 0], values[:, j])
+    out["cells"] = [
+        {"ground_truth": v[0], **{name: v[j] for name, j in _scores(column).items()}}
+        for v in pooled.values()
+    ]
     return out
+
+
+def _scores(column) -> dict:
+    """The scores of a finalist, by name, and their place in its ``pooled`` tuple."""
+    return {
+        "search_accuracy": 1,
+        "rescored_accuracy": 2,
+        **({column: 3} if column else {}),
+        "macs": 4,
+    }
+
+
+def write_plot(path: str, ranking: dict, title: str) -> None:
+    """One panel per score of :func:`finalist_ranking`: the distinct finalists' table accuracy
+    against that score, its Kendall tau [95% CI] in the panel's title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = ranking["cells"]
+    names = [k for k in cells[0] if k != "ground_truth"]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), dpi=100, sharey=True)
+    for ax, name in zip(axes, names):
+        tau = ranking[name]
+        ax.scatter([c[name] for c in cells], [c["ground_truth"] for c in cells], s=14)
+        ax.set_xlabel(name.replace("_", " "))
+        ax.set_title(
+            f"tau {tau['value']:.2f} [{tau['ci_low']:.2f}, {tau['ci_high']:.2f}]", fontsize=9
+        )
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("table accuracy (%)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -221,11 +259,13 @@ def main(argv=None):
     parser.add_argument("--score", default="supernet+synflow", choices=SEARCH_SCORES)
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--out")
+    parser.add_argument("--plot", help="PNG: the finalists' table accuracy against each score")
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top={args.top}: give 1 or more finalists")
-    if args.out and os.path.exists(args.out):
-        raise SystemExit(f"{args.out} exists: remove it or give another --out")
+    for name, path in (("--out", args.out), ("--plot", args.plot)):
+        if path and os.path.exists(path):
+            raise SystemExit(f"{path} exists: remove it or give another {name}")
     table = ground_truth.load(args.ground_truth)
     rescored = [d for d in args.rescored.split(",") if d]
     result = repick(args.search.split(","), rescored, table, args.score, args.top)
@@ -254,9 +294,16 @@ def main(argv=None):
         + ", ".join(
             f"{k} {v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
             for k, v in f.items()
-            if k != "count"
+            if k not in ("count", "cells")
         )
     )
+    if args.plot:
+        write_plot(
+            args.plot,
+            f,
+            f"{f['count']} distinct finalists (top {args.top} per seed) of "
+            + ", ".join(os.path.basename(os.path.normpath(d)) for d in args.search.split(",")),
+        )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)

@@ -161,6 +161,27 @@ def test_searches_are_pooled_without_rescoring(search, tool):
         )
 
 
+def test_the_plot_shows_every_distinct_finalist(search, tool):
+    import matplotlib.image
+
+    tmp_path, table = search
+    plot = tmp_path / "finalists.png"
+    result = run(tool, tmp_path, table, f"{tmp_path / 'r1'}", "--top=3", f"--plot={plot}")
+    # A, B, D, E, F with their table accuracy and MACs (G is D's cell)
+    cells = result["finalists"]["cells"]
+    assert [(c["ground_truth"], c["macs"]) for c in cells] == [
+        (80, 20),
+        (90, 30),
+        (70, 5),
+        (85, 10),
+        (85, 12),
+    ]
+    height, width, _ = matplotlib.image.imread(plot).shape
+    assert (height, width) == (320, 4 * 320)  # one panel per score: search, rescored, SynFlow, MACs
+    with pytest.raises(SystemExit, match="exists"):
+        run(tool, tmp_path, table, f"{tmp_path / 'r1'}", f"--plot={plot}")
+
+
 def test_a_finalist_missing_from_a_ranking_names_the_fix(search, tool):
     tmp_path, table = search
     (tmp_path / "r3").mkdir()
