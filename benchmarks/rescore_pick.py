@@ -221,7 +221,8 @@ def _scores(column) -> dict:
 
 def write_plot(path: str, ranking: dict, title: str) -> None:
     """One panel per score of :func:`finalist_ranking`: the distinct finalists' table accuracy
-    against that score, its Kendall tau [95% CI] in the panel's title."""
+    against that score (a log axis where it spans over 100x), its Kendall tau [95% CI] in the
+    panel's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,8 +233,12 @@ def write_plot(path: str, ranking: dict, title: str) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), dpi=100, sharey=True)
     for ax, name in zip(axes, names):
         tau = ranking[name]
-        ax.scatter([c[name] for c in cells], [c["ground_truth"] for c in cells], s=14)
-        ax.set_xlabel(name.replace("_", " "))
+        x = np.array([c[name] for c in cells])
+        ax.scatter(x, [c["ground_truth"] for c in cells], s=14)
+        wide = x.min() > 0 and x.max() / x.min() > 100  # SynFlow spans orders of magnitude
+        if wide:
+            ax.set_xscale("log")
+        ax.set_xlabel(name.replace("_", " ") + (" (log scale)" if wide else ""))
         ax.set_title(
             f"tau {tau['value']:.2f} [{tau['ci_low']:.2f}, {tau['ci_high']:.2f}]", fontsize=9
         )
