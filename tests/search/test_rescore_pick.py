@@ -143,6 +143,10 @@ def test_the_macs_repick_and_no_rescoring(search, tool):
     assert seeds[0]["search"]["supernet_accuracy_rescored"] == 0.70
     finalists = result["finalists"]
     assert finalists["rescored_accuracy"]["value"] == finalists["search_accuracy"]["value"]
+    # under --score=supernet+macs the prior is MACs: one re-pick by it, named "prior"
+    by_macs = run(tool, tmp_path, table, "", "--top=3", "--score=supernet+macs")
+    assert "macs" not in by_macs and "macs" not in by_macs["seeds"][0]
+    assert by_macs["seeds"][0]["prior"]["arch"] == "3,2,4,1,3,2"
 
 
 def test_searches_are_pooled_without_rescoring(search, tool):
