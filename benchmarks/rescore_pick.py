@@ -126,8 +126,10 @@ def repick(searches: list, rescored: list, table, score: str, top: int) -> dict:
             final = finalists([r for r in rows if r["algorithm"] == algorithm], score, top)
             keys = [table.key(space.parse(r["arch"]).genes[0]) for r in final]
             if rescored:
-                accuracy = shared or rescored_accuracies(
-                    [d.format(seed=seed) for d in rescored], table, space
+                accuracy = (
+                    shared
+                    if shared is not None
+                    else rescored_accuracies([d.format(seed=seed) for d in rescored], table, space)
                 )
                 missing = [r["arch"] for r, k in zip(final, keys) if k not in accuracy]
                 if missing:
@@ -200,10 +202,11 @@ def finalist_ranking(pooled: dict, column) -> dict:
     rescored accuracy)."""
     values = np.array(list(pooled.values()), dtype=float)
     out = {"count": len(pooled)}
-    for name, j in _scores(column).items():
+    scores = _scores(column)
+    for name, j in scores.items():
         out[name] = rank_stats.correlation("kendall_tau", values[:, 0], values[:, j])
     out["cells"] = [
-        {"ground_truth": v[0], **{name: v[j] for name, j in _scores(column).items()}}
+        {"ground_truth": v[0], **{name: v[j] for name, j in scores.items()}}
         for v in pooled.values()
     ]
     return out
