@@ -94,6 +94,11 @@ class TrainConfig:
         first ``steps`` updates of a ``lr_schedule_steps`` run, bit for bit (on NAS-Bench-201 a
         supernet stopped at 60% of its cosine ranks cells far better than at its end,
         ``flags/nb201_supernet.cfg``).
+      lr_schedule_start: the schedule's step at this run's first update (default 0): the run
+        takes the schedule's updates ``lr_schedule_start .. lr_schedule_start + steps``, so
+        ``lr_schedule_steps`` must cover them. With ``init_from`` a checkpoint at step ``s``
+        of a run with the same recipe, ``lr_schedule_start=s`` continues its rate (CaLR's
+        per-path factor included); the optimizer's momentum still starts fresh.
       momentum: SGD momentum. weight_decay: L2 on conv/FC kernels only (sampled path only).
       label_smoothing: of the cross-entropy (0.1 in the paper).
       min_macs, max_macs: supernet only: sample only paths with MACs in this range.
@@ -220,6 +225,13 @@ class TrainConfig:
         "Length of the learning-rate schedule (default: --steps); longer stops training "
         "part-way down it, at a rate above 0.",
         low=1,
+    )
+    lr_schedule_start: int = field(
+        0,
+        "Step of the learning-rate schedule this run starts at (needs --lr_schedule_steps "
+        ">= start + --steps); with --init_from, continues the source run's schedule from its "
+        "checkpoint's step.",
+        low=0,
     )
     momentum: float = field(0.9, "SGD momentum.", low=0.0, high=1.0, high_open=True)
     weight_decay: float = field(4e-5, "L2 on conv/FC kernels only.", low=0.0)
@@ -393,6 +405,16 @@ class TrainConfig:
                 f"--lr_schedule_steps={self.lr_schedule_steps} is shorter than --steps="
                 f"{self.steps}: the rate would sit at its end value for the last updates; pass "
                 f"--lr_schedule_steps >= --steps (or leave it unset for a schedule of --steps)"
+            )
+        if self.lr_schedule_start and (
+            self.lr_schedule_steps is None
+            or self.lr_schedule_start + self.steps > self.lr_schedule_steps
+        ):
+            raise ValueError(
+                f"--lr_schedule_start={self.lr_schedule_start} with --steps={self.steps} runs past "
+                f"the schedule's end (--lr_schedule_steps={self.lr_schedule_steps}); pass "
+                f"--lr_schedule_steps >= {self.lr_schedule_start + self.steps} (the whole schedule "
+                f"the run is a part of)"
             )
         if self.calr_gamma_max != CALR_GAMMA_MAX and self.lr_schedule != "complexity_aware":
             raise ValueError(

@@ -50,16 +50,35 @@ class SmoothedSparseCE(keras.losses.Loss):
 
 def make_schedule(config):
     """``config.lr_schedule`` over ``config.lr_schedule_steps`` (default ``config.steps``) from
-    ``config.learning_rate``: a Keras schedule (``"linear"``, ``"cosine"``, both ending at 0 at
+    ``config.learning_rate``, read from its step ``config.lr_schedule_start``: a Keras schedule (``"linear"``, ``"cosine"``, both ending at 0 at
     the schedule's end) or the constant rate itself (``"constant"``, and ``"complexity_aware"``,
     whose per-path decay is the loss weight of :func:`complexity_aware_weight`)."""
     lr = config.learning_rate
     steps = config.lr_schedule_steps or config.steps
     if config.lr_schedule == "linear":
-        return keras.optimizers.schedules.PolynomialDecay(lr, steps, 0.0, power=1.0)
-    if config.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.0)
-    return lr
+        schedule = keras.optimizers.schedules.PolynomialDecay(lr, steps, 0.0, power=1.0)
+    elif config.lr_schedule == "cosine":
+        schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.0)
+    else:
+        return lr
+    start = config.lr_schedule_start
+    return _Shifted(schedule, start) if start else schedule
+
+
+class _Shifted(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule`` read ``start`` steps on (``--lr_schedule_start``)."""
+
+    def __init__(self, schedule, start: int):
+        self.schedule, self.start = schedule, int(start)
+
+    def __call__(self, step):
+        return self.schedule(step + self.start)
+
+    def get_config(self):
+        return {
+            "schedule": keras.optimizers.schedules.serialize(self.schedule),
+            "start": self.start,
+        }
 
 
 def calr_exponent(macs, macs_min: float, macs_max: float, gamma_max: float = CALR_GAMMA_MAX):
@@ -75,8 +94,8 @@ def calr_exponent(macs, macs_min: float, macs_max: float, gamma_max: float = CAL
 
 def complexity_aware_weight(config, space):
     """``weight(step, macs)`` for ``--lr_schedule=complexity_aware`` (DYNAS's complexity-aware
-    rate, CaLR): ``(1 - step / T) ** calr_exponent(macs)`` with ``T = lr_schedule_steps or
-    steps`` and the exponent spanning the MACs range of ``space``, from ``config.calr_gamma_max``
+    rate, CaLR): ``(1 - (step + lr_schedule_start) / T) ** calr_exponent(macs)`` with
+    ``T = lr_schedule_steps or steps`` and the exponent spanning the MACs range of ``space``, from ``config.calr_gamma_max``
     (DYNAS's 4 by default) down to its inverse. The train step multiplies the
     sampled path's loss by it under a constant ``learning_rate`` (as the DYNAS release does): with
     plain SGD that is the rate ``learning_rate * weight``; the L2 term is not weighted. Cost: a
@@ -85,9 +104,10 @@ def complexity_aware_weight(config, space):
 
     macs_min, macs_max = macs_bounds(space)
     total = float(config.lr_schedule_steps or config.steps)
+    start = float(config.lr_schedule_start)
 
     def weight(step, macs):
-        left = tf.maximum(1.0 - tf.cast(step, tf.float32) / total, 0.0)
+        left = tf.maximum(1.0 - (tf.cast(step, tf.float32) + start) / total, 0.0)
         macs = tf.clip_by_value(tf.cast(macs, tf.float32), macs_min, macs_max)
         return tf.pow(left, calr_exponent(macs, macs_min, macs_max, config.calr_gamma_max))
 

@@ -36,7 +36,9 @@ def test_exponent_runs_from_4_at_the_fewest_macs_to_a_quarter_at_the_most():
 def test_weight_is_the_remaining_fraction_to_the_paths_exponent():
     space = _space()
     lo, hi = macs_bounds(space)
-    config = types.SimpleNamespace(steps=60, lr_schedule_steps=100, calr_gamma_max=4.0)
+    config = types.SimpleNamespace(
+        steps=60, lr_schedule_steps=100, lr_schedule_start=0, calr_gamma_max=4.0
+    )
     weight = complexity_aware_weight(config, space)
     assert float(weight(0, lo)) == pytest.approx(1.0)
     assert float(weight(50, lo)) == pytest.approx(0.5**4, rel=1e-5)
@@ -45,11 +47,27 @@ def test_weight_is_the_remaining_fraction_to_the_paths_exponent():
     assert float(weight(80, mid)) == pytest.approx(0.2**2.125, rel=1e-5)
     assert float(weight(100, hi)) == 0.0
     # --calr_gamma_max=8: the exponent runs from 8 to 1/8 instead
-    config = types.SimpleNamespace(steps=60, lr_schedule_steps=100, calr_gamma_max=8.0)
+    config = types.SimpleNamespace(
+        steps=60, lr_schedule_steps=100, lr_schedule_start=0, calr_gamma_max=8.0
+    )
     weight = complexity_aware_weight(config, space)
     assert float(weight(50, lo)) == pytest.approx(0.5**8, rel=1e-5)
     assert float(weight(50, hi)) == pytest.approx(0.5**0.125, rel=1e-5)
     assert float(weight(80, mid)) == pytest.approx(0.2 ** ((8 + 1 / 8) / 2), rel=1e-5)
+
+
+def test_a_run_started_part_way_reads_the_schedule_from_its_start():
+    """--lr_schedule_start=50 of a 100-step schedule: the run's step t has the weight of step
+    50 + t, by the formula."""
+    space = _space()
+    lo, hi = macs_bounds(space)
+    config = types.SimpleNamespace(
+        steps=30, lr_schedule_steps=100, lr_schedule_start=50, calr_gamma_max=4.0
+    )
+    weight = complexity_aware_weight(config, space)
+    assert float(weight(0, lo)) == pytest.approx(0.5**4, rel=1e-5)
+    assert float(weight(30, hi)) == pytest.approx(0.2**0.25, rel=1e-5)
+    assert float(weight(50, hi)) == 0.0
 
 
 def test_step_scales_the_sampled_paths_update_by_the_weight_and_leaves_the_rest():
@@ -62,7 +80,9 @@ def test_step_scales_the_sampled_paths_update_by_the_weight_and_leaves_the_rest(
     x = rng.normal(size=(8, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 10, 8)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    config = types.SimpleNamespace(steps=100, lr_schedule_steps=None, calr_gamma_max=4.0)
+    config = types.SimpleNamespace(
+        steps=100, lr_schedule_steps=None, lr_schedule_start=0, calr_gamma_max=4.0
+    )
 
     deltas, befores, archs = [], [], []
     for weighted in (False, True):

@@ -66,6 +66,7 @@ FLAG_NAMES = {
     "learning_rate",
     "lr_schedule",
     "lr_schedule_steps",
+    "lr_schedule_start",
     "calr_gamma_max",
     "momentum",
     "weight_decay",

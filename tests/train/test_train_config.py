@@ -63,6 +63,7 @@ TINY_CONFIG_JSON = {
     "log_every": 3,
     "lr_schedule": "linear",
     "lr_schedule_steps": None,
+    "lr_schedule_start": 0,
     "max_latency_ms": None,
     "max_macs": None,
     "min_latency_ms": None,

@@ -70,6 +70,32 @@ def test_a_longer_schedule_stops_part_way_down_it(schedule, expected):
         dataclasses.replace(config, lr_schedule_steps=10).validate()
 
 
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("linear", lambda t: 0.5 * (1 - t / 25)),
+        ("cosine", lambda t: 0.5 * 0.5 * (1 + math.cos(math.pi * t / 25))),
+    ],
+)
+def test_a_run_can_start_part_way_down_a_schedule(schedule, expected):
+    """--lr_schedule_start=10: the run's step t has the rate of the schedule's step 10 + t."""
+    config = TrainConfig(
+        workdir="unused",
+        steps=15,
+        lr_schedule_steps=25,
+        lr_schedule_start=10,
+        learning_rate=0.5,
+        lr_schedule=schedule,
+    )
+    sched = make_schedule(config.validate())
+    for step in (0, 7, 14, 15):
+        assert lr_at(sched, step) == pytest.approx(expected(10 + step), rel=1e-6, abs=1e-7)
+    with pytest.raises(ValueError, match="--lr_schedule_start=11 with --steps=15 runs past"):
+        dataclasses.replace(config, lr_schedule_start=11).validate()
+    with pytest.raises(ValueError, match="pass --lr_schedule_steps >= 25"):
+        dataclasses.replace(config, lr_schedule_steps=None).validate()
+
+
 @pytest.mark.parametrize("name, cls", [("sgd", spos_tf.MaskedSGD), ("adam", spos_tf.MaskedAdam)])
 def test_make_optimizer_carries_the_recipe(name, cls):
     config = TrainConfig(
