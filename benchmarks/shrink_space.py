@@ -76,7 +76,8 @@ def judge(space, table, archs: list, max_macs: str = "") -> dict:
     in the benchmark network's MACs), the best table accuracy over the table's distinct cells and
     over those the shrunk space ``archs`` holds (a cell counts as held when any isomorphic
     form of it is listed), and how many of the top 10 / 100 distinct cells it holds."""
-    inside = {table.key(space.parse(a).genes[0]) for a in archs}
+    genes = [space.parse(a).genes[0] for a in archs]
+    inside = {table.key(g) for g in genes if g in table}  # a partial table: the cells it holds
     cells = table.distinct()
     macs = {c.key: costs.macs(space, space.parse(",".join(map(str, c.ops)))) for c in cells}
     judged = {}
