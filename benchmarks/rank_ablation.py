@@ -20,7 +20,8 @@ the table), or ``ensemble`` (2 or more workdirs): one ranking by the mean supern
 over the row's supernets (a seed ensemble: its cost is every supernet's training and scoring).
 The stand-alone accuracy is the ``ranking.csv`` column ``ground_truth_*`` (a
 ``--ground_truth`` ranking) or ``standalone_mean``. Rows are matched by architecture; only the
-architectures present in every row are compared.
+architectures present in every row are compared (and, with ``--archs_file``, only those it lists
+in text form, e.g. the ones inside a shrunk space: ``benchmarks/shrink_space.py``).
 
 For every row: Kendall tau and Spearman rho with bootstrap 95% intervals, the ground truth of
 the top-1 pick and its percentile among the compared cells, top-k overlap with the ground
@@ -181,6 +182,9 @@ def table(args) -> dict:
     paths = sorted({p for _, row_paths, _ in specs for p in row_paths})
     runs = {path: read_rows(path) for path in paths}
     archs = sorted(set.intersection(*(set(r) for r in runs.values())))
+    if args.archs_file:
+        listed = {line.split("#")[0].strip() for line in open(args.archs_file)} - {""}
+        archs = [a for a in archs if a in listed]
     if len(archs) < 3:
         raise SystemExit(f"only {len(archs)} architectures are in every row; need at least 3")
     first = runs[specs[0][1][0]]
@@ -362,6 +366,10 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--archs_file",
+        help="compare only the architectures listed (text form, one per line, e.g. a shrunk space)",
+    )
     args = parser.parse_args(argv)
     result = table(args)
     os.makedirs(args.out, exist_ok=True)

@@ -266,3 +266,22 @@ def test_a_stored_ranking_without_records_and_a_label_quoting_a_flag(tmp_path, a
     result = ablation.main([f"--row=x (--a=b)={tmp_path / 'a'}", f"--out={tmp_path / 'o'}"])
     (row,) = result["rows"]
     assert row["label"] == "x (--a=b)" and row["scoring_seconds"] is None
+
+
+def test_an_archs_file_restricts_the_compared_architectures(tmp_path, ablation):
+    rng = np.random.default_rng(2)
+    n = 30
+    archs = [f"{i},{i % 5}" for i in range(n)]
+    truth = rng.normal(90, 2, n)
+    supernet = truth + rng.normal(0, 1.5, n)
+    write_ranking(tmp_path / "a", archs, supernet, truth, truth + rng.normal(0, 3, n))
+    keep = list(range(0, n, 3))
+    listed = tmp_path / "listed.txt"
+    listed.write_text("# a shrunk space\n" + "\n".join(archs[i] for i in keep) + "\n9,9\n")
+    result = ablation.main(
+        [f"--row=a={tmp_path / 'a'}", f"--out={tmp_path / 'o'}", f"--archs_file={listed}"]
+    )
+    assert result["num_archs"] == len(keep)
+    assert result["rows"][0]["kendall_tau"]["value"] == pytest.approx(
+        stats.kendalltau(truth[keep], supernet[keep])[0]
+    )
