@@ -51,13 +51,14 @@ def test_schedules_follow_their_formula_to_the_last_step(schedule, expected):
         assert lr_at(sched, step) == pytest.approx(expected(step), rel=1e-6, abs=1e-7)
 
 
-@pytest.mark.parametrize(
-    "schedule, expected",
-    [
-        ("linear", lambda t: 0.5 * (1 - t / 25)),
-        ("cosine", lambda t: 0.5 * 0.5 * (1 + math.cos(math.pi * t / 25))),
-    ],
-)
+# a 25-step schedule from 0.5, by its formula
+OVER_25_STEPS = [
+    ("linear", lambda t: 0.5 * (1 - t / 25)),
+    ("cosine", lambda t: 0.5 * 0.5 * (1 + math.cos(math.pi * t / 25))),
+]
+
+
+@pytest.mark.parametrize("schedule, expected", OVER_25_STEPS)
 def test_a_longer_schedule_stops_part_way_down_it(schedule, expected):
     config = TrainConfig(
         workdir="unused", steps=15, lr_schedule_steps=25, learning_rate=0.5, lr_schedule=schedule
@@ -70,13 +71,7 @@ def test_a_longer_schedule_stops_part_way_down_it(schedule, expected):
         dataclasses.replace(config, lr_schedule_steps=10).validate()
 
 
-@pytest.mark.parametrize(
-    "schedule, expected",
-    [
-        ("linear", lambda t: 0.5 * (1 - t / 25)),
-        ("cosine", lambda t: 0.5 * 0.5 * (1 + math.cos(math.pi * t / 25))),
-    ],
-)
+@pytest.mark.parametrize("schedule, expected", OVER_25_STEPS)
 def test_a_run_can_start_part_way_down_a_schedule(schedule, expected):
     """--lr_schedule_start=10: the run's step t has the rate of the schedule's step 10 + t."""
     config = TrainConfig(
