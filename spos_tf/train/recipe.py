@@ -50,9 +50,10 @@ class SmoothedSparseCE(keras.losses.Loss):
 
 def make_schedule(config):
     """``config.lr_schedule`` over ``config.lr_schedule_steps`` (default ``config.steps``) from
-    ``config.learning_rate``, read from its step ``config.lr_schedule_start``: a Keras schedule (``"linear"``, ``"cosine"``, both ending at 0 at
-    the schedule's end) or the constant rate itself (``"constant"``, and ``"complexity_aware"``,
-    whose per-path decay is the loss weight of :func:`complexity_aware_weight`)."""
+    ``config.learning_rate``, read from its step ``config.lr_schedule_start``: a Keras schedule
+    (``"linear"``, ``"cosine"``, both ending at 0 at the schedule's end) or the constant rate
+    itself (``"constant"``, and ``"complexity_aware"``, whose per-path decay is the loss weight
+    of :func:`complexity_aware_weight`)."""
     lr = config.learning_rate
     steps = config.lr_schedule_steps or config.steps
     if config.lr_schedule == "linear":
@@ -80,6 +81,11 @@ class _Shifted(keras.optimizers.schedules.LearningRateSchedule):
             "start": self.start,
         }
 
+    @classmethod
+    def from_config(cls, config):
+        schedule = keras.optimizers.schedules.deserialize(config["schedule"])
+        return cls(schedule, config["start"])
+
 
 def calr_exponent(macs, macs_min: float, macs_max: float, gamma_max: float = CALR_GAMMA_MAX):
     """DYNAS's decay exponent of a path: linear in ``log(macs)`` from ``gamma_max`` at
@@ -95,8 +101,8 @@ def calr_exponent(macs, macs_min: float, macs_max: float, gamma_max: float = CAL
 def complexity_aware_weight(config, space):
     """``weight(step, macs)`` for ``--lr_schedule=complexity_aware`` (DYNAS's complexity-aware
     rate, CaLR): ``(1 - (step + lr_schedule_start) / T) ** calr_exponent(macs)`` with
-    ``T = lr_schedule_steps or steps`` and the exponent spanning the MACs range of ``space``, from ``config.calr_gamma_max``
-    (DYNAS's 4 by default) down to its inverse. The train step multiplies the
+    ``T = lr_schedule_steps or steps`` and the exponent spanning the MACs range of ``space``,
+    from ``config.calr_gamma_max`` (DYNAS's 4 by default) down to its inverse. The train step multiplies the
     sampled path's loss by it under a constant ``learning_rate`` (as the DYNAS release does): with
     plain SGD that is the rate ``learning_rate * weight``; the L2 term is not weighted. Cost: a
     few scalar ops per step."""

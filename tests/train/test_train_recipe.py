@@ -85,6 +85,9 @@ def test_a_run_can_start_part_way_down_a_schedule(schedule, expected):
     sched = make_schedule(config.validate())
     for step in (0, 7, 14, 15):
         assert lr_at(sched, step) == pytest.approx(expected(10 + step), rel=1e-6, abs=1e-7)
+    # a saved optimizer's config rebuilds the same shifted schedule
+    rebuilt = type(sched).from_config(sched.get_config())
+    assert lr_at(rebuilt, 7) == pytest.approx(expected(17), rel=1e-6)
     with pytest.raises(ValueError, match="--lr_schedule_start=11 with --steps=15 runs past"):
         dataclasses.replace(config, lr_schedule_start=11).validate()
     with pytest.raises(ValueError, match="pass --lr_schedule_steps >= 25"):
