@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from spos_tf.rank import stats as rank_stats
-from spos_tf.spaces import nasbench201
+from spos_tf.spaces import archs_file, nasbench201
 from spos_tf.runs import run_dir  # noqa: E402
 
 
@@ -183,7 +183,7 @@ def table(args) -> dict:
     runs = {path: read_rows(path) for path in paths}
     archs = sorted(set.intersection(*(set(r) for r in runs.values())))
     if args.archs_file:
-        listed = {line.split("#")[0].strip() for line in open(args.archs_file)} - {""}
+        listed = {text for _, text in archs_file.arch_lines(args.archs_file)}
         archs = [a for a in archs if a in listed]
     if len(archs) < 3:
         raise SystemExit(f"only {len(archs)} architectures are in every row; need at least 3")

@@ -57,17 +57,19 @@ def kept_ops(marginals: list, space, drop: int) -> list:
                 f"block {b}: no ranked architecture holds op(s) {missing}; rank more "
                 f"architectures (spos_tf.rank --num_archs) before shrinking"
             )
-        if drop >= len(allowed):
-            raise ValueError(f"--drop={drop} would leave block {b} no op (it has {len(allowed)})")
+        if not 1 <= drop < len(allowed):
+            raise ValueError(
+                f"--drop={drop}: pass 1 to {len(allowed) - 1} (block {b} has {len(allowed)} ops)"
+            )
         order = sorted(allowed, key=lambda op: (m[op][0], -op))  # lowest mean first
         dropped = set(order[:drop])
         kept.append([op for op in allowed if op not in dropped])
     return kept
 
 
-def shrunk_archs(space, kept: list) -> list:
-    """Text forms of every architecture of the product of ``kept`` (one gene row, cell spaces
-    and chains of op genes alike)."""
+def shrunk_archs(kept: list) -> list:
+    """Text forms of every architecture of the product of ``kept`` (a space whose only searched
+    gene is the op: one gene row, cell spaces and chains of blocks alike)."""
     return [",".join(map(str, genes)) for genes in itertools.product(*kept)]
 
 
@@ -113,11 +115,20 @@ def main(argv=None):
         if path and os.path.exists(path):
             sys.exit(f"{path} exists; pass another path (nothing is overwritten)")
     space = spaces.get(args.space)
+    if space.searched_genes != ("op",):
+        sys.exit(
+            f"--space={args.space} searches {', '.join(space.searched_genes)}; shrinking drops "
+            f"ops only: pass a space whose only searched gene is the op (e.g. nasbench201)"
+        )
+    if not os.path.isfile(args.ranking):
+        sys.exit(f"--ranking={args.ranking!r} does not exist: run spos_tf.rank first")
     with open(args.ranking) as f:
         rows = list(csv.DictReader(f))
+    if not rows:
+        sys.exit(f"--ranking={args.ranking!r} lists no architecture")
     marg = op_marginals(rows, space)
     kept = kept_ops(marg, space, args.drop)
-    archs = shrunk_archs(space, kept)
+    archs = shrunk_archs(kept)
     out = {
         "ranking": args.ranking,
         "drop": args.drop,

@@ -8,6 +8,21 @@ import os
 from spos_tf.spaces.space import SearchSpace
 
 
+def arch_lines(path: str, flag: str = "--archs_file") -> list:
+    """``(line number, text)`` of every architecture line of a text file (``#`` comments and
+    blank lines dropped), in file order, unparsed: for tools that match rankings by their
+    ``arch`` text without a space.
+
+    Raises:
+      ValueError: missing file (naming ``flag``).
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{flag}={path!r} does not exist")
+    with open(path) as f:
+        lines = [(number, line.split("#")[0].strip()) for number, line in enumerate(f, 1)]
+    return [(number, text) for number, text in lines if text]
+
+
 def read_archs_file(space: SearchSpace, path: str, flag: str = "--archs_file") -> list:
     """Architectures of a text file, one per line in text form (``#`` comments, blank lines and
     repeats ignored), in file order.
@@ -16,16 +31,10 @@ def read_archs_file(space: SearchSpace, path: str, flag: str = "--archs_file") -
       ValueError: missing file (naming ``flag``) or a line that is not an architecture of
         ``space`` (its number).
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"{flag}={path!r} does not exist")
     archs = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            line = line.split("#")[0].strip()
-            if not line:
-                continue
-            try:
-                archs.append(space.parse(line))
-            except ValueError as e:
-                raise ValueError(f"{path}:{number}: {e}") from None
+    for number, line in arch_lines(path, flag):
+        try:
+            archs.append(space.parse(line))
+        except ValueError as e:
+            raise ValueError(f"{path}:{number}: {e}") from None
     return list(dict.fromkeys(archs))

@@ -102,10 +102,10 @@ def complexity_aware_weight(config, space):
     """``weight(step, macs)`` for ``--lr_schedule=complexity_aware`` (DYNAS's complexity-aware
     rate, CaLR): ``(1 - (step + lr_schedule_start) / T) ** calr_exponent(macs)`` with
     ``T = lr_schedule_steps or steps`` and the exponent spanning the MACs range of ``space``,
-    from ``config.calr_gamma_max`` (DYNAS's 4 by default) down to its inverse. The train step multiplies the
-    sampled path's loss by it under a constant ``learning_rate`` (as the DYNAS release does): with
-    plain SGD that is the rate ``learning_rate * weight``; the L2 term is not weighted. Cost: a
-    few scalar ops per step."""
+    from ``config.calr_gamma_max`` (DYNAS's 4 by default) down to its inverse. The train step
+    multiplies the sampled path's loss by it under a constant ``learning_rate`` (as the DYNAS
+    release does): with plain SGD that is the rate ``learning_rate * weight``; the L2 term is
+    not weighted. Cost: a few scalar ops per step."""
     from spos_tf.models.sampling import macs_bounds
 
     macs_min, macs_max = macs_bounds(space)

@@ -285,3 +285,11 @@ def test_an_archs_file_restricts_the_compared_architectures(tmp_path, ablation):
     assert result["rows"][0]["kendall_tau"]["value"] == pytest.approx(
         stats.kendalltau(truth[keep], supernet[keep])[0]
     )
+    with pytest.raises(ValueError, match="--archs_file=.* does not exist"):
+        ablation.main(
+            [
+                f"--row=a={tmp_path / 'a'}",
+                f"--out={tmp_path / 'o2'}",
+                f"--archs_file={tmp_path / 'none.txt'}",
+            ]
+        )

@@ -97,3 +97,32 @@ def test_judging_counts_the_table_cells_the_shrunk_space_holds(tool, tmp_path):
     assert judged["distinct_cells"] == 6
     assert judged["distinct_cells_shrunk"] == 3
     assert judged["kept_of_top10"] == 3
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--drop=0"], "--drop=0: pass 1 to 4"),
+        (["--drop=5"], "--drop=5: pass 1 to 4"),
+    ],
+)
+def test_a_drop_outside_1_to_ops_minus_1_is_refused(tool, tmp_path, extra, message):
+    ranking = write_ranking(tmp_path / "ranking.csv", RANKED)
+    with pytest.raises(ValueError, match=message):
+        tool.main([f"--ranking={ranking}", f"--out={tmp_path / 'shrunk.txt'}", *extra])
+    assert not (tmp_path / "shrunk.txt").exists()
+
+
+def test_bad_inputs_name_the_fix_and_write_nothing(tool, tmp_path):
+    out = tmp_path / "shrunk.txt"
+    with pytest.raises(SystemExit, match="does not exist: run spos_tf.rank first"):
+        tool.main([f"--ranking={tmp_path / 'none.csv'}", f"--out={out}"])
+    empty = write_ranking(tmp_path / "empty.csv", [])
+    with pytest.raises(SystemExit, match="lists no architecture"):
+        tool.main([f"--ranking={empty}", f"--out={out}"])
+    ranking = write_ranking(tmp_path / "ranking.csv", RANKED)
+    with pytest.raises(SystemExit, match="shrinking drops ops only"):
+        tool.main(
+            [f"--ranking={ranking}", f"--out={out}", "--space=shufflenet_oneshot_blocks_channels"]
+        )
+    assert not out.exists()
