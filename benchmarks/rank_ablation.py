@@ -16,7 +16,8 @@ figures and scoring time are means over the seeds.
 ``<score>`` is ``supernet_accuracy`` (default), any other numeric column of the workdir's
 ``ranking.csv`` (e.g. ``combined_score``), ``+macs``: the rank average of the supernet
 accuracy and MACs (:func:`spos_tf.rank.stats.rank_average`; a combination, labelled as such in
-the table), or ``ensemble`` (2 or more workdirs): one ranking by the mean supernet accuracy
+the table; ``+<column>[+<column>...]`` likewise with any numeric columns, e.g. ``+naswot`` or
+``+synflow+naswot`` on rankings that ``benchmarks/prior_scores.py`` extended), or ``ensemble`` (2 or more workdirs): one ranking by the mean supernet accuracy
 over the row's supernets (a seed ensemble: its cost is every supernet's training and scoring).
 The stand-alone accuracy is the ``ranking.csv`` column ``ground_truth_*`` (a
 ``--ground_truth`` ranking) or ``standalone_mean``. Rows are matched by architecture; only the
@@ -61,7 +62,7 @@ from spos_tf.spaces import archs_file, nasbench201
 from spos_tf.runs import run_dir  # noqa: E402
 
 
-PRIORS = ("macs", "params", "bitops", "latency_ms", "synflow")
+PRIORS = ("macs", "params", "bitops", "latency_ms", "synflow", "naswot")
 
 
 def read_rows(workdir: str) -> dict:
@@ -121,13 +122,22 @@ def parse_row(spec: str) -> tuple:
 
 
 def row_scores(rows: dict, archs: list, score: str) -> np.ndarray:
+    """A row's scores of ``archs``: the column ``score``, or for ``+<column>[+<column>...]`` the
+    rank average of the supernet accuracy and those columns (higher = better for each)."""
     supernet = np.array([rows[a]["supernet_accuracy"] for a in archs], float)
-    if score == "+macs":
-        macs = np.array([rows[a]["macs"] for a in archs], float)
-        return rank_stats.rank_average(supernet, macs)
-    if score not in rows[archs[0]]:
-        raise SystemExit(f"ranking.csv has no column {score!r}")
-    return np.array([rows[a][score] for a in archs], float)
+    columns = [score] if not score.startswith("+") else score[1:].split("+")
+    for name in columns:
+        if name not in rows[archs[0]]:
+            raise SystemExit(
+                f"ranking.csv has no column {name!r}"
+                + (
+                    " (benchmarks/prior_scores.py adds naswot or synflow)"
+                    if name in ("naswot", "synflow")
+                    else ""
+                )
+            )
+    values = [np.array([rows[a][name] for a in archs], float) for name in columns]
+    return rank_stats.rank_average(supernet, *values) if score.startswith("+") else values[0]
 
 
 def seed_scores(runs: dict, paths: list, archs: list, score: str, label: str) -> list:

@@ -70,11 +70,20 @@ def finalists(rows: list, score: str, top: int) -> list:
     """The ``top`` rows ``best_index`` would pick first, in that order: by the search's score
     over all ``rows`` (:func:`spos_tf.search.results.pick_values`: accuracy, or the mean rank
     of accuracy and the prior column), ties to the first evaluated."""
-    column = SEARCH_PRIORS.get(score)
+    column = prior_column(score)
     prior = [float(r[column]) for r in rows] if column else None
     values = pick_values([float(r["accuracy"]) for r in rows], prior, score)
     order = np.argsort(-values, kind="stable")
     return [rows[i] for i in order[:top]]
+
+
+def prior_column(score: str):
+    """The one prior column of ``score`` (None for ``supernet``); a score of several priors is
+    refused: the ``prior`` rule re-picks by a single column."""
+    columns = SEARCH_PRIORS.get(score, ())
+    if len(columns) > 1:
+        raise SystemExit(f"--score={score} combines several priors; this tool takes one or none")
+    return columns[0] if columns else None
 
 
 def rescored_accuracies(dirs: list, table, space) -> dict:
@@ -109,7 +118,7 @@ def repick(searches: list, rescored: list, table, score: str, top: int) -> dict:
     space = spaces.get("nasbench201")
     per_seed = any("{seed}" in d for d in rescored)
     shared = rescored_accuracies(rescored, table, space) if rescored and not per_seed else None
-    column = SEARCH_PRIORS.get(score)
+    column = prior_column(score)
     rules = ("search",) + tuple(
         r for r in RULES if (r != "prior" or column) and (r != "macs" or column != "macs")
     )

@@ -8,9 +8,10 @@ Usage:
 ``--search`` is a ``spos_tf.search --seeds=...`` workdir (``seed_<s>/history.csv``) or a single
 search's workdir (``history.csv``). For every seed and algorithm in the history the pick is the
 row of highest held-out supernet accuracy (ties: the first evaluated), as ``best.json`` picks;
-with ``--score=supernet+macs`` (or ``supernet+synflow``) the row of the best mean rank by accuracy
-and by MACs (or by the history's ``synflow`` column, which a search run with that score writes)
-among the candidates that search evaluated (a combination with a prior, reported as such).
+with ``--score=supernet+macs`` (or ``supernet+synflow``, ``supernet+naswot``,
+``supernet+synflow+naswot``) the row of the best mean rank by accuracy and by MACs (or by the
+history's ``synflow`` / ``naswot`` columns, which a search run with that score writes) among the
+candidates that search evaluated (a combination with priors, reported as such).
 Printed and written (``--out``, JSON): per pick its arch, benchmark string, MACs, supernet
 accuracy (held-out split), the table's accuracy and its percentile among the table's distinct
 cells; per algorithm the mean and std (ddof 1) over seeds; and for reference the table's best
@@ -78,17 +79,18 @@ def picks(rows: list, score: str = "supernet") -> dict:
     ``supernet+synflow``, the latter from the history's ``synflow`` column: a re-pick among the
     candidates the search evaluated, not a search steered by the combination)."""
     best = {}
-    column = SEARCH_PRIORS.get(score)
-    if column and rows and rows[0].get(column) in (None, ""):
-        raise SystemExit(
-            f"--score={score}: the history has no {column} column; rerun the finished search "
-            f"with python -m spos_tf.search <its flags> --score={score} (it computes {column} "
-            "for the stored candidates and evaluates none again)"
-        )
+    columns = SEARCH_PRIORS.get(score, ())
+    for column in columns:
+        if rows and rows[0].get(column) in (None, ""):
+            raise SystemExit(
+                f"--score={score}: the history has no {column} column; rerun the finished search "
+                f"with python -m spos_tf.search <its flags> --score={score} (it computes {column} "
+                "for the stored candidates and evaluates none again)"
+            )
     for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
         mine = [r for r in rows if r["algorithm"] == algorithm]
         accuracies = [float(r["accuracy"]) for r in mine]
-        prior = [float(r[column]) for r in mine] if column else None
+        prior = [[float(r[c]) for r in mine] for c in columns] if columns else None
         best[algorithm] = mine[best_index(accuracies, prior, score)]
     return best
 

@@ -126,30 +126,30 @@ class OpUnit(PrimHolder):
         if kind in MOBILE_KINDS:
             return mobile_op(self.spec, p, x, training, self.cin, self.cout, self.stride)
         if kind == "basic":
-            h = tf.nn.relu(p["bn1"](p["conv1"](x, out_channels=width), training=training))
+            h = relu(p["bn1"](p["conv1"](x, out_channels=width), training=training))
             h = p["bn2"](p["conv2"](h), training=training)
             shortcut = p["down_bn"](p["down"](x), training=training) if "down" in p else x
-            return tf.nn.relu(h + shortcut)
+            return relu(h + shortcut)
         if self.stride == 1:
             proj, main = shuffle_split(x)  # the reference's channel shuffle + split
         else:
             proj = main = x
         if kind == "shuffle":
-            h = tf.nn.relu(p["bn1"](p["conv1"](main, out_channels=width), training=training))
+            h = relu(p["bn1"](p["conv1"](main, out_channels=width), training=training))
             h = p["bn2"](p["dw"](h), training=training)
-            h = tf.nn.relu(p["bn3"](p["conv2"](h), training=training))
+            h = relu(p["bn3"](p["conv2"](h), training=training))
         elif kind == "xception":
             h = p["bn1"](p["dw1"](main), training=training)
-            h = tf.nn.relu(p["bn2"](p["conv1"](h, out_channels=width), training=training))
+            h = relu(p["bn2"](p["conv1"](h, out_channels=width), training=training))
             h = p["bn3"](p["dw2"](h), training=training)
-            h = tf.nn.relu(p["bn4"](p["conv2"](h, out_channels=width), training=training))
+            h = relu(p["bn4"](p["conv2"](h, out_channels=width), training=training))
             h = p["bn5"](p["dw3"](h), training=training)
-            h = tf.nn.relu(p["bn6"](p["conv3"](h), training=training))
+            h = relu(p["bn6"](p["conv3"](h), training=training))
         else:
             raise ValueError(f"unknown op kind {kind!r}")
         if self.stride == 2:
             proj = p["proj_bn1"](p["proj_dw"](proj), training=training)
-            proj = tf.nn.relu(p["proj_bn2"](p["proj_conv"](proj), training=training))
+            proj = relu(p["proj_bn2"](p["proj_conv"](proj), training=training))
         return tf.concat([proj, h], axis=-1)
 
 
@@ -167,7 +167,7 @@ def cell_op(kind: str, p: dict, x, training):
         return tf.identity(x)
     if kind == "nb_pool":
         return tf.nn.avg_pool2d(x, 3, 1, "SAME")
-    return p["bn"](p["conv"](tf.nn.relu(x)), training=training)
+    return p["bn"](p["conv"](relu(x)), training=training)
 
 
 def shuffle_split(x):
@@ -192,9 +192,30 @@ def shuffle_split(x):
     return tf.reshape(even, [-1, *dims, c // 2]), tf.reshape(odd, [-1, *dims, c // 2])
 
 
+# Callables fed the input of every ReLU the model code runs (:func:`relu`, :func:`relu6`), e.g.
+# the NASWOT proxy's binary codes (:func:`spos_tf.rank.zero_cost.relu_taps`). Empty outside it, so
+# traced graphs (training, scoring) are unchanged.
+RELU_TAPS: list = []
+
+
+def relu(x):
+    """``tf.nn.relu(x)``, after feeding ``x`` to every callable of :data:`RELU_TAPS`."""
+    for tap in RELU_TAPS:
+        tap(x)
+    return tf.nn.relu(x)
+
+
+def relu6(x):
+    """``tf.nn.relu6(x)``, after feeding ``x`` to every callable of :data:`RELU_TAPS`."""
+    for tap in RELU_TAPS:
+        tap(x)
+    return tf.nn.relu6(x)
+
+
 def activation(family: str):
-    """The ReLU of an op family (``spos_tf.spaces.ops.FAMILY_ACT``): ``tf.nn.relu`` or ``tf.nn.relu6``."""
-    return {"relu": tf.nn.relu, "relu6": tf.nn.relu6}[ops_lib.FAMILY_ACT.get(family, "relu")]
+    """The ReLU of an op family (``spos_tf.spaces.ops.FAMILY_ACT``): :func:`relu` or
+    :func:`relu6` (``tf.nn.relu`` / ``tf.nn.relu6`` with :data:`RELU_TAPS`)."""
+    return {"relu": relu, "relu6": relu6}[ops_lib.FAMILY_ACT.get(family, "relu")]
 
 
 def channel_shuffle(x, groups: int):

@@ -26,7 +26,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf.spaces import ops as ops_lib
-from spos_tf.models.blocks import Head, OpUnit, PrimHolder, Stem
+from spos_tf.models.blocks import Head, OpUnit, PrimHolder, Stem, relu
 from spos_tf.models.layers import BNControl
 from spos_tf.spaces.space import Architecture, SearchSpace
 from spos_tf.models.supernet import ChoiceBlock, Supernet
@@ -66,8 +66,8 @@ class Reduction(PrimHolder):
 
     def call(self, x, training=None):
         p = self.prims
-        h = p["a_bn"](p["a_conv"](tf.nn.relu(x)), training=training)
-        h = p["b_bn"](p["b_conv"](tf.nn.relu(h)), training=training)
+        h = p["a_bn"](p["a_conv"](relu(x)), training=training)
+        h = p["b_bn"](p["b_conv"](relu(h)), training=training)
         return h + p["down"](tf.nn.avg_pool2d(x, 2, 2, "VALID"))
 
 

@@ -5,21 +5,24 @@ Layout read here (written by :mod:`spos_tf.rank.run`)::
 
     archs/<i>/supernet.json       arch i's supernet accuracy and log-likelihood (held-out split)
     archs/<i>/seed_<k>/           arch i trained from scratch with seed k (a spos_tf.train run)
-    archs/<i>/synflow.json        arch i's SynFlow score (``--score=supernet+synflow`` only)
+    archs/<i>/synflow.json        arch i's SynFlow score (a ``--score`` with synflow only)
+    archs/<i>/naswot.json         arch i's NASWOT score (a ``--score`` with naswot only)
 
 With a ground-truth table (``--ground_truth``, :mod:`spos_tf.rank.ground_truth`) the stand-alone
 accuracy of each architecture is the table's, not a training's.
 
-With ``--score=supernet+macs`` or ``supernet+synflow`` (:data:`SCORES`) the report adds a
-*combined* score: per architecture the mean of its rank by supernet accuracy and its rank by the
-prior (MACs, or the SynFlow score of its untrained stand-alone network), see
-:func:`combined_scores`. It is always reported as a combination, next to the supernet's own
-statistics (which stay as they are): ``ranking.csv`` gains ``combined_score`` (and ``synflow``),
-``ranking.json`` gains ``score`` and ``stats["combined"]`` (:func:`combined_stats`).
+With a combined ``--score`` (:data:`SCORES`: ``supernet+macs``, ``supernet+synflow``,
+``supernet+naswot``, ``supernet+synflow+naswot``) the report adds a *combined* score: per
+architecture the mean of its rank by supernet accuracy and its ranks by the priors
+(:data:`PRIORS`: MACs, or the zero-cost proxies :data:`ZERO_COST` of its untrained stand-alone
+network, :mod:`spos_tf.rank.zero_cost`), see :func:`combined_scores`. It is always reported as a
+combination, next to the supernet's own statistics (which stay as they are): ``ranking.csv``
+gains ``combined_score`` (and a column per zero-cost prior), ``ranking.json`` gains ``score`` and
+``stats["combined"]`` (:func:`combined_stats`).
 
 Costs: reading is a few file opens per architecture; the statistics (scipy bootstrap, 2000
 resamples each) take about a second for 20 architectures and grow about linearly; a combined
-score adds 2 correlations and 2 paired differences (3 and 3 with synflow), about as much again.
+score adds 2 correlations and 2 paired differences, and 2 and 1 more per zero-cost prior.
 """
 
 from __future__ import annotations
@@ -44,14 +47,34 @@ HPARAMS_DIR = "hparams"
 ARCHS_DIR = "archs"
 SUPERNET_FILE = "supernet.json"
 SYNFLOW_FILE = "synflow.json"
-# The initialisation SynFlow is computed at (rank and search): fixed, so an architecture's score is
-# the same in every ranking or search (of any --seed) and no cache depends on the settings.
+# The initialisation the zero-cost proxies are computed at (rank and search): fixed, so an
+# architecture's score is the same in every ranking or search (of any --seed) and no cache
+# depends on the settings.
 SYNFLOW_SEED = 0
+# Zero-cost proxies of an architecture's untrained stand-alone network (spos_tf.rank.zero_cost),
+# each computed once per architecture and cached in archs/<i>/<name>.json.
+ZERO_COST = ("synflow", "naswot")
 # --score: what ranks the architectures. A combined score is the mean rank of the supernet's
-# accuracy and a prior (PRIORS: its row key); "supernet" is the supernet's accuracy alone.
-SCORES = ("supernet", "supernet+macs", "supernet+synflow")
-PRIORS = {"supernet+macs": "macs", "supernet+synflow": "synflow"}
-PRIOR_LABELS = {"macs": "MACs", "synflow": "SynFlow"}
+# accuracy and its priors (PRIORS: their row keys); "supernet" is the supernet's accuracy alone.
+SCORES = (
+    "supernet",
+    "supernet+macs",
+    "supernet+synflow",
+    "supernet+naswot",
+    "supernet+synflow+naswot",
+)
+PRIORS = {score: tuple(score.split("+")[1:]) for score in SCORES[1:]}
+PRIOR_LABELS = {"macs": "MACs", "synflow": "SynFlow", "naswot": "NASWOT"}
+
+
+def zero_cost_priors(score: str) -> tuple:
+    """The zero-cost proxies (:data:`ZERO_COST`) among ``score``'s priors, e.g. ``("synflow",)``."""
+    return tuple(p for p in PRIORS.get(score, ()) if p in ZERO_COST)
+
+
+def prior_label(score: str) -> str:
+    """``score``'s priors in words: ``"SynFlow and NASWOT"``."""
+    return " and ".join(PRIOR_LABELS[p] for p in PRIORS[score])
 
 
 def arch_dir(workdir: str, index: int) -> str:
@@ -74,11 +97,12 @@ def _final_accuracy(workdir: str) -> Optional[float]:
     return None
 
 
-def synflow_record(workdir: str, index: int, arch) -> Optional[dict]:
-    """The cached SynFlow record of architecture ``index`` (``archs/<i>/synflow.json``), or None
-    if there is none or it is of another architecture or unreadable."""
-    record = _read_json(os.path.join(arch_dir(workdir, index), SYNFLOW_FILE))
-    if isinstance(record, dict) and record.get("arch") == str(arch) and "synflow" in record:
+def zero_cost_record(workdir: str, index: int, arch, name: str = "synflow") -> Optional[dict]:
+    """The cached record of the zero-cost proxy ``name`` (:data:`ZERO_COST`) of architecture
+    ``index`` (``archs/<i>/<name>.json``), or None if there is none or it is of another
+    architecture or unreadable."""
+    record = _read_json(os.path.join(arch_dir(workdir, index), f"{name}.json"))
+    if isinstance(record, dict) and record.get("arch") == str(arch) and name in record:
         return record
     return None
 
@@ -95,8 +119,9 @@ def collect(
     is complete once the supernet scored it. Raises ``MissingCellError`` for a cell the table
     lacks.
 
-    With ``score="supernet+synflow"`` each row adds ``synflow``: the cached score
-    (:func:`synflow_record`), None where not computed yet (the row's ``complete`` ignores it).
+    With a ``score`` that has zero-cost priors (e.g. ``"supernet+synflow"``) each row adds a
+    column per proxy (``synflow``, ``naswot``): the cached score (:func:`zero_cost_record`), None
+    where not computed yet (the row's ``complete`` ignores it).
     """
     table = costs_lib.table(space)
     rows = []
@@ -126,9 +151,9 @@ def collect(
         if truth is not None:
             row["ground_truth"] = per_seed[0]
             row["ground_truth_percentile"] = truth.percentile(per_seed[0])
-        if score == "supernet+synflow":
-            record = synflow_record(workdir, i, arch)
-            row["synflow"] = None if record is None else float(record["synflow"])
+        for name in zero_cost_priors(score):
+            record = zero_cost_record(workdir, i, arch, name)
+            row[name] = None if record is None else float(record[name])
         rows.append(row)
     return rows
 
@@ -145,14 +170,14 @@ def csv_text(
     (test), their mean and std (ddof 1). With ``truth``: arch, benchmark string, costs, supernet
     accuracy, the table's accuracy (column :func:`ground_truth_column`, table units) and its
     percentile among the table's distinct cells (fraction). With a combined ``score``
-    (:data:`PRIORS`), after the supernet accuracy: ``synflow`` (``supernet+synflow`` only) and
-    ``combined_score`` (:func:`combined_scores`; empty for rows outside the statistics)."""
+    (:data:`PRIORS`), after the supernet accuracy: its zero-cost priors (``synflow``, ``naswot``)
+    and ``combined_score`` (:func:`combined_scores`; empty for rows outside the statistics)."""
     cost_names = list(costs_lib.table(space).all(space.parse(rows[0]["arch"]))) if rows else []
     scores = ["supernet_accuracy"]
     if any(row.get("supernet_log_likelihood") is not None for row in rows):
         scores.append("supernet_log_likelihood")
     if score in PRIORS:
-        scores += (["synflow"] if PRIORS[score] == "synflow" else []) + ["combined_score"]
+        scores += [*zero_cost_priors(score), "combined_score"]
     if truth is not None:
         columns = (
             ["index", "arch", "benchmark"]
@@ -244,18 +269,19 @@ def combined_scores(rows: list, score: str) -> list:
     :data:`PRIORS`) and returns the rows that have one.
 
     The combined score of a row is :func:`spos_tf.rank.stats.rank_average` of its supernet
-    accuracy and its prior (``macs``, or ``synflow``), higher = better for both: the mean of its
-    rank by each (``scipy.stats.rankdata``, average ties), among the rows the statistics are over,
-    i.e. the complete rows with a prior value (a row whose synflow is not computed yet is left
-    out). Every other row gets None.
+    accuracy and its priors (``macs``, ``synflow``, ``naswot``), higher = better for each: the
+    mean of its rank by each (``scipy.stats.rankdata``, average ties), among the rows the
+    statistics are over, i.e. the complete rows with every prior value (a row whose proxy is not
+    computed yet is left out). Every other row gets None.
     """
-    prior = PRIORS[score]
-    ranked = [r for r in rows if r["complete"] and r.get(prior) is not None]
+    priors = PRIORS[score]
+    ranked = [r for r in rows if r["complete"] and all(r.get(p) is not None for p in priors)]
     for row in rows:
         row["combined_score"] = None
     if ranked:
         values = rank_stats.rank_average(
-            [r["supernet_accuracy"] for r in ranked], [float(r[prior]) for r in ranked]
+            [r["supernet_accuracy"] for r in ranked],
+            *([float(r[p]) for r in ranked] for p in priors),
         )
         for row, value in zip(ranked, values):
             row["combined_score"] = float(value)
@@ -268,36 +294,38 @@ def combined_stats(rows: list, score: str, seed: int, truth=None) -> dict:
     combination it is.
 
     Returns:
-      ``{"score": score, "prior": "macs" or "synflow", "method": the rule in words,
-      "num_archs", "kendall_tau", "spearman_rho": combined score vs stand-alone mean
-      (:func:`spos_tf.rank.stats.correlation`), "combined_minus_supernet",
-      "combined_minus_macs" (and "combined_minus_synflow"): {"kendall_tau", "spearman_rho"}
-      paired bootstrap differences corr(stand-alone, combined) - corr(stand-alone, other) on the
-      same resampled architectures (:func:`spos_tf.rank.stats.paired_delta`)}``; with synflow
-      also ``synflow_kendall_tau`` and ``synflow_spearman_rho`` (the prior alone), and with
-      ``truth`` ``picks`` (:func:`pick_stats` by ``combined_score``).
+      ``{"score": score, "prior": the priors joined by "+" ("macs", "synflow",
+      "synflow+naswot", ...), "method": the rule in words, "num_archs", "kendall_tau",
+      "spearman_rho": combined score vs stand-alone mean (:func:`spos_tf.rank.stats.correlation`),
+      "combined_minus_supernet", "combined_minus_macs" (and "combined_minus_<proxy>" per
+      zero-cost prior): {"kendall_tau", "spearman_rho"} paired bootstrap differences
+      corr(stand-alone, combined) - corr(stand-alone, other) on the same resampled architectures
+      (:func:`spos_tf.rank.stats.paired_delta`)}``; per zero-cost prior also
+      ``<proxy>_kendall_tau`` and ``<proxy>_spearman_rho`` (the proxy alone), and with ``truth``
+      ``picks`` (:func:`pick_stats` by ``combined_score``).
     """
-    prior = PRIORS[score]
+    priors = PRIORS[score]
     names = ("kendall_tau", "spearman_rho")
     truth_values = [r["standalone_mean"] for r in rows]
     combined = [r["combined_score"] for r in rows]
     out = {
         "score": score,
-        "prior": prior,
-        "method": f"mean of the ranks by supernet accuracy and by {prior} (scipy.stats.rankdata, "
-        f"average ties; higher = better) among these num_archs architectures",
+        "prior": "+".join(priors),
+        "method": f"mean of the ranks by supernet accuracy and by {' and by '.join(priors)} "
+        f"(scipy.stats.rankdata, average ties; higher = better) among these num_archs "
+        f"architectures",
         "num_archs": len(rows),
     }
     out.update(
         {name: rank_stats.correlation(name, combined, truth_values, seed=seed) for name in names}
     )
     others = {"supernet": [r["supernet_accuracy"] for r in rows], "macs": [r["macs"] for r in rows]}
-    if prior == "synflow":
-        others["synflow"] = [r["synflow"] for r in rows]
+    for proxy in zero_cost_priors(score):
+        others[proxy] = [r[proxy] for r in rows]
         out.update(
             {
-                f"synflow_{name}": rank_stats.correlation(
-                    name, others["synflow"], truth_values, seed=seed
+                f"{proxy}_{name}": rank_stats.correlation(
+                    name, others[proxy], truth_values, seed=seed
                 )
                 for name in names
             }
@@ -326,7 +354,7 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, config, truth=No
     ``ranking.json`` adds ``ground_truth``: the table's file name (not its path), column, cell
     counts and the conventions.
 
-    With a combined ``config.score`` (``supernet+macs``, ``supernet+synflow``) the supernet's own
+    With a combined ``config.score`` (``supernet+macs``, ``supernet+synflow``, ...) the supernet's own
     statistics stay exactly as above; ``ranking.json`` adds ``score`` and, once 3 rows have a
     combined score, ``stats["combined"]`` (:func:`combined_stats`), ``ranking.csv`` its columns
     (:func:`csv_text`). The plot and the HParams sessions show the supernet alone.
@@ -537,20 +565,24 @@ def _pick_lines(picks: dict, prefix: str = "") -> list:
 
 def _combined_lines(score: str, block: Optional[dict], rows: list) -> list:
     """describe()'s lines of a combined score, each labelled as the combination."""
-    prior = PRIORS[score]
-    label = f"combined score {score} (mean rank of supernet accuracy and {PRIOR_LABELS[prior]})"
+    label = f"combined score {score} (mean rank of supernet accuracy and {prior_label(score)})"
     if block is None:
         have = sum(r.get("combined_score") is not None for r in rows)
-        return [f"{label}: statistics need 3 finished architectures with a {prior} score ({have})"]
+        return [
+            f"{label}: statistics need 3 finished architectures with a "
+            f"{'+'.join(PRIORS[score])} score ({have})"
+        ]
     tau, rho = block["kendall_tau"], block["spearman_rho"]
     lines = [
         f"{label}, n={block['num_archs']}: Kendall tau {_interval(tau)}, Spearman rho "
         f"{rho['value']:.3f}"
     ]
     deltas = [("supernet", "supernet")] + [("macs", "MACs")]
-    if prior == "synflow":
-        lines[-1] += f"; SynFlow alone: Kendall tau {block['synflow_kendall_tau']['value']:.3f}"
-        deltas.append(("synflow", "SynFlow"))
+    for proxy in zero_cost_priors(score):
+        lines[-1] += (
+            f"; {PRIOR_LABELS[proxy]} alone: Kendall tau {block[f'{proxy}_kendall_tau']['value']:.3f}"
+        )
+        deltas.append((proxy, PRIOR_LABELS[proxy]))
     for key, name in deltas:
         delta = block[f"combined_minus_{key}"]["kendall_tau"]
         lines.append(f"tau({score}) - tau({name}): {_interval(delta)}")

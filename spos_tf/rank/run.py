@@ -15,16 +15,18 @@ training: nothing trains, only distinct cells are ranked (one per UniqueString),
 it, and what the supernet's top picks are worth in the table
 (:func:`spos_tf.rank.report.write_outputs`).
 
-With ``score="supernet+macs"`` or ``"supernet+synflow"`` (``--score``; default ``"supernet"``,
-the supernet's accuracy alone) the report adds a *combined* score: per architecture the mean of
-its rank by supernet accuracy and its rank by MACs, or by the SynFlow score of its untrained
-stand-alone network (:mod:`spos_tf.rank.zero_cost`; computed once per architecture and cached in
-``archs/<i>/synflow.json``), both ``scipy.stats.rankdata`` ranks with average ties, higher =
-better. It is reported as the combination it is (``ranking.csv``'s ``combined_score``,
+With a combined ``score`` (``--score``: ``"supernet+macs"``, ``"supernet+synflow"``,
+``"supernet+naswot"``, ``"supernet+synflow+naswot"``; default ``"supernet"``, the supernet's
+accuracy alone) the report adds a *combined* score: per architecture the mean of its rank by
+supernet accuracy and its ranks by MACs, or by the SynFlow / NASWOT scores of its untrained
+stand-alone network (:mod:`spos_tf.rank.zero_cost`; each computed once per architecture and
+cached in ``archs/<i>/<proxy>.json``; NASWOT on the first 128 images of the supernet's training
+split, :func:`spos_tf.search.priors.naswot_images`), all ``scipy.stats.rankdata`` ranks with
+average ties, higher = better. It is reported as the combination it is (``ranking.csv``'s ``combined_score``,
 ``ranking.json``'s ``stats["combined"]``, a labelled line of :func:`describe`), next to the
 supernet's own statistics, which stay as they are. ``score`` changes only the report: a ranking
 may be rerun (or merged) with another ``score``, its supernet scores, trainings and cached
-SynFlow scores are reused (``score`` is not among the settings :func:`check_workdir` compares).
+zero-cost scores are reused (``score`` is not among the settings :func:`check_workdir` compares).
 
 Example::
 
@@ -46,16 +48,17 @@ Layout of ``workdir``::
                                   --overwrite under a live process)
     archs/<i>/supernet.json       arch i's supernet accuracy and log-likelihood (held-out split)
     archs/<i>/seed_<k>/           arch i trained from scratch with seed k (a spos_tf.train run)
-    archs/<i>/synflow.json        arch i's SynFlow score (``score="supernet+synflow"`` only)
+    archs/<i>/synflow.json        arch i's SynFlow score (a ``score`` with synflow only)
+    archs/<i>/naswot.json         arch i's NASWOT score (a ``score`` with naswot only)
     ranking.csv, ranking.json, ranking.png, hparams/   (see :func:`write_outputs`)
 
 Resuming and splitting: each unit of work (one supernet score, one from-scratch training, one
-SynFlow score) is its own file or run directory; finished ones are skipped, an interrupted
+zero-cost score) is its own file or run directory; finished ones are skipped, an interrupted
 training resumes from its last checkpoint, so a kill loses at most the steps since that
 checkpoint. ``shard="i/n"`` does only the architectures ``j`` with ``j % n == i`` (run one process
 per shard, on any hosts sharing the workdir); every call writes the outputs from what is finished
-so far, and ``merge=True`` only writes them (with any ``shard``; with ``score="supernet+synflow"``
-it first computes the SynFlow scores still missing, e.g. of shards run without it).
+so far, and ``merge=True`` only writes them (with any ``shard``; with a zero-cost prior in
+``score`` it first computes the scores still missing, e.g. of shards run without it).
 ``ranking.json`` says whether every architecture was finished (``"complete"``). The shard count is
 recorded on first use and fixed for the workdir, and ``--overwrite`` is refused while another live
 process holds the workdir: two processes never score, train or delete the same run directories at
@@ -65,8 +68,8 @@ Costs: one supernet restore and ``N`` candidate scorings (as in the search), the
 ``N x retrain_seeds`` trainings of the retraining recipe. On ImageNet with ``flags/rank.cfg`` that
 is the dominant cost: dozens of GPU-days; on the embedded digits minutes. With a ground-truth
 table only the scorings (and about 1 s of bootstrap statistics per 100 cells), so hundreds of
-cells are affordable. ``score="supernet+synflow"`` adds one stand-alone network build and one
-forward and backward pass of one image per architecture, once (:func:`_synflow`: about 0.5-1 s
+cells are affordable. Each zero-cost prior adds one stand-alone network build and one forward
+(SynFlow: and backward) pass per architecture, once (:func:`_zero_cost`: about 0.5-1 s
 per NAS-Bench-201 cell at C=16, N=5, 1-3 s per ImageNet ShuffleNet at 224 on 2 CPU cores);
 either combined score about doubles the statistics.
 
@@ -96,11 +99,12 @@ from spos_tf.rank.report import (
     ARCHS_DIR,
     CSV_FILE,
     HPARAMS_DIR,
+    PRIOR_LABELS,
+    ZERO_COST,
     JSON_FILE,
     PLOT_FILE,  # noqa: F401
     SCORES,
     SUPERNET_FILE,
-    SYNFLOW_FILE,
     SYNFLOW_SEED,
     _final_accuracy,
     _read_json,
@@ -108,8 +112,9 @@ from spos_tf.rank.report import (
     collect,
     csv_text,  # noqa: F401
     describe,  # noqa: F401
-    synflow_record,
     write_outputs,
+    zero_cost_priors,
+    zero_cost_record,
     write_plot,  # noqa: F401
 )
 from spos_tf.rank.select import (
@@ -194,13 +199,14 @@ class RankConfig:
     score: str = field(
         "supernet",
         "What ranks the architectures. supernet: the supernet's accuracy alone; supernet+macs / "
-        "supernet+synflow: the report adds a combined score, per architecture the mean of its "
-        "rank by supernet accuracy and by MACs / by the SynFlow score of its untrained "
-        "stand-alone network (computed once per architecture, cached in archs/<i>/synflow.json), "
+        "supernet+synflow / supernet+naswot / supernet+synflow+naswot: the report adds a combined "
+        "score, per architecture the mean of its ranks by supernet accuracy and by MACs / by the "
+        "SynFlow or NASWOT scores of its untrained stand-alone network (each computed once per "
+        "architecture, cached in archs/<i>/<proxy>.json; NASWOT on 128 training images), "
         "reported as a combination next to the supernet's own statistics. Changes only the "
         "report: rerun a ranking with another --score to reuse its supernet scores.",
         choices=SCORES,
-        # Neutral: the stored work (supernet scores, trainings, SynFlow cache) does not depend
+        # Neutral: the stored work (supernet scores, trainings, zero-cost caches) does not depend
         # on it, so check_workdir resumes a ranking under another --score (only the report
         # changes) instead of asking for --overwrite.
         neutral=True,
@@ -580,8 +586,8 @@ def run(config: RankConfig, stream=None) -> dict:
 
     Returns:
       ``{"rows": [...], "stats": {...} or None, "complete": bool, "trained": runs trained by
-      this call, "scored": paths scored by this call, "synflow": SynFlow scores computed by
-      this call}`` (and ``"score"`` for a combined score).
+      this call, "scored": paths scored by this call, "synflow", "naswot": zero-cost scores
+      computed by this call}`` (and ``"score"`` for a combined score).
 
     Raises:
       ValueError: bad settings, flag files, architectures file, ground-truth table (also
@@ -664,13 +670,14 @@ def _run_locked(config, space, truth, recipe, scoring, settings, archs, stored, 
         ]
         run_dir.atomic_write_text(archs_path, json.dumps(records, indent=2) + "\n")
 
-    scored = trained = synflow = 0
+    scored = trained = 0
+    proxies = dict.fromkeys(ZERO_COST, 0)
     mine = shard_members(len(archs), config.shard)
     if not config.merge:
         scored = _score(config, scoring, space, archs, mine, stream)
-    if config.score == "supernet+synflow":  # a merge computes what the shards did not
-        synflow = _synflow(
-            config, space, archs, range(len(archs)) if config.merge else mine, stream
+    for name in zero_cost_priors(config.score):  # a merge computes what the shards did not
+        proxies[name] = _zero_cost(
+            config, space, archs, range(len(archs)) if config.merge else mine, stream, name
         )
     if truth is not None:  # the stand-alone accuracies are the table's: nothing to train
         pass
@@ -683,7 +690,7 @@ def _run_locked(config, space, truth, recipe, scoring, settings, archs, stored, 
         **write_outputs(config.workdir, rows, space, config, truth),
         "scored": scored,
         "trained": trained,
-        "synflow": synflow,
+        **proxies,
     }
 
 
@@ -726,44 +733,45 @@ def _score(config, scoring, space, archs, mine, stream) -> int:
     return len(todo)
 
 
-def _synflow(config, space, archs, members, stream) -> int:
-    """Computes the SynFlow score (:func:`spos_tf.rank.zero_cost.synflow_of`: the untrained stand-alone
-    network of the supernet's space, ``spos_tf.build_standalone(space, arch, seed=SYNFLOW_SEED)``,
-    float64) of each architecture of ``members`` that has no cached one
-    (:func:`~spos_tf.rank.report.synflow_record`) and caches it in ``archs/<i>/synflow.json``
-    (``{"arch", "synflow", "seed", "seconds"}``); returns how many it computed.
+def _zero_cost(config, space, archs, members, stream, name: str = "synflow") -> int:
+    """Computes the zero-cost proxy ``name`` (:func:`spos_tf.search.priors.zero_cost_of`: SynFlow,
+    float64, or NASWOT on :func:`~spos_tf.search.priors.naswot_images`, of the untrained
+    stand-alone network of the supernet's space, ``spos_tf.build_standalone(space, arch,
+    seed=SYNFLOW_SEED)``) of each architecture of ``members`` that has no cached one
+    (:func:`~spos_tf.rank.report.zero_cost_record`) and caches it in ``archs/<i>/<name>.json``
+    (``{"arch", name, "seed", "seconds"}``); returns how many it computed.
 
-    Cost: per architecture one network build and one forward and backward pass of one all-ones
-    image (see the module docstring), once: a rerun, resume or merge reads the cache. (A
-    ``--merge`` while a shard still computes its own may compute one twice; both write the same
-    record, atomically.)
+    Cost: per architecture one network build and one forward (SynFlow: and backward) pass (see
+    the module docstring), once: a rerun, resume or merge reads the cache. (A ``--merge`` while a
+    shard still computes its own may compute one twice; both write the same record, atomically.)
     """
-    todo = [i for i in members if synflow_record(config.workdir, i, archs[i]) is None]
+    todo = [i for i in members if zero_cost_record(config.workdir, i, archs[i], name) is None]
     if not todo:
         return 0
-    from spos_tf.rank import zero_cost
+    from spos_tf.search.priors import naswot_images, zero_cost_of
 
+    images = naswot_images(config.supernet_dir, config.data_dir) if name == "naswot" else None
     bar = ProgressBar(len(todo), stream=stream, enabled=config.progress)
     start = time.monotonic()
     for done, i in enumerate(todo, 1):
         began = time.perf_counter()
-        value = zero_cost.synflow_of(space, archs[i], seed=SYNFLOW_SEED)
+        value = zero_cost_of(name, space, archs[i], images)
         record = {
             "arch": str(archs[i]),
-            "synflow": value,
+            name: value,
             "seed": SYNFLOW_SEED,
             "seconds": round(time.perf_counter() - began, 3),
         }
         run_dir.atomic_write_text(
-            os.path.join(arch_dir(config.workdir, i), SYNFLOW_FILE),
+            os.path.join(arch_dir(config.workdir, i), f"{name}.json"),
             json.dumps(record, indent=2, sort_keys=True) + "\n",
         )
         _clear_session()
-        bar.update(done, arch=str(archs[i]), synflow=value)
+        bar.update(done, arch=str(archs[i]), **{name: value})
     bar.close()
     if config.progress:
         print(
-            f"SynFlow of {len(todo)} stand-alone networks in "
+            f"{PRIOR_LABELS[name]} of {len(todo)} stand-alone networks in "
             f"{format_duration(time.monotonic() - start)}",
             file=stream,
         )

@@ -25,7 +25,7 @@ from spos_tf.spaces.space import Architecture, SearchSpace
 ALGORITHMS = ("evolution", "random")
 ALGORITHM_CHOICES = ALGORITHMS + ("both",)
 # --score: what picks best.json (rank_average of spos_tf.rank.stats for a combination), the same
-# scores as spos_tf.rank --score; SEARCH_PRIORS: each combination's prior, its history.csv column.
+# scores as spos_tf.rank --score; SEARCH_PRIORS: each combination's priors, their history.csv columns.
 SEARCH_SCORES = rank_report.SCORES
 SEARCH_PRIORS = rank_report.PRIORS
 ALGORITHM_COLORS = {"evolution": "tab:red", "random": "tab:blue"}  # in every plot of a search
@@ -66,14 +66,16 @@ class SearchConfig:
         highest supernet accuracy), or a labelled combination with a prior: the best mean of its
         ranks by accuracy and by the prior among all evaluated candidates
         (:func:`spos_tf.search.results.best_index`), the prior being MACs (``"supernet+macs"``)
-        or SynFlow (``"supernet+synflow"``: the zero-cost proxy of
-        :mod:`spos_tf.rank.zero_cost` on each candidate's untrained stand-alone network, cached in
-        ``<workdir>/synflow.json``; about 1 s per candidate on 2 CPU cores, and a finished search
-        rerun with it computes it for the stored candidates without evaluating any again). The
-        oracles are steered by accuracy alone unless ``steer_by_score``.
+        or the zero-cost proxies of :mod:`spos_tf.rank.zero_cost` on each candidate's untrained
+        stand-alone network, SynFlow (``"supernet+synflow"``), NASWOT on 128 training images
+        (``"supernet+naswot"``) or both (``"supernet+synflow+naswot"``: the mean of three ranks),
+        cached in ``<workdir>/synflow.json``, ``naswot.json``; about 1 s per candidate and proxy on
+        2 CPU cores, and a finished search rerun with it computes them for the stored candidates
+        without evaluating any again. The oracles are steered by accuracy alone unless
+        ``steer_by_score``.
       steer_by_score: evolution chooses its parents by ``score``'s combination too (the mean of
-        each completed candidate's ranks by supernet accuracy and by the prior, among all
-        completed candidates; the tuner reports the prior as a trial metric) instead of by
+        each completed candidate's ranks by supernet accuracy and by each prior, among all
+        completed candidates; the tuner reports the priors as trial metrics) instead of by
         accuracy alone; needs a combination ``score``. Random search has no parents: unaffected.
       skip_equivalent: cell spaces: dedupe candidates by :meth:`SearchSpace.canonical` (the oracle's
         ``equivalence``), so no two evaluations score the same function.
@@ -152,19 +154,22 @@ class SearchConfig:
     score: str = field(
         "supernet",
         "What picks best.json among the evaluated candidates: supernet (the highest supernet "
-        "accuracy, the paper), supernet+macs or supernet+synflow (the best mean of its ranks by "
-        "supernet accuracy and by MACs, or by the SynFlow zero-cost proxy of its untrained "
-        "network, among all evaluated candidates: a combination with a prior, recorded as such "
-        "in best.json; the oracles are steered by accuracy alone unless --steer_by_score; "
-        "SynFlow costs about 1 s per candidate, cached in <workdir>/synflow.json).",
+        "accuracy, the paper), supernet+macs, supernet+synflow, supernet+naswot or "
+        "supernet+synflow+naswot (the best mean of its ranks by supernet accuracy and by MACs, or "
+        "by the SynFlow / NASWOT zero-cost proxies of its untrained network, among all evaluated "
+        "candidates: a combination with priors, recorded as such in best.json; the oracles are "
+        "steered by accuracy alone unless --steer_by_score; each proxy costs about 1 s per "
+        "candidate, cached in <workdir>/synflow.json, naswot.json; NASWOT scores 128 training "
+        "images).",
         choices=SEARCH_SCORES,
         neutral=True,
     )
     steer_by_score: bool = field(
         False,
         "Evolution: choose the parents by --score's combination too (the best mean rank by "
-        "supernet accuracy and by MACs or SynFlow among all candidates evaluated so far) instead "
-        "of by supernet accuracy alone; needs --score=supernet+macs or supernet+synflow.",
+        "supernet accuracy and by its priors among all candidates evaluated so far) instead "
+        "of by supernet accuracy alone; needs a combined --score (supernet+macs, "
+        "supernet+synflow, ...).",
     )
     skip_equivalent: bool = field(
         False,

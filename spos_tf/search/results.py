@@ -7,9 +7,9 @@ process; workers write only their KerasTuner tuner file ``<workdir>/<algorithm>/
 - ``search_config.json``: the search's settings; a rerun with different settings is refused
   (``max_trials`` may grow, ``algorithm`` may change; ``overwrite`` starts over);
 - ``history.csv``: one row per evaluated candidate of every algorithm run into this workdir:
-  ``algorithm, trial_id, generation, arch, macs, params[, bitops][, latency_ms][, synflow],
-  accuracy, seconds`` (``seconds``: set path + recalibrate + evaluate; ``synflow`` with
-  ``--score=supernet+synflow``), derived from the oracles' trials:
+  ``algorithm, trial_id, generation, arch, macs, params[, bitops][, latency_ms][, synflow]
+  [, naswot], accuracy, seconds`` (``seconds``: set path + recalibrate + evaluate; ``synflow``,
+  ``naswot`` with a ``--score`` combining them), derived from the oracles' trials:
   rewritten after every candidate by a single process, at the end of the search by a distributed
   chief;
 - ``best.json``: the best candidate over all algorithms: ``{"arch": text, "space": name,
@@ -18,8 +18,8 @@ process; workers write only their KerasTuner tuner file ``<workdir>/<algorithm>/
 - ``search.png``: best accuracy so far vs number of evaluations, one curve per algorithm (the
   paper's Figure 3 when evolution and random search both ran);
 - ``hparams/``: every candidate as a TensorBoard HParams session;
-- ``synflow.json``: with ``--score=supernet+synflow``, the candidates' SynFlow scores
-  (:mod:`spos_tf.search.priors`).
+- ``synflow.json``, ``naswot.json``: with a ``--score`` combining them, the candidates'
+  zero-cost proxies (:mod:`spos_tf.search.priors`).
 
 The files are for users: the search returns the same rows and best record to its caller
 (:meth:`Results.finish`, :func:`spos_tf.search.run.run`), nothing reads them back.
@@ -47,7 +47,8 @@ from spos_tf.search.config import (
     arch_costs,
     resolve_limits,
 )
-from spos_tf.search.priors import SYNFLOW_FILE, SynflowCache
+from spos_tf.rank.report import ZERO_COST, zero_cost_priors
+from spos_tf.search.priors import naswot_images, prior_caches
 from spos_tf.search.tuner import make_oracle
 from spos_tf.spaces.space import SearchSpace
 
@@ -65,7 +66,7 @@ SEARCH_ENTRIES = (
     PLOT_FILE,
     SEEDS_FILE,
     HPARAMS_DIR,
-    SYNFLOW_FILE,
+    *(f"{name}.json" for name in ZERO_COST),
 ) + ALGORITHMS
 
 __all__ = [
@@ -84,12 +85,14 @@ __all__ = [
 ]
 
 
-def history_columns(space: SearchSpace, latency: bool = False, synflow: bool = False) -> list:
+def history_columns(space: SearchSpace, latency: bool = False, priors=()) -> list:
+    """``history.csv``'s columns; ``priors``: the zero-cost proxies it holds (in
+    :data:`~spos_tf.rank.report.ZERO_COST` order)."""
     return (
         ["algorithm", "trial_id", "generation", "arch", "macs", "params"]
         + (["bitops"] if space.quantized else [])
         + (["latency_ms"] if latency else [])
-        + (["synflow"] if synflow else [])
+        + [name for name in ZERO_COST if name in priors]
         + ["accuracy", "seconds"]
     )
 
@@ -101,15 +104,15 @@ def history_rows(
     cache: dict | None = None,
     table=None,
     bitops_convention: str = "ours",
-    synflow=None,
+    priors: dict | None = None,
 ) -> list:
     """One dict per completed trial of ``oracle`` (a live or reloaded oracle), by trial id.
 
     ``cache`` (``{(algorithm, trial_id): row}``) avoids recomputing rows of finished trials;
     ``table``: the :class:`~spos_tf.costs.CostTable` (with a latency table: ``latency_ms``);
-    ``bitops`` is counted by ``bitops_convention``; ``synflow`` (e.g. a
-    :class:`~spos_tf.search.priors.SynflowCache`): ``arch -> score``, adds the ``synflow`` column
-    to rows not in ``cache`` (a cached row without one gets it too).
+    ``bitops`` is counted by ``bitops_convention``; ``priors``: ``{name: fn}`` of zero-cost
+    proxies (e.g. :class:`~spos_tf.search.priors.PriorCache`, ``arch -> score``), each adds its
+    column (a cached row without one gets it too).
     """
     cache = {} if cache is None else cache
     table = table or costs_lib.table(space)
@@ -134,16 +137,17 @@ def history_rows(
             )
             row["seconds"] = None if seconds is None else round(float(seconds), 4)
             cache[key] = row
-        if synflow is not None and "synflow" not in cache[key]:
-            row = cache[key]
-            value = synflow(space.parse(row["arch"]))
-            # in the history's column order: before accuracy and seconds
-            cache[key] = {
-                **{k: v for k, v in row.items() if k not in ("accuracy", "seconds")},
-                "synflow": value,
-                "accuracy": row["accuracy"],
-                "seconds": row["seconds"],
-            }
+        for name in ZERO_COST:
+            if name in (priors or {}) and name not in cache[key]:
+                row = cache[key]
+                value = priors[name](space.parse(row["arch"]))
+                # in the history's column order: before accuracy and seconds
+                cache[key] = {
+                    **{k: v for k, v in row.items() if k not in ("accuracy", "seconds")},
+                    name: value,
+                    "accuracy": row["accuracy"],
+                    "seconds": row["seconds"],
+                }
         rows.append(cache[key])
     return rows
 
@@ -151,8 +155,9 @@ def history_rows(
 def pick_values(accuracies, prior=None, score: str = "supernet") -> np.ndarray:
     """The value a search maximizes over its candidates, one per candidate (float array):
     ``accuracies`` themselves (``"supernet"``), or with a combination (``"supernet+macs"``,
-    ``"supernet+synflow"``) the mean of each candidate's ranks by accuracy and by ``prior`` (the
-    candidates' MACs or SynFlow, higher = better) among the given candidates
+    ``"supernet+synflow"``, ...) the mean of each candidate's ranks by accuracy and by each
+    ``prior`` (one value per candidate, or one such sequence per prior of ``score``: the
+    candidates' MACs, SynFlow or NASWOT, higher = better) among the given candidates
     (:func:`spos_tf.rank.stats.rank_average`; a re-pick among evaluated candidates, not a search
     steered by the combination). Raises ``ValueError`` on no candidates or an unknown
     ``score``. Cost: one sort per ranking, O(n log n)."""
@@ -164,7 +169,7 @@ def pick_values(accuracies, prior=None, score: str = "supernet") -> np.ndarray:
     if score in SEARCH_PRIORS:
         from spos_tf.rank.stats import rank_average
 
-        values = rank_average(values, np.asarray(prior, dtype=float))
+        values = rank_average(values, *np.atleast_2d(np.asarray(prior, dtype=float)))
     return values
 
 
@@ -178,10 +183,10 @@ def best_index(accuracies, prior=None, score: str = "supernet") -> int:
 def best_row(rows: list, score: str = "supernet") -> dict | None:
     """The row :func:`best_index` picks (ties: the first evaluated, evolution before random);
     None without rows. A combination reads its prior from each row's column of
-    :data:`~spos_tf.search.config.SEARCH_PRIORS` (``macs`` or ``synflow``)."""
+    :data:`~spos_tf.search.config.SEARCH_PRIORS` (``macs``, ``synflow``, ``naswot``)."""
     if not rows:
         return None
-    prior = [r[SEARCH_PRIORS[score]] for r in rows] if score in SEARCH_PRIORS else None
+    prior = [[r[p] for r in rows] for p in SEARCH_PRIORS[score]] if score in SEARCH_PRIORS else None
     return rows[best_index([r["accuracy"] for r in rows], prior, score)]
 
 
@@ -210,7 +215,7 @@ def best_record(
     record = json.loads(arch.to_json(space))
     record.update(
         accuracy=row["accuracy"],
-        **({"synflow": row["synflow"]} if "synflow" in row else {}),
+        **{name: row[name] for name in ZERO_COST if name in row},
         costs=costs,
         algorithm=row["algorithm"],
         trial_id=row["trial_id"],
@@ -233,9 +238,9 @@ def best_record(
 def write_history(path: str, rows: list, space: SearchSpace) -> None:
     buf = io.StringIO()
     latency = bool(rows) and "latency_ms" in rows[0]
-    synflow = bool(rows) and "synflow" in rows[0]
+    priors = [name for name in ZERO_COST if rows and name in rows[0]]
     writer = csv.DictWriter(
-        buf, fieldnames=history_columns(space, latency, synflow), lineterminator="\n"
+        buf, fieldnames=history_columns(space, latency, priors), lineterminator="\n"
     )
     writer.writeheader()
     for row in rows:
@@ -340,9 +345,9 @@ class Results:
     :attr:`best`).
 
     On construction, the rows of algorithms searched into the workdir by an earlier run (and not
-    searched now) are read from their oracles' saved state. ``synflow``: the search's
-    :class:`~spos_tf.search.priors.SynflowCache` if the caller already opened it (with
-    ``--score=supernet+synflow``; otherwise it is opened here).
+    searched now) are read from their oracles' saved state. ``priors``: the search's
+    :class:`~spos_tf.search.priors.PriorCache` per zero-cost prior of ``config.score``, if the
+    caller already opened them (otherwise they are opened here).
     """
 
     def __init__(
@@ -350,14 +355,14 @@ class Results:
         config: SearchConfig,
         space: SearchSpace,
         run_config: dict,
-        synflow: SynflowCache | None = None,
+        priors: dict | None = None,
     ):
         self.config, self.space, self.run_config = config, space, run_config
         self.table = costs_lib.table(space, config.latency_table)
         self.cache: dict = {}
-        if synflow is None and config.score == "supernet+synflow":
-            synflow = SynflowCache(config.workdir, space)
-        self.synflow = synflow
+        if priors is None:
+            priors = open_priors(config, space)
+        self.priors = priors
         self.finished: list = []  # rows of algorithms whose search is over
         self.best = None  # the best.json record once a search finished
         for other in ALGORITHMS:  # searched into this workdir by an earlier run
@@ -372,7 +377,7 @@ class Results:
             self.cache,
             self.table,
             self.config.bitops_convention,
-            self.synflow,
+            self.priors,
         )
 
     def write(self, oracle=None, algorithm: str | None = None, plot: bool = False):
@@ -394,6 +399,18 @@ class Results:
         self.best = self.write(plot=True)
         write_hparams(os.path.join(self.config.workdir, HPARAMS_DIR), self.finished, self.space)
         return len(rows)
+
+
+def open_priors(config: SearchConfig, space: SearchSpace) -> dict:
+    """``{name: PriorCache}`` of the zero-cost priors of ``config.score`` in ``config.workdir``
+    (none for other scores); NASWOT's images are read on its first computed score
+    (:func:`~spos_tf.search.priors.naswot_images`). Raises ``ValueError`` for a foreign cache."""
+    return prior_caches(
+        config.workdir,
+        space,
+        zero_cost_priors(config.score),
+        lambda: naswot_images(config.supernet_dir, config.data_dir),
+    )
 
 
 def _has_project(workdir: str, algorithm: str) -> bool:

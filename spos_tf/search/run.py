@@ -45,7 +45,7 @@ from spos_tf.search.config import (
     build_constraint,
     resolve_limits,
 )
-from spos_tf.search.priors import SynflowCache, synflow_of
+from spos_tf.search.priors import naswot_images, zero_cost_of
 from spos_tf.search.results import (
     BEST_FILE,
     CONFIG_FILE,
@@ -55,6 +55,7 @@ from spos_tf.search.results import (
     Results,
     best_over_seeds,
     best_record,
+    open_priors,
 )
 from spos_tf.search.seeds import compare_seeds, seed_dir, write_seeds_plot
 from spos_tf.search.tuner import SupernetTuner, load_supernet_config, make_oracle
@@ -164,15 +165,15 @@ def run(config: SearchConfig, stream=None) -> dict:
     writes = this != "worker"  # workers report to the chief's oracle and write no results
     state = check_workdir(config) if writes else None
 
-    synflow = None  # opened before anything is written: a corrupt or foreign cache is refused
-    if writes and state != "overwrite" and config.score == "supernet+synflow":
-        synflow = SynflowCache(config.workdir, space)
+    priors = None  # opened before anything is written: a corrupt or foreign cache is refused
+    if writes and state != "overwrite":
+        priors = open_priors(config, space)
     evaluator = None
     if this != "chief":  # the chief only serves the oracle; each worker scores on its own copy
         evaluator = search_tuner.make_evaluator(config)
     if writes:
         _start_workdir(config, state)
-    results = Results(config, space, run_config, synflow) if writes else None
+    results = Results(config, space, run_config, priors) if writes else None
     prior = steering_prior(config, space, results) if evaluator is not None else None
 
     evaluated, trials = 0, {}
@@ -277,19 +278,27 @@ def _checked_oracles(config: SearchConfig) -> tuple:
     return run_config, space, oracles
 
 
-def steering_prior(config: SearchConfig, space: SearchSpace, results=None) -> tuple | None:
-    """``(name, fn)``: the prior each trial reports when ``config.steer_by_score`` (None
-    otherwise): ``("synflow", results.synflow)`` (the search's cache, so each candidate is computed
-    once; a distributed worker, which has no ``results``, computes without one) or ``("macs",
-    CostTable.macs)``."""
+def steering_prior(config: SearchConfig, space: SearchSpace, results=None) -> list | None:
+    """``[(name, fn), ...]``: the priors each trial reports when ``config.steer_by_score`` (None
+    otherwise), one per prior of ``config.score``: ``("macs", CostTable.macs)``, or a zero-cost
+    proxy's ``results.priors[name]`` (the search's cache, so each candidate is computed once; a
+    distributed worker, which has no ``results``, computes without one)."""
     if not config.steer_by_score:
         return None
-    name = SEARCH_PRIORS[config.score]
-    if name == "synflow":
-        if results is not None and results.synflow is not None:
-            return name, results.synflow
-        return name, functools.partial(synflow_of, space)
-    return name, costs_lib.table(space).macs
+    out = []
+    for name in SEARCH_PRIORS[config.score]:
+        if name == "macs":
+            out.append((name, costs_lib.table(space).macs))
+        elif results is not None and name in results.priors:
+            out.append((name, results.priors[name]))
+        else:
+            images = None
+            if name == "naswot":  # read once, on this worker's first candidate
+                images = functools.cache(
+                    lambda: naswot_images(config.supernet_dir, config.data_dir)
+                )
+            out.append((name, functools.partial(zero_cost_of, name, space, images=images)))
+    return out
 
 
 def _search(

@@ -43,7 +43,7 @@ def make_oracle(
 ):
     """The oracle of ``algorithm`` over ``space`` (objective: held-out accuracy, maximised; with
     ``config.steer_by_score`` evolution's parents are the best by the mean rank of accuracy and
-    the prior metric of ``config.score``, which :class:`SupernetTuner` reports)."""
+    the prior metrics of ``config.score``, which :class:`SupernetTuner` reports)."""
     common = dict(
         objective=kt.Objective(OBJECTIVE, "max"),
         max_trials=config.max_trials,
@@ -59,7 +59,7 @@ def make_oracle(
     )
     if algorithm == "evolution":
         oracle = EvolutionOracle(
-            parent_metrics=(OBJECTIVE, SEARCH_PRIORS[config.score])
+            parent_metrics=(OBJECTIVE, *SEARCH_PRIORS[config.score])
             if config.steer_by_score
             else None,
             population_size=config.population_size,
@@ -100,9 +100,9 @@ class SupernetTuner(kt.Tuner):
       evaluator: ``evaluator(arch, index=k) -> accuracy`` or ``evaluator(arch) -> accuracy``; None
         on a distributed chief (never runs trials).
       on_trial_end: ``callback(tuner, trial)`` after the oracle recorded a trial.
-      prior: ``None``, or ``(name, fn)``: each trial also reports ``{name: fn(arch)}`` (e.g.
-        ``("synflow", SynflowCache)`` for evolution steered by a combination; its cost is not in
-        ``seconds``).
+      prior: ``None``, or ``[(name, fn), ...]``: each trial also reports ``{name: fn(arch)}``
+        for each (e.g. ``[("synflow", PriorCache)]`` for evolution steered by a combination; their
+        cost is not in ``seconds``).
       **kwargs: ``directory``, ``project_name``, ``overwrite`` as for ``keras_tuner.Tuner``.
 
     Raises (from ``search``):
@@ -116,7 +116,7 @@ class SupernetTuner(kt.Tuner):
         space: SearchSpace,
         evaluator: Callable[[Architecture], float] | None,
         on_trial_end: Callable | None = None,
-        prior: tuple | None = None,
+        prior: list | None = None,
         **kwargs,
     ):
         super().__init__(oracle=oracle, **kwargs)
@@ -142,8 +142,7 @@ class SupernetTuner(kt.Tuner):
                 f"failed: {type(e).__name__}: {e}"
             ) from e
         metrics = {OBJECTIVE: accuracy, "seconds": time.perf_counter() - start}
-        if self.prior is not None:
-            name, fn = self.prior
+        for name, fn in self.prior or ():
             metrics[name] = float(fn(arch))
         self.evaluated += 1
         self.last_accuracy = accuracy

@@ -293,3 +293,38 @@ def test_an_archs_file_restricts_the_compared_architectures(tmp_path, ablation):
                 f"--archs_file={tmp_path / 'none.txt'}",
             ]
         )
+
+
+def test_a_plus_row_rank_averages_the_supernet_with_any_columns(tmp_path, ablation):
+    """``:+naswot`` and ``:+synflow+naswot``: the mean of the ranks by the supernet and by each
+    column (ranks by argsort here, no ties); a missing column is named."""
+    rng = np.random.default_rng(2)
+    n = 30
+    archs = [f"{i},{i % 3}" for i in range(n)]
+    truth = rng.normal(90, 2, n)
+    supernet, naswot, synflow = (truth + rng.normal(0, s, n) for s in (1.0, 2.0, 3.0))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with open(folder / "ranking.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["index", "arch", "macs", "supernet_accuracy", "naswot", "synflow", "ground_truth_C10"]
+        )
+        for i, row in enumerate(zip(archs, truth * 2, supernet, naswot, synflow, truth)):
+            writer.writerow([i, *row])
+    result = ablation.main(
+        [
+            f"--row=supernet={folder}",
+            f"--row=with naswot={folder}:+naswot",
+            f"--row=with both={folder}:+synflow+naswot",
+            f"--out={tmp_path / 'out'}",
+        ]
+    )
+    ranks = lambda v: np.argsort(np.argsort(v)) + 1  # noqa: E731
+    pair = (ranks(supernet) + ranks(naswot)) / 2
+    three = (ranks(supernet) + ranks(synflow) + ranks(naswot)) / 3
+    _, with_naswot, with_both = result["rows"]
+    assert with_naswot["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(truth, pair)[0])
+    assert with_both["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(truth, three)[0])
+    with pytest.raises(SystemExit, match="no column .params."):
+        ablation.main([f"--row=x={folder}:+naswot+params", f"--out={tmp_path / 'o2'}"])

@@ -43,7 +43,9 @@ def nb201_space():
     return spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
 
 
-def make_rows(space, supernet, standalone, synflow=None, truth=None, complete=None) -> list:
+def make_rows(
+    space, supernet, standalone, synflow=None, truth=None, complete=None, naswot=None
+) -> list:
     """Rows as :func:`spos_tf.rank.report.collect` returns them, for the cells of the fixture
     table, without files."""
     table = costs.table(space)
@@ -69,6 +71,8 @@ def make_rows(space, supernet, standalone, synflow=None, truth=None, complete=No
             )
         if synflow is not None:
             row["synflow"] = synflow[i]
+        if naswot is not None:
+            row["naswot"] = naswot[i]
         rows.append(row)
     return rows
 
@@ -97,6 +101,14 @@ def test_combined_score_is_the_mean_of_the_ranks_by_hand():
     ) / 2
     np.testing.assert_allclose([rows[i]["combined_score"] for i in keep], expected, atol=0)
     assert rows[2]["combined_score"] is None and rows[6]["combined_score"] is None
+    # two zero-cost priors: the mean of three ranks, over the rows that have both
+    naswot = [900.0, 950.0, 990.0, None, 910.0, 905.0, 1.0]
+    rows = make_rows(space, supernet, [[0.5]] * 7, synflow, complete=complete, naswot=naswot)
+    ranked = rank_report.combined_scores(rows, "supernet+synflow+naswot")
+    keep = [0, 1, 4, 5]
+    assert [r["index"] for r in ranked] == keep
+    expected = sum(ranks_by_hand([v[i] for i in keep]) for v in (supernet, synflow, naswot)) / 3
+    np.testing.assert_allclose([rows[i]["combined_score"] for i in keep], expected, atol=1e-12)
 
 
 def config_of(score, seeds=1):
@@ -124,6 +136,7 @@ def test_report_labels_the_combination_and_keeps_the_supernets_statistics(
     supernet = rng.uniform(0.1, 0.4, n).round(3).tolist()
     standalone = rng.uniform(0.5, 0.9, (n, 2)).tolist()
     synflow = rng.lognormal(10, 3, n).tolist()
+    naswot = rng.normal(1000, 30, n).tolist()
     truth = (
         ground_truth.load(write_table(tmp_path / "t.csv", nb201_cells())) if with_truth else None
     )
@@ -132,7 +145,7 @@ def test_report_labels_the_combination_and_keeps_the_supernets_statistics(
     def report(score):
         workdir = tmp_path / score.replace("+", "_")
         workdir.mkdir()
-        rows = make_rows(space, supernet, standalone, synflow=synflow, truth=truth)
+        rows = make_rows(space, supernet, standalone, synflow, truth, naswot=naswot)
         result = rank_report.write_outputs(
             str(workdir), rows, space, config_of(score, seeds), truth
         )
@@ -146,7 +159,7 @@ def test_report_labels_the_combination_and_keeps_the_supernets_statistics(
     assert "combined_score" not in base_csv[0] and "synflow" not in base_csv[0]
     assert "combined" not in rank_report.describe(base)
     truth_values = np.array([r["standalone_mean"] for r in base["rows"]])
-    for score in ("supernet+macs", "supernet+synflow"):
+    for score in ("supernet+macs", "supernet+synflow", "supernet+synflow+naswot"):
         result, record, table = report(score)
         assert record["score"] == score
         block = record["stats"].pop("combined")
@@ -154,22 +167,26 @@ def test_report_labels_the_combination_and_keeps_the_supernets_statistics(
         assert json.dumps(record["stats"], sort_keys=True) == json.dumps(
             base_record["stats"], sort_keys=True
         )
-        prior_name = rank_report.PRIORS[score]
-        prior = np.array([float(r[prior_name]) for r in table])
+        names = score.split("+")[1:]
+        priors = {name: np.array([float(r[name]) for r in table]) for name in names}
         combined = np.array([float(r["combined_score"]) for r in table])
         sup = np.array([float(r["supernet_accuracy"]) for r in table])
-        np.testing.assert_allclose(combined, (ranks_by_hand(sup) + ranks_by_hand(prior)) / 2)
-        assert block["score"] == score and block["prior"] == prior_name and block["num_archs"] == n
+        by_hand = (ranks_by_hand(sup) + sum(ranks_by_hand(v) for v in priors.values())) / (
+            1 + len(names)
+        )
+        np.testing.assert_allclose(combined, by_hand)
+        assert block["score"] == score and block["prior"] == "+".join(names)
+        assert block["num_archs"] == n
         tau = stats.kendalltau(truth_values, combined)[0]
         assert block["kendall_tau"]["value"] == pytest.approx(tau, abs=1e-12)
         assert block["spearman_rho"]["value"] == pytest.approx(
             stats.spearmanr(truth_values, combined)[0], abs=1e-12
         )
         others = {"supernet": sup, "macs": np.array([float(r["macs"]) for r in table])}
-        if prior_name == "synflow":
-            others["synflow"] = prior
-            assert block["synflow_kendall_tau"]["value"] == pytest.approx(
-                stats.kendalltau(truth_values, prior)[0], abs=1e-12
+        for name in set(names) & {"synflow", "naswot"}:
+            others[name] = priors[name]
+            assert block[f"{name}_kendall_tau"]["value"] == pytest.approx(
+                stats.kendalltau(truth_values, priors[name])[0], abs=1e-12
             )
         assert {f"combined_minus_{k}" for k in others} <= set(block)
         for other, values in others.items():

@@ -188,10 +188,10 @@ def test_history_rows_gain_the_synflow_column_once_per_candidate():
     oracle = _oracle(space, (0.5, 0.7, 0.6, 0.1))
     plain = search_results.history_rows(oracle, "random", space, cache)
     assert "synflow" not in plain[0]
-    rows = search_results.history_rows(oracle, "random", space, cache, synflow=synflow)
+    rows = search_results.history_rows(oracle, "random", space, cache, priors={"synflow": synflow})
     assert calls == list(ARCHS)  # every cached row gains it, in trial order
     assert [r["synflow"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
-    assert list(rows[0]) == search_results.history_columns(space, synflow=True)
+    assert list(rows[0]) == search_results.history_columns(space, priors=("synflow",))
     assert list(rows[0])[-3:] == ["synflow", "accuracy", "seconds"]
-    search_results.history_rows(oracle, "random", space, cache, synflow=synflow)
+    search_results.history_rows(oracle, "random", space, cache, priors={"synflow": synflow})
     assert len(calls) == 4  # not computed again

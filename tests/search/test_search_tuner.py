@@ -92,7 +92,7 @@ def test_steered_evolution_reports_the_prior_in_every_trial(tmp_path):
         return float(sum(sum(g) for g in arch.genes))
 
     tuner = search_tuner.SupernetTuner(
-        oracle, space, _score, prior=("macs", gene_sum), directory=str(tmp_path), project_name="e"
+        oracle, space, _score, prior=[("macs", gene_sum)], directory=str(tmp_path), project_name="e"
     )
     tuner.search(verbose=0)
     assert len(oracle.trials) == 8 and max(oracle.generation_of(t) for t in oracle.trials) == 1
@@ -109,14 +109,14 @@ def test_steering_prior_is_the_scores_prior():
     from spos_tf.search import run as search_run
 
     space = tiny_space()
-    name, fn = search_run.steering_prior(_config(score="supernet+macs", steer_by_score=True), space)
+    [(name, fn)] = search_run.steering_prior(
+        _config(score="supernet+macs", steer_by_score=True), space
+    )
     arch = space.from_values({h.name: h.values[-1] for h in space.hyperparameters().space})
     assert name == "macs" and fn(arch) == costs.macs(space, arch)
     assert search_run.steering_prior(_config(score="supernet+macs"), space) is None
-    assert (
-        search_run.steering_prior(_config(score="supernet+synflow", steer_by_score=True), space)[0]
-        == "synflow"
-    )
+    both = _config(score="supernet+synflow+naswot", steer_by_score=True)
+    assert [name for name, _ in search_run.steering_prior(both, space)] == ["synflow", "naswot"]
 
 
 def test_a_failing_evaluator_stops_the_search_with_the_architecture_named(tmp_path):
