@@ -11,7 +11,8 @@ r"""Does the supernet rank architectures? Supernet accuracy vs accuracy trained 
         --select=random --num_archs=300     # NAS-Bench-201: the table's accuracies, no training
     python -m spos_tf.rank ... --score=supernet+synflow   # the same command, reusing its supernet
                                 # scores: adds the supernet's rank averaged with SynFlow's
-                                # (or --score=supernet+macs), reported as that combination
+                                # (or supernet+macs, supernet+naswot, supernet+synflow+naswot),
+                                # reported as that combination
 
 The flags are the fields of :class:`spos_tf.rank.run.RankConfig` (defined there once); all logic
 lives in :mod:`spos_tf.rank.run`. Writes ``ranking.csv``, ``ranking.json``, ``ranking.png`` and
