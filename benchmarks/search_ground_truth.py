@@ -248,14 +248,24 @@ def main(argv=None):
         default=None,
         help="another search workdir (same seeds): the paired difference of the picks",
     )
+    parser.add_argument(
+        "--paired_score",
+        choices=SEARCH_SCORES,
+        default=None,
+        help="how the --paired_with search's picks are chosen (default: --score), e.g. "
+        "supernet+synflow against a supernet+synflow+naswot search",
+    )
     args = parser.parse_args(argv)
     if args.top < 1:
         raise SystemExit(f"--top={args.top}: give a positive number of candidates per seed")
     table = ground_truth.load(args.ground_truth)
     result = summarize(args.search, table, args.max_macs, args.score, args.top)
     if args.paired_with:
-        other = summarize(args.paired_with, table, args.max_macs, args.score, args.top)
-        result["paired"] = dict(paired(result, other), other=args.paired_with)
+        other_score = args.paired_score or args.score
+        other = summarize(args.paired_with, table, args.max_macs, other_score, args.top)
+        result["paired"] = dict(
+            paired(result, other), other=args.paired_with, other_score=other_score
+        )
     for p in result["picks"]:
         print(
             f"seed {p['seed']} {p['algorithm']:>9}: {p['arch']} supernet {p['supernet_accuracy_holdout']:.4f} "

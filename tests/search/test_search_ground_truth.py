@@ -203,3 +203,38 @@ def test_paired_picks_that_differ_alike_get_a_point_interval(tool):
     result = tool.paired(mine, other)
     assert result["t95"] == [0.5, 0.5]
     assert result["positive"] == 2
+
+
+def test_three_way_picks_and_a_pairing_judged_by_another_score(tmp_path, tool):
+    """``--score=supernet+synflow+naswot`` picks by the mean of three ranks from the history's
+    columns; ``--paired_score`` judges the ``--paired_with`` search by its own score."""
+    table = write_table(tmp_path / "table.csv")  # 90.0 for 3,2,4,1,3,2; 85.0 for 1,3,1,3,1,3
+    columns = ["algorithm", "trial_id", "generation", "arch", "macs", "params", "synflow", "naswot"]
+    rows = [
+        # ranks by accuracy 3, 2, 1; by SynFlow 1, 3, 2; by NASWOT 3, 1, 2. Three-way mean
+        # ranks 7/3, 2, 5/3 -> the first; accuracy and SynFlow alone 2, 2.5, 1.5 -> the second
+        ("evolution", "3,2,4,1,3,2", 0.70, 1e3, 3.0),
+        ("evolution", "1,3,1,3,1,3", 0.69, 1e9, 1.0),
+        ("evolution", "0,0,0,0,0,0", 0.68, 1e6, 2.0),
+    ]
+    for name in ("mine", "other"):  # the same history, judged by two scores
+        folder = tmp_path / name / "seed_0"
+        folder.mkdir(parents=True)
+        with open(folder / "history.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([*columns, "accuracy"])
+            for i, (algorithm, arch, accuracy, synflow, naswot) in enumerate(rows):
+                writer.writerow([algorithm, i, 0, arch, 1, 1, synflow, naswot, accuracy])
+    args = [f"--search={tmp_path / 'mine'}", f"--ground_truth={table}"]
+    got = tool.main([*args, "--score=supernet+synflow+naswot"])
+    assert got["picks"][0]["arch"] == "3,2,4,1,3,2" and got["picks"][0]["ground_truth"] == 90.0
+    paired = tool.main(
+        [
+            *args,
+            "--score=supernet+synflow+naswot",
+            f"--paired_with={tmp_path / 'other'}",
+            "--paired_score=supernet+synflow",
+        ]
+    )["paired"]
+    assert paired["other_score"] == "supernet+synflow"
+    assert paired["pairs"][0]["other"] == 85.0 and paired["pairs"][0]["delta"] == 5.0
