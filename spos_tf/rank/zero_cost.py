@@ -21,8 +21,9 @@ is positive), one per image; ``K[i, j]`` counts the ReLU units where images ``i`
 ``log |det K|``. Networks whose units separate the images more get higher scores. As in the
 reference code, every ReLU counts (each op's, the reduction blocks' and the head's), the
 network runs in training mode (BN normalises by the batch's statistics) and its weights are the
-untrained initialisation. Cost: one forward pass of the batch (128 CIFAR images: about 0.1 s
-for the NAS-Bench-201 proxies) and an ``n x n`` log-determinant, plus the build.
+untrained initialisation. Cost: one forward pass of the batch and an ``n x n`` log-determinant,
+plus the build: 248 s for 200 NAS-Bench-201 proxy cells (C=16, N=2) on 128 CIFAR images on 2
+CPU cores, about 1.2 s each.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ __all__ = [
     "SYNFLOW_SEED",
     "PriorCache",
     "naswot_images",
+    "prior_caches",
     "zero_cost_of",
 ]
 
