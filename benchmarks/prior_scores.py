@@ -31,14 +31,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from spos_tf.rank.report import ZERO_COST  # noqa: E402
 from spos_tf.runs import run_dir  # noqa: E402
-
-PROXIES = ("naswot", "synflow")
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--proxy", choices=PROXIES, required=True)
+    parser.add_argument("--proxy", choices=ZERO_COST, required=True)
     parser.add_argument(
         "--ranking", action="append", required=True, help="a folder with ranking.csv"
     )
@@ -85,16 +84,15 @@ def load_cache(path: str, want: dict) -> dict:
     return dict(stored["scores"])
 
 
-def naswot_batch(args):
-    from spos_tf.data import build_dataset
+def naswot_batch(args, image_size: int):
     from spos_tf.data.config import DataConfig
+    from spos_tf.search.priors import first_calib_batch
 
-    data = DataConfig(name=args.dataset, train_split=args.train_split, image_size=32)
-    ds = build_dataset(data, "calib", args.batch, training=False, seed=0).take(1)
-    images, _ = next(iter(ds))
-    if int(images.shape[0]) < args.batch:
-        raise SystemExit(f"{args.train_split} holds fewer than --batch={args.batch} images")
-    return images
+    data = DataConfig(name=args.dataset, train_split=args.train_split, image_size=image_size)
+    try:
+        return first_calib_batch(data, args.batch)
+    except ValueError as err:
+        raise SystemExit(f"{err}: lower --batch") from err
 
 
 def main(argv=None):
@@ -116,8 +114,7 @@ def main(argv=None):
     import spos_tf
     import tf_keras as keras
 
-    from spos_tf.rank import zero_cost
-    from spos_tf.rank.report import SYNFLOW_SEED
+    from spos_tf.search.priors import zero_cost_of
 
     repeats = tuple(int(r) for r in args.repeats.split(","))
     space = spos_tf.spaces.registry.get(args.space, repeats=repeats, width=args.width)
@@ -125,7 +122,7 @@ def main(argv=None):
     cache_path = os.path.join(args.out, f"{args.proxy}_scores.json")
     want = settings(args)
     scores = load_cache(cache_path, want)
-    images = naswot_batch(args) if args.proxy == "naswot" else None
+    images = naswot_batch(args, space.image_size) if args.proxy == "naswot" else None
 
     def save():
         run_dir.atomic_write_text(
@@ -135,11 +132,7 @@ def main(argv=None):
     archs = sorted({row["arch"] for _, _, rows in rankings for row in rows})
     todo = [a for a in archs if a not in scores]
     for i, text in enumerate(todo):
-        arch = space.parse(text)
-        if args.proxy == "naswot":
-            scores[text] = zero_cost.naswot_of(space, arch, images, seed=SYNFLOW_SEED)
-        else:
-            scores[text] = zero_cost.synflow_of(space, arch, seed=SYNFLOW_SEED)
+        scores[text] = zero_cost_of(args.proxy, space, space.parse(text), images)
         keras.backend.clear_session()  # one throwaway network per score: keep the graph small
         if (i + 1) % 10 == 0 or i + 1 == len(todo):
             save()

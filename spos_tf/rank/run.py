@@ -99,13 +99,14 @@ from spos_tf.rank.report import (
     ARCHS_DIR,
     CSV_FILE,
     HPARAMS_DIR,
-    PRIOR_LABELS,
-    ZERO_COST,
     JSON_FILE,
     PLOT_FILE,  # noqa: F401
+    PRIOR_LABELS,
     SCORES,
     SUPERNET_FILE,
+    SYNFLOW_FILE,  # noqa: F401
     SYNFLOW_SEED,
+    ZERO_COST,
     _final_accuracy,
     _read_json,
     arch_dir,
@@ -113,9 +114,9 @@ from spos_tf.rank.report import (
     csv_text,  # noqa: F401
     describe,  # noqa: F401
     write_outputs,
+    write_plot,  # noqa: F401
     zero_cost_priors,
     zero_cost_record,
-    write_plot,  # noqa: F401
 )
 from spos_tf.rank.select import (
     SELECTIONS,

@@ -37,40 +37,41 @@ __all__ = [
     "SYNFLOW_FILE",
     "SYNFLOW_SEED",
     "PriorCache",
+    "first_calib_batch",
     "naswot_images",
     "prior_caches",
     "zero_cost_of",
 ]
 
 
-def naswot_images(supernet_dir: str, data_dir: Optional[str] = None):
-    """The first :data:`NASWOT_BATCH` images of the training split of the supernet run in
-    ``supernet_dir`` (its data settings; ``data_dir`` overrides the TFDS directory, as
-    ``--data_dir`` does), with evaluation preprocessing in stored order: a float tensor.
+def first_calib_batch(data, images: int = NASWOT_BATCH):
+    """The first ``images`` images of the ``calib`` role of ``data`` (a
+    :class:`~spos_tf.data.DataConfig`: its training split, evaluation preprocessing, stored
+    order), a float tensor.
 
     Raises:
       ValueError: the split holds fewer images.
     """
-    import dataclasses
+    from spos_tf.data import build_dataset
 
-    from spos_tf.data import DataConfig, build_dataset
-    from spos_tf.search.tuner import load_supernet_config
+    batch = build_dataset(data, "calib", images, training=False, seed=0)
+    out = next(iter(batch.take(1)))[0]
+    if int(out.shape[0]) < images:
+        raise ValueError(
+            f"NASWOT needs {images} training images; the training split {data.train_split!r} "
+            f"holds {int(out.shape[0])}"
+        )
+    return out
+
+
+def naswot_images(supernet_dir: str, data_dir: Optional[str] = None):
+    """:func:`first_calib_batch` (:data:`NASWOT_BATCH` images) of the data of the supernet run in
+    ``supernet_dir``; ``data_dir`` overrides the TFDS directory, as ``--data_dir`` does."""
+    from spos_tf.search.tuner import data_config, load_supernet_config
 
     run_config = load_supernet_config(supernet_dir)
     space = run_dir.space_from_config(run_config)
-    data = dataclasses.replace(
-        DataConfig(**run_config.get("data", {})), image_size=space.image_size
-    )
-    if data_dir is not None:
-        data = dataclasses.replace(data, data_dir=data_dir)
-    batch = build_dataset(data, "calib", NASWOT_BATCH, training=False, seed=0)
-    images = next(iter(batch.take(1)))[0]
-    if int(images.shape[0]) < NASWOT_BATCH:
-        raise ValueError(
-            f"NASWOT needs {NASWOT_BATCH} training images; the supernet's training split holds "
-            f"{int(images.shape[0])}"
-        )
-    return images
+    return first_calib_batch(data_config(run_config, space, data_dir))
 
 
 def zero_cost_of(name: str, space: SearchSpace, arch, images=None) -> float:

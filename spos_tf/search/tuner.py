@@ -227,16 +227,18 @@ def load_supernet(config: SearchConfig):
             f"make_evaluator"
         )
     space, model, run_config = run_dir.restore_model(config.supernet_dir)
-    return space, model, run_config, _data_config(run_config, space, config)
+    return space, model, run_config, data_config(run_config, space, config.data_dir)
 
 
-def _data_config(run_config: dict, space: SearchSpace, config: SearchConfig):
+def data_config(run_config: dict, space: SearchSpace, data_dir: str | None = None):
+    """The :class:`~spos_tf.data.DataConfig` of a supernet run's config at ``space``'s image
+    size; ``data_dir`` (``--data_dir``) overrides its TFDS directory."""
     from spos_tf.data import DataConfig
 
     data = DataConfig(**run_config.get("data", {}))
     changes = {"image_size": space.image_size}
-    if config.data_dir is not None:
-        changes["data_dir"] = config.data_dir
+    if data_dir is not None:
+        changes["data_dir"] = data_dir
     return dataclasses.replace(data, **changes)
 
 
@@ -344,7 +346,7 @@ def make_evaluator(config: SearchConfig):
     with precision.policy_scope(config.precision):  # the supernet computes in it for good
         if few_shot.is_few_shot(config.supernet_dir):
             layout, space, supernets, run_config = few_shot.restore_models(config.supernet_dir)
-            data = _data_config(run_config, space, config)
+            data = data_config(run_config, space, config.data_dir)
         else:
             space, supernet, run_config, data = load_supernet(config)
     calib, holdout, _ = build_eval_data(data, config, space.image_size, seed=0)
