@@ -24,13 +24,17 @@ from spos_tf.train import average  # noqa: E402
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="a finished spos_tf.train run")
-    parser.add_argument("--steps", required=True, help="checkpoint steps to average, comma-separated")
+    parser.add_argument(
+        "--steps", required=True, help="checkpoint steps to average, comma-separated"
+    )
     parser.add_argument("--out", required=True, help="the new run directory (must not hold a run)")
     args = parser.parse_args(argv)
     try:
         steps = [int(s) for s in args.steps.split(",") if s.strip()]
     except ValueError:
-        parser.error(f"--steps={args.steps!r}: give integers separated by commas, e.g. 5850,7800,9750")
+        parser.error(
+            f"--steps={args.steps!r}: give integers separated by commas, e.g. 5850,7800,9750"
+        )
     try:
         path = average.average_checkpoints(args.workdir, steps, args.out)
     except (average.AverageError, run_dir.RunDirError, run_dir.CheckpointError) as e:

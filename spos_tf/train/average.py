@@ -73,7 +73,9 @@ def average_checkpoints(workdir: str, steps, out: str) -> str:
     if os.path.exists(os.path.join(out, run_dir.CONFIG_FILE)) or os.path.isdir(
         run_dir.checkpoint_dir(out)
     ):
-        raise AverageError(f"{out!r} already holds a run; choose a new folder (nothing was written)")
+        raise AverageError(
+            f"{out!r} already holds a run; choose a new folder (nothing was written)"
+        )
     space = run_dir.space_from_config(config)
     model = run_dir.build_model(config, space)
     checkpoint = tf.train.Checkpoint(model=model)

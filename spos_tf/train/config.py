@@ -178,6 +178,12 @@ class TrainConfig:
       final_bn_augment: the final BN pass reads training images through the training
         augmentation (as the reference's pass over ~1,250 x 1,024 augmented images; seeded by
         position, in stored order, repeated as needed); default: un-augmented training images.
+      deterministic: train with TensorFlow's Grappler graph optimizer off
+        (:func:`spos_tf.runs.determinism.reproducible_graphs`), so that the same flags give the
+        same weights bit for bit; with Grappler on, runs of the supernet of
+        ``flags/nb201_supernet.cfg`` part after a few steps (``benchmarks/determinism.py``).
+        Measured cost on 2 CPU cores: within noise; GPU graphs may lose Grappler's fusions.
+        A run may be resumed with it switched either way.
       progress: show a progress bar.
     """
 
@@ -364,6 +370,13 @@ class TrainConfig:
         "mixed_bfloat16 (TPUs, CPUs with bfloat16 units); variables stay "
         "float32 (spos_tf.models.precision).",
         choices=PRECISIONS,
+    )
+    deterministic: bool = field(
+        False,
+        "Repeat bit for bit: trace the training graphs with TensorFlow's Grappler optimizer off "
+        "(spos_tf.runs.determinism); without it, two runs of the same flags part after a few "
+        "steps on multi-core CPUs.",
+        neutral=True,
     )
     progress: bool = field(True, "Show a progress bar.", neutral=True)
 

@@ -125,8 +125,11 @@ def run(
     except ValueError as e:
         raise ConfigError(str(e)) from e
     from spos_tf.models import precision
+    from spos_tf.runs.determinism import reproducible_graphs
 
-    with precision.policy_scope(config.precision):  # the models are built in it
+    # the models are built in the policy scope; every step function is traced and first run
+    # inside reproducible_graphs
+    with precision.policy_scope(config.precision), reproducible_graphs(config.deterministic):
         return _Run(
             strategy, resolved, chief, task, status, flags_text, stream, init_checkpoint
         ).train()

@@ -58,7 +58,9 @@ def test_the_averaged_checkpoint_is_the_mean_of_the_sources(tmp_path):
     assert len(floats) > 50  # every kernel, BN parameter and BN statistic
     for k in floats:
         assert not np.allclose(a[k], b[k])  # the two sources differ, so a mean is a new value
-        np.testing.assert_allclose(got[k], (a[k].astype(np.float64) + b[k]) / 2, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            got[k], (a[k].astype(np.float64) + b[k]) / 2, rtol=1e-6, atol=1e-7
+        )
     ints = [k for k in a if a[k].dtype.kind == "i"]
     assert ints and all((got[k] == 12).all() for k in ints)  # the last step's, not a mean
     assert average.read_averaged_from(str(out)) == {"source": str(source), "steps": [6, 12]}
@@ -78,9 +80,11 @@ def test_the_steps_saved_are_listed(tmp_path):
 
 @pytest.mark.parametrize(
     "steps, message",
-    [([6], r"at least 2 checkpoint steps \(got \[6\]\); .* holds steps \[6, 12\]"),
-     ([6, 6], "at least 2"),
-     ([6, 9], r"no checkpoint at step\(s\) \[9\]; it holds steps \[6, 12\]")],
+    [
+        ([6], r"at least 2 checkpoint steps \(got \[6\]\); .* holds steps \[6, 12\]"),
+        ([6, 6], "at least 2"),
+        ([6, 9], r"no checkpoint at step\(s\) \[9\]; it holds steps \[6, 12\]"),
+    ],
 )
 def test_bad_steps_are_refused_with_the_fix(tmp_path, steps, message):
     _source_run(tmp_path / "run")

@@ -28,6 +28,7 @@ TINY_CONFIG_JSON = {
     "calr_gamma_max": 4.0,
     "checkpoint_every": 3,
     "cost_bins": None,
+    "deterministic": False,
     "data": {
         "augment": "light",
         "cache": True,
