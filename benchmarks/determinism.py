@@ -28,7 +28,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def child(space_name, space_args, batch, steps):
-    """One run in this process: ``{"sha256", "step_s", "inter_op", "intra_op"}``."""
+    """One run in this process: ``{"sha256", "step_s", "inter_op", "intra_op"}``; with
+    ``grappler=off`` inside the training app's ``--deterministic`` block."""
+    from spos_tf.runs.determinism import reproducible_graphs
+
+    with reproducible_graphs(os.environ.get(GRAPPLER_OFF_ENV) == "1"):
+        return _train(space_name, space_args, batch, steps)
+
+
+def _train(space_name, space_args, batch, steps):
     import numpy as np
 
     import spos_tf
@@ -38,10 +46,6 @@ def child(space_name, space_args, batch, steps):
     from spos_tf.models import step as step_lib
     from spos_tf.models.sampling import SequenceSampler
 
-    from spos_tf.runs.determinism import reproducible_graphs
-
-    # the training app's --deterministic (this process ends after the run: no need to restore)
-    reproducible_graphs(os.environ.get(GRAPPLER_OFF_ENV) == "1").__enter__()
     space = spaces.get(space_name, **space_args)
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(steps + 2)]
