@@ -183,7 +183,7 @@ class TrainConfig:
         same weights bit for bit; with Grappler on, runs of the supernet of
         ``flags/nb201_supernet.cfg`` part after a few steps (``benchmarks/determinism.py``).
         Measured cost on 2 CPU cores: within noise; GPU graphs may lose Grappler's fusions.
-        A run may be resumed with it switched either way.
+        A run resumes only with the setting it started with (it changes the result).
       progress: show a progress bar.
     """
 
@@ -375,8 +375,7 @@ class TrainConfig:
         False,
         "Repeat bit for bit: trace the training graphs with TensorFlow's Grappler optimizer off "
         "(spos_tf.runs.determinism); without it, two runs of the same flags part after a few "
-        "steps on multi-core CPUs.",
-        neutral=True,
+        "steps on the NAS-Bench-201 proxy supernet (benchmarks/determinism.py).",
     )
     progress: bool = field(True, "Show a progress bar.", neutral=True)
 
