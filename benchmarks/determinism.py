@@ -41,10 +41,9 @@ def _train(space_name, space_args, batch, steps):
 
     import spos_tf
     import tensorflow as tf
-    import tf_keras as keras
     from spos_tf import spaces
-    from spos_tf.models import step as step_lib
     from spos_tf.models.sampling import SequenceSampler
+    from supernet_step import _step_function  # benchmarks/ is this script's folder
 
     space = spaces.get(space_name, **space_args)
     rng = np.random.default_rng(0)
@@ -53,14 +52,8 @@ def _train(space_name, space_args, batch, steps):
     y = tf.constant(rng.integers(0, space.num_classes, batch))
     net = spos_tf.build_supernet(space, seed=0)
     net.set_sampler(SequenceSampler(space, archs))
-    optimizer = spos_tf.MaskedSGD(0.05, 0.9, 5e-4)
-    optimizer.bind(net)
-    optimizer.build(net.trainable_variables)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function
-    def train(x, y):
-        return step_lib.train_step(net, optimizer, loss, x, y).loss
+    # the traced spos_tf.models.step.train_step of benchmarks/supernet_step.py (binds and builds)
+    train = _step_function(net, spos_tf.MaskedSGD(0.05, 0.9, 5e-4))
 
     train(x, y).numpy()  # tracing
     times = []
