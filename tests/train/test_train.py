@@ -88,6 +88,7 @@ FLAG_NAMES = {
     "momentum_split",
     "bn_momentum",
     "strategy",
+    "deterministic",
     "checkpoint_every",
     "keep_checkpoints",
     "log_every",
