@@ -3,11 +3,12 @@
 Measured on the NAS-Bench-201 supernet of ``flags/nb201_supernet.cfg`` (32 px, C=16, N=2, batch
 128; ``benchmarks/determinism.py``, ``benchmarks/RESULTS.md`` "training is not bit-reproducible"):
 with Grappler on, two processes that train from the same weights on the same batches and paths
-part after one or two steps (differences of 1e-9 in a few kernels, then everywhere), with any
-thread count and with oneDNN on or off, and ``TF_DETERMINISTIC_OPS=1`` does not help; eager
-execution and graphs run with Grappler off repeat bit for bit. No single Grappler pass turned
-off was enough. Cost: the step time of that supernet on 2 CPU cores stayed within the run-to-run
-noise; graphs that Grappler would fuse or lay out for a GPU may run slower.
+part after one or two steps (differences of 1e-9 in a few kernels, then everywhere), with every
+thread count tried and with oneDNN on or off, and ``TF_DETERMINISTIC_OPS=1`` does not help; eager
+execution and graphs run with Grappler off repeat bit for bit. None of the seven single Grappler
+passes tried, turned off alone, was enough. Cost: the step time of that supernet on 2 CPU cores
+stayed within the run-to-run noise; graphs that Grappler would fuse or lay out for a GPU may run
+slower.
 """
 
 from __future__ import annotations
