@@ -46,15 +46,6 @@ def every_nth(paths: list, every: int) -> list:
     return list(paths)[::-1][::every][::-1]
 
 
-def saved_checkpoints(tf, folder: str) -> dict:
-    """``{step: checkpoint path}`` of the checkpoints that ``folder``'s checkpoint index lists."""
-    from spos_tf.runs.run_dir import checkpoint_step
-
-    state = tf.train.get_checkpoint_state(os.path.abspath(folder))
-    paths = [] if state is None else state.all_model_checkpoint_paths
-    return {checkpoint_step(p): p for p in paths}
-
-
 def checkpoint_steps(saved: dict) -> list:
     """The steps, oldest first, at which every run of ``saved`` holds a checkpoint.
 
@@ -137,7 +128,7 @@ def main():
     archs = [space.parse(r["arch"]) for r in records]
     truth = np.array([table.accuracy(a.genes[0]) for a in archs])
     macs = np.array([costs.macs(space, a) for a in archs], float)
-    saved = {c: saved_checkpoints(tf, f) for c, f in folders.items()}
+    saved = {c: run_dir.saved_checkpoints(f) for c, f in folders.items()}
     try:
         steps = checkpoint_steps(saved)
     except ValueError as e:

@@ -428,6 +428,16 @@ def checkpoint_step(path: str) -> int:
     return int(os.fspath(path).rsplit("-", 1)[-1])
 
 
+def saved_checkpoints(directory: str) -> dict:
+    """``{step: checkpoint path prefix}`` of the checkpoints that ``directory``'s ``checkpoint``
+    index lists (oldest first; empty without an index)."""
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(os.path.abspath(directory))
+    paths = [] if state is None else state.all_model_checkpoint_paths
+    return {checkpoint_step(p): p for p in paths}
+
+
 def latest_checkpoint(directory: str) -> str | None:
     """Path prefix of the latest checkpoint in ``directory`` (None if there is none).
 

@@ -24,18 +24,6 @@ class AverageError(ValueError):
     """Bad arguments to :func:`average_checkpoints`; the message names the fix."""
 
 
-def checkpoint_steps(workdir: str) -> list:
-    """The steps of the checkpoints saved in ``workdir`` (sorted; reads file names only)."""
-    directory = run_dir.checkpoint_dir(workdir)
-    if not os.path.isdir(directory):
-        return []
-    return sorted(
-        run_dir.checkpoint_step(name[: -len(".index")])
-        for name in os.listdir(directory)
-        if name.startswith("ckpt-") and name.endswith(".index")
-    )
-
-
 def average_checkpoints(workdir: str, steps, out: str) -> str:
     """Writes ``out``: a run directory whose checkpoint is the mean of ``workdir``'s at ``steps``.
 
@@ -52,22 +40,24 @@ def average_checkpoints(workdir: str, steps, out: str) -> str:
     Raises:
       AverageError: fewer than 2 distinct steps, a step with no checkpoint, or ``out`` holding a
         run. run_dir.RunDirError / CheckpointError: ``workdir`` is not a readable run.
+
+    The steps saved are those its checkpoint index lists (:func:`run_dir.saved_checkpoints`).
     """
     import numpy as np
     import tensorflow as tf
 
     steps = sorted({int(s) for s in steps})
+    saved = run_dir.saved_checkpoints(run_dir.checkpoint_dir(workdir))
     if len(steps) < 2:
         raise AverageError(
             f"average over at least 2 checkpoint steps (got {steps}); "
-            f"{workdir!r} holds steps {checkpoint_steps(workdir)}"
+            f"{workdir!r} holds steps {list(saved)}"
         )
     config = run_dir.load_run_config(workdir)
-    saved = checkpoint_steps(workdir)
     missing = [s for s in steps if s not in saved]
     if missing:
         raise AverageError(
-            f"{workdir!r} has no checkpoint at step(s) {missing}; it holds steps {saved}. "
+            f"{workdir!r} has no checkpoint at step(s) {missing}; it holds steps {list(saved)}. "
             f"Pick among those (training keeps the last --keep_checkpoints)"
         )
     if os.path.exists(os.path.join(out, run_dir.CONFIG_FILE)) or os.path.isdir(
@@ -79,10 +69,9 @@ def average_checkpoints(workdir: str, steps, out: str) -> str:
     space = run_dir.space_from_config(config)
     model = run_dir.build_model(config, space)
     checkpoint = tf.train.Checkpoint(model=model)
-    directory = run_dir.checkpoint_dir(workdir)
     total = None
     for step in steps:
-        run_dir.read_checkpoint(checkpoint, os.path.join(directory, f"ckpt-{step}"), partial=True)
+        run_dir.read_checkpoint(checkpoint, saved[step], partial=True)
         values = [v.numpy().astype(np.float64) for v in model.variables]
         total = values if total is None else [t + v for t, v in zip(total, values)]
     for variable, value in zip(model.variables, total):

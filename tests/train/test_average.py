@@ -74,8 +74,10 @@ def test_the_averaged_checkpoint_is_the_mean_of_the_sources(tmp_path):
 
 def test_the_steps_saved_are_listed(tmp_path):
     _source_run(tmp_path / "run", steps=(6, 12))
-    assert average.checkpoint_steps(str(tmp_path / "run")) == [6, 12]
-    assert average.checkpoint_steps(str(tmp_path / "nothing")) == []
+    saved = run_dir.saved_checkpoints(run_dir.checkpoint_dir(str(tmp_path / "run")))
+    assert list(saved) == [6, 12]
+    assert saved[12] == os.path.join(str(tmp_path / "run"), "checkpoints", "ckpt-12")
+    assert run_dir.saved_checkpoints(str(tmp_path / "nothing")) == {}
 
 
 @pytest.mark.parametrize(
