@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def child(space_name, space_args, batch, steps):
-    """One run in this process: ``{"sha256", "step_s", "inter_op", "intra_op"}``; with
+    """One run in this process: ``{"sha256", "step_s"}``; with
     ``grappler=off`` inside the training app's ``--deterministic`` block."""
     from spos_tf.runs.determinism import reproducible_graphs
 
@@ -68,8 +68,6 @@ def _train(space_name, space_args, batch, steps):
     return {
         "sha256": digest.hexdigest()[:16],
         "step_s": round(float(np.median(times)), 4),
-        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
     }
 
 
@@ -111,9 +109,12 @@ def main(argv=None):
     if args.child:
         print(json.dumps(child(args.space, space_args, args.batch, args.steps)))
         return 0
-    rows = []
-    for setting in args.settings.split(","):
-        env = dict(os.environ, **parse_setting(setting))
+    try:
+        settings = [(text, parse_setting(text)) for text in args.settings.split(",")]
+    except ValueError as err:
+        p.error(str(err))
+    for setting, variables in settings:
+        env = dict(os.environ, **variables)
         runs = []
         for _ in range(args.repeats):
             out = subprocess.run(
@@ -137,10 +138,7 @@ def main(argv=None):
             "reproducible": len({r["sha256"] for r in runs}) == 1,
             "sha256": [r["sha256"] for r in runs],
             "step_s": [r["step_s"] for r in runs],
-            "inter_op": runs[0]["inter_op"],
-            "intra_op": runs[0]["intra_op"],
         }
-        rows.append(row)
         print(json.dumps(row), flush=True)
     return 0
 
