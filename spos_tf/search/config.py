@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Mapping, Optional
+from typing import Collection, Mapping, Optional
 
 from spos_tf import costs as costs_lib
 from spos_tf.rank import report as rank_report
@@ -88,6 +88,10 @@ class SearchConfig:
       latency_table: a latency lookup table of the supernet's space (``spos_tf.latency build``):
         history.csv, best.json and search.png then carry the predicted ``latency_ms``.
       max_latency_ms: hard constraint on the predicted latency (needs ``latency_table``).
+      archs_file: a text file of architectures (one per line, ``#`` comments; e.g. a shrunk space
+        written by ``benchmarks/shrink_space.py``): a hard constraint, the search proposes only
+        those (read when the search starts; a missing file or a line that is not an
+        architecture of the supernet's space is a ``ValueError`` naming it).
       bitops_budget: ``"kWkA"`` (e.g. ``"3w3a"``): a BitOps limit equal to the BitOps of the
         uniform k-bit network of the supernet's space, ``costs.uniform_bitops(space, k)`` (the
         budgets of the paper's Table 6); resolved by :func:`resolve_limits` once the space is
@@ -198,6 +202,11 @@ class SearchConfig:
     )
     max_latency_ms: Optional[float] = field(
         None, "Constraint: latency predicted by --latency_table (ms).", low=0.0, low_open=True
+    )
+    archs_file: Optional[str] = field(
+        None,
+        "Constraint: search only the architectures this file lists, one per line in text "
+        "form (e.g. a shrunk space from benchmarks/shrink_space.py --out).",
     )
     latency_table: Optional[str] = field(
         None,
@@ -480,8 +489,10 @@ def build_constraint(
     limits: Mapping[str, float],
     latency_table: Optional[str] = None,
     bitops_convention: str = "ours",
+    allowed: Optional[Collection[Architecture]] = None,
 ) -> dict:
-    """The oracle constraint ``{name: (cost_fn(values) -> float, limit)}`` of ``limits``.
+    """The oracle constraint ``{name: (cost_fn(values) -> float, limit)}`` of ``limits``, and,
+    with ``allowed``, ``"archs_file"``: 0 for an architecture in ``allowed``, 1 otherwise, limit 0.
 
     Args:
       space: the search space (costs come from its :class:`~spos_tf.costs.CostTable`).
@@ -489,6 +500,7 @@ def build_constraint(
         ``bitops``, ``latency_ms``).
       latency_table: the latency lookup table ``latency_ms`` needs.
       bitops_convention: how ``bitops`` counts (``costs.BITOPS_CONVENTIONS``).
+      allowed: the only architectures the search may propose (``--archs_file``); None: all.
 
     Raises:
       ValueError: an unknown cost name, ``bitops`` for a float space, a latency table that does
@@ -508,6 +520,12 @@ def build_constraint(
         out[name] = (
             lambda values, cost=cost: float(cost(table, space.from_values(values))),
             float(limit),
+        )
+    if allowed is not None:
+        allowed = frozenset(allowed)
+        out["archs_file"] = (
+            lambda values: 0.0 if space.from_values(values) in allowed else 1.0,
+            0.0,
         )
     return out
 

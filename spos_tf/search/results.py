@@ -223,6 +223,7 @@ def best_record(
         space_overrides=run_config.get("space_overrides", {}),
         supernet_dir=os.fspath(config.supernet_dir),
         constraints=resolve_limits(config, space),
+        archs_file=os.fspath(config.archs_file) if config.archs_file else None,
         evaluated=evaluated,
         score=config.score,
         calib_images=config.num_calib_batches * config.calib_batch_size,

@@ -46,6 +46,7 @@ from spos_tf.search.config import (
     resolve_limits,
 )
 from spos_tf.search.priors import naswot_images, zero_cost_of
+from spos_tf.spaces.archs_file import read_archs_file
 from spos_tf.search.results import (
     BEST_FILE,
     CONFIG_FILE,
@@ -265,12 +266,18 @@ def _checked_oracles(config: SearchConfig) -> tuple:
 
     Raises:
       run_dir.RunDirError: not a supernet run; InfeasibleConstraintError, ValueError: a
-        constraint that no architecture meets or that the space cannot cost.
+        constraint that no architecture meets or that the space cannot cost, a bad
+        ``--archs_file``.
     """
     run_config = load_supernet_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
+    allowed = read_archs_file(space, config.archs_file) if config.archs_file else None
     constraint = build_constraint(
-        space, resolve_limits(config, space), config.latency_table, config.bitops_convention
+        space,
+        resolve_limits(config, space),
+        config.latency_table,
+        config.bitops_convention,
+        allowed=allowed,
     )
     oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
     for oracle in oracles.values():

@@ -170,6 +170,12 @@ def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
         ValueError, match="--wait_for_workers=2 applies to a distributed search only"
     ):
         search_run.run(tiny_config(supernet_dir, fresh, "--wait_for_workers=2"))
+    with pytest.raises(ValueError, match="--archs_file='/no/such.txt' does not exist"):
+        search_run.run(tiny_config(supernet_dir, fresh, "--archs_file=/no/such.txt"))
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# shrunk\n0,1,2,3\n9,9\n")
+    with pytest.raises(ValueError, match=f"{bad}:3: "):
+        search_run.run(tiny_config(supernet_dir, fresh, f"--archs_file={bad}"))
     assert not fresh.exists()
 
     # A workdir holding a search of other settings is refused, not overwritten.
@@ -226,6 +232,7 @@ def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
         "--mutation_prob=0.3",
         "--calib_stream=fresh",
         "--holdout_images_per_candidate=50",
+        "--archs_file=/shrunk.txt",
     ):
         with pytest.raises(run_dir.RunDirError, match=r"holds a search with other settings"):
             search_run.check_workdir(tiny_config("/s", tmp_path, changed))

@@ -4,6 +4,7 @@ through an evaluator (here a stand-in: a function of the architecture, no supern
 import dataclasses
 import time
 
+import numpy as np
 import pytest
 
 from spos_tf.search import config as search_config
@@ -43,6 +44,33 @@ def test_make_oracle_takes_the_settings_and_the_constraint():
     assert isinstance(search_tuner.make_oracle("random", _config(), space), RandomSearchOracle)
     with pytest.raises(ValueError, match="unknown algorithm 'grid'"):
         search_tuner.make_oracle("grid", _config(), space)
+
+
+@pytest.mark.parametrize("algorithm", ["evolution", "random"])
+def test_archs_file_constraint_proposes_only_the_listed_architectures(tmp_path, algorithm):
+    """--archs_file as the oracle constraint: with 6 listed architectures and 6 trials the search
+    evaluates exactly those 6 (each once), whatever its algorithm breeds or draws."""
+    space = tiny_space()
+    rng = np.random.default_rng(7)
+    listed = set()
+    while len(listed) < 6:
+        listed.add(space.sample(rng))
+    outside = next(a for a in iter(lambda: space.sample(rng), None) if a not in listed)
+    constraint = search_config.build_constraint(space, {}, allowed=listed)
+    cost, limit = constraint["archs_file"]
+    assert (cost(space.to_values(next(iter(listed)))), cost(space.to_values(outside))) == (0, 1)
+    assert limit == 0
+    oracle = search_tuner.make_oracle(algorithm, _config(), space, constraint)
+    seen = []
+    tuner = search_tuner.SupernetTuner(
+        oracle,
+        space,
+        lambda arch: seen.append(arch) or _score(arch),
+        directory=str(tmp_path),
+        project_name=algorithm,
+    )
+    tuner.search(verbose=0)
+    assert sorted(seen, key=str) == sorted(listed, key=str)
 
 
 def test_tuner_scores_each_candidate_with_the_evaluator(tmp_path):
