@@ -12,9 +12,10 @@ An ``@<file>`` argument reads further arguments from the file, one per line. Eac
 ``display label=<ablation.json>#<row label>`` (the display label holds no "=", the row label
 may): the row's ``delta_tau_vs_baseline`` (paired against the first row of that table) is drawn
 as a point with its interval; a lever whose interval excludes 0 is drawn filled, one whose
-interval holds 0 hollow. Each label gives the row's supernet seeds ("no supernet" for a prior
-alone). Writes ``<out>`` (PNG) and ``<out without .png>.json`` (the plotted numbers, with the
-table, row and baseline each came from). Nothing is recomputed: the intervals are the tables'.
+interval holds 0 hollow. Each label ends with the row's number of supernets (a seed each, or
+one seed trained again on another CPU; "no supernet" for a prior alone). Writes ``<out>``
+(PNG) and ``<out without .png>.json`` (the plotted numbers, with the table, row and baseline
+each came from). Nothing is recomputed: the intervals are the tables'.
 Cost: under a second (matplotlib).
 """
 
@@ -33,7 +34,7 @@ from spos_tf.runs import run_dir  # noqa: E402
 
 
 def seeds_text(seeds: int) -> str:
-    return "no supernet" if seeds == 0 else f"{seeds} seed{'s' if seeds > 1 else ''}"
+    return "no supernet" if seeds == 0 else f"{seeds} supernet{'s' if seeds > 1 else ''}"
 
 
 def parse_lever(spec: str) -> tuple:
