@@ -48,6 +48,7 @@ from spos_tf.search.config import (
 from spos_tf.search.priors import naswot_images, zero_cost_of
 from spos_tf.spaces.archs_file import read_archs_file
 from spos_tf.search.results import (
+    ARCHS_FILE_COPY,
     BEST_FILE,
     CONFIG_FILE,
     PLOT_FILE,
@@ -124,11 +125,38 @@ def _stored_seeds(workdir: str) -> tuple:
 
 
 def _start_workdir(config: SearchConfig, state: str, entries=SEARCH_ENTRIES) -> None:
-    """Clears ``entries`` after an ``"overwrite"`` check, then writes ``search_config.json``."""
+    """Clears ``entries`` after an ``"overwrite"`` check, then writes ``search_config.json`` and,
+    with ``--archs_file``, a copy of that file (``archs_file.txt``, kept on a resume)."""
     if state == "overwrite":
         run_dir.clear(config.workdir, entries)
     os.makedirs(config.workdir, exist_ok=True)
     run_dir.atomic_write_json(os.path.join(config.workdir, CONFIG_FILE), config.to_dict())
+    copy = os.path.join(config.workdir, ARCHS_FILE_COPY)
+    if config.archs_file and not os.path.isfile(copy):
+        with open(config.archs_file) as f:
+            run_dir.atomic_write_text(copy, f.read())
+
+
+def check_archs_file(config: SearchConfig, space: SearchSpace, state: str) -> None:
+    """On a resume, the architectures ``--archs_file`` lists now must be those of the copy the
+    search started with (``<workdir>/archs_file.txt``); the workdir check compares the path only.
+    Reads both files; writes nothing.
+
+    Raises:
+      run_dir.RunDirError: the file lists other architectures now (how many added and removed).
+    """
+    copy = os.path.join(config.workdir, ARCHS_FILE_COPY)
+    if not config.archs_file or state != "resume" or not os.path.isfile(copy):
+        return
+    now = set(read_archs_file(space, config.archs_file))
+    then = set(read_archs_file(space, copy, "the search's copy"))
+    if now != then:
+        raise run_dir.RunDirError(
+            f"--archs_file={config.archs_file!r} lists other architectures than the search in "
+            f"{config.workdir!r} started with ({len(now - then)} added, {len(then - now)} "
+            f"removed; its copy: {copy!r}): restore the file, or pass --overwrite to start "
+            f"the search again"
+        )
 
 
 def run(config: SearchConfig, stream=None) -> dict:
@@ -165,6 +193,8 @@ def run(config: SearchConfig, stream=None) -> dict:
     run_config, space, oracles = _checked_oracles(config)
     writes = this != "worker"  # workers report to the chief's oracle and write no results
     state = check_workdir(config) if writes else None
+    if writes:
+        check_archs_file(config, space, state)
 
     priors = None  # opened before anything is written: a corrupt or foreign cache is refused
     if writes and state != "overwrite":
@@ -220,6 +250,7 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
         )
     run_config, space, _ = _checked_oracles(config)
     state = check_workdir(config)
+    check_archs_file(config, space, state)
     seed_dirs = (
         tuple(e for e in os.listdir(config.workdir) if re.fullmatch(r"seed_\d+", e))
         if state == "overwrite"

@@ -17,7 +17,7 @@ from spos_tf.search.data import FreshCalibration, RotatingHoldout
 
 from _files import snapshot
 from _search import TRIALS, read_history, share_evaluator, tiny_config
-from _supernet_workdir import trained_supernet_dir
+from _supernet_workdir import tiny_space, trained_supernet_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore:currentThread|getName:DeprecationWarning")
 
@@ -197,6 +197,46 @@ def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
     with pytest.raises(ValueError, match="not a SynFlow cache.*delete it"):
         search_run.run(tiny_config(supernet_dir, existing, "--score=supernet+synflow"))
     assert snapshot(existing) == before
+
+
+@pytest.mark.slow
+def test_archs_file_search_scores_the_listed_architectures_only(supernet_dir, tmp_path):
+    listed = ["0,1,2,3", "3,2,1,0", "1,1,1,1"]
+    archs = tmp_path / "shrunk.txt"
+    archs.write_text("\n".join(listed) + "\n")
+    workdir = tmp_path / "search"
+    config = tiny_config(
+        supernet_dir,
+        workdir,
+        f"--archs_file={archs}",
+        "--max_macs=1e12",
+        "--algorithm=random",
+        "--max_trials=3",
+    )
+    summary = search_run.run(config)
+    assert sorted(r["arch"] for r in read_history(workdir)) == sorted(listed)
+    assert summary["best"]["archs_file"] == str(archs)
+    assert (workdir / search_results.ARCHS_FILE_COPY).read_text() == archs.read_text()
+
+
+def test_a_resume_needs_the_architectures_the_search_started_with(tmp_path):
+    """--archs_file: a new search keeps a copy of the file; a resume is refused once the file
+    lists other architectures (reordering or comments are no change), and the copy is kept."""
+    space = tiny_space()
+    listed = tmp_path / "shrunk.txt"
+    listed.write_text("0,1,2,3\n3,2,1,0\n")
+    workdir = tmp_path / "search"
+    config = tiny_config("/s", workdir, f"--archs_file={listed}")
+    search_run._start_workdir(config, "new")
+    copy = workdir / search_results.ARCHS_FILE_COPY
+    assert copy.read_text() == "0,1,2,3\n3,2,1,0\n"
+    listed.write_text("# the same two\n3,2,1,0\n0,1,2,3\n")
+    search_run.check_archs_file(config, space, "resume")
+    listed.write_text("0,1,2,3\n1,1,1,1\n2,2,2,2\n")
+    with pytest.raises(run_dir.RunDirError, match=r"2 added, 1 removed.*--overwrite"):
+        search_run.check_archs_file(config, space, "resume")
+    search_run.check_archs_file(config, space, "overwrite")  # starts again: nothing to match
+    assert copy.read_text() == "0,1,2,3\n3,2,1,0\n"
 
 
 def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
