@@ -58,7 +58,7 @@ BEST_FILE = "best.json"
 PLOT_FILE = "search.png"
 SEEDS_FILE = "seeds.json"
 HPARAMS_DIR = "hparams"
-ARCHS_FILE_COPY = "archs_file.txt"  # the --archs_file a search started with
+ARCHS_FILE_RECORD = "archs_file.json"  # the architectures of the --archs_file it started with
 # Everything a search writes; --overwrite deletes exactly these (and a --seeds search's seed_<s>).
 SEARCH_ENTRIES = (
     CONFIG_FILE,
@@ -67,7 +67,7 @@ SEARCH_ENTRIES = (
     PLOT_FILE,
     SEEDS_FILE,
     HPARAMS_DIR,
-    ARCHS_FILE_COPY,
+    ARCHS_FILE_RECORD,
     *(f"{name}.json" for name in ZERO_COST),
 ) + ALGORITHMS
 

@@ -46,9 +46,9 @@ from spos_tf.search.config import (
     resolve_limits,
 )
 from spos_tf.search.priors import naswot_images, zero_cost_of
-from spos_tf.spaces.archs_file import read_archs_file
+from spos_tf.spaces.archs_file import archs_record, read_archs_file
 from spos_tf.search.results import (
-    ARCHS_FILE_COPY,
+    ARCHS_FILE_RECORD,
     BEST_FILE,
     CONFIG_FILE,
     PLOT_FILE,
@@ -124,37 +124,37 @@ def _stored_seeds(workdir: str) -> tuple:
         return ()
 
 
-def _start_workdir(config: SearchConfig, state: str, entries=SEARCH_ENTRIES) -> None:
+def _start_workdir(config: SearchConfig, state: str, entries=SEARCH_ENTRIES, allowed=None) -> None:
     """Clears ``entries`` after an ``"overwrite"`` check, then writes ``search_config.json`` and,
-    with ``--archs_file``, a copy of that file (``archs_file.txt``, kept on a resume)."""
+    with ``allowed`` (the ``--archs_file`` architectures), their record ``archs_file.json``
+    (:func:`~spos_tf.spaces.archs_file.archs_record`; kept on a resume)."""
     if state == "overwrite":
         run_dir.clear(config.workdir, entries)
     os.makedirs(config.workdir, exist_ok=True)
     run_dir.atomic_write_json(os.path.join(config.workdir, CONFIG_FILE), config.to_dict())
-    copy = os.path.join(config.workdir, ARCHS_FILE_COPY)
-    if config.archs_file and not os.path.isfile(copy):
-        with open(config.archs_file) as f:
-            run_dir.atomic_write_text(copy, f.read())
+    record = os.path.join(config.workdir, ARCHS_FILE_RECORD)
+    if allowed is not None and not os.path.isfile(record):
+        run_dir.atomic_write_json(record, archs_record(config.archs_file, allowed))
 
 
-def check_archs_file(config: SearchConfig, space: SearchSpace, state: str) -> None:
-    """On a resume, the architectures ``--archs_file`` lists now must be those of the copy the
-    search started with (``<workdir>/archs_file.txt``); the workdir check compares the path only.
-    Reads both files; writes nothing.
+def check_archs_file(config: SearchConfig, allowed, state: str) -> None:
+    """On a resume, ``allowed`` (the architectures ``--archs_file`` lists now) must be those the
+    search started with, as ``<workdir>/archs_file.json`` records them, in any order; the workdir
+    check compares the path only. Writes nothing.
 
     Raises:
       run_dir.RunDirError: the file lists other architectures now (how many added and removed).
     """
-    copy = os.path.join(config.workdir, ARCHS_FILE_COPY)
-    if not config.archs_file or state != "resume" or not os.path.isfile(copy):
+    record = os.path.join(config.workdir, ARCHS_FILE_RECORD)
+    if allowed is None or state != "resume" or not os.path.isfile(record):
         return
-    now = set(read_archs_file(space, config.archs_file))
-    then = set(read_archs_file(space, copy, "the search's copy"))
+    now = {str(a) for a in allowed}
+    then = set(run_dir.read_settings(record)["archs"])
     if now != then:
         raise run_dir.RunDirError(
             f"--archs_file={config.archs_file!r} lists other architectures than the search in "
             f"{config.workdir!r} started with ({len(now - then)} added, {len(then - now)} "
-            f"removed; its copy: {copy!r}): restore the file, or pass --overwrite to start "
+            f"removed; its record: {record!r}): restore the file, or pass --overwrite to start "
             f"the search again"
         )
 
@@ -190,11 +190,11 @@ def run(config: SearchConfig, stream=None) -> dict:
             f"search only (KERASTUNER_* unset here, so it would wait forever); "
             f"drop it"
         )
-    run_config, space, oracles = _checked_oracles(config)
+    run_config, space, oracles, allowed = _checked_oracles(config)
     writes = this != "worker"  # workers report to the chief's oracle and write no results
     state = check_workdir(config) if writes else None
     if writes:
-        check_archs_file(config, space, state)
+        check_archs_file(config, allowed, state)
 
     priors = None  # opened before anything is written: a corrupt or foreign cache is refused
     if writes and state != "overwrite":
@@ -203,7 +203,7 @@ def run(config: SearchConfig, stream=None) -> dict:
     if this != "chief":  # the chief only serves the oracle; each worker scores on its own copy
         evaluator = search_tuner.make_evaluator(config)
     if writes:
-        _start_workdir(config, state)
+        _start_workdir(config, state, allowed=allowed)
     results = Results(config, space, run_config, priors) if writes else None
     prior = steering_prior(config, space, results) if evaluator is not None else None
 
@@ -248,15 +248,15 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
             "--seeds runs one search after another in one process; for a "
             "distributed search run one search per --seed into its own --workdir"
         )
-    run_config, space, _ = _checked_oracles(config)
+    run_config, space, _, allowed = _checked_oracles(config)
     state = check_workdir(config)
-    check_archs_file(config, space, state)
+    check_archs_file(config, allowed, state)
     seed_dirs = (
         tuple(e for e in os.listdir(config.workdir) if re.fullmatch(r"seed_\d+", e))
         if state == "overwrite"
         else ()
     )
-    _start_workdir(config, state, SEARCH_ENTRIES + seed_dirs)
+    _start_workdir(config, state, SEARCH_ENTRIES + seed_dirs, allowed)
     per_seed, evaluated = {}, 0
     for seed in config.seeds:
         if config.progress:
@@ -292,8 +292,10 @@ def run_seeds(config: SearchConfig, stream=None) -> dict:
 
 
 def _checked_oracles(config: SearchConfig) -> tuple:
-    """``(supernet run config, space, {algorithm: oracle})`` after the checks that need the
-    supernet run and the constraint (reads the supernet's ``config.json``; writes nothing).
+    """``(supernet run config, space, {algorithm: oracle}, allowed)`` after the checks that need
+    the supernet run and the constraint (reads the supernet's ``config.json`` and
+    ``--archs_file``; writes nothing). ``allowed``: the architectures ``--archs_file`` lists, in
+    file order (None without it).
 
     Raises:
       run_dir.RunDirError: not a supernet run; InfeasibleConstraintError, ValueError: a
@@ -313,7 +315,7 @@ def _checked_oracles(config: SearchConfig) -> tuple:
     oracles = {a: make_oracle(a, config, space, constraint) for a in config.algorithms}
     for oracle in oracles.values():
         oracle.check_feasible()
-    return run_config, space, oracles
+    return run_config, space, oracles, allowed
 
 
 def steering_prior(config: SearchConfig, space: SearchSpace, results=None) -> list | None:

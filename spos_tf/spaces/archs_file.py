@@ -38,3 +38,10 @@ def read_archs_file(space: SearchSpace, path: str, flag: str = "--archs_file") -
         except ValueError as e:
             raise ValueError(f"{path}:{number}: {e}") from None
     return list(dict.fromkeys(archs))
+
+
+def archs_record(path, archs) -> dict:
+    """What an app records of the architectures a file gave it, to refuse a resume once the file
+    lists others: ``{"file": path, "archs": [the text form of each, in order]}`` (training's
+    ``sample_from.json``, the search's ``archs_file.json``)."""
+    return {"file": os.fspath(path), "archs": [str(a) for a in archs]}

@@ -28,6 +28,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from spos_tf.runs import run_dir
+from spos_tf.spaces.archs_file import archs_record
 from spos_tf.models import step as step_lib
 from spos_tf.data import build_dataset
 from spos_tf.runs.progress import ProgressBar
@@ -139,7 +140,7 @@ def _sample_from_record(config, sampler) -> tuple:
     """``(path, record)``: where a ``--sample_from`` run records the architectures it trains
     (``<workdir>/sample_from.json``, written at the first start) and what it records."""
     path = os.path.join(os.fspath(config.workdir), run_dir.SAMPLE_FROM_FILE)
-    return path, {"file": config.sample_from, "archs": [str(a) for a in sampler.archs]}
+    return path, archs_record(config.sample_from, sampler.archs)
 
 
 def _check_sample_from(config, sampler) -> None:

@@ -14,6 +14,7 @@ from spos_tf.search import tuner as search_tuner
 from spos_tf.models.evaluate import PathEvaluator
 from spos_tf.search.oracle import InfeasibleConstraintError
 from spos_tf.search.data import FreshCalibration, RotatingHoldout
+from spos_tf.spaces.archs_file import read_archs_file
 
 from _files import snapshot
 from _search import TRIALS, read_history, share_evaluator, tiny_config
@@ -216,27 +217,34 @@ def test_archs_file_search_scores_the_listed_architectures_only(supernet_dir, tm
     summary = search_run.run(config)
     assert sorted(r["arch"] for r in read_history(workdir)) == sorted(listed)
     assert summary["best"]["archs_file"] == str(archs)
-    assert (workdir / search_results.ARCHS_FILE_COPY).read_text() == archs.read_text()
+    record = json.loads((workdir / search_results.ARCHS_FILE_RECORD).read_text())
+    assert record == {"file": str(archs), "archs": listed}
 
 
 def test_a_resume_needs_the_architectures_the_search_started_with(tmp_path):
-    """--archs_file: a new search keeps a copy of the file; a resume is refused once the file
-    lists other architectures (reordering or comments are no change), and the copy is kept."""
+    """--archs_file: a new search records the file's architectures; a resume is refused once the
+    file lists other architectures (reordering or comments are no change), and the record is
+    kept."""
     space = tiny_space()
     listed = tmp_path / "shrunk.txt"
     listed.write_text("0,1,2,3\n3,2,1,0\n")
     workdir = tmp_path / "search"
     config = tiny_config("/s", workdir, f"--archs_file={listed}")
-    search_run._start_workdir(config, "new")
-    copy = workdir / search_results.ARCHS_FILE_COPY
-    assert copy.read_text() == "0,1,2,3\n3,2,1,0\n"
+
+    def allowed():  # what the search reads from the file when it starts
+        return read_archs_file(space, str(listed))
+
+    search_run._start_workdir(config, "new", allowed=allowed())
+    record_file = workdir / search_results.ARCHS_FILE_RECORD
+    record = {"file": str(listed), "archs": ["0,1,2,3", "3,2,1,0"]}
+    assert json.loads(record_file.read_text()) == record
     listed.write_text("# the same two\n3,2,1,0\n0,1,2,3\n")
-    search_run.check_archs_file(config, space, "resume")
+    search_run.check_archs_file(config, allowed(), "resume")
     listed.write_text("0,1,2,3\n1,1,1,1\n2,2,2,2\n")
     with pytest.raises(run_dir.RunDirError, match=r"2 added, 1 removed.*--overwrite"):
-        search_run.check_archs_file(config, space, "resume")
-    search_run.check_archs_file(config, space, "overwrite")  # starts again: nothing to match
-    assert copy.read_text() == "0,1,2,3\n3,2,1,0\n"
+        search_run.check_archs_file(config, allowed(), "resume")
+    search_run.check_archs_file(config, allowed(), "overwrite")  # starts again: nothing to match
+    assert json.loads(record_file.read_text()) == record
 
 
 def test_workdir_check_resumes_across_neutral_settings_only(tmp_path):
