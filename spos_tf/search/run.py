@@ -305,6 +305,11 @@ def _checked_oracles(config: SearchConfig) -> tuple:
     run_config = load_supernet_config(config.supernet_dir)
     space = run_dir.space_from_config(run_config)
     allowed = read_archs_file(space, config.archs_file) if config.archs_file else None
+    if allowed == []:
+        raise ValueError(
+            f"--archs_file={config.archs_file!r} lists no architecture; write one per line "
+            f"in text form (e.g. benchmarks/shrink_space.py --out)"
+        )
     constraint = build_constraint(
         space,
         resolve_limits(config, space),

@@ -173,6 +173,10 @@ def test_checks_fail_before_anything_is_written(supernet_dir, tmp_path):
         search_run.run(tiny_config(supernet_dir, fresh, "--wait_for_workers=2"))
     with pytest.raises(ValueError, match="--archs_file='/no/such.txt' does not exist"):
         search_run.run(tiny_config(supernet_dir, fresh, "--archs_file=/no/such.txt"))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing left\n\n")
+    with pytest.raises(ValueError, match="lists no architecture; write one per line"):
+        search_run.run(tiny_config(supernet_dir, fresh, f"--archs_file={empty}"))
     bad = tmp_path / "bad.txt"
     bad.write_text("# shrunk\n0,1,2,3\n9,9\n")
     with pytest.raises(ValueError, match=f"{bad}:3: "):
