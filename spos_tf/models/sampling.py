@@ -5,7 +5,7 @@ constraint (e.g. MACs in a range), with a bounded number of tries. ``CostBinSamp
 reference's supernet training does (a MACs bin first, then paths inside it). ``GeneSampler``
 draws uniformly among the architectures with one gene fixed (a few-shot sub-supernet's part of
 the space, :mod:`spos_tf.train.few_shot`); ``ListSampler`` uniformly among listed architectures
-(``--sample_from``). Because the draw
+(``--sample_from``); ``DistinctSampler`` uniformly among the distinct networks of a cell space. Because the draw
 depends only on ``(seed, step)``, a resumed run replays exactly the same architectures, and every
 replica and worker of a distributed run draws the same architecture for a global step without
 communicating.
@@ -282,6 +282,61 @@ class BalancedSampler(ArchSampler):
         members = self._members[int(rng.integers(len(self._members)))]
         genes = self._genes[members[int(rng.integers(members.size))]]
         return Architecture(tuple(map(tuple, genes.tolist())))
+
+
+class DistinctSampler(ArchSampler):
+    """``--sampling=distinct``: uniform over the distinct networks a space computes, not over its
+    encodings (de-isomorphic sampling, after Ning et al., NeurIPS 2021). A pure function of
+    ``(seed, step)``.
+
+    In a cell space with a ``none`` op many encodings compute the same network: an op on an
+    edge that leaves a zero-valued node, or enters a node that reaches the output through no
+    live edge, changes nothing (:meth:`SearchSpace.canonical`). Uniform sampling over
+    NAS-Bench-201's 15,625 encodings spends about 41% of the steps on cells with at most 3 live
+    edges, which make up about 2% of its 9,445 distinct networks; this sampler draws each
+    distinct network equally often and trains it in its canonical form (``none`` on the dead
+    edges), so no step decays or moves the slots of an op that cannot reach the output. The
+    constraint (MACs or latency range) is checked on the canonical form, by rejection as in
+    :class:`ArchSampler`. In spaces where every encoding is its own network (chains of blocks,
+    cells without ``none``) this is uniform sampling, and the draw is
+    :meth:`SearchSpace.sample`'s.
+
+    Raises:
+      ValueError: a cell space with ``none`` too large to enumerate (over
+        :data:`ENUMERATE_LIMIT` architectures), or one with restricted ops.
+
+    Cost: enumeration and one :meth:`SearchSpace.canonical` per architecture once (about 0.5 s
+    for NAS-Bench-201); per step a table lookup.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        constraint: Callable[[Architecture], bool] | None = None,
+        max_tries: int = 1000,
+        description: str = "",
+    ):
+        super().__init__(space, seed, constraint, max_tries, description)
+        self.networks = None  # distinct canonical forms, in enumeration order; None: uniform
+        if not space.cell_nodes or "none" not in space.ops:
+            return
+        if space.size > ENUMERATE_LIMIT or space.restricted_ops:
+            raise ValueError(
+                f"--sampling=distinct lists the distinct networks of space {space.name!r} by "
+                f"enumeration, which needs at most {ENUMERATE_LIMIT:,} architectures and no "
+                f"restricted ops (it has {space.size:,}); use --sampling=uniform"
+            )
+        found = {}
+        for genes in all_genes(space):
+            arch = space.canonical(Architecture(tuple(map(tuple, genes.tolist()))))
+            found.setdefault(arch, None)
+        self.networks = list(found)
+
+    def _draw(self, rng: np.random.Generator) -> Architecture:
+        if self.networks is None:
+            return self.space.sample(rng)
+        return self.networks[int(rng.integers(len(self.networks)))]
 
 
 def all_genes(space: SearchSpace) -> np.ndarray:

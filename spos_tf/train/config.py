@@ -30,6 +30,7 @@ from spos_tf.models.sampling import (
     ArchSampler,
     BalancedSampler,
     CostBinSampler,
+    DistinctSampler,
     FairSampler,
     GeneSampler,
     ListSampler,
@@ -45,7 +46,7 @@ from spos_tf.spaces.space import Architecture, SearchSpace, arch_from_any
 from spos_tf.runs.strategy import STRATEGIES
 
 OPTIMIZERS = ("sgd", "adam")
-SAMPLINGS = ("uniform", "cost_bins", "balanced", "fair", "rank_pairs")
+SAMPLINGS = ("uniform", "cost_bins", "balanced", "fair", "rank_pairs", "distinct")
 LR_SCHEDULES = ("linear", "cosine", "constant", "complexity_aware")
 CALR_GAMMA_MAX = 4.0  # DYNAS's decay exponent for the fewest MACs (1/4 for the most)
 RANK_LOSS_WEIGHT, RANK_LOSS_MARGIN = 1.0, 0.02  # --sampling=rank_pairs (this library's choice)
@@ -112,7 +113,10 @@ class TrainConfig:
         block once per step, K paths on one batch, summed gradients, one update; K x the cost)
         or ``"rank_pairs"`` (ranking distillation with MACs as the teacher, after RD-NAS:
         :mod:`spos_tf.models.rank_pairs`; two paths per step from different MACs groups, their
-        losses plus ``rank_loss_weight`` x a margin ranking loss, one update; 2x the cost).
+        losses plus ``rank_loss_weight`` x a margin ranking loss, one update; 2x the cost)
+        or ``"distinct"`` (de-isomorphic sampling: uniform over the distinct networks of a cell
+        space, each trained in its canonical form, :class:`~spos_tf.models.sampling.
+        DistinctSampler`; uniform in other spaces; honours the MACs and latency ranges).
         The evaluation paths stay uniform with every rule.
       rank_loss_weight, rank_loss_margin: ``rank_pairs`` only: the ranking loss's weight and its
         margin per MACs group step (:class:`~spos_tf.models.rank_pairs.RankPairSampler`).
@@ -258,7 +262,10 @@ class TrainConfig:
         "gradients summed, one update; K times the cost of a step); rank_pairs (ranking "
         "distillation after RD-NAS, MACs as the teacher: two paths from different MACs groups "
         "per step, their losses plus --rank_loss_weight x a margin ranking loss asking the path "
-        "with more MACs for the lower loss; 2x the cost of a step).",
+        "with more MACs for the lower loss; 2x the cost of a step); distinct (de-isomorphic: "
+        "uniform over the distinct networks of a cell space such as NAS-Bench-201's, each "
+        "trained in its canonical form with none on the edges that cannot reach the output; "
+        "uniform elsewhere).",
         choices=SAMPLINGS,
     )
     rank_loss_weight: float = field(
@@ -823,6 +830,8 @@ def resolve(config: TrainConfig) -> Resolved:
             sampler = BalancedSampler(space, config.seed, config.cost_bins, config.bin_tries)
         elif config.sampling == "fair":
             sampler = FairSampler(space, config.seed)
+        elif config.sampling == "distinct":
+            sampler = DistinctSampler(space, config.seed, constraint, description=description)
         elif config.sampling == "rank_pairs":  # the constraint, if any, holds for both paths
             sampler = RankPairSampler(
                 space,

@@ -378,3 +378,38 @@ def test_sample_from_trains_the_listed_paths_and_evaluates_uniform_ones(tmp_path
                     f"--sample_from={listed}",
                 )
             )
+
+
+def test_distinct_sampling_trains_canonical_cells_and_evaluates_uniform_ones(tmp_path, data_dir):
+    """--sampling=distinct: a DistinctSampler that keeps the MACs range, draws canonical cells
+    (no op on an edge that cannot reach the output), and leaves the evaluation paths uniform."""
+    from spos_tf import costs
+    from spos_tf.models.sampling import DistinctSampler
+
+    resolved = resolve(
+        parse_flagfile(
+            "tiny_nb201_supernet.cfg",
+            f"--workdir={tmp_path}",
+            f"--data_dir={data_dir}",
+            "--sampling=distinct",
+            "--min_macs=1",
+        )
+    )
+    space, sampler = resolved.space, resolved.sampler
+    assert isinstance(sampler, DistinctSampler) and len(sampler.networks) == 9445
+    draws = [sampler(s) for s in range(300)]
+    assert all(space.canonical(a) == a and costs.macs(space, a) >= 1 for a in draws)
+    evaluated = [resolved.eval_sampler(s) for s in range(300)]
+    assert type(resolved.eval_sampler) is ArchSampler
+    assert any(space.canonical(a) != a for a in evaluated)  # uniform: about 4 in 10 are not
+    with pytest.raises(ValueError, match="--few_shot_split trains each sub-supernet"):
+        resolve(
+            parse_flagfile(
+                "tiny_nb201_supernet.cfg",
+                f"--workdir={tmp_path}",
+                f"--data_dir={data_dir}",
+                "--sampling=distinct",
+                "--few_shot_split=3",
+                f"--few_shot_from={tmp_path}",
+            )
+        )
