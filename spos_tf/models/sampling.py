@@ -309,15 +309,8 @@ class DistinctSampler(ArchSampler):
     for NAS-Bench-201); per step a table lookup.
     """
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        constraint: Callable[[Architecture], bool] | None = None,
-        max_tries: int = 1000,
-        description: str = "",
-    ):
-        super().__init__(space, seed, constraint, max_tries, description)
+    def __init__(self, space: SearchSpace, *args, **kwargs):  # ArchSampler's arguments
+        super().__init__(space, *args, **kwargs)
         self.networks = None  # distinct canonical forms, in enumeration order; None: uniform
         if not space.cell_nodes or "none" not in space.ops:
             return
