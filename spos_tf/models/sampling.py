@@ -295,7 +295,8 @@ class DistinctSampler(ArchSampler):
     NAS-Bench-201's 15,625 encodings spends about 41% of the steps on cells with at most 3 live
     edges, which make up about 2% of its 9,445 distinct networks; this sampler draws each
     distinct network equally often and trains it in its canonical form (``none`` on the dead
-    edges), so no step decays or moves the slots of an op that cannot reach the output. The
+    edges), so no step decays, moves or recalibrates an op that cannot reach the output (its
+    weights, slots and BN statistics stay; tests/models/test_supernet.py checks it). The
     constraint (MACs or latency range) is checked on the canonical form, by rejection as in
     :class:`ArchSampler`. In spaces where every encoding is its own network (chains of blocks,
     cells without ``none``) this is uniform sampling, and the draw is

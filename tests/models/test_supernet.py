@@ -151,3 +151,46 @@ def test_constrained_sampling():
     net = spos_tf.build_supernet(space)
     with pytest.raises(InfeasibleConstraintError):
         net.set_sampler(bad)
+
+
+@pytest.mark.slow
+def test_distinct_sampling_leaves_dead_edges_alone_and_trains_live_ones_alike():
+    """--sampling=distinct trains the canonical form of a cell (DistinctSampler): the ops on edges
+    that cannot reach the output keep their weights and BN statistics, which steps on the
+    encoding itself move (weight decay and momentum on the sampled path), while the live edge and the rest of the
+    network get the same update from both, and both compute the same logits."""
+    space = spaces.get("nasbench201", image_size=8, width=0.25, repeats=(1, 1, 1))
+    encoding = space.parse("3,3,3,3,0,0")  # nodes 1 and 2 feed nothing: only edge 0->3 is live
+    canonical = space.canonical(encoding)
+    assert str(canonical) == "0,0,0,3,0,0"
+    x, y = _data(space, 16)
+
+    def weights(net):  # every choice unit's weights, keyed by (cell edge unit, its edge, op, key)
+        return {
+            (i, block.block, op, key): var.numpy().copy()
+            for i, block in enumerate(net.choice_blocks)
+            for op, unit in block.units.items()
+            for key, var in unit.weight_dict().items()
+        }
+
+    initial, trained, outputs = None, [], []
+    for arch in (encoding, canonical):
+        net = spos_tf.build_supernet(space, seed=1)
+        _compile(net)
+        initial = weights(net)  # the same seed: the same initial weights for both
+        net.set_sampler(SequenceSampler(space, [arch, arch]))
+        net.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        trained.append(weights(net))
+        outputs.append(net(x[:4], training=False, arch=space.indices(canonical)).numpy())
+    dead = 0
+    for (i, edge, op, key), start in initial.items():
+        on_encoding, on_canonical = trained[0][(i, edge, op, key)], trained[1][(i, edge, op, key)]
+        if edge in (0, 1, 2) and op == "nor_conv_3x3":  # dead: weights and BN statistics
+            assert np.array_equal(on_canonical, start), (i, edge, key)
+            if "kernel" in key:
+                dead += 1
+                assert not np.array_equal(on_encoding, start), (i, edge, key)
+        else:
+            np.testing.assert_allclose(on_encoding, on_canonical, rtol=1e-5, atol=1e-6)
+    assert dead == 3 * 3  # three dead edges in each of the three cells
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
