@@ -5,8 +5,8 @@ constraint (e.g. MACs in a range), with a bounded number of tries. ``CostBinSamp
 reference's supernet training does (a MACs bin first, then paths inside it). ``GeneSampler``
 draws uniformly among the architectures with one gene fixed (a few-shot sub-supernet's part of
 the space, :mod:`spos_tf.train.few_shot`); ``ListSampler`` uniformly among listed architectures
-(``--sample_from``); ``DistinctSampler`` uniformly among the distinct networks of a cell space. Because the draw
-depends only on ``(seed, step)``, a resumed run replays exactly the same architectures, and every
+(``--sample_from``); ``DistinctSampler`` uniformly among the distinct networks of a cell space
+(``--sampling=distinct``). Because the draw depends only on ``(seed, step)``, a resumed run replays exactly the same architectures, and every
 replica and worker of a distributed run draws the same architecture for a global step without
 communicating.
 """
@@ -306,7 +306,7 @@ class DistinctSampler(ArchSampler):
       ValueError: a cell space with ``none`` too large to enumerate (over
         :data:`ENUMERATE_LIMIT` architectures), or one with restricted ops.
 
-    Cost: enumeration and one :meth:`SearchSpace.canonical` per architecture once (about 0.5 s
+    Cost: enumeration and one :meth:`SearchSpace.canonical` per architecture once (about 0.25 s
     for NAS-Bench-201); per step a table lookup.
     """
 
