@@ -6,9 +6,9 @@ reference's supernet training does (a MACs bin first, then paths inside it). ``G
 draws uniformly among the architectures with one gene fixed (a few-shot sub-supernet's part of
 the space, :mod:`spos_tf.train.few_shot`); ``ListSampler`` uniformly among listed architectures
 (``--sample_from``); ``DistinctSampler`` uniformly among the distinct networks of a cell space
-(``--sampling=distinct``). Because the draw depends only on ``(seed, step)``, a resumed run replays exactly the same architectures, and every
-replica and worker of a distributed run draws the same architecture for a global step without
-communicating.
+(``--sampling=distinct``). Because the draw depends only on ``(seed, step)``, a resumed run
+replays exactly the same architectures, and every replica and worker of a distributed run draws
+the same architecture for a global step without communicating.
 """
 
 from __future__ import annotations
