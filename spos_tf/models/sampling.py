@@ -321,11 +321,12 @@ class DistinctSampler(ArchSampler):
                 f"enumeration, which needs at most {ENUMERATE_LIMIT:,} architectures and no "
                 f"restricted ops (it has {space.size:,}); use --sampling=uniform"
             )
-        found = {}
-        for genes in all_genes(space):
-            arch = space.canonical(Architecture(tuple(map(tuple, genes.tolist()))))
-            found.setdefault(arch, None)
-        self.networks = list(found)
+        self.networks = list(
+            dict.fromkeys(
+                space.canonical(Architecture(tuple(map(tuple, genes.tolist()))))
+                for genes in all_genes(space)
+            )
+        )
 
     def _draw(self, rng: np.random.Generator) -> Architecture:
         if self.networks is None:
