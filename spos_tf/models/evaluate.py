@@ -32,6 +32,10 @@ supernets. The score then depends on the evaluation batch size (a batch of 1 has
 use batches of a few hundred images) and the moving statistics of the model stay bit-identical.
 Cost: one inference pass over the held-out data per candidate, no calibration passes.
 
+With a ``finetuner`` (:class:`~spos_tf.models.finetune.PathFinetuner`, ``--finetune_steps``)
+:meth:`PathEvaluator.__call__` first trains the path alone for a few steps on ``finetune_ds``,
+then recalibrates and scores it, and restores every variable of the model afterwards.
+
 Per-candidate data: ``calib_ds`` and ``holdout_ds`` may also be functions
 ``index -> tf.data.Dataset`` that give candidate ``index`` its own images (the search's
 ``--calib_stream=fresh`` and ``--holdout_images_per_candidate``, :mod:`spos_tf.search.data`);
@@ -92,6 +96,11 @@ class PathEvaluator:
         reset + exponential average) or ``"batch_stats"`` (no recalibration; every evaluated
         batch normalised by its own statistics), see the module docstring.
       ema_momentum: the ``"ema"`` mode's BN momentum (Keras form).
+      finetuner: optional :class:`~spos_tf.models.finetune.PathFinetuner`: :meth:`__call__` then
+        trains each candidate alone on ``finetune_ds`` before recalibrating and scoring it, and
+        restores the model afterwards (``--finetune_steps``).
+      finetune_ds: the fine-tuning batches ``(images, labels)``, a data set or a function
+        ``index -> data set``; required with ``finetuner``.
 
     Raises:
       TypeError: ``model`` has no ``bn_control``.
@@ -107,6 +116,8 @@ class PathEvaluator:
         num_calib_batches: int = 1,
         calib_mode: str = "exact",
         ema_momentum: float = 0.9,
+        finetuner=None,
+        finetune_ds: Data | None = None,
     ):
         control = getattr(model, "bn_control", None)
         if control is None or not hasattr(control, "momentum"):
@@ -121,7 +132,10 @@ class PathEvaluator:
             )
         if not 0.0 <= ema_momentum < 1.0:
             raise ValueError(f"ema_momentum must be in [0, 1), got {ema_momentum!r}")
+        if finetuner is not None and finetune_ds is None:
+            raise ValueError("a finetuner needs its data: pass finetune_ds too")
         self.calib_mode, self.ema_momentum = calib_mode, float(ema_momentum)
+        self.finetuner, self.finetune_ds = finetuner, finetune_ds
         self.model = model
         self.calib_ds, self.holdout_ds = calib_ds, holdout_ds
         self.num_calib_batches = int(num_calib_batches)
@@ -283,7 +297,8 @@ class PathEvaluator:
         return correct / count
 
     def __call__(self, arch, index: int | None = None) -> float:
-        """Fitness of ``arch``: set the path, recalibrate BN, return held-out top-1 accuracy.
+        """Fitness of ``arch``: set the path, recalibrate BN, return held-out top-1 accuracy (with
+        a ``finetuner``: train the path alone first, restore every variable after scoring).
 
         Args:
           arch: an :class:`~spos_tf.spaces.space.Architecture` of the supernet's space.
@@ -309,8 +324,12 @@ class PathEvaluator:
 
             index = arch_index(arch)
         self.model.set_arch(arch)
-        self.recalibrate(index=index)
-        return self.evaluate(index=index)
+        if self.finetuner is None:
+            self.recalibrate(index=index)
+            return self.evaluate(index=index)
+        with self.finetuner.applied(arch, _for_candidate(self.finetune_ds, index, "fine-tuning")):
+            self.recalibrate(index=index)
+            return self.evaluate(index=index)
 
 
 def _is_function(data) -> bool:

@@ -254,6 +254,19 @@ class SearchConfig:
         "normalised by its own statistics; mind --eval_batch_size).",
         choices=CALIB_MODES,
     )
+    finetune_steps: int = field(
+        0,
+        "Before scoring, train each candidate's path alone for this many steps from its "
+        "inherited weights (masked SGD with momentum 0.9, no weight decay, constant "
+        "--finetune_lr; batches of --calib_batch_size training images with the training "
+        "augmentation, the same images for every candidate), then recalibrate BN and score; every "
+        "weight is restored afterwards. Costs that many training steps per candidate. 0: off "
+        "(the paper's).",
+        low=0,
+    )
+    finetune_lr: float = field(
+        0.05, "Learning rate of --finetune_steps (constant).", low=0.0, low_open=True
+    )
     holdout_images: Optional[int] = field(
         None,
         "Evaluate on the first this many held-out images (default: the whole held-out split).",
@@ -383,6 +396,11 @@ class SearchConfig:
             raise ValueError(
                 "--steer_by_score steers evolution's choice of parents; random search has none: "
                 "pass --algorithm=evolution or both, or drop --steer_by_score"
+            )
+        if self.finetune_steps and self.precision == "mixed_float16":
+            raise ValueError(
+                "--finetune_steps trains without loss scaling, which float16 gradients need: "
+                "pass --precision=float32 or mixed_bfloat16, or drop --finetune_steps"
             )
         if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must be distinct integers >= 0, got {list(self.seeds)}")

@@ -234,6 +234,8 @@ def best_record(
         calib_stream=config.calib_stream,
         holdout_images=config.holdout_images,
         holdout_images_per_candidate=config.holdout_images_per_candidate,
+        finetune_steps=config.finetune_steps,
+        finetune_lr=config.finetune_lr if config.finetune_steps else None,
     )
     return record
 

@@ -330,6 +330,29 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
     return calib, holdout, per_candidate or num_holdout
 
 
+def build_finetune_data(data, config: SearchConfig, image_size: int, seed: int = 0):
+    """The batches of ``--finetune_steps`` (None when it is 0): the first ``finetune_steps``
+    batches of ``config.calib_batch_size`` training images (the ``calib`` role, in stored order,
+    repeated if the split is smaller) with the training augmentation seeded by
+    ``(seed, position)``, the same for every candidate; kept in host memory when they fit in
+    ``config.cache_mb``."""
+    if not config.finetune_steps:
+        return None
+    from spos_tf.data import build_dataset
+
+    ds = build_dataset(
+        data,
+        "calib",
+        config.calib_batch_size,
+        training=False,
+        seed=seed,
+        repeat=True,
+        drop_remainder=True,
+        augment=True,
+    ).take(config.finetune_steps)
+    return _cached(ds, config.finetune_steps * config.calib_batch_size, image_size, config.cache_mb)
+
+
 def make_evaluator(config: SearchConfig):
     """A :class:`~spos_tf.models.evaluate.PathEvaluator` on the restored supernet of ``config``, with
     its calibration and held-out data (restores the checkpoint; fills the caches).
@@ -350,10 +373,22 @@ def make_evaluator(config: SearchConfig):
         else:
             space, supernet, run_config, data = load_supernet(config)
     calib, holdout, _ = build_eval_data(data, config, space.image_size, seed=0)
+    finetune = build_finetune_data(data, config, space.image_size, seed=0)
 
     def evaluator(model):
+        finetuner = None
+        if finetune is not None:
+            from spos_tf.models.finetune import PathFinetuner
+
+            finetuner = PathFinetuner(model, config.finetune_steps, config.finetune_lr)
         return PathEvaluator(
-            model, calib, holdout, config.num_calib_batches, calib_mode=config.calib_mode
+            model,
+            calib,
+            holdout,
+            config.num_calib_batches,
+            calib_mode=config.calib_mode,
+            finetuner=finetuner,
+            finetune_ds=finetune,
         )
 
     if layout is None:

@@ -467,3 +467,26 @@ def test_ground_truth_refuses_another_space_and_missing_cells_before_writing(tmp
     with pytest.raises(FileNotFoundError, match="--ground_truth"):
         rank_lib.run(gt_config(*gt_args(nb201_dir, workdir, tmp_path / "none.csv", tmp_path)))
     assert not workdir.exists()
+
+
+@pytest.mark.slow
+def test_fine_tuned_scoring_ranks_through_the_app_and_leaves_the_supernet_as_it_was(
+    gt_ranked, nb201, tmp_path
+):
+    """--search_flagfile=flags/tiny_nb201_search_finetune.cfg (2 fine-tuning steps per cell):
+    the app scores the same cells as without, with other accuracies (the fine-tuned paths),
+    records the setting, and writes nothing into the supernet's folder."""
+    supernet_dir, table, data_dir = nb201
+    before = snapshot(supernet_dir)
+    workdir = tmp_path / "ft"
+    twin = Path(__file__).resolve().parents[2] / "flags" / "tiny_nb201_search_finetune.cfg"
+    args = gt_args(supernet_dir, workdir, table, data_dir, f"--search_flagfile={twin}")
+    run_app("rank", *args, timeout=900)
+    assert snapshot(supernet_dir) == before
+    plain = {r["arch"]: float(r["supernet_accuracy"]) for r in read_csv(gt_ranked / "ranking.csv")}
+    tuned = {r["arch"]: float(r["supernet_accuracy"]) for r in read_csv(workdir / "ranking.csv")}
+    assert tuned.keys() == plain.keys()
+    assert any(tuned[a] != plain[a] for a in plain)
+    settings = json.loads((workdir / rank_lib.CONFIG_FILE).read_text())
+    assert settings["scoring"]["finetune_steps"] == 2
+    assert settings["scoring"]["finetune_lr"] == 0.05

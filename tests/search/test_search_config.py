@@ -100,6 +100,13 @@ def test_bitops_convention_sets_what_the_constraint_counts():
             dict(steer_by_score=True, score="supernet+synflow", algorithm="random"),
             "random search has none: pass --algorithm=evolution or both",
         ),
+        (dict(finetune_steps=-1), "--finetune_steps must be an integer >= 0, got -1"),
+        (dict(finetune_lr=0.0), r"--finetune_lr must be a number in \(0, inf\), got 0.0"),
+        (
+            dict(finetune_steps=5, precision="mixed_float16"),
+            "--finetune_steps trains without loss scaling.*pass --precision=float32 or "
+            "mixed_bfloat16, or drop --finetune_steps",
+        ),
     ],
 )
 def test_a_bad_setting_is_refused_naming_the_flag(change, message):
