@@ -314,30 +314,16 @@ def build_eval_data(data, config: SearchConfig, image_size: int, seed: int = 0):
             augment=config.calib_augment,
         )
         return calib, holdout, per_candidate or num_holdout
-    calib = build_dataset(
-        data,
-        "calib",
-        config.calib_batch_size,
-        training=False,
-        seed=seed,
-        repeat=True,
-        drop_remainder=True,
-        augment=config.calib_augment,
-    ).take(config.num_calib_batches)
-    calib = _cached(
-        calib, config.num_calib_batches * config.calib_batch_size, image_size, config.cache_mb
+    calib = _training_batches(
+        data, config, image_size, config.num_calib_batches, config.calib_augment, seed
     )
     return calib, holdout, per_candidate or num_holdout
 
 
-def build_finetune_data(data, config: SearchConfig, image_size: int, seed: int = 0):
-    """The batches of ``--finetune_steps`` (None when it is 0): the first ``finetune_steps``
-    batches of ``config.calib_batch_size`` training images (the ``calib`` role, in stored order,
-    repeated if the split is smaller) with the training augmentation seeded by
-    ``(seed, position)``, the same for every candidate; kept in host memory when they fit in
-    ``config.cache_mb``."""
-    if not config.finetune_steps:
-        return None
+def _training_batches(data, config: SearchConfig, image_size: int, n: int, augment, seed: int):
+    """The first ``n`` batches of ``config.calib_batch_size`` training images (the ``calib``
+    role, in stored order, repeated if the split is smaller; with ``augment`` the training
+    augmentation seeded by ``(seed, position)``), cached when they fit in ``config.cache_mb``."""
     from spos_tf.data import build_dataset
 
     ds = build_dataset(
@@ -348,9 +334,20 @@ def build_finetune_data(data, config: SearchConfig, image_size: int, seed: int =
         seed=seed,
         repeat=True,
         drop_remainder=True,
-        augment=True,
-    ).take(config.finetune_steps)
-    return _cached(ds, config.finetune_steps * config.calib_batch_size, image_size, config.cache_mb)
+        augment=augment,
+    ).take(n)
+    return _cached(ds, n * config.calib_batch_size, image_size, config.cache_mb)
+
+
+def build_finetune_data(data, config: SearchConfig, image_size: int, seed: int = 0):
+    """The batches of ``--finetune_steps`` (None when it is 0): the first ``finetune_steps``
+    batches of ``config.calib_batch_size`` training images (the ``calib`` role, in stored order,
+    repeated if the split is smaller) with the training augmentation seeded by
+    ``(seed, position)``, the same for every candidate; kept in host memory when they fit in
+    ``config.cache_mb``."""
+    if not config.finetune_steps:
+        return None
+    return _training_batches(data, config, image_size, config.finetune_steps, True, seed)
 
 
 def make_evaluator(config: SearchConfig):
