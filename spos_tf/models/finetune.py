@@ -10,7 +10,8 @@ budget). It is still the supernet's estimate, no prior is added, and it costs tr
 candidate.
 
 :class:`PathFinetuner` runs :func:`spos_tf.models.step.train_step` (the one train step) with a
-fixed sampler that always returns the candidate, a masked SGD with momentum and no weight decay
+sampler that always returns the candidate (a one-path
+:class:`~spos_tf.models.sampling.SequenceSampler`), a masked SGD with momentum and no weight decay
 (zeroed slots for every candidate), on the given batches of training images; then the caller
 recalibrates BN and evaluates; then :meth:`PathFinetuner.restore` assigns every variable of the
 model (weights, BN statistics, quantizer state) its value from before, bit for bit. The supernet's
@@ -30,22 +31,13 @@ import tensorflow as tf
 
 from spos_tf.models import step as step_lib
 from spos_tf.models.optim import MaskedSGD
+from spos_tf.models.sampling import SequenceSampler
 
 
 def _mean_cross_entropy(labels, logits):
     labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
     loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
     return tf.reduce_mean(loss)
-
-
-class _FixedSampler:
-    """Returns ``arch`` at every step (set per candidate)."""
-
-    def __init__(self, arch):
-        self.arch = arch
-
-    def __call__(self, step):
-        return self.arch
 
 
 class PathFinetuner:
@@ -117,15 +109,14 @@ class PathFinetuner:
         model = self.model
         model.set_arch(arch)
         sampler = model.sampler
-        model.sampler = _FixedSampler(model.space.validate(arch))
+        model.sampler = SequenceSampler(model.space, [arch])  # every step: ``arch``
         try:
             ran = int(self._train_fn(iter(data.take(self.steps))).numpy())
         finally:
             model.sampler = sampler
         if ran == 0:
             raise ValueError("the fine-tuning data yielded no batch; nothing was trained")
-        model.set_arch(arch)
-        return ran
+        return ran  # each step assigned ``arch`` to model.arch_var, so the path is still set
 
     def restore(self) -> None:
         """Every model variable back to its value before the first :meth:`train` (bit for bit),
