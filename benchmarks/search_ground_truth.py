@@ -28,6 +28,11 @@ flags without ``--steer_by_score``) also the paired difference of the picks: per
 algorithm present in both, this search's pick's table accuracy minus the other's (both picked
 by ``--score``), their mean, the t 95% interval of the mean over those pairs
 (``scipy.stats.t``; none for a single pair) and how many are positive (``paired`` in the JSON).
+With ``--first=N`` every seed's and algorithm's search is judged as if it had stopped after its
+first N candidates (history order, which is evaluation order): what the same search picks with a
+budget of N, e.g. a search extended from 100 to 300 candidates (``max_trials`` may grow) judged at
+100, 200 and 300 without rerunning it (``--paired_first=M`` does the same for ``--paired_with``;
+``--paired_with`` may name the same workdir). A history shorter than N is refused.
 Costs: parsing the table (about 0.1 s) and one dict look-up per row (twice with
 ``--paired_with``).
 """
@@ -127,10 +132,43 @@ def favourites(space, table, runs: dict, k: int) -> dict:
     }
 
 
-def summarize(search: str, table, max_macs=None, score: str = "supernet", top: int = 20) -> dict:
+def first_rows(runs: dict, n: int) -> dict:
+    """``runs`` with every seed's rows cut to the first ``n`` of each algorithm (history order).
+
+    Raises:
+      SystemExit: an algorithm of a seed has fewer than ``n`` rows (naming it and the fix).
+    """
+    out = {}
+    for seed, rows in runs.items():
+        kept, count = [], {}
+        for r in rows:
+            count[r["algorithm"]] = count.get(r["algorithm"], 0) + 1
+            if count[r["algorithm"]] <= n:
+                kept.append(r)
+        short = {a: c for a, c in count.items() if c < n}
+        if short:
+            raise SystemExit(
+                f"--first={n}: seed {seed} has only "
+                + ", ".join(f"{c} {a} candidates" for a, c in short.items())
+                + f"; extend that search with --max_trials={n} (it resumes) or give a smaller --first"
+            )
+        out[seed] = kept
+    return out
+
+
+def summarize(
+    search: str,
+    table,
+    max_macs=None,
+    score: str = "supernet",
+    top: int = 20,
+    first: int | None = None,
+) -> dict:
     space = spaces.get("nasbench201")  # the benchmark's network (C=16, N=5): its MACs
-    result = {"picks": [], "algorithms": {}, "score": score}
+    result = {"picks": [], "algorithms": {}, "score": score, "first": first}
     runs = histories(search)
+    if first is not None:
+        runs = first_rows(runs, first)
     result["favourites"] = favourites(space, table, runs, top)
     for seed, rows in runs.items():
         for algorithm, row in picks(rows, score).items():
@@ -255,16 +293,40 @@ def main(argv=None):
         help="how the --paired_with search's picks are chosen (default: --score), e.g. "
         "supernet+synflow against a supernet+synflow+naswot search",
     )
+    parser.add_argument(
+        "--first",
+        type=int,
+        default=None,
+        help="judge each search as stopped after its first N candidates (see above)",
+    )
+    parser.add_argument(
+        "--paired_first",
+        type=int,
+        default=None,
+        help="the same for the --paired_with search (e.g. the same workdir at a smaller budget)",
+    )
     args = parser.parse_args(argv)
     if args.top < 1:
         raise SystemExit(f"--top={args.top}: give a positive number of candidates per seed")
+    for name in ("first", "paired_first"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise SystemExit(
+                f"--{name}={getattr(args, name)}: give a positive number of candidates"
+            )
+    if args.paired_first is not None and not args.paired_with:
+        raise SystemExit("--paired_first needs --paired_with=<search workdir> (it may be --search)")
     table = ground_truth.load(args.ground_truth)
-    result = summarize(args.search, table, args.max_macs, args.score, args.top)
+    result = summarize(args.search, table, args.max_macs, args.score, args.top, args.first)
     if args.paired_with:
         other_score = args.paired_score or args.score
-        other = summarize(args.paired_with, table, args.max_macs, other_score, args.top)
+        other = summarize(
+            args.paired_with, table, args.max_macs, other_score, args.top, args.paired_first
+        )
         result["paired"] = dict(
-            paired(result, other), other=args.paired_with, other_score=other_score
+            paired(result, other),
+            other=args.paired_with,
+            other_score=other_score,
+            other_first=args.paired_first,
         )
     for p in result["picks"]:
         print(

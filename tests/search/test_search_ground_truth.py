@@ -238,3 +238,54 @@ def test_three_way_picks_and_a_pairing_judged_by_another_score(tmp_path, tool):
     )["paired"]
     assert paired["other_score"] == "supernet+synflow"
     assert paired["pairs"][0]["other"] == 85.0 and paired["pairs"][0]["delta"] == 5.0
+
+
+def test_first_judges_a_search_at_a_smaller_budget_and_pairs_it_with_itself(tmp_path, tool):
+    """``--first=N`` keeps each seed's first N candidates per algorithm (history order), so a
+    search extended to more candidates is judged at its old budget; ``--paired_first`` pairs the
+    same workdir at two budgets; a history shorter than N is refused with the fix."""
+    table = write_table(tmp_path / "table.csv")  # 90.0 for 3,2,4,1,3,2; 85.0 for 1,3,1,3,1,3
+    search = tmp_path / "search"
+    write_history(  # evolution's table accuracies 80, 85, 90: better supernet accuracy later
+        search / "seed_0" / "history.csv",
+        [
+            ("evolution", "3,3,3,3,3,3", 0.60),
+            ("random", "0,0,0,0,0,0", 0.90),  # another algorithm's rows do not count for N
+            ("evolution", "1,3,1,3,1,3", 0.65),
+            ("random", "4,4,4,4,4,4", 0.10),
+            ("evolution", "3,2,4,1,3,2", 0.70),
+        ],
+    )
+    write_history(  # evolution's table accuracies 85, 70, 60
+        search / "seed_1" / "history.csv",
+        [
+            ("evolution", "2,2,2,2,2,2", 0.50),
+            ("evolution", "4,4,4,4,4,4", 0.80),
+            ("random", "1,3,1,3,1,3", 0.60),
+            ("evolution", "0,0,0,0,0,0", 0.90),
+            ("random", "3,2,4,1,3,2", 0.70),
+        ],
+    )
+    args = [f"--search={search}", f"--ground_truth={table}"]
+    one = tool.main([*args, "--first=1"])
+    assert one["first"] == 1 and one["favourites"]["evaluated"] == 4
+    got = {(p["seed"], p["algorithm"]): p["ground_truth"] for p in one["picks"]}
+    assert got == {
+        (0, "evolution"): 80.0,
+        (0, "random"): 60.0,
+        (1, "evolution"): 85.0,
+        (1, "random"): 85.0,
+    }
+    two = {(p["seed"], p["algorithm"]): p for p in tool.main([*args, "--first=2"])["picks"]}
+    assert two[(0, "evolution")]["best_evaluated"] == 85.0
+    assert two[(1, "random")]["ground_truth"] == 90.0 and two[(0, "random")]["evaluated"] == 2
+    # the same workdir at 2 against 1 candidates: evolution +5 (85 - 80) and -15 (70 - 85)
+    pair = tool.main([*args, "--first=2", f"--paired_with={search}", "--paired_first=1"])
+    evo = [p["delta"] for p in pair["paired"]["pairs"] if p["algorithm"] == "evolution"]
+    assert evo == [5.0, -15.0] and pair["paired"]["other_first"] == 1
+    with pytest.raises(SystemExit, match="seed 0 has only 2 random candidates.*--max_trials=3"):
+        tool.main([*args, "--first=3"])
+    with pytest.raises(SystemExit, match="needs --paired_with"):
+        tool.main([*args, "--paired_first=1"])
+    with pytest.raises(SystemExit, match="positive number"):
+        tool.main([*args, "--first=0"])
