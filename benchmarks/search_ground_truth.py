@@ -17,7 +17,9 @@ accuracy (held-out split), the table's accuracy and its percentile among the tab
 cells; per algorithm the mean and std (ddof 1) over seeds; and for reference the table's best
 cell and its largest cell (the most MACs; ties: the best of them) within ``--max_macs``, and per
 pick the best table accuracy among the candidates that search evaluated (``best_evaluated``: what
-a perfect re-pick would reach; the gap to it is the ranking's, the gap above it the exploration's).
+a perfect re-pick would reach; the gap to it is the ranking's, the gap above it the exploration's)
+and that candidate's place in the pick order (``best_evaluated_place``, 1 = picked) and by supernet
+accuracy alone (``best_evaluated_place_supernet``).
 With ``--top=K`` (default 20) also where the supernet's favourites lie: per edge and op, the
 share of the evaluated candidates (every seed pooled) holding it, its share among each seed's top K
 by supernet accuracy, and the mean table accuracy of the evaluated candidates holding it; printed
@@ -52,7 +54,7 @@ from spos_tf import costs
 from spos_tf.rank import ground_truth
 from spos_tf.runs import run_dir
 from spos_tf.search.config import SEARCH_PRIORS, SEARCH_SCORES  # noqa: E402
-from spos_tf.search.results import best_index  # noqa: E402
+from spos_tf.search.results import best_index, pick_values  # noqa: E402
 from spos_tf import spaces  # noqa: E402
 from spos_tf.spaces import nasbench201  # noqa: E402
 
@@ -156,6 +158,27 @@ def first_rows(runs: dict, n: int) -> dict:
     return out
 
 
+def best_evaluated(space, table, rows: list, algorithm: str, score: str) -> dict:
+    """What a perfect re-pick among one search's candidates would get (``best_evaluated``: the
+    best table accuracy among them; ties: the first evaluated) and where that candidate stood:
+    its place in the order the search picks by (``best_evaluated_place``, 1 = picked; the
+    search's rule by ``score``, ties to the first evaluated) and by supernet accuracy alone
+    (``best_evaluated_place_supernet``), among ``len(mine)`` candidates."""
+    mine = [r for r in rows if r["algorithm"] == algorithm]
+    truth = [table.accuracy(space.parse(r["arch"]).genes[0]) for r in mine]
+    best = int(np.argmax(truth))
+    places = {}
+    for name, rule in (
+        ("best_evaluated_place", score),
+        ("best_evaluated_place_supernet", "supernet"),
+    ):
+        prior = [[float(r[c]) for r in mine] for c in SEARCH_PRIORS.get(rule, ())]
+        values = pick_values([float(r["accuracy"]) for r in mine], prior or None, rule)
+        order = sorted(range(len(mine)), key=lambda i: -values[i])  # stable: first evaluated first
+        places[name] = order.index(best) + 1
+    return {"best_evaluated": truth[best], **places}
+
+
 def summarize(
     search: str,
     table,
@@ -186,12 +209,7 @@ def summarize(
                     "supernet_accuracy_holdout": float(row["accuracy"]),
                     "ground_truth": accuracy,
                     "percentile": table.percentile(accuracy),
-                    # what a perfect re-pick among this search's candidates would get
-                    "best_evaluated": max(
-                        table.accuracy(space.parse(r["arch"]).genes[0])
-                        for r in rows
-                        if r["algorithm"] == algorithm
-                    ),
+                    **best_evaluated(space, table, rows, algorithm, score),
                 }
             )
     for algorithm in sorted({p["algorithm"] for p in result["picks"]}):
@@ -333,7 +351,8 @@ def main(argv=None):
             f"seed {p['seed']} {p['algorithm']:>9}: {p['arch']} supernet {p['supernet_accuracy_holdout']:.4f} "
             f"-> ground truth {p['ground_truth']:.2f} (percentile {100 * p['percentile']:.1f}), "
             f"{p['macs_benchmark_network'] / 1e6:.1f}M MACs at N=5; best evaluated "
-            f"{p['best_evaluated']:.2f}"
+            f"{p['best_evaluated']:.2f} (placed {p['best_evaluated_place']} by the pick rule, "
+            f"{p['best_evaluated_place_supernet']} by supernet accuracy, of {p['evaluated']})"
         )
     for algorithm, s in result["algorithms"].items():
         std = "" if s["std"] is None else f" +- {s['std']:.2f}"

@@ -68,6 +68,9 @@ def test_best_evaluated_is_the_best_table_accuracy_a_search_visited(tmp_path, to
     assert (picks[0]["ground_truth"], picks[0]["best_evaluated"]) == (60.0, 90.0)
     assert (picks[1]["ground_truth"], picks[1]["best_evaluated"]) == (70.0, 85.0)
     assert result["algorithms"]["evolution"]["best_evaluated_mean"] == pytest.approx(87.5)
+    # where the best cell stood: seed 0's by accuracy 0.9, 0.6, 0.5 -> third; seed 1's second
+    assert [picks[s]["best_evaluated_place"] for s in (0, 1)] == [3, 2]
+    assert [picks[s]["best_evaluated_place_supernet"] for s in (0, 1)] == [3, 2]
 
 
 def test_favourites_count_the_top_of_each_seed_against_the_evaluated(tmp_path, tool, capsys):
@@ -156,6 +159,9 @@ def test_supernet_plus_synflow_repicks_by_the_history_column(tmp_path, tool):
     got = tool.main([f"--search={tmp_path}", f"--ground_truth={table}", "--score=supernet+synflow"])
     assert got["picks"][0]["arch"] == "3,2,4,1,3,2" and got["picks"][0]["ground_truth"] == 90.0
     assert got["score"] == "supernet+synflow"
+    # the 90% cell is picked by the combination (place 1) but second by accuracy alone
+    assert got["picks"][0]["best_evaluated_place"] == 1
+    assert got["picks"][0]["best_evaluated_place_supernet"] == 2
     # a history written without the score has no column: the fix is to rerun the search with it
     other = tmp_path / "other"
     write_history(other / "history.csv", [("evolution", "3,3,3,3,3,3", 0.7)])
