@@ -8,12 +8,8 @@ from conftest import import_benchmark
 from _ground_truth import write_history, write_table
 
 
-@pytest.fixture(scope="module")
-def tool():
-    return import_benchmark("search_budget")
-
-
-def test_picks_at_each_budget_by_hand(tmp_path, tool):
+def test_picks_at_each_budget_by_hand(tmp_path):
+    tool = import_benchmark("search_budget")
     table = write_table(tmp_path / "table.csv")  # 90.0 for 3,2,4,1,3,2; 85.0 for 1,3,1,3,1,3
     search = tmp_path / "search"
     write_history(  # table accuracies 80, 85, 90: the supernet's favourite improves with N
