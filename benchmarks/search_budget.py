@@ -16,8 +16,8 @@ accuracy and best evaluated (the best table accuracy among the first N: what a p
 would reach), their means over the seeds, and the paired difference of the picks against the
 smallest N (mean and t 95% interval over the seeds). ``--plot`` draws the mean pick and the mean
 best evaluated against N, each seed's pick faintly, with the table's best and largest cell.
-Cost: one :func:`search_ground_truth.summarize` per N (about 0.3 s each for 3 seeds of 300
-candidates), after the imports and the table (about 5 s).
+Cost: the histories read and the table's reference cells found once, then one
+:func:`search_ground_truth.judge` per N, after the imports and the table (about 5 s).
 """
 
 import argparse
@@ -35,14 +35,15 @@ from spos_tf.runs import run_dir  # noqa: E402
 from spos_tf.search.config import SEARCH_SCORES  # noqa: E402
 
 
-def budgets(search: str, every: int) -> list:
-    """``every, 2 x every, ...`` up to the fewest candidates of any seed and algorithm, that
-    number included (so a search of 100 with every=30 gives 30, 60, 90, 100)."""
+def budgets(runs: dict, every: int) -> list:
+    """``every, 2 x every, ...`` up to the fewest candidates of any seed and algorithm of the
+    loaded histories (``{seed: rows}``), that number included (so a search of 100 with every=30
+    gives 30, 60, 90, 100)."""
     if every < 1:
         raise SystemExit(f"--every={every}: give a positive number of candidates")
     fewest = min(
         sum(r["algorithm"] == a for r in rows)
-        for rows in sgt.histories(search).values()
+        for rows in runs.values()
         for a in {r["algorithm"] for r in rows}
     )
     steps = list(range(every, fewest + 1, every))
@@ -54,13 +55,16 @@ def budgets(search: str, every: int) -> list:
 def curve(search: str, table, score="supernet", max_macs=None, every=20) -> dict:
     """``{"budgets": [N...], "algorithms": {algorithm: {"pick_mean", "best_evaluated_mean",
     "picks" (per N, per seed), "best_evaluated", "seeds", "paired_vs_first"}}, "table_best",
-    "table_largest"}`` (see the module docstring)."""
-    ns = budgets(search, every)
+    "table_largest"}`` (see the module docstring). The histories are read and the table's
+    reference cells found once; each N judges the cut histories."""
+    runs = sgt.histories(search)
+    ns = budgets(runs, every)
+    reference = sgt.table_reference(table, max_macs)
     out = {"budgets": ns, "score": score, "algorithms": {}}
+    out["table_best"], out["table_largest"] = reference["table_best"], reference["table_largest"]
     first = None
     for n in ns:
-        result = sgt.summarize(search, table, max_macs, score, top=1, first=n)
-        out["table_best"], out["table_largest"] = result["table_best"], result["table_largest"]
+        result = sgt.judge(sgt.first_rows(runs, n), table, score, top=1)
         if first is None:
             first = result
         for algorithm in result["algorithms"]:

@@ -179,20 +179,12 @@ def best_evaluated(space, table, rows: list, algorithm: str, score: str) -> dict
     return {"best_evaluated": truth[best], **places}
 
 
-def summarize(
-    search: str,
-    table,
-    max_macs=None,
-    score: str = "supernet",
-    top: int = 20,
-    first: int | None = None,
-) -> dict:
+def judge(runs: dict, table, score: str = "supernet", top: int = 20) -> dict:
+    """``{"picks", "algorithms", "favourites"}`` of loaded histories (``{seed: rows}``, see
+    :func:`histories`): per seed and algorithm the pick by ``score`` and its table accuracy, per
+    algorithm the mean over seeds, and the favourites of each seed's top ``top``."""
     space = spaces.get("nasbench201")  # the benchmark's network (C=16, N=5): its MACs
-    result = {"picks": [], "algorithms": {}, "score": score, "first": first}
-    runs = histories(search)
-    if first is not None:
-        runs = first_rows(runs, first)
-    result["favourites"] = favourites(space, table, runs, top)
+    result = {"picks": [], "algorithms": {}, "favourites": favourites(space, table, runs, top)}
     for seed, rows in runs.items():
         for algorithm, row in picks(rows, score).items():
             arch = space.parse(row["arch"])
@@ -221,15 +213,42 @@ def summarize(
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
             "best_evaluated_mean": float(np.mean(reach)),
         }
+    return result
+
+
+def table_reference(table, max_macs=None) -> dict:
+    """The table's best cell and its largest cell (the most MACs of the C=16/N=5 network; ties:
+    the best of them) within ``max_macs``. Cost: the MACs of every distinct cell (a fraction of a
+    second), so a caller judging one search at many budgets computes it once."""
+    space = spaces.get("nasbench201")
     cells = table.distinct()
     macs = {c.key: costs.macs(space, space.parse(",".join(map(str, c.ops)))) for c in cells}
     allowed = [c for c in cells if max_macs is None or macs[c.key] <= max_macs]
     best = max(allowed, key=lambda c: c.accuracy)
     most = max(allowed, key=lambda c: (macs[c.key], c.accuracy))
-    result["table_best"] = {"benchmark": best.string, "ground_truth": best.accuracy}
-    result["table_largest"] = {"benchmark": most.string, "ground_truth": most.accuracy}
-    result["max_macs_benchmark_network"] = max_macs
-    return result
+    return {
+        "table_best": {"benchmark": best.string, "ground_truth": best.accuracy},
+        "table_largest": {"benchmark": most.string, "ground_truth": most.accuracy},
+        "max_macs_benchmark_network": max_macs,
+    }
+
+
+def summarize(
+    search: str,
+    table,
+    max_macs=None,
+    score: str = "supernet",
+    top: int = 20,
+    first: int | None = None,
+) -> dict:
+    """:func:`judge` of a search workdir's histories (cut to the first ``first`` candidates per
+    seed and algorithm, see :func:`first_rows`) with the :func:`table_reference` within
+    ``max_macs``."""
+    runs = histories(search)
+    if first is not None:
+        runs = first_rows(runs, first)
+    judged = judge(runs, table, score, top)
+    return {"score": score, "first": first, **judged, **table_reference(table, max_macs)}
 
 
 def paired(mine: dict, other: dict) -> dict:
