@@ -1,6 +1,7 @@
 """Checks shared by the tests of the training app and library (tests/test_train*.py) and
 tests/train/test_multiworker.py (not a test module)."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,27 @@ def parse_flagfile(name, *extra):
     train.define_flags(fv)
     fv(["train", f"--flagfile={FLAGS_DIR / name}", *extra])
     return train.config_from_flags(fv)
+
+
+def checkpoint_run(workdir, steps=(6, 12)):
+    """A run directory holding checkpoints of the tiny NAS-Bench-201 supernet
+    (flags/tiny_nb201_supernet.cfg) at ``steps``, nothing trained: every float weight drawn anew
+    per checkpoint and every integer variable (``arch_var``) set to the step. Returns its config."""
+    with contextlib.chdir(FLAGS_DIR.parent):
+        config = parse_flagfile("tiny_nb201_supernet.cfg", f"--workdir={workdir}").to_dict()
+    run_dir.write_config(str(workdir), config)
+    model = run_dir.build_model(config)
+    checkpoint = tf.train.Checkpoint(model=model)
+    manager = tf.train.CheckpointManager(checkpoint, run_dir.checkpoint_dir(str(workdir)), 10)
+    rng = np.random.default_rng(0)
+    for step in steps:
+        for v in model.variables:
+            if v.dtype.is_floating:
+                v.assign(rng.normal(size=v.shape).astype(v.dtype.as_numpy_dtype))
+            else:
+                v.assign(np.full(v.shape, step, v.dtype.as_numpy_dtype))
+        manager.save(checkpoint_number=step)
+    return config
 
 
 def checkpoint_values(path):

@@ -386,6 +386,7 @@ def write_outputs(workdir: str, rows: list, space: SearchSpace, config, truth=No
         "num_archs": len(rows),
         "space": space.name,
         "supernet_dir": os.fspath(config.supernet_dir),
+        "supernet_step": getattr(config, "supernet_step", None),
         "supernet_accuracy_split": "holdout",
         "stats": stats,
     }

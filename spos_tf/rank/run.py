@@ -91,6 +91,7 @@ from typing import Optional
 
 from spos_tf import costs as costs_lib
 from spos_tf.runs import run_dir
+from spos_tf.runs.choices import SUPERNET_STEP_HELP
 from spos_tf.runs.config_flags import check_fields, field, neutral_fields
 from spos_tf.runs.progress import ProgressBar, format_duration
 
@@ -153,6 +154,7 @@ class RankConfig:
     supernet_dir: Optional[str] = field(
         None, "The --workdir of a trained spos_tf.train supernet run."
     )
+    supernet_step: Optional[int] = field(None, SUPERNET_STEP_HELP, low=1)
     workdir: Optional[str] = field(
         None, "Where the ranking writes (see spos_tf.rank.run).", neutral=True
     )
@@ -337,6 +339,7 @@ def scoring_config(config: RankConfig):
 
     changes = dict(
         supernet_dir=config.supernet_dir,
+        supernet_step=config.supernet_step,
         workdir=os.path.join(os.fspath(config.workdir), "scoring"),
         data_dir=config.data_dir,
         progress=False,
@@ -601,7 +604,7 @@ def run(config: RankConfig, stream=None) -> dict:
     stream = stream or sys.stdout
     from spos_tf.search.tuner import load_supernet_config
 
-    supernet_run = load_supernet_config(config.supernet_dir)  # a few-shot split's too
+    supernet_run = load_supernet_config(config.supernet_dir, config.supernet_step)  # few-shot too
     space = run_dir.space_from_config(supernet_run)
     truth = recipe = None
     if config.ground_truth:

@@ -1,5 +1,6 @@
-"""The allowed values of settings that more than one stage reads, each list defined once here, and
-the one rule that turns a calibration size in images into batches (:func:`calib_batches`).
+"""The allowed values (and shared help texts) of settings that more than one stage reads, each
+defined once here, and the one rule that turns a calibration size in images into batches
+(:func:`calib_batches`).
 
 Plain tuples, no TensorFlow: the configs (``search_config``, ``train_config``, ``export_config``)
 define their flags from these without importing the libraries that act on them
@@ -17,6 +18,14 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 # The split a final number is reported on: the search's held-out split or the test split.
 EVAL_SPLITS = ("holdout", "test")
+
+# The help of --supernet_step, a flag of spos_tf.search and of spos_tf.rank (which passes it on to
+# its scoring settings): both score a supernet run at one of its saved checkpoints.
+SUPERNET_STEP_HELP = (
+    "Score the supernet's checkpoint saved at this training step (one its checkpoint index "
+    "still lists: the last --keep_checkpoints, one every --checkpoint_every steps) instead of "
+    "its latest, e.g. an earlier point of the run. Default: the latest checkpoint."
+)
 
 
 def calib_batches(images: int, batch_size: int) -> int:

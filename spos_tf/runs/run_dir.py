@@ -438,6 +438,30 @@ def saved_checkpoints(directory: str) -> dict:
     return {checkpoint_step(p): p for p in paths}
 
 
+def checkpoint_of_step(directory: str, step: int) -> str:
+    """Path prefix of the checkpoint saved at ``step`` in ``directory``.
+
+    Raises:
+      CheckpointError: the index lists no checkpoint of ``step`` (the message names those it
+        lists), or lists it but its files are missing.
+    """
+    saved = saved_checkpoints(directory)  # empty without a readable index
+    if step not in saved:
+        listed = ", ".join(str(s) for s in saved) or "none"
+        raise CheckpointError(
+            f"no checkpoint of step {step} in {directory} (saved steps: {listed}). Fix: pass "
+            f"one of the saved steps, or leave the step out to use the latest; a run keeps its "
+            f"last --keep_checkpoints checkpoints, one every --checkpoint_every steps"
+        )
+    path = saved[step]
+    if not os.path.exists(path + ".index"):
+        raise CheckpointError(
+            f"the checkpoint of step {step} ({path}) is listed in {directory}'s index but its "
+            f"files are missing: pass another saved step"
+        )
+    return path
+
+
 def latest_checkpoint(directory: str) -> str | None:
     """Path prefix of the latest checkpoint in ``directory`` (None if there is none).
 
@@ -498,25 +522,29 @@ def read_checkpoint(checkpoint, path: str, *, partial: bool = False):
     return status
 
 
-def restore_model(workdir: str, strategy=None):
-    """Rebuilds the trained model of ``workdir`` and loads its latest checkpoint's weights.
+def restore_model(workdir: str, strategy=None, step: int | None = None):
+    """Rebuilds the trained model of ``workdir`` and loads its latest checkpoint's weights, or
+    those of its checkpoint of ``step``.
 
     Args:
       workdir: a ``spos_tf.train`` run directory.
       strategy: build the model in this strategy's scope (default: the current strategy).
+      step: load the checkpoint saved at this training step (one of those the checkpoint index
+        lists: :func:`saved_checkpoints`) instead of the latest.
 
     Returns:
       ``(space, model, config)``: the search space, the supernet (``config["arch"]`` null) or the
       stand-alone network, and the run config dict. BN moving statistics are the checkpoint's.
 
     Raises:
-      RunDirError: no ``config.json``; CheckpointError: no checkpoint, or a damaged one.
+      RunDirError: no ``config.json``; CheckpointError: no checkpoint, a damaged one, or no
+        checkpoint of ``step`` (naming the saved steps).
     """
     import tensorflow as tf
 
     config = load_run_config(workdir)
     directory = checkpoint_dir(workdir)
-    path = latest_checkpoint(directory)
+    path = latest_checkpoint(directory) if step is None else checkpoint_of_step(directory, step)
     if path is None:
         raise CheckpointError(
             f"no checkpoint in {directory}: the run in {workdir!r} has not saved one yet. Train "

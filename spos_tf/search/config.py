@@ -18,7 +18,7 @@ from typing import Collection, Mapping, Optional
 from spos_tf import costs as costs_lib
 from spos_tf.rank import report as rank_report
 from spos_tf.runs import config_flags, run_dir
-from spos_tf.runs.choices import CALIB_MODES, PRECISIONS, calib_batches
+from spos_tf.runs.choices import CALIB_MODES, PRECISIONS, SUPERNET_STEP_HELP, calib_batches
 from spos_tf.runs.config_flags import check_fields, field, neutral_fields
 from spos_tf.spaces.space import Architecture, SearchSpace
 
@@ -59,6 +59,10 @@ class SearchConfig:
 
     Attributes:
       supernet_dir: the ``--workdir`` of a finished ``spos_tf.train`` supernet run.
+      supernet_step: score the supernet's checkpoint of this training step (one its checkpoint
+        index still lists) instead of its latest; None: the latest. One-shot runs only (a
+        few-shot split is refused). Recorded in ``best.json``; a search resumed with another
+        step is refused.
       workdir: where the search writes (see :mod:`spos_tf.search.results`).
       algorithm: ``"evolution"``, ``"random"`` or ``"both"`` (evolution, then random search with
         the same budget and constraint: the paper's Figure 3).
@@ -146,6 +150,7 @@ class SearchConfig:
     """
 
     supernet_dir: Optional[str] = field(None, "The --workdir of a trained spos_tf.train supernet.")
+    supernet_step: Optional[int] = field(None, SUPERNET_STEP_HELP, low=1)
     workdir: Optional[str] = field(
         None, "Search directory: oracle state, history.csv, best.json, search.png.", neutral=True
     )

@@ -224,6 +224,7 @@ def best_record(
         generation=row["generation"],
         space_overrides=run_config.get("space_overrides", {}),
         supernet_dir=os.fspath(config.supernet_dir),
+        supernet_step=config.supernet_step,
         constraints=resolve_limits(config, space),
         archs_file=os.fspath(config.archs_file) if config.archs_file else None,
         evaluated=evaluated,

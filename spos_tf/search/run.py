@@ -302,7 +302,7 @@ def _checked_oracles(config: SearchConfig) -> tuple:
         constraint that no architecture meets or that the space cannot cost, a bad
         ``--archs_file``.
     """
-    run_config = load_supernet_config(config.supernet_dir)
+    run_config = load_supernet_config(config.supernet_dir, config.supernet_step)
     space = run_dir.space_from_config(run_config)
     allowed = read_archs_file(space, config.archs_file) if config.archs_file else None
     if allowed == []:

@@ -186,18 +186,28 @@ def _waiting_when_idle(create_trial, wait_s: float = IDLE_WAIT_S):
 
 
 # ------------------------------------------------------------------------------- scoring
-def load_supernet_config(supernet_dir: str) -> dict:
+def load_supernet_config(supernet_dir: str, step: int | None = None) -> dict:
     """The ``config.json`` of the supernet run ``supernet_dir`` (reads one file), or of the first
     sub-supernet of a few-shot split (:func:`spos_tf.train.few_shot.load_run_config`: space and data
-    are every sub-supernet's).
+    are every sub-supernet's). With ``step`` (``--supernet_step``) it also checks that the run's
+    checkpoint index lists a checkpoint of that step (reads the index), so that an app refuses a
+    wrong step before it writes anything.
 
     Raises:
-      run_dir.RunDirError: not a run directory, or a stand-alone network's.
+      run_dir.RunDirError: not a run directory, a stand-alone network's, or a few-shot split
+        with a ``step``; run_dir.CheckpointError: no checkpoint of ``step`` (naming the saved
+        steps).
     """
     from spos_tf.train import few_shot
 
     try:
         if few_shot.is_few_shot(supernet_dir):
+            if step is not None:
+                raise run_dir.RunDirError(
+                    f"--supernet_step={step}: {supernet_dir!r} is a few-shot split, whose "
+                    f"sub-supernets train on from the one-shot run's step; score an earlier "
+                    f"point of the one-shot run itself (its --workdir), or drop --supernet_step"
+                )
             return few_shot.load_run_config(supernet_dir)
         run_config = run_dir.load_run_config(supernet_dir)
     except run_dir.RunDirError as e:
@@ -207,6 +217,8 @@ def load_supernet_config(supernet_dir: str) -> dict:
             f"--supernet_dir={supernet_dir!r} holds a stand-alone network "
             f"(arch {run_config['arch']!r}), not a supernet"
         )
+    if step is not None:
+        run_dir.checkpoint_of_step(run_dir.checkpoint_dir(supernet_dir), step)
     return run_config
 
 
@@ -217,7 +229,7 @@ def load_supernet(config: SearchConfig):
       run_dir.RunDirError, run_dir.CheckpointError: not a trained supernet run (a few-shot
         split holds several: :func:`make_evaluator` scores on them).
     """
-    load_supernet_config(config.supernet_dir)
+    load_supernet_config(config.supernet_dir, config.supernet_step)
     from spos_tf.train import few_shot
 
     if few_shot.is_few_shot(config.supernet_dir):
@@ -226,7 +238,7 @@ def load_supernet(config: SearchConfig):
             f"sub-supernet): restore them with spos_tf.train.few_shot.restore_models, or score with "
             f"make_evaluator"
         )
-    space, model, run_config = run_dir.restore_model(config.supernet_dir)
+    space, model, run_config = run_dir.restore_model(config.supernet_dir, step=config.supernet_step)
     return space, model, run_config, data_config(run_config, space, config.data_dir)
 
 
@@ -365,6 +377,7 @@ def make_evaluator(config: SearchConfig):
     layout = None
     with precision.policy_scope(config.precision):  # the supernet computes in it for good
         if few_shot.is_few_shot(config.supernet_dir):
+            load_supernet_config(config.supernet_dir, config.supernet_step)  # refuses a step
             layout, space, supernets, run_config = few_shot.restore_models(config.supernet_dir)
             data = data_config(run_config, space, config.data_dir)
         else:

@@ -141,6 +141,32 @@ def test_one_row_per_chosen_checkpoint_with_scipys_statistics(tau_run):
     assert rows[4]["scores"] != rows[12]["scores"]
 
 
+def test_the_ranking_app_scores_an_earlier_checkpoint_with_supernet_step(tau_run):
+    """``spos_tf.rank --supernet_step=4`` scores the ranking's cells as this script scored the
+    checkpoint of step 4 (two code paths: the app restores the run at that step, the script reads
+    the checkpoint file into a restored model), and records the step."""
+    base, out, _ = tau_run
+    run_app(
+        "rank",
+        f"--flagfile={NB201_RANK}",
+        f"--supernet_dir={base / 'supernet'}",
+        f"--workdir={base / 'rank_at_4'}",
+        f"--data_dir={base / 'tfds'}",
+        f"--ground_truth={base / 'table.csv'}",
+        "--supernet_step=4",
+        "--noprogress",
+    )
+    with open(base / "rank_at_4" / "ranking.csv") as f:
+        ranking = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
+    step_4 = json.loads((out / "step_4.json").read_text())
+    assert [r["arch"] for r in ranking] == step_4["cells"]
+    np.testing.assert_array_equal(
+        [float(r["supernet_accuracy"]) for r in ranking], step_4["scores"]
+    )
+    assert json.loads((base / "rank_at_4" / "ranking.json").read_text())["supernet_step"] == 4
+    assert json.loads((base / "rank" / "ranking.json").read_text())["supernet_step"] is None
+
+
 def test_a_rerun_scores_only_the_checkpoints_not_yet_scored(tau_run):
     base, out, _ = tau_run
     finished = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.glob("step_*.json")}

@@ -181,3 +181,36 @@ def test_a_setting_added_after_a_run_was_written_is_its_default_on_resume():
         "data.extra: '<unset>' -> 1",
         "new: '<unset>' -> 'uniform'",
     ]
+
+
+def test_restore_model_at_a_saved_step_loads_that_checkpoints_weights(tmp_path):
+    """``restore_model(step=...)`` against the tensors read straight from each checkpoint file;
+    a step the index does not list is refused, naming the steps it does."""
+    import numpy as np
+
+    from _train_checks import checkpoint_run, checkpoint_values
+
+    workdir = tmp_path / "run"
+    checkpoint_run(workdir, steps=(6, 12, 18))
+    folder = workdir / "checkpoints"
+    saved = {s: checkpoint_values(folder / f"ckpt-{s}") for s in (6, 12, 18)}
+    kernels = [k for k in saved[6] if "kernel" in k and k.startswith("model/")]
+    assert kernels
+    for step, want in ((6, saved[6]), (12, saved[12]), (None, saved[18])):
+        _, model, _ = run_dir.restore_model(str(workdir), step=step)
+        values = [v.numpy() for v in model.variables]
+        for k in kernels:  # each kernel of that checkpoint is a variable of the model
+            assert any(v.shape == want[k].shape and np.array_equal(v, want[k]) for v in values)
+        other = saved[18] if step != 18 and step is not None else saved[6]
+        assert not any(np.array_equal(v, other[kernels[0]]) for v in values)
+    for missing in (7, 24):
+        with pytest.raises(
+            run_dir.CheckpointError, match=r"no checkpoint of step \d+ .*saved steps: 6, 12, 18"
+        ):
+            run_dir.restore_model(str(workdir), step=missing)
+    with pytest.raises(run_dir.CheckpointError, match="saved steps: none"):
+        run_dir.checkpoint_of_step(str(tmp_path / "empty"), 6)
+    for suffix in (".index", ".data-00000-of-00001"):
+        os.remove(folder / f"ckpt-12{suffix}")
+    with pytest.raises(run_dir.CheckpointError, match="files are missing: pass another saved step"):
+        run_dir.restore_model(str(workdir), step=12)

@@ -1,45 +1,20 @@
 """Checkpoint weight averaging (spos_tf.train.average): the averaged checkpoint against numpy means
 of the source checkpoints' tensors, read straight from the files; bad arguments refused with
-nothing written. Fast: the two source checkpoints are written here from a tiny NAS-Bench-201
-supernet with set weights, nothing is trained."""
+nothing written. Fast: the source checkpoints are written by ``_train_checks.checkpoint_run`` from a
+tiny NAS-Bench-201 supernet with set weights, nothing is trained."""
 
-import contextlib
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import spos_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from spos_tf.runs import run_dir
 from spos_tf.train import average
 
 from _files import snapshot
-from _train_checks import checkpoint_values, parse_flagfile
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _source_run(workdir, steps=(6, 12)):
-    """A run directory holding checkpoints of the tiny NAS-Bench-201 supernet at ``steps``, every
-    float weight drawn anew per checkpoint and ``arch_var`` set to the step."""
-    with contextlib.chdir(REPO):
-        config = parse_flagfile("tiny_nb201_supernet.cfg", f"--workdir={workdir}").to_dict()
-    run_dir.write_config(str(workdir), config)
-    model = run_dir.build_model(config)
-    checkpoint = tf.train.Checkpoint(model=model)
-    manager = tf.train.CheckpointManager(checkpoint, run_dir.checkpoint_dir(str(workdir)), 10)
-    rng = np.random.default_rng(0)
-    for step in steps:
-        for v in model.variables:
-            if v.dtype.is_floating:
-                v.assign(rng.normal(size=v.shape).astype(v.dtype.as_numpy_dtype))
-            else:
-                v.assign(np.full(v.shape, step, v.dtype.as_numpy_dtype))
-        manager.save(checkpoint_number=step)
-    return config
+from _train_checks import checkpoint_run, checkpoint_values
 
 
 def _model_tensors(path):
@@ -48,7 +23,7 @@ def _model_tensors(path):
 
 def test_the_averaged_checkpoint_is_the_mean_of_the_sources(tmp_path):
     source, out = tmp_path / "run", tmp_path / "avg"
-    _source_run(source, steps=(6, 12, 18))
+    checkpoint_run(source, steps=(6, 12, 18))
     path = average.average_checkpoints(str(source), [12, 6], str(out))
     assert path == os.path.join(run_dir.checkpoint_dir(str(out)), "ckpt-12")
     a, b = (_model_tensors(source / "checkpoints" / f"ckpt-{s}") for s in (6, 12))
@@ -73,7 +48,7 @@ def test_the_averaged_checkpoint_is_the_mean_of_the_sources(tmp_path):
 
 
 def test_the_steps_saved_are_listed(tmp_path):
-    _source_run(tmp_path / "run", steps=(6, 12))
+    checkpoint_run(tmp_path / "run", steps=(6, 12))
     saved = run_dir.saved_checkpoints(run_dir.checkpoint_dir(str(tmp_path / "run")))
     assert list(saved) == [6, 12]
     assert saved[12] == os.path.join(str(tmp_path / "run"), "checkpoints", "ckpt-12")
@@ -89,14 +64,14 @@ def test_the_steps_saved_are_listed(tmp_path):
     ],
 )
 def test_bad_steps_are_refused_with_the_fix(tmp_path, steps, message):
-    _source_run(tmp_path / "run")
+    checkpoint_run(tmp_path / "run")
     with pytest.raises(average.AverageError, match=message):
         average.average_checkpoints(str(tmp_path / "run"), steps, str(tmp_path / "avg"))
     assert not (tmp_path / "avg").exists()
 
 
 def test_a_folder_holding_a_run_is_never_overwritten(tmp_path):
-    _source_run(tmp_path / "run")
+    checkpoint_run(tmp_path / "run")
     average.average_checkpoints(str(tmp_path / "run"), [6, 12], str(tmp_path / "avg"))
     before = snapshot(tmp_path / "avg")
     with pytest.raises(average.AverageError, match="already holds a run; choose a new folder"):
@@ -110,7 +85,7 @@ def test_the_command_line_writes_the_average_or_names_the_fix(tmp_path, capsys):
     from conftest import import_benchmark
 
     cli = import_benchmark("average_checkpoints")
-    _source_run(tmp_path / "run")
+    checkpoint_run(tmp_path / "run")
     run, out = str(tmp_path / "run"), str(tmp_path / "avg")
     assert cli.main([f"--workdir={run}", "--steps=6,7", f"--out={out}"]) == 2
     assert "no checkpoint at step(s) [7]; it holds steps [6, 12]" in capsys.readouterr().err
