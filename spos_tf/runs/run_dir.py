@@ -445,7 +445,16 @@ def checkpoint_of_step(directory: str, step: int) -> str:
       CheckpointError: the index lists no checkpoint of ``step`` (the message names those it
         lists), or lists it but its files are missing.
     """
-    saved = saved_checkpoints(directory)  # empty without a readable index
+    try:  # TF logs and returns None for an index it cannot parse: no steps then
+        saved = saved_checkpoints(directory)
+    except Exception:  # noqa: BLE001  (any failure to read the index means the same)
+        saved = {}
+    if not saved and os.path.exists(os.path.join(directory, "checkpoint")):
+        raise CheckpointError(
+            f"the checkpoint index {os.path.join(directory, 'checkpoint')} is unreadable or "
+            f"lists no checkpoint, so the checkpoint of step {step} cannot be found. Fix: "
+            f"restore the index from a copy of the run, or leave the step out"
+        )
     if step not in saved:
         listed = ", ".join(str(s) for s in saved) or "none"
         raise CheckpointError(

@@ -200,14 +200,14 @@ def load_supernet_config(supernet_dir: str, step: int | None = None) -> dict:
     """
     from spos_tf.train import few_shot
 
+    if step is not None and few_shot.is_few_shot(supernet_dir):
+        raise run_dir.RunDirError(
+            f"--supernet_step={step}: {supernet_dir!r} is a few-shot split, whose sub-supernets "
+            f"train on from the one-shot run's step; score an earlier point of the one-shot run "
+            f"itself (its --workdir), or drop --supernet_step"
+        )
     try:
         if few_shot.is_few_shot(supernet_dir):
-            if step is not None:
-                raise run_dir.RunDirError(
-                    f"--supernet_step={step}: {supernet_dir!r} is a few-shot split, whose "
-                    f"sub-supernets train on from the one-shot run's step; score an earlier "
-                    f"point of the one-shot run itself (its --workdir), or drop --supernet_step"
-                )
             return few_shot.load_run_config(supernet_dir)
         run_config = run_dir.load_run_config(supernet_dir)
     except run_dir.RunDirError as e:

@@ -74,6 +74,34 @@ def test_the_ranking_passes_its_step_to_its_scoring_settings(tmp_path):
         SearchConfig(supernet_dir="a", workdir="b", supernet_step=0).validate()
 
 
+def test_a_search_resumed_with_another_step_is_refused(run_with_steps, tmp_path):
+    import json
+
+    from spos_tf.search import run as search_run
+
+    workdir = tmp_path / "search"
+    at_6 = tiny_config(run_with_steps, workdir, "--supernet_step=6")
+    workdir.mkdir()
+    stored = at_6.to_dict()
+    (workdir / search_run.CONFIG_FILE).write_text(json.dumps(stored))
+    assert search_run.check_workdir(at_6) == "resume"
+    with pytest.raises(run_dir.RunDirError, match="supernet_step: 6 -> 12"):
+        search_run.check_workdir(tiny_config(run_with_steps, workdir, "--supernet_step=12"))
+    with pytest.raises(run_dir.RunDirError, match="supernet_step: 6 -> None"):
+        search_run.check_workdir(tiny_config(run_with_steps, workdir))
+    # a search written before the flag existed resumes as one of the latest checkpoint
+    del stored["supernet_step"]
+    (workdir / search_run.CONFIG_FILE).write_text(json.dumps(stored))
+    assert search_run.check_workdir(tiny_config(run_with_steps, workdir)) == "resume"
+
+
+def test_an_unreadable_index_is_named(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint").write_text("not { a proto")
+    with pytest.raises(run_dir.CheckpointError, match="index .* is unreadable"):
+        run_dir.checkpoint_of_step(str(tmp_path / "checkpoints"), 6)
+
+
 def test_a_few_shot_split_refuses_a_step(tmp_path):
     from spos_tf.train import few_shot
 
