@@ -438,23 +438,42 @@ def saved_checkpoints(directory: str) -> dict:
     return {checkpoint_step(p): p for p in paths}
 
 
+def _index_state(directory: str):
+    """The parsed ``checkpoint`` index of ``directory`` (a ``CheckpointState``; None without one).
+
+    Raises:
+      CheckpointError: the index is unreadable or names no checkpoint.
+    """
+    import tensorflow as tf
+
+    directory = os.path.abspath(directory)
+    index = os.path.join(directory, "checkpoint")
+    if not os.path.exists(index):
+        return None
+    try:  # TF logs and returns None for an index it cannot parse
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as e:  # noqa: BLE001  (any failure to read the index means the same)
+        state, reason = None, f"{type(e).__name__}: {e}"
+    else:
+        reason = "it does not parse as a CheckpointState"
+    if state is None or not state.model_checkpoint_path:
+        raise CheckpointError(
+            f"the checkpoint index {index} is unreadable ({reason}). Fix: delete that file and "
+            f"rerun (training then restarts from scratch), or pass --overwrite"
+        )
+    return state
+
+
 def checkpoint_of_step(directory: str, step: int) -> str:
     """Path prefix of the checkpoint saved at ``step`` in ``directory``.
 
     Raises:
-      CheckpointError: the index lists no checkpoint of ``step`` (the message names those it
-        lists), or lists it but its files are missing.
+      CheckpointError: the index is unreadable, lists no checkpoint of ``step`` (the message
+        names those it lists), or lists it but its files are missing.
     """
-    try:  # TF logs and returns None for an index it cannot parse: no steps then
-        saved = saved_checkpoints(directory)
-    except Exception:  # noqa: BLE001  (any failure to read the index means the same)
-        saved = {}
-    if not saved and os.path.exists(os.path.join(directory, "checkpoint")):
-        raise CheckpointError(
-            f"the checkpoint index {os.path.join(directory, 'checkpoint')} is unreadable or "
-            f"lists no checkpoint, so the checkpoint of step {step} cannot be found. Fix: "
-            f"restore the index from a copy of the run, or leave the step out"
-        )
+    state = _index_state(directory)  # None without an index; unreadable: CheckpointError
+    paths = [] if state is None else state.all_model_checkpoint_paths
+    saved = {checkpoint_step(p): p for p in paths}
     if step not in saved:
         listed = ", ".join(str(s) for s in saved) or "none"
         raise CheckpointError(
@@ -477,25 +496,12 @@ def latest_checkpoint(directory: str) -> str | None:
     Raises:
       CheckpointError: the ``checkpoint`` index is unreadable, or names files that are missing.
     """
-    import tensorflow as tf
-
     # TF joins a relative entry of the index with the directory it is given; an absolute directory
     # keeps a relative --workdir (runs/quickstart) from being joined twice below.
     directory = os.path.abspath(directory)
-    index = os.path.join(directory, "checkpoint")
-    if not os.path.exists(index):
+    state = _index_state(directory)
+    if state is None:
         return None
-    try:  # TF logs and returns None for an index it cannot parse
-        state = tf.train.get_checkpoint_state(directory)
-    except Exception as e:  # noqa: BLE001  (any failure to read the index means the same)
-        state, reason = None, f"{type(e).__name__}: {e}"
-    else:
-        reason = "it does not parse as a CheckpointState"
-    if state is None or not state.model_checkpoint_path:
-        raise CheckpointError(
-            f"the checkpoint index {index} is unreadable ({reason}). Fix: delete that file and "
-            f"rerun (training then restarts from scratch), or pass --overwrite"
-        )
     path = state.model_checkpoint_path
     if not os.path.isabs(path):
         path = os.path.join(directory, path)
